@@ -1,0 +1,65 @@
+/** Strict command-line parsing for onionboxd and onionbox: unknown flags are errors, never ignored. */
+import { parseArgs } from 'node:util';
+import { obxError } from './errors.js';
+
+export interface DaemonArgs {
+  simulate: boolean;
+  stateDir: string;
+  listenHost: string | undefined;
+  listenPort: number | undefined;
+  logLevel: string | undefined;
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
+export const DEFAULT_SIM_STATE_DIR = '.onionbox-sim';
+
+export function parsePort(value: string, flag: string, min = 1): number {
+  if (!/^[0-9]{1,5}$/.test(value))
+    throw obxError('CLI_USAGE', `${flag} must be a port number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > 65535) throw obxError('CLI_USAGE', `${flag} must be ${min}-65535, got ${n}`);
+  return n;
+}
+
+export function parseDaemonArgs(argv: string[]): DaemonArgs {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        simulate: { type: 'boolean', default: false },
+        'state-dir': { type: 'string' },
+        listen: { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw obxError('CLI_USAGE', (err as Error).message);
+  }
+  const v = parsed.values;
+  const simulate = v.simulate === true;
+  let listenHost: string | undefined;
+  let listenPort: number | undefined;
+  if (typeof v.listen === 'string') {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(v.listen);
+    if (!m) throw obxError('CLI_USAGE', `--listen must be IPV4:PORT, got "${v.listen}"`);
+    listenHost = m[1];
+    listenPort = parsePort(m[2] ?? '', '--listen', 0); // 0: any free port (tests)
+  }
+  const logLevel = typeof v['log-level'] === 'string' ? v['log-level'] : undefined;
+  if (
+    logLevel !== undefined &&
+    !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)
+  ) {
+    throw obxError('CLI_USAGE', `--log-level must be one of fatal,error,warn,info,debug,trace,silent`);
+  }
+  const stateDir =
+    typeof v['state-dir'] === 'string'
+      ? v['state-dir']
+      : simulate
+        ? DEFAULT_SIM_STATE_DIR
+        : DEFAULT_STATE_DIR;
+  return { simulate, stateDir, listenHost, listenPort, logLevel };
+}

@@ -1,0 +1,68 @@
+/**
+ * `onionbox`: the box's command line. Global flag: --state-dir DIR (default /var/lib/onionbox, or
+ * $ONIONBOX_STATE_DIR). Subcommands are matched on their longest name prefix ("firewall render").
+ */
+import { DEFAULT_STATE_DIR } from '../args.js';
+import { describeError, isObxError } from '../errors.js';
+import { statusCommand } from './status.js';
+import type { CliCommand, CliContext } from './types.js';
+
+export const COMMANDS: readonly CliCommand[] = [statusCommand];
+
+export function usage(commands: readonly CliCommand[] = COMMANDS): string {
+  const lines = ['Usage: onionbox [--state-dir DIR] COMMAND [ARGS]', '', 'Commands:'];
+  for (const c of commands) lines.push(`  ${c.usage.padEnd(60)} ${c.summary}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function findCommand(
+  argv: string[],
+  commands: readonly CliCommand[] = COMMANDS,
+): { command: CliCommand; rest: string[] } | null {
+  let best: { command: CliCommand; rest: string[] } | null = null;
+  for (const command of commands) {
+    const words = command.name.split(' ');
+    if (
+      words.every((w, i) => argv[i] === w) &&
+      (!best || words.length > best.command.name.split(' ').length)
+    ) {
+      best = { command, rest: argv.slice(words.length) };
+    }
+  }
+  return best;
+}
+
+export async function runCli(argv: string[], ctx: Partial<CliContext> = {}): Promise<number> {
+  const out = ctx.out ?? ((t: string) => process.stdout.write(t));
+  const err = ctx.err ?? ((t: string) => process.stderr.write(t));
+  let stateDir = ctx.stateDir ?? process.env.ONIONBOX_STATE_DIR ?? DEFAULT_STATE_DIR;
+  const args = [...argv];
+  if (args[0] === '--state-dir') {
+    const dir = args[1];
+    if (!dir) {
+      err('onionbox: --state-dir needs a directory\n');
+      return 2;
+    }
+    stateDir = dir;
+    args.splice(0, 2);
+  }
+  if (args.length === 0 || args[0] === 'help' || args[0] === '--help' || args[0] === '-h') {
+    out(usage());
+    return args.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(args);
+  if (!found) {
+    err(`onionbox: unknown command "${args.join(' ')}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await found.command.run(found.rest, { stateDir, out, err });
+  } catch (e) {
+    err(`onionbox ${found.command.name}: ${describeError(e)}\n`);
+    if (isObxError(e, 'CLI_USAGE')) {
+      err(`usage: ${found.command.usage}\n`);
+      return 2;
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Versioned migrations of the configuration document. Each migration turns version N into N+1 and is a
+ * pure function of the document. The store backs up the file before writing a migrated document.
+ */
+import { obxError } from '../errors.js';
+import { CONFIG_VERSION } from './schema.js';
+
+export type Migration = (doc: Record<string, unknown>) => Record<string, unknown>;
+
+/** migrations[n] turns version n into n + 1. Version 1 is the first released format: none yet. */
+export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({});
+
+export function migrate(
+  doc: unknown,
+  migrations: Readonly<Record<number, Migration>> = MIGRATIONS,
+  target: number = CONFIG_VERSION,
+): { doc: unknown; from: number; migrated: boolean } {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    return { doc, from: -1, migrated: false };
+  const version = (doc as Record<string, unknown>).version;
+  if (typeof version !== 'number' || !Number.isInteger(version)) {
+    throw obxError('CONFIG_UNKNOWN_VERSION', `version is ${JSON.stringify(version) ?? 'missing'}`);
+  }
+  if (version > target) {
+    throw obxError('CONFIG_UNKNOWN_VERSION', `version ${version} is newer than this firmware (${target})`);
+  }
+  let current = structuredClone(doc) as Record<string, unknown>;
+  for (let v = version; v < target; v++) {
+    const step = migrations[v];
+    if (!step) throw obxError('CONFIG_UNKNOWN_VERSION', `no migration from version ${v}`);
+    current = { ...step(current), version: v + 1 };
+  }
+  return { doc: current, from: version, migrated: version !== target };
+}

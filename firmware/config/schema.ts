@@ -1,0 +1,156 @@
+/**
+ * The one schema of the box's configuration document. Types come from the schema (TypeBox), so the
+ * validator and the TypeScript types cannot drift apart. Owner-supplied strings that reach torrc, nft,
+ * nmcli or hostapd are narrowed here by allowlist patterns; subsystems may add stricter grammars
+ * (firmware/tor/ checks bridge lines and country codes) through `registerConfigCheck`.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+
+export const CONFIG_VERSION = 1 as const;
+
+/** Linux interface names: IFNAMSIZ-1 characters from a conservative set. */
+export const InterfaceName = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$',
+  description: 'Network interface name (1-15 characters: letters, digits, _ . -)',
+  examples: ['eth0', 'wlan0'],
+});
+
+export const Ipv4Address = Type.String({
+  pattern: '^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$',
+  description: 'Dotted-quad IPv4 address',
+  examples: ['10.42.0.1'],
+});
+
+export const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+
+/** Printable ASCII only: no newline, no control character can ever reach a rendered file. */
+const PrintableLine = (maxLength: number, description: string) =>
+  Type.String({ pattern: '^[\\x20-\\x7e]+$', minLength: 1, maxLength, description });
+
+export const TorSettings = Type.Object(
+  {
+    useBridges: Type.Boolean({
+      default: false,
+      description: 'Connect through bridges instead of public guards',
+    }),
+    bridges: Type.Array(PrintableLine(1024, 'A bridge line as given by bridges.torproject.org'), {
+      maxItems: 32,
+      default: [],
+    }),
+    builtinSnowflake: Type.Boolean({
+      default: false,
+      description: 'Use the built-in snowflake bridge (needs UDP for WebRTC on the WAN side)',
+    }),
+    exitNodes: Type.Array(Type.String({ pattern: '^[a-z]{2}$' }), {
+      maxItems: 64,
+      uniqueItems: true,
+      default: [],
+      description: 'Only exit through these countries (ISO 3166-1 alpha-2, lower case)',
+    }),
+    excludeExitNodes: Type.Array(Type.String({ pattern: '^[a-z]{2}$' }), {
+      maxItems: 64,
+      uniqueItems: true,
+      default: [],
+      description: 'Never exit through these countries',
+    }),
+    strictNodes: Type.Boolean({ default: false, description: 'Fail rather than ignore the country lists' }),
+  },
+  { additionalProperties: false, requiresRestart: true },
+);
+
+export const NetworkSettings = Type.Object(
+  {
+    lanInterface: InterfaceName,
+    wanInterface: InterfaceName,
+    lanAddress: Ipv4Address,
+    lanPrefix: Type.Integer({ minimum: 8, maximum: 30 }),
+    hostname: Type.String({
+      pattern: '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$',
+      description: 'Name the web page answers to besides the LAN address (Host header allowlist)',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const WebSettings = Type.Object(
+  {
+    port: Port,
+    /** scrypt hash in the form `scrypt$N$r$p$salt_b64$hash_b64`; null until the box is claimed. */
+    passwordHash: Type.Union([
+      Type.String({ pattern: '^scrypt\\$[0-9]+\\$[0-9]+\\$[0-9]+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+$' }),
+      Type.Null(),
+    ]),
+    /** 32 random bytes, hex; signs session cookies. Generated on first start. */
+    sessionKey: Type.Union([Type.String({ pattern: '^[0-9a-f]{64}$' }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+const Pin = Type.Integer({ minimum: 0, maximum: 53, description: 'BCM GPIO number (offset on the chip)' });
+
+export const BoardSettings = Type.Object(
+  {
+    killSwitchPin: Pin,
+    claimButtonPin: Pin,
+    ledPins: Type.Object({ green: Pin, amber: Pin, red: Pin }, { additionalProperties: false }),
+    oled: Type.Object(
+      {
+        enabled: Type.Boolean(),
+        bus: Type.Integer({ minimum: 0, maximum: 31 }),
+        address: Type.Integer({ minimum: 0x03, maximum: 0x77 }),
+        controller: Type.Union([Type.Literal('ssd1306'), Type.Literal('sh1106')]),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    version: Type.Literal(CONFIG_VERSION),
+    tor: TorSettings,
+    network: NetworkSettings,
+    web: WebSettings,
+    board: BoardSettings,
+    /** Kill switch engaged from the web page (the hardware switch is read live, never stored). */
+    softKill: Type.Boolean(),
+  },
+  { additionalProperties: false, title: 'Onionbox configuration', $id: 'onionbox-config' },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type TorConfig = Static<typeof TorSettings>;
+export type NetworkConfig = Static<typeof NetworkSettings>;
+export type WebConfig = Static<typeof WebSettings>;
+export type BoardConfig = Static<typeof BoardSettings>;
+
+/** What a fresh box starts with. No password: the first owner claims the box (physical presence). */
+export function defaultConfig(): Config {
+  return {
+    version: CONFIG_VERSION,
+    tor: {
+      useBridges: false,
+      bridges: [],
+      builtinSnowflake: false,
+      exitNodes: [],
+      excludeExitNodes: [],
+      strictNodes: false,
+    },
+    network: {
+      lanInterface: 'wlan0',
+      wanInterface: 'eth0',
+      lanAddress: '10.42.0.1',
+      lanPrefix: 24,
+      hostname: 'onionbox.lan',
+    },
+    web: { port: 80, passwordHash: null, sessionKey: null },
+    board: {
+      killSwitchPin: 17,
+      claimButtonPin: 27,
+      ledPins: { green: 22, amber: 23, red: 24 },
+      oled: { enabled: true, bus: 1, address: 0x3c, controller: 'ssd1306' },
+    },
+    softKill: false,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Foundation metrics: onionboxd (built, simulator mode) start -> first HTTP answer, steady RSS,
+ * idle CPU over 30 s. Runs dist/ (what the SD image ships), not the TypeScript sources.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuSeconds, percentile, rssBytes } from './proc.js';
+import type { BenchResult, BenchSuite } from './types.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const PORT = 18_080;
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
+
+async function firstAnswer(url: string, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(5);
+  }
+  throw new Error(`no answer from ${url}`);
+}
+
+async function oneRun(measureIdle: boolean): Promise<{ startMs: number; rss?: number; idleCpu?: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'onionbox-bench-'));
+  const t0 = performance.now();
+  const proc = spawn(
+    process.execPath,
+    [join(root, 'dist/firmware/main.js'), '--simulate', '--state-dir', dir, '--listen', `127.0.0.1:${PORT}`],
+    {
+      stdio: 'ignore',
+      env: { ...process.env, CI: 'true', ONIONBOX_LOG_LEVEL: 'warn' },
+    },
+  );
+  try {
+    await firstAnswer(`http://127.0.0.1:${PORT}/`, Date.now() + 15_000);
+    const startMs = performance.now() - t0;
+    if (!measureIdle || proc.pid === undefined) return { startMs };
+    for (let i = 0; i < 50; i++) await (await fetch(`http://127.0.0.1:${PORT}/`)).arrayBuffer();
+    await sleep(5_000); // let start-up garbage settle
+    const rss = rssBytes(proc.pid);
+    const c0 = cpuSeconds(proc.pid);
+    await sleep(IDLE_SECONDS * 1000);
+    const idleCpu = ((cpuSeconds(proc.pid) - c0) / IDLE_SECONDS) * 100;
+    return { startMs, rss: Math.max(rss, rssBytes(proc.pid)), idleCpu };
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const firmwareSuite: BenchSuite = {
+  name: 'firmware',
+  async run(): Promise<BenchResult[]> {
+    const starts: number[] = [];
+    for (let i = 0; i < 5; i++) starts.push((await oneRun(false)).startMs);
+    const steady = await oneRun(true);
+    starts.push(steady.startMs);
+    starts.sort((a, b) => a - b);
+    const p50 = percentile(starts, 50);
+    const rssMb = (steady.rss ?? 0) / 1024 / 1024;
+    const cpu = steady.idleCpu ?? Number.NaN;
+    return [
+      {
+        name: 'firmware start -> first HTTP answer (p50 of 6)',
+        value: Math.round(p50),
+        unit: 'ms',
+        goal: '< 1500 ms',
+        pass: p50 < 1500,
+        detail: { min: Math.round(starts[0] ?? 0), max: Math.round(starts.at(-1) ?? 0) },
+      },
+      {
+        name: 'steady RSS (simulator, idle)',
+        value: Number(rssMb.toFixed(1)),
+        unit: 'MB',
+        goal: '< 64 MB',
+        pass: rssMb < 64,
+      },
+      {
+        name: `idle CPU over ${IDLE_SECONDS} s`,
+        value: Number(cpu.toFixed(2)),
+        unit: '%',
+        goal: '< 1 %',
+        pass: cpu < 1,
+      },
+    ];
+  },
+};

@@ -1,0 +1,41 @@
+import t from 'tap';
+import { DEFAULT_SIM_STATE_DIR, DEFAULT_STATE_DIR, parseDaemonArgs, parsePort } from '../../firmware/args.js';
+
+t.test('daemon args', async (t) => {
+  t.same(parseDaemonArgs([]), {
+    simulate: false,
+    stateDir: DEFAULT_STATE_DIR,
+    listenHost: undefined,
+    listenPort: undefined,
+    logLevel: undefined,
+  });
+  t.equal(parseDaemonArgs(['--simulate']).stateDir, DEFAULT_SIM_STATE_DIR);
+  const a = parseDaemonArgs([
+    '--simulate',
+    '--state-dir',
+    '/tmp/x',
+    '--listen',
+    '127.0.0.1:8081',
+    '--log-level',
+    'debug',
+  ]);
+  t.same(a, {
+    simulate: true,
+    stateDir: '/tmp/x',
+    listenHost: '127.0.0.1',
+    listenPort: 8081,
+    logLevel: 'debug',
+  });
+  for (const bad of [
+    ['--bogus'],
+    ['--listen', 'localhost'],
+    ['--listen', '1.2.3.4:99999'],
+    ['--log-level', 'loud'],
+    ['extra'],
+  ]) {
+    t.throws(() => parseDaemonArgs(bad), { code: 'OBX_ERR_CLI_USAGE' }, bad.join(' '));
+  }
+  t.equal(parsePort('80', 'x'), 80);
+  t.throws(() => parsePort('0', 'x'), { code: 'OBX_ERR_CLI_USAGE' });
+  t.throws(() => parsePort('8o', 'x'), { code: 'OBX_ERR_CLI_USAGE' });
+});
