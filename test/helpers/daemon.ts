@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Test } from 'tap';
+import { nodeTsArgs } from './node-ts.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -13,7 +14,7 @@ export interface RunningDaemon {
 
 /** Starts onionboxd from source (tsx) and waits for its "ready" log line. Stopped by PID at teardown. */
 export function startDaemon(t: Test, args: string[], timeoutMs = 20_000): Promise<RunningDaemon> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', `${root}firmware/main.ts`, ...args], {
+  const proc = spawn(process.execPath, [...nodeTsArgs(), `${root}firmware/main.ts`, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: 'true' },
   });

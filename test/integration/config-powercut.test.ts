@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import t from 'tap';
 import { ConfigStore } from '../../firmware/config/store.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const TOTAL_WRITES = 1000;
@@ -10,7 +11,7 @@ const child = new URL('../helpers/config-writer.ts', import.meta.url).pathname;
 /** Runs the writer until it has written `count` times or is killed after `killAfterMs`. */
 function runWriter(dir: string, start: number, count: number, killAfterMs: number): Promise<number[]> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, dir, String(start), String(count)], {
+    const proc = spawn(process.execPath, [...nodeTsArgs(), child, dir, String(start), String(count)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const done: number[] = [];

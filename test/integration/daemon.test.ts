@@ -3,12 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { startDaemon } from '../helpers/daemon.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
 function cli(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', `${root}firmware/cli.ts`, ...args], {
+  return spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli.ts`, ...args], {
     encoding: 'utf8',
   });
 }
@@ -38,16 +39,7 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
   writeFileSync(join(dir, 'config.json'), '{"version": 1, "tor": ');
   const r = spawnSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      `${root}firmware/main.ts`,
-      '--simulate',
-      '--state-dir',
-      dir,
-      '--listen',
-      '127.0.0.1:0',
-    ],
+    [...nodeTsArgs(), `${root}firmware/main.ts`, '--simulate', '--state-dir', dir, '--listen', '127.0.0.1:0'],
     { encoding: 'utf8', env: { ...process.env, CI: 'true' }, timeout: 20_000 },
   );
   t.equal(r.status, 1);
@@ -56,7 +48,7 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
 });
 
 t.test('bad daemon arguments: clear error, exit 2', async (t) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', `${root}firmware/main.ts`, '--bogus'], {
+  const r = spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/main.ts`, '--bogus'], {
     encoding: 'utf8',
   });
   t.equal(r.status, 2);
