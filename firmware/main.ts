@@ -6,6 +6,7 @@
 import { parseDaemonArgs } from './args.js';
 import { Daemon } from './daemon.js';
 import { describeError } from './errors.js';
+import { createSdNotifier } from './lib/sd-notify.js';
 import { createLogger } from './log.js';
 
 async function main(): Promise<number> {
@@ -24,11 +25,15 @@ async function main(): Promise<number> {
     listenPort: args.listenPort,
     log,
   });
+  const sd = createSdNotifier();
+  let stopWatchdog: () => void = () => undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    stopWatchdog();
+    void sd.stopping();
     daemon.stop().then(
       () => {
         log.info('stopped');
@@ -48,6 +53,8 @@ async function main(): Promise<number> {
     return 1;
   }
   log.info({ address: daemon.address, simulate: args.simulate }, 'onionboxd ready');
+  await sd.ready(`web page at ${daemon.address}`);
+  stopWatchdog = sd.startWatchdog();
   if (args.simulate) process.stdout.write(`Onionbox simulator: web page at ${daemon.address}\n`);
   return -1; // keep running
 }
