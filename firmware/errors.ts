@@ -42,10 +42,61 @@ export const Errors = Object.freeze({
   CONFIG_WRITE_FAILED: spec('OBX_ERR_CONFIG_WRITE_FAILED', 'Configuration could not be written', 500),
   // command line
   CLI_USAGE: spec('OBX_ERR_CLI_USAGE', 'Bad command line', 400),
+  // tor (firmware/tor/)
+  TOR_BRIDGE_INVALID: spec('OBX_ERR_TOR_BRIDGE_INVALID', 'Bridge line rejected', 400),
+  TOR_COUNTRY_INVALID: spec('OBX_ERR_TOR_COUNTRY_INVALID', 'Unknown country code', 400),
+  TOR_VALUE_INVALID: spec('OBX_ERR_TOR_VALUE_INVALID', 'Value not allowed in torrc', 400),
+  TOR_CONFIG_REJECTED: spec('OBX_ERR_TOR_CONFIG_REJECTED', 'tor refused the new configuration', 400),
+  TOR_START_FAILED: spec('OBX_ERR_TOR_START_FAILED', 'tor failed to start', 500),
+  TOR_NOT_RUNNING: spec(
+    'OBX_ERR_TOR_NOT_RUNNING',
+    'tor is not running or its control port is not connected',
+    503,
+  ),
+  TOR_PROTOCOL: spec('OBX_ERR_TOR_PROTOCOL', 'Malformed reply on the tor control port', 502),
+  TOR_OPERATION_FAILED: spec('OBX_ERR_TOR_OPERATION_FAILED', 'tor refused a control command', 502),
+  TOR_CONTROL_CLOSED: spec('OBX_ERR_TOR_CONTROL_CLOSED', 'The tor control connection closed', 503),
+  TOR_AUTH_FAILED: spec('OBX_ERR_TOR_AUTH_FAILED', 'Authentication to the tor control port failed', 500),
+  TOR_CHECK_FAILED: spec('OBX_ERR_TOR_CHECK_FAILED', 'The "is this Tor?" check failed', 502),
+  CLOCK_INVALID: spec('OBX_ERR_CLOCK_INVALID', 'Time rejected', 400),
+  // firewall
+  FIREWALL_INVALID_PARAMS: spec('OBX_ERR_FIREWALL_INVALID_PARAMS', 'Firewall parameters are not valid', 400),
+  FIREWALL_APPLY_FAILED: spec(
+    'OBX_ERR_FIREWALL_APPLY_FAILED',
+    'The kernel refused the firewall ruleset; the previous one stays in force',
+    500,
+  ),
+  FIREWALL_VERIFY_FAILED: spec(
+    'OBX_ERR_FIREWALL_VERIFY_FAILED',
+    'The firewall table in the kernel is not the one that was applied',
+    500,
+  ),
+  FIREWALL_NOT_STARTED: spec('OBX_ERR_FIREWALL_NOT_STARTED', 'The firewall service is not started', 503),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),
   DAEMON_START_FAILED: spec('OBX_ERR_DAEMON_START_FAILED', 'Firmware failed to start', 500),
+  // web page
+  WEB_HOST_NOT_ALLOWED: spec(
+    'OBX_ERR_WEB_HOST_NOT_ALLOWED',
+    'This address is not one the box answers to',
+    421,
+  ),
+  WEB_CSRF: spec('OBX_ERR_WEB_CSRF', 'The form expired or did not come from this page', 403),
+  WEB_AUTH_REQUIRED: spec('OBX_ERR_WEB_AUTH_REQUIRED', 'Log in first', 401),
+  WEB_NOT_CLAIMED: spec('OBX_ERR_WEB_NOT_CLAIMED', 'The box has not been claimed yet', 409),
+  WEB_ALREADY_CLAIMED: spec('OBX_ERR_WEB_ALREADY_CLAIMED', 'The box is already claimed', 409),
+  WEB_NO_PRESENCE: spec(
+    'OBX_ERR_WEB_NO_PRESENCE',
+    'Press the button on the box or type the code it shows',
+    403,
+  ),
+  WEB_LOGIN_FAILED: spec('OBX_ERR_WEB_LOGIN_FAILED', 'Wrong password', 401),
+  WEB_THROTTLED: spec('OBX_ERR_WEB_THROTTLED', 'Too many attempts; wait before trying again', 429),
+  WEB_FORM_INVALID: spec('OBX_ERR_WEB_FORM_INVALID', 'Some fields need attention', 400),
+  WEB_BODY_TOO_LARGE: spec('OBX_ERR_WEB_BODY_TOO_LARGE', 'The form sent too much data', 413),
+  WEB_BAD_CONTENT_TYPE: spec('OBX_ERR_WEB_BAD_CONTENT_TYPE', 'Only HTML forms are accepted', 415),
+  WEB_NOT_FOUND: spec('OBX_ERR_WEB_NOT_FOUND', 'No such page', 404),
 } as const);
 
 export type ErrorName = keyof typeof Errors;

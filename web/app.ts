@@ -1,22 +1,215 @@
 /**
- * The web page (Fastify). This is the foundation's placeholder: one status page that says what the box
- * is doing. The web issue replaces it with claim, login, status and settings.
+ * The web page (Fastify 5): claim, login, status and settings, server-rendered with Eta (auto-escaping),
+ * working without JavaScript; one shipped script adds live status over Server-Sent Events.
+ *
+ * Order of guards on every request: security headers (helmet, strict CSP) -> Host allowlist (DNS
+ * rebinding) -> session from the signed cookie -> area guard (claimed? logged in?) -> body parse (forms
+ * only, size-limited) -> CSRF token (preValidation) -> handler. Areas are encapsulated plugins:
+ * routes/auth.ts, routes/status.ts, routes/settings.ts, routes/sim.ts.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import fastifyView from '@fastify/view';
+import { Eta } from 'eta';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { BoxApi } from '../firmware/box-api.js';
 import type { ConfigStore } from '../firmware/config/store.js';
+import { isObxError, ObxError, obxError } from '../firmware/errors.js';
+import { allowedHosts, hostAllowed } from './lib/hosts.js';
+import { SessionStore } from './lib/sessions.js';
+import { FailureThrottle } from './lib/throttle.js';
+import { authRoutes } from './routes/auth.js';
+import { renderError, type WebContext } from './routes/common.js';
+import { settingsRoutes } from './routes/settings.js';
+import { simRoutes } from './routes/sim.js';
+import { statusRoutes } from './routes/status.js';
+import { ensureSessionKey } from './session-key.js';
 
-export interface WebDeps {
+export interface BoxWebDeps {
+  log: Logger;
+  box: BoxApi;
+  simulate: boolean;
+  /** Extra names the page answers to besides network.lanAddress and network.hostname (Host allowlist). */
+  allowedHosts?: readonly string[] | undefined;
+  /** Clock for throttles and sessions (tests). */
+  now?: (() => number) | undefined;
+}
+
+/**
+ * The foundation's call shape (config only, no box). Kept so onionboxd keeps compiling until the lead
+ * passes `box`; it serves only the foundation's one-line placeholder page. Remove with that wiring.
+ */
+export interface LegacyWebDeps {
   log: Logger;
   config: ConfigStore;
   simulate: boolean;
+}
+
+export type WebDeps = BoxWebDeps | LegacyWebDeps;
+
+export const BODY_LIMIT = 64 * 1024;
+export const SESSION_COOKIE = 'obx_sid';
+
+/** Shipped files: next to this module in the source tree; dist/web/*.js finds them in ../../web/. */
+export function assetDir(name: 'public' | 'views'): string {
+  const here = fileURLToPath(new URL(`./${name}/`, import.meta.url));
+  if (existsSync(here)) return here;
+  return fileURLToPath(new URL(`../../web/${name}/`, import.meta.url));
 }
 
 export function buildWebApp(deps: WebDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'web' }) as FastifyBaseLogger,
     disableRequestLogging: true,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: false,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    requestTimeout: 30_000,
+    routerOptions: { maxParamLength: 200 },
   });
+  if (!('box' in deps)) return legacyApp(app, deps);
+  const { box } = deps;
+  const now = deps.now ?? Date.now;
+  const ctx: WebContext = {
+    box,
+    simulate: deps.simulate && box.sim !== undefined,
+    sessions: new SessionStore({ now }),
+    loginThrottle: new FailureThrottle({ now }),
+    claimThrottle: new FailureThrottle({ now, freeFailures: 5 }),
+    now,
+    streams: new Set(),
+  };
+
+  // Only HTML forms are accepted as bodies (Fastify's JSON and text parsers are removed).
+  app.removeAllContentTypeParsers();
+  app.register(fastifyFormbody, { bodyLimit: BODY_LIMIT });
+
+  app.register(async (root) => {
+    await root.register(fastifyHelmet, {
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+        },
+      },
+      // Plain HTTP on the LAN: HSTS would lock owners out; everything else stays at helmet's strict defaults.
+      strictTransportSecurity: false,
+      referrerPolicy: { policy: 'no-referrer' },
+    });
+    root.addHook('onRequest', async (req, reply) => {
+      reply.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
+      reply.header('Cache-Control', 'no-store');
+      const net = box.config.get().network;
+      const allowed = allowedHosts({
+        lanAddress: net.lanAddress,
+        hostname: net.hostname,
+        simulate: deps.simulate,
+        extra: 'allowedHosts' in deps ? deps.allowedHosts : undefined,
+      });
+      if (!hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
+    });
+
+    const sessionKey = await ensureSessionKey(box.config);
+    await root.register(fastifyCookie, { secret: sessionKey, hook: 'onRequest' });
+    await root.register(fastifyCsrf, {
+      sessionPlugin: '@fastify/cookie',
+      cookieKey: 'obx_csrf',
+      cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, signed: true },
+      logLevel: 'debug',
+    });
+    await root.register(fastifyRateLimit, { global: false });
+    await root.register(fastifyView, {
+      engine: { eta: new Eta({ autoEscape: true, useWith: false, cache: true }) },
+      root: assetDir('views'),
+      production: true,
+    });
+    await root.register(fastifyStatic, {
+      root: assetDir('public'),
+      prefix: '/static/',
+      dotfiles: 'deny',
+      index: false,
+      list: false,
+      cacheControl: false,
+      setHeaders: (res) => res.setHeader('Cache-Control', 'public, max-age=3600'),
+    });
+
+    root.addHook('onRequest', async (req) => {
+      const raw = req.cookies[SESSION_COOKIE];
+      const id = raw ? req.unsignCookie(raw) : null;
+      const sid = id?.valid ? id.value : null;
+      req.ownerSession = sid && ctx.sessions.touch(sid) ? sid : null;
+    });
+
+    root.setErrorHandler(async (err, req, reply) => {
+      const obx = toObxError(err);
+      if (obx.statusCode >= 500)
+        req.log.error({ code: obx.code, err: describeForLog(err) }, 'request failed');
+      else req.log.info({ code: obx.code, url: req.routeOptions.url }, 'request refused');
+      return renderError(reply, ctx, obx);
+    });
+    root.setNotFoundHandler(async (_req, reply) => renderError(reply, ctx, obxError('WEB_NOT_FOUND')));
+
+    await root.register(authRoutes, { ctx });
+    await root.register(statusRoutes, { ctx });
+    await root.register(settingsRoutes, { ctx });
+    if (ctx.simulate) await root.register(simRoutes, { ctx });
+  });
+
+  app.addHook('onClose', async () => {
+    for (const end of ctx.streams) end();
+  });
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The owner's session id when logged in. */
+    ownerSession: string | null;
+  }
+}
+
+function toObxError(err: unknown): ObxError {
+  if (err instanceof ObxError || isObxError(err)) return err as ObxError;
+  const code = (err as { code?: unknown })?.code;
+  switch (code) {
+    case 'FST_CSRF_INVALID_TOKEN':
+    case 'FST_CSRF_MISSING_SECRET':
+      return obxError('WEB_CSRF');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return obxError('WEB_BODY_TOO_LARGE');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return obxError('WEB_BAD_CONTENT_TYPE');
+    default: {
+      const status = (err as { statusCode?: unknown })?.statusCode;
+      if (typeof status === 'number' && status === 429) return obxError('WEB_THROTTLED');
+      if (typeof status === 'number' && status >= 400 && status < 500) return obxError('WEB_FORM_INVALID');
+      return obxError('INTERNAL');
+    }
+  }
+}
+
+function describeForLog(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : 'non-error thrown';
+}
+
+function legacyApp(app: FastifyInstance, deps: LegacyWebDeps): FastifyInstance {
   app.get('/', async (_req, reply) => {
     const claimed = deps.config.get().web.passwordHash !== null;
     reply.type('text/html; charset=utf-8');

@@ -1,0 +1,116 @@
+/**
+ * Helpers for web tests: a FakeBox plus the real web app, pino logs captured in memory (to grep for
+ * secrets), and a tiny cookie jar / form poster on top of app.inject().
+ */
+import { Writable } from 'node:stream';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import { REDACT_PATHS } from '../../firmware/log.js';
+import { buildWebApp } from '../../web/app.js';
+import { FakeBox, type FakeBoxOptions } from './fake-box.js';
+import { tmpDir } from './tmp.js';
+
+export const HOST = '10.42.0.1';
+export const GOOD_PASSWORD = 'violet tractor umbrella 42';
+
+export interface WebHarness {
+  app: FastifyInstance;
+  box: FakeBox;
+  logs: () => string;
+  dir: string;
+}
+
+export async function webHarness(
+  t: Test,
+  opts: FakeBoxOptions & { now?: () => number } = {},
+): Promise<WebHarness> {
+  const dir = tmpDir(t, 'onionbox-web-');
+  const box = await FakeBox.create(dir, opts);
+  let logs = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs += chunk.toString();
+      cb();
+    },
+  });
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now });
+  await app.ready();
+  t.teardown(() => app.close());
+  return { app, box, logs: () => logs, dir };
+}
+
+/** A browser-like client: keeps cookies, reads CSRF tokens from pages, posts forms. */
+export class Client {
+  readonly cookies = new Map<string, string>();
+  constructor(
+    readonly app: FastifyInstance,
+    readonly remoteAddress = '10.42.0.23',
+  ) {}
+
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  #keep(res: LightMyRequestResponse): void {
+    for (const c of res.cookies as { name: string; value: string; maxAge?: number; expires?: Date }[]) {
+      if (c.value === '' || (c.expires && c.expires.getTime() < Date.now())) this.cookies.delete(c.name);
+      else this.cookies.set(c.name, c.value);
+    }
+  }
+
+  async get(url: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    const res = await this.app.inject({
+      method: 'GET',
+      url,
+      remoteAddress: this.remoteAddress,
+      headers: { host: HOST, cookie: this.cookieHeader(), ...headers },
+    });
+    this.#keep(res);
+    return res;
+  }
+
+  /** Posts a urlencoded form; `_csrf` is taken from `fromPage` (GET) unless given. */
+  async post(
+    url: string,
+    form: Record<string, string>,
+    fromPage?: string,
+    headers: Record<string, string> = {},
+  ): Promise<LightMyRequestResponse> {
+    const fields = { ...form };
+    if (fromPage !== undefined && fields._csrf === undefined) {
+      fields._csrf = csrfFrom((await this.get(fromPage)).body);
+    }
+    const res = await this.app.inject({
+      method: 'POST',
+      url,
+      remoteAddress: this.remoteAddress,
+      headers: {
+        host: HOST,
+        cookie: this.cookieHeader(),
+        'content-type': 'application/x-www-form-urlencoded',
+        ...headers,
+      },
+      payload: new URLSearchParams(fields).toString(),
+    });
+    this.#keep(res);
+    return res;
+  }
+}
+
+export function csrfFrom(html: string): string {
+  const m = /name="_csrf" value="([^"]+)"/.exec(html);
+  if (!m?.[1]) throw new Error('no CSRF token on the page');
+  return m[1];
+}
+
+/** Claims the box through the page (button pressed) and returns the logged-in client. */
+export async function claimed(h: WebHarness, password = GOOD_PASSWORD): Promise<Client> {
+  const c = new Client(h.app);
+  h.box.sim?.pressClaimButton();
+  if (!h.box.sim) h.box.buttonPressedAt = Date.now();
+  const res = await c.post('/claim', { password, confirm: password }, '/claim');
+  if (res.statusCode !== 303) throw new Error(`claim failed: ${res.statusCode} ${res.body}`);
+  return c;
+}

@@ -1,0 +1,194 @@
+/**
+ * Form parsing and validation. Every form is turned into the config store's own types and checked with
+ * the config store's own schema (configProblems on the whole candidate document, including the grammars
+ * subsystems register), so the page and the store cannot disagree. Problems come back per form field,
+ * in words, with the owner's input kept as typed.
+ */
+import type { Config, TorConfig } from '../../firmware/config/schema.js';
+import { configProblems } from '../../firmware/config/validate.js';
+
+export type FormBody = Record<string, unknown>;
+export type FieldErrors = Record<string, string>;
+
+/** The string value of a form field; arrays (a repeated field) and anything else count as missing. */
+export function field(body: unknown, name: string): string | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const v = (body as FormBody)[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function checkbox(body: unknown, name: string): boolean {
+  const v = field(body, name);
+  return v === 'on' || v === '1' || v === 'true';
+}
+
+export const MAX_TEXTAREA = 40_000;
+
+export interface BridgesInput {
+  useBridges: boolean;
+  builtinSnowflake: boolean;
+  bridges: string;
+}
+
+export interface ExitsInput {
+  exitNodes: string;
+  excludeExitNodes: string;
+  strictNodes: boolean;
+}
+
+export function bridgesInput(body: unknown): BridgesInput {
+  return {
+    useBridges: checkbox(body, 'useBridges'),
+    builtinSnowflake: checkbox(body, 'builtinSnowflake'),
+    bridges: field(body, 'bridges') ?? '',
+  };
+}
+
+export function exitsInput(body: unknown): ExitsInput {
+  return {
+    exitNodes: field(body, 'exitNodes') ?? '',
+    excludeExitNodes: field(body, 'excludeExitNodes') ?? '',
+    strictNodes: checkbox(body, 'strictNodes'),
+  };
+}
+
+export function bridgesFromConfig(tor: TorConfig): BridgesInput {
+  return {
+    useBridges: tor.useBridges,
+    builtinSnowflake: tor.builtinSnowflake,
+    bridges: tor.bridges.join('\n'),
+  };
+}
+
+export function exitsFromConfig(tor: TorConfig): ExitsInput {
+  return {
+    exitNodes: tor.exitNodes.join(' '),
+    excludeExitNodes: tor.excludeExitNodes.join(' '),
+    strictNodes: tor.strictNodes,
+  };
+}
+
+/** Bridge lines as pasted: one per line; blank lines and # comments dropped; a leading "Bridge " too. */
+export function splitBridgeLines(text: string): string[] {
+  return text
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.trim().replace(/^bridge\s+/i, ''))
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+export function splitCountries(text: string): string[] {
+  return text
+    .split(/[\s,;]+/)
+    .map((c) =>
+      c
+        .trim()
+        .toLowerCase()
+        .replace(/^\{(.*)\}$/, '$1'),
+    )
+    .filter((c) => c !== '');
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors };
+
+/** Candidate tor settings from the bridges form, validated against the store's schema. */
+export function checkBridges(current: Readonly<Config>, input: BridgesInput): Checked<TorConfig> {
+  if (input.bridges.length > MAX_TEXTAREA) {
+    return { ok: false, errors: { bridges: `Too much text (at most ${MAX_TEXTAREA} characters).` } };
+  }
+  const lines = splitBridgeLines(input.bridges);
+  const tor: TorConfig = {
+    ...current.tor,
+    useBridges: input.useBridges,
+    builtinSnowflake: input.builtinSnowflake,
+    bridges: lines,
+  };
+  const errors = torProblems(current, tor, lines);
+  if (input.useBridges && !input.builtinSnowflake && lines.length === 0 && !errors.bridges) {
+    errors.bridges = 'Paste at least one bridge line, or choose the built-in snowflake bridge.';
+  }
+  return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value: tor };
+}
+
+export function checkExits(current: Readonly<Config>, input: ExitsInput): Checked<TorConfig> {
+  if (input.exitNodes.length > 2000 || input.excludeExitNodes.length > 2000) {
+    return { ok: false, errors: { exitNodes: 'Too much text.' } };
+  }
+  const tor: TorConfig = {
+    ...current.tor,
+    exitNodes: splitCountries(input.exitNodes),
+    excludeExitNodes: splitCountries(input.excludeExitNodes),
+    strictNodes: input.strictNodes,
+  };
+  const errors = torProblems(current, tor, []);
+  const both = tor.exitNodes.filter((c) => tor.excludeExitNodes.includes(c));
+  if (both.length > 0 && !errors.excludeExitNodes) {
+    errors.excludeExitNodes = `${both.join(', ')} cannot be both allowed and excluded.`;
+  }
+  return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value: tor };
+}
+
+/** The store's validation of a candidate tor section, mapped to form fields in words. */
+export function torProblems(current: Readonly<Config>, tor: TorConfig, lines: string[]): FieldErrors {
+  const problems = configProblems({ ...current, tor });
+  const errors: FieldErrors = {};
+  for (const [path, message] of Object.entries(problems)) {
+    const m = /^\/tor\/([A-Za-z]+)(?:\/([0-9]+))?/.exec(path);
+    const name = m?.[1] ?? 'form';
+    if (errors[name]) continue;
+    const index = m?.[2] === undefined ? undefined : Number(m[2]);
+    errors[name] = explain(name, index, message, tor, lines);
+  }
+  return errors;
+}
+
+function explain(name: string, index: number | undefined, message: string, tor: TorConfig, lines: string[]) {
+  if (name === 'bridges') {
+    if (index === undefined) {
+      return /maxItems|fewer|at most/i.test(message)
+        ? 'At most 32 bridge lines.'
+        : `Bridge lines: ${message}`;
+    }
+    const line = lines[index] ?? '';
+    const shown = line.length > 60 ? `${line.slice(0, 60)}…` : line;
+    return `Line ${index + 1} ("${shown}") is not a bridge line tor accepts: ${message}`;
+  }
+  if (name === 'exitNodes' || name === 'excludeExitNodes') {
+    const list = name === 'exitNodes' ? tor.exitNodes : tor.excludeExitNodes;
+    if (index !== undefined) {
+      return `"${list[index] ?? ''}" is not a two-letter country code (like de, nl or ch).`;
+    }
+    if (/unique/i.test(message)) return 'A country is listed twice.';
+    return `At most 64 countries. (${message})`;
+  }
+  return message;
+}
+
+export const CLOCK_MIN = Date.UTC(2024, 0, 1);
+export const CLOCK_MAX = Date.UTC(2100, 0, 1);
+
+/** The time from the clock form: the browser's own time (set by the script) or a typed UTC time. */
+export function checkClock(body: unknown): Checked<number> {
+  const fromScript = field(body, 'epochMs');
+  const typed = (field(body, 'clock') ?? '').trim();
+  let ms: number;
+  if (fromScript !== undefined && /^[0-9]{1,15}$/.test(fromScript)) {
+    ms = Number(fromScript);
+  } else {
+    const m = /^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?$/.exec(typed);
+    if (!m) return { ok: false, errors: { clock: 'Type the date and time as YYYY-MM-DD HH:MM (UTC).' } };
+    const [y, mo, d, h, mi, s] = m.slice(1).map((x) => Number(x ?? 0)) as number[];
+    ms = Date.UTC(y ?? 0, (mo ?? 1) - 1, d, h, mi, s);
+    const back = new Date(ms);
+    if (back.getUTCMonth() !== (mo ?? 1) - 1 || back.getUTCDate() !== d || (h ?? 0) > 23 || (mi ?? 0) > 59) {
+      return { ok: false, errors: { clock: 'That date or time does not exist.' } };
+    }
+  }
+  if (!(ms >= CLOCK_MIN && ms < CLOCK_MAX)) {
+    return { ok: false, errors: { clock: 'That time is not plausible (it must be between 2024 and 2100).' } };
+  }
+  return { ok: true, value: ms };
+}
+
+export function formatClockInput(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+}

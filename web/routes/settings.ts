@@ -1,0 +1,160 @@
+/**
+ * Settings: bridges, exit countries, clock, password, diagnostics. Each form is validated with the config
+ * store's schema (web/lib/forms.ts); on error the page names the field, keeps the input, changes nothing.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TorConfig } from '../../firmware/config/schema.js';
+import { describeError, isObxError } from '../../firmware/errors.js';
+import {
+  type BridgesInput,
+  bridgesFromConfig,
+  bridgesInput,
+  checkBridges,
+  checkClock,
+  checkExits,
+  type ExitsInput,
+  exitsFromConfig,
+  exitsInput,
+  type FieldErrors,
+  field,
+  formatClockInput,
+} from '../lib/forms.js';
+import { hashPassword, MIN_PASSWORD_LENGTH, passwordProblem, verifyPassword } from '../lib/password.js';
+import { startSession } from './auth.js';
+import { flashFor, type PluginOpts, page, requireOwner, type WebContext } from './common.js';
+
+interface SettingsState {
+  bridges?: BridgesInput;
+  exits?: ExitsInput;
+  clock?: string;
+  errors?: FieldErrors;
+  /** Which form the errors belong to (so the page can point there). */
+  form?: string;
+  problem?: string | null;
+  flash?: string | null;
+}
+
+async function settingsPage(reply: FastifyReply, ctx: WebContext, state: SettingsState, statusCode = 200) {
+  const tor = ctx.box.config.get().tor;
+  return page(
+    reply,
+    ctx,
+    'settings',
+    {
+      title: 'Settings',
+      bridges: state.bridges ?? bridgesFromConfig(tor),
+      exits: state.exits ?? exitsFromConfig(tor),
+      clock: state.clock ?? formatClockInput(ctx.now()),
+      errors: state.errors ?? {},
+      form: state.form ?? null,
+      problem: state.problem ?? null,
+      flash: state.flash ?? null,
+      minLength: MIN_PASSWORD_LENGTH,
+    },
+    statusCode,
+  );
+}
+
+export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts): Promise<void> {
+  app.addHook('onRequest', requireOwner(ctx));
+  const csrf = { preValidation: app.csrfProtection };
+
+  app.get('/settings', async (req, reply) => settingsPage(reply, ctx, { flash: flashFor(req.query) }));
+
+  /** Applies validated tor settings; a rollback or a refusal by the box re-shows the form with the input. */
+  async function applyTor(reply: FastifyReply, tor: TorConfig, state: SettingsState, form: string) {
+    try {
+      const result = await ctx.box.applyTorSettings(tor);
+      if (result.ok) return reply.redirect('/?done=tor-applied', 303);
+      const problem = result.rolledBack
+        ? `Tor could not start with these settings, so the last working ones are back. (${result.message})`
+        : `Tor did not accept these settings: ${result.message}`;
+      return settingsPage(reply, ctx, { ...state, form, problem }, 409);
+    } catch (err) {
+      if (isObxError(err, 'CONFIG_INVALID')) {
+        const errors: FieldErrors = {};
+        for (const [path, msg] of Object.entries(err.details)) {
+          const name = /^\/tor\/([A-Za-z]+)/.exec(path)?.[1] ?? 'form';
+          errors[name] ??= msg;
+        }
+        return settingsPage(reply, ctx, { ...state, form, errors, problem: describeError(err) }, 400);
+      }
+      throw err;
+    }
+  }
+
+  app.post('/settings/bridges', csrf, async (req, reply) => {
+    const input = bridgesInput(req.body);
+    const checked = checkBridges(ctx.box.config.get(), input);
+    if (!checked.ok)
+      return settingsPage(reply, ctx, { bridges: input, errors: checked.errors, form: 'bridges' }, 400);
+    return applyTor(reply, checked.value, { bridges: input }, 'bridges');
+  });
+
+  app.post('/settings/exits', csrf, async (req, reply) => {
+    const input = exitsInput(req.body);
+    const checked = checkExits(ctx.box.config.get(), input);
+    if (!checked.ok)
+      return settingsPage(reply, ctx, { exits: input, errors: checked.errors, form: 'exits' }, 400);
+    return applyTor(reply, checked.value, { exits: input }, 'exits');
+  });
+
+  app.post('/settings/clock', csrf, async (req, reply) => {
+    const typed = (field(req.body, 'clock') ?? '').slice(0, 40);
+    const checked = checkClock(req.body);
+    if (!checked.ok)
+      return settingsPage(reply, ctx, { clock: typed, errors: checked.errors, form: 'clock' }, 400);
+    try {
+      await ctx.box.setClock(checked.value);
+    } catch (err) {
+      const errors = { clock: `The box refused this time: ${describeError(err)}` };
+      return settingsPage(reply, ctx, { clock: typed, errors, form: 'clock' }, 400);
+    }
+    return reply.redirect('/settings?done=clock', 303);
+  });
+
+  app.post('/settings/password', csrf, async (req, reply) => {
+    const verdict = ctx.loginThrottle.check(req.ip);
+    if (!verdict.allowed) {
+      const errors = {
+        current: `Too many wrong passwords; wait ${Math.ceil(verdict.retryAfterMs / 1000)} s.`,
+      };
+      reply.header('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
+      return settingsPage(reply, ctx, { errors, form: 'password' }, 429);
+    }
+    const current = field(req.body, 'current') ?? '';
+    const password = field(req.body, 'password') ?? '';
+    const confirm = field(req.body, 'confirm') ?? '';
+    const errors: FieldErrors = {};
+    if (!(await verifyPassword(current, ctx.box.config.get().web.passwordHash))) {
+      ctx.loginThrottle.fail(req.ip);
+      errors.current = 'That is not the current password.';
+    }
+    const weak = passwordProblem(password);
+    if (weak) errors.password = weak;
+    else if (confirm !== password) errors.confirm = 'The two new passwords differ.';
+    else if (password === current) errors.password = 'The new password is the same as the current one.';
+    if (Object.keys(errors).length > 0) return settingsPage(reply, ctx, { errors, form: 'password' }, 400);
+    const hash = await hashPassword(password);
+    await ctx.box.config.update((c) => ({ ...c, web: { ...c.web, passwordHash: hash } }));
+    ctx.loginThrottle.succeed(req.ip);
+    ctx.sessions.clear();
+    startSession(ctx, null, reply);
+    req.log.info('owner password changed');
+    return reply.redirect('/settings?done=password', 303);
+  });
+
+  app.get('/settings/diagnostics.txt', async (_req, reply) => {
+    const web = ctx.box.config.get().web;
+    let text = await ctx.box.diagnostics();
+    // Defence in depth: the box promises no secrets; make sure of the two this page knows.
+    for (const secret of [web.sessionKey, web.passwordHash]) {
+      if (secret) text = text.split(secret).join('[redacted]');
+    }
+    const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
+    reply
+      .type('text/plain; charset=utf-8')
+      .header('Content-Disposition', `attachment; filename="onionbox-diagnostics-${stamp}.txt"`);
+    return text;
+  });
+}
