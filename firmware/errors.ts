@@ -72,6 +72,18 @@ export const Errors = Object.freeze({
     500,
   ),
   FIREWALL_NOT_STARTED: spec('OBX_ERR_FIREWALL_NOT_STARTED', 'The firewall service is not started', 503),
+  // box controller and board (firmware/box.ts, board/)
+  BOX_BAD_INPUT: spec('OBX_ERR_BOX_BAD_INPUT', 'Bad request to the box', 400),
+  BOX_APPLY_FAILED: spec(
+    'OBX_ERR_BOX_APPLY_FAILED',
+    'The firewall could not be changed; the box stays in its most closed mode',
+    503,
+  ),
+  BOARD_NOT_SIMULATED: spec(
+    'OBX_ERR_BOARD_NOT_SIMULATED',
+    'Only the simulated board can be flipped from here',
+    409,
+  ),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),

@@ -1,0 +1,456 @@
+/**
+ * BoxController: the BoxApi the web page and the CLI use. It composes the config store, the board, the
+ * state machine (firmware/state/machine.ts), tor and the firewall:
+ *
+ *   switch edge / tor:status event / web kill switch / fault
+ *     -> state machine step -> desired firewall mode -> firewall.apply(mode) -> LEDs and OLED
+ *
+ * Applies are serialised; while one runs, later inputs only update the desired mode and the newest is
+ * applied next (a burst of switch toggles ends in the last position, never in a stale one). An apply that
+ * fails puts the machine into 'error', whose mode is the most closed one ('lockdown', or 'killed' when
+ * the switch is on), and that is applied at once; after `retryMs` the fault is cleared and the real
+ * target is tried again.
+ *
+ * Claim presence: while the box is unclaimed, a one-time 6-digit code is shown on the OLED, and every
+ * press of the claim button is recorded (claimPresence()). Holding the claim button for 10 s at boot
+ * (down when onionboxd starts, or pressed within the first `bootResetWindowMs`, default 60 s) clears the
+ * password and rotates the session key: the box is unclaimed again and every session ends.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
+import type {
+  ApplyTorResult,
+  BoxApi,
+  BoxStatus,
+  CircuitInfo,
+  DropCounters,
+  FirewallModeName,
+  SimBoardControls,
+} from './box-api.js';
+import type { TorConfig } from './config/schema.js';
+import type { ConfigStore } from './config/store.js';
+import { describeError, obxError } from './errors.js';
+import type { EventBus } from './events.js';
+import type { IpcServer } from './ipc.js';
+import {
+  initialState,
+  type MachineInput,
+  type MachineState,
+  type Screen,
+  step,
+  type TorStatus,
+  view,
+} from './state/machine.js';
+
+export type { TorStatus } from './state/machine.js';
+
+/** Implemented by firmware/tor/ (the supervisor); it also emits 'tor:status' on the EventBus. */
+export interface TorLike {
+  status(): TorStatus;
+  newIdentity(): Promise<void>;
+  circuits(): Promise<CircuitInfo[]>;
+  applySettings(t: TorConfig): Promise<ApplyTorResult>;
+  lastWarnings(): string[];
+}
+
+/** Implemented by firmware/firewall/ (Firewall). */
+export interface FirewallLike {
+  apply(mode: FirewallModeName): Promise<unknown>;
+  counters(): Promise<DropCounters>;
+}
+
+export interface SystemClock {
+  set(epochMs: number): Promise<void>;
+}
+
+export interface BoxControllerDeps {
+  config: ConfigStore;
+  bus: EventBus;
+  board: Board;
+  tor: TorLike;
+  firewall: FirewallLike;
+  log: BoardLogger;
+  simulate: boolean;
+  /** Simulator controls (SimBoard.controls()) when the board is simulated. */
+  sim?: SimBoardControls | undefined;
+  /** Sets the system clock; default: `date -u -s @SECONDS` on the box, nothing in the simulator. */
+  clock?: SystemClock | undefined;
+  /** Extra diagnostics text (e.g. recent daemon log lines, without secrets). */
+  diagnostics?: (() => Promise<string>) | undefined;
+  now?: () => number;
+  retryMs?: number;
+  bootResetWindowMs?: number;
+  /** How often the OLED is refreshed for changes outside the machine (claimed, address); default 5 s. */
+  refreshMs?: number;
+}
+
+const OWNER = 'box';
+/** Clock values the owner's browser may set: 2024-01-01 .. 2100-01-01. */
+const CLOCK_MIN = Date.UTC(2024, 0, 1);
+const CLOCK_MAX = Date.UTC(2100, 0, 1);
+
+export class BoxController implements BoxApi {
+  readonly config: ConfigStore;
+  readonly sim: SimBoardControls | undefined;
+  #state: MachineState = initialState();
+  #applied: FirewallModeName | null = null;
+  #applying: Promise<void> | null = null;
+  #again = false;
+  #retry: NodeJS.Timeout | null = null;
+  #refresh: NodeJS.Timeout | null = null;
+  #started = false;
+  #startedAt = 0;
+  #claimCode = '';
+  #buttonPressedAt: number | null = null;
+  #lastScreen = '';
+  #lastStatus = '';
+  #events: string[] = [];
+  readonly #listeners = new Set<(s: BoxStatus) => void>();
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #now: () => number;
+
+  constructor(private readonly deps: BoxControllerDeps) {
+    this.config = deps.config;
+    this.sim = deps.sim;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
+  async start(): Promise<void> {
+    const { board, bus, config, tor } = this.deps;
+    this.#startedAt = this.#now();
+    this.#started = true;
+    this.#claimCode = newClaimCode();
+    await board.start();
+    this.#state = [
+      { type: 'switch', position: board.readSwitch() } as MachineInput,
+      { type: 'soft-kill', engaged: config.get().softKill } as MachineInput,
+      { type: 'tor', status: tor.status() } as MachineInput,
+    ].reduce(step, this.#state);
+    this.#unsubscribe.push(
+      board.onSwitch((position) => this.#input({ type: 'switch', position })),
+      board.onButton((e) => this.#button(e)),
+      bus.on('tor:status', OWNER, (status) => this.#input({ type: 'tor', status })),
+    );
+    this.#record(`start: switch ${board.readSwitch()}, soft kill ${config.get().softKill}`);
+    this.#render();
+    await this.#reconcile();
+    this.#refresh = setInterval(() => this.#render(), this.deps.refreshMs ?? 5000);
+    this.#refresh.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#started = false;
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.deps.bus.removeOwner(OWNER);
+    if (this.#retry) clearTimeout(this.#retry);
+    if (this.#refresh) clearInterval(this.#refresh);
+    this.#retry = this.#refresh = null;
+    await this.#applying?.catch(() => undefined);
+    // The firewall keeps its last ruleset: stopping the firmware never opens anything.
+    await this.deps.board.stop();
+  }
+
+  /** The mode last loaded into the kernel (null before the first apply and after a failed one). */
+  get appliedMode(): FirewallModeName | null {
+    return this.#applied;
+  }
+
+  /** The state machine's current state (read-only snapshot, for tests and diagnostics). */
+  machine(): MachineState {
+    return this.#state;
+  }
+
+  /** Resolves once the firewall holds the mode the current state asks for (or an apply failed). */
+  async settled(): Promise<void> {
+    while (this.#applying) await this.#applying;
+  }
+
+  status(): BoxStatus {
+    const v = view(this.#state);
+    const tor = this.#state.tor;
+    return {
+      state: v.state,
+      explanation: v.explanation,
+      firewallMode: v.firewallMode,
+      tor: {
+        phase: tor.phase,
+        progress: tor.progress,
+        summary: tor.summary,
+        ready: tor.ready,
+        lastWarnings: this.#torWarnings(),
+      },
+      killSwitch: { hardware: this.#state.hardware !== 'released', software: this.#state.softKill },
+      uptimeSeconds: Math.max(0, Math.round((this.#now() - this.#startedAt) / 1000)),
+      claimed: this.#claimed(),
+      simulate: this.deps.simulate,
+      at: this.#now(),
+    };
+  }
+
+  onStatus(listener: (status: BoxStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  circuits(): Promise<CircuitInfo[]> {
+    return this.deps.tor.circuits();
+  }
+
+  counters(): Promise<DropCounters> {
+    return this.deps.firewall.counters();
+  }
+
+  newIdentity(): Promise<void> {
+    return this.deps.tor.newIdentity();
+  }
+
+  async setSoftKill(engaged: boolean): Promise<void> {
+    if (typeof engaged !== 'boolean') throw obxError('BOX_BAD_INPUT', 'kill switch must be true or false');
+    if (engaged) {
+      // Cut first, write the setting second: the LAN must not wait for the SD card.
+      this.#input({ type: 'soft-kill', engaged: true });
+      await this.#reconcile();
+      await this.config.update((c) => ({ ...c, softKill: true }));
+    } else {
+      await this.config.update((c) => ({ ...c, softKill: false }));
+      this.#input({ type: 'soft-kill', engaged: false });
+      await this.#reconcile();
+    }
+    const want = view(this.#state).firewallMode;
+    if (this.#applied !== want) {
+      throw obxError(
+        'BOX_APPLY_FAILED',
+        `wanted ${want}, the firewall holds ${this.#applied ?? 'an unknown ruleset'}`,
+      );
+    }
+  }
+
+  async applyTorSettings(settings: TorConfig): Promise<ApplyTorResult> {
+    const previous = this.config.get().tor;
+    // Validates the whole document first (OBX_ERR_CONFIG_INVALID changes nothing).
+    await this.config.update((c) => ({ ...c, tor: settings }));
+    const result = await this.deps.tor.applySettings(settings);
+    if (!result.ok && result.rolledBack) {
+      await this.config.update((c) => ({ ...c, tor: previous }));
+    }
+    this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'failed'}`);
+    return result;
+  }
+
+  async setClock(epochMs: number): Promise<void> {
+    if (
+      typeof epochMs !== 'number' ||
+      !Number.isInteger(epochMs) ||
+      epochMs < CLOCK_MIN ||
+      epochMs > CLOCK_MAX
+    ) {
+      throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time between 2024 and 2100`);
+    }
+    const clock = this.deps.clock ?? (this.deps.simulate ? simulatedClock(this.deps.log) : systemClock);
+    await clock.set(epochMs);
+    this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
+  }
+
+  claimPresence(): { code: string; buttonPressedAt: number | null } {
+    return { code: this.#claimCode, buttonPressedAt: this.#buttonPressedAt };
+  }
+
+  async diagnostics(): Promise<string> {
+    const extra = this.deps.diagnostics ? await this.deps.diagnostics().catch((e) => describeError(e)) : '';
+    const s = this.status();
+    return [
+      `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
+      `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#applied ?? 'unknown'})`,
+      `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
+      `kill switch hardware=${this.#state.hardware} web=${s.killSwitch.software}`,
+      `board ${this.deps.board.kind}, claimed ${s.claimed}`,
+      ...s.tor.lastWarnings.map((w) => `tor warning: ${w}`),
+      '--- recent box events ---',
+      ...this.#events,
+      extra,
+    ].join('\n');
+  }
+
+  // --- the pipeline ---
+
+  #input(input: MachineInput): void {
+    if (!this.#started) return;
+    const before = view(this.#state);
+    this.#state = step(this.#state, input);
+    const after = view(this.#state);
+    if (before.state !== after.state || before.firewallMode !== after.firewallMode) {
+      this.#record(`${input.type}: ${before.state} -> ${after.state} (firewall ${after.firewallMode})`);
+    }
+    this.#render();
+    void this.#reconcile();
+  }
+
+  #reconcile(): Promise<void> {
+    if (this.#applying) {
+      this.#again = true;
+      return this.#applying;
+    }
+    this.#applying = (async () => {
+      do {
+        this.#again = false;
+        const want = view(this.#state).firewallMode;
+        if (want === this.#applied) continue;
+        try {
+          await this.deps.firewall.apply(want);
+          this.#applied = want;
+          if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
+        } catch (err) {
+          this.#applied = null;
+          this.deps.log.error(
+            { mode: want, err: describeError(err) },
+            'firewall apply failed: failing closed',
+          );
+          this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
+          if (this.#state.faults.firewall === undefined) {
+            this.#state = step(this.#state, {
+              type: 'fault',
+              source: 'firewall',
+              message: `apply ${want} failed`,
+            });
+            this.#again = true; // try the closed mode at once
+          } else {
+            this.#scheduleRetry();
+          }
+        }
+        this.#render();
+      } while (this.#again && this.#started);
+    })().finally(() => {
+      this.#applying = null;
+    });
+    return this.#applying;
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retry || !this.#started) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (!this.#started) return;
+      // Try the real target again; a new failure brings the fault (and the closed mode) straight back.
+      this.#applied = null;
+      this.#input({ type: 'fault-cleared', source: 'firewall' });
+    }, this.deps.retryMs ?? 5000);
+    this.#retry.unref();
+  }
+
+  #button(e: ButtonEvent): void {
+    if (e.kind === 'press') {
+      this.#buttonPressedAt = e.at;
+      this.#record('claim button pressed');
+      this.#render(true);
+      return;
+    }
+    const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.deps.bootResetWindowMs ?? 60_000);
+    if (!inBootWindow) return;
+    this.deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
+    this.#record('password reset by holding the claim button at boot');
+    this.#claimCode = newClaimCode();
+    this.config
+      .update((c) => ({
+        ...c,
+        web: { ...c.web, passwordHash: null, sessionKey: randomBytes(32).toString('hex') },
+      }))
+      .then(
+        () => this.#render(true),
+        (err: unknown) => this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
+      );
+  }
+
+  #render(forceStatus = false): void {
+    const v = view(this.#state);
+    const cfg = this.config.get();
+    const screen: Screen = {
+      ...v.screen,
+      lanAddress: cfg.network.lanAddress,
+      claimCode: this.#claimed() ? null : this.#claimCode,
+    };
+    const key = JSON.stringify([screen, v.leds]);
+    if (key !== this.#lastScreen) {
+      this.#lastScreen = key;
+      this.deps.board.setLeds(v.leds);
+      this.deps.board.showScreen(screen);
+    }
+    const s = this.status();
+    const statusKey = JSON.stringify({ ...s, at: 0, uptimeSeconds: 0 });
+    if (statusKey !== this.#lastStatus || forceStatus) {
+      this.#lastStatus = statusKey;
+      for (const l of [...this.#listeners]) {
+        try {
+          l(s);
+        } catch (err) {
+          this.deps.log.error({ err: describeError(err) }, 'status listener failed');
+        }
+      }
+    }
+  }
+
+  #claimed(): boolean {
+    return this.config.get().web.passwordHash !== null;
+  }
+
+  #torWarnings(): string[] {
+    try {
+      return this.deps.tor.lastWarnings().slice(-10);
+    } catch {
+      return [];
+    }
+  }
+
+  #record(line: string): void {
+    this.#events.push(`${new Date(this.#now()).toISOString()} ${line}`);
+    if (this.#events.length > 100) this.#events.splice(0, this.#events.length - 100);
+  }
+}
+
+function newClaimCode(): string {
+  return String(randomInt(0, 1_000_000)).padStart(6, '0');
+}
+
+/** The box's clock: `date -u -s @SECONDS`, argument array, no shell. */
+const systemClock: SystemClock = {
+  set: (epochMs) =>
+    new Promise((resolve, reject) => {
+      execFile('date', ['-u', '-s', `@${Math.floor(epochMs / 1000)}`], { timeout: 5000 }, (err) =>
+        err ? reject(obxError('CLOCK_INVALID', `date failed: ${err.message}`)) : resolve(),
+      );
+    }),
+};
+
+function simulatedClock(log: BoardLogger): SystemClock {
+  return {
+    set: async (epochMs) => log.info({ epochMs }, 'simulator: clock not changed (would be set on the box)'),
+  };
+}
+
+/**
+ * Control-socket commands for the simulated board: `onionbox board switch on|off`, `onionbox board press`.
+ * On a real board they answer OBX_ERR_BOARD_NOT_SIMULATED.
+ */
+export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: BoxApi): void {
+  const sim = (): SimBoardControls => {
+    if (!controller.sim) throw obxError('BOARD_NOT_SIMULATED');
+    return controller.sim;
+  };
+  ipc.register('board.switch', async (args) => {
+    if (typeof args.engaged !== 'boolean') throw obxError('BOX_BAD_INPUT', '"engaged" must be true or false');
+    sim().setSwitch(args.engaged);
+    if (controller instanceof BoxController) await controller.settled();
+    const s = controller.status();
+    return { state: s.state, firewallMode: s.firewallMode, killSwitch: s.killSwitch };
+  });
+  ipc.register('board.press', async (args) => {
+    const holdMs = args.holdMs === undefined ? 0 : args.holdMs;
+    if (typeof holdMs !== 'number' || !Number.isInteger(holdMs) || holdMs < 0 || holdMs > 60_000) {
+      throw obxError('BOX_BAD_INPUT', '"holdMs" must be an integer from 0 to 60000');
+    }
+    sim().pressClaimButton(holdMs);
+    return { buttonPressedAt: controller.claimPresence().buttonPressedAt };
+  });
+  ipc.register('board.leds', async () => sim().leds());
+}
