@@ -1,0 +1,389 @@
+/**
+ * The firewall applier: the one adapter between the pure renderer and the kernel.
+ *
+ * apply(mode, params): validate and render (bad input throws before anything runs), write the script
+ * to a private file, load it as ONE nft batch (the file replaces table inet onionbox with the
+ * declare/delete/define idiom and removes the boot lockdown table in the same transaction), then read
+ * the table back (`nft -j list table inet onionbox`) and check that the kernel holds exactly what was
+ * rendered: a new table handle, every chain with its hook, priority and policy, the number of rules in
+ * every chain, the counters and the relay set. nft applies a batch all or nothing, so a refused apply
+ * leaves the previous ruleset in force; the error says so (OBX_ERR_FIREWALL_APPLY_FAILED).
+ *
+ * Leaving `routing` also deletes the LAN's conntrack entries (`conntrack -D -s LAN/PREFIX`): the rules
+ * already cut those flows whatever their state, this makes sure no NAT binding outlives the mode.
+ *
+ * Fast path: one long-lived `nft -j -i` (NftSession). If it dies or stalls it is replaced by one spawn
+ * per call (NftOnce) for that operation, and reopened for the next one.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DropCounters } from '../box-api.js';
+import { obxError } from '../errors.js';
+import { execOnce, NftOnce, type NftRunner, NftSession } from './nft.js';
+import {
+  type FirewallMode,
+  type FirewallParams,
+  networkOf,
+  type RelayEndpoint,
+  validateRelays,
+} from './params.js';
+import {
+  buildRuleset,
+  counterName,
+  DROP_CLASSES,
+  printRuleset,
+  RELAY_SET,
+  type RulesetModel,
+  renderBootTableRemoval,
+  renderRelayRefresh,
+  TABLE_FAMILY,
+  TABLE_NAME,
+} from './render.js';
+
+export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
+
+export interface FirewallLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface FirewallOptions {
+  /** Run nft and conntrack inside this network namespace (simulator, tests). */
+  netns?: string | undefined;
+  log?: FirewallLog | undefined;
+  /** Where rendered scripts are written (a private temp dir by default; /run/onionbox on the box). */
+  workDir?: string | undefined;
+  /** Use the long-lived `nft -i` session (default true). */
+  fastPath?: boolean | undefined;
+  nftPath?: string | undefined;
+  conntrackPath?: string | undefined;
+  /** How long the session may take for one exchange before it is replaced (default 2000 ms). */
+  sessionTimeoutMs?: number | undefined;
+}
+
+export interface ApplyResult {
+  mode: FirewallMode;
+  /** From the apply() call to the kernel's table verified. */
+  verifiedMs: number;
+  /** True when the long-lived nft session did the work, false when the spawn fallback did. */
+  fastPath: boolean;
+}
+
+interface NftJsonObject {
+  [kind: string]: Record<string, unknown>;
+}
+
+/** What the kernel holds, reduced to what verification compares. */
+export interface TableShape {
+  handle: number;
+  chains: Record<string, { type?: string; hook?: string; prio?: number; policy?: string; rules: number }>;
+  counters: Record<string, { packets: number; bytes: number }>;
+  relays: string[] | null;
+}
+
+export function parseTableJson(lines: string[]): TableShape | null {
+  let objects: NftJsonObject[] | null = null;
+  for (const line of lines) {
+    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
+    if (Array.isArray(j.nftables) && j.nftables.some((o) => 'table' in o && o.table?.name === TABLE_NAME)) {
+      objects = j.nftables;
+    }
+  }
+  if (!objects) return null;
+  const shape: TableShape = { handle: -1, chains: {}, counters: {}, relays: null };
+  for (const o of objects) {
+    if (o.table && o.table.name === TABLE_NAME) shape.handle = Number(o.table.handle);
+    if (o.chain) {
+      const c = o.chain;
+      shape.chains[String(c.name)] = {
+        ...(c.type !== undefined ? { type: String(c.type) } : {}),
+        ...(c.hook !== undefined ? { hook: String(c.hook) } : {}),
+        ...(c.prio !== undefined ? { prio: Number(c.prio) } : {}),
+        ...(c.policy !== undefined ? { policy: String(c.policy) } : {}),
+        rules: 0,
+      };
+    }
+    if (o.counter) {
+      shape.counters[String(o.counter.name)] = {
+        packets: Number(o.counter.packets ?? 0),
+        bytes: Number(o.counter.bytes ?? 0),
+      };
+    }
+    if (o.set && o.set.name === RELAY_SET) {
+      const elem = (o.set.elem as { concat?: [string, number] }[] | undefined) ?? [];
+      shape.relays = elem.map((e) => (e.concat ? `${e.concat[0]}:${e.concat[1]}` : JSON.stringify(e))).sort();
+    }
+  }
+  for (const o of objects) {
+    if (o.rule) {
+      const c = shape.chains[String(o.rule.chain)];
+      if (c) c.rules += 1;
+    }
+  }
+  return shape;
+}
+
+/** Differences between the rendered model and the kernel's table; empty when they agree. */
+export function compareShape(model: RulesetModel, shape: TableShape): string[] {
+  const diffs: string[] = [];
+  const want = new Map(model.chains.map((c) => [c.name, c]));
+  for (const name of Object.keys(shape.chains)) if (!want.has(name)) diffs.push(`unexpected chain ${name}`);
+  for (const c of model.chains) {
+    const k = shape.chains[c.name];
+    if (!k) {
+      diffs.push(`missing chain ${c.name}`);
+      continue;
+    }
+    if (k.rules !== c.rules.length)
+      diffs.push(`chain ${c.name}: ${k.rules} rules, rendered ${c.rules.length}`);
+    if (c.base) {
+      const b = c.base;
+      if (k.type !== b.type || k.hook !== b.hook || k.prio !== b.priority.value || k.policy !== b.policy) {
+        diffs.push(
+          `chain ${c.name}: ${k.type} ${k.hook} ${k.prio} ${k.policy}, rendered ${JSON.stringify(b)}`,
+        );
+      }
+    } else if (k.hook !== undefined) {
+      diffs.push(`chain ${c.name} is hooked (${k.hook}) but should be a regular chain`);
+    }
+  }
+  for (const c of model.counters) if (!shape.counters[c]) diffs.push(`missing counter ${c}`);
+  const relays = model.relays.map((r) => `${r.address}:${r.port}`).sort();
+  if (!shape.relays) diffs.push('missing relay set');
+  else if (shape.relays.join(',') !== relays.join(',')) {
+    diffs.push(`relay set holds ${shape.relays.length} elements, rendered ${relays.length}`);
+  }
+  return diffs;
+}
+
+const LIST_TABLE = `list table ${TABLE_FAMILY} ${TABLE_NAME}`;
+
+export class Firewall {
+  private readonly opts: FirewallOptions;
+  private session: NftSession | null = null;
+  private once: NftOnce | null = null;
+  private dir: string | null = null;
+  private ownsDir = false;
+  private mode: FirewallMode | null = null;
+  private model: RulesetModel | null = null;
+  private params: FirewallParams | null = null;
+  private handle = -1;
+  private queue: Promise<unknown> = Promise.resolve();
+  private seq = 0;
+
+  constructor(opts: FirewallOptions = {}) {
+    this.opts = { ...opts };
+  }
+
+  async start(): Promise<void> {
+    if (this.dir) return;
+    const nft = this.opts.nftPath ?? 'nft';
+    if (this.opts.workDir) {
+      this.dir = this.opts.workDir;
+    } else {
+      this.dir = mkdtempSync(join(tmpdir(), 'onionbox-fw-'));
+      this.ownsDir = true;
+    }
+    if (/["\n\r]/.test(this.dir)) throw obxError('FIREWALL_INVALID_PARAMS', 'work directory name');
+    this.once = new NftOnce(this.opts.netns, nft);
+    if (this.opts.fastPath !== false) {
+      this.session = new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000);
+      try {
+        await this.session.open();
+      } catch (e) {
+        this.opts.log?.warn({ err: String(e) }, 'nft session failed its health check; using nft per call');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    this.session?.close();
+    this.session = null;
+    if (this.dir && this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
+  }
+
+  /** The long-lived nft process's pid, or null when calls are spawned one by one. */
+  sessionPid(): number | null {
+    return this.session?.alive ? this.session.pid : null;
+  }
+
+  current(): FirewallMode | null {
+    return this.mode;
+  }
+
+  /** Renders, applies in one transaction, verifies. Serialised: concurrent calls run one after another. */
+  apply(mode: FirewallMode, params: FirewallParams): Promise<ApplyResult> {
+    const t0 = performance.now();
+    let model: RulesetModel;
+    try {
+      // Validation and rendering happen now, before queueing: bad input changes nothing.
+      model = buildRuleset(mode, params);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(() => this.applyModel(model, params, t0));
+  }
+
+  /** Replaces the relay set's elements in one transaction; rules untouched. */
+  refreshRelays(relays: RelayEndpoint[]): Promise<void> {
+    let list: RelayEndpoint[];
+    try {
+      list = validateRelays(relays);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(async () => {
+      const model = this.model;
+      if (!model || !this.params) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
+      const file = this.writeScript('relays', renderRelayRefresh(list));
+      const { runner, fast } = await this.runner();
+      const r = await this.run(runner, fast, [`include "${file}"`, LIST_TABLE]);
+      const next: RulesetModel = { ...model, relays: list };
+      const shape = parseTableJson(r.out);
+      const diffs = shape ? compareShape(next, shape) : ['table inet onionbox is missing'];
+      if (diffs.length > 0) {
+        throw obxError('FIREWALL_APPLY_FAILED', `relay refresh: ${firstLines(r.err) || diffs.join('; ')}`);
+      }
+      this.model = next;
+      this.params = { ...this.params, relays: list };
+      this.opts.log?.info({ relays: list.length }, 'firewall relay set refreshed');
+    });
+  }
+
+  /** Drop counters by class (ipv6, invalid, udp, icmp, other). */
+  counters(): Promise<DropCounters> {
+    return this.serial(async () => {
+      const { runner, fast } = await this.runner();
+      const r = await this.run(runner, fast, [`list counters table ${TABLE_FAMILY} ${TABLE_NAME}`]);
+      const out: DropCounters = {};
+      const found: Record<string, { packets: number; bytes: number }> = {};
+      for (const line of r.out) {
+        const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
+        for (const o of j.nftables ?? []) {
+          if (o.counter && o.counter.table === TABLE_NAME) {
+            found[String(o.counter.name)] = {
+              packets: Number(o.counter.packets ?? 0),
+              bytes: Number(o.counter.bytes ?? 0),
+            };
+          }
+        }
+      }
+      if (Object.keys(found).length === 0) {
+        throw obxError('FIREWALL_NOT_STARTED', `no table ${TABLE_NAME}: ${firstLines(r.err)}`);
+      }
+      for (const c of DROP_CLASSES) out[c] = found[counterName(c)] ?? { packets: 0, bytes: 0 };
+      return out;
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(
+      () => fn(),
+      () => fn(),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private writeScript(kind: string, text: string): string {
+    if (!this.dir) throw obxError('FIREWALL_NOT_STARTED');
+    this.seq += 1;
+    const file = join(this.dir, `${kind}-${this.seq % 2}.nft`);
+    writeFileSync(file, text, { mode: 0o600 });
+    return file;
+  }
+
+  private async runner(): Promise<{ runner: NftRunner; fast: boolean }> {
+    if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
+    if (this.session && !this.session.alive) {
+      try {
+        await this.session.open();
+        this.opts.log?.info({}, 'nft session reopened');
+      } catch (e) {
+        this.opts.log?.warn({ err: String(e) }, 'nft session could not be reopened');
+      }
+    }
+    if (this.session?.alive) return { runner: this.session, fast: true };
+    return { runner: this.once, fast: false };
+  }
+
+  /** Runs on the session; if the session fails mid-way, repeats once with a spawn per command. */
+  private async run(
+    runner: NftRunner,
+    fast: boolean,
+    commands: string[],
+  ): Promise<{ out: string[]; err: string; fast: boolean }> {
+    try {
+      return { ...(await runner.exec(commands)), fast };
+    } catch (e) {
+      if (!fast || !this.once) throw obxError('FIREWALL_APPLY_FAILED', String(e), { cause: e });
+      this.opts.log?.warn({ err: String(e) }, 'nft session failed; falling back to nft per call');
+      return { ...(await this.once.exec(commands)), fast: false };
+    }
+  }
+
+  private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
+    const file = this.writeScript('ruleset', printRuleset(model) + renderBootTableRemoval());
+    const { runner, fast } = await this.runner();
+    if (this.handle === -1) {
+      // First apply of this process: remember the handle of a table left by an earlier run, so that a
+      // refused batch is never mistaken for a verified one.
+      const before = parseTableJson((await this.run(runner, fast, [LIST_TABLE])).out);
+      if (before) this.handle = before.handle;
+    }
+    const r = await this.run(runner, fast, [`include "${file}"`, LIST_TABLE]);
+    const shape = parseTableJson(r.out);
+    const previous = this.mode ?? 'none';
+    if (!shape || shape.handle === this.handle) {
+      const why = firstLines(r.err) || (shape ? 'the table was not replaced' : 'no table in the kernel');
+      this.opts.log?.error({ mode: model.mode, previous, err: why }, 'firewall apply refused');
+      throw obxError(
+        'FIREWALL_APPLY_FAILED',
+        `${model.mode}: ${why} (still in force: ${previous === 'none' ? 'whatever was loaded before' : previous})`,
+      );
+    }
+    const diffs = compareShape(model, shape);
+    if (diffs.length > 0) {
+      this.opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
+      throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
+    }
+    const verifiedMs = performance.now() - t0;
+    const wasRouting = this.mode === 'routing' || this.mode === null;
+    this.handle = shape.handle;
+    this.mode = model.mode;
+    this.model = model;
+    this.params = { ...params, relays: model.relays };
+    if (model.mode !== 'routing' && wasRouting) await this.flushLanConntrack(params);
+    this.opts.log?.info(
+      { mode: model.mode, verifiedMs: Math.round(verifiedMs * 10) / 10, fastPath: r.fast },
+      'firewall mode applied',
+    );
+    return { mode: model.mode, verifiedMs, fastPath: r.fast };
+  }
+
+  private async flushLanConntrack(p: FirewallParams): Promise<void> {
+    const net = networkOf(p.lanAddr, p.lanPrefix);
+    const r = await execOnce(
+      this.opts.netns,
+      this.opts.conntrackPath ?? 'conntrack',
+      ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`],
+      10_000,
+    );
+    // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+    if (r.code !== 0 && !/flow entries have been deleted/.test(r.stderr)) {
+      this.opts.log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
+    }
+  }
+}
+
+function firstLines(text: string, n = 3): string {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(0, n)
+    .join(' | ');
+}

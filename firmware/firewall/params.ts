@@ -1,0 +1,205 @@
+/**
+ * Firewall parameters and their allowlist validation. Every value that reaches nft passes through
+ * validateParams first: interface names, IPv4 addresses, prefix, uid, ports and relay endpoints are
+ * checked against strict grammars, so nothing an owner or a consensus supplies can inject nft syntax.
+ */
+import { obxError } from '../errors.js';
+
+export type FirewallMode = 'lockdown' | 'connecting' | 'routing' | 'killed';
+export const FIREWALL_MODES: readonly FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
+
+export interface RelayEndpoint {
+  address: string;
+  port: number;
+}
+
+export interface FirewallParams {
+  /** LAN interface (where the household's devices are), e.g. wlan0 or br-lan. */
+  lanIf: string;
+  /** WAN interface (towards the modem). */
+  wanIf: string;
+  /** The box's own address on the LAN (tor's TransPort/DNSPort and the web page listen here). */
+  lanAddr: string;
+  lanPrefix: number;
+  /** tor's uid: the only uid allowed to send to the WAN. Never 0. */
+  torUid: number;
+  transPort: number;
+  dnsPort: number;
+  webPort: number;
+  /** Relays, fallback directories and bridges tor may connect to (TCP). */
+  relays: RelayEndpoint[];
+}
+
+/** Limit on the relay set (the public consensus has ~7-8k relays; leave room for fallbacks/bridges). */
+export const MAX_RELAYS = 20000;
+
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+const IPV4 =
+  /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
+
+export function isFirewallMode(v: unknown): v is FirewallMode {
+  return typeof v === 'string' && (FIREWALL_MODES as readonly string[]).includes(v);
+}
+
+export function isIpv4(v: unknown): v is string {
+  return typeof v === 'string' && IPV4.test(v);
+}
+
+export function ipv4ToInt(a: string): number {
+  return a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+export function intToIpv4(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+/** Network address of addr/prefix, e.g. 10.0.0.1/24 -> 10.0.0.0. */
+export function networkOf(addr: string, prefix: number): string {
+  const size = 2 ** (32 - prefix);
+  return intToIpv4(Math.floor(ipv4ToInt(addr) / size) * size);
+}
+
+/** Unicast, routable-as-a-host address: not 0/8, loopback, multicast, class E or broadcast. */
+function isHostAddress(a: string): boolean {
+  const first = Number(a.split('.')[0]);
+  return first !== 0 && first !== 127 && first < 224;
+}
+
+function isPort(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+}
+
+/**
+ * Checks every field against its allowlist; returns a frozen, normalised copy (relays deduplicated and
+ * sorted). Throws OBX_ERR_FIREWALL_INVALID_PARAMS naming every bad field.
+ */
+export function validateParams(input: unknown): Readonly<FirewallParams> {
+  const bad: Record<string, string> = {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw obxError('FIREWALL_INVALID_PARAMS', 'parameters must be an object');
+  }
+  const p = input as Record<string, unknown>;
+  const known = new Set([
+    'lanIf',
+    'wanIf',
+    'lanAddr',
+    'lanPrefix',
+    'torUid',
+    'transPort',
+    'dnsPort',
+    'webPort',
+    'relays',
+  ]);
+  for (const k of Object.keys(p)) if (!known.has(k)) bad[k] = 'unknown parameter';
+  for (const k of ['lanIf', 'wanIf'] as const) {
+    if (typeof p[k] !== 'string' || !IFNAME.test(p[k] as string)) {
+      bad[k] = 'interface name must be 1-15 characters of A-Z a-z 0-9 _ . - (not starting with . _ -)';
+    }
+  }
+  if (!bad.lanIf && !bad.wanIf && p.lanIf === p.wanIf) bad.wanIf = 'LAN and WAN must be different interfaces';
+  if (p.lanIf === 'lo' || p.wanIf === 'lo') bad[p.lanIf === 'lo' ? 'lanIf' : 'wanIf'] = 'must not be lo';
+  if (!isIpv4(p.lanAddr) || !isHostAddress(p.lanAddr)) bad.lanAddr = 'must be a unicast IPv4 address';
+  const prefix = p.lanPrefix;
+  if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) {
+    bad.lanPrefix = 'must be an integer 8-30';
+  } else if (isIpv4(p.lanAddr)) {
+    const host = ipv4ToInt(p.lanAddr) % 2 ** (32 - prefix);
+    if (host === 0 || host === 2 ** (32 - prefix) - 1) {
+      bad.lanAddr = 'must not be the network or broadcast address of its prefix';
+    }
+  }
+  const uid = p.torUid;
+  if (typeof uid !== 'number' || !Number.isInteger(uid) || uid < 1 || uid > 4294967294) {
+    bad.torUid = 'must be an integer 1-4294967294 (never root)';
+  }
+  for (const k of ['transPort', 'dnsPort', 'webPort'] as const) {
+    if (!isPort(p[k])) bad[k] = 'must be a port 1-65535';
+  }
+  if (!bad.transPort && !bad.dnsPort && !bad.webPort) {
+    if (new Set([p.transPort, p.dnsPort, p.webPort]).size !== 3) {
+      bad.webPort = 'transPort, dnsPort and webPort must differ';
+    }
+    if (p.transPort === 53 || p.webPort === 53) bad.transPort = 'port 53 is reserved for the DNS redirect';
+  }
+  const relays: RelayEndpoint[] = [];
+  if (!Array.isArray(p.relays)) {
+    bad.relays = 'must be a list of {address, port}';
+  } else if (p.relays.length > MAX_RELAYS) {
+    bad.relays = `at most ${MAX_RELAYS} relays`;
+  } else {
+    p.relays.forEach((r: unknown, i: number) => {
+      const e = typeof r === 'object' && r !== null ? (r as Record<string, unknown>) : {};
+      if (
+        Object.keys(e).some((k) => k !== 'address' && k !== 'port') ||
+        !isIpv4(e.address) ||
+        !isHostAddress(e.address) ||
+        !isPort(e.port)
+      ) {
+        bad[`relays/${i}`] = 'must be {address: unicast IPv4, port: 1-65535}';
+      } else {
+        relays.push({ address: e.address, port: e.port });
+      }
+    });
+  }
+  const names = Object.keys(bad);
+  if (names.length > 0) {
+    throw obxError('FIREWALL_INVALID_PARAMS', names.map((n) => `${n}: ${bad[n]}`).join('; '), {
+      details: bad,
+    });
+  }
+  return Object.freeze({
+    lanIf: p.lanIf as string,
+    wanIf: p.wanIf as string,
+    lanAddr: p.lanAddr as string,
+    lanPrefix: prefix as number,
+    torUid: uid as number,
+    transPort: p.transPort as number,
+    dnsPort: p.dnsPort as number,
+    webPort: p.webPort as number,
+    relays: normaliseRelays(relays),
+  });
+}
+
+/** Validates a relay list alone (for set refreshes). */
+export function validateRelays(input: unknown): RelayEndpoint[] {
+  const base = {
+    lanIf: 'lan0',
+    wanIf: 'wan0',
+    lanAddr: '10.0.0.1',
+    lanPrefix: 24,
+    torUid: 1,
+    transPort: 9040,
+    dnsPort: 5353,
+    webPort: 80,
+  };
+  return validateParams({ ...base, relays: input }).relays;
+}
+
+function normaliseRelays(relays: RelayEndpoint[]): RelayEndpoint[] {
+  const seen = new Map<string, RelayEndpoint>();
+  for (const r of relays) seen.set(`${r.address}:${r.port}`, { address: r.address, port: r.port });
+  return [...seen.values()].sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.port - b.port);
+}
+
+/** Parses a relays file: one `ip:port` per line; blank lines and `#` comments allowed. */
+export function parseRelayList(text: string): RelayEndpoint[] {
+  const out: RelayEndpoint[] = [];
+  const bad: Record<string, string> = {};
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^([0-9.]{7,15}):([0-9]{1,5})$/.exec(line);
+    if (!m || !isIpv4(m[1]) || !isPort(Number(m[2]))) {
+      bad[`line ${i + 1}`] = `expected IPV4:PORT, got ${JSON.stringify(line.slice(0, 40))}`;
+      return;
+    }
+    out.push({ address: m[1], port: Number(m[2]) });
+  });
+  const names = Object.keys(bad);
+  if (names.length > 0) {
+    throw obxError('FIREWALL_INVALID_PARAMS', names.map((n) => `${n}: ${bad[n]}`).join('; '), {
+      details: bad,
+    });
+  }
+  return validateRelays(out);
+}

@@ -1,0 +1,262 @@
+/**
+ * The firewall as data, rendered to one nft script by pure functions (DESIGN.md §4, STYLE.md 1-4).
+ *
+ * One table, `inet onionbox`, replaced atomically with the "declare table; delete table; define table"
+ * idiom in one file. Every base chain that filters has policy drop, drops `ct state invalid` first and
+ * IPv6 second, and ends by jumping to `drop_counted`, which counts the drop by class (udp, icmp, other;
+ * ipv6 and invalid are counted where they are dropped). Modes:
+ *
+ * - lockdown:   LAN may reach only DHCP and the web page; nothing leaves on the WAN.
+ * - connecting: as lockdown, plus tor's uid may open TCP to the relay set on the WAN.
+ * - routing:    as connecting, plus LAN DNS (UDP/TCP 53) -> DNSPort and other LAN TCP -> TransPort.
+ * - killed:     as connecting (tor keeps its circuits so the owner can switch back at once); the LAN is
+ *               cut as in lockdown, and LAN packets to TransPort/DNSPort are dropped whatever their
+ *               conntrack state (the applier also deletes the LAN's conntrack entries).
+ *
+ * Lessons built in (DESIGN.md §4, last paragraph): no `ct state established accept` ahead of the LAN
+ * rules (LAN rules match on address/port, so `killed` cuts running flows); the box's own LAN address is
+ * exempt from the TCP redirect (the page, and nothing else on the box, is reachable); tor is limited to
+ * the relay set; IPv6 output is dropped (ND/MLD on the WAN). Nothing is ever forwarded: `forward` only
+ * counts and drops.
+ */
+import type { FirewallMode, FirewallParams } from './params.js';
+import { validateParams } from './params.js';
+
+export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
+
+export const TABLE_FAMILY = 'inet';
+export const TABLE_NAME = 'onionbox';
+/** The static boot lockdown table (firmware/system/onionbox-lockdown.nft); removed by the first apply. */
+export const BOOT_TABLE_NAME = 'onionbox_boot';
+export const RELAY_SET = 'relays';
+
+/** Drop classes shown on the status page, and the nft named counter holding each. */
+export const DROP_CLASSES = ['ipv6', 'invalid', 'udp', 'icmp', 'other'] as const;
+export type DropClass = (typeof DROP_CLASSES)[number];
+export function counterName(c: DropClass): string {
+  return `drop_${c}`;
+}
+
+export interface BaseChainSpec {
+  type: 'filter' | 'nat';
+  hook: 'prerouting' | 'input' | 'forward' | 'output';
+  /** nft priority keyword and its number (the number is what `nft -j` reports). */
+  priority: { name: string; value: number };
+  policy: 'drop' | 'accept';
+}
+
+export interface ChainModel {
+  name: string;
+  base?: BaseChainSpec;
+  rules: string[];
+}
+
+export interface RulesetModel {
+  mode: FirewallMode;
+  counters: string[];
+  relays: { address: string; port: number }[];
+  chains: ChainModel[];
+}
+
+const q = (s: string) => `"${s}"`;
+const drop = (c: DropClass) => `counter name ${q(counterName(c))} drop`;
+
+/** Builds the ruleset for a mode as data. Parameters are validated (allowlists) first. */
+export function buildRuleset(mode: FirewallMode, params: FirewallParams): RulesetModel {
+  const p = validateParams(params);
+  if (!['lockdown', 'connecting', 'routing', 'killed'].includes(mode)) {
+    // validated by type, but the CLI and IPC hand us strings
+    throw new TypeError(`unknown firewall mode ${String(mode)}`);
+  }
+  const lan = q(p.lanIf);
+  const wan = q(p.wanIf);
+  const torOnWan = mode !== 'lockdown';
+  const routing = mode === 'routing';
+  const early = [
+    `ct state invalid ${drop('invalid')}`, // first: the INVALID transparent-proxy leak
+    `meta nfproto ipv6 ${drop('ipv6')}`, // IPv6 never passes, on any interface
+  ];
+  const torPorts = `{ ${p.transPort}, ${p.dnsPort} }`;
+  // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
+  const cutTorPorts = routing
+    ? []
+    : [`iifname ${lan} meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
+
+  const chains: ChainModel[] = [
+    {
+      // Before NAT: decides what may enter at all. Established LAN flows are not accepted by state, so a
+      // mode change cuts them at once.
+      name: 'pre_guard',
+      base: { type: 'filter', hook: 'prerouting', priority: { name: 'mangle', value: -150 }, policy: 'drop' },
+      rules: [
+        ...early,
+        'iif "lo" accept',
+        `iifname ${lan} jump lan_pre`,
+        `iifname ${wan} jump wan_pre`,
+        'jump drop_counted',
+      ],
+    },
+    {
+      name: 'lan_pre',
+      rules: [
+        `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
+        'udp sport 68 udp dport 67 accept',
+        ...(routing
+          ? [
+              'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
+              `ip daddr != ${p.lanAddr} meta l4proto tcp accept`, // to TransPort (redirected in pre_nat)
+            ]
+          : []),
+      ],
+    },
+    {
+      name: 'wan_pre',
+      rules: torOnWan
+        ? [
+            `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+            'ct state related ip protocol icmp accept',
+          ]
+        : [],
+    },
+  ];
+  if (routing) {
+    chains.push({
+      name: 'pre_nat',
+      base: { type: 'nat', hook: 'prerouting', priority: { name: 'dstnat', value: -100 }, policy: 'accept' },
+      rules: [
+        `iifname ${lan} meta l4proto { tcp, udp } th dport 53 dnat ip to ${p.lanAddr}:${p.dnsPort}`,
+        `iifname ${lan} ip daddr ${p.lanAddr} return`, // the box itself (web page) is never redirected
+        `iifname ${lan} meta l4proto tcp dnat ip to ${p.lanAddr}:${p.transPort}`,
+      ],
+    });
+  }
+  chains.push(
+    {
+      name: 'input',
+      base: { type: 'filter', hook: 'input', priority: { name: 'filter', value: 0 }, policy: 'drop' },
+      rules: [
+        ...early,
+        'iif "lo" accept',
+        ...cutTorPorts,
+        `iifname ${lan} jump lan_in`,
+        `iifname ${wan} jump wan_in`,
+        'jump drop_counted',
+      ],
+    },
+    {
+      name: 'lan_in',
+      rules: [
+        `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
+        'udp sport 68 udp dport 67 accept',
+        ...(routing
+          ? [
+              `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
+              `ip daddr ${p.lanAddr} meta l4proto { tcp, udp } th dport ${p.dnsPort} ct status dnat accept`,
+            ]
+          : []),
+      ],
+    },
+    {
+      name: 'wan_in',
+      rules: torOnWan
+        ? [
+            `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+            'ct state related ip protocol icmp accept',
+          ]
+        : [],
+    },
+    {
+      name: 'forward',
+      base: { type: 'filter', hook: 'forward', priority: { name: 'filter', value: 0 }, policy: 'drop' },
+      rules: [...early, 'jump drop_counted'],
+    },
+    {
+      name: 'output',
+      base: { type: 'filter', hook: 'output', priority: { name: 'filter', value: 0 }, policy: 'drop' },
+      rules: [
+        ...early,
+        'oif "lo" accept',
+        `oifname ${lan} jump lan_out`,
+        `oifname ${wan} jump wan_out`,
+        'jump drop_counted',
+      ],
+    },
+    {
+      name: 'lan_out',
+      rules: [
+        `ip saddr ${p.lanAddr} tcp sport ${p.webPort} ct state established accept`,
+        'udp sport 67 udp dport 68 accept',
+        ...(routing
+          ? [
+              `ip saddr ${p.lanAddr} tcp sport ${p.transPort} ct status dnat accept`,
+              `ip saddr ${p.lanAddr} meta l4proto { tcp, udp } th sport ${p.dnsPort} ct status dnat accept`,
+            ]
+          : []),
+      ],
+    },
+    {
+      name: 'wan_out',
+      // Only tor's uid, only TCP, only to the relay set. No DNS, NTP or anything else from the box.
+      rules: torOnWan ? [`meta skuid ${p.torUid} ip daddr . tcp dport @${RELAY_SET} accept`] : [],
+    },
+    {
+      name: 'drop_counted',
+      rules: [`meta l4proto udp ${drop('udp')}`, `meta l4proto icmp ${drop('icmp')}`, drop('other')],
+    },
+  );
+  return {
+    mode,
+    counters: DROP_CLASSES.map(counterName),
+    relays: p.relays.map((r) => ({ ...r })),
+    chains,
+  };
+}
+
+export function relayElements(relays: readonly { address: string; port: number }[]): string {
+  return relays.map((r) => `${r.address} . ${r.port}`).join(', ');
+}
+
+/** Prints a model as one nft script that atomically replaces table inet onionbox. */
+export function printRuleset(model: RulesetModel): string {
+  const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
+  const out: string[] = [
+    `# onionbox firewall, mode ${model.mode}. Rendered by firmware/firewall/render.ts; do not edit.`,
+    `table ${t}`,
+    `delete table ${t}`,
+    `table ${t} {`,
+  ];
+  for (const c of model.counters) out.push(`  counter ${c} { }`);
+  out.push('', `  set ${RELAY_SET} {`, '    type ipv4_addr . inet_service');
+  if (model.relays.length > 0) out.push(`    elements = { ${relayElements(model.relays)} }`);
+  out.push('  }');
+  for (const c of model.chains) {
+    out.push('', `  chain ${c.name} {`);
+    if (c.base) {
+      const b = c.base;
+      out.push(`    type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy};`);
+    }
+    for (const r of c.rules) out.push(`    ${r}`);
+    out.push('  }');
+  }
+  out.push('}', '');
+  return out.join('\n');
+}
+
+/** (mode, params) -> nft script. Pure; throws OBX_ERR_FIREWALL_INVALID_PARAMS on bad parameters. */
+export function renderRuleset(mode: FirewallMode, params: FirewallParams): string {
+  return printRuleset(buildRuleset(mode, params));
+}
+
+/** An nft script that replaces the relay set's elements in one transaction, without touching rules. */
+export function renderRelayRefresh(relays: readonly { address: string; port: number }[]): string {
+  const lines = [`flush set ${TABLE_FAMILY} ${TABLE_NAME} ${RELAY_SET}`];
+  if (relays.length > 0) {
+    lines.push(`add element ${TABLE_FAMILY} ${TABLE_NAME} ${RELAY_SET} { ${relayElements(relays)} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Removes the boot lockdown table if present (appended to the firmware's first apply, same batch). */
+export function renderBootTableRemoval(): string {
+  return `table ${TABLE_FAMILY} ${BOOT_TABLE_NAME}\ndelete table ${TABLE_FAMILY} ${BOOT_TABLE_NAME}\n`;
+}

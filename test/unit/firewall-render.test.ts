@@ -1,0 +1,263 @@
+/**
+ * The renderer, mode by mode: golden files (firewall changes are reviewed as rule diffs; regenerate with
+ * UPDATE_GOLDEN=1 and read the diff), must / must-not assertions for every promise in DESIGN.md §4, and
+ * the allowlist validation of every parameter.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import t from 'tap';
+import { isObxError } from '../../firmware/errors.js';
+import { parseRelayList, validateParams, validateRelays } from '../../firmware/firewall/params.js';
+import {
+  buildRuleset,
+  type FirewallMode,
+  type FirewallParams,
+  renderBootTableRemoval,
+  renderRelayRefresh,
+  renderRuleset,
+} from '../../firmware/firewall/render.js';
+import { SAMPLE } from '../fixtures/firewall/sample.js';
+
+function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+const MODES: FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
+
+function chainBody(script: string, name: string): string[] {
+  const m = new RegExp(`\\n  chain ${name} \\{\\n((?: {4}.*\\n)*) {2}\\}`).exec(script);
+  if (!m) throw new Error(`no chain ${name}`);
+  return (m[1] ?? '')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.trim());
+}
+
+t.test('golden ruleset per mode', async (t) => {
+  for (const mode of MODES) {
+    const file = new URL(`../fixtures/firewall/${mode}.nft`, import.meta.url);
+    const got = renderRuleset(mode, SAMPLE);
+    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, got);
+    t.equal(got, readFileSync(file, 'utf8'), `${mode} matches test/fixtures/firewall/${mode}.nft`);
+  }
+});
+
+t.test('every mode: the shape every promise rests on', async (t) => {
+  for (const mode of MODES) {
+    const s = renderRuleset(mode, SAMPLE);
+    const lines = s.split('\n');
+    t.equal(lines[1], 'table inet onionbox', `${mode}: declares the table`);
+    t.equal(lines[2], 'delete table inet onionbox', `${mode}: deletes it in the same batch`);
+    t.equal(lines[3], 'table inet onionbox {', `${mode}: defines it`);
+    t.equal((s.match(/^table /gm) ?? []).length, 2, `${mode}: one table only`);
+    for (const c of ['drop_ipv6', 'drop_invalid', 'drop_udp', 'drop_icmp', 'drop_other']) {
+      t.match(s, new RegExp(`counter ${c} \\{ \\}`), `${mode}: named counter ${c}`);
+    }
+    t.match(s, /set relays \{\n {4}type ipv4_addr \. inet_service\n/, `${mode}: relay set (addr . port)`);
+    for (const chain of ['pre_guard', 'input', 'forward', 'output']) {
+      const body = chainBody(s, chain);
+      t.match(body[0], /policy drop;$/, `${mode} ${chain}: policy drop`);
+      t.equal(
+        body[1],
+        'ct state invalid counter name "drop_invalid" drop',
+        `${mode} ${chain}: invalid first`,
+      );
+      t.equal(body[2], 'meta nfproto ipv6 counter name "drop_ipv6" drop', `${mode} ${chain}: then IPv6`);
+      t.equal(body.at(-1), 'jump drop_counted', `${mode} ${chain}: everything else counted and dropped`);
+    }
+    t.same(
+      chainBody(s, 'forward').slice(1),
+      [
+        'ct state invalid counter name "drop_invalid" drop',
+        'meta nfproto ipv6 counter name "drop_ipv6" drop',
+        'jump drop_counted',
+      ],
+      `${mode}: nothing is ever forwarded`,
+    );
+    // must not
+    t.notMatch(s, /masquerade|snat|\bnotrack\b/, `${mode}: no NAT to the WAN, no untracked packets`);
+    t.notMatch(
+      s,
+      /type filter hook \w+ priority \w+; policy accept/,
+      `${mode}: no filter chain accepts by policy`,
+    );
+    t.notMatch(
+      s,
+      /^\s*ct state (\{ )?established(, related)?( \})? accept$/m,
+      `${mode}: no bare established accept`,
+    );
+    t.notMatch(s, /iifname "lan0" accept|oifname "wan0" accept/, `${mode}: no interface-wide accept`);
+    t.notMatch(s, /meta skuid 0\b/, `${mode}: root never whitelisted`);
+    // only tor's uid to the WAN, only TCP, only the relay set
+    const wanOut = chainBody(s, 'wan_out');
+    if (mode === 'lockdown') t.same(wanOut, [], 'lockdown: nothing to the WAN');
+    else t.same(wanOut, ['meta skuid 102 ip daddr . tcp dport @relays accept'], `${mode}: tor -> relays`);
+    // web page from the LAN only, to the box's LAN address
+    t.same(
+      s.match(/.*tcp dport 80 accept.*/g)?.map((l) => l.trim()),
+      ['ip daddr 10.200.0.1 tcp dport 80 accept', 'ip daddr 10.200.0.1 tcp dport 80 accept'],
+      `${mode}: web page only via lan_pre and lan_in`,
+    );
+    t.notMatch(chainBody(s, 'wan_in').join('\n'), /dport 80/, `${mode}: no web page from the WAN`);
+    t.match(
+      chainBody(s, 'lan_in').join('\n'),
+      /udp sport 68 udp dport 67 accept/,
+      `${mode}: DHCP on the LAN`,
+    );
+    t.match(chainBody(s, 'drop_counted').join('\n'), /meta l4proto udp counter name "drop_udp" drop/);
+    t.match(chainBody(s, 'drop_counted').join('\n'), /meta l4proto icmp counter name "drop_icmp" drop/);
+  }
+});
+
+t.test('routing: LAN TCP -> TransPort, LAN DNS -> DNSPort, the box itself exempt', async (t) => {
+  const s = renderRuleset('routing', SAMPLE);
+  const nat = chainBody(s, 'pre_nat');
+  t.same(nat, [
+    'type nat hook prerouting priority dstnat; policy accept;',
+    'iifname "lan0" meta l4proto { tcp, udp } th dport 53 dnat ip to 10.200.0.1:5353',
+    'iifname "lan0" ip daddr 10.200.0.1 return',
+    'iifname "lan0" meta l4proto tcp dnat ip to 10.200.0.1:9040',
+  ]);
+  const lanIn = chainBody(s, 'lan_in');
+  t.ok(
+    lanIn.includes('ip daddr 10.200.0.1 tcp dport 9040 ct status dnat accept'),
+    'TransPort only if redirected',
+  );
+  t.ok(lanIn.includes('ip daddr 10.200.0.1 meta l4proto { tcp, udp } th dport 5353 ct status dnat accept'));
+  t.notMatch(s, /th dport \{ 9040, 5353 \} counter/, 'no tor-port cut in routing');
+});
+
+for (const mode of ['lockdown', 'connecting', 'killed'] as const) {
+  t.test(`${mode}: no redirect, LAN cut from tor's ports whatever the conntrack state`, async (t) => {
+    const s = renderRuleset(mode, SAMPLE);
+    t.notMatch(s, /dnat|redirect|chain pre_nat/, 'no NAT at all');
+    t.notMatch(s, /dport 53/, 'no DNS accepted');
+    const input = chainBody(s, 'input');
+    const cut =
+      'iifname "lan0" meta l4proto { tcp, udp } th dport { 9040, 5353 } counter name "drop_other" drop';
+    t.ok(input.indexOf(cut) > 0 && input.indexOf(cut) < input.indexOf('iifname "lan0" jump lan_in'));
+    t.same(chainBody(s, 'lan_pre'), [
+      'ip daddr 10.200.0.1 tcp dport 80 accept',
+      'udp sport 68 udp dport 67 accept',
+    ]);
+    t.notMatch(chainBody(s, 'lan_out').join('\n'), /9040|5353/);
+  });
+}
+
+t.test('killed equals connecting except for the mode comment', async (t) => {
+  const strip = (s: string) => s.split('\n').slice(1).join('\n');
+  t.equal(strip(renderRuleset('killed', SAMPLE)), strip(renderRuleset('connecting', SAMPLE)));
+  t.not(renderRuleset('killed', SAMPLE), renderRuleset('routing', SAMPLE));
+});
+
+t.test('relay set: deduplicated, sorted; empty set renders without elements', async (t) => {
+  const s = renderRuleset('connecting', SAMPLE);
+  t.match(s, 'elements = { 198.18.0.10 . 5000, 198.18.0.11 . 5001 }');
+  const empty = renderRuleset('connecting', { ...SAMPLE, relays: [] });
+  t.notMatch(empty, /elements/);
+  t.equal(
+    renderRelayRefresh([{ address: '198.18.0.12', port: 443 }]),
+    'flush set inet onionbox relays\nadd element inet onionbox relays { 198.18.0.12 . 443 }\n',
+  );
+  t.equal(renderRelayRefresh([]), 'flush set inet onionbox relays\n');
+  t.equal(renderBootTableRemoval(), 'table inet onionbox_boot\ndelete table inet onionbox_boot\n');
+});
+
+t.test('model: base chains and rule counts are data', async (t) => {
+  const m = buildRuleset('routing', SAMPLE);
+  t.same(
+    m.chains.filter((c) => c.base).map((c) => [c.name, c.base?.hook, c.base?.policy]),
+    [
+      ['pre_guard', 'prerouting', 'drop'],
+      ['pre_nat', 'prerouting', 'accept'],
+      ['input', 'input', 'drop'],
+      ['forward', 'forward', 'drop'],
+      ['output', 'output', 'drop'],
+    ],
+  );
+});
+
+t.test('bad parameters: clear error naming the field, no output', async (t) => {
+  const bad: [string, Partial<Record<keyof FirewallParams, unknown>> & Record<string, unknown>][] = [
+    ['lanIf', { lanIf: 'lan0" accept' }],
+    ['lanIf', { lanIf: 'a-very-long-interface-name' }],
+    ['lanIf', { lanIf: '' }],
+    ['lanIf', { lanIf: 'lo' }],
+    ['wanIf', { wanIf: 'lan0' }],
+    ['wanIf', { wanIf: 'wan0\n' }],
+    ['wanIf', { wanIf: '-x' }],
+    ['lanAddr', { lanAddr: '10.200.0.256' }],
+    ['lanAddr', { lanAddr: '10.200.0.1; flush ruleset' }],
+    ['lanAddr', { lanAddr: '010.200.0.1' }],
+    ['lanAddr', { lanAddr: '10.200.0.0' }],
+    ['lanAddr', { lanAddr: '10.200.0.255' }],
+    ['lanAddr', { lanAddr: '127.0.0.1' }],
+    ['lanAddr', { lanAddr: '224.0.0.1' }],
+    ['lanPrefix', { lanPrefix: 31 }],
+    ['lanPrefix', { lanPrefix: 24.5 }],
+    ['lanPrefix', { lanPrefix: '24' }],
+    ['torUid', { torUid: 0 }],
+    ['torUid', { torUid: -1 }],
+    ['torUid', { torUid: '102' }],
+    ['torUid', { torUid: 2 ** 32 }],
+    ['transPort', { transPort: 0 }],
+    ['dnsPort', { dnsPort: 65536 }],
+    ['webPort', { webPort: 9040 }],
+    ['transPort', { transPort: 53 }],
+    ['relays', { relays: 'x' }],
+    ['relays/0', { relays: [{ address: '198.18.0.10', port: 0 }] }],
+    [
+      'relays/1',
+      {
+        relays: [
+          { address: '198.18.0.10', port: 1 },
+          { address: '198.18.0.10 } ', port: 1 },
+        ],
+      },
+    ],
+    ['relays/0', { relays: [{ address: '255.255.255.255', port: 1 }] }],
+    ['relays/0', { relays: [{ address: '198.18.0.10', port: 1, extra: 1 }] }],
+    ['relays/0', { relays: [null] }],
+    ['extra', { extra: 1 }],
+  ];
+  for (const [field, patch] of bad) {
+    const p = { ...SAMPLE, ...patch } as unknown as FirewallParams;
+    const e = caught(() => renderRuleset('routing', p));
+    t.ok(
+      isObxError(e, 'FIREWALL_INVALID_PARAMS') && field in e.details,
+      `${field}: ${JSON.stringify(patch)}`,
+    );
+  }
+  t.throws(() => validateParams(null), /parameters must be an object/);
+  t.throws(() => validateParams([]), /parameters must be an object/);
+  t.throws(() => renderRuleset('open' as FirewallMode, SAMPLE), /unknown firewall mode/);
+  t.throws(() => validateRelays(new Array(20001).fill({ address: '198.18.0.1', port: 1 })), /at most/);
+  t.ok(Object.isFrozen(validateParams(SAMPLE)));
+});
+
+t.test('relay list file: ip:port per line', async (t) => {
+  t.same(parseRelayList('# relays\n198.18.0.11:5001\n\n 198.18.0.10:5000 \n198.18.0.10:5000\n'), [
+    { address: '198.18.0.10', port: 5000 },
+    { address: '198.18.0.11', port: 5001 },
+  ]);
+  for (const bad of [
+    '198.18.0.10',
+    '198.18.0.10:0',
+    '198.18.0.300:1',
+    'host:80',
+    '1.2.3.4:80 extra',
+    '[::1]:80',
+  ]) {
+    t.ok(
+      isObxError(
+        caught(() => parseRelayList(bad)),
+        'FIREWALL_INVALID_PARAMS',
+      ),
+      bad,
+    );
+  }
+});
