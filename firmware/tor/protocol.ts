@@ -1,0 +1,364 @@
+/**
+ * Tor control protocol (control-spec.txt), parsing only: no I/O here (Stem's split: the socket layer only
+ * feeds bytes, replies are built from strings). Every function is pure and throws only ObxError
+ * OBX_ERR_TOR_PROTOCOL for malformed input, whatever the bytes.
+ *
+ * Reply grammar:  Reply = *(MidReplyLine / DataReplyLine) EndReplyLine
+ *   MidReplyLine  = StatusCode "-" text CRLF
+ *   DataReplyLine = StatusCode "+" text CRLF  data lines ... "." CRLF   (leading ".." unescaped to ".")
+ *   EndReplyLine  = StatusCode " " text CRLF
+ */
+import { obxError } from '../errors.js';
+
+export interface ReplyLine {
+  code: number;
+  /** '-' mid, '+' data follows, ' ' end. */
+  sep: '-' | '+' | ' ';
+  text: string;
+  /** Data block of a '+' line (dot-unescaped, lines joined with '\n'). */
+  data?: string;
+}
+
+export interface ControlReply {
+  /** Status of the end line (250 ok, 5xx error, 650 async event). */
+  code: number;
+  lines: ReplyLine[];
+}
+
+/** A single line may not exceed this; a reply may not exceed MAX_REPLY (ns/all on the real network is ~3 MB). */
+export const MAX_LINE = 64 * 1024;
+export const MAX_REPLY = 32 * 1024 * 1024;
+
+function protocolError(detail: string): Error {
+  return obxError('TOR_PROTOCOL', detail);
+}
+
+/**
+ * Splits a byte stream into replies. Feed it chunks; it returns every reply completed by the chunk.
+ * After a protocol error the parser is poisoned (the connection must be dropped).
+ */
+export class ReplySplitter {
+  #buf = '';
+  #lines: ReplyLine[] = [];
+  #data: string[] | null = null;
+  #size = 0;
+  #broken: Error | null = null;
+
+  push(chunk: string): ControlReply[] {
+    if (this.#broken) throw this.#broken;
+    this.#buf += chunk;
+    const out: ControlReply[] = [];
+    try {
+      for (;;) {
+        const nl = this.#buf.indexOf('\n');
+        if (nl < 0) {
+          if (this.#buf.length > MAX_LINE) throw protocolError(`line longer than ${MAX_LINE} bytes`);
+          break;
+        }
+        let line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        if (line.endsWith('\r')) line = line.slice(0, -1);
+        if (line.length > MAX_LINE) throw protocolError(`line longer than ${MAX_LINE} bytes`);
+        this.#size += line.length + 2;
+        if (this.#size > MAX_REPLY) throw protocolError(`reply longer than ${MAX_REPLY} bytes`);
+        const reply = this.#line(line);
+        if (reply) out.push(reply);
+      }
+    } catch (err) {
+      this.#broken = err as Error;
+      throw err;
+    }
+    return out;
+  }
+
+  #line(line: string): ControlReply | null {
+    if (this.#data) {
+      if (line === '.') {
+        const last = this.#lines[this.#lines.length - 1];
+        if (last) last.data = this.#data.join('\n');
+        this.#data = null;
+        return null;
+      }
+      this.#data.push(line.startsWith('.') ? line.slice(1) : line);
+      return null;
+    }
+    const parsed = parseReplyLine(line);
+    this.#lines.push(parsed);
+    if (parsed.sep === '+') {
+      this.#data = [];
+      return null;
+    }
+    if (parsed.sep === '-') return null;
+    const lines = this.#lines;
+    this.#lines = [];
+    this.#size = 0;
+    for (const l of lines) {
+      if (l.code !== parsed.code && !(Math.floor(l.code / 100) === Math.floor(parsed.code / 100))) {
+        throw protocolError(`status codes differ inside one reply (${l.code} vs ${parsed.code})`);
+      }
+    }
+    return { code: parsed.code, lines };
+  }
+}
+
+export function parseReplyLine(line: string): ReplyLine {
+  const m = /^([0-9]{3})([- +])(.*)$/s.exec(line);
+  if (!m) throw protocolError(`not a reply line: ${JSON.stringify(line.slice(0, 80))}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(m[3] ?? '')) throw protocolError('control character in reply line');
+  return { code: Number(m[1]), sep: m[2] as ReplyLine['sep'], text: m[3] ?? '' };
+}
+
+/** Parses whole replies from a complete transcript (test fixtures, fuzzing). */
+export function parseTranscript(text: string): ControlReply[] {
+  const splitter = new ReplySplitter();
+  const replies = splitter.push(text);
+  return replies;
+}
+
+export function isOk(reply: ControlReply): boolean {
+  return reply.code >= 200 && reply.code < 300;
+}
+
+export function replyText(reply: ControlReply): string {
+  return reply.lines.map((l) => l.text).join('\n');
+}
+
+/** Splits `KEY=VALUE KEY="quoted value"` into a map (control-spec 2.1 QuotedString with \ escapes). */
+export function parseKeywords(text: string): { positional: string[]; keywords: Record<string, string> } {
+  const positional: string[] = [];
+  const keywords: Record<string, string> = {};
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    while (i < n && text[i] === ' ') i++;
+    if (i >= n) break;
+    const start = i;
+    while (i < n && text[i] !== ' ' && text[i] !== '=') i++;
+    const key = text.slice(start, i);
+    if (text[i] !== '=') {
+      positional.push(key);
+      continue;
+    }
+    i++; // '='
+    if (text[i] === '"') {
+      i++;
+      let value = '';
+      let closed = false;
+      while (i < n) {
+        const c = text[i];
+        if (c === '\\' && i + 1 < n) {
+          const e = text[i + 1];
+          value += e === 'n' ? '\n' : e === 't' ? '\t' : e === 'r' ? '\r' : (e ?? '');
+          i += 2;
+          continue;
+        }
+        if (c === '"') {
+          closed = true;
+          i++;
+          break;
+        }
+        value += c;
+        i++;
+      }
+      if (!closed) throw protocolError(`unterminated quoted value for ${key}`);
+      keywords[key] = value;
+    } else {
+      const vs = i;
+      while (i < n && text[i] !== ' ') i++;
+      keywords[key] = text.slice(vs, i);
+    }
+  }
+  return { positional, keywords };
+}
+
+/** GETINFO reply -> key/value map (`250-key=value`, `250+key=` + data, final `250 OK`). */
+export function parseGetInfo(reply: ControlReply): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of reply.lines) {
+    if (line.sep === ' ' && line.text === 'OK') continue;
+    const eq = line.text.indexOf('=');
+    if (eq <= 0)
+      throw protocolError(`GETINFO line without key=value: ${JSON.stringify(line.text.slice(0, 80))}`);
+    const key = line.text.slice(0, eq);
+    out[key] = line.sep === '+' ? (line.data ?? '') : line.text.slice(eq + 1);
+  }
+  return out;
+}
+
+/** An async event (650): its type and the rest of its first line, plus following lines. */
+export interface TorEvent {
+  type: string;
+  body: string;
+  /** Further lines of a multi-line event (e.g. NS, or data). */
+  extra: string[];
+}
+
+export function parseEvent(reply: ControlReply): TorEvent {
+  if (reply.code !== 650) throw protocolError(`not an event: ${reply.code}`);
+  const first = reply.lines[0];
+  if (!first) throw protocolError('empty event');
+  const sp = first.text.indexOf(' ');
+  const type = sp < 0 ? first.text : first.text.slice(0, sp);
+  const body = sp < 0 ? '' : first.text.slice(sp + 1);
+  const extra: string[] = [];
+  if (first.data !== undefined) extra.push(...first.data.split('\n'));
+  for (const l of reply.lines.slice(1)) {
+    if (l.sep === ' ' && l.text === 'OK') continue;
+    extra.push(l.text);
+    if (l.data !== undefined) extra.push(...l.data.split('\n'));
+  }
+  return { type, body, extra };
+}
+
+export interface StatusEvent {
+  /** STATUS_CLIENT, STATUS_GENERAL or STATUS_SERVER */
+  kind: string;
+  severity: string;
+  action: string;
+  args: Record<string, string>;
+}
+
+/** `650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=50 TAG=loading_descriptors SUMMARY="..."` */
+export function parseStatusEvent(ev: TorEvent): StatusEvent {
+  const { positional, keywords } = parseKeywords(ev.body);
+  const [severity, action] = positional;
+  if (!severity || !action) throw protocolError(`malformed ${ev.type} event`);
+  return { kind: ev.type, severity, action, args: keywords };
+}
+
+export interface Bootstrap {
+  progress: number;
+  tag: string;
+  summary: string;
+  warning?: string | undefined;
+}
+
+/** From `status/bootstrap-phase` or a STATUS_CLIENT BOOTSTRAP event body (severity first). */
+export function parseBootstrap(text: string): Bootstrap {
+  const { positional, keywords } = parseKeywords(text);
+  if (!positional.includes('BOOTSTRAP')) throw protocolError('not a bootstrap status');
+  const progress = Number(keywords.PROGRESS);
+  if (!Number.isInteger(progress) || progress < 0 || progress > 100) {
+    throw protocolError(`bad bootstrap progress ${JSON.stringify(keywords.PROGRESS ?? '')}`);
+  }
+  return {
+    progress,
+    tag: keywords.TAG ?? '',
+    summary: keywords.SUMMARY ?? '',
+    warning: keywords.WARNING,
+  };
+}
+
+export interface CircHop {
+  fingerprint: string;
+  nickname: string;
+}
+
+export interface Circuit {
+  id: string;
+  status: string;
+  hops: CircHop[];
+  purpose: string;
+  buildFlags: string[];
+  reason?: string | undefined;
+}
+
+/** `$FP~nick` or `$FP=nick` or `$FP` (control-spec LongName). */
+export function parseLongName(name: string): CircHop {
+  const m = /^\$([0-9A-Fa-f]{40})(?:[~=]([A-Za-z0-9]{1,19}))?$/.exec(name);
+  if (!m) throw protocolError(`bad relay name ${JSON.stringify(name.slice(0, 80))}`);
+  return { fingerprint: (m[1] ?? '').toUpperCase(), nickname: m[2] ?? '' };
+}
+
+/** One line of `circuit-status` or a CIRC event body: `ID STATUS [PATH] [KEY=VALUE...]`. */
+export function parseCircuitLine(line: string): Circuit {
+  const { positional, keywords } = parseKeywords(line);
+  const [id, status, path] = positional;
+  if (!id || !/^[0-9]{1,10}$/.test(id) || !status || !/^[A-Z]+$/.test(status)) {
+    throw protocolError(`bad circuit line ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const hops = path ? path.split(',').map(parseLongName) : [];
+  return {
+    id,
+    status,
+    hops,
+    purpose: keywords.PURPOSE ?? '',
+    buildFlags: keywords.BUILD_FLAGS ? keywords.BUILD_FLAGS.split(',') : [],
+    reason: keywords.REASON,
+  };
+}
+
+export function parseCircuitStatus(text: string): Circuit[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map(parseCircuitLine);
+}
+
+export interface RouterStatus {
+  nickname: string;
+  /** Hex, upper case. */
+  fingerprint: string;
+  address: string;
+  orPort: number;
+  dirPort: number;
+  flags: string[];
+  /** IPv6 OR addresses from `a` lines, as `[addr]:port`. */
+  orAddresses: string[];
+}
+
+function b64ToHex(b64: string): string {
+  const buf = Buffer.from(b64, 'base64');
+  if (buf.length !== 20) throw protocolError(`bad identity digest ${JSON.stringify(b64.slice(0, 40))}`);
+  return buf.toString('hex').toUpperCase();
+}
+
+const IPV4 =
+  /^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
+
+function port(text: string | undefined): number {
+  const n = Number(text);
+  if (!text || !/^[0-9]{1,5}$/.test(text) || n > 65535)
+    throw protocolError(`bad port ${JSON.stringify(text)}`);
+  return n;
+}
+
+/**
+ * `GETINFO ns/all` (v3 network status entries): `r nick identity [digest] date time IP ORPort DirPort`,
+ * `a [v6]:port`, `s Flags...`. The digest is absent or zero with microdescriptor consensuses, so the
+ * address and ports are read from the end of the `r` line.
+ */
+export function parseNetworkStatus(text: string): RouterStatus[] {
+  const out: RouterStatus[] = [];
+  let cur: RouterStatus | null = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (line.startsWith('r ')) {
+      const f = line.split(' ');
+      if (f.length < 8) throw protocolError(`short r line ${JSON.stringify(line.slice(0, 80))}`);
+      const address = f[f.length - 3] ?? '';
+      if (!IPV4.test(address)) throw protocolError(`bad address in r line ${JSON.stringify(address)}`);
+      cur = {
+        nickname: f[1] ?? '',
+        fingerprint: b64ToHex(f[2] ?? ''),
+        address,
+        orPort: port(f[f.length - 2]),
+        dirPort: port(f[f.length - 1]),
+        flags: [],
+        orAddresses: [],
+      };
+      out.push(cur);
+    } else if (line.startsWith('s ') && cur) {
+      cur.flags = line.slice(2).split(' ').filter(Boolean);
+    } else if (line.startsWith('a ') && cur) {
+      cur.orAddresses.push(line.slice(2));
+    }
+  }
+  return out;
+}
+
+/** Escapes a value for a control-port QuotedString (SETCONF, LOADCONF). */
+export function quoteString(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
+}

@@ -1,0 +1,548 @@
+/**
+ * A private, offline Tor network for tests, benchmarks and the simulator: 3 directory authorities,
+ * 2 middle relays (the only Guards) and 1 exit with an explicit exit policy, all real `tor` processes,
+ * TestingTorNetwork 1 and AssumeReachable 1. On loopback without root (dynamic free ports), or inside a
+ * network namespace given by the caller (`ip netns exec`, each relay on its own address).
+ *
+ * startPrivnet() resolves when a probe client (its own tor, control and SOCKS on unix sockets so it works
+ * across namespaces) has built a circuit ending at the exit, and, with the HTTP server, fetched /api/ip
+ * through it with IsTor true. Start-up on this 2-core machine: see scripts/privnet/README.md.
+ *
+ * Teardown kills only the PIDs started here (SIGTERM, then SIGKILL), idempotently, also on process exit,
+ * SIGINT and SIGTERM. Every tor also gets __OwningControllerProcess = our PID, so a tor outlives a
+ * SIGKILLed harness by at most a few seconds.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { connectControl, type TorControl } from '../../firmware/tor/control.js';
+import { parseBootstrap } from '../../firmware/tor/protocol.js';
+import { socksHttpGet } from './socks.js';
+
+const execFileP = promisify(execFile);
+
+export interface PrivnetOptions {
+  /** Working dir for data dirs/torrcs (caller creates/removes). No spaces or quotes. */
+  dir: string;
+  /** If set, every tor and the HTTP server run via `ip netns exec NETNS ...`. */
+  netns?: string;
+  /**
+   * Addresses to bind (already configured in the namespace by the caller): relay i (auth0-2, middle0-1,
+   * exit) uses addresses[i % n]; the HTTP server uses addresses[6] if given, else addresses[0].
+   * Default: loopback 127.0.0.1 with dynamic free ports (the exit then sends from a random 127.x.y.z so the
+   * IsTor stand-in can tell exit traffic from direct traffic).
+   */
+  addresses?: string[];
+  /** Start the tiny "internet" HTTP server (/, /bytes/N, /api/ip). */
+  httpServer?: boolean;
+  /** Extra ports the exit accepts (besides the HTTP server's). Default [80, 443]. */
+  exitPorts?: number[];
+  /** Give up after this long (default 120 s). */
+  timeoutMs?: number;
+  /** Progress lines (default: silent). */
+  log?: (line: string) => void;
+}
+
+export interface PrivnetRelay {
+  nickname: string;
+  role: 'authority' | 'middle' | 'exit';
+  address: string;
+  orPort: number;
+  dirPort: number;
+  fingerprint: string;
+  pid: number;
+}
+
+export interface Privnet {
+  relays: PrivnetRelay[];
+  exit: PrivnetRelay;
+  /** The address exit traffic comes from (what the IsTor stand-in treats as Tor). */
+  exitOutboundAddress: string;
+  /** torrc lines a client needs to join: DirAuthority ..., TestingTorNetwork 1, ... (no ports). */
+  clientTorrcLines: string[];
+  http?: { address: string; port: number; url: string };
+  /** Milliseconds from startPrivnet() to ready. */
+  startupMs: number;
+  /** every relay ip:port a client may connect to (ORPorts; clients tunnel directory requests over them). */
+  relayEndpoints(): { address: string; port: number }[];
+  /** SIGHUP every relay (by PID): resets their download schedules. */
+  hupRelays(): void;
+  stop(): Promise<void>;
+}
+
+const ROLES: { nickname: string; role: PrivnetRelay['role'] }[] = [
+  { nickname: 'auth0', role: 'authority' },
+  { nickname: 'auth1', role: 'authority' },
+  { nickname: 'auth2', role: 'authority' },
+  { nickname: 'middle0', role: 'middle' },
+  { nickname: 'middle1', role: 'middle' },
+  { nickname: 'exit0', role: 'exit' },
+];
+
+const SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
+const IPV4 =
+  /^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
+const NETNS = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** PIDs of every live privnet child, killed synchronously if the process exits without stop(). */
+const livePids = new Set<number>();
+let handlersInstalled = false;
+
+function killAllSync(): void {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  livePids.clear();
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', killAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const handler = () => {
+      killAllSync();
+      process.off(sig, handler);
+      // Re-raise so the default behaviour (or other handlers) still apply.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, handler);
+  }
+}
+
+/** Free TCP ports on 127.0.0.1, held open together so they are distinct, then released. */
+export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import('node:net').Server>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, host, () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+function spawnIn(netns: string | undefined, cmd: string, args: string[]): ChildProcess {
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  if (child.pid) livePids.add(child.pid);
+  child.once('exit', () => {
+    if (child.pid) livePids.delete(child.pid);
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return child;
+}
+
+async function fingerprintOf(dataDir: string, nickname: string): Promise<string> {
+  const { stdout } = await execFileP('tor', [
+    '--quiet',
+    '--ignore-missing-torrc',
+    '-f',
+    '/dev/null',
+    '--list-fingerprint',
+    '--DataDirectory',
+    dataDir,
+    '--ORPort',
+    '1',
+    '--Nickname',
+    nickname,
+    '--DirAuthority',
+    'x 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff',
+  ]);
+  const m = /^\S+ ((?:[0-9A-F]{4} ?){10})$/m.exec(stdout.trim());
+  if (!m?.[1]) throw new Error(`privnet: no fingerprint for ${nickname}: ${stdout}`);
+  return m[1].replace(/ /g, '');
+}
+
+async function authorityCert(dataDir: string, address: string, dirPort: number): Promise<string> {
+  const keys = join(dataDir, 'keys');
+  await mkdir(keys, { recursive: true, mode: 0o700 });
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(
+      'tor-gencert',
+      [
+        '--create-identity-key',
+        '-m',
+        '12',
+        '-a',
+        `${address}:${dirPort}`,
+        '-i',
+        join(keys, 'authority_identity_key'),
+        '-s',
+        join(keys, 'authority_signing_key'),
+        '-c',
+        join(keys, 'authority_certificate'),
+        '--passphrase-fd',
+        '0',
+      ],
+      (err) => (err ? reject(err) : resolve()),
+    );
+    child.stdin?.end('\n');
+  });
+  const cert = await readFile(join(keys, 'authority_certificate'), 'utf8');
+  const m = /^fingerprint ([0-9A-F]{40})$/m.exec(cert);
+  if (!m?.[1]) throw new Error('privnet: authority certificate without fingerprint');
+  return m[1];
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Counts relays listed Running+Valid in an authority's microdescriptor consensus. */
+function consensusRunning(path: string): number {
+  if (!existsSync(path)) return 0;
+  let running = 0;
+  let inRouter = false;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.startsWith('r ')) inRouter = true;
+    else if (line.startsWith('s ') && inRouter) {
+      const flags = line.split(' ');
+      if (flags.includes('Running') && flags.includes('Valid')) running++;
+      inRouter = false;
+    }
+  }
+  return running;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => undefined);
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  if (!SAFE_PATH.test(opts.dir)) throw new Error(`privnet: dir must be an absolute path of [A-Za-z0-9_./-]`);
+  if (opts.netns !== undefined && !NETNS.test(opts.netns)) throw new Error('privnet: bad netns name');
+  const addresses = opts.addresses?.length ? opts.addresses : ['127.0.0.1'];
+  for (const a of addresses) if (!IPV4.test(a)) throw new Error(`privnet: bad address ${a}`);
+  const loopback = !opts.addresses?.length;
+  installHandlers();
+
+  const children: ChildProcess[] = [];
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const timer = setTimeout(() => {
+              try {
+                c.kill('SIGKILL');
+              } catch {
+                // gone
+              }
+            }, 3000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+
+  try {
+    // Ports: dynamic on loopback; fixed per relay index inside a namespace (each namespace is the test's own).
+    const ports = loopback
+      ? await freePorts(ROLES.length * 2)
+      : ROLES.flatMap((_, i) => [5000 + i, 7000 + i]);
+    const exitOutboundAddress = addresses[(ROLES.length - 1) % addresses.length] ?? '127.0.0.1';
+
+    // The "internet" first: the exit policy needs its port.
+    let http: Privnet['http'];
+    let httpChild: ChildProcess | null = null;
+    if (opts.httpServer) {
+      const host = loopback ? '127.0.0.1' : (addresses[6] ?? addresses[0] ?? '127.0.0.1');
+      const script = new URL(
+        import.meta.url.endsWith('.ts') ? './http-server.ts' : './http-server.js',
+        import.meta.url,
+      ).pathname;
+      const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
+      const child = spawnIn(opts.netns, process.execPath, [
+        ...nodeArgs,
+        '--host',
+        host,
+        '--port',
+        loopback ? '0' : '8080',
+        '--exit',
+        loopback ? '-' : exitOutboundAddress,
+      ]);
+      children.push(child);
+      httpChild = child;
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error('privnet: HTTP server did not start')), 20_000);
+        child.stdout?.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /LISTENING ([0-9]+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`privnet: HTTP server exited with ${code}`));
+        });
+      });
+      http = { address: host, port, url: `http://${host}:${port}` };
+      log(`http server on ${http.url}`);
+    }
+
+    const relays: (PrivnetRelay & { dataDir: string; v3ident?: string | undefined })[] = await Promise.all(
+      ROLES.map(async (r, i) => {
+        const dataDir = join(opts.dir, r.nickname);
+        await mkdir(dataDir, { recursive: true, mode: 0o700 });
+        const address = addresses[i % addresses.length] ?? '127.0.0.1';
+        const orPort = ports[i * 2] ?? 0;
+        const dirPort = ports[i * 2 + 1] ?? 0;
+        const v3ident = r.role === 'authority' ? await authorityCert(dataDir, address, dirPort) : undefined;
+        const fingerprint = await fingerprintOf(dataDir, r.nickname);
+        return { ...r, address, orPort, dirPort, fingerprint, pid: 0, dataDir, v3ident };
+      }),
+    );
+    const dirAuthorityLines = relays
+      .filter((r) => r.role === 'authority')
+      .map(
+        (r) =>
+          `DirAuthority ${r.nickname} orport=${r.orPort} v3ident=${r.v3ident} ${r.address}:${r.dirPort} ${r.fingerprint}`,
+      );
+    const guards = relays.filter((r) => r.role === 'middle').map((r) => r.fingerprint);
+    const exitRelay = relays.find((r) => r.role === 'exit');
+    if (!exitRelay) throw new Error('privnet: no exit');
+    const exitPorts = [...new Set([...(opts.exitPorts ?? [80, 443]), ...(http ? [http.port] : [])])];
+    const networkLines = [
+      'TestingTorNetwork 1',
+      ...dirAuthorityLines,
+      'TestingMinExitFlagThreshold 0',
+      'ExtendAllowPrivateAddresses 1',
+      'EnforceDistinctSubnets 0',
+    ];
+
+    for (const r of relays) {
+      const lines = [
+        ...networkLines,
+        `DataDirectory ${r.dataDir}`,
+        `Nickname ${r.nickname}`,
+        'RunAsDaemon 0',
+        'ShutdownWaitLength 0',
+        'SafeLogging 0',
+        'ProtocolWarnings 1',
+        `Log notice file ${join(r.dataDir, 'notice.log')}`,
+        'ContactInfo privnet@onionbox.test',
+        'AssumeReachable 1',
+        `Address ${r.address}`,
+        `ORPort ${r.address}:${r.orPort} IPv4Only`,
+        `DirPort ${r.address}:${r.dirPort}`,
+        'SocksPort 0',
+        'ExitPolicyRejectPrivate 0',
+        'ExitPolicyRejectLocalInterfaces 0',
+        'DirAllowPrivateAddresses 1',
+        'CountPrivateBandwidth 1',
+        'ConnLimit 60',
+        `__OwningControllerProcess ${process.pid}`,
+      ];
+      if (r.role === 'authority') {
+        lines.push(
+          'AuthoritativeDirectory 1',
+          'V3AuthoritativeDirectory 1',
+          'TestingV3AuthInitialVotingInterval 5',
+          'TestingV3AuthInitialVoteDelay 2',
+          'TestingV3AuthInitialDistDelay 2',
+          'V3AuthVotingInterval 20',
+          'V3AuthVoteDelay 4',
+          'V3AuthDistDelay 4',
+          `TestingDirAuthVoteGuard ${guards.join(',')}`,
+          'TestingDirAuthVoteGuardIsStrict 1',
+          `TestingDirAuthVoteExit ${exitRelay.fingerprint}`,
+          'TestingDirAuthVoteExitIsStrict 1',
+          'ExitPolicy reject *:*',
+        );
+      } else if (r.role === 'exit') {
+        lines.push('ExitRelay 1', 'IPv6Exit 0');
+        if (http) lines.push(`ExitPolicy accept ${http.address}:${http.port}`);
+        for (const p of exitPorts) lines.push(`ExitPolicy accept *:${p}`);
+        lines.push('ExitPolicy reject *:*');
+      } else {
+        lines.push('ExitRelay 0', 'ExitPolicy reject *:*');
+      }
+      const torrc = join(r.dataDir, 'torrc');
+      await writeFile(torrc, `${lines.join('\n')}\n`, { mode: 0o600 });
+      const child = spawnIn(opts.netns, 'tor', ['-f', torrc, '--ignore-missing-torrc']);
+      children.push(child);
+      r.pid = child.pid ?? 0;
+      if (r.role === 'exit') httpChild?.stdin?.write(`EXIT-PID ${r.pid}\n`);
+      child.once('exit', (code, signal) => {
+        if (!stopped)
+          log(`${r.nickname} exited (${code ?? signal}):\n${tail(join(r.dataDir, 'notice.log'))}`);
+      });
+    }
+    log(`started ${relays.length} relays after ${Date.now() - t0} ms`);
+
+    const deadline = t0 + timeoutMs;
+    const assertAlive = () => {
+      for (const [i, c] of children.entries()) {
+        if (c.exitCode !== null || c.signalCode !== null) {
+          const r = relays[i - (http ? 1 : 0)];
+          throw new Error(
+            `privnet: ${r?.nickname ?? 'http server'} died (${c.exitCode ?? c.signalCode}):\n${r ? tail(join(r.dataDir, 'notice.log')) : ''}`,
+          );
+        }
+      }
+    };
+    const hupRelays = () => {
+      for (const r of relays) {
+        try {
+          process.kill(r.pid, 'SIGHUP');
+        } catch {
+          // gone
+        }
+      }
+    };
+
+    // 1. Wait for a consensus listing every relay Running+Valid (in every authority).
+    const consensusFiles = relays
+      .filter((r) => r.role === 'authority')
+      .map((r) => join(r.dataDir, 'cached-microdesc-consensus'));
+    while (!consensusFiles.every((f) => consensusRunning(f) >= relays.length)) {
+      assertAlive();
+      if (Date.now() > deadline) throw new Error('privnet: no complete consensus in time');
+      await sleep(250);
+    }
+    log(`consensus with all relays after ${Date.now() - t0} ms`);
+    // Relays that asked before the first consensus existed back off for up to ~20 s: reset them.
+    hupRelays();
+
+    const clientTorrcLines = [
+      ...networkLines,
+      'ClientRejectInternalAddresses 0',
+      'ClientDNSRejectInternalAddresses 0',
+    ];
+
+    // 2. A probe client must build a circuit to the exit (and fetch /api/ip through it).
+    const probeDir = join(opts.dir, 'probe');
+    await mkdir(probeDir, { recursive: true, mode: 0o700 });
+    const probeLines = [
+      ...clientTorrcLines,
+      `DataDirectory ${probeDir}`,
+      `ControlPort unix:${join(probeDir, 'control')}`,
+      `SocksPort unix:${join(probeDir, 'socks')}`,
+      'CookieAuthentication 1',
+      `Log notice file ${join(probeDir, 'notice.log')}`,
+      `__OwningControllerProcess ${process.pid}`,
+    ];
+    await writeFile(join(probeDir, 'torrc'), `${probeLines.join('\n')}\n`, { mode: 0o600 });
+    const probe = spawnIn(opts.netns, 'tor', ['-f', join(probeDir, 'torrc'), '--ignore-missing-torrc']);
+    let control: TorControl | null = null;
+    try {
+      control = await connectControl({ path: join(probeDir, 'control') }, 20_000);
+      let lastHup = Date.now();
+      for (;;) {
+        if (probe.exitCode !== null)
+          throw new Error(`privnet: probe tor died:\n${tail(join(probeDir, 'notice.log'))}`);
+        assertAlive();
+        if (Date.now() > deadline) {
+          throw new Error(
+            `privnet: probe could not reach the exit in time:\n${tail(join(probeDir, 'notice.log'))}`,
+          );
+        }
+        const phase = (await control.getInfo('status/bootstrap-phase'))['status/bootstrap-phase'] ?? '';
+        if (parseBootstrap(phase).progress === 100) {
+          const ok = await exitCircuit(control, exitRelay.fingerprint).catch((err: Error) => {
+            log(`probe circuit: ${err.message}`);
+            return false;
+          });
+          log(`probe exit circuit: ${ok}`);
+          if (ok && http) {
+            const got = await socksHttpGet(
+              { path: join(probeDir, 'socks') },
+              http.address,
+              http.port,
+              '/api/ip',
+              {
+                timeoutMs: 10_000,
+              },
+            ).catch((err: Error) => {
+              log(`probe fetch: ${err.message}`);
+              return null;
+            });
+            log(`probe fetch: ${got?.status} ${got?.body.toString()}`);
+            if (got && got.status === 200 && (JSON.parse(got.body.toString()) as { IsTor: boolean }).IsTor)
+              break;
+          } else if (ok) break;
+        }
+        if (Date.now() - lastHup > 8000) {
+          hupRelays();
+          lastHup = Date.now();
+        }
+        await sleep(500);
+      }
+    } finally {
+      control?.close();
+      probe.kill('SIGTERM');
+    }
+    const startupMs = Date.now() - t0;
+    log(`ready after ${startupMs} ms`);
+
+    const publicRelays: PrivnetRelay[] = relays.map(({ dataDir: _d, v3ident: _v, ...r }) => r);
+    const exit = publicRelays.find((r) => r.role === 'exit') as PrivnetRelay;
+    return {
+      relays: publicRelays,
+      exit,
+      exitOutboundAddress,
+      clientTorrcLines,
+      ...(http ? { http } : {}),
+      startupMs,
+      relayEndpoints: () => publicRelays.map((r) => ({ address: r.address, port: r.orPort })),
+      hupRelays,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Asks tor for a fresh general-purpose circuit and reports whether it was built ending at `exitFp`. */
+async function exitCircuit(control: TorControl, exitFp: string): Promise<boolean> {
+  const reply = await control.command('EXTENDCIRCUIT 0');
+  const id = /^EXTENDED ([0-9]+)$/.exec(reply.lines[0]?.text ?? '')?.[1];
+  if (!id) return false;
+  for (let i = 0; i < 40; i++) {
+    const circ = (await control.circuits()).find((c) => c.id === id);
+    if (!circ) return false; // closed: failed
+    if (circ.status === 'BUILT') {
+      if (circ.hops[circ.hops.length - 1]?.fingerprint === exitFp) return true;
+      throw new Error(`built but not to the exit: ${circ.hops.map((h) => h.nickname).join(',')}`);
+    }
+    if (circ.status === 'FAILED' || circ.status === 'CLOSED') return false;
+    await sleep(250);
+  }
+  return false;
+}
