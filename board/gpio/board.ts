@@ -185,6 +185,11 @@ export class GpioBoard implements Board {
         new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.opts.debounceMs ?? 30 }),
         1,
         (err) => {
+          if (err === null) {
+            if (this.#switchReadFailed) log.info({ pin }, 'kill switch pin readable again');
+            this.#switchReadFailed = false;
+            return;
+          }
           if (!this.#switchReadFailed) {
             log.error({ pin, err: describeError(err) }, 'kill switch pin unreadable: counts as engaged');
           }
@@ -197,7 +202,6 @@ export class GpioBoard implements Board {
       const edge = line.edge();
       if (edge !== 'both')
         throw new Error(`edge detection is "${edge}", not "both" (no interrupts on this line)`);
-      this.#switchReadFailed = false;
       const first = line.readSync();
       this.#setSwitch(this.#switchReadFailed ? 'unreadable' : positionOf(first));
       line.watch((err, value) => {
@@ -218,7 +222,6 @@ export class GpioBoard implements Board {
   #pollSwitch(): void {
     const line = this.#switchLine;
     if (!line) return;
-    this.#switchReadFailed = false;
     const v = line.readSync();
     this.#setSwitch(this.#switchReadFailed ? 'unreadable' : positionOf(v));
   }
@@ -236,7 +239,9 @@ export class GpioBoard implements Board {
       const line = containReads(
         new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.opts.debounceMs ?? 30 }),
         1,
-        (err) => log.warn({ pin, err: describeError(err) }, 'claim button unreadable'),
+        (err) => {
+          if (err !== null) log.warn({ pin, err: describeError(err) }, 'claim button unreadable');
+        },
       );
       this.#buttonLine = line;
       if (line.readSync() === 0) this.#buttonDown(true);
@@ -263,7 +268,6 @@ export class GpioBoard implements Board {
         this.#emitButton({ kind: 'hold', at, heldMs: this.#now() - at, sinceBoot: this.#buttonSinceBoot });
       }
     }, holdMs);
-    this.#holdTimer.unref();
   }
 
   #buttonUp(): void {

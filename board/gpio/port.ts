@@ -36,17 +36,21 @@ export function loadOnoff(): GpioClass {
 /**
  * onoff's interrupt handler calls the instance's readSync() from an epoll or debounce callback; if the
  * line returns EIO there, the exception is uncaught and would take the firmware down. Wrap the instance's
- * readSync so that a read error is reported to `onError` and `failSafe` is returned instead.
+ * readSync so that every read reports its outcome to `onResult` (null when it worked) and a failed read
+ * returns `failSafe` instead of throwing.
  */
-export function containReads(line: GpioLine, failSafe: Bit, onError: (err: unknown) => void): GpioLine {
+export function containReads(line: GpioLine, failSafe: Bit, onResult: (err: unknown) => void): GpioLine {
   const original = line.readSync.bind(line);
   line.readSync = () => {
+    let value: Bit;
     try {
-      return original();
+      value = original();
     } catch (err) {
-      onError(err);
+      onResult(err);
       return failSafe;
     }
+    onResult(null);
+    return value;
   };
   return line;
 }
