@@ -121,7 +121,9 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
         simulate: deps.simulate,
         extra: 'allowedHosts' in deps ? deps.allowedHosts : undefined,
       });
-      if (!hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
+      // Node keeps the first of repeated Host headers; a request that repeats it is refused outright.
+      const hostLines = req.raw.rawHeaders.filter((_v, i) => i % 2 === 0 && /^host$/i.test(_v)).length;
+      if (hostLines !== 1 || !hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
     });
 
     const sessionKey = await ensureSessionKey(box.config);
