@@ -67,7 +67,8 @@ t.test('CSRF: missing, wrong, or other-browser tokens are refused and change not
   const c = await claimed(h);
   const attacker = new Client(h.app, '10.42.0.200');
   const foreignToken = csrfFrom((await attacker.get('/login')).body);
-  for (const form of [{}, { _csrf: 'nope' }, { _csrf: foreignToken }]) {
+  const forms: Record<string, string>[] = [{}, { _csrf: 'nope' }, { _csrf: foreignToken }];
+  for (const form of forms) {
     const res = await c.post('/kill', { engage: '1', ...form });
     t.equal(res.statusCode, 403, JSON.stringify(form));
     t.match(res.body, /OBX_ERR_WEB_CSRF/);
