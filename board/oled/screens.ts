@@ -22,7 +22,7 @@ const HEADLINES: Record<Screen['state'], string> = {
 
 function fit(text: string, chars = charsPerLine()): string {
   const clean = text.replace(/[^\x20-\x7e]/g, '?');
-  return clean.length <= chars ? clean : `${clean.slice(0, chars - 1)}~`;
+  return clean.length <= chars ? clean : `${clean.slice(0, chars - 1)}.`;
 }
 
 function switchLine(screen: Screen): string {

@@ -168,9 +168,9 @@ function firstFault(state: MachineState): string | null {
 }
 
 function killReason(state: MachineState): string {
-  if (state.hardware === 'unreadable') return 'kill switch unreadable';
+  if (state.hardware === 'unreadable') return 'switch unreadable';
   if (state.hardware === 'engaged') return 'kill switch on';
-  return 'kill switch on (web page)';
+  return 'web kill switch on';
 }
 
 /** The outputs of a state: firewall mode, LEDs, OLED screen and a sentence for the web page. */
