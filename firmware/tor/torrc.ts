@@ -1,0 +1,168 @@
+/**
+ * The torrc renderer: a pure function from the typed tor settings plus runtime parameters to torrc text.
+ * Owner values pass the grammars in grammar.ts and are printed from their parsed form; runtime values
+ * (paths, addresses, ports, extra lines for the test network) are checked against allowlists. Anything
+ * else throws an ObxError and nothing is rendered.
+ */
+import { isIPv4 } from 'node:net';
+import type { TorConfig } from '../config/schema.js';
+import { obxError } from '../errors.js';
+import { formatBridgeLine, parseBridgeLine, parseCountry } from './grammar.js';
+
+export type PortSpec = { host: string; port: number } | { unix: string };
+
+export interface TorRuntime {
+  dataDir: string;
+  /** ControlPort: 127.0.0.1:9051 in production, a unix socket or a free port in tests. */
+  control: PortSpec;
+  /** SocksPort, 127.0.0.1:9050 in production. */
+  socks: PortSpec;
+  /** LAN address for TransPort/DNSPort (router mode). Absent: no TransPort/DNSPort. */
+  lanAddress?: string | undefined;
+  transPort?: number | undefined;
+  dnsPort?: number | undefined;
+  /** SafeSocks 1 (default): refuse SOCKS requests that carry an IP address (DNS leaks from apps). */
+  safeSocks?: boolean | undefined;
+  /** `User debian-tor` in production, where tor starts as root and drops privileges. */
+  user?: string | undefined;
+  /** tor exits when this process does (__OwningControllerProcess). */
+  owningPid?: number | undefined;
+  /** Log file; default: notices to stdout (journald). */
+  logFile?: string | undefined;
+  /** Trusted extra lines (the private network's client lines); keywords from EXTRA_KEYWORDS only. */
+  extraLines?: readonly string[] | undefined;
+  /** Pluggable transport binaries (Debian paths by default). */
+  obfs4proxy?: string | undefined;
+  snowflakeClient?: string | undefined;
+}
+
+/** Keywords that extra (non-owner) lines may carry: the test network's options, nothing about ports. */
+export const EXTRA_KEYWORDS: ReadonlySet<string> = new Set([
+  'TestingTorNetwork',
+  'DirAuthority',
+  'ClientRejectInternalAddresses',
+  'ClientDNSRejectInternalAddresses',
+  'TestingMinExitFlagThreshold',
+  'ExtendAllowPrivateAddresses',
+  'EnforceDistinctSubnets',
+  'PathsNeededToBuildCircuits',
+  'AssumeReachable',
+  'UseMicrodescriptors',
+]);
+
+/**
+ * Built-in snowflake bridges as shipped by Tor Browser (tor-browser-build's pt_config.json); these need
+ * UDP for WebRTC on the WAN side, which the firewall's page must say.
+ */
+export const BUILTIN_SNOWFLAKE: readonly string[] = [
+  'snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72 fingerprint=2B280B23E1107BB62ABFC40DDCC8824814F80A72 url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
+  'snowflake 192.0.2.4:80 8838024498816A039FCBBAB14E6F40A0843051FA fingerprint=8838024498816A039FCBBAB14E6F40A0843051FA url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
+];
+
+const SAFE_PATH = /^\/[A-Za-z0-9_./-]{1,200}$/;
+const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+function invalid(detail: string): Error {
+  return obxError('TOR_VALUE_INVALID', detail);
+}
+
+function path(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !SAFE_PATH.test(value) || value.split('/').includes('..')) {
+    throw invalid(`${what} must be an absolute path of [A-Za-z0-9_./-]`);
+  }
+  return value;
+}
+
+function portNumber(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw invalid(`${what} must be a port 1-65535`);
+  }
+  return value;
+}
+
+function ipv4(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !isIPv4(value)) throw invalid(`${what} must be an IPv4 address`);
+  return value;
+}
+
+function portSpec(spec: PortSpec, what: string): string {
+  if ('unix' in spec) return `unix:${path(spec.unix, what)}`;
+  return `${ipv4(spec.host, what)}:${portNumber(spec.port, what)}`;
+}
+
+/** Validates an extra line: printable, known keyword, no port options. */
+export function checkExtraLine(line: unknown): string {
+  if (typeof line !== 'string' || !/^[\x20-\x7e]{1,500}$/.test(line)) {
+    throw invalid('extra torrc line must be one line of printable ASCII');
+  }
+  const keyword = line.split(' ')[0] ?? '';
+  if (!EXTRA_KEYWORDS.has(keyword))
+    throw invalid(`extra torrc keyword "${keyword.slice(0, 40)}" not allowed`);
+  return line;
+}
+
+/** Renders the whole torrc. Throws (and renders nothing) on any invalid value. */
+export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
+  const lines: string[] = [
+    '# Rendered by onionbox from its configuration. Do not edit: changes are overwritten.',
+  ];
+  lines.push(`DataDirectory ${path(rt.dataDir, 'dataDir')}`);
+  if (rt.user !== undefined) {
+    if (!USER.test(rt.user)) throw invalid('user must be a system user name');
+    lines.push(`User ${rt.user}`);
+  }
+  lines.push('RunAsDaemon 0');
+  lines.push(
+    rt.logFile !== undefined ? `Log notice file ${path(rt.logFile, 'logFile')}` : 'Log notice stdout',
+  );
+  lines.push('SafeLogging 1', 'AvoidDiskWrites 1');
+  if (rt.owningPid !== undefined) {
+    if (!Number.isInteger(rt.owningPid) || rt.owningPid < 1) throw invalid('owningPid must be a PID');
+    lines.push(`__OwningControllerProcess ${rt.owningPid}`);
+  }
+
+  // Client ports (DESIGN.md §3).
+  lines.push(`SocksPort ${portSpec(rt.socks, 'socks')}`);
+  lines.push(`SafeSocks ${rt.safeSocks === false ? 0 : 1}`);
+  if (rt.lanAddress !== undefined) {
+    const lan = ipv4(rt.lanAddress, 'lanAddress');
+    if (rt.transPort !== undefined)
+      lines.push(`TransPort ${lan}:${portNumber(rt.transPort, 'transPort')} IsolateClientAddr`);
+    if (rt.dnsPort !== undefined) lines.push(`DNSPort ${lan}:${portNumber(rt.dnsPort, 'dnsPort')}`);
+  }
+  lines.push('AutomapHostsOnResolve 1', 'VirtualAddrNetworkIPv4 172.16.0.0/12', 'ClientUseIPv6 0');
+  lines.push(`ControlPort ${portSpec(rt.control, 'control')}`, 'CookieAuthentication 1');
+
+  // Bridges.
+  const bridges = tor.bridges.map((b) => formatBridgeLine(parseBridgeLine(b)));
+  if (tor.builtinSnowflake)
+    bridges.push(...BUILTIN_SNOWFLAKE.map((b) => formatBridgeLine(parseBridgeLine(b))));
+  if (tor.useBridges) {
+    if (bridges.length === 0)
+      throw obxError('TOR_BRIDGE_INVALID', 'useBridges is on but there is no bridge line');
+    lines.push('UseBridges 1');
+    const used = new Set<string>(bridges.map((b) => b.split(' ')[0] ?? ''));
+    const obfs = ['obfs4', 'meek_lite'].filter((t) => used.has(t));
+    if (obfs.length > 0) {
+      lines.push(
+        `ClientTransportPlugin ${obfs.join(',')} exec ${path(rt.obfs4proxy ?? '/usr/bin/obfs4proxy', 'obfs4proxy')}`,
+      );
+    }
+    if (used.has('snowflake')) {
+      lines.push(
+        `ClientTransportPlugin snowflake exec ${path(rt.snowflakeClient ?? '/usr/bin/snowflake-client', 'snowflakeClient')}`,
+      );
+    }
+    for (const b of bridges) lines.push(`Bridge ${b}`);
+  }
+
+  // Exit countries.
+  const exits = tor.exitNodes.map(parseCountry);
+  const excluded = tor.excludeExitNodes.map(parseCountry);
+  if (exits.length > 0) lines.push(`ExitNodes ${exits.map((c) => `{${c}}`).join(',')}`);
+  if (excluded.length > 0) lines.push(`ExcludeExitNodes ${excluded.map((c) => `{${c}}`).join(',')}`);
+  if (tor.strictNodes && (exits.length > 0 || excluded.length > 0)) lines.push('StrictNodes 1');
+
+  for (const l of rt.extraLines ?? []) lines.push(checkExtraLine(l));
+  return `${lines.join('\n')}\n`;
+}
