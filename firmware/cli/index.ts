@@ -5,10 +5,16 @@
 import { DEFAULT_STATE_DIR } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
+import { firewallCommands } from './firewall.js';
 import { statusCommand } from './status.js';
 import type { CliCommand, CliContext } from './types.js';
 
-export const COMMANDS: readonly CliCommand[] = [statusCommand, boardSwitchCommand, boardPressCommand];
+export const COMMANDS: readonly CliCommand[] = [
+  statusCommand,
+  boardSwitchCommand,
+  boardPressCommand,
+  ...firewallCommands,
+];
 
 export function usage(commands: readonly CliCommand[] = COMMANDS): string {
   const lines = ['Usage: onionbox [--state-dir DIR] COMMAND [ARGS]', '', 'Commands:'];
