@@ -1,0 +1,79 @@
+/**
+ * `onionbox tor status|newnym|circuits`: talk to the running onionboxd over its control socket
+ * (handlers in firmware/tor/ipc.ts).
+ */
+import type { CircuitInfo } from '../box-api.js';
+import { obxError } from '../errors.js';
+import type { TorStatusReply } from '../tor/ipc.js';
+import { daemonCall } from './status.js';
+import type { CliCommand } from './types.js';
+
+function flags(argv: string[], allowed: string[]): Set<string> {
+  const unknown = argv.find((a) => !allowed.includes(a));
+  if (unknown !== undefined) throw obxError('CLI_USAGE', `unexpected argument "${unknown.slice(0, 40)}"`);
+  return new Set(argv);
+}
+
+/** One line per circuit: `id STATUS purpose  nick(cc) -> nick(cc) -> nick(cc)`. */
+export function formatCircuits(circuits: CircuitInfo[]): string {
+  if (circuits.length === 0) return 'no circuits\n';
+  return circuits
+    .map((c) => {
+      const path = c.hops.map(
+        (h) => `${h.nickname || h.fingerprint.slice(0, 8)}${h.country ? `(${h.country})` : ''}`,
+      );
+      return `${c.id.padStart(4)} ${c.status.padEnd(8)} ${c.purpose.padEnd(16)} ${path.join(' -> ')}\n`;
+    })
+    .join('');
+}
+
+export function formatTorStatus(s: TorStatusReply): string {
+  const lines = [
+    `phase      ${s.phase}${s.pid ? ` (pid ${s.pid})` : ''}`,
+    `bootstrap  ${s.progress}% ${s.summary}`,
+    `ready      ${s.ready ? 'yes: an exit circuit is built' : 'no'}`,
+  ];
+  if (s.circuits) lines.push(`circuits   ${s.circuits.length} built`);
+  for (const w of s.warnings.slice(-5)) lines.push(`warning    ${w}`);
+  let out = `${lines.join('\n')}\n`;
+  if (s.circuits && s.circuits.length > 0) out += formatCircuits(s.circuits);
+  return out;
+}
+
+export const torStatusCommand: CliCommand = {
+  name: 'tor status',
+  summary: "Show tor's bootstrap progress, readiness, warnings and built circuits",
+  usage: 'onionbox tor status [--json]',
+  async run(argv, ctx) {
+    const f = flags(argv, ['--json']);
+    const result = (await daemonCall(ctx.stateDir, 'tor.status')) as TorStatusReply;
+    ctx.out(f.has('--json') ? `${JSON.stringify(result, null, 2)}\n` : formatTorStatus(result));
+    return 0;
+  },
+};
+
+export const torNewnymCommand: CliCommand = {
+  name: 'tor newnym',
+  summary: 'New identity: new circuits for new connections (SIGNAL NEWNYM)',
+  usage: 'onionbox tor newnym',
+  async run(argv, ctx) {
+    flags(argv, []);
+    await daemonCall(ctx.stateDir, 'tor.newnym');
+    ctx.out('new identity requested: new connections use new circuits\n');
+    return 0;
+  },
+};
+
+export const torCircuitsCommand: CliCommand = {
+  name: 'tor circuits',
+  summary: "List tor's circuits with their relays and countries",
+  usage: 'onionbox tor circuits [--json]',
+  async run(argv, ctx) {
+    const f = flags(argv, ['--json']);
+    const result = (await daemonCall(ctx.stateDir, 'tor.circuits')) as CircuitInfo[];
+    ctx.out(f.has('--json') ? `${JSON.stringify(result, null, 2)}\n` : formatCircuits(result));
+    return 0;
+  },
+};
+
+export const TOR_COMMANDS: readonly CliCommand[] = [torStatusCommand, torNewnymCommand, torCircuitsCommand];
