@@ -7,6 +7,7 @@ import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
 import { statusCommand } from './status.js';
+import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
 
 export const COMMANDS: readonly CliCommand[] = [
@@ -14,6 +15,7 @@ export const COMMANDS: readonly CliCommand[] = [
   boardSwitchCommand,
   boardPressCommand,
   ...firewallCommands,
+  ...TOR_COMMANDS,
 ];
 
 export function usage(commands: readonly CliCommand[] = COMMANDS): string {
