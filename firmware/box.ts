@@ -122,6 +122,8 @@ export class BoxController implements BoxApi {
     this.#startedAt = this.#now();
     this.#started = true;
     this.#claimCode = newClaimCode();
+    // The button first: a hold that began before power-on is reported during board.start().
+    this.#unsubscribe.push(board.onButton((e) => this.#button(e)));
     await board.start();
     this.#state = [
       { type: 'switch', position: board.readSwitch() } as MachineInput,
@@ -130,7 +132,6 @@ export class BoxController implements BoxApi {
     ].reduce(step, this.#state);
     this.#unsubscribe.push(
       board.onSwitch((position) => this.#input({ type: 'switch', position })),
-      board.onButton((e) => this.#button(e)),
       bus.on('tor:status', OWNER, (status) => this.#input({ type: 'tor', status })),
     );
     this.#record(`start: switch ${board.readSwitch()}, soft kill ${config.get().softKill}`);
@@ -288,42 +289,45 @@ export class BoxController implements BoxApi {
   }
 
   #reconcile(): Promise<void> {
-    if (this.#applying) {
-      this.#again = true;
-      return this.#applying;
-    }
-    this.#applying = (async () => {
-      do {
-        this.#again = false;
-        const want = view(this.#state).firewallMode;
-        if (want === this.#applied) continue;
-        try {
-          await this.deps.firewall.apply(want);
-          this.#applied = want;
-          if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
-        } catch (err) {
-          this.#applied = null;
-          this.deps.log.error(
-            { mode: want, err: describeError(err) },
-            'firewall apply failed: failing closed',
-          );
-          this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
-          if (this.#state.faults.firewall === undefined) {
-            this.#state = step(this.#state, {
-              type: 'fault',
-              source: 'firewall',
-              message: `apply ${want} failed`,
-            });
-            this.#again = true; // try the closed mode at once
-          } else {
-            this.#scheduleRetry();
+    this.#again = true;
+    if (this.#applying) return this.#applying;
+    const run = async (): Promise<void> => {
+      await Promise.resolve(); // let the assignment below happen before the loop can finish
+      try {
+        while (this.#again && this.#started) {
+          this.#again = false;
+          const want = view(this.#state).firewallMode;
+          if (want === this.#applied) continue;
+          try {
+            await this.deps.firewall.apply(want);
+            this.#applied = want;
+            if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
+          } catch (err) {
+            this.#applied = null;
+            this.deps.log.error(
+              { mode: want, err: describeError(err) },
+              'firewall apply failed: failing closed',
+            );
+            this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
+            if (this.#state.faults.firewall === undefined) {
+              this.#state = step(this.#state, {
+                type: 'fault',
+                source: 'firewall',
+                message: `apply ${want} failed`,
+              });
+              this.#again = true; // try the closed mode at once
+            } else {
+              this.#scheduleRetry();
+            }
           }
+          this.#render();
         }
-        this.#render();
-      } while (this.#again && this.#started);
-    })().finally(() => {
-      this.#applying = null;
-    });
+      } finally {
+        // Synchronously at the end of the loop: an input arriving after this starts a new run.
+        this.#applying = null;
+      }
+    };
+    this.#applying = run();
     return this.#applying;
   }
 

@@ -1,0 +1,417 @@
+/**
+ * BoxController with the real state machine, the real config store, the real event bus, the simulated
+ * board and small test doubles of tor and the firewall (their real implementations are built in
+ * parallel; test/integration/board-killswitch.test.ts runs the same path against the real Firewall in a
+ * network namespace). The doubles behave like the real ones where it matters here: apply() is
+ * asynchronous and may fail (the kernel keeps the previous ruleset), tor reports status on the bus.
+ */
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { SimBoard } from '../../board/sim/board.js';
+import { BoxController, type FirewallLike, registerBoardIpc, type TorLike } from '../../firmware/box.js';
+import type { ApplyTorResult, BoxStatus, FirewallModeName } from '../../firmware/box-api.js';
+import type { TorConfig } from '../../firmware/config/schema.js';
+import { ConfigStore } from '../../firmware/config/store.js';
+import { EventBus } from '../../firmware/events.js';
+import { IpcServer, ipcCall } from '../../firmware/ipc.js';
+import type { TorStatus } from '../../firmware/state/machine.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
+
+class TorDouble implements TorLike {
+  #status: TorStatus = { phase: 'starting', progress: 0, summary: 'Starting', ready: false };
+  applied: TorConfig[] = [];
+  applyResult: ApplyTorResult = { ok: true, rolledBack: false, message: 'applied' };
+  newnyms = 0;
+  constructor(private readonly bus: EventBus) {}
+  status(): TorStatus {
+    return { ...this.#status };
+  }
+  report(s: TorStatus): void {
+    this.#status = s;
+    this.bus.emit('tor:status', { ...s });
+  }
+  async newIdentity(): Promise<void> {
+    this.newnyms++;
+  }
+  async circuits() {
+    return [];
+  }
+  async applySettings(cfg: TorConfig): Promise<ApplyTorResult> {
+    this.applied.push(cfg);
+    return this.applyResult;
+  }
+  lastWarnings(): string[] {
+    return ['clock skew 3 s'];
+  }
+}
+
+class FirewallDouble implements FirewallLike {
+  /** The ruleset the "kernel" holds; a failed apply leaves it as it was (nft -f is one transaction). */
+  kernel: FirewallModeName | 'boot-lockdown' = 'boot-lockdown';
+  history: FirewallModeName[] = [];
+  failing = new Set<FirewallModeName>();
+  async apply(mode: FirewallModeName): Promise<unknown> {
+    await new Promise((r) => setImmediate(r));
+    if (this.failing.has(mode)) throw new Error(`nft: could not load ${mode}`);
+    this.kernel = mode;
+    this.history.push(mode);
+    return { mode };
+  }
+  async counters() {
+    return { 'drop-udp': { packets: 3, bytes: 200 } };
+  }
+}
+
+function logger() {
+  const lines: { level: string; msg: string }[] = [];
+  const at = (level: string) => (_obj: object, msg: string) => {
+    lines.push({ level, msg });
+  };
+  return { lines, log: { info: at('info'), warn: at('warn'), error: at('error') } };
+}
+
+async function setup(
+  t: Test,
+  opts: { initialSwitch?: 'engaged' | 'released'; held?: boolean; softKill?: boolean } = {},
+) {
+  const dir = tmpDir(t);
+  const config = new ConfigStore(dir);
+  await config.load();
+  if (opts.softKill) await config.update((c) => ({ ...c, softKill: true }));
+  const bus = new EventBus();
+  const board = new SimBoard({
+    initialSwitch: opts.initialSwitch ?? 'released',
+    buttonHeldAtBoot: opts.held ?? false,
+  });
+  const tor = new TorDouble(bus);
+  const firewall = new FirewallDouble();
+  const { lines, log } = logger();
+  let clockSet: number | null = null;
+  const box = new BoxController({
+    config,
+    bus,
+    board,
+    tor,
+    firewall,
+    log,
+    simulate: true,
+    sim: board.controls(),
+    retryMs: 10,
+    clock: {
+      set: async (ms) => {
+        clockSet = ms;
+      },
+    },
+  });
+  t.teardown(() => box.stop());
+  return { dir, config, bus, board, tor, firewall, box, lines, clock: () => clockSet };
+}
+
+t.test('boot: lockdown until tor is ready, then routing; LEDs and OLED follow', async (t) => {
+  const { box, board, tor, firewall } = await setup(t);
+  await box.start();
+  t.equal(box.status().state, 'connecting');
+  t.equal(firewall.kernel, 'connecting');
+  t.equal(board.leds().amber, 'blink');
+  tor.report({ phase: 'bootstrapping', progress: 60, summary: 'Loading relay descriptors', ready: false });
+  await box.settled();
+  t.equal(board.screen()?.progress, 60);
+  tor.report(READY);
+  await box.settled();
+  t.equal(box.status().state, 'routing');
+  t.equal(firewall.kernel, 'routing');
+  t.same(board.leds(), { green: 'on', amber: 'off', red: 'off' });
+  t.equal(board.screen()?.state, 'routing');
+  t.same(firewall.history, ['connecting', 'routing']);
+  t.ok(board.oledPng().length > 100, 'the OLED PNG is there');
+});
+
+t.test('kill switch: edge -> killed ruleset; released -> routing only while tor is ready', async (t) => {
+  const { box, board, tor, firewall } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  board.setSwitch(true);
+  await box.settled();
+  t.equal(firewall.kernel, 'killed');
+  t.equal(box.status().state, 'killed');
+  t.equal(box.status().killSwitch.hardware, true);
+  t.equal(board.leds().red, 'on');
+  tor.report({ phase: 'crashed', progress: 0, summary: 'tor exited', ready: false });
+  board.setSwitch(false);
+  await box.settled();
+  t.equal(firewall.kernel, 'connecting', 'switch off but tor down: the LAN stays cut');
+  t.equal(box.status().state, 'tor-down');
+  tor.report(READY);
+  await box.settled();
+  t.equal(firewall.kernel, 'routing');
+});
+
+t.test('a broken switch reads as engaged', async (t) => {
+  const { box, board, tor, firewall } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  board.setSwitch('unreadable');
+  await box.settled();
+  t.equal(firewall.kernel, 'killed');
+  t.match(box.status().explanation, /cannot be read/);
+});
+
+t.test('switch engaged at power-on: the first ruleset is killed', async (t) => {
+  const { box, tor, firewall } = await setup(t, { initialSwitch: 'engaged' });
+  tor.report(READY);
+  await box.start();
+  t.same(firewall.history, ['killed']);
+});
+
+t.test('a burst of toggles ends in the last position', async (t) => {
+  const { box, board, tor, firewall } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  for (let i = 0; i < 25; i++) board.setSwitch(i % 2 === 0);
+  await box.settled();
+  t.equal(firewall.kernel, 'killed', '25 toggles starting with "on": on');
+  board.setSwitch(false);
+  await box.settled();
+  t.equal(firewall.kernel, 'routing');
+});
+
+t.test('apply failure fails closed (error state, closed mode), then retries the real target', async (t) => {
+  const { box, tor, firewall, lines } = await setup(t);
+  await box.start();
+  firewall.failing.add('routing');
+  tor.report(READY);
+  await box.settled();
+  t.equal(box.status().state, 'error');
+  t.equal(firewall.kernel, 'lockdown', 'the most closed mode was applied');
+  t.ok(lines.some((l) => l.level === 'error' && /failing closed/.test(l.msg)));
+  firewall.failing.clear();
+  while (firewall.kernel !== 'routing') {
+    await new Promise((r) => setTimeout(r, 5));
+    await box.settled();
+  }
+  t.equal(box.status().state, 'routing');
+});
+
+t.test('apply failure while killed stays killed', async (t) => {
+  const { box, board, tor, firewall } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  firewall.failing.add('killed');
+  board.setSwitch(true);
+  await box.settled();
+  t.equal(box.status().state, 'error');
+  t.equal(box.status().firewallMode, 'killed');
+  firewall.failing.clear();
+  while (firewall.kernel !== 'killed') {
+    await new Promise((r) => setTimeout(r, 5));
+    await box.settled();
+  }
+  t.equal(box.status().state, 'killed');
+});
+
+t.test('web kill switch: cuts first, is stored, and survives a restart', async (t) => {
+  const { box, tor, firewall, config } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  await box.setSoftKill(true);
+  t.equal(firewall.kernel, 'killed');
+  t.equal(config.get().softKill, true);
+  t.equal(box.status().killSwitch.software, true);
+  await t.rejects(box.setSoftKill('yes' as unknown as boolean), { code: 'OBX_ERR_BOX_BAD_INPUT' });
+  await box.setSoftKill(false);
+  t.equal(firewall.kernel, 'routing');
+  const again = await setup(t, { softKill: true });
+  again.tor.report(READY);
+  await again.box.start();
+  t.same(again.firewall.history, ['killed']);
+});
+
+t.test('web kill switch reports an apply that could not be done', async (t) => {
+  const { box, tor, firewall } = await setup(t);
+  await box.start();
+  tor.report(READY);
+  await box.settled();
+  firewall.failing.add('killed');
+  await t.rejects(box.setSoftKill(true), { code: 'OBX_ERR_BOX_APPLY_FAILED' });
+  t.equal(box.status().state, 'error');
+});
+
+t.test('claim presence: code on the OLED while unclaimed, button press recorded', async (t) => {
+  const { box, board, config } = await setup(t);
+  await box.start();
+  const { code, buttonPressedAt } = box.claimPresence();
+  t.match(code, /^\d{6}$/);
+  t.equal(buttonPressedAt, null);
+  t.equal(board.screen()?.claimCode, code);
+  const seen: BoxStatus[] = [];
+  box.onStatus((s) => seen.push(s));
+  board.pressButton();
+  t.type(box.claimPresence().buttonPressedAt, 'number');
+  t.ok(seen.length >= 1, 'a press notifies status listeners');
+  await config.update((c) => ({
+    ...c,
+    web: { ...c.web, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' },
+  }));
+  board.setSwitch(true);
+  t.equal(board.screen()?.claimCode, null, 'no code once claimed');
+});
+
+t.test('holding the claim button 10 s at boot clears the password and rotates the session key', async (t) => {
+  const dir = tmpDir(t);
+  const config = new ConfigStore(dir);
+  await config.load();
+  await config.update((c) => ({
+    ...c,
+    web: { ...c.web, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' },
+  }));
+  const key = config.get().web.sessionKey;
+  const bus = new EventBus();
+  const board = new SimBoard({ buttonHeldAtBoot: true });
+  const { log } = logger();
+  const box = new BoxController({
+    config,
+    bus,
+    board,
+    tor: new TorDouble(bus),
+    firewall: new FirewallDouble(),
+    log,
+    simulate: true,
+  });
+  t.teardown(() => box.stop());
+  await box.start();
+  while (config.get().web.passwordHash !== null) await new Promise((r) => setTimeout(r, 5));
+  t.not(config.get().web.sessionKey, key);
+  t.equal(box.status().claimed, false);
+});
+
+t.test('a long hold later than the boot window changes nothing', async (t) => {
+  const dir = tmpDir(t);
+  const config = new ConfigStore(dir);
+  await config.load();
+  await config.update((c) => ({
+    ...c,
+    web: { ...c.web, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' },
+  }));
+  const bus = new EventBus();
+  let now = 1_000_000;
+  const board = new SimBoard({ now: () => now });
+  const box = new BoxController({
+    config,
+    bus,
+    board,
+    tor: new TorDouble(bus),
+    firewall: new FirewallDouble(),
+    log: logger().log,
+    simulate: true,
+    now: () => now,
+  });
+  t.teardown(() => box.stop());
+  await box.start();
+  now += 120_000;
+  board.pressButton(12_000);
+  await new Promise((r) => setTimeout(r, 20));
+  t.not(config.get().web.passwordHash, null);
+});
+
+t.test('tor settings: invalid input changes nothing; a rollback restores the stored settings', async (t) => {
+  const { box, tor, config } = await setup(t);
+  await box.start();
+  const before = config.get().tor;
+  await t.rejects(box.applyTorSettings({ ...before, exitNodes: ['XX1'] }), {
+    code: 'OBX_ERR_CONFIG_INVALID',
+  });
+  t.same(config.get().tor, before);
+  t.equal(tor.applied.length, 0);
+  tor.applyResult = { ok: false, rolledBack: true, message: 'tor refused' };
+  const r = await box.applyTorSettings({ ...before, exitNodes: ['de'] });
+  t.equal(r.rolledBack, true);
+  t.same(config.get().tor, before, 'stored settings rolled back too');
+  tor.applyResult = { ok: true, rolledBack: false, message: 'ok' };
+  await box.applyTorSettings({ ...before, exitNodes: ['de'] });
+  t.same(config.get().tor.exitNodes, ['de']);
+});
+
+t.test('clock, pass-throughs, diagnostics', async (t) => {
+  const { box, tor, clock } = await setup(t);
+  await box.start();
+  await t.rejects(box.setClock(12), { code: 'OBX_ERR_CLOCK_INVALID' });
+  await t.rejects(box.setClock(Number.NaN), { code: 'OBX_ERR_CLOCK_INVALID' });
+  t.equal(clock(), null);
+  const when = Date.UTC(2026, 10, 29, 1, 0, 0);
+  await box.setClock(when);
+  t.equal(clock(), when);
+  await box.newIdentity();
+  t.equal(tor.newnyms, 1);
+  t.same(await box.circuits(), []);
+  t.same(await box.counters(), { 'drop-udp': { packets: 3, bytes: 200 } });
+  t.same(box.status().tor.lastWarnings, ['clock skew 3 s']);
+  const diag = await box.diagnostics();
+  t.match(diag, /state connecting/);
+  t.notMatch(diag, /sessionKey|passwordHash/);
+});
+
+t.test('status listeners: called on change, not on repeats, and removable', async (t) => {
+  const { box, board, tor } = await setup(t);
+  await box.start();
+  const seen: string[] = [];
+  const off = box.onStatus((s) => seen.push(s.state));
+  tor.report(READY);
+  tor.report(READY);
+  await box.settled();
+  board.setSwitch(true);
+  await box.settled();
+  off();
+  board.setSwitch(false);
+  await box.settled();
+  t.same(seen, ['routing', 'killed']);
+});
+
+t.test(
+  'IPC: onionbox board switch/press reach the simulated board; bad input and real boards refused',
+  async (t) => {
+    const { box, tor, firewall, dir } = await setup(t);
+    await box.start();
+    tor.report(READY);
+    await box.settled();
+    const ipc = new IpcServer(join(dir, 'test.sock'));
+    registerBoardIpc(ipc, box);
+    await ipc.start();
+    t.teardown(() => ipc.stop());
+    const on = await ipcCall(ipc.path, 'board.switch', { engaged: true });
+    t.same(on, {
+      ok: true,
+      result: { state: 'killed', firewallMode: 'killed', killSwitch: { hardware: true, software: false } },
+    });
+    t.equal(firewall.kernel, 'killed');
+    const bad = await ipcCall(ipc.path, 'board.switch', { engaged: 'on' });
+    t.match(bad, { ok: false, code: 'OBX_ERR_BOX_BAD_INPUT' });
+    const press = await ipcCall(ipc.path, 'board.press', {});
+    t.match(press, { ok: true });
+    t.type(box.claimPresence().buttonPressedAt, 'number');
+    t.match(await ipcCall(ipc.path, 'board.press', { holdMs: -1 }), {
+      ok: false,
+      code: 'OBX_ERR_BOX_BAD_INPUT',
+    });
+    t.match(await ipcCall(ipc.path, 'board.leds', {}), { ok: true, result: { red: 'on' } });
+
+    const real = new IpcServer(join(dir, 'real.sock'));
+    registerBoardIpc(real, {
+      ...box,
+      sim: undefined,
+      status: () => box.status(),
+    } as unknown as BoxController);
+    await real.start();
+    t.teardown(() => real.stop());
+    t.match(await ipcCall(real.path, 'board.switch', { engaged: true }), {
+      ok: false,
+      code: 'OBX_ERR_BOARD_NOT_SIMULATED',
+    });
+  },
+);
