@@ -159,6 +159,25 @@ export function compareShape(model: RulesetModel, shape: TableShape): string[] {
 }
 
 const LIST_TABLE = `list table ${TABLE_FAMILY} ${TABLE_NAME}`;
+const LIST_COUNTERS = `list counters table ${TABLE_FAMILY} ${TABLE_NAME}`;
+
+/** Named counters of our table from `nft -j list counters` lines (lines listing chains are skipped). */
+export function countersFromLines(lines: string[]): Record<string, { packets: number; bytes: number }> {
+  const found: Record<string, { packets: number; bytes: number }> = {};
+  for (const line of lines) {
+    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
+    if (!j.nftables || j.nftables.some((o) => 'chain' in o)) continue;
+    for (const o of j.nftables) {
+      if (o.counter && o.counter.table === TABLE_NAME) {
+        found[String(o.counter.name)] = {
+          packets: Number(o.counter.packets ?? 0),
+          bytes: Number(o.counter.bytes ?? 0),
+        };
+      }
+    }
+  }
+  return found;
+}
 
 export class Firewall {
   private readonly opts: FirewallOptions;
@@ -170,6 +189,8 @@ export class Firewall {
   private model: RulesetModel | null = null;
   private params: FirewallParams | null = null;
   private handle = -1;
+  /** Counts of tables replaced so far (a new table starts its counters at zero). */
+  private base: DropCounters = {};
   private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
 
@@ -258,24 +279,17 @@ export class Firewall {
   counters(): Promise<DropCounters> {
     return this.serial(async () => {
       const { runner, fast } = await this.runner();
-      const r = await this.run(runner, fast, [`list counters table ${TABLE_FAMILY} ${TABLE_NAME}`]);
+      const r = await this.run(runner, fast, [LIST_COUNTERS]);
       const out: DropCounters = {};
-      const found: Record<string, { packets: number; bytes: number }> = {};
-      for (const line of r.out) {
-        const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
-        for (const o of j.nftables ?? []) {
-          if (o.counter && o.counter.table === TABLE_NAME) {
-            found[String(o.counter.name)] = {
-              packets: Number(o.counter.packets ?? 0),
-              bytes: Number(o.counter.bytes ?? 0),
-            };
-          }
-        }
-      }
+      const found = countersFromLines(r.out);
       if (Object.keys(found).length === 0) {
         throw obxError('FIREWALL_NOT_STARTED', `no table ${TABLE_NAME}: ${firstLines(r.err)}`);
       }
-      for (const c of DROP_CLASSES) out[c] = found[counterName(c)] ?? { packets: 0, bytes: 0 };
+      for (const c of DROP_CLASSES) {
+        const now = found[counterName(c)] ?? { packets: 0, bytes: 0 };
+        const base = this.base[c] ?? { packets: 0, bytes: 0 };
+        out[c] = { packets: base.packets + now.packets, bytes: base.bytes + now.bytes };
+      }
       return out;
     });
   }
@@ -329,14 +343,23 @@ export class Firewall {
   private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
     const file = this.writeScript('ruleset', printRuleset(model) + renderBootTableRemoval());
     const { runner, fast } = await this.runner();
+    let carried: Record<string, { packets: number; bytes: number }> = {};
     if (this.handle === -1) {
       // First apply of this process: remember the handle of a table left by an earlier run, so that a
       // refused batch is never mistaken for a verified one.
       const before = parseTableJson((await this.run(runner, fast, [LIST_TABLE])).out);
-      if (before) this.handle = before.handle;
+      if (before) {
+        this.handle = before.handle;
+        carried = before.counters;
+      }
     }
-    const r = await this.run(runner, fast, [`include "${file}"`, LIST_TABLE]);
+    // Replacing the table resets its counters: read them in the same exchange, just before the swap,
+    // and carry them over so the status page shows totals, not "since the last mode change".
+    const commands = [`include "${file}"`, LIST_TABLE];
+    if (this.handle !== -1) commands.unshift(LIST_COUNTERS);
+    const r = await this.run(runner, fast, commands);
     const shape = parseTableJson(r.out);
+    if (this.handle !== -1 && r.out.length > 0) carried = countersFromLines(r.out.slice(0, 1));
     const previous = this.mode ?? 'none';
     if (!shape || shape.handle === this.handle) {
       const why = firstLines(r.err) || (shape ? 'the table was not replaced' : 'no table in the kernel');
@@ -352,6 +375,11 @@ export class Firewall {
       throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
     }
     const verifiedMs = performance.now() - t0;
+    for (const c of DROP_CLASSES) {
+      const was = carried[counterName(c)];
+      const base = this.base[c] ?? { packets: 0, bytes: 0 };
+      if (was) this.base[c] = { packets: base.packets + was.packets, bytes: base.bytes + was.bytes };
+    }
     const wasRouting = this.mode === 'routing' || this.mode === null;
     this.handle = shape.handle;
     this.mode = model.mode;

@@ -4,10 +4,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
-export const SUITES: readonly BenchSuite[] = [firmwareSuite];
+export const SUITES: readonly BenchSuite[] = [firmwareSuite, firewallSuite];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !SUITES.some((s) => s.name === w));

@@ -5,7 +5,11 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Test } from 'tap';
+
+/** Anything that runs cleanups at the end: a tap Test, or a bench's own list. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
 
 const execFileP = promisify(execFile);
 
@@ -42,7 +46,7 @@ export function nsRun(ns: string, cmd: string, args: string[], opts: { timeoutMs
 }
 
 /** Creates a namespace with lo up; deleted in teardown. */
-export async function makeNetns(t: Test, base: string): Promise<string> {
+export async function makeNetns(t: Teardown, base: string): Promise<string> {
   const name = `obx-${base}-${uniqueSuffix()}`;
   await run('ip', ['netns', 'add', name]);
   t.teardown(async () => {
@@ -82,7 +86,7 @@ export interface Capture {
  * its peer is still down: nothing can cross the wire before the capture runs).
  */
 export function startCapture(
-  t: Test,
+  t: Teardown,
   ns: string,
   ifName: string,
   file: string,

@@ -115,6 +115,12 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     await nsRun(ns, '/usr/bin/python3', ['-c', SEND_UDP, '::1']);
     const after = await fw.counters();
     t.ok((after.ipv6?.packets ?? 0) >= 1, `ipv6 drops counted (${after.ipv6?.packets})`);
+    // a mode change replaces the table (its counters start at zero): the totals carry over
+    await fw.apply('connecting', SAMPLE);
+    const carried = await fw.counters();
+    t.ok((carried.ipv6?.packets ?? 0) >= (after.ipv6?.packets ?? 0), 'counts survive a mode change');
+    await nsRun(ns, '/usr/bin/python3', ['-c', SEND_UDP, '::1']);
+    t.ok((await fw.counters()).ipv6!.packets > carried.ipv6!.packets, 'and keep counting');
     // IPv4 on lo is allowed (loopback): not counted
     await nsRun(ns, '/usr/bin/python3', ['-c', SEND_UDP, '127.0.0.1']);
     t.equal((await fw.counters()).udp?.packets, after.udp?.packets, 'loopback IPv4 UDP not dropped');
