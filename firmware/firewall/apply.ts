@@ -415,3 +415,17 @@ function firstLines(text: string, n = 3): string {
     .slice(0, n)
     .join(' | ');
 }
+
+/**
+ * The shape firmware/box.ts asks for (apply(mode), counters()): binds the firewall to the parameters the
+ * daemon knows (interfaces, addresses, tor's uid, ports and the current relay set).
+ */
+export function modeOnly(
+  fw: Firewall,
+  params: () => FirewallParams,
+): { apply(mode: FirewallMode): Promise<ApplyResult>; counters(): Promise<DropCounters> } {
+  return {
+    apply: (mode) => fw.apply(mode, params()),
+    counters: () => fw.counters(),
+  };
+}

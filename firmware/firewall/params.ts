@@ -60,7 +60,7 @@ export function networkOf(addr: string, prefix: number): string {
 }
 
 /** Unicast, routable-as-a-host address: not 0/8, loopback, multicast, class E or broadcast. */
-function isHostAddress(a: string): boolean {
+export function isHostAddress(a: string): boolean {
   const first = Number(a.split('.')[0]);
   return first !== 0 && first !== 127 && first < 224;
 }

@@ -100,7 +100,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       name: 'lan_pre',
       rules: [
         `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
-        'udp sport 68 udp dport 67 accept',
+        `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
         ...(routing
           ? [
               'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
@@ -147,7 +147,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       name: 'lan_in',
       rules: [
         `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
-        'udp sport 68 udp dport 67 accept',
+        `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
         ...(routing
           ? [
               `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,

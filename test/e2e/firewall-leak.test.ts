@@ -46,6 +46,7 @@ function strayProbes(topo: Topology): string[][] {
     ['udp', HTTP, '443'], // QUIC-like
     ['udp', HTTP, '123'], // NTP
     ['udp', BOX_LAN, '5353'], // DNSPort directly, not redirected
+    ['udpfrom', '68', HTTP, '67'], // DHCP-looking, but to the WAN
     ['icmp', HTTP],
     ['icmp', BOX_LAN],
     ['icmp6', `ff02::1%${topo.lanIf}`], // all nodes: the box must not be among the answers

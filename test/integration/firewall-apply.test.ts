@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
-import { Firewall, parseTableJson } from '../../firmware/firewall/apply.js';
+import { Firewall, modeOnly, parseTableJson } from '../../firmware/firewall/apply.js';
 import { NftSession } from '../../firmware/firewall/nft.js';
 import { type FirewallMode, renderRuleset } from '../../firmware/firewall/render.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
@@ -217,5 +217,9 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     );
     t.equal(fw.current(), 'killed');
     t.notMatch(await nsRun(ns, 'nft', ['list', 'table', 'inet', 'onionbox']), /dnat/);
+    // the shape firmware/box.ts uses
+    const bound = modeOnly(fw, () => SAMPLE);
+    t.equal((await bound.apply('routing')).mode, 'routing');
+    t.ok('udp' in (await bound.counters()));
   });
 });

@@ -105,7 +105,7 @@ t.test('every mode: the shape every promise rests on', async (t) => {
     t.notMatch(chainBody(s, 'wan_in').join('\n'), /dport 80/, `${mode}: no web page from the WAN`);
     t.match(
       chainBody(s, 'lan_in').join('\n'),
-      /udp sport 68 udp dport 67 accept/,
+      /ip daddr \{ 255\.255\.255\.255, 10\.200\.0\.1 \} udp sport 68 udp dport 67 accept/,
       `${mode}: DHCP on the LAN`,
     );
     t.match(chainBody(s, 'drop_counted').join('\n'), /meta l4proto udp counter name "drop_udp" drop/);
@@ -142,7 +142,7 @@ for (const mode of ['lockdown', 'connecting', 'killed'] as const) {
     t.ok(input.indexOf(cut) > 0 && input.indexOf(cut) < input.indexOf('iifname "lan0" jump lan_in'));
     t.same(chainBody(s, 'lan_pre'), [
       'ip daddr 10.200.0.1 tcp dport 80 accept',
-      'udp sport 68 udp dport 67 accept',
+      'ip daddr { 255.255.255.255, 10.200.0.1 } udp sport 68 udp dport 67 accept',
     ]);
     t.notMatch(chainBody(s, 'lan_out').join('\n'), /9040|5353/);
   });
