@@ -13,6 +13,10 @@ import { tmpDir } from './tmp.js';
 
 export const HOST = '10.42.0.1';
 export const GOOD_PASSWORD = 'violet tractor umbrella 42';
+/** A bridge line tor's grammar accepts (documentation address). */
+export const BRIDGE =
+  'obfs4 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567 cert=ssH+9rP8dG2NLDN2XuFw63hIO/9MNNinLmxQDpVa+7kTOa9/m+tGWT1SmSYpQ9uTBGa6Hw iat-mode=0';
+export const BRIDGE_FAILING = '192.0.2.99:443 0123456789ABCDEF0123456789ABCDEF01234567';
 
 export interface WebHarness {
   app: FastifyInstance;

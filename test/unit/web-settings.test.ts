@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { type Client, claimed, GOOD_PASSWORD, type WebHarness, webHarness } from '../helpers/web.js';
+import {
+  BRIDGE,
+  BRIDGE_FAILING,
+  type Client,
+  claimed,
+  GOOD_PASSWORD,
+  type WebHarness,
+  webHarness,
+} from '../helpers/web.js';
 
 const configText = (h: WebHarness) => readFileSync(join(h.dir, 'config.json'), 'utf8');
 
@@ -33,26 +41,26 @@ t.test(
     const before = configText(h);
     const bad = await c.post(
       '/settings/bridges',
-      { useBridges: 'on', bridges: 'obfs4 192.0.2.1:443 AB\nbad\u0001line <script>' },
+      { useBridges: 'on', bridges: `${BRIDGE}\nbad\u0001line <script>` },
       '/settings',
     );
     t.equal(bad.statusCode, 400);
     t.match(bad.body, /id="bridges-error"[^>]*>Line 2/);
-    t.match(bad.body, /bad\u0001line &lt;script&gt;/, 'input kept, escaped');
+    t.ok(bad.body.includes('bad\u0001line &lt;script&gt;'), 'input kept, escaped');
     t.notMatch(bad.body, /<script>/);
     t.equal(configText(h), before, 'nothing written');
     t.same(h.box.calls.applied, []);
     const empty = await c.post('/settings/bridges', { useBridges: 'on', bridges: '' }, '/settings');
     t.equal(empty.statusCode, 400);
-    t.match(empty.body, /at least one bridge line/);
+    t.match(empty.body, /at least one bridge line|no bridge line/);
     const ok = await c.post(
       '/settings/bridges',
-      { useBridges: 'on', bridges: 'Bridge obfs4 192.0.2.1:443 AB\n' },
+      { useBridges: 'on', bridges: `Bridge ${BRIDGE}\n` },
       '/settings',
     );
     t.equal(ok.statusCode, 303);
     t.equal(ok.headers.location, '/?done=tor-applied');
-    t.same(h.box.config.get().tor.bridges, ['obfs4 192.0.2.1:443 AB']);
+    t.same(h.box.config.get().tor.bridges, [BRIDGE]);
     t.equal(h.box.config.get().tor.useBridges, true);
     const status = await c.get('/?done=tor-applied');
     t.match(status.body, /Tor settings saved/);
@@ -76,15 +84,11 @@ t.test('when tor fails with new settings the box rolls back and the page says so
   const { h, c } = await setup(t);
   h.box.torStarts = (tor) =>
     tor.bridges.some((b) => b.includes('192.0.2.99')) ? 'no bridge reachable' : true;
-  const res = await c.post(
-    '/settings/bridges',
-    { useBridges: 'on', bridges: 'obfs4 192.0.2.99:443 EE' },
-    '/settings',
-  );
+  const res = await c.post('/settings/bridges', { useBridges: 'on', bridges: BRIDGE_FAILING }, '/settings');
   t.equal(res.statusCode, 409);
   t.match(res.body, /last working ones are back/);
   t.match(res.body, /no bridge reachable/);
-  t.match(res.body, /obfs4 192.0.2.99:443 EE<\/textarea>/);
+  t.match(res.body, `${BRIDGE_FAILING}</textarea>`);
   t.same(h.box.config.get().tor.bridges, [], 'rolled back');
   t.equal(h.box.calls.rolledBack, 1);
 });

@@ -144,11 +144,14 @@ export function torProblems(current: Readonly<Config>, tor: TorConfig, lines: st
 function explain(name: string, index: number | undefined, message: string, tor: TorConfig, lines: string[]) {
   if (name === 'bridges') {
     if (index === undefined) {
-      return /maxItems|fewer|at most/i.test(message)
-        ? 'At most 32 bridge lines.'
-        : `Bridge lines: ${message}`;
+      return /fewer|less or equal|at most 32/i.test(message) ? 'At most 32 bridge lines.' : message;
     }
     const line = lines[index] ?? '';
+    if (/Expected string to match/.test(message)) {
+      message = 'it contains a tab or a character other than plain letters, digits and punctuation';
+    } else if (/length/i.test(message)) {
+      message = 'it is longer than 1024 characters';
+    }
     const shown = line.length > 60 ? `${line.slice(0, 60)}…` : line;
     return `Line ${index + 1} ("${shown}") is not a bridge line tor accepts: ${message}`;
   }
@@ -158,7 +161,8 @@ function explain(name: string, index: number | undefined, message: string, tor: 
       return `"${list[index] ?? ''}" is not a two-letter country code (like de, nl or ch).`;
     }
     if (/unique/i.test(message)) return 'A country is listed twice.';
-    return `At most 64 countries. (${message})`;
+    if (/fewer|less or equal/i.test(message)) return 'At most 64 countries.';
+    return message;
   }
   return message;
 }

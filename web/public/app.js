@@ -8,6 +8,11 @@ function setText(name, value) {
 function liveStatus(section) {
   if (typeof EventSource === 'undefined') return;
   const source = new EventSource('/events');
+  // Live updates replace the reload hint shown to pages without script.
+  for (const hint of document.querySelectorAll('[data-reload]')) hint.hidden = true;
+  // A form being sent navigates away by itself: stop listening so a status change it causes cannot
+  // trigger a reload that would race the form's own answer.
+  document.addEventListener('submit', () => source.close());
   let wasTransient = section.dataset.state === 'connecting' || section.dataset.state === 'booting';
   source.addEventListener('status', (event) => {
     const view = JSON.parse(event.data);
