@@ -4,11 +4,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { boardSuite } from './board.js';
 import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
 import type { BenchResult, BenchSuite } from './types.js';
+import { webSuite } from './web.js';
 
-export const SUITES: readonly BenchSuite[] = [firmwareSuite, firewallSuite];
+export const SUITES: readonly BenchSuite[] = [firmwareSuite, firewallSuite, boardSuite, webSuite];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !SUITES.some((s) => s.name === w));
