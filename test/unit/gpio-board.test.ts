@@ -279,3 +279,61 @@ t.test('stop releases every pin and closes every file', async (t) => {
   t.equal(kernel.openFds(), 0);
   t.equal(board.readSwitch(), 'unreadable');
 });
+
+t.test(
+  'the real board draws screens on the I2C display; a missing display changes nothing else',
+  async (t) => {
+    const { FakeI2cBus, FakeOledDevice } = await import('../fixtures/board/fake-i2c.js');
+    const { renderScreen } = await import('../../board/oled/screens.js');
+    const root = tmpDir(t, 'onionbox-sysfs-');
+    const kernel = new FakeGpioKernel(root, [PI4]);
+    const i2c = new FakeI2cBus();
+    const dev = i2c.attach(0x3c, new FakeOledDevice('sh1106'));
+    const { log } = logger();
+    const config = {
+      ...defaultConfig().board,
+      oled: { ...defaultConfig().board.oled, controller: 'sh1106' as const },
+    };
+    const board = new GpioBoard({
+      config,
+      log,
+      sysfsRoot: root,
+      Gpio: () => loadOnoffOn(kernel),
+      openI2c: i2c.open,
+    });
+    t.teardown(() => board.stop());
+    kernel.setInput(529, 0);
+    await board.start();
+    const screen = {
+      state: 'routing' as const,
+      progress: null,
+      detail: 'all traffic via tor',
+      killSwitch: 'released' as const,
+      softKill: false,
+      lanAddress: '10.42.0.1',
+      claimCode: null,
+    };
+    board.showScreen(screen);
+    await board.oled?.idle();
+    const fb = renderScreen(screen);
+    let same = true;
+    for (let y = 0; y < 64; y++)
+      for (let x = 0; x < 128; x++) if (fb.getPixel(x, y) !== dev.pixel(x, y)) same = false;
+    t.ok(same, 'the SH1106 shows the screen (column offset 2)');
+
+    const bare = setup(t);
+    bare.kernel.setInput(529, 0);
+    const noDisplay = new GpioBoard({
+      config: defaultConfig().board,
+      log,
+      sysfsRoot: bare.root,
+      Gpio: () => loadOnoffOn(bare.kernel),
+      openI2c: new FakeI2cBus().open,
+    });
+    t.teardown(() => noDisplay.stop());
+    await noDisplay.start();
+    noDisplay.showScreen(screen);
+    t.equal(noDisplay.readSwitch(), 'released');
+    t.equal(noDisplay.oled?.state, 'absent');
+  },
+);
