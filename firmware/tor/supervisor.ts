@@ -363,6 +363,7 @@ export class TorSupervisor {
       return describeError(err);
     }
     this.#markNotReady('applying new settings');
+    this.#probeCircuit = null; // a probe launched under the old settings says nothing about the new ones
     // Old circuits may be built with the old settings: use fresh ones.
     await control.signal('NEWNYM').catch(() => undefined);
     this.#scheduleProbe(200);
@@ -538,14 +539,14 @@ export class TorSupervisor {
       const { positional } = parseKeywords(reply.lines[0]?.text ?? '');
       if (positional[0] !== 'EXTENDED' || !positional[1]) throw new Error('unexpected EXTENDCIRCUIT reply');
       this.#probeCircuit = positional[1];
-      // No CIRC event within 30 s: try again.
+      // Not built within 10 s: try another one.
       const id = this.#probeCircuit;
       setTimeout(() => {
         if (this.#probeCircuit === id && !this.#status.ready) {
           this.#probeCircuit = null;
           this.#scheduleProbe(0);
         }
-      }, 30_000).unref();
+      }, 10_000).unref();
     } catch (err) {
       if (!isObxError(err, 'TOR_CONTROL_CLOSED')) this.#scheduleProbe(2000);
     }

@@ -211,17 +211,23 @@ function tail(path: string, lines = 15): string {
   }
 }
 
-/** Counts relays listed Running+Valid in an authority's microdescriptor consensus. */
+/**
+ * Counts relays an authority's microdescriptor consensus lists as usable: Running+Valid+Stable, and
+ * Guard for the middles, Exit for the exit.
+ */
 function consensusRunning(path: string): number {
   if (!existsSync(path)) return 0;
   let running = 0;
-  let inRouter = false;
+  let nick = '';
   for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (line.startsWith('r ')) inRouter = true;
-    else if (line.startsWith('s ') && inRouter) {
+    if (line.startsWith('r ')) nick = line.split(' ')[1] ?? '';
+    else if (line.startsWith('s ') && nick) {
       const flags = line.split(' ');
-      if (flags.includes('Running') && flags.includes('Valid')) running++;
-      inRouter = false;
+      const need = ['Running', 'Valid', 'Stable'];
+      if (nick.startsWith('middle')) need.push('Guard');
+      if (nick.startsWith('exit')) need.push('Exit');
+      if (need.every((f) => flags.includes(f))) running++;
+      nick = '';
     }
   }
   return running;
@@ -382,6 +388,10 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
           'TestingDirAuthVoteGuardIsStrict 1',
           `TestingDirAuthVoteExit ${exitRelay.fingerprint}`,
           'TestingDirAuthVoteExitIsStrict 1',
+          // Relays that all started together have about the median uptime: without these, the guards
+          // may miss the Stable flag, and circuits that need uptime (conflux legs) find no first hop.
+          'AuthDirVoteStableGuaranteeMinUptime 0',
+          'AuthDirVoteStableGuaranteeMTBF 0',
           'ExitPolicy reject *:*',
         );
       } else if (r.role === 'exit') {

@@ -1,0 +1,313 @@
+/**
+ * The tor supervisor, control client, "is this Tor?" check and `onionbox tor ...` CLI against real tor on
+ * one private Tor network (loopback, dynamic ports) shared by the whole file.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import type { CircuitInfo } from '../../firmware/box-api.js';
+import { runCli } from '../../firmware/cli/index.js';
+import { defaultConfig, type TorConfig } from '../../firmware/config/schema.js';
+import { EventBus } from '../../firmware/events.js';
+import { IpcServer, socketPath } from '../../firmware/ipc.js';
+import { TorCheck } from '../../firmware/tor/check.js';
+import { connectControl } from '../../firmware/tor/control.js';
+import { registerTorIpc } from '../../firmware/tor/ipc.js';
+import { type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js';
+import { freePorts, startPrivnet } from '../../scripts/privnet/index.js';
+import { socksHttpGet } from '../../scripts/privnet/socks.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const dir = tmpDir(t, 'obx-tor-sup-');
+const net = await startPrivnet({ dir: join(dir, 'net'), httpServer: true });
+t.teardown(() => net.stop());
+const http = net.http;
+if (!http) throw new Error('privnet without HTTP server');
+
+const [socksPort, controlPort] = await freePorts(2);
+const bus = new EventBus();
+const statuses: TorStatus[] = [];
+bus.on('tor:status', 'test', (s) => {
+  statuses.push(s as TorStatus);
+});
+const torrcPath = join(dir, 'box', 'torrc');
+const logLines: string[] = [];
+t.afterEach((t) => {
+  if (!t.passing()) t.comment(logLines.slice(-30).join('\n'));
+});
+const sup = new TorSupervisor({
+  bus,
+  settings: defaultConfig().tor,
+  torrcPath,
+  runtime: {
+    dataDir: join(dir, 'box', 'data'),
+    socks: { host: '127.0.0.1', port: socksPort ?? 0 },
+    control: { host: '127.0.0.1', port: controlPort ?? 0 },
+    safeSocks: false, // the private network's "internet" is an IP address
+    owningPid: process.pid,
+    extraLines: net.clientTorrcLines,
+  },
+  applyTimeoutMs: 10_000,
+  log: {
+    info: (o, m) => logLines.push(`info ${m} ${JSON.stringify(o)}`),
+    warn: (o, m) => logLines.push(`warn ${m} ${JSON.stringify(o)}`),
+    error: (o, m) => logLines.push(`error ${m} ${JSON.stringify(o)}`),
+  },
+});
+bus.on('tor:warning', 'test', (w) => {
+  logLines.push(`tor: ${w}`);
+});
+t.teardown(() => sup.stop());
+const socks = { host: '127.0.0.1', port: socksPort ?? 0 };
+
+t.test('start: bootstrap events, then ready only once an exit circuit is built', async (t) => {
+  await sup.start();
+  t.ok(await sup.waitReady(60_000), 'ready');
+  const phases = statuses.map((s) => s.phase);
+  t.equal(phases[0], 'starting');
+  t.ok(phases.includes('bootstrapping'));
+  const firstReady = statuses.findIndex((s) => s.ready);
+  const hundred = statuses.findIndex((s) => s.progress === 100);
+  t.ok(hundred >= 0 && hundred <= firstReady, 'Bootstrapped 100% comes first, ready after it');
+  t.equal(statuses[hundred]?.ready, false, 'Bootstrapped 100% alone is not ready');
+  t.same(sup.status().phase, 'ready');
+  t.ok(sup.status().pid);
+  const circuits = await sup.circuits();
+  t.ok(
+    circuits.some((c) => c.status === 'BUILT' && c.hops.length === 3 && c.hops[2]?.nickname === 'exit0'),
+    'a built circuit ends at the exit',
+  );
+  t.equal(
+    statSafe(torrcPath),
+    readFileSync(`${torrcPath}.good`, 'utf8'),
+    'the working torrc is kept as .good',
+  );
+});
+
+function statSafe(path: string): string {
+  return readFileSync(path, 'utf8');
+}
+
+t.test('relayEndpoints from ns/all match the private network', async (t) => {
+  const got = (await sup.relayEndpoints()).map((e) => `${e.address}:${e.port}`).sort();
+  const want = net
+    .relayEndpoints()
+    .map((e) => `${e.address}:${e.port}`)
+    .sort();
+  t.same(got, want);
+});
+
+t.test('traffic goes through the exit; "is this Tor?" says yes through tor and no directly', async (t) => {
+  const got = await socksHttpGet(socks, http.address, http.port, '/bytes/1000');
+  t.equal(got.status, 200);
+  t.equal(got.body.length, 1000);
+  const check = new TorCheck({ socks, url: `${http.url}/api/ip`, timeoutMs: 20_000 });
+  t.same((await check.run()).isTor, true);
+  const direct = await fetch(`${http.url}/api/ip`).then((r) => r.json() as Promise<{ IsTor: boolean }>);
+  t.equal(direct.IsTor, false, 'the stand-in can tell: a direct request is not Tor');
+  await t.rejects(new TorCheck({ socks: { host: '127.0.0.1', port: 1 }, url: `${http.url}/api/ip` }).run(), {
+    code: 'OBX_ERR_TOR_CHECK_FAILED',
+  });
+  t.throws(() => new TorCheck({ socks, url: 'file:///etc/passwd' }), { code: 'OBX_ERR_TOR_VALUE_INVALID' });
+  t.throws(() => new TorCheck({ socks: { host: '192.0.2.1', port: 9050 } }), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+  });
+});
+
+t.test('NEWNYM: the next stream uses a different circuit', async (t) => {
+  const control = sup.control;
+  if (!control) throw new Error('no control connection');
+  const used: string[] = [];
+  const off = control.onEvent((ev) => {
+    if (ev.type !== 'STREAM') return;
+    const [, status, circ] = ev.body.split(' ');
+    if (status === 'SUCCEEDED' && circ) used.push(circ);
+  });
+  t.teardown(off);
+  await control.setEvents(['STREAM']);
+  await socksHttpGet(socks, http.address, http.port, '/');
+  const before = used[used.length - 1];
+  await sup.newIdentity();
+  await socksHttpGet(socks, http.address, http.port, '/');
+  const after = used[used.length - 1];
+  t.ok(before && after);
+  t.not(after, before, `circuit ${before} -> ${after}`);
+});
+
+t.test('SAFECOOKIE: our client authenticates to the real tor; a wrong cookie is refused', async (t) => {
+  const c = await connectControl({ host: '127.0.0.1', port: controlPort ?? 0 });
+  t.match(await c.version(), /^0\.4\.9/);
+  await t.rejects(c.command('GETINFO no-such-key'), { code: 'OBX_ERR_TOR_OPERATION_FAILED', message: /552/ });
+  c.close();
+  // A fake "tor" that offers SAFECOOKIE but cannot prove it knows the cookie: we must refuse it.
+  const fake = createServer((s) => {
+    s.on('data', (d) => {
+      const cmd = d.toString();
+      if (cmd.startsWith('PROTOCOLINFO')) {
+        s.write(
+          `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="${join(dir, 'box', 'data', 'control_auth_cookie')}"\r\n250 OK\r\n`,
+        );
+      } else if (cmd.startsWith('AUTHCHALLENGE')) {
+        s.write(`250 AUTHCHALLENGE SERVERHASH=${'00'.repeat(32)} SERVERNONCE=${'11'.repeat(32)}\r\n`);
+      } else s.write('250 OK\r\n');
+    });
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => fake.close());
+  const addr = fake.address();
+  await t.rejects(
+    connectControl({ host: '127.0.0.1', port: addr && typeof addr === 'object' ? addr.port : 0 }),
+    {
+      code: 'OBX_ERR_TOR_AUTH_FAILED',
+    },
+  );
+});
+
+t.test('a bad bridge line is refused without touching the running config', async (t) => {
+  const before = readFileSync(torrcPath, 'utf8');
+  const pid = sup.pid;
+  const bad: TorConfig = {
+    ...defaultConfig().tor,
+    useBridges: true,
+    bridges: ['obfs4 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567 cert=x\nSocksPort 0.0.0.0:9050'],
+  };
+  await t.rejects(sup.applySettings(bad), { code: 'OBX_ERR_CONFIG_INVALID' });
+  t.equal(readFileSync(torrcPath, 'utf8'), before, 'torrc unchanged');
+  t.equal(sup.pid, pid, 'same tor process');
+  t.equal(sup.status().ready, true, 'still ready');
+  t.same(sup.settings, defaultConfig().tor);
+});
+
+t.test('settings tor cannot work with are rolled back to the last working torrc', async (t) => {
+  const before = readFileSync(torrcPath, 'utf8');
+  // Valid grammar, but nothing listens there: tor cannot build a circuit through this bridge.
+  const unreachable: TorConfig = {
+    ...defaultConfig().tor,
+    useBridges: true,
+    bridges: ['127.0.0.1:9 0123456789ABCDEF0123456789ABCDEF01234567'],
+  };
+  const result = await sup.applySettings(unreachable);
+  t.equal(result.ok, false);
+  t.equal(result.rolledBack, true);
+  t.match(result.message, /previous settings are back/);
+  t.equal(readFileSync(torrcPath, 'utf8'), before, 'previous torrc restored');
+  t.same(sup.settings, defaultConfig().tor);
+  t.ok(await sup.waitReady(30_000), 'ready again with the old settings');
+});
+
+t.test('good new settings apply and are kept: a working bridge carries every new circuit', async (t) => {
+  // Any relay can serve as a vanilla bridge: use middle0 of the private network.
+  const m = net.relays.find((r) => r.nickname === 'middle0');
+  if (!m) throw new Error('no middle0');
+  const next: TorConfig = {
+    ...defaultConfig().tor,
+    useBridges: true,
+    bridges: [`${m.address}:${m.orPort} ${m.fingerprint}`],
+  };
+  const result = await sup.applySettings(next);
+  t.same(result, { ok: true, rolledBack: false, message: 'tor is ready with the new settings' });
+  t.match(readFileSync(torrcPath, 'utf8'), /^UseBridges 1$/m);
+  t.equal(readFileSync(`${torrcPath}.good`, 'utf8'), readFileSync(torrcPath, 'utf8'));
+  t.same(sup.settings, next);
+  await socksHttpGet(socks, http.address, http.port, '/');
+  const exitCircuits = (await sup.circuits()).filter((c) => c.status === 'BUILT' && c.hops.length === 3);
+  t.ok(
+    exitCircuits.some((c) => c.hops[0]?.nickname === 'middle0'),
+    'circuits start at the bridge',
+  );
+  t.ok(
+    (await sup.relayEndpoints()).some((e) => e.address === m.address && e.port === m.orPort),
+    'the bridge is in the firewall relay set',
+  );
+});
+
+t.test('onionbox tor status|circuits|newnym over the control socket', async (t) => {
+  const stateDir = tmpDir(t, 'obx-cli-');
+  const ipc = new IpcServer(socketPath(stateDir));
+  registerTorIpc(ipc, sup);
+  await ipc.start();
+  t.teardown(() => ipc.stop());
+  let out = '';
+  let err = '';
+  const ctx = { out: (s: string) => void (out += s), err: (s: string) => void (err += s) };
+  t.equal(await runCli(['--state-dir', stateDir, 'tor', 'circuits'], ctx), 0, err);
+  t.match(out, /BUILT\s+\S+\s+\S+ -> \S+ -> exit0/);
+  out = '';
+  t.equal(await runCli(['--state-dir', stateDir, 'tor', 'newnym'], ctx), 0, err);
+  t.match(out, /new identity/);
+  out = '';
+  t.equal(await runCli(['--state-dir', stateDir, 'tor', 'circuits', '--json'], ctx), 0);
+  t.ok((JSON.parse(out) as CircuitInfo[]).length > 0);
+  t.equal(await runCli(['--state-dir', stateDir, 'tor', 'status', '--bogus'], ctx), 2, 'usage error');
+  // The real CLI binary, as the owner would run it.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', `${root}firmware/cli.ts`, '--state-dir', stateDir, 'tor', 'status'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.equal(code, 0);
+  t.match(stdout, /^phase\s+ready \(pid [0-9]+\)$/m);
+  t.match(stdout, /^bootstrap\s+100% /m);
+  t.match(stdout, /^ready\s+yes/m);
+  t.match(stdout, /-> exit0/);
+  t.equal(await runCli(['--state-dir', tmpDir(t), 'tor', 'status'], ctx), 1, 'no daemon: clear error');
+  t.match(err, /OBX_ERR_DAEMON_NOT_RUNNING/);
+});
+
+t.test('tor SIGKILLed: the supervisor reports the crash and brings it back to ready', async (t) => {
+  const pid = sup.pid;
+  if (!pid) throw new Error('no pid');
+  const seen: string[] = [];
+  const off = bus.on('tor:status', 'crash-test', (s) => {
+    seen.push(s.phase);
+  });
+  t.teardown(off);
+  process.kill(pid, 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 200));
+  t.ok(await sup.waitReady(60_000), 'ready again');
+  t.ok(seen.includes('crashed'));
+  t.not(sup.pid, pid, 'a new tor process');
+  const got = await socksHttpGet(socks, http.address, http.port, '/');
+  t.equal(got.status, 200);
+});
+
+t.test('tor failing to start (port taken) is a clear error, status failed', async (t) => {
+  const [port] = await freePorts(1);
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
+  t.teardown(() => blocker.close());
+  const d = tmpDir(t, 'obx-tor-bad-');
+  const bad = new TorSupervisor({
+    bus: new EventBus(),
+    settings: defaultConfig().tor,
+    torrcPath: join(d, 'torrc'),
+    runtime: {
+      dataDir: join(d, 'data'),
+      socks: { host: '127.0.0.1', port: port ?? 0 },
+      control: { unix: join(d, 'control') },
+      extraLines: net.clientTorrcLines,
+    },
+  });
+  t.teardown(() => bad.stop());
+  await t.rejects(bad.start(), { code: 'OBX_ERR_TOR_START_FAILED' });
+  t.equal(bad.status().phase, 'failed');
+  t.match(bad.status().summary, /OBX_ERR_TOR_START_FAILED/);
+  await t.rejects(bad.newIdentity(), { code: 'OBX_ERR_TOR_NOT_RUNNING' });
+});
+
+t.test('stop: tor exits and the status says stopped', async (t) => {
+  const pid = sup.pid;
+  await sup.stop();
+  t.equal(sup.status().phase, 'stopped');
+  t.throws(() => process.kill(pid ?? 0, 0), 'tor process gone');
+});
