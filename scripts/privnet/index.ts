@@ -289,7 +289,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         import.meta.url.endsWith('.ts') ? './http-server.ts' : './http-server.js',
         import.meta.url,
       ).pathname;
-      const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
+      const nodeArgs = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), script] : [script];
       const child = spawnIn(opts.netns, process.execPath, [
         ...nodeArgs,
         '--host',
@@ -372,6 +372,9 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         'DirAllowPrivateAddresses 1',
         'CountPrivateBandwidth 1',
         'ConnLimit 60',
+        // In a namespace each relay has its own address: send from it too (the exit's traffic then comes
+        // from the exit's address, which the IsTor stand-in checks). Loopback needs no binding.
+        ...(loopback ? [] : [`OutboundBindAddress ${r.address}`]),
         `__OwningControllerProcess ${process.pid}`,
       ];
       if (r.role === 'authority') {
