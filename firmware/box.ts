@@ -95,7 +95,8 @@ export class BoxController implements BoxApi {
   readonly sim: SimBoardControls | undefined;
   #state: MachineState = initialState();
   #applied: FirewallModeName | null = null;
-  #applying: Promise<void> | null = null;
+  #applying: Promise<void> = Promise.resolve();
+  #running = false;
   #again = false;
   #retry: NodeJS.Timeout | null = null;
   #refresh: NodeJS.Timeout | null = null;
@@ -148,7 +149,7 @@ export class BoxController implements BoxApi {
     if (this.#retry) clearTimeout(this.#retry);
     if (this.#refresh) clearInterval(this.#refresh);
     this.#retry = this.#refresh = null;
-    await this.#applying?.catch(() => undefined);
+    await this.#applying.catch(() => undefined);
     // The firewall keeps its last ruleset: stopping the firmware never opens anything.
     await this.deps.board.stop();
   }
@@ -165,7 +166,7 @@ export class BoxController implements BoxApi {
 
   /** Resolves once the firewall holds the mode the current state asks for (or an apply failed). */
   async settled(): Promise<void> {
-    while (this.#applying) await this.#applying;
+    while (this.#running) await this.#applying;
   }
 
   status(): BoxStatus {
@@ -284,51 +285,53 @@ export class BoxController implements BoxApi {
     if (before.state !== after.state || before.firewallMode !== after.firewallMode) {
       this.#record(`${input.type}: ${before.state} -> ${after.state} (firewall ${after.firewallMode})`);
     }
-    this.#render();
     void this.#reconcile();
+    this.#render();
   }
 
   #reconcile(): Promise<void> {
     this.#again = true;
-    if (this.#applying) return this.#applying;
-    const run = async (): Promise<void> => {
-      await Promise.resolve(); // let the assignment below happen before the loop can finish
-      try {
-        while (this.#again && this.#started) {
-          this.#again = false;
-          const want = view(this.#state).firewallMode;
-          if (want === this.#applied) continue;
-          try {
-            await this.deps.firewall.apply(want);
-            this.#applied = want;
-            if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
-          } catch (err) {
-            this.#applied = null;
-            this.deps.log.error(
-              { mode: want, err: describeError(err) },
-              'firewall apply failed: failing closed',
-            );
-            this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
-            if (this.#state.faults.firewall === undefined) {
-              this.#state = step(this.#state, {
-                type: 'fault',
-                source: 'firewall',
-                message: `apply ${want} failed`,
-              });
-              this.#again = true; // try the closed mode at once
-            } else {
-              this.#scheduleRetry();
-            }
-          }
-          this.#render();
-        }
-      } finally {
-        // Synchronously at the end of the loop: an input arriving after this starts a new run.
-        this.#applying = null;
-      }
-    };
-    this.#applying = run();
+    if (this.#running) return this.#applying;
+    this.#running = true;
+    // The loop starts synchronously: the firewall call is the first thing an input causes.
+    this.#applying = this.#applyLoop();
     return this.#applying;
+  }
+
+  async #applyLoop(): Promise<void> {
+    try {
+      while (this.#again && this.#started) {
+        this.#again = false;
+        const want = view(this.#state).firewallMode;
+        if (want === this.#applied) continue;
+        try {
+          await this.deps.firewall.apply(want);
+          this.#applied = want;
+          if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
+        } catch (err) {
+          this.#applied = null;
+          this.deps.log.error(
+            { mode: want, err: describeError(err) },
+            'firewall apply failed: failing closed',
+          );
+          this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
+          if (this.#state.faults.firewall === undefined) {
+            this.#state = step(this.#state, {
+              type: 'fault',
+              source: 'firewall',
+              message: `apply ${want} failed`,
+            });
+            this.#again = true; // try the closed mode at once
+          } else {
+            this.#scheduleRetry();
+          }
+        }
+        this.#render();
+      }
+    } finally {
+      // Synchronously at the end of the loop: an input arriving after this starts a new loop.
+      this.#running = false;
+    }
   }
 
   #scheduleRetry(): void {

@@ -8,7 +8,7 @@
  * apply() returns a little later, after deleting the LAN's conntrack entries (reported separately).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimBoard } from '../../board/sim/board.js';
 import { BoxController } from '../../firmware/box.js';
@@ -45,6 +45,7 @@ export const boardSuite: BenchSuite = {
       let torStatus: TorStatus = READY;
       let doneAt = 0;
       let verifiedAt = 0;
+      let calledAt = 0;
       let doneMode: FirewallModeName | null = null;
       let fastPath = 0;
       const box = new BoxController({
@@ -61,6 +62,7 @@ export const boardSuite: BenchSuite = {
         firewall: {
           apply: async (mode) => {
             const called = performance.now();
+            calledAt = called;
             const r = await fw.apply(mode, net.params);
             doneAt = performance.now();
             verifiedAt = called + r.verifiedMs;
@@ -86,6 +88,8 @@ export const boardSuite: BenchSuite = {
 
       const kill: number[] = [];
       const killReturned: number[] = [];
+      /** Edge -> Firewall.apply called: what the board, state machine and controller add. */
+      const overhead: number[] = [];
       const release: number[] = [];
       let checked = 0;
       for (let i = 0; i < TOGGLES; i++) {
@@ -95,6 +99,7 @@ export const boardSuite: BenchSuite = {
         if (doneMode !== 'killed') throw new Error(`edge ${i}: firewall holds ${doneMode}, not killed`);
         kill.push(verifiedAt - t0);
         killReturned.push(doneAt - t0);
+        overhead.push(calledAt - t0);
         if (i % 50 === 0) {
           const table = await net.table();
           if (/dnat ip to/.test(table)) throw new Error(`edge ${i}: the kernel still holds a redirect`);
@@ -114,6 +119,7 @@ export const boardSuite: BenchSuite = {
       kill.sort((a, b) => a - b);
       release.sort((a, b) => a - b);
       killReturned.sort((a, b) => a - b);
+      overhead.sort((a, b) => a - b);
       const p = (xs: number[], q: number) => Math.round(percentile(xs, q) * 100) / 100;
       return [
         {
@@ -128,6 +134,9 @@ export const boardSuite: BenchSuite = {
             max: p(kill, 100),
             nftSessionApplies: `${fastPath}/${2 * TOGGLES}`,
             tableChecks: checked,
+            controllerP50: p(overhead, 50),
+            controllerP99: p(overhead, 99),
+            load1: Number(loadavg()[0]?.toFixed(2)),
           },
         },
         {
