@@ -15,6 +15,7 @@
  * Fast path: one long-lived `nft -j -i` (NftSession). If it dies or stalls it is replaced by one spawn
  * per call (NftOnce) for that operation, and reopened for the next one.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,8 @@ import {
   buildRuleset,
   counterName,
   DROP_CLASSES,
+  GENERATION_COMMENT,
+  printModeSwitch,
   printRuleset,
   RELAY_SET,
   type RulesetModel,
@@ -78,6 +81,9 @@ interface NftJsonObject {
 /** What the kernel holds, reduced to what verification compares. */
 export interface TableShape {
   handle: number;
+  /** The generation mark on the last rule (see printRuleset), if any. */
+  generation: string | null;
+  hasRelaySet: boolean;
   chains: Record<string, { type?: string; hook?: string; prio?: number; policy?: string; rules: number }>;
   counters: Record<string, { packets: number; bytes: number }>;
   relays: string[] | null;
@@ -92,7 +98,14 @@ export function parseTableJson(lines: string[]): TableShape | null {
     }
   }
   if (!objects) return null;
-  const shape: TableShape = { handle: -1, chains: {}, counters: {}, relays: null };
+  const shape: TableShape = {
+    handle: -1,
+    generation: null,
+    hasRelaySet: false,
+    chains: {},
+    counters: {},
+    relays: null,
+  };
   for (const o of objects) {
     if (o.table && o.table.name === TABLE_NAME) shape.handle = Number(o.table.handle);
     if (o.chain) {
@@ -112,6 +125,7 @@ export function parseTableJson(lines: string[]): TableShape | null {
       };
     }
     if (o.set && o.set.name === RELAY_SET) {
+      shape.hasRelaySet = true;
       const elem = (o.set.elem as { concat?: [string, number] }[] | undefined) ?? [];
       shape.relays = elem.map((e) => (e.concat ? `${e.concat[0]}:${e.concat[1]}` : JSON.stringify(e))).sort();
     }
@@ -120,13 +134,21 @@ export function parseTableJson(lines: string[]): TableShape | null {
     if (o.rule) {
       const c = shape.chains[String(o.rule.chain)];
       if (c) c.rules += 1;
+      const comment = o.rule.comment;
+      if (typeof comment === 'string' && comment.startsWith(GENERATION_COMMENT)) {
+        shape.generation = comment.slice(GENERATION_COMMENT.length);
+      }
     }
   }
   return shape;
 }
 
 /** Differences between the rendered model and the kernel's table; empty when they agree. */
-export function compareShape(model: RulesetModel, shape: TableShape): string[] {
+export function compareShape(
+  model: RulesetModel,
+  shape: TableShape,
+  opts: { relays: boolean } = { relays: true },
+): string[] {
   const diffs: string[] = [];
   const want = new Map(model.chains.map((c) => [c.name, c]));
   for (const name of Object.keys(shape.chains)) if (!want.has(name)) diffs.push(`unexpected chain ${name}`);
@@ -151,8 +173,8 @@ export function compareShape(model: RulesetModel, shape: TableShape): string[] {
   }
   for (const c of model.counters) if (!shape.counters[c]) diffs.push(`missing counter ${c}`);
   const relays = model.relays.map((r) => `${r.address}:${r.port}`).sort();
-  if (!shape.relays) diffs.push('missing relay set');
-  else if (shape.relays.join(',') !== relays.join(',')) {
+  if (!shape.hasRelaySet) diffs.push('missing relay set');
+  else if (opts.relays && shape.relays && shape.relays.join(',') !== relays.join(',')) {
     diffs.push(`relay set holds ${shape.relays.length} elements, rendered ${relays.length}`);
   }
   return diffs;
@@ -188,11 +210,15 @@ export class Firewall {
   private mode: FirewallMode | null = null;
   private model: RulesetModel | null = null;
   private params: FirewallParams | null = null;
+  /** The relay list the kernel's set holds (as verified), as a key; null when unknown. */
+  private relaysKey: string | null = null;
+  /** Handle of the table our last full apply created: a mode switch must find the same table. */
   private handle = -1;
   /** Counts of tables replaced so far (a new table starts its counters at zero). */
   private base: DropCounters = {};
   private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
+  private readonly nonce = randomBytes(4).toString('hex');
 
   constructor(opts: FirewallOptions = {}) {
     this.opts = { ...opts };
@@ -210,7 +236,9 @@ export class Firewall {
     if (/["\n\r]/.test(this.dir)) throw obxError('FIREWALL_INVALID_PARAMS', 'work directory name');
     this.once = new NftOnce(this.opts.netns, nft);
     if (this.opts.fastPath !== false) {
-      this.session = new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000);
+      // Terse (-t): listings omit set elements, so verifying a mode change does not read back a relay
+      // set of thousands of elements. The relay set is verified separately when it is written.
+      this.session = new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000, ['-j', '-t']);
       try {
         await this.session.open();
       } catch (e) {
@@ -219,10 +247,12 @@ export class Firewall {
     }
   }
 
+  /** Stops the nft session. The kernel keeps the last ruleset: stopping never opens anything. */
   async stop(): Promise<void> {
     await this.queue.catch(() => undefined);
     this.session?.close();
     this.session = null;
+    this.once = null;
     if (this.dir && this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
     this.dir = null;
   }
@@ -236,7 +266,11 @@ export class Firewall {
     return this.mode;
   }
 
-  /** Renders, applies in one transaction, verifies. Serialised: concurrent calls run one after another. */
+  /**
+   * Renders, applies in one transaction, verifies. Serialised: concurrent calls run one after another.
+   * The kernel's relay set ends up equal to params.relays: keep params.relays current (the list last
+   * given to refreshRelays) and a mode change stays a small batch that leaves the set alone.
+   */
   apply(mode: FirewallMode, params: FirewallParams): Promise<ApplyResult> {
     const t0 = performance.now();
     let model: RulesetModel;
@@ -262,20 +296,17 @@ export class Firewall {
       if (!model || !this.params) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
       const file = this.writeScript('relays', renderRelayRefresh(list));
       const { runner, fast } = await this.runner();
-      const r = await this.run(runner, fast, [`include "${file}"`, LIST_TABLE]);
-      const next: RulesetModel = { ...model, relays: list };
-      const shape = parseTableJson(r.out);
-      const diffs = shape ? compareShape(next, shape) : ['table inet onionbox is missing'];
-      if (diffs.length > 0) {
-        throw obxError('FIREWALL_APPLY_FAILED', `relay refresh: ${firstLines(r.err) || diffs.join('; ')}`);
-      }
-      this.model = next;
+      const r = await this.run(runner, fast, [`include "${file}"`]);
+      this.relaysKey = null;
+      await this.verifyRelays(list, r.err);
+      this.relaysKey = relayKey(list);
+      this.model = { ...model, relays: list };
       this.params = { ...this.params, relays: list };
       this.opts.log?.info({ relays: list.length }, 'firewall relay set refreshed');
     });
   }
 
-  /** Drop counters by class (ipv6, invalid, udp, icmp, other). */
+  /** Drop counters by class (ipv6, invalid, udp, icmp, other), totals since this applier started. */
   counters(): Promise<DropCounters> {
     return this.serial(async () => {
       const { runner, fast } = await this.runner();
@@ -341,27 +372,42 @@ export class Firewall {
   }
 
   private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
-    const file = this.writeScript('ruleset', printRuleset(model) + renderBootTableRemoval());
-    const { runner, fast } = await this.runner();
-    let carried: Record<string, { packets: number; bytes: number }> = {};
-    if (this.handle === -1) {
-      // First apply of this process: remember the handle of a table left by an earlier run, so that a
-      // refused batch is never mistaken for a verified one.
-      const before = parseTableJson((await this.run(runner, fast, [LIST_TABLE])).out);
-      if (before) {
-        this.handle = before.handle;
-        carried = before.counters;
+    if (this.mode !== null && this.relaysKey === relayKey(model.relays)) {
+      try {
+        return await this.commit(model, params, t0, false);
+      } catch (e) {
+        // The table is not what we think (changed by someone else?): replace it whole.
+        this.opts.log?.warn({ err: String(e) }, 'mode switch failed; replacing the whole table');
       }
     }
+    return this.commit(model, params, t0, true);
+  }
+
+  /**
+   * One batch: the whole table (full) or a mode switch that keeps the relay set and counters. Proof of
+   * apply: the generation mark in the kernel's table is this batch's, and the chains, hooks, policies
+   * and rule counts equal the rendered model.
+   */
+  private async commit(
+    model: RulesetModel,
+    params: FirewallParams,
+    t0: number,
+    full: boolean,
+  ): Promise<ApplyResult> {
+    this.seq += 1;
+    const gen = `${this.nonce}-${this.seq}`;
+    const script = full ? printRuleset(model, gen) + renderBootTableRemoval() : printModeSwitch(model, gen);
+    const file = this.writeScript(full ? 'ruleset' : 'switch', script);
+    const { runner, fast } = await this.runner();
     // Replacing the table resets its counters: read them in the same exchange, just before the swap,
     // and carry them over so the status page shows totals, not "since the last mode change".
-    const commands = [`include "${file}"`, LIST_TABLE];
-    if (this.handle !== -1) commands.unshift(LIST_COUNTERS);
+    const commands = full
+      ? [LIST_COUNTERS, `include "${file}"`, LIST_TABLE]
+      : [`include "${file}"`, LIST_TABLE];
     const r = await this.run(runner, fast, commands);
     const shape = parseTableJson(r.out);
-    if (this.handle !== -1 && r.out.length > 0) carried = countersFromLines(r.out.slice(0, 1));
     const previous = this.mode ?? 'none';
-    if (!shape || shape.handle === this.handle) {
+    if (!shape || shape.generation !== gen) {
       const why = firstLines(r.err) || (shape ? 'the table was not replaced' : 'no table in the kernel');
       this.opts.log?.error({ mode: model.mode, previous, err: why }, 'firewall apply refused');
       throw obxError(
@@ -369,28 +415,56 @@ export class Firewall {
         `${model.mode}: ${why} (still in force: ${previous === 'none' ? 'whatever was loaded before' : previous})`,
       );
     }
-    const diffs = compareShape(model, shape);
+    if (!full && shape.handle !== this.handle) {
+      // Someone deleted or replaced our table: the switch re-created it without the relay set's
+      // elements. Fail closed (it is a valid ruleset) and let applyModel replace it whole.
+      throw obxError('FIREWALL_VERIFY_FAILED', 'the table was replaced behind our back');
+    }
+    const diffs = compareShape(model, { ...shape, relays: null }, { relays: false });
     if (diffs.length > 0) {
       this.opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
       throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
     }
     const verifiedMs = performance.now() - t0;
-    for (const c of DROP_CLASSES) {
-      const was = carried[counterName(c)];
-      const base = this.base[c] ?? { packets: 0, bytes: 0 };
-      if (was) this.base[c] = { packets: base.packets + was.packets, bytes: base.bytes + was.bytes };
+    if (full) {
+      const carried = countersFromLines(r.out);
+      for (const c of DROP_CLASSES) {
+        const was = carried[counterName(c)];
+        const base = this.base[c] ?? { packets: 0, bytes: 0 };
+        if (was) this.base[c] = { packets: base.packets + was.packets, bytes: base.bytes + was.bytes };
+      }
     }
     const wasRouting = this.mode === 'routing' || this.mode === null;
-    this.handle = shape.handle;
     this.mode = model.mode;
     this.model = model;
     this.params = { ...params, relays: model.relays };
     if (model.mode !== 'routing' && wasRouting) await this.flushLanConntrack(params);
+    if (full) {
+      this.handle = shape.handle;
+      // The rules are in force (verified above); now prove the relay set holds exactly the list.
+      this.relaysKey = null;
+      await this.verifyRelays(model.relays, r.err);
+      this.relaysKey = relayKey(model.relays);
+    }
     this.opts.log?.info(
-      { mode: model.mode, verifiedMs: Math.round(verifiedMs * 10) / 10, fastPath: r.fast },
+      { mode: model.mode, verifiedMs: Math.round(verifiedMs * 10) / 10, fastPath: r.fast, full },
       'firewall mode applied',
     );
     return { mode: model.mode, verifiedMs, fastPath: r.fast };
+  }
+
+  /** Reads the relay set back in full (not terse) and compares it with the list. */
+  private async verifyRelays(list: readonly RelayEndpoint[], err: string): Promise<void> {
+    if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
+    const r = await this.once.exec([`list set ${TABLE_FAMILY} ${TABLE_NAME} ${RELAY_SET}`]);
+    const have = relaySetFromLines(r.out);
+    const want = list.map((x) => `${x.address}:${x.port}`).sort();
+    if (!have || have.join(',') !== want.join(',')) {
+      throw obxError(
+        'FIREWALL_APPLY_FAILED',
+        `relay set: ${firstLines(err + r.err) || `holds ${have?.length ?? 'no'} elements, expected ${want.length}`}`,
+      );
+    }
   }
 
   private async flushLanConntrack(p: FirewallParams): Promise<void> {
@@ -406,6 +480,24 @@ export class Firewall {
       this.opts.log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
     }
   }
+}
+
+function relayKey(relays: readonly RelayEndpoint[]): string {
+  return relays.map((r) => `${r.address}:${r.port}`).join(',');
+}
+
+/** Elements of the relay set from `nft -j list set` lines, sorted as "addr:port"; null if no set. */
+export function relaySetFromLines(lines: string[]): string[] | null {
+  for (const line of lines) {
+    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
+    for (const o of j.nftables ?? []) {
+      if (o.set && o.set.name === RELAY_SET && o.set.table === TABLE_NAME) {
+        const elem = (o.set.elem as { concat?: [string, number] }[] | undefined) ?? [];
+        return elem.map((e) => (e.concat ? `${e.concat[0]}:${e.concat[1]}` : JSON.stringify(e))).sort();
+      }
+    }
+  }
+  return null;
 }
 
 function firstLines(text: string, n = 3): string {

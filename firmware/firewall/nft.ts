@@ -103,6 +103,7 @@ export class NftSession implements NftRunner {
     private readonly netns: string | undefined,
     private readonly nftPath = 'nft',
     private readonly timeoutMs = 2_000,
+    private readonly flags: string[] = ['-j'],
   ) {}
 
   /** The nft process's pid (tests kill it to prove the fallback). */
@@ -116,7 +117,7 @@ export class NftSession implements NftRunner {
 
   /** Spawns nft and proves it answers (health check). */
   async open(): Promise<void> {
-    const [file, argv] = nsCommand(this.netns, this.nftPath, ['-j', '-i']);
+    const [file, argv] = nsCommand(this.netns, this.nftPath, [...this.flags, '-i']);
     const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.dead = false;

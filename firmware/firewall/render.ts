@@ -216,8 +216,49 @@ export function relayElements(relays: readonly { address: string; port: number }
   return relays.map((r) => `${r.address} . ${r.port}`).join(', ');
 }
 
-/** Prints a model as one nft script that atomically replaces table inet onionbox. */
-export function printRuleset(model: RulesetModel): string {
+/** Every chain any mode defines (a mode switch flushes them all, then drops the ones the mode lacks). */
+export const ALL_CHAINS = [
+  'pre_guard',
+  'lan_pre',
+  'wan_pre',
+  'pre_nat',
+  'input',
+  'lan_in',
+  'wan_in',
+  'forward',
+  'output',
+  'lan_out',
+  'wan_out',
+  'drop_counted',
+] as const;
+
+/** Generation marks let the applier prove that the kernel holds the batch it just sent. */
+const GENERATION = /^[A-Za-z0-9-]{1,40}$/;
+export const GENERATION_COMMENT = 'onionbox gen ';
+
+function chainLines(model: RulesetModel, generation: string | undefined): string[] {
+  if (generation !== undefined && !GENERATION.test(generation)) throw new TypeError('bad generation mark');
+  const out: string[] = [];
+  for (const c of model.chains) {
+    out.push('', `  chain ${c.name} {`);
+    if (c.base) {
+      const b = c.base;
+      out.push(`    type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy};`);
+    }
+    c.rules.forEach((r, i) => {
+      const last = c.name === 'drop_counted' && i === c.rules.length - 1;
+      out.push(`    ${r}${last && generation ? ` comment "${GENERATION_COMMENT}${generation}"` : ''}`);
+    });
+    out.push('  }');
+  }
+  return out;
+}
+
+/**
+ * Prints a model as one nft script that atomically replaces table inet onionbox ("declare table; delete
+ * table; define table"). `generation` marks the last rule with a comment (the applier's proof of apply).
+ */
+export function printRuleset(model: RulesetModel, generation?: string): string {
   const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
   const out: string[] = [
     `# onionbox firewall, mode ${model.mode}. Rendered by firmware/firewall/render.ts; do not edit.`,
@@ -229,16 +270,49 @@ export function printRuleset(model: RulesetModel): string {
   out.push('', `  set ${RELAY_SET} {`, '    type ipv4_addr . inet_service');
   if (model.relays.length > 0) out.push(`    elements = { ${relayElements(model.relays)} }`);
   out.push('  }');
-  for (const c of model.chains) {
-    out.push('', `  chain ${c.name} {`);
-    if (c.base) {
-      const b = c.base;
-      out.push(`    type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy};`);
-    }
-    for (const r of c.rules) out.push(`    ${r}`);
-    out.push('  }');
+  out.push(...chainLines(model, generation), '}', '');
+  return out.join('\n');
+}
+
+/**
+ * A mode change for a table that is already in place, as one batch: (re)declare the table, counters,
+ * relay set and every chain (no-ops when they exist: the relay set keeps its elements and the counters
+ * their counts), flush every chain, delete the chains this mode does not have, and add this mode's
+ * rules. Same rules as printRuleset, without rewriting a relay set of thousands of elements (a
+ * public-consensus-sized set costs ~200 ms per apply that way; the kill switch cannot wait for that).
+ */
+export function printModeSwitch(model: RulesetModel, generation?: string): string {
+  const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
+  const have = new Set(model.chains.map((c) => c.name));
+  const out: string[] = [
+    `# onionbox firewall, switch to mode ${model.mode}. Rendered by firmware/firewall/render.ts.`,
+    `table ${t} {`,
+  ];
+  for (const c of model.counters) out.push(`  counter ${c} { }`);
+  out.push(`  set ${RELAY_SET} { type ipv4_addr . inet_service; }`);
+  const bases = new Map(model.chains.filter((c) => c.base).map((c) => [c.name, c.base]));
+  // pre_nat's declaration when this mode has none: it must exist to be flushed and deleted
+  bases.set(
+    'pre_nat',
+    bases.get('pre_nat') ?? {
+      type: 'nat',
+      hook: 'prerouting',
+      priority: { name: 'dstnat', value: -100 },
+      policy: 'accept',
+    },
+  );
+  for (const name of ALL_CHAINS) {
+    const b = bases.get(name);
+    out.push(
+      b
+        ? `  chain ${name} { type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy}; }`
+        : `  chain ${name} { }`,
+    );
   }
-  out.push('}', '');
+  out.push('}');
+  for (const name of ALL_CHAINS) out.push(`flush chain ${t} ${name}`);
+  for (const name of ALL_CHAINS) if (!have.has(name)) out.push(`delete chain ${t} ${name}`);
+  out.push(`table ${t} {`, ...chainLines(model, generation), '}', '');
   return out.join('\n');
 }
 

@@ -8,9 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
-import { Firewall, modeOnly, parseTableJson } from '../../firmware/firewall/apply.js';
+import { compareShape, Firewall, modeOnly, parseTableJson } from '../../firmware/firewall/apply.js';
 import { NftSession } from '../../firmware/firewall/nft.js';
-import { type FirewallMode, renderRuleset } from '../../firmware/firewall/render.js';
+import { buildRuleset, type FirewallMode, renderRuleset } from '../../firmware/firewall/render.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
 import { makeNetns, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -26,9 +26,13 @@ const SEND_UDP = [
 const MODES: FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
 const skip = rootSkipReason(['ip', 'nft', 'conntrack']);
 
-async function tableHandle(ns: string): Promise<number | null> {
+async function tableShape(ns: string) {
   const out = await nsRun(ns, 'nft', ['-j', 'list', 'table', 'inet', 'onionbox']).catch(() => '');
-  return parseTableJson(out.split('\n').filter((l) => l.trim() !== ''))?.handle ?? null;
+  return parseTableJson(out.split('\n').filter((l) => l.trim() !== ''));
+}
+
+async function tableHandle(ns: string): Promise<number | null> {
+  return (await tableShape(ns))?.handle ?? null;
 }
 
 t.test('firewall applier in a namespace', { skip }, async (t) => {
@@ -49,15 +53,20 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
       t.teardown(() => fw.stop());
       await fw.start();
       t.equal(fw.current(), null);
-      let last = await tableHandle(ns);
+      let last: string | null = null;
       for (const mode of [...MODES, ...MODES]) {
         const r = await fw.apply(mode, SAMPLE);
         t.equal(r.mode, mode);
         t.equal(r.fastPath, fastPath, 'the path that was asked for did the work');
         t.equal(fw.current(), mode);
-        const h = await tableHandle(ns);
-        t.not(h, last, `${mode}: a new table replaced the old one`);
-        last = h;
+        const shape = await tableShape(ns);
+        t.ok(shape?.generation && shape.generation !== last, `${mode}: a new batch is in force`);
+        last = shape?.generation ?? null;
+        t.same(
+          shape ? compareShape(buildRuleset(mode, SAMPLE), shape) : ['none'],
+          [],
+          `${mode}: exactly the mode`,
+        );
         const listed = await nsRun(ns, 'nft', ['list', 'table', 'inet', 'onionbox']);
         t.equal(
           listed.includes('dnat ip to 10.200.0.1:9040'),
@@ -197,6 +206,33 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     t.not(fw.sessionPid(), pid);
     const r2 = await fw.apply('killed', SAMPLE);
     t.equal(r2.fastPath, true);
+  });
+
+  t.test('mode switches keep the relay set; a table replaced behind our back is rebuilt whole', async (t) => {
+    const fw = new Firewall({ netns: ns });
+    t.teardown(() => fw.stop());
+    await fw.start();
+    await fw.apply('routing', SAMPLE);
+    const h = await tableHandle(ns);
+    await fw.apply('killed', SAMPLE);
+    t.equal(await tableHandle(ns), h, 'a mode switch keeps the table (and its set)');
+    t.match(await nsRun(ns, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']), /198\.18\.0\.11 \. 5001/);
+    t.notMatch(
+      await nsRun(ns, 'nft', ['list', 'table', 'inet', 'onionbox']),
+      /pre_nat/,
+      'pre_nat gone in killed',
+    );
+    // someone deletes our table: the next apply notices and rebuilds it with the relay set
+    await nsRun(ns, 'nft', ['delete', 'table', 'inet', 'onionbox']);
+    await fw.apply('routing', SAMPLE);
+    t.match(await nsRun(ns, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']), /198\.18\.0\.10 \. 5000/);
+    const shape = await tableShape(ns);
+    t.same(shape ? compareShape(buildRuleset('routing', SAMPLE), shape) : ['none'], []);
+    // a different relay list in params: a full apply writes it
+    await fw.apply('routing', { ...SAMPLE, relays: [{ address: '198.18.0.30', port: 443 }] });
+    const set = await nsRun(ns, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']);
+    t.match(set, /198\.18\.0\.30 \. 443/);
+    t.notMatch(set, /198\.18\.0\.10/);
   });
 
   t.test('not started', async (t) => {

@@ -8,9 +8,12 @@ import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import { parseRelayList, validateParams, validateRelays } from '../../firmware/firewall/params.js';
 import {
+  ALL_CHAINS,
   buildRuleset,
   type FirewallMode,
   type FirewallParams,
+  printModeSwitch,
+  printRuleset,
   renderBootTableRemoval,
   renderRelayRefresh,
   renderRuleset,
@@ -259,5 +262,36 @@ t.test('relay list file: ip:port per line', async (t) => {
       ),
       bad,
     );
+  }
+});
+
+t.test('mode switch: same rules, keeps the relay set, drops the chains the mode lacks', async (t) => {
+  const union = new Set(MODES.flatMap((m) => buildRuleset(m, SAMPLE).chains.map((c) => c.name)));
+  t.same([...union].sort(), [...ALL_CHAINS].sort(), 'ALL_CHAINS is every chain of every mode');
+  for (const mode of MODES) {
+    const model = buildRuleset(mode, SAMPLE);
+    const sw = printModeSwitch(model, 'abc-1');
+    t.notMatch(sw, /delete table|elements|flush set/, `${mode}: the relay set and table stay`);
+    for (const name of ALL_CHAINS)
+      t.match(sw, `flush chain inet onionbox ${name}\n`, `${mode}: flushes ${name}`);
+    t.equal(
+      sw.includes('delete chain inet onionbox pre_nat'),
+      mode !== 'routing',
+      `${mode}: pre_nat only in routing`,
+    );
+    const full = printRuleset(model, 'abc-1');
+    const rules = (s: string) =>
+      s
+        .split('\n')
+        .filter(
+          (l) => /^ {4}\S/.test(l) && !l.trim().startsWith('type ') && !l.trim().startsWith('elements'),
+        );
+    t.same(rules(sw), rules(full), `${mode}: exactly the rules of the full ruleset`);
+    t.match(
+      full,
+      /counter name "drop_other" drop comment "onionbox gen abc-1"\n/,
+      'generation on the last rule',
+    );
+    t.throws(() => printRuleset(model, 'x" accept'), /bad generation/);
   }
 });
