@@ -154,6 +154,12 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       const raw = req.cookies[SESSION_COOKIE];
       const id = raw ? req.unsignCookie(raw) : null;
       const sid = id?.valid ? id.value : null;
+      // An unclaimed box (fresh, or reset with the claim button) has no owner: every old session ends.
+      if (box.config.get().web.passwordHash === null) {
+        if (ctx.sessions.size > 0) ctx.sessions.clear();
+        req.ownerSession = null;
+        return;
+      }
       req.ownerSession = sid && ctx.sessions.touch(sid) ? sid : null;
     });
 

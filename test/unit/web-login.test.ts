@@ -71,3 +71,17 @@ t.test(
     t.equal((await c.post('/login', { password: GOOD_PASSWORD, _csrf: token })).statusCode, 303);
   },
 );
+
+t.test(
+  'a reset (password cleared by the claim button) ends old sessions, also after a new claim',
+  async (t) => {
+    const h = await webHarness(t);
+    const old = await claimed(h);
+    t.equal((await old.get('/')).statusCode, 200);
+    await h.box.config.update((c) => ({ ...c, web: { ...c.web, passwordHash: null } }));
+    const res = await old.get('/');
+    t.equal(res.headers.location, '/claim', 'the box is unclaimed again');
+    await claimed(h, 'a second owner passphrase');
+    t.equal((await old.get('/')).statusCode, 303, 'the old session does not come back');
+  },
+);

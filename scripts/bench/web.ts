@@ -1,0 +1,161 @@
+/**
+ * Web page under load: p99 latency of the status page (logged in, 50 concurrent clients, autocannon) and
+ * the server's RSS during it. The server runs in its own process (`--serve`) so its RSS is measured
+ * alone: the real web app (web/app.ts) in front of the FakeBox (test/helpers/fake-box.ts) until the lead
+ * wires the real box into onionboxd; then this should start onionboxd --simulate instead.
+ * The child runs compiled JavaScript (this file and the FakeBox are compiled into dist/ first), like the box.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rssBytes } from './proc.js';
+import type { BenchResult, BenchSuite } from './types.js';
+
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_WEB_SECONDS ?? 15);
+const PASSWORD = 'bench passphrase for the web suite';
+export const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=40'];
+
+interface AutocannonResult {
+  latency: { p50: number; p99: number; max: number };
+  requests: { average: number; total: number };
+  errors: number;
+  non2xx: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+
+async function serve(dir: string, port: number): Promise<void> {
+  const { pino } = await import('pino');
+  const { FakeBox } = await import('../../test/helpers/fake-box.js');
+  const { buildWebApp } = await import('../../web/app.js');
+  const { hashPassword } = await import('../../web/lib/password.js');
+  const box = await FakeBox.create(dir);
+  const hash = await hashPassword(PASSWORD);
+  await box.config.update((c) => ({ ...c, web: { ...c.web, passwordHash: hash } }));
+  box.setBootstrap(100, 'Done');
+  const app = buildWebApp({ log: pino({ level: 'warn' }), box, simulate: true });
+  await app.listen({ host: '127.0.0.1', port });
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+}
+
+function cookiesOf(res: Response): string[] {
+  return res.headers.getSetCookie().map((c) => c.split(';')[0] ?? '');
+}
+
+async function login(base: string): Promise<string> {
+  const page = await fetch(`${base}/login`);
+  const jar = cookiesOf(page);
+  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+  const res = await fetch(`${base}/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.join('; ') },
+    body: new URLSearchParams({ _csrf: token, password: PASSWORD }).toString(),
+  });
+  if (res.status !== 303) throw new Error(`login failed: ${res.status}`);
+  return [...jar, ...cookiesOf(res)].join('; ');
+}
+
+async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'onionbox-bench-web-'));
+  const port = 18_180 + (process.pid % 500);
+  // The server runs as compiled JavaScript (like the box): build this file and the FakeBox into dist/.
+  const root = new URL('../../', import.meta.url).pathname;
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  writeFileSync(
+    join(root, 'dist/.tsconfig.bench-web.json'),
+    JSON.stringify({
+      extends: '../tsconfig.build.json',
+      compilerOptions: { outDir: '.', rootDir: '..', noEmit: false },
+      include: [],
+      files: ['../scripts/bench/web.ts', '../test/helpers/fake-box.ts'],
+    }),
+  );
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'dist/.tsconfig.bench-web.json')],
+    {
+      stdio: 'inherit',
+    },
+  );
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, join(root, 'dist/scripts/bench/web.js'), '--serve', dir, String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, CI: 'true' },
+    },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`web server exited with ${code}`)));
+    });
+    const pid = child.pid ?? 0;
+    const base = `http://127.0.0.1:${port}`;
+    const cookie = await login(base);
+    const check = await fetch(`${base}/`, { headers: { cookie } });
+    if (!(await check.text()).includes('Protected')) throw new Error('not logged in to the status page');
+    await sleep(1000);
+    const idleRss = rssBytes(pid);
+    let peak = idleRss;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssBytes(pid));
+    }, 100);
+    const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+    // warm-up, then the measured run
+    await autocannon({ url: `${base}/`, connections: CONNECTIONS, duration: 3, headers: { cookie } });
+    const r = await autocannon({
+      url: `${base}/`,
+      connections: CONNECTIONS,
+      duration: DURATION_S,
+      headers: { cookie },
+    });
+    clearInterval(sampler);
+    const rssMb = peak / 2 ** 20;
+    return [
+      {
+        name: `status page p99 latency (${CONNECTIONS} clients, ${DURATION_S} s, logged in; ${label})`,
+        value: r.latency.p99,
+        unit: 'ms',
+        goal: '< 50 ms',
+        pass: r.latency.p99 < 50 && r.errors === 0 && r.non2xx === 0,
+        detail: {
+          p50: r.latency.p50,
+          max: r.latency.max,
+          reqPerSec: Math.round(r.requests.average),
+          errors: r.errors,
+          non2xx: r.non2xx,
+        },
+      },
+      {
+        name: `web server peak RSS during the load (${label})`,
+        value: Number(rssMb.toFixed(1)),
+        unit: 'MB',
+        goal: '< 80 MB',
+        pass: rssMb < 80,
+        detail: { idleMb: Number((idleRss / 2 ** 20).toFixed(1)) },
+      },
+    ];
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => {
+      if (child.exitCode !== null) r(null);
+      else child.once('exit', r);
+    });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Default V8 heap sizing, then the same with a small young generation and old-space cap. */
+async function run(): Promise<BenchResult[]> {
+  return [...(await runOnce([], 'node defaults')), ...(await runOnce(TUNED_FLAGS, TUNED_FLAGS.join(' ')))];
+}
+
+export const webSuite: BenchSuite = { name: 'web', run };
+
+if (process.argv[2] === '--serve') await serve(process.argv[3] ?? '', Number(process.argv[4]));
