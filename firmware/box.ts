@@ -97,6 +97,7 @@ export class BoxController implements BoxApi {
   #applied: FirewallModeName | null = null;
   #applying: Promise<void> = Promise.resolve();
   #running = false;
+  #softSeq = 0;
   #again = false;
   #retry: NodeJS.Timeout | null = null;
   #refresh: NodeJS.Timeout | null = null;
@@ -210,13 +211,18 @@ export class BoxController implements BoxApi {
 
   async setSoftKill(engaged: boolean): Promise<void> {
     if (typeof engaged !== 'boolean') throw obxError('BOX_BAD_INPUT', 'kill switch must be true or false');
+    // Calls may overlap (two quick clicks): the config writes queue in call order, and a release that
+    // was overtaken by a later call is not applied.
+    const seq = ++this.#softSeq;
+    const write = this.config.update((c) => ({ ...c, softKill: engaged }));
     if (engaged) {
-      // Cut first, write the setting second: the LAN must not wait for the SD card.
+      // Cut first, then wait for the SD card.
       this.#input({ type: 'soft-kill', engaged: true });
       await this.#reconcile();
-      await this.config.update((c) => ({ ...c, softKill: true }));
+      await write;
     } else {
-      await this.config.update((c) => ({ ...c, softKill: false }));
+      await write;
+      if (seq !== this.#softSeq) return;
       this.#input({ type: 'soft-kill', engaged: false });
       await this.#reconcile();
     }

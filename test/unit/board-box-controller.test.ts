@@ -6,6 +6,7 @@
  * asynchronous and may fail (the kernel keeps the previous ruleset), tor reports status on the bus.
  */
 import { join } from 'node:path';
+import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
 import { BoxController, type FirewallLike, registerBoardIpc, type TorLike } from '../../firmware/box.js';
@@ -413,5 +414,101 @@ t.test(
       ok: false,
       code: 'OBX_ERR_BOARD_NOT_SIMULATED',
     });
+  },
+);
+
+t.test(
+  'property: after any sequence of switch, tor, web kill and apply failures, the kernel routes only when allowed',
+  async (t) => {
+    type Op =
+      | { op: 'switch'; v: boolean | 'unreadable' }
+      | { op: 'tor'; s: TorStatus }
+      | { op: 'soft'; v: boolean }
+      | { op: 'fail'; mode: FirewallModeName; on: boolean }
+      | { op: 'settle' };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.constantFrom(true, false, 'unreadable' as const).map((v) => ({ op: 'switch' as const, v })),
+      fc
+        .constantFrom<TorStatus>(
+          READY,
+          { phase: 'bootstrapping', progress: 30, summary: '', ready: false },
+          {
+            phase: 'crashed',
+            progress: 0,
+            summary: '',
+            ready: false,
+          },
+        )
+        .map((s) => ({ op: 'tor' as const, s })),
+      fc.boolean().map((v) => ({ op: 'soft' as const, v })),
+      fc
+        .record({
+          mode: fc.constantFrom<FirewallModeName>('routing', 'killed', 'lockdown', 'connecting'),
+          on: fc.boolean(),
+        })
+        .map((r) => ({ op: 'fail' as const, ...r })),
+      fc.constant({ op: 'settle' as const }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+        const dir = tmpDir(t);
+        const config = new ConfigStore(dir);
+        await config.load();
+        const bus = new EventBus();
+        const board = new SimBoard();
+        const tor = new TorDouble(bus);
+        const firewall = new FirewallDouble();
+        const box = new BoxController({
+          config,
+          bus,
+          board,
+          tor,
+          firewall,
+          log: logger().log,
+          simulate: true,
+          retryMs: 1,
+        });
+        await box.start();
+        let soft = false;
+        const pending: Promise<unknown>[] = [];
+        for (const o of ops) {
+          if (o.op === 'switch') board.setSwitch(o.v);
+          else if (o.op === 'tor') tor.report(o.s);
+          else if (o.op === 'soft') {
+            soft = o.v;
+            pending.push(box.setSoftKill(o.v).catch(() => undefined));
+          } else if (o.op === 'fail') {
+            if (o.on) firewall.failing.add(o.mode);
+            else firewall.failing.delete(o.mode);
+          } else await box.settled();
+          // Whatever is in flight: the kernel never routes while a condition is unmet.
+          const m = box.machine();
+          const allowed = m.tor.ready && m.hardware === 'released' && !m.softKill;
+          if (firewall.kernel === 'routing' && !allowed) {
+            // only an apply that is still in flight may lag behind the state; settle and re-check
+            await box.settled();
+            const m2 = box.machine();
+            if (
+              firewall.kernel === 'routing' &&
+              !(m2.tor.ready && m2.hardware === 'released' && !m2.softKill)
+            ) {
+              await box.stop();
+              return false;
+            }
+          }
+        }
+        await Promise.all(pending);
+        firewall.failing.clear();
+        await box.settled();
+        await new Promise((r) => setTimeout(r, 5));
+        await box.settled();
+        const m = box.machine();
+        const allowed = m.tor.ready && m.hardware === 'released' && !m.softKill && !soft;
+        const ok = (firewall.kernel === 'routing') === allowed;
+        await box.stop();
+        return ok;
+      }),
+      { numRuns: 60 },
+    );
   },
 );
