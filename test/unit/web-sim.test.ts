@@ -1,0 +1,42 @@
+import { PNG } from 'pngjs';
+import t from 'tap';
+import { ConfigStore } from '../../firmware/config/store.js';
+import { ensureSessionKey } from '../../web/session-key.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { Client, csrfFrom, webHarness } from '../helpers/web.js';
+
+t.test(
+  'simulator panel: open before the claim, switch and button work through forms with CSRF',
+  async (t) => {
+    const h = await webHarness(t);
+    const c = new Client(h.app);
+    const page = await c.get('/sim');
+    t.equal(page.statusCode, 200);
+    t.match(page.body, /Flip the switch on/);
+    t.match(page.body, /data-led="blink">amber/);
+    const png = await c.get('/sim/oled.png');
+    t.equal(png.headers['content-type'], 'image/png');
+    const img = PNG.sync.read(png.rawPayload);
+    t.same([img.width, img.height], [128, 64]);
+    const token = csrfFrom(page.body);
+    t.equal((await c.post('/sim/switch', { engaged: 'sideways', _csrf: token })).statusCode, 400);
+    t.equal((await c.post('/sim/switch', { engaged: '1' })).statusCode, 403, 'CSRF applies here too');
+    t.equal(h.box.hardwareSwitch, false);
+    t.equal((await c.post('/sim/switch', { engaged: '1', _csrf: token })).headers.location, '/sim');
+    t.equal(h.box.hardwareSwitch, true);
+    t.match((await c.get('/sim')).body, /Flip the switch off/);
+    t.equal(h.box.buttonPressedAt, null);
+    t.equal((await c.post('/sim/button', { _csrf: token })).statusCode, 303);
+    t.not(h.box.buttonPressedAt, null);
+  },
+);
+
+t.test('the session key is generated once into the config store when missing', async (t) => {
+  const store = new ConfigStore(tmpDir(t));
+  await store.load();
+  await store.update((c) => ({ ...c, web: { ...c.web, sessionKey: null } }));
+  const key = await ensureSessionKey(store);
+  t.match(key, /^[0-9a-f]{64}$/);
+  t.equal(store.get().web.sessionKey, key);
+  t.equal(await ensureSessionKey(store), key, 'kept');
+});
