@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { startDaemon } from '../helpers/daemon.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
@@ -14,25 +15,91 @@ function cli(args: string[]) {
   });
 }
 
-t.test('onionboxd --simulate serves the page, answers the CLI and stops cleanly on SIGTERM', async (t) => {
-  const dir = tmpDir(t);
-  const d = await startDaemon(t, ['--simulate', '--state-dir', dir, '--listen', '127.0.0.1:0']);
-  t.match(d.address, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-  const res = await fetch(d.address);
-  t.equal(res.status, 200);
-  t.match(await res.text(), /not been claimed/);
-  const status = cli(['--state-dir', dir, 'status', '--json']);
-  t.equal(status.status, 0, status.stderr);
-  const parsed = JSON.parse(status.stdout) as Record<string, unknown>;
-  t.equal(parsed.simulate, true);
-  t.equal(parsed.claimed, false);
-  t.equal(parsed.configSource, 'defaults');
-  t.equal(await d.stop(), 0, 'exit code 0 after SIGTERM');
-  t.match(d.output(), /"stopped"/);
-  const after = cli(['--state-dir', dir, 'status']);
-  t.equal(after.status, 1);
-  t.match(after.stderr, /OBX_ERR_DAEMON_NOT_RUNNING/);
-});
+function statusOf(dir: string): Record<string, unknown> {
+  const r = cli(['--state-dir', dir, 'status', '--json']);
+  if (r.status !== 0) throw new Error(`onionbox status failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+async function waitFor(dir: string, what: string, ok: (s: Record<string, unknown>) => boolean, ms = 120_000) {
+  const deadline = Date.now() + ms;
+  let last: Record<string, unknown> = {};
+  while (Date.now() < deadline) {
+    last = statusOf(dir);
+    if (ok(last)) return last;
+    await sleep(500);
+  }
+  throw new Error(`timed out waiting for ${what}; last status ${JSON.stringify(last)}`);
+}
+
+function netnsExists(name: string): boolean {
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .some((l) => l.split(' ')[0] === name);
+}
+
+function kernelTable(netns: string): string {
+  const r = spawnSync('ip', ['netns', 'exec', netns, 'nft', 'list', 'table', 'inet', 'onionbox'], {
+    encoding: 'utf8',
+  });
+  return r.stdout;
+}
+
+const needsRoot = process.getuid?.() !== 0 && process.env.CI !== 'true' ? 'the simulator needs root' : false;
+
+t.test(
+  'the simulated box: page, CLI, tor to routing, kill switch through the firewall, clean SIGTERM',
+  { skip: needsRoot },
+  async (t) => {
+    const dir = tmpDir(t);
+    const d = await startDaemon(t, ['--simulate', '--state-dir', dir, '--listen', '127.0.0.1:0']);
+    t.match(d.address, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const home = await fetch(d.address, { redirect: 'manual' });
+    t.equal(home.status, 303, 'an unclaimed box sends the owner to the claim page');
+    t.equal(home.headers.get('location'), '/claim');
+    t.match(await (await fetch(new URL('/claim', d.address))).text(), /Claim this box/);
+
+    const first = statusOf(dir);
+    t.equal(first.simulate, true);
+    t.equal(first.claimed, false);
+    t.equal(first.configSource, 'defaults');
+    const netns = String(first.netns);
+    t.match(netns, /^obx-sim-\d+$/);
+    t.ok(netnsExists(netns), 'the simulated box has its own namespace');
+    t.not(first.firewallMode, 'routing', 'never routing before tor is ready');
+
+    const routing = await waitFor(dir, 'routing', (s) => s.state === 'routing');
+    t.equal(routing.firewallMode, 'routing');
+    t.match(String(routing.tor), /^ready 100%/);
+    t.match(kernelTable(netns), /dnat ip to [\d.]+:\d+/, 'the kernel holds the routing ruleset');
+
+    const on = cli(['--state-dir', dir, 'board', 'switch', 'on']);
+    t.equal(on.status, 0, on.stderr);
+    const killed = await waitFor(
+      dir,
+      'killed',
+      (s) => s.state === 'killed' && s.firewallMode === 'killed',
+      10_000,
+    );
+    t.match(String(killed.killSwitch), /hardware on/);
+    t.notMatch(kernelTable(netns), /dnat ip to/, 'no redirect left in the kernel once killed');
+
+    const off = cli(['--state-dir', dir, 'board', 'switch', 'off']);
+    t.equal(off.status, 0, off.stderr);
+    await waitFor(dir, 'routing again', (s) => s.state === 'routing', 10_000);
+
+    const tor = cli(['--state-dir', dir, 'tor', 'status']);
+    t.equal(tor.status, 0, tor.stderr);
+    t.match(tor.stdout, /ready/);
+
+    t.equal(await d.stop(), 0, 'exit code 0 after SIGTERM');
+    t.match(d.output(), /"stopped"/);
+    t.notOk(netnsExists(netns), 'the simulated namespace is gone');
+    const after = cli(['--state-dir', dir, 'status']);
+    t.equal(after.status, 1);
+    t.match(after.stderr, /OBX_ERR_DAEMON_NOT_RUNNING/);
+  },
+);
 
 t.test('onionboxd refuses to start on an unreadable config and says why', async (t) => {
   const dir = tmpDir(t);
