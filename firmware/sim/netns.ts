@@ -15,6 +15,25 @@ function ip(args: string[]): Promise<void> {
   });
 }
 
+/** Namespaces of simulators that died without cleaning up (SIGKILL): ours by name, their PID gone. */
+async function removeStale(): Promise<void> {
+  const list = await new Promise<string>((resolve) => {
+    execFile('ip', ['netns', 'list'], { timeout: 10_000 }, (_err, stdout) => resolve(stdout ?? ''));
+  });
+  for (const line of list.split('\n')) {
+    const m = /^obx-sim-(\d+)\b/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) await ip(['netns', 'del', `obx-sim-${pid}`]).catch(() => undefined);
+  }
+}
+
 export class SimNetns {
   readonly name: string;
   #created = false;
@@ -27,6 +46,7 @@ export class SimNetns {
   }
 
   async start(): Promise<void> {
+    await removeStale();
     await ip(['netns', 'add', this.name]);
     this.#created = true;
     try {

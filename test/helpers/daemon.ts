@@ -22,8 +22,11 @@ export function startDaemon(t: Test, args: string[], timeoutMs = 20_000): Promis
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
+      // a clean stop first (it removes the simulator's namespace), SIGKILL if it hangs
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(timer);
     }
   });
   return new Promise((resolve, reject) => {
