@@ -309,19 +309,22 @@ export class BoxController implements BoxApi {
       while (this.#again && this.#started) {
         this.#again = false;
         const want = view(this.#state).firewallMode;
-        if (want === this.#applied) continue;
+        const faulted = this.#state.faults.firewall !== undefined;
+        // After a failure any closed ruleset will do until the retry: 'killed' and 'lockdown' both cut the LAN.
+        if (want === this.#applied || (faulted && isClosed(want) && isClosed(this.#applied))) continue;
         try {
           await this.deps.firewall.apply(want);
           this.#applied = want;
-          if (this.#state.faults.firewall !== undefined) this.#scheduleRetry();
+          if (faulted) this.#scheduleRetry();
         } catch (err) {
+          // nft loads a ruleset all or nothing: the kernel still holds the previous one (maybe routing).
           this.#applied = null;
           this.deps.log.error(
             { mode: want, err: describeError(err) },
             'firewall apply failed: failing closed',
           );
           this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
-          if (this.#state.faults.firewall === undefined) {
+          if (!faulted) {
             this.#state = step(this.#state, {
               type: 'fault',
               source: 'firewall',
@@ -329,6 +332,18 @@ export class BoxController implements BoxApi {
             });
             this.#again = true; // try the closed mode at once
           } else {
+            // The closed mode itself failed: try the other closed mode before waiting for the retry.
+            const other: FirewallModeName = want === 'killed' ? 'lockdown' : 'killed';
+            try {
+              await this.deps.firewall.apply(other);
+              this.#applied = other;
+              this.deps.log.warn({ mode: other }, `firewall fell back to ${other}`);
+            } catch (err2) {
+              this.deps.log.error(
+                { mode: other, err: describeError(err2) },
+                'no closed ruleset could be loaded: the kernel keeps its previous ruleset',
+              );
+            }
             this.#scheduleRetry();
           }
         }
@@ -419,6 +434,10 @@ export class BoxController implements BoxApi {
     this.#events.push(`${new Date(this.#now()).toISOString()} ${line}`);
     if (this.#events.length > 100) this.#events.splice(0, this.#events.length - 100);
   }
+}
+
+function isClosed(mode: FirewallModeName | null): boolean {
+  return mode === 'killed' || mode === 'lockdown';
 }
 
 function newClaimCode(): string {

@@ -216,6 +216,36 @@ t.test('apply failure while killed stays killed', async (t) => {
   t.equal(box.status().state, 'killed');
 });
 
+t.test(
+  'when the killed ruleset cannot be loaded, lockdown is loaded instead (both cut the LAN)',
+  async (t) => {
+    const { box, board, tor, firewall, lines } = await setup(t);
+    await box.start();
+    tor.report(READY);
+    await box.settled();
+    firewall.failing.add('killed');
+    board.setSwitch(true);
+    await box.settled();
+    t.equal(firewall.kernel, 'lockdown', 'not left routing');
+    t.equal(box.status().state, 'error');
+    t.ok(lines.some((l) => /fell back to lockdown/.test(l.msg)));
+    firewall.failing.add('lockdown');
+    const again = await setup(t);
+    await again.box.start();
+    again.tor.report(READY);
+    await again.box.settled();
+    again.firewall.failing.add('killed');
+    again.firewall.failing.add('lockdown');
+    again.board.setSwitch(true);
+    await again.box.settled();
+    t.equal(again.firewall.kernel, 'routing', 'nft refusing every closed ruleset leaves the previous one');
+    t.ok(
+      again.lines.some((l) => /no closed ruleset could be loaded/.test(l.msg)),
+      'and says so loudly',
+    );
+  },
+);
+
 t.test('web kill switch: cuts first, is stored, and survives a restart', async (t) => {
   const { box, tor, firewall, config } = await setup(t);
   await box.start();
@@ -508,7 +538,7 @@ t.test(
         await box.stop();
         return ok;
       }),
-      { numRuns: 60 },
+      { numRuns: 60, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
     );
   },
 );
