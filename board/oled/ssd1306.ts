@@ -174,7 +174,10 @@ export class Ssd1306 {
         this.#absentLogged = true;
       } else {
         this.#errors++;
-        log.warn({ err: describeError(err) }, 'OLED initialisation failed; will retry');
+        // Some adapters report a NACK as EIO: log the first failure of a streak only.
+        if (!this.#absentLogged)
+          log.warn({ err: describeError(err) }, 'OLED initialisation failed; will retry');
+        this.#absentLogged = true;
       }
       await this.#drop(absent ? 'absent' : 'retrying');
     }

@@ -235,3 +235,16 @@ t.test('text: characters the font lacks become "?", long lines are cut with "."'
     for (let x = 0; x < WIDTH; x++) if (long.getPixel(x, y) !== want.getPixel(x, y)) same = false;
   t.ok(same, 'the detail line is cut to 20 characters and "."');
 });
+
+t.test('an adapter that reports a NACK as EIO: warned once, retried, never thrown', async (t) => {
+  const i2c = new FakeI2cBus();
+  i2c.failNext(50, 'EIO');
+  const { lines, log } = logger();
+  const oled = new Ssd1306({ bus: 1, address: 0x3c, controller: 'ssd1306', open: i2c.open, log, retryMs: 1 });
+  await oled.start();
+  t.equal(oled.state, 'retrying');
+  while (oled.errors < 5) await new Promise((r) => setTimeout(r, 2));
+  t.equal(lines.filter((l) => /initialisation failed/.test(l.msg)).length, 1);
+  await oled.stop();
+  t.equal(oled.state, 'stopped');
+});
