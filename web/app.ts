@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import fastifyCookie from '@fastify/cookie';
+import fastifyCookie, { Signer } from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyHelmet from '@fastify/helmet';
@@ -126,8 +126,19 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       if (hostLines !== 1 || !hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
     });
 
-    const sessionKey = await ensureSessionKey(box.config);
-    await root.register(fastifyCookie, { secret: sessionKey, hook: 'onRequest' });
+    // Cookies are signed with the key in the config store, read at each use: when the box rotates it
+    // (claim-button reset), every cookie signed with the old key stops verifying at once.
+    await ensureSessionKey(box.config);
+    let signer: { key: string; signer: Signer } | null = null;
+    const current = (): Signer => {
+      const key = box.config.get().web.sessionKey ?? signer?.key ?? '';
+      if (signer?.key !== key) signer = { key, signer: new Signer(key) };
+      return signer.signer;
+    };
+    await root.register(fastifyCookie, {
+      secret: { sign: (v: string) => current().sign(v), unsign: (v: string) => current().unsign(v) },
+      hook: 'onRequest',
+    });
     await root.register(fastifyCsrf, {
       sessionPlugin: '@fastify/cookie',
       cookieKey: 'obx_csrf',

@@ -85,3 +85,11 @@ t.test(
     t.equal((await old.get('/')).statusCode, 303, 'the old session does not come back');
   },
 );
+
+t.test('rotating the session key in the config store invalidates signed cookies at once', async (t) => {
+  const h = await webHarness(t);
+  const c = await claimed(h);
+  t.equal((await c.get('/')).statusCode, 200);
+  await h.box.config.update((cfg) => ({ ...cfg, web: { ...cfg.web, sessionKey: 'ab'.repeat(32) } }));
+  t.equal((await c.get('/')).statusCode, 303, 'the old signature no longer verifies');
+});
