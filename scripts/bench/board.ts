@@ -7,23 +7,15 @@
  * "Verified" is the moment Firewall.apply finished reading the table back (ApplyResult.verifiedMs);
  * apply() returns a little later, after deleting the LAN's conntrack entries (reported separately).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SimBoard } from '../../board/sim/board.js';
-import { BoxController } from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
-import { ConfigStore } from '../../firmware/config/store.js';
-import { EventBus } from '../../firmware/events.js';
+import { loadavg } from 'node:os';
 import { Firewall } from '../../firmware/firewall/apply.js';
-import type { TorStatus } from '../../firmware/state/machine.js';
 import { buildKillswitchNet } from '../../test/fixtures/board/killswitch-net.js';
+import { startSimBox } from '../../test/fixtures/board/sim-box.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
 const TOGGLES = Number(process.env.BENCH_KILL_TOGGLES ?? 500);
 const FLOWS = 20;
-const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
 
 export const boardSuite: BenchSuite = {
   name: 'board',
@@ -36,51 +28,15 @@ export const boardSuite: BenchSuite = {
       const fw = new Firewall({ netns: net.box });
       await fw.start();
       cleanups.push(() => fw.stop());
-      const dir = mkdtempSync(join(tmpdir(), 'onionbox-bench-board-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      const config = new ConfigStore(dir);
-      await config.load();
-      const bus = new EventBus();
-      const board = new SimBoard({ initialSwitch: 'released' });
-      let torStatus: TorStatus = READY;
-      let doneAt = 0;
-      let verifiedAt = 0;
-      let calledAt = 0;
-      let doneMode: FirewallModeName | null = null;
-      let fastPath = 0;
-      const box = new BoxController({
-        config,
-        bus,
-        board,
-        tor: {
-          status: () => torStatus,
-          newIdentity: async () => undefined,
-          circuits: async () => [],
-          applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-          lastWarnings: () => [],
-        },
-        firewall: {
-          apply: async (mode) => {
-            const called = performance.now();
-            calledAt = called;
-            const r = await fw.apply(mode, net.params);
-            doneAt = performance.now();
-            verifiedAt = called + r.verifiedMs;
-            doneMode = mode;
-            if (r.fastPath) fastPath++;
-            return r;
-          },
-          counters: () => fw.counters(),
-        },
+      const sb = await startSimBox(teardown, {
+        firewall: fw,
+        params: net.params,
         log: {
           info: () => undefined,
           warn: () => undefined,
           error: (o, m) => process.stderr.write(`${m} ${JSON.stringify(o)}\n`),
         },
-        simulate: true,
       });
-      cleanups.push(() => box.stop());
-      await box.start();
       await net.up();
       await net.startServer();
       const flows = await net.startFlows(FLOWS, 0.1);
@@ -92,28 +48,33 @@ export const boardSuite: BenchSuite = {
       const overhead: number[] = [];
       const release: number[] = [];
       let checked = 0;
+      const last = () => {
+        const a = sb.applies.at(-1);
+        if (!a) throw new Error('no apply yet');
+        return a;
+      };
       for (let i = 0; i < TOGGLES; i++) {
         const t0 = performance.now();
-        board.setSwitch(true);
-        await box.settled();
-        if (doneMode !== 'killed') throw new Error(`edge ${i}: firewall holds ${doneMode}, not killed`);
-        kill.push(verifiedAt - t0);
-        killReturned.push(doneAt - t0);
-        overhead.push(calledAt - t0);
+        const on = await sb.toggle(true);
+        if (on !== 'killed') throw new Error(`edge ${i}: firewall holds ${on}, not killed`);
+        const a = last();
+        kill.push(a.verifiedAt - t0);
+        killReturned.push(a.returnedAt - t0);
+        overhead.push(a.calledAt - t0);
         if (i % 50 === 0) {
           const table = await net.table();
           if (/dnat ip to/.test(table)) throw new Error(`edge ${i}: the kernel still holds a redirect`);
           checked++;
         }
         const t1 = performance.now();
-        board.setSwitch(false);
-        await box.settled();
-        if (doneMode !== 'routing') throw new Error(`edge ${i}: firewall holds ${doneMode}, not routing`);
-        release.push(verifiedAt - t1);
+        const off = await sb.toggle(false);
+        if (off !== 'routing') throw new Error(`edge ${i}: firewall holds ${off}, not routing`);
+        release.push(last().verifiedAt - t1);
         // let the flows get going again, so that every kill cuts running downloads
         await flows.grows(64 * 1024, 3000).catch(() => undefined);
       }
-      torStatus = READY;
+      const fastPath = sb.applies.filter((x) => x.fast).length;
+      const totalApplies = sb.applies.length;
       const bytes = flows.bytes();
       const connects = flows.connects();
       kill.sort((a, b) => a - b);
@@ -132,7 +93,7 @@ export const boardSuite: BenchSuite = {
             p50: p(kill, 50),
             p90: p(kill, 90),
             max: p(kill, 100),
-            nftSessionApplies: `${fastPath}/${2 * TOGGLES}`,
+            nftSessionApplies: `${fastPath}/${totalApplies}`,
             tableChecks: checked,
             controllerP50: p(overhead, 50),
             controllerP99: p(overhead, 99),

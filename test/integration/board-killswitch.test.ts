@@ -6,35 +6,15 @@
  * that path).
  */
 import t from 'tap';
-import { SimBoard } from '../../board/sim/board.js';
-import { BoxController, type TorLike } from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
-import { ConfigStore } from '../../firmware/config/store.js';
-import { EventBus } from '../../firmware/events.js';
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
 import { buildKillswitchNet } from '../fixtures/board/killswitch-net.js';
+import { startSimBox } from '../fixtures/board/sim-box.js';
 import { rootSkipReason } from '../helpers/netns.js';
-import { tmpDir } from '../helpers/tmp.js';
 
 const skip = rootSkipReason(['ip', 'nft', 'conntrack', 'python3']);
 const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
 const BOOTSTRAPPING: TorStatus = { phase: 'bootstrapping', progress: 40, summary: 'Loading', ready: false };
-
-function torOn(bus: EventBus): TorLike & { report(s: TorStatus): void } {
-  let status: TorStatus = { phase: 'starting', progress: 0, summary: '', ready: false };
-  return {
-    status: () => status,
-    report(s) {
-      status = s;
-      bus.emit('tor:status', s);
-    },
-    newIdentity: async () => undefined,
-    circuits: async () => [],
-    applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-    lastWarnings: () => [],
-  };
-}
 
 t.test(
   'kill switch cuts a running LAN download; release restores it only when tor is ready',
@@ -44,34 +24,16 @@ t.test(
     const fw = new Firewall({ netns: net.box });
     await fw.start();
     t.teardown(() => fw.stop());
-    const config = new ConfigStore(tmpDir(t));
-    await config.load();
-    const bus = new EventBus();
-    const board = new SimBoard({ initialSwitch: 'released' });
-    const tor = torOn(bus);
-    const applied: FirewallModeName[] = [];
-    const box = new BoxController({
-      config,
-      bus,
-      board,
-      tor,
-      firewall: {
-        apply: async (mode) => {
-          const r = await fw.apply(mode, net.params);
-          applied.push(mode);
-          return r;
-        },
-        counters: () => fw.counters(),
-      },
+    const { box, board, tor, applies } = await startSimBox(t, {
+      firewall: fw,
+      params: net.params,
+      initialTor: { phase: 'starting', progress: 0, summary: '', ready: false },
       log: {
         info: () => undefined,
         warn: () => undefined,
         error: (o, m) => t.comment(`${m} ${JSON.stringify(o)}`),
       },
-      simulate: true,
     });
-    t.teardown(() => box.stop());
-    await box.start();
     t.equal(fw.current(), 'connecting', 'first ruleset loaded before any link is up');
     await net.up();
     await net.startServer();
@@ -110,6 +72,9 @@ t.test(
     t.equal(fw.current(), 'routing');
     await flows.grows(512 * 1024, 10_000);
     t.pass('download restored once tor is ready');
-    t.same(applied, ['connecting', 'routing', 'killed', 'connecting', 'routing']);
+    t.same(
+      applies.map((a) => a.mode),
+      ['connecting', 'routing', 'killed', 'connecting', 'routing'],
+    );
   },
 );
