@@ -87,7 +87,9 @@ async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[
     [...nodeFlags, join(root, 'dist/scripts/bench/web.js'), '--serve', dir, String(port)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, CI: 'true' },
+      // Without a fixed mmap threshold glibc keeps each login's 16 MB scrypt buffer in a thread arena
+      // (measured: +51 MB RSS after three logins); onionboxd's unit should set the same.
+      env: { ...process.env, CI: 'true', MALLOC_MMAP_THRESHOLD_: '131072' },
     },
   );
   try {
