@@ -11,7 +11,7 @@
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ApplyTorResult, CircuitInfo } from '../box-api.js';
 import type { TorConfig } from '../config/schema.js';
@@ -103,6 +103,18 @@ function verifyConfig(torBinary: string, torrc: string): Promise<{ ok: boolean; 
   });
 }
 
+/** uid/gid of a system user from /etc/passwd (no shell, no `id`). */
+export async function systemUser(name: string): Promise<{ uid: number; gid: number }> {
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && /^[0-9]+$/.test(f[2] ?? '') && /^[0-9]+$/.test(f[3] ?? '')) {
+      return { uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  }
+  throw obxError('TOR_START_FAILED', `no system user "${name}" for tor`);
+}
+
 export class TorSupervisor {
   readonly #opts: TorSupervisorOptions;
   #settings: TorConfig;
@@ -170,6 +182,13 @@ export class TorSupervisor {
       const text = renderTorrc(this.#settings, this.#opts.runtime);
       await mkdir(dirname(this.#opts.torrcPath), { recursive: true });
       await mkdir(this.#opts.runtime.dataDir, { recursive: true, mode: 0o700 });
+      // With `User`, tor drops privileges before it touches its DataDirectory: it must belong to that user
+      // (what Debian's tor unit does for /var/lib/tor).
+      if (this.#opts.runtime.user !== undefined) {
+        const ids = await systemUser(this.#opts.runtime.user);
+        await chown(this.#opts.runtime.dataDir, ids.uid, ids.gid);
+        await chmod(this.#opts.runtime.dataDir, 0o700);
+      }
       const candidate = `${this.#opts.torrcPath}.new`;
       await atomicWriteFile(candidate, text, 0o644);
       const verified = await verifyConfig(this.#torBinary, candidate);

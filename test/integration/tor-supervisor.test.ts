@@ -3,7 +3,7 @@
  * one private Tor network (loopback, dynamic ports) shared by the whole file.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
@@ -15,7 +15,7 @@ import { IpcServer, socketPath } from '../../firmware/ipc.js';
 import { TorCheck } from '../../firmware/tor/check.js';
 import { connectControl } from '../../firmware/tor/control.js';
 import { registerTorIpc } from '../../firmware/tor/ipc.js';
-import { type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js';
+import { systemUser, type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js';
 import { freePorts, startPrivnet } from '../../scripts/privnet/index.js';
 import { socksHttpGet } from '../../scripts/privnet/socks.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -232,7 +232,14 @@ t.test('onionbox tor status|circuits|newnym over the control socket', async (t) 
   t.teardown(() => ipc.stop());
   let out = '';
   let err = '';
-  const ctx = { out: (s: string) => void (out += s), err: (s: string) => void (err += s) };
+  const ctx = {
+    out: (s: string) => {
+      out += s;
+    },
+    err: (s: string) => {
+      err += s;
+    },
+  };
   t.equal(await runCli(['--state-dir', stateDir, 'tor', 'circuits'], ctx), 0, err);
   t.match(out, /BUILT\s+\S+\s+\S+ -> \S+ -> exit0/);
   out = '';
@@ -303,6 +310,38 @@ t.test('tor failing to start (port taken) is a clear error, status failed', asyn
   t.equal(bad.status().phase, 'failed');
   t.match(bad.status().summary, /OBX_ERR_TOR_START_FAILED/);
   await t.rejects(bad.newIdentity(), { code: 'OBX_ERR_TOR_NOT_RUNNING' });
+});
+
+const needsRoot =
+  process.getuid?.() !== 0 && process.env.CI !== 'true' ? 'needs root to start tor with User' : false;
+t.test('production mode: tor starts as root and runs as User debian-tor', { skip: needsRoot }, async (t) => {
+  const d = tmpDir(t, 'obx-tor-user-');
+  chmodSync(d, 0o755); // debian-tor must reach its DataDirectory (on the box: /var/lib/tor)
+  const [s, c] = await freePorts(2);
+  const prod = new TorSupervisor({
+    bus: new EventBus(),
+    settings: defaultConfig().tor,
+    torrcPath: join(d, 'torrc'),
+    runtime: {
+      user: 'debian-tor',
+      dataDir: join(d, 'data'),
+      socks: { host: '127.0.0.1', port: s ?? 0 },
+      control: { host: '127.0.0.1', port: c ?? 0 },
+      owningPid: process.pid,
+      extraLines: net.clientTorrcLines,
+    },
+  });
+  t.teardown(() => prod.stop());
+  await prod.start();
+  t.ok(await prod.waitReady(60_000), 'ready');
+  const uid = (await systemUser('debian-tor')).uid;
+  const status = readFileSync(`/proc/${prod.pid}/status`, 'utf8');
+  t.match(
+    status,
+    new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`, 'm'),
+    'every uid is debian-tor',
+  );
+  t.equal(statSync(join(d, 'data')).uid, uid, 'its data directory belongs to it');
 });
 
 t.test('stop: tor exits and the status says stopped', async (t) => {
