@@ -20,7 +20,6 @@ import { Eta } from 'eta';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { BoxApi } from '../firmware/box-api.js';
-import type { ConfigStore } from '../firmware/config/store.js';
 import { isObxError, ObxError, obxError } from '../firmware/errors.js';
 import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';
@@ -42,17 +41,7 @@ export interface BoxWebDeps {
   now?: (() => number) | undefined;
 }
 
-/**
- * The foundation's call shape (config only, no box). Kept so onionboxd keeps compiling until the lead
- * passes `box`; it serves only the foundation's one-line placeholder page. Remove with that wiring.
- */
-export interface LegacyWebDeps {
-  log: Logger;
-  config: ConfigStore;
-  simulate: boolean;
-}
-
-export type WebDeps = BoxWebDeps | LegacyWebDeps;
+export type WebDeps = BoxWebDeps;
 
 export const BODY_LIMIT = 64 * 1024;
 export const SESSION_COOKIE = 'obx_sid';
@@ -75,7 +64,6 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     requestTimeout: 30_000,
     routerOptions: { maxParamLength: 200 },
   });
-  if (!('box' in deps)) return legacyApp(app, deps);
   const { box } = deps;
   const now = deps.now ?? Date.now;
   const ctx: WebContext = {
@@ -119,7 +107,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
         lanAddress: net.lanAddress,
         hostname: net.hostname,
         simulate: deps.simulate,
-        extra: 'allowedHosts' in deps ? deps.allowedHosts : undefined,
+        extra: deps.allowedHosts,
       });
       // Node keeps the first of repeated Host headers; a request that repeats it is refused outright.
       const hostLines = req.raw.rawHeaders.filter((_v, i) => i % 2 === 0 && /^host$/i.test(_v)).length;
@@ -226,13 +214,4 @@ function toObxError(err: unknown): ObxError {
 
 function describeForLog(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : 'non-error thrown';
-}
-
-function legacyApp(app: FastifyInstance, deps: LegacyWebDeps): FastifyInstance {
-  app.get('/', async (_req, reply) => {
-    const claimed = deps.config.get().web.passwordHash !== null;
-    reply.type('text/html; charset=utf-8');
-    return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Onionbox</title></head><body><h1>Onionbox</h1><p>${claimed ? 'This box is claimed.' : 'This box has not been claimed yet.'}</p>${deps.simulate ? '<p>Running in simulator mode.</p>' : ''}</body></html>`;
-  });
-  return app;
 }
