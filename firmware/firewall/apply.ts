@@ -33,7 +33,7 @@ import {
   buildRuleset,
   counterName,
   DROP_CLASSES,
-  GENERATION_COMMENT,
+  GENERATION_PREFIX,
   printModeSwitch,
   printRuleset,
   RELAY_SET,
@@ -81,7 +81,7 @@ interface NftJsonObject {
 /** What the kernel holds, reduced to what verification compares. */
 export interface TableShape {
   handle: number;
-  /** The generation mark on the last rule (see printRuleset), if any. */
+  /** The generation marker chain's mark (see printRuleset); several, comma-separated, is an error. */
   generation: string | null;
   hasRelaySet: boolean;
   chains: Record<string, { type?: string; hook?: string; prio?: number; policy?: string; rules: number }>;
@@ -108,7 +108,10 @@ export function parseTableJson(lines: string[]): TableShape | null {
   };
   for (const o of objects) {
     if (o.table && o.table.name === TABLE_NAME) shape.handle = Number(o.table.handle);
-    if (o.chain) {
+    if (o.chain && String(o.chain.name).startsWith(GENERATION_PREFIX)) {
+      const g = String(o.chain.name).slice(GENERATION_PREFIX.length);
+      shape.generation = shape.generation === null ? g : `${shape.generation},${g}`;
+    } else if (o.chain) {
       const c = o.chain;
       shape.chains[String(c.name)] = {
         ...(c.type !== undefined ? { type: String(c.type) } : {}),
@@ -134,10 +137,6 @@ export function parseTableJson(lines: string[]): TableShape | null {
     if (o.rule) {
       const c = shape.chains[String(o.rule.chain)];
       if (c) c.rules += 1;
-      const comment = o.rule.comment;
-      if (typeof comment === 'string' && comment.startsWith(GENERATION_COMMENT)) {
-        shape.generation = comment.slice(GENERATION_COMMENT.length);
-      }
     }
   }
   return shape;
@@ -147,8 +146,10 @@ export function parseTableJson(lines: string[]): TableShape | null {
 export function compareShape(
   model: RulesetModel,
   shape: TableShape,
-  opts: { relays: boolean } = { relays: true },
+  opts: { relays?: boolean; rules?: boolean } = {},
 ): string[] {
+  const checkRules = opts.rules ?? true;
+  const checkRelays = opts.relays ?? true;
   const diffs: string[] = [];
   const want = new Map(model.chains.map((c) => [c.name, c]));
   for (const name of Object.keys(shape.chains)) if (!want.has(name)) diffs.push(`unexpected chain ${name}`);
@@ -158,7 +159,7 @@ export function compareShape(
       diffs.push(`missing chain ${c.name}`);
       continue;
     }
-    if (k.rules !== c.rules.length)
+    if (checkRules && k.rules !== c.rules.length)
       diffs.push(`chain ${c.name}: ${k.rules} rules, rendered ${c.rules.length}`);
     if (c.base) {
       const b = c.base;
@@ -171,10 +172,11 @@ export function compareShape(
       diffs.push(`chain ${c.name} is hooked (${k.hook}) but should be a regular chain`);
     }
   }
+  if (!checkRules) return diffs; // a chains-only listing has no counters, sets or rules
   for (const c of model.counters) if (!shape.counters[c]) diffs.push(`missing counter ${c}`);
   const relays = model.relays.map((r) => `${r.address}:${r.port}`).sort();
   if (!shape.hasRelaySet) diffs.push('missing relay set');
-  else if (opts.relays && shape.relays && shape.relays.join(',') !== relays.join(',')) {
+  else if (checkRelays && shape.relays && shape.relays.join(',') !== relays.join(',')) {
     diffs.push(`relay set holds ${shape.relays.length} elements, rendered ${relays.length}`);
   }
   return diffs;
@@ -182,6 +184,21 @@ export function compareShape(
 
 const LIST_TABLE = `list table ${TABLE_FAMILY} ${TABLE_NAME}`;
 const LIST_COUNTERS = `list counters table ${TABLE_FAMILY} ${TABLE_NAME}`;
+/** Chains only: no rules, no set elements; sub-millisecond whatever the relay set's size. */
+const LIST_CHAINS = `list chains ${TABLE_FAMILY}`;
+
+/** Our table's chains from `nft -j list chains` lines (hooks, policies, the generation marker). */
+export function parseChainsJson(lines: string[]): TableShape | null {
+  const objects: NftJsonObject[] = [];
+  for (const line of lines) {
+    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
+    for (const o of j.nftables ?? []) if (o.chain && o.chain.table === TABLE_NAME) objects.push(o);
+  }
+  if (objects.length === 0) return null;
+  return parseTableJson([
+    JSON.stringify({ nftables: [{ table: { name: TABLE_NAME, handle: -1 } }, ...objects] }),
+  ]);
+}
 
 /** Named counters of our table from `nft -j list counters` lines (lines listing chains are skipped). */
 export function countersFromLines(lines: string[]): Record<string, { packets: number; bytes: number }> {
@@ -212,8 +229,9 @@ export class Firewall {
   private params: FirewallParams | null = null;
   /** The relay list the kernel's set holds (as verified), as a key; null when unknown. */
   private relaysKey: string | null = null;
-  /** Handle of the table our last full apply created: a mode switch must find the same table. */
-  private handle = -1;
+  /** The generation marker of the last verified batch (a switch deletes it: proof it is our table). */
+  private lastGen: string | null = null;
+  private auditTimer: NodeJS.Timeout | null = null;
   /** Counts of tables replaced so far (a new table starts its counters at zero). */
   private base: DropCounters = {};
   private queue: Promise<unknown> = Promise.resolve();
@@ -249,6 +267,8 @@ export class Firewall {
 
   /** Stops the nft session. The kernel keeps the last ruleset: stopping never opens anything. */
   async stop(): Promise<void> {
+    if (this.auditTimer) clearTimeout(this.auditTimer);
+    this.auditTimer = null;
     await this.queue.catch(() => undefined);
     this.session?.close();
     this.session = null;
@@ -372,7 +392,7 @@ export class Firewall {
   }
 
   private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
-    if (this.mode !== null && this.relaysKey === relayKey(model.relays)) {
+    if (this.mode !== null && this.lastGen !== null && this.relaysKey === relayKey(model.relays)) {
       try {
         return await this.commit(model, params, t0, false);
       } catch (e) {
@@ -385,8 +405,10 @@ export class Firewall {
 
   /**
    * One batch: the whole table (full) or a mode switch that keeps the relay set and counters. Proof of
-   * apply: the generation mark in the kernel's table is this batch's, and the chains, hooks, policies
-   * and rule counts equal the rendered model.
+   * apply: the kernel holds this batch's generation marker (batches are all or nothing), and the chains,
+   * hooks and policies equal the rendered model. A full apply also compares every chain's rule count,
+   * the counters and the relay set's elements; after a switch the same rule-level audit runs in the
+   * background (listing the table costs tens of ms with a consensus-sized relay set).
    */
   private async commit(
     model: RulesetModel,
@@ -395,17 +417,19 @@ export class Firewall {
     full: boolean,
   ): Promise<ApplyResult> {
     this.seq += 1;
-    const gen = `${this.nonce}-${this.seq}`;
-    const script = full ? printRuleset(model, gen) + renderBootTableRemoval() : printModeSwitch(model, gen);
+    const gen = `${this.nonce}_${this.seq}`;
+    const script = full
+      ? printRuleset(model, gen) + renderBootTableRemoval()
+      : printModeSwitch(model, gen, this.lastGen ?? undefined);
     const file = this.writeScript(full ? 'ruleset' : 'switch', script);
     const { runner, fast } = await this.runner();
     // Replacing the table resets its counters: read them in the same exchange, just before the swap,
     // and carry them over so the status page shows totals, not "since the last mode change".
     const commands = full
       ? [LIST_COUNTERS, `include "${file}"`, LIST_TABLE]
-      : [`include "${file}"`, LIST_TABLE];
+      : [`include "${file}"`, LIST_CHAINS];
     const r = await this.run(runner, fast, commands);
-    const shape = parseTableJson(r.out);
+    const shape = full ? parseTableJson(r.out) : parseChainsJson(r.out);
     const previous = this.mode ?? 'none';
     if (!shape || shape.generation !== gen) {
       const why = firstLines(r.err) || (shape ? 'the table was not replaced' : 'no table in the kernel');
@@ -415,17 +439,14 @@ export class Firewall {
         `${model.mode}: ${why} (still in force: ${previous === 'none' ? 'whatever was loaded before' : previous})`,
       );
     }
-    if (!full && shape.handle !== this.handle) {
-      // Someone deleted or replaced our table: the switch re-created it without the relay set's
-      // elements. Fail closed (it is a valid ruleset) and let applyModel replace it whole.
-      throw obxError('FIREWALL_VERIFY_FAILED', 'the table was replaced behind our back');
-    }
-    const diffs = compareShape(model, { ...shape, relays: null }, { relays: false });
+    const diffs = compareShape(model, shape, { relays: false, rules: full });
     if (diffs.length > 0) {
+      this.lastGen = null;
       this.opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
       throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
     }
     const verifiedMs = performance.now() - t0;
+    this.lastGen = gen;
     if (full) {
       const carried = countersFromLines(r.out);
       for (const c of DROP_CLASSES) {
@@ -440,17 +461,53 @@ export class Firewall {
     this.params = { ...params, relays: model.relays };
     if (model.mode !== 'routing' && wasRouting) await this.flushLanConntrack(params);
     if (full) {
-      this.handle = shape.handle;
       // The rules are in force (verified above); now prove the relay set holds exactly the list.
       this.relaysKey = null;
       await this.verifyRelays(model.relays, r.err);
       this.relaysKey = relayKey(model.relays);
+    } else {
+      this.scheduleAudit();
     }
     this.opts.log?.info(
       { mode: model.mode, verifiedMs: Math.round(verifiedMs * 10) / 10, fastPath: r.fast, full },
       'firewall mode applied',
     );
     return { mode: model.mode, verifiedMs, fastPath: r.fast };
+  }
+
+  /**
+   * Rule-level check of what the kernel holds against the last applied model: every chain with its
+   * hook, policy and rule count, the counters, the relay set, the generation marker. On a difference
+   * the next apply replaces the whole table. Runs by itself after mode switches (coalesced, when the
+   * firewall has been quiet for a moment); callers (a periodic check, tests) may run it too.
+   */
+  audit(): Promise<void> {
+    return this.serial(async () => {
+      const model = this.model;
+      const gen = this.lastGen;
+      if (!model || gen === null) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
+      const { runner, fast } = await this.runner();
+      const r = await this.run(runner, fast, [LIST_TABLE]);
+      const shape = parseTableJson(r.out);
+      const diffs = shape
+        ? compareShape(model, shape, { relays: false })
+        : ['table inet onionbox is missing'];
+      if (shape && shape.generation !== gen) diffs.push(`generation ${shape.generation}, expected ${gen}`);
+      if (diffs.length > 0) {
+        this.lastGen = null;
+        this.opts.log?.error({ mode: model.mode, diffs }, 'firewall audit: the kernel table differs');
+        throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
+      }
+    });
+  }
+
+  private scheduleAudit(): void {
+    if (this.auditTimer) clearTimeout(this.auditTimer);
+    this.auditTimer = setTimeout(() => {
+      this.auditTimer = null;
+      this.audit().catch(() => undefined); // logged inside; the next apply replaces the table whole
+    }, 250);
+    this.auditTimer.unref();
   }
 
   /** Reads the relay set back in full (not terse) and compares it with the list. */

@@ -121,8 +121,14 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     }
     if (p.transPort === 53 || p.webPort === 53) bad.transPort = 'port 53 is reserved for the DNS redirect';
   }
-  const relays: RelayEndpoint[] = [];
-  if (!Array.isArray(p.relays)) {
+  let relays: RelayEndpoint[] = [];
+  // The relay list is usually the same thousands of entries on every mode change: reuse the last
+  // validated result when the content (JSON, unambiguous) is identical, so the kill switch does not
+  // re-validate and re-sort a consensus each time. Only the validated copy is ever returned.
+  const json = Array.isArray(p.relays) && p.relays.length > 64 ? safeJson(p.relays) : null;
+  if (json !== null && json === lastRelays.json) {
+    relays = lastRelays.result;
+  } else if (!Array.isArray(p.relays)) {
     bad.relays = 'must be a list of {address, port}';
   } else if (p.relays.length > MAX_RELAYS) {
     bad.relays = `at most ${MAX_RELAYS} relays`;
@@ -147,6 +153,12 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
       details: bad,
     });
   }
+  if (json !== null && json !== lastRelays.json) {
+    lastRelays = {
+      json,
+      result: Object.freeze(normaliseRelays(relays).map((r) => Object.freeze(r))) as RelayEndpoint[],
+    };
+  }
   return Object.freeze({
     lanIf: p.lanIf as string,
     wanIf: p.wanIf as string,
@@ -156,8 +168,18 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     transPort: p.transPort as number,
     dnsPort: p.dnsPort as number,
     webPort: p.webPort as number,
-    relays: normaliseRelays(relays),
+    relays: json !== null ? lastRelays.result : normaliseRelays(relays), // frozen, shared
   });
+}
+
+let lastRelays: { json: string | null; result: RelayEndpoint[] } = { json: null, result: [] };
+
+function safeJson(v: unknown): string | null {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return null;
+  }
 }
 
 /** Validates a relay list alone (for set refreshes). */
@@ -176,9 +198,11 @@ export function validateRelays(input: unknown): RelayEndpoint[] {
 }
 
 function normaliseRelays(relays: RelayEndpoint[]): RelayEndpoint[] {
-  const seen = new Map<string, RelayEndpoint>();
-  for (const r of relays) seen.set(`${r.address}:${r.port}`, { address: r.address, port: r.port });
-  return [...seen.values()].sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.port - b.port);
+  // one numeric key per relay (address * 65536 + port): dedupe and sort without re-parsing addresses
+  const byKey = new Map<number, RelayEndpoint>();
+  for (const r of relays)
+    byKey.set(ipv4ToInt(r.address) * 65536 + r.port, { address: r.address, port: r.port });
+  return [...byKey.keys()].sort((a, b) => a - b).map((k) => byKey.get(k) as RelayEndpoint);
 }
 
 /** Parses a relays file: one `ip:port` per line; blank lines and `#` comments allowed. */

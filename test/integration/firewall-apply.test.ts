@@ -228,6 +228,16 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     t.match(await nsRun(ns, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']), /198\.18\.0\.10 \. 5000/);
     const shape = await tableShape(ns);
     t.same(shape ? compareShape(buildRuleset('routing', SAMPLE), shape) : ['none'], []);
+    // someone adds a rule: the audit notices, and the next apply replaces the table whole
+    await fw.audit();
+    await nsRun(ns, 'nft', ['add', 'rule', 'inet', 'onionbox', 'lan_in', 'accept']);
+    const e = await fw.audit().catch((x: unknown) => x);
+    t.ok(isObxError(e, 'FIREWALL_VERIFY_FAILED'), String(e));
+    const h2 = await tableHandle(ns);
+    await fw.apply('killed', SAMPLE);
+    t.not(await tableHandle(ns), h2, 'replaced whole');
+    await fw.audit();
+    t.notMatch(await nsRun(ns, 'nft', ['list', 'chain', 'inet', 'onionbox', 'lan_in']), /^\s+accept$/m);
     // a different relay list in params: a full apply writes it
     await fw.apply('routing', { ...SAMPLE, relays: [{ address: '198.18.0.30', port: 443 }] });
     const set = await nsRun(ns, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']);

@@ -270,7 +270,9 @@ t.test('mode switch: same rules, keeps the relay set, drops the chains the mode 
   t.same([...union].sort(), [...ALL_CHAINS].sort(), 'ALL_CHAINS is every chain of every mode');
   for (const mode of MODES) {
     const model = buildRuleset(mode, SAMPLE);
-    const sw = printModeSwitch(model, 'abc-1');
+    const sw = printModeSwitch(model, 'abc_2', 'abc_1');
+    t.match(sw, 'delete chain inet onionbox gen_abc_1\n', `${mode}: the previous marker goes`);
+    t.match(sw, '  chain gen_abc_2 {\n  }\n', `${mode}: the new marker comes`);
     t.notMatch(sw, /delete table|elements|flush set/, `${mode}: the relay set and table stay`);
     for (const name of ALL_CHAINS)
       t.match(sw, `flush chain inet onionbox ${name}\n`, `${mode}: flushes ${name}`);
@@ -279,7 +281,7 @@ t.test('mode switch: same rules, keeps the relay set, drops the chains the mode 
       mode !== 'routing',
       `${mode}: pre_nat only in routing`,
     );
-    const full = printRuleset(model, 'abc-1');
+    const full = printRuleset(model, 'abc_2');
     const rules = (s: string) =>
       s
         .split('\n')
@@ -287,11 +289,29 @@ t.test('mode switch: same rules, keeps the relay set, drops the chains the mode 
           (l) => /^ {4}\S/.test(l) && !l.trim().startsWith('type ') && !l.trim().startsWith('elements'),
         );
     t.same(rules(sw), rules(full), `${mode}: exactly the rules of the full ruleset`);
-    t.match(
-      full,
-      /counter name "drop_other" drop comment "onionbox gen abc-1"\n/,
-      'generation on the last rule',
-    );
+    t.match(full, /\n {2}chain gen_abc_2 \{\n {2}\}\n\}\n/, 'marker chain, empty, last');
+    t.notMatch(printRuleset(model), /gen_/, 'no marker without a generation');
+    t.throws(() => printModeSwitch(model, 'a', 'b-c'), /bad generation/);
     t.throws(() => printRuleset(model, 'x" accept'), /bad generation/);
   }
+});
+
+t.test('large relay lists: the validation shortcut never lets changed content through', async (t) => {
+  const many = Array.from({ length: 200 }, (_, i) => ({ address: `198.18.1.${i + 1}`, port: 9001 }));
+  const a = validateParams({ ...SAMPLE, relays: many });
+  const b = validateParams({ ...SAMPLE, relays: many.map((r) => ({ ...r })) });
+  t.equal(a.relays.length, 200);
+  t.same(a.relays, b.relays, 'same content, same result');
+  many[7] = { address: '198.18.1.8 } accept', port: 9001 }; // same array, mutated
+  t.ok(
+    isObxError(
+      caught(() => validateParams({ ...SAMPLE, relays: many })),
+      'FIREWALL_INVALID_PARAMS',
+    ),
+  );
+  many[7] = { address: '198.18.1.250', port: 9001 };
+  t.ok(validateParams({ ...SAMPLE, relays: many }).relays.some((r) => r.address === '198.18.1.250'));
+  t.throws(() => {
+    (a.relays[0] as { address: string }).address = 'x';
+  }, 'the shared result is frozen');
 });
