@@ -30,6 +30,7 @@ import type {
 } from './box-api.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
+import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
@@ -236,14 +237,12 @@ export class BoxController implements BoxApi {
   }
 
   async applyTorSettings(settings: TorConfig): Promise<ApplyTorResult> {
-    const previous = this.config.get().tor;
-    // Validates the whole document first (OBX_ERR_CONFIG_INVALID changes nothing).
-    await this.config.update((c) => ({ ...c, tor: settings }));
+    // The whole document is validated first (OBX_ERR_CONFIG_INVALID changes nothing); the settings are
+    // stored only once tor runs with them (tor refused them or was rolled back: nothing stored).
+    validateConfig({ ...this.config.get(), tor: settings });
     const result = await this.deps.tor.applySettings(settings);
-    if (!result.ok && result.rolledBack) {
-      await this.config.update((c) => ({ ...c, tor: previous }));
-    }
-    this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'failed'}`);
+    if (result.ok) await this.config.update((c) => ({ ...c, tor: settings }));
+    this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'refused'}`);
     return result;
   }
 

@@ -351,7 +351,7 @@ t.test('a long hold later than the boot window changes nothing', async (t) => {
   t.not(config.get().web.passwordHash, null);
 });
 
-t.test('tor settings: invalid input changes nothing; a rollback restores the stored settings', async (t) => {
+t.test('tor settings: stored only when tor runs with them', async (t) => {
   const { box, tor, config } = await setup(t);
   await box.start();
   const before = config.get().tor;
@@ -359,11 +359,13 @@ t.test('tor settings: invalid input changes nothing; a rollback restores the sto
     code: 'OBX_ERR_CONFIG_INVALID',
   });
   t.same(config.get().tor, before);
-  t.equal(tor.applied.length, 0);
-  tor.applyResult = { ok: false, rolledBack: true, message: 'tor refused' };
-  const r = await box.applyTorSettings({ ...before, exitNodes: ['de'] });
-  t.equal(r.rolledBack, true);
-  t.same(config.get().tor, before, 'stored settings rolled back too');
+  t.equal(tor.applied.length, 0, 'invalid settings never reach tor');
+  tor.applyResult = { ok: false, rolledBack: true, message: 'tor did not become ready' };
+  t.equal((await box.applyTorSettings({ ...before, exitNodes: ['de'] })).rolledBack, true);
+  t.same(config.get().tor, before, 'rolled back: nothing stored');
+  tor.applyResult = { ok: false, rolledBack: false, message: 'tor refused the torrc' };
+  await box.applyTorSettings({ ...before, exitNodes: ['de'] });
+  t.same(config.get().tor, before, 'refused: nothing stored');
   tor.applyResult = { ok: true, rolledBack: false, message: 'ok' };
   await box.applyTorSettings({ ...before, exitNodes: ['de'] });
   t.same(config.get().tor.exitNodes, ['de']);
