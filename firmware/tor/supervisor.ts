@@ -132,6 +132,7 @@ export class TorSupervisor {
   #readyWaiters = new Set<() => void>();
   #hopCache = new Map<string, { address?: string | undefined; country?: string | undefined }>();
   #generation = 0;
+  #applyQueue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: TorSupervisorOptions) {
     this.#opts = opts;
@@ -282,7 +283,14 @@ export class TorSupervisor {
    * (--verify-config): ok false, nothing changed. tor not becoming ready with them: the previous working
    * torrc is restored and reloaded, rolledBack true. The caller persists the settings when ok.
    */
-  async applySettings(settings: TorConfig): Promise<ApplyTorResult> {
+  applySettings(settings: TorConfig): Promise<ApplyTorResult> {
+    // One change at a time: a second apply waits for the first (and its possible rollback).
+    const run = this.#applyQueue.then(() => this.#apply(settings));
+    this.#applyQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(settings: TorConfig): Promise<ApplyTorResult> {
     const problems = torSettingsProblems(settings);
     if (Object.keys(problems).length > 0) {
       const summary = Object.entries(problems)
