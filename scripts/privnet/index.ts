@@ -361,6 +361,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         'SafeLogging 0',
         'ProtocolWarnings 1',
         `Log notice file ${join(r.dataDir, 'notice.log')}`,
+        `PidFile ${join(r.dataDir, 'pid')}`,
         'ContactInfo privnet@onionbox.test',
         'AssumeReachable 1',
         `Address ${r.address}`,
