@@ -62,7 +62,7 @@ export function describeStatus(s: BoxStatus): StatusView {
     progress: s.state === 'connecting' || s.state === 'booting' ? progress : null,
     transient: s.state === 'connecting' || s.state === 'booting',
     torSummary: s.tor.summary,
-    warnings: s.tor.lastWarnings.slice(-5),
+    warnings: [...new Set(s.tor.lastWarnings)].slice(-5),
     hardwareSwitch: s.killSwitch.hardware
       ? 'On: every device is cut off until you flip it back'
       : 'Off: devices may go online through Tor',
