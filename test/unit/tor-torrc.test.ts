@@ -313,3 +313,51 @@ t.test('real tor accepts every rendered variant (tor --verify-config)', async (t
     t.equal(r, 'ok', name);
   }
 });
+
+t.test('optional runtime lines', async (t) => {
+  const text = renderTorrc(
+    { ...baseTor(), useBridges: true, bridges: [OBFS4], exitNodes: ['de'], strictNodes: false },
+    {
+      ...runtime(),
+      user: undefined,
+      owningPid: 4242,
+      logFile: '/var/log/tor/notices.log',
+      safeSocks: false,
+      obfs4proxy: '/opt/pt/obfs4proxy',
+      extraLines: ['TestingTorNetwork 1', 'ClientRejectInternalAddresses 0'],
+    },
+  );
+  const lines = text.split('\n');
+  for (const l of [
+    '__OwningControllerProcess 4242',
+    'Log notice file /var/log/tor/notices.log',
+    'SafeSocks 0',
+    'ClientTransportPlugin obfs4 exec /opt/pt/obfs4proxy',
+    'TestingTorNetwork 1',
+    'ClientRejectInternalAddresses 0',
+    'ExitNodes {de}',
+  ]) {
+    t.ok(lines.includes(l), l);
+  }
+  t.notOk(lines.some((l) => l.startsWith('User ')));
+  t.notOk(lines.includes('StrictNodes 1'), 'StrictNodes only when asked');
+  t.notOk(
+    lines.some((l) => l.startsWith('ClientTransportPlugin snowflake')),
+    'only the transports in use',
+  );
+  const noLan = renderTorrc(baseTor(), { ...runtime(), lanAddress: undefined });
+  t.notMatch(noLan, /TransPort|DNSPort/, 'no router ports without a LAN address');
+  t.throws(() => renderTorrc({ ...baseTor(), useBridges: true }, runtime()), {
+    code: 'OBX_ERR_TOR_BRIDGE_INVALID',
+  });
+  t.throws(() => renderTorrc({ ...baseTor(), exitNodes: ['zz'] }, runtime()), {
+    code: 'OBX_ERR_TOR_COUNTRY_INVALID',
+  });
+  t.throws(() => renderTorrc(baseTor(), { ...runtime(), transPort: 70000 }), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+  });
+  t.throws(() => renderTorrc(baseTor(), { ...runtime(), logFile: 'notices.log' }), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+  });
+  t.throws(() => checkExtraLine(42), { code: 'OBX_ERR_TOR_VALUE_INVALID' });
+});
