@@ -300,6 +300,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     const f = await flows;
     await stray;
     t.equal(fw.current(), 'routing');
+    await t.resolves(fw.audit(), 'the kernel holds exactly the routing ruleset, rule by rule');
     t.comment(
       `flows: ${f.done} requests done, ${f.failed} cut by killed; ${fastPath}/1000 on the nft session`,
     );
