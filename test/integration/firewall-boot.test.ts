@@ -93,7 +93,7 @@ t.test(
         err += d;
       });
       c.on('error', (e) => resolve({ code: -1, err: String(e) }));
-    c.on('exit', (code) => resolve({ code, err }));
+      c.on('exit', (code) => resolve({ code, err }));
     });
     t.equal(r.code, 0, r.err);
     t.notMatch(r.err, /onionbox-lockdown/, 'no warning about our unit');
