@@ -213,6 +213,19 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     await noLeaks(t, 'routing');
   });
 
+  await t.test('killed cuts a download that is already running', async (t) => {
+    // 3 s without data ends the download: the kill switch must stop the flow, not just new ones
+    const dl = probe(['download', HTTP, HTTP_PORT, '/bytes/1000000000', '-', '3'], 120_000);
+    await sleep(1500);
+    await setMode('killed');
+    const r = await dl;
+    t.notOk(r.ok, `the download was cut (${r.error ?? r.status}, ${r.received ?? r.bytes} bytes)`);
+    t.ok(Number(r.received ?? 0) > 0, 'it was running before the switch');
+    await noLeaks(t, 'killed during a download');
+    await setMode('routing');
+    await waitForTorPath('back to routing');
+  });
+
   await t.test('tor SIGKILLed while a download runs', async (t) => {
     const dl = probe(['download', HTTP, HTTP_PORT, '/bytes/200000000', '-', '20'], 60_000);
     await sleep(1500);
