@@ -207,7 +207,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     await waitForTorPath('routing');
     await probeRouting(t, 'routing');
     const after = await fw.counters();
-    for (const c of ['ipv6', 'udp', 'icmp'] as const) {
+    for (const c of ['ipv6', 'invalid', 'udp', 'icmp'] as const) {
       t.ok((after[c]?.packets ?? 0) > (before[c]?.packets ?? 0), `${c} drops counted (${after[c]?.packets})`);
     }
     await noLeaks(t, 'routing');
