@@ -4,6 +4,7 @@
  */
 import type { CircuitInfo } from '../box-api.js';
 import { obxError } from '../errors.js';
+import { ipcCall, socketPath } from '../ipc.js';
 import type { TorStatusReply } from '../tor/ipc.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
@@ -58,7 +59,14 @@ export const torNewnymCommand: CliCommand = {
   usage: 'onionbox tor newnym',
   async run(argv, ctx) {
     flags(argv, []);
-    await daemonCall(ctx.stateDir, 'tor.newnym');
+    // tor honours one NEWNYM per 10 s; the daemon waits that out, so allow more than daemonCall's 10 s.
+    let reply: Awaited<ReturnType<typeof ipcCall>>;
+    try {
+      reply = await ipcCall(socketPath(ctx.stateDir), 'tor.newnym', {}, 30_000);
+    } catch (err) {
+      throw obxError('DAEMON_NOT_RUNNING', (err as Error).message);
+    }
+    if (!reply.ok) throw new Error(`${reply.code}: ${reply.error}`);
     ctx.out('new identity requested: new connections use new circuits\n');
     return 0;
   },

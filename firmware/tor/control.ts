@@ -47,6 +47,9 @@ export class TorControl {
   #closed = false;
   #events = new Set<string>();
 
+  /** A command without a reply after this long closes the connection. */
+  commandTimeoutMs = 30_000;
+
   constructor(readonly endpoint: ControlEndpoint) {}
 
   get connected(): boolean {
@@ -145,7 +148,28 @@ export class TorControl {
     if (!sock || this.#closed)
       return Promise.reject(obxError('TOR_NOT_RUNNING', 'control port not connected'));
     return new Promise((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
+      // Replies come in order: a command tor never answers would shift every later reply, so a timeout
+      // drops the whole connection (with TAKEOWNERSHIP tor then exits and the supervisor restarts it).
+      const timer = setTimeout(() => {
+        this.#fail(
+          obxError(
+            'TOR_CONTROL_CLOSED',
+            `no reply to ${cmd.split(' ')[0]} within ${this.commandTimeoutMs} ms`,
+          ),
+        );
+        sock.destroy();
+      }, this.commandTimeoutMs);
+      timer.unref();
+      this.#pending.push({
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       sock.write(`${cmd}\r\n`, 'latin1');
     });
   }

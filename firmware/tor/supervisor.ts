@@ -84,6 +84,8 @@ export interface TorSupervisorOptions {
 const STOPPED: TorStatus = { phase: 'stopped', progress: 0, summary: 'tor is not running', ready: false };
 const MAX_WARNINGS = 20;
 const MAX_LOG_LINES = 40;
+/** tor's MAX_SIGNEWNYM_RATE (10 s) plus a margin for clock granularity (tor counts whole seconds). */
+const NEWNYM_INTERVAL_MS = 11_000;
 
 function verifyConfig(torBinary: string, torrc: string): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
@@ -133,6 +135,8 @@ export class TorSupervisor {
   #hopCache = new Map<string, { address?: string | undefined; country?: string | undefined }>();
   #generation = 0;
   #applyQueue: Promise<unknown> = Promise.resolve();
+  /** When tor last honoured a NEWNYM (or started: be conservative). */
+  #lastNewnymAt = 0;
 
   constructor(opts: TorSupervisorOptions) {
     this.#opts = opts;
@@ -193,8 +197,20 @@ export class TorSupervisor {
       const candidate = `${this.#opts.torrcPath}.new`;
       await atomicWriteFile(candidate, text, 0o644);
       const verified = await verifyConfig(this.#torBinary, candidate);
-      if (!verified.ok)
-        throw obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
+      if (!verified.ok) {
+        const err = obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
+        // Keep the box working: run the last torrc tor was ready with, and say so.
+        const good = await readFile(this.goodTorrcPath, 'utf8').catch(() => null);
+        if (good === null) throw err;
+        this.#warn(`running with the last working torrc: ${describeError(err)}`);
+        this.#opts.log?.error(
+          { err: describeError(err) },
+          'configured tor settings refused; using the last working torrc',
+        );
+        await atomicWriteFile(this.#opts.torrcPath, good, 0o644);
+        await this.#launch();
+        return;
+      }
       await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
       await this.#launch();
       await atomicWriteFile(this.goodTorrcPath, text, 0o644);
@@ -227,9 +243,24 @@ export class TorSupervisor {
     this.#setStatus({ ...STOPPED });
   }
 
-  /** SIGNAL NEWNYM: new circuits for new connections. */
+  /**
+   * New identity, like Tor Browser's: SIGNAL NEWNYM (new circuits for new connections, DNS cache
+   * cleared) and the current exit circuits closed, so connections open through them end too. NEWNYM
+   * alone proved unreliable with conflux: a linked set could keep carrying new streams. tor honours one
+   * NEWNYM per 10 s and silently defers the rest, so this first waits out that interval (at most ~11 s).
+   */
   async newIdentity(): Promise<void> {
-    await this.#requireControl().signal('NEWNYM');
+    this.#requireControl();
+    const wait = this.#lastNewnymAt + NEWNYM_INTERVAL_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const control = this.#requireControl();
+    await control.signal('NEWNYM');
+    this.#lastNewnymAt = Date.now();
+    for (const c of await control.circuits()) {
+      if (c.hops.length >= 3 && (c.purpose === 'GENERAL' || c.purpose.startsWith('CONFLUX'))) {
+        await control.command(`CLOSECIRCUIT ${c.id}`).catch(() => undefined);
+      }
+    }
   }
 
   async circuits(): Promise<CircuitInfo[]> {
@@ -393,6 +424,7 @@ export class TorSupervisor {
     this.#probeCircuit = null; // a probe launched under the old settings says nothing about the new ones
     // Old circuits may be built with the old settings: use fresh ones.
     await control.signal('NEWNYM').catch(() => undefined);
+    this.#lastNewnymAt = Date.now();
     this.#scheduleProbe(200);
     const ready = await this.waitReady(this.#opts.applyTimeoutMs ?? 90_000);
     return ready ? true : `not ready within ${this.#opts.applyTimeoutMs ?? 90_000} ms`;
@@ -400,6 +432,7 @@ export class TorSupervisor {
 
   async #launch(): Promise<void> {
     const generation = ++this.#generation;
+    this.#lastNewnymAt = Date.now() - NEWNYM_INTERVAL_MS; // a fresh tor has no NEWNYM behind it
     this.#setStatus({ phase: 'starting', progress: 0, summary: 'starting tor', ready: false });
     const child = spawn(
       this.#torBinary,

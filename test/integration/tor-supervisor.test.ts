@@ -16,6 +16,7 @@ import { TorCheck } from '../../firmware/tor/check.js';
 import { connectControl } from '../../firmware/tor/control.js';
 import { registerTorIpc } from '../../firmware/tor/ipc.js';
 import { systemUser, type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js';
+import type { TorRuntime } from '../../firmware/tor/torrc.js';
 import { freePorts, startPrivnet } from '../../scripts/privnet/index.js';
 import { socksHttpGet } from '../../scripts/privnet/socks.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -38,18 +39,19 @@ const logLines: string[] = [];
 t.afterEach((t) => {
   if (!t.passing()) t.comment(logLines.slice(-30).join('\n'));
 });
+const runtime: TorRuntime = {
+  dataDir: join(dir, 'box', 'data'),
+  socks: { host: '127.0.0.1', port: socksPort ?? 0 },
+  control: { host: '127.0.0.1', port: controlPort ?? 0 },
+  safeSocks: false, // the private network's "internet" is an IP address
+  owningPid: process.pid,
+  extraLines: net.clientTorrcLines,
+};
 const sup = new TorSupervisor({
   bus,
   settings: defaultConfig().tor,
   torrcPath,
-  runtime: {
-    dataDir: join(dir, 'box', 'data'),
-    socks: { host: '127.0.0.1', port: socksPort ?? 0 },
-    control: { host: '127.0.0.1', port: controlPort ?? 0 },
-    safeSocks: false, // the private network's "internet" is an IP address
-    owningPid: process.pid,
-    extraLines: net.clientTorrcLines,
-  },
+  runtime,
   applyTimeoutMs: 10_000,
   log: {
     info: (o, m) => logLines.push(`info ${m} ${JSON.stringify(o)}`),
@@ -245,6 +247,8 @@ t.test('onionbox tor status|circuits|newnym over the control socket', async (t) 
   out = '';
   t.equal(await runCli(['--state-dir', stateDir, 'tor', 'newnym'], ctx), 0, err);
   t.match(out, /new identity/);
+  // New identity closed the exit circuits: the next connection builds a new one.
+  t.equal((await socksHttpGet(socks, http.address, http.port, '/')).status, 200);
   out = '';
   t.equal(await runCli(['--state-dir', stateDir, 'tor', 'circuits', '--json'], ctx), 0);
   t.ok((JSON.parse(out) as CircuitInfo[]).length > 0);
@@ -349,4 +353,33 @@ t.test('stop: tor exits and the status says stopped', async (t) => {
   await sup.stop();
   t.equal(sup.status().phase, 'stopped');
   t.throws(() => process.kill(pid ?? 0, 0), 'tor process gone');
+});
+
+t.test('at boot, a torrc tor refuses falls back to the last working one (and says so)', async (t) => {
+  const good = readFileSync(`${torrcPath}.good`, 'utf8');
+  const again = new TorSupervisor({
+    bus: new EventBus(),
+    settings: sup.settings,
+    torrcPath,
+    // Passes our allowlist (a known keyword), but tor cannot parse the line.
+    runtime: { ...runtime, extraLines: [...net.clientTorrcLines, 'DirAuthority nonsense'] },
+  });
+  t.teardown(() => again.stop());
+  await again.start();
+  t.match(
+    again.lastWarnings().join('\n'),
+    /running with the last working torrc: OBX_ERR_TOR_CONFIG_REJECTED/,
+  );
+  t.equal(readFileSync(torrcPath, 'utf8'), good, 'tor runs the last working torrc');
+  t.ok(await again.waitReady(60_000), 'and is ready with it');
+  const fresh = tmpDir(t, 'obx-tor-nogood-');
+  const none = new TorSupervisor({
+    bus: new EventBus(),
+    settings: sup.settings,
+    torrcPath: join(fresh, 'torrc'),
+    runtime: { ...runtime, dataDir: join(fresh, 'data'), extraLines: ['DirAuthority nonsense'] },
+  });
+  t.teardown(() => none.stop());
+  await t.rejects(none.start(), { code: 'OBX_ERR_TOR_CONFIG_REJECTED' }, 'no working torrc to fall back to');
+  t.equal(none.status().phase, 'failed');
 });
