@@ -1,149 +1,36 @@
 /**
  * `onionbox firewall render|apply|counters`: the firewall from the command line. render prints the nft
  * script for a mode; apply loads it (one transaction, verified); counters prints the drop counters.
- * Every argument is checked strictly (unknown flags, missing values, bad addresses are errors) before
- * anything is rendered or applied: bad arguments change nothing.
+ * The work lives in firmware/firewall/cli.ts, loaded only when one of these commands runs, so that
+ * `onionbox status` and friends do not load nft code.
  */
-import { readFileSync } from 'node:fs';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { parsePort } from '../args.js';
-import { obxError } from '../errors.js';
-import { Firewall } from '../firewall/apply.js';
-import {
-  type FirewallMode,
-  type FirewallParams,
-  isFirewallMode,
-  parseRelayList,
-  validateParams,
-} from '../firewall/params.js';
-import { renderRuleset } from '../firewall/render.js';
 import type { CliCommand } from './types.js';
 
 const RULESET_USAGE =
   '--mode lockdown|connecting|routing|killed --lan-if IF --wan-if IF --lan-addr A.B.C.D/N --tor-uid UID ' +
   '[--relays FILE] [--trans-port N] [--dns-port N] [--web-port N]';
 
-const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
-}
-
-function netnsOf(v: unknown): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !NETNS.test(v))
-    throw obxError('CLI_USAGE', '--netns must be a namespace name');
-  return v;
-}
-
-/** Parses the ruleset arguments shared by render and apply. */
-export function parseRulesetArgs(
-  argv: string[],
-  extra: Record<string, { type: 'string' }> = {},
-): { mode: FirewallMode; params: FirewallParams; values: Record<string, unknown> } {
-  const v = parse(argv, {
-    mode: { type: 'string' },
-    'lan-if': { type: 'string' },
-    'wan-if': { type: 'string' },
-    'lan-addr': { type: 'string' },
-    'tor-uid': { type: 'string' },
-    relays: { type: 'string' },
-    'trans-port': { type: 'string' },
-    'dns-port': { type: 'string' },
-    'web-port': { type: 'string' },
-    ...extra,
-  }) as Record<string, string | undefined>;
-  for (const req of ['mode', 'lan-if', 'wan-if', 'lan-addr', 'tor-uid']) {
-    if (v[req] === undefined) throw obxError('CLI_USAGE', `--${req} is required`);
-  }
-  if (!isFirewallMode(v.mode)) {
-    throw obxError('CLI_USAGE', `--mode must be lockdown, connecting, routing or killed, got "${v.mode}"`);
-  }
-  const addr = /^([0-9.]{7,15})\/([0-9]{1,2})$/.exec(v['lan-addr'] ?? '');
-  if (!addr) throw obxError('CLI_USAGE', `--lan-addr must be A.B.C.D/N, got "${v['lan-addr']}"`);
-  if (!/^[0-9]{1,10}$/.test(v['tor-uid'] ?? '')) {
-    throw obxError('CLI_USAGE', `--tor-uid must be a number, got "${v['tor-uid']}"`);
-  }
-  let relays: FirewallParams['relays'] = [];
-  if (v.relays !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(v.relays, 'utf8');
-    } catch (err) {
-      throw obxError('CLI_USAGE', `--relays: cannot read ${v.relays}: ${(err as Error).message}`);
-    }
-    relays = parseRelayList(text);
-  }
-  const params = validateParams({
-    lanIf: v['lan-if'],
-    wanIf: v['wan-if'],
-    lanAddr: addr[1],
-    lanPrefix: Number(addr[2]),
-    torUid: Number(v['tor-uid']),
-    transPort: v['trans-port'] === undefined ? 9040 : parsePort(v['trans-port'], '--trans-port'),
-    dnsPort: v['dns-port'] === undefined ? 5353 : parsePort(v['dns-port'], '--dns-port'),
-    webPort: v['web-port'] === undefined ? 80 : parsePort(v['web-port'], '--web-port'),
-    relays,
-  });
-  return { mode: v.mode, params, values: v };
-}
+const impl = () => import('../firewall/cli.js');
 
 export const firewallRenderCommand: CliCommand = {
   name: 'firewall render',
   summary: 'Print the nft ruleset for a firewall mode',
   usage: `onionbox firewall render ${RULESET_USAGE}`,
-  async run(argv, ctx) {
-    const { mode, params } = parseRulesetArgs(argv);
-    ctx.out(renderRuleset(mode, params));
-    return 0;
-  },
+  run: async (argv, ctx) => (await impl()).runRender(argv, ctx),
 };
 
 export const firewallApplyCommand: CliCommand = {
   name: 'firewall apply',
   summary: 'Load a firewall mode into the kernel (one transaction, verified)',
   usage: `onionbox firewall apply ${RULESET_USAGE} [--netns NS]`,
-  async run(argv, ctx) {
-    const { mode, params, values } = parseRulesetArgs(argv, { netns: { type: 'string' } });
-    const fw = new Firewall({ netns: netnsOf(values.netns), fastPath: false });
-    await fw.start();
-    try {
-      const r = await fw.apply(mode, params);
-      ctx.out(`firewall: ${r.mode} applied and verified in ${r.verifiedMs.toFixed(1)} ms\n`);
-    } finally {
-      await fw.stop();
-    }
-    return 0;
-  },
+  run: async (argv, ctx) => (await impl()).runApply(argv, ctx),
 };
 
 export const firewallCountersCommand: CliCommand = {
   name: 'firewall counters',
   summary: 'Print the firewall drop counters (ipv6, invalid, udp, icmp, other)',
   usage: 'onionbox firewall counters [--json] [--netns NS]',
-  async run(argv, ctx) {
-    const v = parse(argv, { json: { type: 'boolean' }, netns: { type: 'string' } });
-    const fw = new Firewall({ netns: netnsOf(v.netns), fastPath: false });
-    await fw.start();
-    try {
-      const c = await fw.counters();
-      if (v.json === true) {
-        ctx.out(`${JSON.stringify(c, null, 2)}\n`);
-      } else {
-        ctx.out(`${'drop'.padEnd(8)} ${'packets'.padStart(12)} ${'bytes'.padStart(14)}\n`);
-        for (const [k, x] of Object.entries(c)) {
-          ctx.out(`${k.padEnd(8)} ${String(x.packets).padStart(12)} ${String(x.bytes).padStart(14)}\n`);
-        }
-      }
-    } finally {
-      await fw.stop();
-    }
-    return 0;
-  },
+  run: async (argv, ctx) => (await impl()).runCounters(argv, ctx),
 };
 
 export const firewallCommands: readonly CliCommand[] = [
