@@ -244,23 +244,16 @@ export class TorSupervisor {
   }
 
   /**
-   * New identity, like Tor Browser's: SIGNAL NEWNYM (new circuits for new connections, DNS cache
-   * cleared) and the current exit circuits closed, so connections open through them end too. NEWNYM
-   * alone proved unreliable with conflux: a linked set could keep carrying new streams. tor honours one
-   * NEWNYM per 10 s and silently defers the rest, so this first waits out that interval (at most ~11 s).
+   * SIGNAL NEWNYM: new circuits for new connections (open ones keep theirs), DNS cache cleared. tor
+   * honours one NEWNYM per 10 s and silently defers the rest, so this first waits out that interval (at
+   * most ~11 s): when it resolves, the next connection really gets a new circuit.
    */
   async newIdentity(): Promise<void> {
     this.#requireControl();
     const wait = this.#lastNewnymAt + NEWNYM_INTERVAL_MS - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const control = this.#requireControl();
-    await control.signal('NEWNYM');
+    await this.#requireControl().signal('NEWNYM');
     this.#lastNewnymAt = Date.now();
-    for (const c of await control.circuits()) {
-      if (c.hops.length >= 3 && (c.purpose === 'GENERAL' || c.purpose.startsWith('CONFLUX'))) {
-        await control.command(`CLOSECIRCUIT ${c.id}`).catch(() => undefined);
-      }
-    }
   }
 
   async circuits(): Promise<CircuitInfo[]> {

@@ -130,11 +130,16 @@ t.test('NEWNYM: the next stream uses a different circuit', async (t) => {
   });
   t.teardown(off);
   await control.setEvents(['STREAM']);
-  await socksHttpGet(socks, http.address, http.port, '/');
-  const before = used[used.length - 1];
+  // The STREAM event and the SOCKS reply travel on different sockets: wait for the event itself.
+  const nextStream = async (): Promise<string | undefined> => {
+    const n = used.length;
+    await socksHttpGet(socks, http.address, http.port, '/');
+    for (let i = 0; i < 100 && used.length === n; i++) await new Promise((r) => setTimeout(r, 20));
+    return used[n];
+  };
+  const before = await nextStream();
   await sup.newIdentity();
-  await socksHttpGet(socks, http.address, http.port, '/');
-  const after = used[used.length - 1];
+  const after = await nextStream();
   t.ok(before && after);
   t.not(after, before, `circuit ${before} -> ${after}`);
 });
@@ -247,8 +252,7 @@ t.test('onionbox tor status|circuits|newnym over the control socket', async (t) 
   out = '';
   t.equal(await runCli(['--state-dir', stateDir, 'tor', 'newnym'], ctx), 0, err);
   t.match(out, /new identity/);
-  // New identity closed the exit circuits: the next connection builds a new one.
-  t.equal((await socksHttpGet(socks, http.address, http.port, '/')).status, 200);
+  t.equal((await socksHttpGet(socks, http.address, http.port, '/')).status, 200, 'traffic flows after it');
   out = '';
   t.equal(await runCli(['--state-dir', stateDir, 'tor', 'circuits', '--json'], ctx), 0);
   t.ok((JSON.parse(out) as CircuitInfo[]).length > 0);
