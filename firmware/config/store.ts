@@ -15,6 +15,9 @@ import { atomicWriteFile } from '../lib/atomic-write.js';
 import { migrate } from './migrations.js';
 import { type Config, defaultConfig } from './schema.js';
 import { validateConfig } from './validate.js';
+// Registers tor's bridge-line and country grammar with the validator: the store never accepts a document
+// that tor would refuse, whoever imports it (firmware/tor/grammar.ts).
+import '../tor/grammar.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;

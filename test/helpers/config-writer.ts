@@ -3,6 +3,7 @@
  * counter after each completed write. The parent SIGKILLs it at random moments.
  */
 import { ConfigStore } from '../../firmware/config/store.js';
+import { bridgeLine } from './bridge.js';
 
 const [dir, startArg, countArg] = process.argv.slice(2);
 const start = Number(startArg);
@@ -15,7 +16,7 @@ for (let i = start; i < start + count; i++) {
     ...c,
     tor: {
       ...c.tor,
-      bridges: Array.from({ length: 24 }, (_, k) => `obfs4 192.0.2.${k}:443 counter-${i}-${'x'.repeat(300)}`),
+      bridges: Array.from({ length: 24 }, (_, k) => bridgeLine(k, `counter-${i}-${'x'.repeat(300)}`)),
     },
   }));
   process.stdout.write(`${i}\n`);

@@ -3,6 +3,7 @@ import { migrate } from '../../firmware/config/migrations.js';
 import { CONFIG_VERSION, defaultConfig } from '../../firmware/config/schema.js';
 import { configProblems, registerConfigCheck, validateConfig } from '../../firmware/config/validate.js';
 import { isObxError } from '../../firmware/errors.js';
+import { bridgeLine } from '../helpers/bridge.js';
 
 t.test('defaults are valid and frozen after validation', async (t) => {
   const cfg = validateConfig(defaultConfig());
@@ -51,10 +52,10 @@ t.test('field details name the bad field', async (t) => {
 
 t.test('registered subsystem checks run after the schema', async (t) => {
   const check = (c: ReturnType<typeof defaultConfig>): Record<string, string> =>
-    c.tor.bridges.includes('forbidden') ? { '/tor/bridges': 'nope' } : {};
+    c.tor.bridges.includes(bridgeLine(7)) ? { '/tor/bridges': 'nope' } : {};
   registerConfigCheck('test-only', check);
   t.teardown(() => registerConfigCheck('test-only', () => ({})));
-  const doc = { ...defaultConfig(), tor: { ...defaultConfig().tor, bridges: ['forbidden'] } };
+  const doc = { ...defaultConfig(), tor: { ...defaultConfig().tor, bridges: [bridgeLine(7)] } };
   t.same(configProblems(doc), { '/tor/bridges': 'nope' });
 });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { ConfigStore, parseConfigText } from '../../firmware/config/store.js';
+import { bridgeLine } from '../helpers/bridge.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const good = () => JSON.stringify({ ...defaultConfig(), softKill: true }, null, 2);
@@ -36,6 +37,12 @@ t.test('update validates the whole document and keeps the previous copy as backu
   );
   t.equal(readFileSync(store.path, 'utf8'), before, 'bad input changes nothing on disk');
   t.equal(store.get().tor.bridges.length, 0, 'nor in memory');
+  await t.rejects(
+    store.update((c) => ({ ...c, tor: { ...c.tor, bridges: ['obfs4 192.0.2.1:443 not-a-fingerprint'] } })),
+    { code: 'OBX_ERR_CONFIG_INVALID' },
+    "tor's bridge grammar is part of the store's validation",
+  );
+  t.equal(readFileSync(store.path, 'utf8'), before);
   t.equal(statSync(store.path).mode & 0o777, 0o600);
   t.same(
     readdirSync(dir).filter((f) => f.includes('.tmp-')),
@@ -49,7 +56,7 @@ t.test('concurrent updates are serialised', async (t) => {
   await store.load();
   await Promise.all(
     Array.from({ length: 10 }, (_, i) =>
-      store.update((c) => ({ ...c, tor: { ...c.tor, bridges: [...c.tor.bridges, `b${i}`] } })),
+      store.update((c) => ({ ...c, tor: { ...c.tor, bridges: [...c.tor.bridges, bridgeLine(i)] } })),
     ),
   );
   t.equal(store.get().tor.bridges.length, 10);
