@@ -40,6 +40,11 @@ export interface PrivnetOptions {
   httpServer?: boolean;
   /** Extra ports the exit accepts (besides the HTTP server's). Default [80, 443]. */
   exitPorts?: number[];
+  /**
+   * Also run an obfs4 bridge (BridgeRelay, unpublished, Debian's obfs4proxy as server transport) and
+   * expose its bridge line: a client with UseBridges reaches the network through obfs4.
+   */
+  obfs4Bridge?: boolean;
   /** Give up after this long (default 120 s). */
   timeoutMs?: number;
   /** Progress lines (default: silent). */
@@ -64,6 +69,8 @@ export interface Privnet {
   /** torrc lines a client needs to join: DirAuthority ..., TestingTorNetwork 1, ... (no ports). */
   clientTorrcLines: string[];
   http?: { address: string; port: number; url: string };
+  /** With `obfs4Bridge`: the bridge's line for a client (`obfs4 ADDR:PORT FP cert=... iat-mode=0`). */
+  obfs4Bridge?: { line: string; address: string; port: number; fingerprint: string; pid: number };
   /** Milliseconds from startPrivnet() to ready. */
   startupMs: number;
   /** every relay ip:port a client may connect to (ORPorts; clients tunnel directory requests over them). */
@@ -247,6 +254,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
   installHandlers();
 
   const children: ChildProcess[] = [];
+  const names: string[] = [];
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
@@ -300,6 +308,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         loopback ? '-' : exitOutboundAddress,
       ]);
       children.push(child);
+      names.push('http server');
       httpChild = child;
       const port = await new Promise<number>((resolve, reject) => {
         let out = '';
@@ -410,6 +419,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       await writeFile(torrc, `${lines.join('\n')}\n`, { mode: 0o600 });
       const child = spawnIn(opts.netns, 'tor', ['-f', torrc, '--ignore-missing-torrc']);
       children.push(child);
+      names.push(r.nickname);
       r.pid = child.pid ?? 0;
       if (r.role === 'exit') httpChild?.stdin?.write(`EXIT-PID ${r.pid}\n`);
       child.once('exit', (code, signal) => {
@@ -419,19 +429,56 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     }
     log(`started ${relays.length} relays after ${Date.now() - t0} ms`);
 
+    let bridge: (NonNullable<Privnet['obfs4Bridge']> & { dataDir: string }) | null = null;
+    if (opts.obfs4Bridge) {
+      const dataDir = join(opts.dir, 'bridge0');
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const address = loopback ? '127.0.0.1' : (addresses[7] ?? addresses[0] ?? '127.0.0.1');
+      const [orPort, ptPort] = loopback ? await freePorts(2) : [5010, 5011];
+      const fingerprint = await fingerprintOf(dataDir, 'bridge0');
+      const lines = [
+        ...networkLines,
+        `DataDirectory ${dataDir}`,
+        'Nickname bridge0',
+        'RunAsDaemon 0',
+        'ShutdownWaitLength 0',
+        'SafeLogging 0',
+        `Log notice file ${join(dataDir, 'notice.log')}`,
+        `PidFile ${join(dataDir, 'pid')}`,
+        'AssumeReachable 1',
+        `Address ${address}`,
+        `ORPort ${address}:${orPort} IPv4Only`,
+        'SocksPort 0',
+        'BridgeRelay 1',
+        'PublishServerDescriptor 0',
+        'ExitRelay 0',
+        'ExitPolicy reject *:*',
+        'ServerTransportPlugin obfs4 exec /usr/bin/obfs4proxy',
+        `ServerTransportListenAddr obfs4 ${address}:${ptPort}`,
+        'ExtORPort auto',
+        ...(loopback ? [] : [`OutboundBindAddress ${address}`]),
+        `__OwningControllerProcess ${process.pid}`,
+      ];
+      await writeFile(join(dataDir, 'torrc'), `${lines.join('\n')}\n`, { mode: 0o600 });
+      const child = spawnIn(opts.netns, 'tor', ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc']);
+      children.push(child);
+      names.push('bridge0');
+      bridge = { line: '', address, port: ptPort ?? 0, fingerprint, pid: child.pid ?? 0, dataDir };
+    }
+
     const deadline = t0 + timeoutMs;
     const assertAlive = () => {
       for (const [i, c] of children.entries()) {
         if (c.exitCode !== null || c.signalCode !== null) {
-          const r = relays[i - (http ? 1 : 0)];
+          const name = names[i] ?? '?';
           throw new Error(
-            `privnet: ${r?.nickname ?? 'http server'} died (${c.exitCode ?? c.signalCode}):\n${r ? tail(join(r.dataDir, 'notice.log')) : ''}`,
+            `privnet: ${name} died (${c.exitCode ?? c.signalCode}):\n${name === 'http server' ? '' : tail(join(opts.dir, name, 'notice.log'))}`,
           );
         }
       }
     };
     const hupRelays = () => {
-      for (const r of relays) {
+      for (const r of [...relays, ...(bridge ? [bridge] : [])]) {
         try {
           process.kill(r.pid, 'SIGHUP');
         } catch {
@@ -452,6 +499,19 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     log(`consensus with all relays after ${Date.now() - t0} ms`);
     // Relays that asked before the first consensus existed back off for up to ~20 s: reset them.
     hupRelays();
+
+    if (bridge) {
+      const file = join(bridge.dataDir, 'pt_state', 'obfs4_bridgeline.txt');
+      let cert = '';
+      while (!cert) {
+        assertAlive();
+        if (Date.now() > deadline) throw new Error('privnet: obfs4 bridge line never appeared');
+        cert = existsSync(file) ? (/cert=(\S+)/.exec(readFileSync(file, 'utf8'))?.[1] ?? '') : '';
+        if (!cert) await sleep(200);
+      }
+      bridge.line = `obfs4 ${bridge.address}:${bridge.port} ${bridge.fingerprint} cert=${cert} iat-mode=0`;
+      log(`obfs4 bridge: ${bridge.line}`);
+    }
 
     const clientTorrcLines = [
       ...networkLines,
@@ -532,6 +592,17 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       exitOutboundAddress,
       clientTorrcLines,
       ...(http ? { http } : {}),
+      ...(bridge
+        ? {
+            obfs4Bridge: {
+              line: bridge.line,
+              address: bridge.address,
+              port: bridge.port,
+              fingerprint: bridge.fingerprint,
+              pid: bridge.pid,
+            },
+          }
+        : {}),
       startupMs,
       relayEndpoints: () => publicRelays.map((r) => ({ address: r.address, port: r.orPort })),
       hupRelays,

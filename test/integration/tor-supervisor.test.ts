@@ -23,7 +23,7 @@ import { tmpDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const dir = tmpDir(t, 'obx-tor-sup-');
-const net = await startPrivnet({ dir: join(dir, 'net'), httpServer: true });
+const net = await startPrivnet({ dir: join(dir, 'net'), httpServer: true, obfs4Bridge: true });
 t.teardown(() => net.stop());
 const http = net.http;
 if (!http) throw new Error('privnet without HTTP server');
@@ -228,6 +228,28 @@ t.test('good new settings apply and are kept: a working bridge carries every new
   t.ok(
     (await sup.relayEndpoints()).some((e) => e.address === m.address && e.port === m.orPort),
     'the bridge is in the firewall relay set',
+  );
+});
+
+t.test("an obfs4 bridge through Debian's obfs4proxy carries the circuits", async (t) => {
+  const bridge = net.obfs4Bridge;
+  if (!bridge) throw new Error('privnet without obfs4 bridge');
+  const next: TorConfig = { ...defaultConfig().tor, useBridges: true, bridges: [bridge.line] };
+  const result = await sup.applySettings(next);
+  t.same(result, { ok: true, rolledBack: false, message: 'tor is ready with the new settings' });
+  t.match(readFileSync(torrcPath, 'utf8'), /^ClientTransportPlugin obfs4 exec \/usr\/bin\/obfs4proxy$/m);
+  const got = await socksHttpGet(socks, http.address, http.port, '/bytes/5000');
+  t.equal(got.body.length, 5000);
+  const exitCircuits = (await sup.circuits()).filter((c) => c.status === 'BUILT' && c.hops.length === 3);
+  t.ok(exitCircuits.length > 0);
+  t.ok(
+    exitCircuits.some((c) => c.hops[0]?.fingerprint === bridge.fingerprint),
+    'new exit circuits start at the obfs4 bridge (older ones of the previous settings may linger)',
+  );
+  const children = readFileSync(`/proc/${sup.pid}/task/${sup.pid}/children`, 'utf8').trim().split(/\s+/);
+  t.ok(
+    children.some((pid) => pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('obfs4proxy')),
+    'tor runs obfs4proxy as its client transport',
   );
 });
 
