@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -22,7 +23,7 @@ t.test('SIGINT to the harness process kills every tor it started', async (t) => 
   const dir = tmpDir(t, 'obx-privnet-int-');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(root, 'scripts/privnet/cli.ts'), '--dir', dir],
+    [...nodeTsArgs(), join(root, 'scripts/privnet/cli.ts'), '--dir', dir],
     {
       stdio: 'ignore',
     },

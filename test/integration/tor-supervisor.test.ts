@@ -19,6 +19,7 @@ import { systemUser, type TorStatus, TorSupervisor } from '../../firmware/tor/su
 import type { TorRuntime } from '../../firmware/tor/torrc.js';
 import { freePorts, startPrivnet } from '../../scripts/privnet/index.js';
 import { socksHttpGet } from '../../scripts/privnet/socks.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -282,7 +283,7 @@ t.test('onionbox tor status|circuits|newnym over the control socket', async (t) 
   // The real CLI binary, as the owner would run it.
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', `${root}firmware/cli.ts`, '--state-dir', stateDir, 'tor', 'status'],
+    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', stateDir, 'tor', 'status'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
