@@ -84,6 +84,12 @@ export interface BoxControllerDeps {
   bootResetWindowMs?: number;
   /** How often the OLED is refreshed for changes outside the machine (claimed, address); default 5 s. */
   refreshMs?: number;
+  /**
+   * Last resort when nft refuses every closed ruleset (the kernel keeps the previous one, maybe routing):
+   * `engage` stops what the previous ruleset lets through (onionboxd stops tor, so TransPort/DNSPort have
+   * no listener and nothing leaves), `release` undoes it once a ruleset loads again.
+   */
+  containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
 }
 
 const OWNER = 'box';
@@ -100,6 +106,7 @@ export class BoxController implements BoxApi {
   #running = false;
   #softSeq = 0;
   #again = false;
+  #contained = false;
   #retry: NodeJS.Timeout | null = null;
   #refresh: NodeJS.Timeout | null = null;
   #started = false;
@@ -314,6 +321,7 @@ export class BoxController implements BoxApi {
         try {
           await this.deps.firewall.apply(want);
           this.#applied = want;
+          await this.#contain(false);
           if (faulted) this.#scheduleRetry();
         } catch (err) {
           // nft loads a ruleset all or nothing: the kernel still holds the previous one (maybe routing).
@@ -336,12 +344,14 @@ export class BoxController implements BoxApi {
             try {
               await this.deps.firewall.apply(other);
               this.#applied = other;
+              await this.#contain(false);
               this.deps.log.warn({ mode: other }, `firewall fell back to ${other}`);
             } catch (err2) {
               this.deps.log.error(
                 { mode: other, err: describeError(err2) },
                 'no closed ruleset could be loaded: the kernel keeps its previous ruleset',
               );
+              await this.#contain(true);
             }
             this.#scheduleRetry();
           }
@@ -351,6 +361,23 @@ export class BoxController implements BoxApi {
     } finally {
       // Synchronously at the end of the loop: an input arriving after this starts a new loop.
       this.#running = false;
+    }
+  }
+
+  /** Engages or releases the last-resort containment (once each way); its own failure is only logged. */
+  async #contain(engage: boolean): Promise<void> {
+    const c = this.deps.containment;
+    if (!c || this.#contained === engage) return;
+    this.#contained = engage;
+    this.#record(engage ? 'containment engaged: tor stopped' : 'containment released');
+    try {
+      await (engage ? c.engage() : c.release());
+      this.deps.log.warn(
+        { engaged: engage },
+        engage ? 'last resort: tor stopped until a ruleset loads' : 'last resort released',
+      );
+    } catch (err) {
+      this.deps.log.error({ engaged: engage, err: describeError(err) }, 'containment failed');
     }
   }
 

@@ -301,6 +301,7 @@ export class Daemon {
         });
         await clock.start();
         const clockRef = clock;
+        let torWasRunning = false;
         this.#box = new BoxController({
           config: this.config,
           bus: this.bus,
@@ -311,6 +312,16 @@ export class Daemon {
           simulate,
           sim,
           clock: { set: (ms) => clockRef.setFromOwner(ms) },
+          // nft refusing every closed ruleset: stop tor so nothing the old ruleset allows can flow
+          containment: {
+            engage: async () => {
+              torWasRunning = tor.status().phase !== 'stopped';
+              await tor.stop();
+            },
+            release: async () => {
+              if (torWasRunning) await tor.start();
+            },
+          },
         });
         await this.#box.start();
         registerBoardIpc(this.ipc, this.#box);

@@ -75,7 +75,12 @@ function logger() {
 
 async function setup(
   t: Test,
-  opts: { initialSwitch?: 'engaged' | 'released'; held?: boolean; softKill?: boolean } = {},
+  opts: {
+    initialSwitch?: 'engaged' | 'released';
+    held?: boolean;
+    softKill?: boolean;
+    containment?: { engage(): Promise<void>; release(): Promise<void> };
+  } = {},
 ) {
   const dir = tmpDir(t);
   const config = new ConfigStore(dir);
@@ -100,6 +105,7 @@ async function setup(
     simulate: true,
     sim: board.controls(),
     retryMs: 10,
+    containment: opts.containment,
     clock: {
       set: async (ms) => {
         clockSet = ms;
@@ -230,7 +236,17 @@ t.test(
     t.equal(box.status().state, 'error');
     t.ok(lines.some((l) => /fell back to lockdown/.test(l.msg)));
     firewall.failing.add('lockdown');
-    const again = await setup(t);
+    const contained: string[] = [];
+    const again = await setup(t, {
+      containment: {
+        engage: async () => {
+          contained.push('engage');
+        },
+        release: async () => {
+          contained.push('release');
+        },
+      },
+    });
     await again.box.start();
     again.tor.report(READY);
     await again.box.settled();
@@ -243,6 +259,12 @@ t.test(
       again.lines.some((l) => /no closed ruleset could be loaded/.test(l.msg)),
       'and says so loudly',
     );
+    t.same(contained, ['engage'], 'the last resort (onionboxd: stop tor) is engaged once');
+    again.firewall.failing.clear();
+    await new Promise((r) => setTimeout(r, 30)); // the 10 ms retry
+    await again.box.settled();
+    t.equal(again.firewall.kernel, 'killed', 'the retry loads the closed ruleset');
+    t.same(contained, ['engage', 'release'], 'and releases the last resort');
   },
 );
 
