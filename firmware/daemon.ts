@@ -30,6 +30,7 @@ import { type FirewallParams, isHostAddress, type RelayEndpoint } from './firewa
 import { IpcServer, socketPath } from './ipc.js';
 import type { Service } from './service.js';
 import { SimNetns } from './sim/netns.js';
+import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
 import { ClockService, setSystemClock } from './tor/clock.js';
 import { registerTorIpc } from './tor/ipc.js';
 import { TorSupervisor } from './tor/supervisor.js';
@@ -231,6 +232,8 @@ export class Daemon {
             transPort: this.#ports.trans,
             dnsPort: this.#ports.dns,
             owningPid: process.pid,
+            // the private network's check stand-in is addressed by IP, which SafeSocks would refuse
+            safeSocks: false,
             extraLines: [], // the private network's lines are added when it is up (phase tor)
           };
         } else {
@@ -255,6 +258,17 @@ export class Daemon {
           runtime,
         });
         registerTorIpc(this.ipc, this.#tor);
+        this.ipc.register('tor.check', async () => {
+          // The URL is fixed by the firmware (the private network's stand-in in the simulator), never input.
+          const url = this.#privnet?.http
+            ? `${this.#privnet.http.url.replace(/\/$/, '')}/api/ip`
+            : DEFAULT_CHECK_URL;
+          const result = await new TorCheck({
+            socks: { host: '127.0.0.1', port: this.#ports.socks },
+            url,
+          }).run();
+          return { ...result, url };
+        });
       },
       stop: async () => undefined,
     };

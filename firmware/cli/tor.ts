@@ -84,4 +84,32 @@ export const torCircuitsCommand: CliCommand = {
   },
 };
 
-export const TOR_COMMANDS: readonly CliCommand[] = [torStatusCommand, torNewnymCommand, torCircuitsCommand];
+export const torCheckCommand: CliCommand = {
+  name: 'tor check',
+  summary: 'Ask the fixed check service, through tor, whether traffic arrives from tor',
+  usage: 'onionbox tor check [--json]',
+  async run(argv, ctx) {
+    const f = flags(argv, ['--json']);
+    let reply: Awaited<ReturnType<typeof ipcCall>>;
+    try {
+      reply = await ipcCall(socketPath(ctx.stateDir), 'tor.check', {}, 45_000);
+    } catch (err) {
+      throw obxError('DAEMON_NOT_RUNNING', (err as Error).message);
+    }
+    if (!reply.ok) throw new Error(`${reply.code}: ${reply.error}`);
+    const result = reply.result as { isTor: boolean; ip: string; url: string };
+    ctx.out(
+      f.has('--json')
+        ? `${JSON.stringify(result, null, 2)}\n`
+        : `${result.isTor ? 'yes: traffic through tor arrives from a tor exit' : 'NO: the check service did not see a tor exit'} (${result.ip}, ${result.url})\n`,
+    );
+    return result.isTor ? 0 : 1;
+  },
+};
+
+export const TOR_COMMANDS: readonly CliCommand[] = [
+  torStatusCommand,
+  torNewnymCommand,
+  torCircuitsCommand,
+  torCheckCommand,
+];

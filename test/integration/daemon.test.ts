@@ -88,6 +88,14 @@ t.test(
     t.equal(off.status, 0, off.stderr);
     await waitFor(dir, 'routing again', (s) => s.state === 'routing', 10_000);
 
+    const check = cli(['--state-dir', dir, 'tor', 'check', '--json']);
+    t.equal(check.status, 0, check.stderr);
+    t.equal(
+      (JSON.parse(check.stdout) as { isTor: boolean }).isTor,
+      true,
+      'the check service sees a tor exit',
+    );
+
     const tor = cli(['--state-dir', dir, 'tor', 'status']);
     t.equal(tor.status, 0, tor.stderr);
     t.match(tor.stdout, /ready/);
