@@ -15,11 +15,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { EventBus } from '../../firmware/events.js';
 import { compareShape, Firewall, parseTableJson } from '../../firmware/firewall/apply.js';
 import type { FirewallMode } from '../../firmware/firewall/params.js';
 import { buildRuleset } from '../../firmware/firewall/render.js';
+import { startSimBox } from '../fixtures/board/sim-box.js';
 import { nsRun, rootSkipReason } from '../helpers/netns.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
+import { attachTor, controlSocketLines } from './attached-tor.js';
 import {
   BOX_LAN,
   BOX_WAN,
@@ -92,7 +95,8 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
   t.teardown(() => fw.stop());
   await fw.start();
 
-  // The scenario driver: the board engineer can swap this for switch -> state machine -> firewall.
+  // Drives the firewall directly in the scenarios about the rules themselves; the toggle scenario goes
+  // the real way instead (simulated kill switch -> BoxController -> state machine -> Firewall.apply).
   let setMode = async (mode: FirewallMode) => {
     await fw.apply(mode, topo.params);
   };
@@ -175,7 +179,14 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     }
   };
 
-  let tor: BoxTor = await topo.startTor();
+  /** The box's tor, with a control socket the BoxController's tor adapter attaches to. */
+  let torControl = '';
+  const startBoxTor = async (): Promise<BoxTor> => {
+    const ctl = controlSocketLines(t, { uid: topo.torUid, gid: topo.torGid });
+    torControl = ctl.socket;
+    return topo.startTor({ extraLines: ctl.lines });
+  };
+  let tor: BoxTor = await startBoxTor();
 
   await t.test(
     'boot from lockdown: static ruleset before any link, tor started, nothing leaves',
@@ -234,7 +245,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     t.notOk(r.ok && r.bytes === 200_000_000, `the download did not complete (${r.bytes ?? r.error})`);
     await probeClosed(t, 'tor dead'); // TransPort closed: nothing answers, nothing leaks
     await noLeaks(t, 'tor killed');
-    tor = await topo.startTor();
+    tor = await startBoxTor();
     await tor.bootstrapped();
     await waitForTorPath('tor restarted');
     await noLeaks(t, 'tor restarted');
@@ -294,33 +305,68 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     await noLeaks(t, 'reload');
   });
 
-  await t.test('1000 mode toggles routing <-> killed while 20 flows run', async (t) => {
-    const stopFile = join(topo.dir, 'stop-flows');
-    const flows = probe(['flows', '20', '300', HTTP, HTTP_PORT, '/bytes/50000', stopFile], 400_000);
-    const stray = (async () => {
-      const out: ProbeResult[] = [];
-      for (let i = 0; i < 3; i++) out.push(...(await inBatches(strayProbes(topo), 8, (a) => probe(a))));
-      return out;
-    })();
-    await sleep(500);
-    let fastPath = 0;
-    for (let i = 0; i < 1000; i++) {
-      const mode: FirewallMode = i % 2 === 0 ? 'killed' : 'routing';
-      await setMode(mode);
-      if (fw.sessionPid()) fastPath += 1;
-    }
-    writeFileSync(stopFile, '');
-    const f = await flows;
-    await stray;
-    t.equal(fw.current(), 'routing');
-    await t.resolves(fw.audit(), 'the kernel holds exactly the routing ruleset, rule by rule');
-    t.comment(
-      `flows: ${f.done} requests done, ${f.failed} cut by killed; ${fastPath}/1000 on the nft session`,
-    );
-    t.ok(Number(f.done) > 0, 'flows ran through tor between the kills');
-    await noLeaks(t, '1000 toggles');
-    await waitForTorPath('after toggles');
-  });
+  await t.test(
+    '1000 kill switch toggles (switch -> state machine -> firewall) while 20 flows run',
+    async (t) => {
+      // The real path: the simulated switch's edge goes through the BoxController and its state machine to
+      // Firewall.apply; tor's status is the box's running tor, read over its control socket.
+      const bus = new EventBus();
+      const boxTor = await attachTor(bus, torControl, tor.pid);
+      t.teardown(() => boxTor.close());
+      t.ok(await boxTor.waitReady(60_000), `the box's tor is ready (${boxTor.status().summary})`);
+      const sb = await startSimBox(t, { firewall: fw, params: topo.params, tor: boxTor, bus });
+      t.match(
+        sb.box.status(),
+        { state: 'routing', firewallMode: 'routing', tor: { phase: 'ready', ready: true } },
+        'switch released and the real tor ready: the box routes',
+      );
+      t.equal(sb.box.appliedMode, 'routing');
+      const appliesBefore = sb.applies.length;
+
+      const stopFile = join(topo.dir, 'stop-flows');
+      const flows = probe(['flows', '20', '300', HTTP, HTTP_PORT, '/bytes/50000', stopFile], 400_000);
+      const stray = (async () => {
+        const out: ProbeResult[] = [];
+        for (let i = 0; i < 3; i++) out.push(...(await inBatches(strayProbes(topo), 8, (a) => probe(a))));
+        return out;
+      })();
+      await sleep(500);
+      let fastPath = 0;
+      const wrong: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const engaged = i % 2 === 0;
+        const want: FirewallMode = engaged ? 'killed' : 'routing';
+        const got = await sb.toggle(engaged);
+        const state = sb.box.status().state;
+        if (got !== want || fw.current() !== want || state !== want) {
+          wrong.push(
+            `#${i} switch ${engaged ? 'on' : 'off'}: applied ${got}, firewall ${fw.current()}, ${state}`,
+          );
+        }
+        if (fw.sessionPid()) fastPath += 1;
+      }
+      writeFileSync(stopFile, '');
+      const f = await flows;
+      await stray;
+      t.same(wrong.slice(0, 10), [], 'after every toggle the kernel holds what the switch asks for');
+      t.equal(sb.applies.length - appliesBefore, 1000, 'one firewall apply per switch edge');
+      t.equal(fw.current(), 'routing');
+      t.equal(sb.box.status().tor.ready, true, 'the real tor stayed ready throughout');
+      await t.resolves(fw.audit(), 'the kernel holds exactly the routing ruleset, rule by rule');
+      const lat = sb.applies
+        .slice(appliesBefore)
+        .map((a) => a.verifiedAt - a.calledAt)
+        .sort((a, b) => a - b);
+      t.comment(
+        `flows: ${f.done} requests done, ${f.failed} cut by killed; ${fastPath}/1000 on the nft session; ` +
+          `apply -> verified p50 ${lat[500]?.toFixed(1)} ms, p99 ${lat[990]?.toFixed(1)} ms; ` +
+          `tor statuses seen: ${boxTor.history.map((h) => h.phase).join(',')}`,
+      );
+      t.ok(Number(f.done) > 0, 'flows ran through tor between the kills');
+      await noLeaks(t, '1000 toggles');
+      await waitForTorPath('after toggles');
+    },
+  );
 
   await t.test('relay set refresh: a smaller set, an empty set, the full set', async (t) => {
     const all = topo.privnet.relayEndpoints();
