@@ -15,7 +15,7 @@ import type { BenchResult, BenchSuite } from './types.js';
 const root = new URL('../../', import.meta.url).pathname;
 const PORT = 18_080;
 /** The same flags the box's systemd unit and `npm start` use: a 1 MB young generation saves ~5 MB RSS. */
-const NODE_FLAGS = ['--max-semi-space-size=1'];
+const NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
 /** glibc returns large blocks (scrypt's 16 MB work buffer at each login) to the kernel at once. */
 const NODE_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);

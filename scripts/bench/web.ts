@@ -17,7 +17,10 @@ import type { BenchResult, BenchSuite } from './types.js';
 const CONNECTIONS = 50;
 const DURATION_S = Number(process.env.BENCH_WEB_SECONDS ?? 15);
 const PASSWORD = 'bench passphrase for the web suite';
-export const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=40'];
+/** onionboxd's production flags (firmware/system/systemd/onionboxd.service); BENCH_WEB_FLAGS to try others. */
+export const TUNED_FLAGS = (
+  process.env.BENCH_WEB_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=64'
+).split(' ');
 
 interface AutocannonResult {
   latency: { p50: number; p99: number; max: number };
