@@ -7,10 +7,11 @@ export async function daemonCall(
   stateDir: string,
   cmd: string,
   args: Record<string, unknown> = {},
+  timeoutMs = 10_000,
 ): Promise<unknown> {
   let reply: Awaited<ReturnType<typeof ipcCall>>;
   try {
-    reply = await ipcCall(socketPath(stateDir), cmd, args);
+    reply = await ipcCall(socketPath(stateDir), cmd, args, timeoutMs);
   } catch (err) {
     throw obxError('DAEMON_NOT_RUNNING', (err as Error).message);
   }

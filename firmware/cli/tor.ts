@@ -1,10 +1,9 @@
 /**
- * `onionbox tor status|newnym|circuits`: talk to the running onionboxd over its control socket
+ * `onionbox tor status|newnym|circuits|check`: talk to the running onionboxd over its control socket
  * (handlers in firmware/tor/ipc.ts).
  */
 import type { CircuitInfo } from '../box-api.js';
 import { obxError } from '../errors.js';
-import { ipcCall, socketPath } from '../ipc.js';
 import type { TorStatusReply } from '../tor/ipc.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
@@ -59,14 +58,8 @@ export const torNewnymCommand: CliCommand = {
   usage: 'onionbox tor newnym',
   async run(argv, ctx) {
     flags(argv, []);
-    // tor honours one NEWNYM per 10 s; the daemon waits that out, so allow more than daemonCall's 10 s.
-    let reply: Awaited<ReturnType<typeof ipcCall>>;
-    try {
-      reply = await ipcCall(socketPath(ctx.stateDir), 'tor.newnym', {}, 30_000);
-    } catch (err) {
-      throw obxError('DAEMON_NOT_RUNNING', (err as Error).message);
-    }
-    if (!reply.ok) throw new Error(`${reply.code}: ${reply.error}`);
+    // tor honours one NEWNYM per 10 s; the daemon waits that out, so allow more than the usual 10 s.
+    await daemonCall(ctx.stateDir, 'tor.newnym', {}, 30_000);
     ctx.out('new identity requested: new connections use new circuits\n');
     return 0;
   },
@@ -90,14 +83,11 @@ export const torCheckCommand: CliCommand = {
   usage: 'onionbox tor check [--json]',
   async run(argv, ctx) {
     const f = flags(argv, ['--json']);
-    let reply: Awaited<ReturnType<typeof ipcCall>>;
-    try {
-      reply = await ipcCall(socketPath(ctx.stateDir), 'tor.check', {}, 45_000);
-    } catch (err) {
-      throw obxError('DAEMON_NOT_RUNNING', (err as Error).message);
-    }
-    if (!reply.ok) throw new Error(`${reply.code}: ${reply.error}`);
-    const result = reply.result as { isTor: boolean; ip: string; url: string };
+    const result = (await daemonCall(ctx.stateDir, 'tor.check', {}, 45_000)) as {
+      isTor: boolean;
+      ip: string;
+      url: string;
+    };
     ctx.out(
       f.has('--json')
         ? `${JSON.stringify(result, null, 2)}\n`
