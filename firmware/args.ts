@@ -1,4 +1,5 @@
 /** Strict command-line parsing for onionboxd and onionbox: unknown flags are errors, never ignored. */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { obxError } from './errors.js';
 
@@ -55,11 +56,13 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   ) {
     throw obxError('CLI_USAGE', `--log-level must be one of fatal,error,warn,info,debug,trace,silent`);
   }
-  const stateDir =
+  // Absolute from here on: nft's `include`, tor's torrc and the private network all need absolute paths.
+  const stateDir = resolve(
     typeof v['state-dir'] === 'string'
       ? v['state-dir']
       : simulate
         ? DEFAULT_SIM_STATE_DIR
-        : DEFAULT_STATE_DIR;
+        : DEFAULT_STATE_DIR,
+  );
   return { simulate, stateDir, listenHost, listenPort, logLevel };
 }

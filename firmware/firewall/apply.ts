@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { DropCounters } from '../box-api.js';
 import { obxError } from '../errors.js';
 import { execOnce, NftOnce, type NftRunner, NftSession } from './nft.js';
@@ -246,7 +246,7 @@ export class Firewall {
     if (this.dir) return;
     const nft = this.opts.nftPath ?? 'nft';
     if (this.opts.workDir) {
-      this.dir = this.opts.workDir;
+      this.dir = resolve(this.opts.workDir); // nft resolves a relative `include` against its own search path
     } else {
       this.dir = mkdtempSync(join(tmpdir(), 'onionbox-fw-'));
       this.ownsDir = true;

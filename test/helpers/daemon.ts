@@ -13,8 +13,14 @@ export interface RunningDaemon {
 }
 
 /** Starts onionboxd from source (tsx) and waits for its "ready" log line. Stopped by PID at teardown. */
-export function startDaemon(t: Test, args: string[], timeoutMs = 20_000): Promise<RunningDaemon> {
+export function startDaemon(
+  t: Test,
+  args: string[],
+  timeoutMs = 20_000,
+  cwd?: string,
+): Promise<RunningDaemon> {
   const proc = spawn(process.execPath, [...nodeTsArgs(), `${root}firmware/main.ts`, ...args], {
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: 'true' },
   });

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { startDaemon } from '../helpers/daemon.js';
@@ -52,7 +52,13 @@ t.test(
   { skip: needsRoot },
   async (t) => {
     const dir = tmpDir(t);
-    const d = await startDaemon(t, ['--simulate', '--state-dir', dir, '--listen', '127.0.0.1:0']);
+    // a relative --state-dir, as `npm start` uses (.onionbox-sim): nft and tor need it made absolute
+    const d = await startDaemon(
+      t,
+      ['--simulate', '--state-dir', basename(dir), '--listen', '127.0.0.1:0'],
+      20_000,
+      dirname(dir),
+    );
     t.match(d.address, /^http:\/\/127\.0\.0\.1:\d+\/$/);
     const home = await fetch(d.address, { redirect: 'manual' });
     t.equal(home.status, 303, 'an unclaimed box sends the owner to the claim page');

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import t from 'tap';
 import { DEFAULT_SIM_STATE_DIR, DEFAULT_STATE_DIR, parseDaemonArgs, parsePort } from '../../firmware/args.js';
 
@@ -9,7 +10,8 @@ t.test('daemon args', async (t) => {
     listenPort: undefined,
     logLevel: undefined,
   });
-  t.equal(parseDaemonArgs(['--simulate']).stateDir, DEFAULT_SIM_STATE_DIR);
+  t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
+  t.equal(parseDaemonArgs(['--state-dir', 'rel/dir']).stateDir, resolve('rel/dir'));
   const a = parseDaemonArgs([
     '--simulate',
     '--state-dir',
