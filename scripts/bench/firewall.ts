@@ -10,6 +10,7 @@
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { FirewallMode, FirewallParams } from '../../firmware/firewall/params.js';
 import { buildTopology, type ProbeResult } from '../../test/e2e/firewall-topology.js';
+import { SAMPLE } from '../../test/fixtures/firewall/sample.js';
 import { makeNetns } from '../../test/helpers/netns.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
@@ -47,17 +48,7 @@ async function applyLatency(
   const c = new Cleanup();
   try {
     const ns = await makeNetns(c, 'bench');
-    const params: FirewallParams = {
-      lanIf: 'lan0',
-      wanIf: 'wan0',
-      lanAddr: '10.200.0.1',
-      lanPrefix: 24,
-      torUid: 102,
-      transPort: 9040,
-      dnsPort: 5353,
-      webPort: 80,
-      relays: relays(relayCount),
-    };
+    const params: FirewallParams = { ...SAMPLE, relays: relays(relayCount) };
     const fw = new Firewall({ netns: ns });
     c.teardown(() => fw.stop());
     await fw.start();
