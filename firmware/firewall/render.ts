@@ -78,6 +78,11 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
   ];
   const torPorts = `{ ${p.transPort}, ${p.dnsPort} }`;
   // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
+  // What the LAN may always send to the box itself: the web page and DHCP (prerouting and input alike).
+  const lanToBox = [
+    `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
+    `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
+  ];
   const cutTorPorts = routing
     ? []
     : [`iifname ${lan} meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
@@ -99,8 +104,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     {
       name: 'lan_pre',
       rules: [
-        `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
-        `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
+        ...lanToBox,
         ...(routing
           ? [
               'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
@@ -146,8 +150,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     {
       name: 'lan_in',
       rules: [
-        `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
-        `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
+        ...lanToBox,
         ...(routing
           ? [
               `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
