@@ -58,6 +58,11 @@ function uidOf(user: string): Promise<number> {
   });
 }
 
+/** Only routable host addresses may enter the firewall's WAN allowlist. */
+function routable(relays: RelayEndpoint[]): RelayEndpoint[] {
+  return relays.filter((r) => isHostAddress(r.address));
+}
+
 export class Daemon {
   readonly config: ConfigStore;
   readonly bus: EventBus;
@@ -398,7 +403,7 @@ export class Daemon {
         // Only routable host addresses may enter the WAN allowlist. In today's simulator tor and the
         // private network share the host's loopback, so its relays are left out here (the simulated
         // box's namespace carries no tor traffic until the whole-box simulator moves tor into it).
-        const relays = all.filter((r) => isHostAddress(r.address));
+        const relays = routable(all);
         if (relays.length < all.length) {
           log.info(
             { dropped: all.length - relays.length },
@@ -417,8 +422,7 @@ export class Daemon {
       name: 'relays',
       start: async () => {
         // Before tor has a consensus, the relay set is the authorities/fallbacks it starts from.
-        if (this.#privnet)
-          this.#relays = this.#privnet.relayEndpoints().filter((r) => isHostAddress(r.address));
+        if (this.#privnet) this.#relays = routable(this.#privnet.relayEndpoints());
         let wasReady = false;
         unsubscribe = this.bus.on('tor:status', 'relays', (s) => {
           if (s.ready && !wasReady) void refresh();
