@@ -28,7 +28,15 @@ export interface FirewallParams {
   webPort: number;
   /** Relays, fallback directories and bridges tor may connect to (TCP). */
   relays: RelayEndpoint[];
+  /**
+   * The WAN's DHCP servers (from the current lease): the box's DHCP client may renew with them by
+   * unicast, besides broadcasting (UDP 68 -> 67 only). Absent or empty: broadcast only.
+   */
+  dhcpServers?: string[] | undefined;
 }
+
+/** At most this many DHCP servers (one lease per WAN interface; room for a change of network). */
+export const MAX_DHCP_SERVERS = 4;
 
 /** Limit on the relay set (the public consensus has ~7-8k relays; leave room for fallbacks/bridges). */
 export const MAX_RELAYS = 20000;
@@ -89,6 +97,7 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     'dnsPort',
     'webPort',
     'relays',
+    'dhcpServers',
   ]);
   for (const k of Object.keys(p)) if (!known.has(k)) bad[k] = 'unknown parameter';
   for (const k of ['lanIf', 'wanIf'] as const) {
@@ -147,6 +156,17 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
       }
     });
   }
+  const dhcpServers: string[] = [];
+  if (p.dhcpServers !== undefined) {
+    if (!Array.isArray(p.dhcpServers) || p.dhcpServers.length > MAX_DHCP_SERVERS) {
+      bad.dhcpServers = `must be a list of at most ${MAX_DHCP_SERVERS} unicast IPv4 addresses`;
+    } else {
+      for (const a of p.dhcpServers as unknown[]) {
+        if (!isIpv4(a) || !isHostAddress(a)) bad.dhcpServers = 'must be unicast IPv4 addresses';
+        else if (!dhcpServers.includes(a)) dhcpServers.push(a);
+      }
+    }
+  }
   const names = Object.keys(bad);
   if (names.length > 0) {
     throw obxError('FIREWALL_INVALID_PARAMS', names.map((n) => `${n}: ${bad[n]}`).join('; '), {
@@ -169,6 +189,7 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     dnsPort: p.dnsPort as number,
     webPort: p.webPort as number,
     relays: json !== null ? lastRelays.result : normaliseRelays(relays), // frozen, shared
+    dhcpServers: Object.freeze(dhcpServers.sort()) as string[],
   });
 }
 

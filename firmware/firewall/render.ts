@@ -77,6 +77,9 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     `meta nfproto ipv6 ${drop('ipv6')}`, // IPv6 never passes, on any interface
   ];
   const torPorts = `{ ${p.transPort}, ${p.dnsPort} }`;
+  const dhcpTargets = `{ ${['255.255.255.255', ...(p.dhcpServers ?? [])].join(', ')} }`;
+  // the DHCP server's answers to the box's client (renewals arrive by unicast to the WAN address)
+  const dhcpReplies = 'udp sport 67 udp dport 68 accept';
   // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
   // What the LAN may always send to the box itself: the web page and DHCP (prerouting and input alike).
   const lanToBox = [
@@ -115,12 +118,15 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'wan_pre',
-      rules: torOnWan
-        ? [
-            `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-            'ct state related ip protocol icmp accept',
-          ]
-        : [],
+      rules: [
+        dhcpReplies,
+        ...(torOnWan
+          ? [
+              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+              'ct state related ip protocol icmp accept',
+            ]
+          : []),
+      ],
     },
   ];
   if (routing) {
@@ -161,12 +167,15 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'wan_in',
-      rules: torOnWan
-        ? [
-            `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-            'ct state related ip protocol icmp accept',
-          ]
-        : [],
+      rules: [
+        dhcpReplies,
+        ...(torOnWan
+          ? [
+              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+              'ct state related ip protocol icmp accept',
+            ]
+          : []),
+      ],
     },
     {
       name: 'forward',
@@ -200,7 +209,12 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     {
       name: 'wan_out',
       // Only tor's uid, only TCP, only to the relay set. No DNS, NTP or anything else from the box.
-      rules: torOnWan ? [`meta skuid ${p.torUid} ip daddr . tcp dport @${RELAY_SET} accept`] : [],
+      // The one exception, in every mode: the box's own DHCP client (root) renewing its WAN lease. The
+      // first lease goes out on a packet socket nftables never sees; renewals and rebinds come here.
+      rules: [
+        `meta skuid 0 udp sport 68 udp dport 67 ip daddr ${dhcpTargets} accept`,
+        ...(torOnWan ? [`meta skuid ${p.torUid} ip daddr . tcp dport @${RELAY_SET} accept`] : []),
+      ],
     },
     {
       name: 'drop_counted',

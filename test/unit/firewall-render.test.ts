@@ -94,11 +94,27 @@ t.test('every mode: the shape every promise rests on', async (t) => {
       `${mode}: no bare established accept`,
     );
     t.notMatch(s, /iifname "lan0" accept|oifname "wan0" accept/, `${mode}: no interface-wide accept`);
-    t.notMatch(s, /meta skuid 0\b/, `${mode}: root never whitelisted`);
-    // only tor's uid to the WAN, only TCP, only the relay set
+    // root only for the DHCP client's renewals: UDP 68 -> 67, to broadcast (or the leasing server)
+    t.same(
+      s.match(/.*meta skuid 0\b.*/g)?.map((l) => l.trim()),
+      ['meta skuid 0 udp sport 68 udp dport 67 ip daddr { 255.255.255.255 } accept'],
+      `${mode}: root never whitelisted but for DHCP renewals`,
+    );
+    // only tor's uid to the WAN, only TCP, only the relay set; and the DHCP client
     const wanOut = chainBody(s, 'wan_out');
-    if (mode === 'lockdown') t.same(wanOut, [], 'lockdown: nothing to the WAN');
-    else t.same(wanOut, ['meta skuid 102 ip daddr . tcp dport @relays accept'], `${mode}: tor -> relays`);
+    const dhcpOut = 'meta skuid 0 udp sport 68 udp dport 67 ip daddr { 255.255.255.255 } accept';
+    if (mode === 'lockdown') t.same(wanOut, [dhcpOut], 'lockdown: nothing to the WAN but DHCP renewals');
+    else
+      t.same(
+        wanOut,
+        [dhcpOut, 'meta skuid 102 ip daddr . tcp dport @relays accept'],
+        `${mode}: DHCP renewals, tor -> relays`,
+      );
+    t.same(
+      chainBody(s, 'wan_in').filter((r) => /udp/.test(r)),
+      ['udp sport 67 udp dport 68 accept'],
+      `${mode}: only DHCP answers come in over UDP`,
+    );
     // web page from the LAN only, to the box's LAN address
     t.same(
       s.match(/.*tcp dport 80 accept.*/g)?.map((l) => l.trim()),
@@ -113,6 +129,26 @@ t.test('every mode: the shape every promise rests on', async (t) => {
     );
     t.match(chainBody(s, 'drop_counted').join('\n'), /meta l4proto udp counter name "drop_udp" drop/);
     t.match(chainBody(s, 'drop_counted').join('\n'), /meta l4proto icmp counter name "drop_icmp" drop/);
+  }
+});
+
+t.test('the DHCP exception names the leasing server, and nothing else gets through validation', async (t) => {
+  const s = renderRuleset('lockdown', { ...SAMPLE, dhcpServers: ['198.18.0.1', '198.18.0.1'] });
+  t.same(chainBody(s, 'wan_out'), [
+    'meta skuid 0 udp sport 68 udp dport 67 ip daddr { 255.255.255.255, 198.18.0.1 } accept',
+  ]);
+  for (const bad of [
+    ['127.0.0.1'],
+    ['255.255.255.255'],
+    ['1.2.3.4; accept'],
+    ['a', 'b', 'c', 'd', 'e'],
+    'x',
+  ]) {
+    t.throws(
+      () => renderRuleset('routing', { ...SAMPLE, dhcpServers: bad as string[] }),
+      { code: 'OBX_ERR_FIREWALL_INVALID_PARAMS' },
+      `refused: ${JSON.stringify(bad)}`,
+    );
   }
 });
 
