@@ -9,6 +9,8 @@ export interface DaemonArgs {
   listenHost: string | undefined;
   listenPort: number | undefined;
   logLevel: string | undefined;
+  /** A private Tor network's torrc lines and check URL (JSON file), for the simulator and image tests. */
+  testNetwork: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -34,6 +36,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
         'state-dir': { type: 'string' },
         listen: { type: 'string' },
         'log-level': { type: 'string' },
+        'test-network': { type: 'string' },
       },
     });
   } catch (err) {
@@ -64,5 +67,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
         ? DEFAULT_SIM_STATE_DIR
         : DEFAULT_STATE_DIR,
   );
-  return { simulate, stateDir, listenHost, listenPort, logLevel };
+  const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
+  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork };
 }

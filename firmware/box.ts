@@ -287,6 +287,16 @@ export class BoxController implements BoxApi {
     ].join('\n');
   }
 
+  /**
+   * Loads the current mode again with fresh parameters (the daemon's WAN lease changed): the same mode
+   * the state machine wants, never another one, through the same serialised loop.
+   */
+  reapply(): Promise<void> {
+    if (!this.#started) return Promise.resolve();
+    this.#applied = null;
+    return this.#reconcile();
+  }
+
   // --- the pipeline ---
 
   #input(input: MachineInput): void {

@@ -2,50 +2,65 @@
  * onionboxd's composition: a list of phases, each a service with start()/stop(). Start runs them in
  * order; stop runs them in reverse and never throws, so SIGTERM always ends cleanly.
  *
+ * The simulator runs exactly this, inside its "box" network namespace: the only platform choices are
+ * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator); a private Tor
+ * network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
+ *
  * Phases, in the order that keeps the box closed:
- *   1. config      load the one JSON document (or fall back to the last good copy)
- *   2. firewall    open the nft session; in the simulator, inside the simulated box's own namespace
- *   3. tor         supervisor (and, in the simulator, the private Tor network it joins), started in the
- *                  background: the state machine opens the LAN only when tor says it is ready
+ *   1. firewall    open the nft session (the boot lockdown table is still in the kernel)
+ *   2. relays      fill the relay set before anything applies it: authorities and fallbacks (the test
+ *                  network's, or tor's built-in lists), bridges, the cached consensus
+ *   3. tor-setup   the supervisor (not started yet) and its control-socket commands
  *   4. box         board + state machine: reads the kill switch, applies the first (closed) mode,
- *                  replacing the boot lockdown table in the same transaction. Stops before tor, so
- *                  tor's going away at shutdown is not acted on with a half-closed firewall
- *   5. relays      keeps the firewall's relay set in step with tor's consensus
- *   6. web, ipc    the page and the CLI's control socket
+ *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
+ *                  `routing`) before tor runs. Stops before tor at shutdown
+ *   5. wan-lease   the WAN's DHCP server from NetworkManager, for the firewall's DHCP exception
+ *   6. lan         the box's LAN address (tor's TransPort/DNSPort and the page listen on it)
+ *   7. tor         starts tor in the background: the state machine opens the LAN only when it is ready;
+ *                  the relay set follows tor's consensus from here on
+ *   8. web, ipc    the page on the LAN address, the CLI's control socket
  */
 import { execFile } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Board } from '../board/types.js';
-import type { Privnet } from '../scripts/privnet/index.js';
 import { buildWebApp } from '../web/app.js';
 import { BoxController, registerBoardIpc } from './box.js';
+import type { TorConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
 import { Firewall, modeOnly } from './firewall/apply.js';
-import { type FirewallParams, isHostAddress, type RelayEndpoint } from './firewall/params.js';
+import type { FirewallParams, RelayEndpoint } from './firewall/params.js';
 import { IpcServer, socketPath } from './ipc.js';
+import { setLanAddress } from './net/lan-link.js';
+import { WanLeaseWatcher } from './net/wan-lease.js';
 import type { Service } from './service.js';
-import { SimNetns } from './sim/netns.js';
 import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
 import { ClockService, setSystemClock } from './tor/clock.js';
 import { registerTorIpc } from './tor/ipc.js';
+import { RelaySet } from './tor/relay-set.js';
 import { TorSupervisor } from './tor/supervisor.js';
+import type { TestNetwork } from './tor/test-network.js';
 import type { TorRuntime } from './tor/torrc.js';
 
 export interface DaemonOptions {
+  /** The simulated board and clock (SimBoard; the host's clock is never set). Nothing else differs. */
   simulate: boolean;
   stateDir: string;
+  /** Overrides of where the page listens (default: the LAN address and the configured port). */
   listenHost?: string | undefined;
   listenPort?: number | undefined;
+  /** A private Tor network to join instead of the public one (simulator, emulated image test). */
+  testNetwork?: TestNetwork | undefined;
   log: Logger;
 }
 
-/** Production ports (DESIGN.md §3). The simulator picks free loopback ports instead. */
+/** tor's ports on the box (DESIGN: SocksPort and ControlPort on loopback, the others on the LAN). */
 export const TOR_PORTS = Object.freeze({ socks: 9050, control: 9051, trans: 9040, dns: 5353 });
+/** Besides every new consensus, the relay set is re-read this often. */
 const RELAY_REFRESH_MS = 10 * 60_000;
 
 function uidOf(user: string): Promise<number> {
@@ -56,11 +71,6 @@ function uidOf(user: string): Promise<number> {
       else resolve(uid);
     });
   });
-}
-
-/** Only routable host addresses may enter the firewall's WAN allowlist. */
-function routable(relays: RelayEndpoint[]): RelayEndpoint[] {
-  return relays.filter((r) => isHostAddress(r.address));
 }
 
 export class Daemon {
@@ -76,14 +86,9 @@ export class Daemon {
   #tor: TorSupervisor | null = null;
   #box: BoxController | null = null;
   #board: Board | null = null;
-  #netns: SimNetns | null = null;
-  #privnet: Privnet | null = null;
-  #relays: RelayEndpoint[] = [];
-  #relayTimer: NodeJS.Timeout | null = null;
+  #relaySet: RelaySet | null = null;
+  #dhcpServers: string[] = [];
   #torUid = 0;
-  /** Read by the supervisor at each launch; the simulator adds the private network's lines to it. */
-  #torRuntime: TorRuntime | null = null;
-  #ports: { socks: number; control: number; trans: number; dns: number } = { ...TOR_PORTS };
 
   constructor(private readonly opts: DaemonOptions) {
     this.config = new ConfigStore(opts.stateDir, opts.log.child({ component: 'config' }));
@@ -102,11 +107,6 @@ export class Daemon {
     return this.#box;
   }
 
-  /** The simulated box's namespace (simulator only): where its firewall lives. */
-  get netns(): string | null {
-    return this.#netns?.name ?? null;
-  }
-
   /** What `onionbox status` prints. */
   status(): Record<string, unknown> {
     const cfg = this.config.get();
@@ -120,11 +120,14 @@ export class Daemon {
       state: box?.state ?? 'booting',
       firewallMode: box?.firewallMode ?? 'lockdown',
       tor: box ? `${box.tor.phase} ${box.tor.progress}% ${box.tor.summary}` : 'not started',
+      torProgress: box?.tor.progress ?? 0,
       killSwitch: box
         ? `hardware ${box.killSwitch.hardware ? 'on' : 'off'}, web ${box.killSwitch.software ? 'on' : 'off'}`
         : '',
-      relays: this.#relays.length,
-      ...(this.#netns ? { netns: this.#netns.name } : {}),
+      relays: this.#relaySet?.current().length ?? 0,
+      relaySet: this.#relaySet?.sizes() ?? null,
+      dhcpServers: this.#dhcpServers,
+      testNetwork: this.opts.testNetwork !== undefined,
     };
   }
 
@@ -135,10 +138,13 @@ export class Daemon {
     log.info({ source: loaded.source, path: this.config.path }, 'configuration loaded');
     const phases: Service[] = [
       this.#firewallService(),
-      this.#torService(),
-      this.#torStartService(),
+      this.#relaySeedService(),
+      this.#torSetupService(),
       this.#boxService(),
-      this.#relayService(),
+      this.#wanLeaseService(),
+      this.#lanService(),
+      this.#torStartService(),
+      this.#relayFollowService(),
       this.#webService(),
       { name: 'ipc', start: () => this.ipc.start(), stop: () => this.ipc.stop() },
     ];
@@ -165,6 +171,10 @@ export class Daemon {
     this.#started = [];
   }
 
+  get #torDataDir(): string {
+    return join(this.opts.stateDir, 'tor', 'data');
+  }
+
   #firewallParams(): FirewallParams {
     const net = this.config.get().network;
     return {
@@ -173,10 +183,11 @@ export class Daemon {
       lanAddr: net.lanAddress,
       lanPrefix: net.lanPrefix,
       torUid: this.#torUid,
-      transPort: this.#ports.trans,
-      dnsPort: this.#ports.dns,
+      transPort: TOR_PORTS.trans,
+      dnsPort: TOR_PORTS.dns,
       webPort: this.config.get().web.port,
-      relays: this.#relays,
+      relays: this.#relaySet?.current() ?? [],
+      dhcpServers: this.#dhcpServers,
     };
   }
 
@@ -185,91 +196,93 @@ export class Daemon {
     return {
       name: 'firewall',
       start: async () => {
-        // tor's uid: the only one the WAN rules let out (debian-tor on the box and in the simulator's netns)
+        // tor's uid: the only one the WAN rules let out
         this.#torUid = await uidOf('debian-tor');
-        if (this.opts.simulate) {
-          if (process.getuid?.() !== 0) {
-            throw new Error(
-              'the simulator needs root: it loads the real firewall into its own network namespace',
-            );
-          }
-          this.#netns = new SimNetns(this.config.get().network);
-          await this.#netns.start();
-          log.info(
-            { netns: this.#netns.name },
-            'simulated box namespace created (the host firewall is untouched)',
-          );
-        }
         const workDir = join(this.opts.stateDir, 'firewall');
         await mkdir(workDir, { recursive: true, mode: 0o700 });
-        this.#firewall = new Firewall({ netns: this.#netns?.name, log, workDir });
+        this.#firewall = new Firewall({ log, workDir });
         await this.#firewall.start();
       },
       stop: async () => {
         // The ruleset stays in the kernel when onionboxd stops: the box stays closed (fail-closed).
         await this.#firewall?.stop();
         this.#firewall = null;
-        await this.#netns?.stop();
-        this.#netns = null;
       },
     };
   }
 
-  /** Creates the tor supervisor (and the simulator's private Tor network); tor starts in a later phase. */
-  #torService(): Service {
+  /** The relay set, filled before the first apply: a fresh box must be able to reach its directories. */
+  #relaySeedService(): Service {
+    const log = this.opts.log.child({ component: 'relays' });
+    return {
+      name: 'relay-seed',
+      start: async () => {
+        this.#relaySet = new RelaySet({
+          torrcLines: this.opts.testNetwork?.torrc ?? [],
+          dataDir: this.#torDataDir,
+        });
+        await this.#relaySet.seed(this.config.get().tor);
+        log.info(
+          this.#relaySet.sizes(),
+          'relay set seeded (authorities, fallbacks, bridges, cached consensus)',
+        );
+      },
+      stop: async () => undefined,
+    };
+  }
+
+  /** Puts a new relay set in the kernel (the box's current mode keeps its rules). */
+  async #pushRelays(relays: RelayEndpoint[], why: string): Promise<void> {
+    const fw = this.#firewall;
+    if (!fw || fw.current() === null) return; // the first apply will carry them
+    await fw.refreshRelays(relays);
+    this.opts.log.debug({ relays: relays.length, why }, 'relay set refreshed');
+  }
+
+  /** Creates the tor supervisor; tor starts in a later phase. */
+  #torSetupService(): Service {
     const log = this.opts.log.child({ component: 'tor' });
     return {
       name: 'tor-setup',
       start: async () => {
         const cfg = this.config.get();
         const torDir = join(this.opts.stateDir, 'tor');
-        await mkdir(torDir, { recursive: true, mode: 0o700 });
-        let runtime: TorRuntime;
-        if (this.opts.simulate) {
-          const { freePorts } = await import('../scripts/privnet/index.js');
-          const [socks, control, trans, dns] = await freePorts(4);
-          this.#ports = { socks: socks ?? 0, control: control ?? 0, trans: trans ?? 0, dns: dns ?? 0 };
-          runtime = {
-            dataDir: join(torDir, 'data'),
-            control: { host: '127.0.0.1', port: this.#ports.control },
-            socks: { host: '127.0.0.1', port: this.#ports.socks },
-            lanAddress: '127.0.0.1',
-            transPort: this.#ports.trans,
-            dnsPort: this.#ports.dns,
-            owningPid: process.pid,
-            // the private network's check stand-in is addressed by IP, which SafeSocks would refuse
-            safeSocks: false,
-            extraLines: [], // the private network's lines are added when it is up (phase tor)
-          };
-        } else {
-          runtime = {
-            dataDir: '/var/lib/tor',
-            control: { host: '127.0.0.1', port: TOR_PORTS.control },
-            socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
-            lanAddress: cfg.network.lanAddress,
-            transPort: TOR_PORTS.trans,
-            dnsPort: TOR_PORTS.dns,
-            user: 'debian-tor',
-            owningPid: process.pid,
-          };
-        }
+        await mkdir(torDir, { recursive: true, mode: 0o711 });
+        // tor switches to debian-tor before it opens its data directory and re-reads its torrc as that
+        // user on reload: the directories on the way must be traversable (not listable). Every file the
+        // box keeps in them is 0600 (config, secrets) or tor's own.
+        await chmod(this.opts.stateDir, 0o711);
+        await chmod(torDir, 0o711);
+        const runtime: TorRuntime = {
+          dataDir: this.#torDataDir,
+          control: { host: '127.0.0.1', port: TOR_PORTS.control },
+          socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
+          lanAddress: cfg.network.lanAddress,
+          transPort: TOR_PORTS.trans,
+          dnsPort: TOR_PORTS.dns,
+          user: 'debian-tor',
+          owningPid: process.pid,
+          extraLines: this.opts.testNetwork?.torrc ?? [],
+        };
         await mkdir(runtime.dataDir, { recursive: true, mode: 0o700 });
-        this.#torRuntime = runtime;
         this.#tor = new TorSupervisor({
           bus: this.bus,
           log,
           settings: cfg.tor,
           torrcPath: join(torDir, 'torrc'),
           runtime,
+          // new bridges must be in the relay set before tor dials them (else they roll back)
+          beforeReload: async (settings: TorConfig) => {
+            const set = this.#relaySet;
+            if (set) await this.#pushRelays(set.withSettings(settings), 'bridges changed');
+          },
         });
         registerTorIpc(this.ipc, this.#tor);
         this.ipc.register('tor.check', async () => {
-          // The URL is fixed by the firmware (the private network's stand-in in the simulator), never input.
-          const url = this.#privnet?.http
-            ? `${this.#privnet.http.url.replace(/\/$/, '')}/api/ip`
-            : DEFAULT_CHECK_URL;
+          // The URL is fixed by the firmware (the test network's, when one is set), never input.
+          const url = this.opts.testNetwork?.checkUrl ?? DEFAULT_CHECK_URL;
           const result = await new TorCheck({
-            socks: { host: '127.0.0.1', port: this.#ports.socks },
+            socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
             url,
           }).run();
           return { ...result, url };
@@ -288,6 +301,7 @@ export class Daemon {
         const fw = this.#firewall;
         const tor = this.#tor;
         if (!fw || !tor) throw new Error('box started before firewall and tor');
+        // Platform choice, made here once: the board and the clock.
         const simulate = this.opts.simulate;
         let sim: BoxController['sim'];
         if (simulate) {
@@ -303,16 +317,14 @@ export class Daemon {
           });
         }
         // The simulator's clock is the host's: it records the owner's time but never sets the host clock.
-        let simOffsetMs = 0;
         clock = new ClockService({
           file: join(this.opts.stateDir, 'clock.json'),
           bus: this.bus,
           log: this.opts.log.child({ component: 'clock' }),
           setSystemTime: simulate
             ? async (ms) => {
-                simOffsetMs = ms - Date.now();
                 log.info(
-                  { offsetMs: simOffsetMs },
+                  { offsetMs: ms - Date.now() },
                   'simulator: clock offset recorded (host clock untouched)',
                 );
               }
@@ -343,6 +355,8 @@ export class Daemon {
           },
         });
         await this.#box.start();
+        // The first (closed) mode is in the kernel before tor runs: after a crash it may still hold `routing`.
+        await this.#box.settled();
         registerBoardIpc(this.ipc, this.#box);
       },
       stop: async () => {
@@ -353,7 +367,41 @@ export class Daemon {
     };
   }
 
-  /** Starts tor. In the simulator, first the private Tor network it joins (about 20 s). */
+  /** The WAN's DHCP server (NetworkManager's lease): the firewall lets the DHCP client renew with it. */
+  #wanLeaseService(): Service {
+    const log = this.opts.log.child({ component: 'wan' });
+    let watcher: WanLeaseWatcher | null = null;
+    return {
+      name: 'wan-lease',
+      start: async () => {
+        watcher = new WanLeaseWatcher({
+          wanIf: this.config.get().network.wanInterface,
+          log,
+          onChange: async (lease) => {
+            this.#dhcpServers = lease.serverId ? [lease.serverId] : [];
+            await this.#box?.reapply();
+          },
+        });
+        await watcher.start();
+      },
+      stop: async () => {
+        await watcher?.stop();
+      },
+    };
+  }
+
+  #lanService(): Service {
+    return {
+      name: 'lan',
+      start: async () => {
+        const net = this.config.get().network;
+        await setLanAddress(net.lanInterface, net.lanAddress, net.lanPrefix);
+      },
+      stop: async () => undefined,
+    };
+  }
+
+  /** Starts tor in the background; the state machine opens the LAN only when tor says it is ready. */
   #torStartService(): Service {
     const log = this.opts.log.child({ component: 'tor' });
     let starting: Promise<void> | null = null;
@@ -362,79 +410,48 @@ export class Daemon {
       start: async () => {
         const tor = this.#tor;
         if (!tor) throw new Error('tor started before setup');
-        starting = (async () => {
-          if (this.opts.simulate) {
-            const { startPrivnet } = await import('../scripts/privnet/index.js');
-            const dir = join(this.opts.stateDir, 'privnet');
-            await rm(dir, { recursive: true, force: true });
-            await mkdir(dir, { recursive: true, mode: 0o700 });
-            log.info('simulator: starting the private Tor network');
-            this.#privnet = await startPrivnet({ dir, httpServer: true });
-            log.info(
-              { startupMs: this.#privnet.startupMs, http: this.#privnet.http?.url },
-              'private Tor network up',
-            );
-            if (this.#torRuntime) this.#torRuntime.extraLines = this.#privnet.clientTorrcLines;
-          }
-          await tor.start();
-        })().catch((err: unknown) => {
+        starting = tor.start().catch((err: unknown) => {
           log.error({ err: describeError(err) }, 'tor did not start; the LAN stays closed');
         });
       },
       stop: async () => {
         await starting;
         await this.#tor?.stop();
-        await this.#privnet?.stop();
-        this.#privnet = null;
       },
     };
   }
 
-  /** Keeps the firewall's relay set in step with tor's view of the network. */
-  #relayService(): Service {
+  /** Keeps the relay set in step with tor's consensus (each new one, on readiness, and every 10 min). */
+  #relayFollowService(): Service {
     const log = this.opts.log.child({ component: 'relays' });
-    let unsubscribe: (() => void) | null = null;
-    const refresh = async () => {
+    let timer: NodeJS.Timeout | null = null;
+    const refresh = async (why: string) => {
       const tor = this.#tor;
-      const fw = this.#firewall;
-      if (!tor || !fw) return;
+      const set = this.#relaySet;
+      if (!tor || !set || tor.control === null) return;
       try {
-        const all = await tor.relayEndpoints();
-        // Only routable host addresses may enter the WAN allowlist. In today's simulator tor and the
-        // private network share the host's loopback, so its relays are left out here (the simulated
-        // box's namespace carries no tor traffic until the whole-box simulator moves tor into it).
-        const relays = routable(all);
-        if (relays.length < all.length) {
-          log.info(
-            { dropped: all.length - relays.length },
-            'relays on non-routable addresses left out of the set',
-          );
-        }
-        if (relays.length === 0) return;
-        this.#relays = relays;
-        if (fw.current() !== null) await fw.refreshRelays(relays);
-        log.debug({ relays: relays.length }, 'relay set refreshed');
+        const relays = set.withConsensus(await tor.relayEndpoints());
+        await this.#pushRelays(relays, why);
       } catch (err) {
         log.warn({ err: describeError(err) }, 'relay set not refreshed');
       }
     };
     return {
-      name: 'relays',
+      name: 'relay-follow',
       start: async () => {
-        // Before tor has a consensus, the relay set is the authorities/fallbacks it starts from.
-        if (this.#privnet) this.#relays = routable(this.#privnet.relayEndpoints());
         let wasReady = false;
-        unsubscribe = this.bus.on('tor:status', 'relays', (s) => {
-          if (s.ready && !wasReady) void refresh();
+        this.bus.on('tor:status', 'relays', (s) => {
+          if (s.ready && !wasReady) void refresh('tor ready');
           wasReady = s.ready;
         });
-        this.#relayTimer = setInterval(() => void refresh(), RELAY_REFRESH_MS);
-        this.#relayTimer.unref();
+        this.bus.on('tor:consensus', 'relays', () => void refresh('new consensus'));
+        timer = setInterval(() => void refresh('timer'), RELAY_REFRESH_MS);
+        timer.unref();
       },
       stop: async () => {
-        unsubscribe?.();
-        if (this.#relayTimer) clearInterval(this.#relayTimer);
-        this.#relayTimer = null;
+        this.bus.removeOwner('relays');
+        if (timer) clearInterval(timer);
+        timer = null;
       },
     };
   }
@@ -446,13 +463,13 @@ export class Daemon {
         const cfg = this.config.get();
         const box = this.#box;
         if (!box) throw new Error('web started before box');
-        const host = this.opts.listenHost ?? (this.opts.simulate ? '127.0.0.1' : cfg.network.lanAddress);
-        const port = this.opts.listenPort ?? (this.opts.simulate ? 8080 : cfg.web.port);
+        const host = this.opts.listenHost ?? cfg.network.lanAddress;
+        const port = this.opts.listenPort ?? cfg.web.port;
         this.#web = buildWebApp({ log: this.opts.log, box, simulate: this.opts.simulate });
         await this.#web.listen({ host, port });
         const addr = this.#web.server.address();
         const actualPort = addr && typeof addr === 'object' ? addr.port : port;
-        this.#address = `http://${host}:${actualPort}/`;
+        this.#address = `http://${host}${actualPort === 80 ? '' : `:${actualPort}`}/`;
       },
       stop: async () => {
         await this.#web?.close();

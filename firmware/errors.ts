@@ -42,6 +42,7 @@ export const Errors = Object.freeze({
   CONFIG_WRITE_FAILED: spec('OBX_ERR_CONFIG_WRITE_FAILED', 'Configuration could not be written', 500),
   // command line
   CLI_USAGE: spec('OBX_ERR_CLI_USAGE', 'Bad command line', 400),
+  SIM_NOT_RUNNING: spec('OBX_ERR_SIM_NOT_RUNNING', 'No simulator is running from this checkout', 503),
   // tor (firmware/tor/)
   TOR_BRIDGE_INVALID: spec('OBX_ERR_TOR_BRIDGE_INVALID', 'Bridge line rejected', 400),
   TOR_COUNTRY_INVALID: spec('OBX_ERR_TOR_COUNTRY_INVALID', 'Unknown country code', 400),

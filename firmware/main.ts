@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * onionboxd: the firmware's one long-running process. `--simulate` runs it against the simulated board
- * and never touches the host's firewall or network.
+ * onionboxd: the firmware's one long-running process. `--simulate` runs it with the simulated board and
+ * clock; everything else is as on a Pi (firewall, tor as debian-tor, the page on the LAN address), so
+ * the simulator runs it inside its own network namespace (scripts/sim/), never on the host.
  */
 import { parseDaemonArgs } from './args.js';
 import { Daemon } from './daemon.js';
 import { describeError } from './errors.js';
 import { createSdNotifier } from './lib/sd-notify.js';
 import { createLogger } from './log.js';
+import { loadTestNetwork, type TestNetwork } from './tor/test-network.js';
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseDaemonArgs>;
@@ -17,8 +19,18 @@ async function main(): Promise<number> {
     process.stderr.write(`onionboxd: ${describeError(err)}\n`);
     return 2;
   }
-  const log = createLogger({ level: args.logLevel, pretty: args.simulate && process.env.CI !== 'true' });
+  const log = createLogger({ level: args.logLevel, pretty: false });
+  let testNetwork: TestNetwork | undefined;
+  if (args.testNetwork !== undefined) {
+    try {
+      testNetwork = await loadTestNetwork(args.testNetwork);
+    } catch (err) {
+      process.stderr.write(`onionboxd: ${describeError(err)}\n`);
+      return 2;
+    }
+  }
   const daemon = new Daemon({
+    testNetwork,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,
@@ -55,7 +67,6 @@ async function main(): Promise<number> {
   log.info({ address: daemon.address, simulate: args.simulate }, 'onionboxd ready');
   await sd.ready(`web page at ${daemon.address}`);
   stopWatchdog = sd.startWatchdog();
-  if (args.simulate) process.stdout.write(`Onionbox simulator: web page at ${daemon.address}\n`);
   return -1; // keep running
 }
 

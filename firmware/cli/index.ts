@@ -1,11 +1,12 @@
 /**
  * `onionbox`: the box's command line. Global flag: --state-dir DIR (default /var/lib/onionbox, or
- * $ONIONBOX_STATE_DIR). Subcommands are matched on their longest name prefix ("firewall render").
+ * $ONIONBOX_STATE_DIR, or the running simulator's box when started from its checkout). Subcommands are matched on their longest name prefix ("firewall render").
  */
 import { DEFAULT_STATE_DIR } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
+import { readSimInfo, SIM_COMMANDS } from './sim.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
@@ -16,6 +17,7 @@ export const COMMANDS: readonly CliCommand[] = [
   boardPressCommand,
   ...firewallCommands,
   ...TOR_COMMANDS,
+  ...SIM_COMMANDS,
 ];
 
 export function usage(commands: readonly CliCommand[] = COMMANDS): string {
@@ -44,7 +46,9 @@ export function findCommand(
 export async function runCli(argv: string[], ctx: Partial<CliContext> = {}): Promise<number> {
   const out = ctx.out ?? ((t: string) => process.stdout.write(t));
   const err = ctx.err ?? ((t: string) => process.stderr.write(t));
-  let stateDir = ctx.stateDir ?? process.env.ONIONBOX_STATE_DIR ?? DEFAULT_STATE_DIR;
+  // Default: the box's own state directory; from a checkout with a running simulator, the simulated box's.
+  let stateDir =
+    ctx.stateDir ?? process.env.ONIONBOX_STATE_DIR ?? readSimInfo()?.box.stateDir ?? DEFAULT_STATE_DIR;
   const args = [...argv];
   if (args[0] === '--state-dir') {
     const dir = args[1];

@@ -51,6 +51,8 @@ declare module '../events.js' {
   interface BoxEvents {
     'tor:warning': string;
     'tor:clock-skew': ClockSkew;
+    /** tor has a new consensus (NEWCONSENSUS): the relay set may have changed. */
+    'tor:consensus': undefined;
   }
 }
 
@@ -79,6 +81,11 @@ export interface TorSupervisorOptions {
   applyTimeoutMs?: number | undefined;
   /** How long start() waits for tor's control port (default 30 s). */
   startTimeoutMs?: number | undefined;
+  /**
+   * Called with verified new settings before tor is reloaded with them (and again with the old ones
+   * before a rollback): the firewall's relay set must already hold new bridges when tor dials them.
+   */
+  beforeReload?: ((settings: TorConfig) => Promise<void>) | undefined;
 }
 
 const STOPPED: TorStatus = { phase: 'stopped', progress: 0, summary: 'tor is not running', ready: false };
@@ -333,6 +340,7 @@ export class TorSupervisor {
     }
     const previousText = await readFile(this.#opts.torrcPath, 'utf8');
     const previousSettings = this.#settings;
+    await this.#opts.beforeReload?.(settings);
     await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
     this.#settings = settings;
     const applied = await this.#reloadAndWait();
@@ -341,6 +349,7 @@ export class TorSupervisor {
       return { ok: true, rolledBack: false, message: 'tor is ready with the new settings' };
     }
     this.#opts.log?.warn({ reason: applied }, 'tor did not become ready with the new settings: rolling back');
+    await this.#opts.beforeReload?.(previousSettings);
     await atomicWriteFile(this.#opts.torrcPath, previousText, 0o644);
     this.#settings = previousSettings;
     const back = await this.#reloadAndWait();
@@ -469,7 +478,7 @@ export class TorSupervisor {
     // tor exits if this connection closes (and, via __OwningControllerProcess, if we die).
     await control.command('TAKEOWNERSHIP');
     await control.command('RESETCONF __OwningControllerProcess');
-    await control.setEvents(['STATUS_CLIENT', 'STATUS_GENERAL', 'CIRC', 'WARN', 'ERR']);
+    await control.setEvents(['STATUS_CLIENT', 'STATUS_GENERAL', 'CIRC', 'WARN', 'ERR', 'NEWCONSENSUS']);
     const phase = (await control.getInfo('status/bootstrap-phase'))['status/bootstrap-phase'] ?? '';
     const b = parseBootstrap(phase);
     this.#onBootstrap(b.progress, b.summary);
@@ -530,6 +539,8 @@ export class TorSupervisor {
             this.#scheduleProbe(1000);
           }
         }
+      } else if (ev.type === 'NEWCONSENSUS') {
+        this.#opts.bus.emit('tor:consensus', undefined);
       } else if (ev.type === 'WARN' || ev.type === 'ERR') {
         this.#warn([ev.body, ...ev.extra].join(' '));
       }

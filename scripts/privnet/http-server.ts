@@ -5,6 +5,7 @@
  *   GET /           -> "onionbox privnet\n"
  *   GET /bytes/N    -> N bytes (N <= 1 GiB), streamed
  *   GET /api/ip     -> {"IsTor": bool, "IP": peer}  (check.torproject.org stand-in)
+ *   GET /ip         -> the peer's address as plain text (what a web site sees)
  *
  * IsTor: with `--exit ADDR`, true iff the peer address is the exit's. On loopback every peer is 127.0.0.1
  * (tor never binds OutboundBindAddressExit for loopback destinations), so the harness writes
@@ -79,6 +80,11 @@ const server = createServer((req, res) => {
   if (url === '/') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('onionbox privnet\n');
+    return;
+  }
+  if (url === '/ip') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`${peer(req.socket.remoteAddress)}\n`);
     return;
   }
   if (url === '/api/ip') {

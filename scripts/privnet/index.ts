@@ -36,8 +36,15 @@ export interface PrivnetOptions {
    * IsTor stand-in can tell exit traffic from direct traffic).
    */
   addresses?: string[];
-  /** Start the tiny "internet" HTTP server (/, /bytes/N, /api/ip). */
+  /** Start the tiny "internet" HTTP server (/, /ip, /bytes/N, /api/ip). */
   httpServer?: boolean;
+  /** Its port inside a namespace (default 8080). */
+  httpPort?: number;
+  /**
+   * The exit's resolv.conf (tor's ServerDNSResolvConfFile): names that LAN devices resolve through tor
+   * are answered by the nameserver it names (the simulator's DNS server for `sim.test`).
+   */
+  exitResolvConf?: string;
   /** Extra ports the exit accepts (besides the HTTP server's). Default [80, 443]. */
   exitPorts?: number[];
   /**
@@ -303,7 +310,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         '--host',
         host,
         '--port',
-        loopback ? '0' : '8080',
+        loopback ? '0' : String(opts.httpPort ?? 8080),
         '--exit',
         loopback ? '-' : exitOutboundAddress,
       ]);
@@ -409,6 +416,14 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         );
       } else if (r.role === 'exit') {
         lines.push('ExitRelay 1', 'IPv6Exit 0');
+        if (opts.exitResolvConf !== undefined) {
+          if (!SAFE_PATH.test(opts.exitResolvConf)) throw new Error('privnet: bad exitResolvConf path');
+          lines.push(
+            `ServerDNSResolvConfFile ${opts.exitResolvConf}`,
+            'ServerDNSDetectHijacking 0',
+            'ServerDNSAllowBrokenConfig 1',
+          );
+        }
         if (http) lines.push(`ExitPolicy accept ${http.address}:${http.port}`);
         for (const p of exitPorts) lines.push(`ExitPolicy accept *:${p}`);
         lines.push('ExitPolicy reject *:*');

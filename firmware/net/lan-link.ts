@@ -1,0 +1,20 @@
+/**
+ * The box's own address on the LAN: tor's TransPort and DNSPort and the web page listen on it, so it is
+ * set (and the link brought up) before tor starts. Argument arrays only; the values were validated by
+ * the config schema.
+ */
+import { execFile } from 'node:child_process';
+
+function ip(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`ip ${args.join(' ')}: ${stderr.toString().trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+export async function setLanAddress(lanIf: string, address: string, prefix: number): Promise<void> {
+  await ip(['addr', 'replace', `${address}/${prefix}`, 'dev', lanIf]);
+  await ip(['link', 'set', lanIf, 'up']);
+}

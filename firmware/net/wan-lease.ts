@@ -1,0 +1,102 @@
+/**
+ * The WAN's DHCP lease as NetworkManager reports it, for the firewall's one exception: the box's DHCP
+ * client may renew by unicast with the server that leased the address (UDP 68 -> 67).
+ *
+ *   nmcli -t -f DHCP4 device show eth0
+ *   DHCP4.OPTION[3]:dhcp_server_identifier = 192.168.1.1
+ *
+ * `parseDhcp4` is pure; `WanLeaseWatcher` asks nmcli (argument array, C locale in the child only, exit
+ * code checked) at start and every interval, and reports a change of server. Anything unparsable counts
+ * as "no server known": the firewall then allows DHCP broadcasts only, and the lease is still kept by
+ * the rebinding broadcast.
+ */
+import { execFile } from 'node:child_process';
+import { isHostAddress, isIpv4 } from '../firewall/params.js';
+
+export interface WanLease {
+  serverId: string | null;
+  address: string | null;
+}
+
+/** Parses `nmcli -t -f DHCP4 device show IF` (terse). Pure. */
+export function parseDhcp4(text: string): WanLease {
+  let serverId: string | null = null;
+  let address: string | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^DHCP4\.OPTION\[[0-9]+\]:([a-z0-9_]+) = (.*)$/.exec(line.trimEnd());
+    if (!m) continue;
+    const value = (m[2] ?? '').trim();
+    if (!isIpv4(value) || !isHostAddress(value)) continue;
+    if (m[1] === 'dhcp_server_identifier') serverId = value;
+    else if (m[1] === 'ip_address') address = value;
+  }
+  return { serverId, address };
+}
+
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+export function readWanLease(wanIf: string, nmcli = 'nmcli'): Promise<WanLease> {
+  if (!IFNAME.test(wanIf)) return Promise.reject(new Error(`bad interface name ${wanIf}`));
+  return new Promise((resolve, reject) => {
+    execFile(
+      nmcli,
+      ['-t', '-f', 'DHCP4', 'device', 'show', wanIf],
+      { timeout: 10_000, env: { ...process.env, LC_ALL: 'C.UTF-8', LANGUAGE: '' } },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(new Error(`nmcli: ${(stderr || stdout || err.message).toString().trim().slice(0, 200)}`));
+        else resolve(parseDhcp4(stdout));
+      },
+    );
+  });
+}
+
+export interface WanLeaseWatcherOptions {
+  wanIf: string;
+  intervalMs?: number | undefined;
+  nmcli?: string | undefined;
+  onChange: (lease: WanLease) => void | Promise<void>;
+  log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+export class WanLeaseWatcher {
+  #timer: NodeJS.Timeout | null = null;
+  #last = '';
+  #warned = false;
+  #lease: WanLease = { serverId: null, address: null };
+
+  constructor(private readonly opts: WanLeaseWatcherOptions) {}
+
+  get lease(): WanLease {
+    return this.#lease;
+  }
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.#timer = setInterval(() => void this.poll(), this.opts.intervalMs ?? 30_000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  async poll(): Promise<void> {
+    let lease: WanLease;
+    try {
+      lease = await readWanLease(this.opts.wanIf, this.opts.nmcli);
+      this.#warned = false;
+    } catch (err) {
+      if (!this.#warned) this.opts.log.warn({ err: (err as Error).message }, 'WAN lease unknown');
+      this.#warned = true;
+      return;
+    }
+    const key = `${lease.serverId}|${lease.address}`;
+    if (key === this.#last) return;
+    this.#last = key;
+    this.#lease = lease;
+    this.opts.log.info({ ...lease }, 'WAN lease');
+    await this.opts.onChange(lease);
+  }
+}

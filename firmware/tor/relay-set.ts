@@ -1,0 +1,123 @@
+/**
+ * The one owner of the firewall's relay set: every address and ORPort tor's uid may reach on the WAN.
+ *
+ * The set is the union of
+ *   - where a fresh tor starts: the directory authorities and fallback directories (the torrc's own
+ *     DirAuthority/FallbackDir lines when it names authorities, else tor's built-in lists read from the
+ *     tor binary the box runs),
+ *   - the configured bridges (when bridges are on),
+ *   - what tor's consensus lists: the cached consensus in tor's data directory before tor runs, then
+ *     `GETINFO ns/all` whenever tor has a new one.
+ * It is filled before tor starts (a fresh box could never bootstrap from an empty set) and refreshed
+ * before every reload that changes bridges. `compose` is the pure part; RelaySet holds the current
+ * value and reads the files.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TorConfig } from '../config/schema.js';
+import { isHostAddress, type RelayEndpoint, validateRelays } from '../firewall/params.js';
+import { parseRelayEndpoints } from '../firewall/relays.js';
+import { builtinDirsFromBinary, dirsFromTorrcLines, torrcNamesDirs } from './dirs.js';
+import { parseBridgeLine } from './grammar.js';
+import { BUILTIN_SNOWFLAKE } from './torrc.js';
+
+/** The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. */
+export function bridgeEndpoints(settings: TorConfig): RelayEndpoint[] {
+  if (!settings.useBridges) return [];
+  const lines = [...settings.bridges, ...(settings.builtinSnowflake ? BUILTIN_SNOWFLAKE : [])];
+  const out: RelayEndpoint[] = [];
+  for (const l of lines) {
+    const b = parseBridgeLine(l);
+    if (!b.address.includes(':') && isHostAddress(b.address)) out.push({ address: b.address, port: b.port });
+  }
+  return out;
+}
+
+/** The set from its parts: deduplicated, sorted, validated. Pure. */
+export function composeRelaySet(parts: {
+  dirs: readonly RelayEndpoint[];
+  bridges: readonly RelayEndpoint[];
+  consensus: readonly RelayEndpoint[];
+}): RelayEndpoint[] {
+  const routable = (l: readonly RelayEndpoint[]) =>
+    l.filter((r) => !r.address.includes(':') && isHostAddress(r.address));
+  return validateRelays([...routable(parts.dirs), ...routable(parts.bridges), ...routable(parts.consensus)]);
+}
+
+export interface RelaySetOptions {
+  /** The tor binary whose built-in authority and fallback lists apply (default /usr/bin/tor). */
+  torBinary?: string | undefined;
+  /** The torrc's extra lines (a test network's DirAuthority lines), when any. */
+  torrcLines: readonly string[];
+  /** tor's data directory (its cached consensus seeds the set before tor runs). */
+  dataDir: string;
+}
+
+export class RelaySet {
+  #dirs: RelayEndpoint[] = [];
+  #bridges: RelayEndpoint[] = [];
+  #consensus: RelayEndpoint[] = [];
+  #current: RelayEndpoint[] = [];
+
+  constructor(private readonly opts: RelaySetOptions) {}
+
+  /** The set as it stands. */
+  current(): RelayEndpoint[] {
+    return this.#current;
+  }
+
+  /** How the set is made up (for logs and `onionbox status`). */
+  sizes(): { dirs: number; bridges: number; consensus: number; total: number } {
+    return {
+      dirs: this.#dirs.length,
+      bridges: this.#bridges.length,
+      consensus: this.#consensus.length,
+      total: this.#current.length,
+    };
+  }
+
+  /** Fills the set before tor starts: authorities and fallbacks, bridges, the cached consensus. */
+  async seed(settings: TorConfig): Promise<RelayEndpoint[]> {
+    const lines = this.opts.torrcLines;
+    if (torrcNamesDirs(lines)) {
+      this.#dirs = dirsFromTorrcLines(lines);
+    } else {
+      const binary = await readFile(this.opts.torBinary ?? '/usr/bin/tor');
+      this.#dirs = [...builtinDirsFromBinary(binary), ...dirsFromTorrcLines(lines)];
+    }
+    this.#consensus = await this.#cachedConsensus();
+    return this.withSettings(settings);
+  }
+
+  /** The set for (new) settings: their bridges replace the previous ones. */
+  withSettings(settings: TorConfig): RelayEndpoint[] {
+    this.#bridges = bridgeEndpoints(settings);
+    return this.#compose();
+  }
+
+  /** The set after tor reported its consensus (GETINFO ns/all plus bridges, as the supervisor gives). */
+  withConsensus(consensus: readonly RelayEndpoint[]): RelayEndpoint[] {
+    this.#consensus = [...consensus];
+    return this.#compose();
+  }
+
+  #compose(): RelayEndpoint[] {
+    this.#current = composeRelaySet({
+      dirs: this.#dirs,
+      bridges: this.#bridges,
+      consensus: this.#consensus,
+    });
+    return this.#current;
+  }
+
+  async #cachedConsensus(): Promise<RelayEndpoint[]> {
+    for (const name of ['cached-microdesc-consensus', 'cached-consensus']) {
+      try {
+        return parseRelayEndpoints(await readFile(join(this.opts.dataDir, name), 'utf8'));
+      } catch {
+        // not there yet (a fresh box), or unreadable: the next one, or none
+      }
+    }
+    return [];
+  }
+}

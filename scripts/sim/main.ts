@@ -1,0 +1,260 @@
+/**
+ * `npm start`: the whole box on one machine. Builds the simulated world (scripts/sim/world.ts) around
+ * the unchanged onionboxd, relays the host's browser onto the simulated LAN, shows progress (each part
+ * of the world, then tor's bootstrap), prints the page's address, and runs until Ctrl-C or SIGTERM,
+ * which removes every namespace, process and file it made.
+ *
+ * One at a time: a second start while one runs says so and changes nothing. A previous run that died
+ * (SIGKILL, power cut) is cleaned up first, by the PIDs it recorded and the names it made.
+ *
+ * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--port 8080] [--bridge]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server } from 'node:net';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ADDR, buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
+
+const PREFIX = 'obxsim';
+const RELAY = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './page-relay.ts' : './page-relay.js', import.meta.url),
+);
+
+/** Each tool the world needs, and the Debian package that brings it. */
+export const TOOLS: Record<string, string> = {
+  ip: 'iproute2',
+  nft: 'nftables',
+  tor: 'tor',
+  'tor-gencert': 'tor',
+  obfs4proxy: 'obfs4proxy',
+  dnsmasq: 'dnsmasq-base',
+  dhclient: 'isc-dhcp-client',
+  tcpdump: 'tcpdump',
+  conntrack: 'conntrack',
+  curl: 'curl',
+  setpriv: 'util-linux',
+};
+
+function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', 'command -v "$0"', tool], { stdio: 'ignore' }).status === 0;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+interface Recorded {
+  pid: number;
+  dir: string;
+  page?: { url: string | null };
+  pids?: { name: string; pid: number }[];
+}
+
+/** Leftovers of a run that died: its processes (by recorded PID, only if they are still ours) and names. */
+async function cleanStale(dir: string, say: (l: string) => void): Promise<void> {
+  const file = join(dir, 'sim.json');
+  if (existsSync(file)) {
+    let rec: Recorded | null = null;
+    try {
+      rec = JSON.parse(readFileSync(file, 'utf8')) as Recorded;
+    } catch {
+      rec = null;
+    }
+    for (const p of rec?.pids ?? []) {
+      // only a process whose command line names this simulator's directory is one we started
+      if (Number.isInteger(p.pid) && p.pid > 1 && alive(p.pid) && cmdline(p.pid).includes(dir)) {
+        say(`removing a previous run's ${p.name} (pid ${p.pid})`);
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+    rmSync(file, { force: true });
+  }
+  for (const ns of await namespacesOf(PREFIX)) {
+    say(`removing a previous run's namespace ${ns}`);
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+  for (const n of ['lan', 'box', 'inet'])
+    rmSync(`/etc/netns/${PREFIX}-${n}`, { recursive: true, force: true });
+}
+
+/** The host end of the page relay: 127.0.0.1:PORT -> the LAN device's Unix socket. */
+function hostRelay(port: number, sock: string): Promise<Server> {
+  return new Promise((resolveServer, reject) => {
+    const server = createServer((c) => {
+      const u = netConnect(sock);
+      c.pipe(u).pipe(c);
+      const close = () => {
+        c.destroy();
+        u.destroy();
+      };
+      for (const s of [c, u]) {
+        s.once('error', close);
+        s.once('close', close);
+      }
+    });
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveServer(server));
+  });
+}
+
+async function status(stateDir: string): Promise<Record<string, unknown> | null> {
+  try {
+    const r = await ipcCall(socketPath(stateDir), 'status', {}, 3000);
+    return r.ok ? (r.result as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: 'string', default: '.onionbox-sim' },
+      port: { type: 'string', default: '8080' },
+      bridge: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const dir = resolve(values.dir ?? '.onionbox-sim');
+  const port = Number(values.port);
+  const say = (l: string) => process.stdout.write(`onionbox sim: ${l}\n`);
+  if (process.getuid?.() !== 0) {
+    say('needs root: it makes network namespaces and loads the real firewall inside them (run as root)');
+    return 1;
+  }
+  const missing = Object.keys(TOOLS).filter((t) => !have(t));
+  if (missing.length > 0) {
+    const pkgs = [...new Set(missing.map((t) => TOOLS[t]))].join(' ');
+    say(`missing ${missing.join(', ')}: run scripts/setup (or apt-get install ${pkgs})`);
+    return 1;
+  }
+  if (!existsSync(new URL('../../dist/firmware/main.js', import.meta.url))) {
+    say('onionboxd is not built: run `npm run build` (npm start does it)');
+    return 1;
+  }
+  const existing = (() => {
+    try {
+      return JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as Recorded;
+    } catch {
+      return null;
+    }
+  })();
+  if (existing && alive(existing.pid) && cmdline(existing.pid).includes('scripts/sim/main')) {
+    say(`already running (pid ${existing.pid}), page at ${existing.page?.url ?? '?'}; nothing changed`);
+    return 1;
+  }
+  await cleanStale(dir, say);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+
+  const started = Date.now();
+  let world: World | null = null;
+  let server: Server | null = null;
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${why}: stopping`);
+    server?.close();
+    await world?.stop();
+    // everything it wrote (logs, leases, the simulated box's state) goes with it, unless the start failed
+    if (why === 'failure') {
+      rmSync(join(dir, 'sim.json'), { force: true });
+      say(`logs kept in ${dir} until the next start`);
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    say('stopped; every namespace and process it made is gone');
+  };
+  process.on('SIGINT', () => void stop('Ctrl-C').then(() => process.exit(0)));
+  process.on('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0)));
+
+  try {
+    say('building the world: namespaces, the modem, the private Tor network, the box, a LAN device');
+    world = await buildWorld({
+      prefix: PREFIX,
+      dir,
+      obfs4Bridge: values.bridge === true,
+      log: (l) => {
+        if (!l.startsWith('privnet: ') || /ready after|consensus with all/.test(l)) say(l);
+      },
+    });
+    const sock = join(dir, 'page.sock');
+    const relay = world.spawn('page-relay', world.netns.lan, process.execPath, [
+      ...process.execArgv,
+      RELAY,
+      '--socket',
+      sock,
+      '--target',
+      `${ADDR.boxLan}:80`,
+    ]);
+    for (let i = 0; !existsSync(sock); i++) {
+      if (i > 100 || relay.child.exitCode !== null)
+        throw new Error(`page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
+      await sleep(100);
+    }
+    server = await hostRelay(port, sock);
+    const url = `http://127.0.0.1:${port}/`;
+    const info = { ...world.info(), page: { url, socket: sock } };
+    writeFileSync(join(dir, 'sim.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+
+    // tor's bootstrap, as the box reports it
+    let last = -1;
+    const deadline = Date.now() + 180_000;
+    for (;;) {
+      const s = await status(world.boxStateDir);
+      const progress = Number(s?.torProgress ?? 0);
+      if (progress !== last) {
+        say(`box tor bootstrap ${progress}%`);
+        last = progress;
+      }
+      if (s?.state === 'routing') break;
+      if (Date.now() > deadline) {
+        say(`the box is not routing yet (state ${String(s?.state)}); see ${join(dir, 'onionboxd.log')}`);
+        break;
+      }
+      await sleep(300);
+    }
+    say(`the box is routing after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say('');
+    say(`the page:        ${url}   (your browser reaches it as a LAN device would)`);
+    say(`a LAN device:    onionbox sim exec -- curl http://${HOSTNAME}/ip   (prints the exit's address)`);
+    say(`kill switch:     onionbox board switch on|off`);
+    say(`logs:            ${dir}/*.log      Ctrl-C stops everything`);
+  } catch (err) {
+    say(`failed: ${(err as Error).message}`);
+    await stop('failure');
+    return 1;
+  }
+  // keep running until a signal
+  await new Promise(() => undefined);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`onionbox sim: ${String(err)}\n`);
+    process.exit(1);
+  },
+);

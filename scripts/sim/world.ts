@@ -1,0 +1,497 @@
+/**
+ * The simulated world around an unchanged onionboxd: the one topology that `npm start`, the whole-box
+ * tests and the firewall's end-to-end leak test all build.
+ *
+ *   <p>-lan                 <p>-box                                      <p>-inet ("the internet")
+ *   LAN device ---------- wlan0 10.42.0.1  [onionboxd --simulate,     eth0 (DHCP) ------ modem0 198.18.0.1
+ *   eth0 10.42.0.2         tor as debian-tor, nft, the page on :80]                  + .10-.17: private Tor network,
+ *   (resolv.conf: the box)                                                           web.sim.test .16, DNS/DHCP .53
+ *
+ * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge)
+ *   on 198.18.0.10-.17, an HTTP server at web.sim.test (`GET /ip` answers the address it saw), and the
+ *   modem: dnsmasq answering names under sim.test (the exit resolves through it) and leasing the box its
+ *   WAN address for 2 minutes, so renewals happen while the world runs;
+ * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
+ *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
+ *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
+ *   network by a data file (--test-network). Its nmcli is a fake that reports dhclient's lease;
+ * - a LAN device with the box as router and DNS (/etc/netns/<p>-lan/resolv.conf, removed at stop).
+ *
+ * Every process is started here, tracked by PID and stopped by PID; every namespace and file is named
+ * from the prefix, so a crashed run's leftovers can be found and removed by name. The host's firewall,
+ * routes and addresses are never touched. Commands are argument arrays, never a shell.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type Privnet, startPrivnet } from '../privnet/index.js';
+
+const execFileP = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export const LOCKDOWN_FILE = join(ROOT, 'firmware/system/onionbox-lockdown.nft');
+export const SYSCTL_FILE = join(ROOT, 'firmware/system/60-onionbox.conf');
+export const SIM_BIN = join(ROOT, 'scripts/sim/bin');
+export const DHCLIENT_SCRIPT = join(ROOT, 'scripts/sim/dhclient-script');
+
+/** The world's addresses. The LAN is the box's default (10.42.0.1/24); the internet is 198.18.0.0/24. */
+export const ADDR = Object.freeze({
+  boxLan: '10.42.0.1',
+  lanPrefix: 24,
+  lanDevice: '10.42.0.2',
+  modem: '198.18.0.1',
+  boxWan: '198.18.0.2',
+  /** privnet: auth0-2, middle0-1, exit0, the HTTP server (web.sim.test), the obfs4 bridge */
+  privnet: [
+    '198.18.0.10',
+    '198.18.0.11',
+    '198.18.0.12',
+    '198.18.0.13',
+    '198.18.0.14',
+    '198.18.0.15',
+    '198.18.0.16',
+    '198.18.0.17',
+  ],
+  dns: '198.18.0.53',
+});
+export const EXIT_ADDR = ADDR.privnet[5] as string;
+export const WEB_ADDR = ADDR.privnet[6] as string;
+export const HOSTNAME = 'web.sim.test';
+export const BOX_WAN_IF = 'eth0';
+export const BOX_LAN_IF = 'wlan0';
+export const LAN_IF = 'eth0';
+export const INET_IF = 'modem0';
+/** The modem's lease time: short, so that the box renews while the world runs. */
+export const LEASE_SECONDS = 120;
+
+export interface WorldOptions {
+  /** Namespace prefix (`obxsim` for `npm start`, unique per test run). [a-z0-9], 2-10 chars. */
+  prefix: string;
+  /** Absolute directory for everything the world writes (created; removed by the caller). */
+  dir: string;
+  log?: (line: string) => void;
+  /** Run an obfs4 bridge on the private network (its line is in `privnet.obfs4Bridge`). */
+  obfs4Bridge?: boolean;
+  /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
+  capture?: boolean;
+  /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
+  daemonCommand?: string[];
+  /** Written as the box's config.json before onionboxd starts (default: none, the box's defaults). */
+  boxConfig?: (privnet: Privnet) => Record<string, unknown>;
+  /** Extra environment for onionboxd. */
+  daemonEnv?: Record<string, string>;
+}
+
+export interface Timings {
+  [part: string]: number;
+}
+
+export interface Tracked {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  log: string;
+}
+
+export interface World {
+  prefix: string;
+  dir: string;
+  netns: { inet: string; box: string; lan: string };
+  privnet: Privnet;
+  boxStateDir: string;
+  /** Milliseconds each part took to come up. */
+  timings: Timings;
+  /** The pcap file when capturing. */
+  captureFile: string | null;
+  processes(): Tracked[];
+  /** Runs a command in a namespace; stdout. */
+  exec(ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<string>;
+  /** Starts a tracked process (in a namespace, or on the host with ns null); stopped by PID at stop(). */
+  spawn(name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Tracked;
+  /** onionboxd's process. */
+  daemon(): Tracked | null;
+  /** The whole description `onionbox sim info --json` prints. */
+  info(): WorldInfo;
+  stop(): Promise<void>;
+}
+
+export interface WorldInfo {
+  pid: number;
+  startedAt: string;
+  dir: string;
+  lan: { netns: string; interface: string; address: string };
+  box: {
+    netns: string;
+    lanAddress: string;
+    lanInterface: string;
+    wanInterface: string;
+    webPort: number;
+    stateDir: string;
+    pid: number;
+  };
+  internet: { netns: string; hostname: string; exitAddress: string; modem: string };
+  page: { url: string | null; socket: string | null };
+  pids: { name: string; pid: number }[];
+}
+
+const PREFIX = /^[a-z][a-z0-9]{1,9}$/;
+
+async function ip(args: string[]): Promise<void> {
+  await execFileP('ip', args, { timeout: 15_000 });
+}
+
+export async function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
+  const { stdout } = await execFileP('ip', ['netns', 'exec', ns, cmd, ...args], {
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** Namespaces of a prefix that exist now. */
+export async function namespacesOf(prefix: string): Promise<string[]> {
+  const { stdout } = await execFileP('ip', ['netns', 'list'], { timeout: 10_000 });
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`${prefix}-`));
+}
+
+/** The sysctl lines of a sysctl.d file that are per network namespace (net.*). Pure. */
+export function netSysctls(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const m = /^(-?)(net\.[a-z0-9_.*-]+)\s*=\s*(\S+)$/.exec(line);
+    if (m?.[2] && m[3] !== undefined && !m[2].includes('*')) out.push([m[2], m[3]]);
+  }
+  return out;
+}
+
+/** The modem's dnsmasq arguments: DNS for sim.test only, and one 2-minute lease for the box. Pure. */
+export function modemArgs(o: { dir: string; iface: string; leaseSeconds: number }): string[] {
+  return [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    `--pid-file=${join(o.dir, 'modem.pid')}`,
+    `--dhcp-leasefile=${join(o.dir, 'modem.leases')}`,
+    `--interface=${o.iface}`,
+    '--bind-interfaces',
+    `--listen-address=${ADDR.dns}`,
+    '--no-resolv',
+    '--no-hosts',
+    '--no-poll',
+    '--log-facility=-',
+    `--address=/${HOSTNAME}/${WEB_ADDR}`,
+    // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
+    '--address=/#/',
+    `--dhcp-range=${ADDR.boxWan},${ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
+    `--dhcp-option=option:router,${ADDR.modem}`,
+    `--dhcp-option=option:dns-server,${ADDR.dns}`,
+    '--dhcp-authoritative',
+  ];
+}
+
+/** The box's dhclient.conf: asks only for what a router needs, sends no host name or vendor id. */
+export const DHCLIENT_CONF = `# onionbox simulator: the box's DHCP client sends nothing about itself
+request subnet-mask, broadcast-address, routers, dhcp-lease-time, dhcp-server-identifier,
+        dhcp-renewal-time, dhcp-rebinding-time;
+send dhcp-client-identifier = hardware;
+`;
+
+export async function buildWorld(opts: WorldOptions): Promise<World> {
+  if (!PREFIX.test(opts.prefix)) throw new Error(`sim: bad prefix ${opts.prefix}`);
+  const log = opts.log ?? (() => undefined);
+  const { prefix, dir } = opts;
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  // the box's tor runs as debian-tor and must traverse (not list) its way to its data directory
+  chmodSync(dir, 0o711);
+  const netns = { inet: `${prefix}-inet`, box: `${prefix}-box`, lan: `${prefix}-lan` };
+  const tracked: Tracked[] = [];
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const timings: Timings = {};
+  let privnet: Privnet | null = null;
+  let daemon: Tracked | null = null;
+  let captureFile: string | null = null;
+  const boxStateDir = join(dir, 'box');
+  const t0 = Date.now();
+  let mark = t0;
+  const done = (part: string) => {
+    const now = Date.now();
+    timings[part] = now - mark;
+    mark = now;
+    log(`${part} ready (${((now - t0) / 1000).toFixed(1)} s)`);
+  };
+
+  const track = (name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => {
+    const logFile = join(dir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new Error(`sim: bad process name ${name}`);
+    const argv = ns ? ['netns', 'exec', ns, cmd, ...args] : args;
+    const child = spawn(ns ? 'ip' : cmd, argv, {
+      stdio: ['pipe', fd, fd],
+      env: env ?? process.env,
+    });
+    const t: Tracked = { name, pid: child.pid ?? 0, child, log: logFile };
+    tracked.push(t);
+    return t;
+  };
+
+  const stopTracked = async (t: Tracked, graceMs = 5000) => {
+    const c = t.child;
+    if (c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    try {
+      process.kill(t.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(t.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, graceMs);
+    await gone;
+    clearTimeout(timer);
+  };
+
+  const stop = async () => {
+    // the page relay and the daemon first (the daemon's tor goes with it), then the rest, by PID
+    for (const t of [...tracked].reverse()) await stopTracked(t, t === daemon ? 15_000 : 5000);
+    await privnet?.stop().catch(() => undefined);
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    for (const ns of Object.values(netns)) await ip(['netns', 'del', ns]).catch(() => undefined);
+    rmSync(`/etc/netns/${netns.lan}`, { recursive: true, force: true });
+  };
+
+  try {
+    // 1. namespaces and links; the box closed before any link exists
+    for (const ns of Object.values(netns)) {
+      await ip(['netns', 'add', ns]);
+      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    await nsExec(netns.box, 'nft', ['-f', LOCKDOWN_FILE]);
+    for (const [k, v] of netSysctls(readFileSync(SYSCTL_FILE, 'utf8'))) {
+      await nsExec(netns.box, 'sysctl', ['-q', '-w', `${k}=${v}`]).catch(() => undefined);
+    }
+    for (const ns of [netns.inet, netns.lan]) {
+      await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
+      await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
+    }
+    await ip([
+      'link',
+      'add',
+      BOX_WAN_IF,
+      'netns',
+      netns.box,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      INET_IF,
+      'netns',
+      netns.inet,
+    ]);
+    await ip([
+      'link',
+      'add',
+      BOX_LAN_IF,
+      'netns',
+      netns.box,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      LAN_IF,
+      'netns',
+      netns.lan,
+    ]);
+    for (const [ns, ifname] of [
+      [netns.box, BOX_WAN_IF],
+      [netns.box, BOX_LAN_IF],
+      [netns.lan, LAN_IF],
+    ] as const) {
+      // the sysctl file's IPv6-off applies to interfaces made after it: say it for these too
+      await nsExec(ns, 'sysctl', ['-q', '-w', `net.ipv6.conf.${ifname}.disable_ipv6=1`]).catch(
+        () => undefined,
+      );
+    }
+    // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
+    // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
+    await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', INET_IF]);
+    for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
+      await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', INET_IF]);
+    }
+    await ip(['-n', netns.inet, 'link', 'set', INET_IF, 'up']);
+    if (opts.capture) {
+      captureFile = join(dir, 'wan.pcap');
+      const cap = track('capture', netns.inet, 'tcpdump', [
+        '-i',
+        INET_IF,
+        '-n',
+        '-s',
+        '128',
+        '-U',
+        '-w',
+        captureFile,
+      ]);
+      // tcpdump is capturing once the file has its header
+      for (let i = 0; i < 100 && !(existsSync(captureFile) && readFileSync(captureFile).length >= 24); i++) {
+        if (cap.child.exitCode !== null) throw new Error(`tcpdump exited: ${readFileSync(cap.log, 'utf8')}`);
+        await sleep(50);
+      }
+      cleanups.push(() => undefined);
+    }
+    done('namespaces');
+
+    // 2. the internet: the modem (DNS + DHCP), then the private Tor network (in the background)
+    const resolvConf = join(dir, 'exit-resolv.conf');
+    writeFileSync(resolvConf, `nameserver ${ADDR.dns}\n`);
+    track('modem', netns.inet, 'dnsmasq', modemArgs({ dir, iface: INET_IF, leaseSeconds: LEASE_SECONDS }));
+    const privnetDir = join(dir, 'privnet');
+    rmSync(privnetDir, { recursive: true, force: true });
+    mkdirSync(privnetDir, { recursive: true, mode: 0o700 });
+    const privnetP = startPrivnet({
+      dir: privnetDir,
+      netns: netns.inet,
+      addresses: [...ADDR.privnet],
+      httpServer: true,
+      httpPort: 80,
+      exitResolvConf: resolvConf,
+      obfs4Bridge: opts.obfs4Bridge === true,
+      log: (l) => log(`privnet: ${l}`),
+    });
+    privnetP.catch(() => undefined);
+
+    // 3. the box's links, its DHCP client on the WAN, the LAN device
+    for (const ifname of [BOX_WAN_IF, BOX_LAN_IF]) await ip(['-n', netns.box, 'link', 'set', ifname, 'up']);
+    const leaseFile = join(dir, 'wan-lease.env');
+    rmSync(leaseFile, { force: true });
+    const dhclientConf = join(dir, 'dhclient.conf');
+    writeFileSync(dhclientConf, DHCLIENT_CONF);
+    track('dhclient', netns.box, 'dhclient', [
+      '-d',
+      '-4',
+      '-v',
+      // dhclient runs its script with a clean environment: -e passes the one variable it needs
+      '-e',
+      `OBX_SIM_WAN_LEASE=${leaseFile}`,
+      '-cf',
+      dhclientConf,
+      '-sf',
+      DHCLIENT_SCRIPT,
+      '-lf',
+      join(dir, 'dhclient.leases'),
+      '-pf',
+      join(dir, 'dhclient.pid'),
+      BOX_WAN_IF,
+    ]);
+    await ip(['-n', netns.lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
+    await ip(['-n', netns.lan, 'link', 'set', LAN_IF, 'up']);
+    await ip(['-n', netns.lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
+    mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
+    writeFileSync(`/etc/netns/${netns.lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
+    for (let i = 0; !existsSync(leaseFile); i++) {
+      if (i > 300) throw new Error('sim: the box got no WAN lease from the modem in 30 s');
+      await sleep(100);
+    }
+    done('box WAN lease (DHCP)');
+
+    privnet = await privnetP;
+    done('private Tor network');
+
+    // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
+    mkdirSync(boxStateDir, { recursive: true, mode: 0o711 });
+    if (opts.boxConfig)
+      writeFileSync(join(boxStateDir, 'config.json'), JSON.stringify(opts.boxConfig(privnet)), {
+        mode: 0o600,
+      });
+    const testNetwork = join(dir, 'test-network.json');
+    writeFileSync(
+      testNetwork,
+      `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
+    );
+    const command = opts.daemonCommand ?? [
+      process.execPath,
+      '--max-semi-space-size=1',
+      '--max-old-space-size=64',
+      join(ROOT, 'dist/firmware/main.js'),
+    ];
+    daemon = track(
+      'onionboxd',
+      netns.box,
+      command[0] as string,
+      [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
+      {
+        ...process.env,
+        ...opts.daemonEnv,
+        PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+        OBX_SIM_WAN_LEASE: leaseFile,
+        MALLOC_MMAP_THRESHOLD_: '131072',
+      },
+    );
+    await waitForLog(daemon, /"msg":"onionboxd ready"/, 60_000);
+    done('onionboxd');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const world: World = {
+    prefix,
+    dir,
+    netns,
+    privnet,
+    boxStateDir,
+    timings,
+    captureFile,
+    processes: () => [...tracked],
+    exec: (ns, cmd, args, timeoutMs) => nsExec(ns, cmd, args, timeoutMs),
+    spawn: (name, ns, cmd, args, env) => track(name, ns, cmd, args, env),
+    daemon: () => daemon,
+    info: () => ({
+      pid: process.pid,
+      startedAt: new Date(t0).toISOString(),
+      dir,
+      lan: { netns: netns.lan, interface: LAN_IF, address: ADDR.lanDevice },
+      box: {
+        netns: netns.box,
+        lanAddress: ADDR.boxLan,
+        lanInterface: BOX_LAN_IF,
+        wanInterface: BOX_WAN_IF,
+        webPort: 80,
+        stateDir: boxStateDir,
+        pid: daemon?.pid ?? 0,
+      },
+      internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
+      page: { url: null, socket: null },
+      pids: tracked.map((t) => ({ name: t.name, pid: t.pid })),
+    }),
+    stop,
+  };
+  return world;
+}
+
+/** Waits until a tracked process's log matches; fails if it exits first. */
+export async function waitForLog(t: Tracked, re: RegExp, timeoutMs: number): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(t.log) ? readFileSync(t.log, 'utf8') : '';
+    const m = re.exec(text);
+    if (m) return m[0];
+    if (t.child.exitCode !== null || t.child.signalCode !== null) {
+      throw new Error(
+        `${t.name} exited (${t.child.exitCode ?? t.child.signalCode}):\n${text.split('\n').slice(-15).join('\n')}`,
+      );
+    }
+    if (Date.now() > end)
+      throw new Error(`${t.name}: no ${re} in ${timeoutMs} ms:\n${text.split('\n').slice(-15).join('\n')}`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * The whole box in the simulated world (scripts/sim/world.ts), as `npm start` runs it: the unchanged
+ * onionboxd in its own namespace, tor as debian-tor from an EMPTY data directory, the firewall's relay
+ * set as the only way out, the WAN address from the modem's DHCP (2-minute lease, renewed while we
+ * watch), and a LAN device.
+ *
+ * Asserted from outside, as a household and an attacker would see it:
+ *   - the LAN device fetches http://web.sim.test/ip and the web site sees the exit's address;
+ *   - tcpdump on the box's WAN link, from before its first link is up to the end, sees only ARP about
+ *     the box and the network, the box's DHCP client (UDP 68 -> 67), and TCP from the box to a relay's
+ *     address and ORPort; the DHCP client renews by unicast through the firewall and keeps its address;
+ *   - the kill switch cuts the device and releases it;
+ *   - the page answers the LAN device and never the internet side;
+ *   - with an obfs4 bridge configured, the box bootstraps through obfs4proxy to the bridge only;
+ *   - after stop nothing is left: namespaces, /etc/netns, processes.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { defaultConfig } from '../../firmware/config/schema.js';
+import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ADDR, buildWorld, EXIT_ADDR, HOSTNAME, namespacesOf, type World } from '../../scripts/sim/world.js';
+import { describeFrame, type Frame, parsePcap, rootSkipReason } from '../helpers/netns.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'obfs4proxy']);
+
+function uniquePrefix(): string {
+  return `ob${(process.pid % 46656).toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+}
+
+async function status(w: World): Promise<Record<string, unknown>> {
+  const r = await ipcCall(socketPath(w.boxStateDir), 'status', {}, 5000);
+  if (!r.ok) throw new Error(`status: ${r.error}`);
+  return r.result as Record<string, unknown>;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | false>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  let lastErr = '';
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      lastErr = String(e);
+    }
+    await sleep(300);
+  }
+  throw new Error(`timed out: ${what} ${lastErr}`);
+}
+
+function cli(w: World, args: string[]) {
+  return spawnSync(
+    process.execPath,
+    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', w.boxStateDir, ...args],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+}
+
+/** curl as the LAN device; the body, or null when it fails (refused, timed out). */
+async function lanCurl(w: World, url: string, seconds = 10): Promise<string | null> {
+  try {
+    return await w.exec(
+      w.netns.lan,
+      'curl',
+      ['-s', '-S', '-m', String(seconds), '-o', '-', '-w', '', url],
+      (seconds + 5) * 1000,
+    );
+  } catch {
+    return null;
+  }
+}
+
+/** The box's frames on the WAN wire that are not ARP, DHCP client traffic, or TCP to a relay. Pure. */
+export function wanLeaks(
+  frames: Frame[],
+  w: { boxMac: string; relays: Set<string>; known: Set<string> },
+): Frame[] {
+  return frames.filter((f) => {
+    if (f.srcMac !== w.boxMac) return false; // the internet's own frames
+    if (f.etherType === 0x0806) return !(f.arpSender === ADDR.boxWan && w.known.has(f.arpTarget ?? ''));
+    if (f.etherType !== 0x0800) return true;
+    if (f.proto === 17) {
+      const dhcpClient = f.sport === 68 && f.dport === 67;
+      return !(dhcpClient && (f.dst === '255.255.255.255' || w.known.has(f.dst ?? '')));
+    }
+    if (f.proto !== 6) return true;
+    return !(f.src === ADDR.boxWan && w.relays.has(`${f.dst}:${f.dport}`));
+  });
+}
+
+function macOf(w: World, ns: string, ifname: string): Promise<string> {
+  return w.exec(ns, 'cat', [`/sys/class/net/${ifname}/address`]).then((s) => s.trim());
+}
+
+t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const prefix = uniquePrefix();
+  const world = await buildWorld({
+    prefix,
+    dir,
+    capture: true,
+    daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
+    log: (l) => t.comment(l),
+  });
+  let stopped = false;
+  t.teardown(async () => {
+    if (!stopped) await world.stop();
+  });
+  const boxMac = await macOf(world, world.netns.box, 'eth0');
+
+  // the box's tor started from an empty data directory, with only authorities in the set
+  const seeded = readFileSync(join(dir, 'onionboxd.log'), 'utf8')
+    .split('\n')
+    .find((l) => l.includes('relay set seeded'));
+  t.ok(seeded, 'the relay set was seeded before tor started');
+  const sizes = JSON.parse(seeded ?? '{}') as { dirs: number; consensus: number; total: number };
+  t.equal(sizes.dirs, 3, "the private network's three authorities");
+  t.equal(sizes.consensus, 0, 'no cached consensus: a fresh box');
+
+  const routing = await until(
+    'routing',
+    async () => {
+      const s = await status(world);
+      return s.state === 'routing' ? s : null;
+    },
+    120_000,
+  );
+  t.match(String(routing.tor), /^ready 100%/);
+  t.same(routing.dhcpServers, [EXIT_ADDR], "the modem's DHCP server is the firewall's DHCP exception");
+
+  // through tor: the web site sees the exit's address
+  const seen = await until('a fetch through tor', () => lanCurl(world, `http://${HOSTNAME}/ip`), 60_000);
+  t.equal(seen.trim(), EXIT_ADDR, 'the web site sees the exit, not the box');
+
+  // the page: from the LAN yes, from the internet side never
+  const page = await world.exec(world.netns.lan, 'curl', [
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-m',
+    '10',
+    `http://${ADDR.boxLan}/`,
+  ]);
+  t.equal(page, '303', 'the page answers the LAN device (to the claim page)');
+  await world.exec(world.netns.inet, 'ip', ['route', 'add', `${ADDR.boxLan}/32`, 'via', ADDR.boxWan]);
+  for (const target of [ADDR.boxWan, ADDR.boxLan]) {
+    const r = spawnSync('ip', [
+      'netns',
+      'exec',
+      world.netns.inet,
+      'curl',
+      '-s',
+      '-m',
+      '4',
+      '-o',
+      '/dev/null',
+      `http://${target}/`,
+    ]);
+    t.not(r.status, 0, `the page does not answer the internet side at ${target}`);
+  }
+
+  // the kill switch cuts the LAN device and releases it
+  const on = cli(world, ['board', 'switch', 'on']);
+  t.equal(on.status, 0, on.stderr);
+  await until('killed', async () => (await status(world)).firewallMode === 'killed', 10_000);
+  t.equal(await lanCurl(world, `http://${HOSTNAME}/ip`, 4), null, 'killed: the LAN device reaches nothing');
+  const off = cli(world, ['board', 'switch', 'off']);
+  t.equal(off.status, 0, off.stderr);
+  await until('routing again', async () => (await status(world)).state === 'routing', 30_000);
+  const again = await until('a fetch after release', () => lanCurl(world, `http://${HOSTNAME}/ip`), 30_000);
+  t.equal(again.trim(), EXIT_ADDR);
+
+  // the lease is renewed by unicast through the firewall (T1 = half of the 2-minute lease)
+  const dhclientLog = join(dir, 'dhclient.log');
+  await until(
+    'a DHCP renewal',
+    async () =>
+      /DHCPREQUEST for 198\.18\.0\.2 on eth0 to 198\.18\.0\.15 port 67[\s\S]*DHCPACK/.test(
+        readFileSync(dhclientLog, 'utf8'),
+      ),
+    100_000,
+  );
+  t.pass('the box renewed its lease with the leasing server');
+  const addr = await world.exec(world.netns.box, 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  t.match(addr, /198\.18\.0\.2\/24/, 'and keeps its WAN address');
+
+  // the capture: only ARP, the DHCP client and TCP to relays
+  const relays = new Set(world.privnet.relayEndpoints().map((r) => `${r.address}:${r.port}`));
+  const known = new Set([ADDR.modem, ...world.privnet.relays.map((r) => r.address)]);
+  const daemonPid = world.daemon()?.pid ?? 0;
+  stopped = true;
+  await world.stop();
+  const frames = parsePcap(readFileSync(world.captureFile ?? ''));
+  t.ok(
+    frames.filter((f) => f.srcMac === boxMac && f.proto === 6).length > 10,
+    'the capture saw the box talk to tor relays',
+  );
+  t.ok(
+    frames.some((f) => f.srcMac === boxMac && f.sport === 68 && f.dst === EXIT_ADDR),
+    'and its unicast renewal',
+  );
+  const leaks = wanLeaks(frames, { boxMac, relays, known });
+  t.same(leaks.slice(0, 10).map(describeFrame), [], 'nothing else left the box on the WAN');
+
+  // nothing is left
+  t.same(await namespacesOf(prefix), [], 'no namespace left');
+  t.notOk(existsSync(`/etc/netns/${prefix}-lan`), 'no /etc/netns entry left');
+  for (const p of world.processes()) {
+    t.ok(p.child.exitCode !== null || p.child.signalCode !== null, `${p.name} (pid ${p.pid}) has exited`);
+  }
+  t.ok(daemonPid > 0 && !existsSync(`/proc/${daemonPid}`), 'onionboxd is gone');
+});
+
+t.test(
+  'with an obfs4 bridge: a fresh box bootstraps through obfs4proxy, to the bridge only',
+  { skip, timeout: 300_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const prefix = uniquePrefix();
+    const world = await buildWorld({
+      prefix,
+      dir,
+      capture: true,
+      obfs4Bridge: true,
+      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
+      boxConfig: (privnet) => {
+        const cfg = defaultConfig();
+        return { ...cfg, tor: { ...cfg.tor, useBridges: true, bridges: [privnet.obfs4Bridge?.line ?? ''] } };
+      },
+      log: (l) => t.comment(l),
+    });
+    let stopped = false;
+    t.teardown(async () => {
+      if (!stopped) await world.stop();
+    });
+    const boxMac = await macOf(world, world.netns.box, 'eth0');
+    const bridge = world.privnet.obfs4Bridge;
+    if (!bridge) throw new Error('no bridge');
+    await until('routing through the bridge', async () => (await status(world)).state === 'routing', 150_000);
+    const seen = await until(
+      'a fetch through the bridge',
+      () => lanCurl(world, `http://${HOSTNAME}/ip`),
+      60_000,
+    );
+    t.equal(seen.trim(), EXIT_ADDR);
+    const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'obfs4proxy'], { encoding: 'utf8' });
+    t.equal(obfs.status, 0, 'obfs4proxy runs as debian-tor');
+    stopped = true;
+    await world.stop();
+    const tcp = parsePcap(readFileSync(world.captureFile ?? '')).filter(
+      (f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6,
+    );
+    t.ok(tcp.length > 10, 'the box talked over TCP');
+    t.same(
+      [...new Set(tcp.map((f) => `${f.dst}:${f.dport}`))],
+      [`${bridge.address}:${bridge.port}`],
+      'every TCP packet went to the bridge',
+    );
+  },
+);
