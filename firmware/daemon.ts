@@ -363,6 +363,11 @@ export class Daemon {
         await this.#box?.stop();
         this.#box = null;
         await clock?.stop();
+        // A clean stop closes the LAN before tor goes away (a crash leaves the last ruleset, which never
+        // forwards; the unit's ExecStopPost loads the boot lockdown then).
+        await this.#firewall?.apply('lockdown', this.#firewallParams()).catch((err: unknown) => {
+          log.error({ err: describeError(err) }, 'lockdown at stop failed; the last ruleset stays');
+        });
       },
     };
   }

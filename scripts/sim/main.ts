@@ -11,18 +11,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ipcCall, socketPath } from '../../firmware/ipc.js';
-import { ADDR, buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
+import { buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
 
 const PREFIX = 'obxsim';
-const RELAY = fileURLToPath(
-  new URL(import.meta.url.endsWith('.ts') ? './page-relay.ts' : './page-relay.js', import.meta.url),
-);
 
 /** Each tool the world needs, and the Debian package that brings it. */
 export const TOOLS: Record<string, string> = {
@@ -98,26 +93,6 @@ async function cleanStale(dir: string, say: (l: string) => void): Promise<void> 
     rmSync(`/etc/netns/${PREFIX}-${n}`, { recursive: true, force: true });
 }
 
-/** The host end of the page relay: 127.0.0.1:PORT -> the LAN device's Unix socket. */
-function hostRelay(port: number, sock: string): Promise<Server> {
-  return new Promise((resolveServer, reject) => {
-    const server = createServer((c) => {
-      const u = netConnect(sock);
-      c.pipe(u).pipe(c);
-      const close = () => {
-        c.destroy();
-        u.destroy();
-      };
-      for (const s of [c, u]) {
-        s.once('error', close);
-        s.once('close', close);
-      }
-    });
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolveServer(server));
-  });
-}
-
 async function status(stateDir: string): Promise<Record<string, unknown> | null> {
   try {
     const r = await ipcCall(socketPath(stateDir), 'status', {}, 3000);
@@ -169,13 +144,11 @@ async function main(): Promise<number> {
 
   const started = Date.now();
   let world: World | null = null;
-  let server: Server | null = null;
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
     say(`${why}: stopping`);
-    server?.close();
     await world?.stop();
     // everything it wrote (logs, leases, the simulated box's state) goes with it, unless the start failed
     if (why === 'failure') {
@@ -199,23 +172,8 @@ async function main(): Promise<number> {
         if (!l.startsWith('privnet: ') || /ready after|consensus with all/.test(l)) say(l);
       },
     });
-    const sock = join(dir, 'page.sock');
-    const relay = world.spawn('page-relay', world.netns.lan, process.execPath, [
-      ...process.execArgv,
-      RELAY,
-      '--socket',
-      sock,
-      '--target',
-      `${ADDR.boxLan}:80`,
-    ]);
-    for (let i = 0; !existsSync(sock); i++) {
-      if (i > 100 || relay.child.exitCode !== null)
-        throw new Error(`page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
-      await sleep(100);
-    }
-    server = await hostRelay(port, sock);
-    const url = `http://127.0.0.1:${port}/`;
-    const info = { ...world.info(), page: { url, socket: sock } };
+    const url = await world.exposePage(port);
+    const info = world.info();
     writeFileSync(join(dir, 'sim.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
 
     // tor's bootstrap, as the box reports it

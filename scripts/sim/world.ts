@@ -23,6 +23,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +36,9 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LOCKDOWN_FILE = join(ROOT, 'firmware/system/onionbox-lockdown.nft');
 export const SYSCTL_FILE = join(ROOT, 'firmware/system/60-onionbox.conf');
 export const SIM_BIN = join(ROOT, 'scripts/sim/bin');
+const PAGE_RELAY = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './page-relay.ts' : './page-relay.js', import.meta.url),
+);
 export const DHCLIENT_SCRIPT = join(ROOT, 'scripts/sim/dhclient-script');
 
 /** The world's addresses. The LAN is the box's default (10.42.0.1/24); the internet is 198.18.0.0/24. */
@@ -113,6 +117,12 @@ export interface World {
   spawn(name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Tracked;
   /** onionboxd's process. */
   daemon(): Tracked | null;
+  /**
+   * Lets the host's browser reach the page as a LAN device would: a relay in the LAN device's namespace
+   * (a Unix socket in `dir`) and a listener on 127.0.0.1:port (0: any free port) that pipes into it.
+   * Closed at stop().
+   */
+  exposePage(port: number): Promise<string>;
   /** The whole description `onionbox sim info --json` prints. */
   info(): WorldInfo;
   stop(): Promise<void>;
@@ -217,6 +227,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   let privnet: Privnet | null = null;
   let daemon: Tracked | null = null;
   let captureFile: string | null = null;
+  let pageUrl: string | null = null;
   const boxStateDir = join(dir, 'box');
   const t0 = Date.now();
   let mark = t0;
@@ -454,6 +465,28 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     processes: () => [...tracked],
     exec: (ns, cmd, args, timeoutMs) => nsExec(ns, cmd, args, timeoutMs),
     spawn: (name, ns, cmd, args, env) => track(name, ns, cmd, args, env),
+    exposePage: async (port) => {
+      const sock = join(dir, 'page.sock');
+      const relay = track('page-relay', netns.lan, process.execPath, [
+        ...process.execArgv,
+        PAGE_RELAY,
+        '--socket',
+        sock,
+        '--target',
+        `${ADDR.boxLan}:80`,
+      ]);
+      for (let i = 0; !existsSync(sock); i++) {
+        if (i > 150 || relay.child.exitCode !== null) {
+          throw new Error(`sim: the page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
+        }
+        await sleep(100);
+      }
+      const server = await hostRelay(port, sock);
+      cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+      const a = server.address();
+      pageUrl = `http://127.0.0.1:${a && typeof a === 'object' ? a.port : port}/`;
+      return pageUrl;
+    },
     daemon: () => daemon,
     info: () => ({
       pid: process.pid,
@@ -470,12 +503,32 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         pid: daemon?.pid ?? 0,
       },
       internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
-      page: { url: null, socket: null },
+      page: { url: pageUrl, socket: pageUrl ? join(dir, 'page.sock') : null },
       pids: tracked.map((t) => ({ name: t.name, pid: t.pid })),
     }),
     stop,
   };
   return world;
+}
+
+/** The host end of the page relay: 127.0.0.1:PORT -> the LAN device's Unix socket. */
+function hostRelay(port: number, sock: string): Promise<Server> {
+  return new Promise((resolveServer, reject) => {
+    const server = createServer((c) => {
+      const u = netConnect(sock);
+      c.pipe(u).pipe(c);
+      const close = () => {
+        c.destroy();
+        u.destroy();
+      };
+      for (const x of [c, u]) {
+        x.once('error', close);
+        x.once('close', close);
+      }
+    });
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveServer(server));
+  });
 }
 
 /** Waits until a tracked process's log matches; fails if it exits first. */

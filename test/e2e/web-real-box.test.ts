@@ -1,6 +1,7 @@
 /**
- * The "done when" journey against the real firmware: onionboxd --simulate (BoxController, simulated
- * board, firewall in its own namespace, a private Tor network) and Chromium. A new owner goes from a
+ * The "done when" journey against the real firmware in the whole-box simulator (onionboxd in its own
+ * namespace as on a Pi, with the simulated board, a private Tor network) and Chromium, which reaches the
+ * page through the LAN device as the host's browser does under `npm start`. A new owner goes from a
  * fresh box to a claimed, routing box using only the page: once with JavaScript off (meta refresh), once
  * with JavaScript on (live progress). Needs root (namespaces, nft).
  */
@@ -8,8 +9,7 @@ import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import t, { type Test } from 'tap';
 import { browserContext, CHROMIUM, shot } from '../browser/chromium.js';
-import { startDaemon } from '../helpers/daemon.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { startSimBox } from '../helpers/sim-box.js';
 
 const PASSWORD = 'violet tractor umbrella 42';
 const needs =
@@ -38,11 +38,7 @@ t.test(
   'JavaScript off: fresh simulated box -> claimed -> routing, using only the page',
   { skip: needs },
   async (t) => {
-    const d = await startDaemon(
-      t,
-      ['--simulate', '--state-dir', tmpDir(t), '--listen', '127.0.0.1:0'],
-      60_000,
-    );
+    const d = await startSimBox(t);
     const context = await browserContext(t, false);
     const page = await context.newPage();
     await claimThroughThePage(t, page, d.address);
@@ -60,11 +56,7 @@ t.test(
   'JavaScript on: the same journey with live progress, and the box switch shown live',
   { skip: needs },
   async (t) => {
-    const d = await startDaemon(
-      t,
-      ['--simulate', '--state-dir', tmpDir(t), '--listen', '127.0.0.1:0'],
-      60_000,
-    );
+    const d = await startSimBox(t);
     const context = await browserContext(t, true);
     const page = await context.newPage();
     await claimThroughThePage(t, page, d.address);

@@ -9,6 +9,7 @@ t.test('daemon args', async (t) => {
     listenHost: undefined,
     listenPort: undefined,
     logLevel: undefined,
+    testNetwork: undefined,
   });
   t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
   t.equal(parseDaemonArgs(['--state-dir', 'rel/dir']).stateDir, resolve('rel/dir'));
@@ -27,7 +28,9 @@ t.test('daemon args', async (t) => {
     listenHost: '127.0.0.1',
     listenPort: 8081,
     logLevel: 'debug',
+    testNetwork: undefined,
   });
+  t.equal(parseDaemonArgs(['--test-network', 'net.json']).testNetwork, resolve('net.json'));
   for (const bad of [
     ['--bogus'],
     ['--listen', 'localhost'],
