@@ -9,13 +9,13 @@
  */
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { FirewallMode, FirewallParams } from '../../firmware/firewall/params.js';
-import { buildTopology, type ProbeResult } from '../../test/e2e/firewall-topology.js';
+import { buildTopology, HTTP_ADDR, HTTP_PORT, type ProbeResult } from '../../test/e2e/firewall-topology.js';
 import { SAMPLE } from '../../test/fixtures/firewall/sample.js';
 import { makeNetns } from '../../test/helpers/netns.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
-const HTTP = '198.18.0.16';
+const HTTP = HTTP_ADDR;
 const MB50 = 50 * 1024 * 1024;
 
 class Cleanup {
@@ -110,12 +110,16 @@ export const firewallSuite: BenchSuite = {
       await fw.apply('routing', topo.params);
       let ready = false;
       for (let i = 0; i < 60 && !ready; i++) {
-        ready = (await topo.probe(topo.lan, ['http', HTTP, '8080', '/', '5'])).ok;
+        ready = (await topo.probe(topo.lan, ['http', HTTP, String(HTTP_PORT), '/', '5'])).ok;
         if (!ready) await new Promise((r) => setTimeout(r, 500));
       }
       if (!ready) throw new Error(`no path through tor: ${tor.logTail()}`);
 
-      const par = await topo.probe(topo.lan, ['parallel', '200', HTTP, '8080', '/bytes/65536'], 180_000);
+      const par = await topo.probe(
+        topo.lan,
+        ['parallel', '200', HTTP, String(HTTP_PORT), '/bytes/65536'],
+        180_000,
+      );
       results.push({
         name: '200 concurrent LAN flows through the box (64 KiB each)',
         value: Number(par.failed),
@@ -126,9 +130,13 @@ export const firewallSuite: BenchSuite = {
       });
 
       const viaTrans = () =>
-        topo.probe(topo.lan, ['download', HTTP, '8080', `/bytes/${MB50}`, '-', '120'], 180_000);
+        topo.probe(topo.lan, ['download', HTTP, String(HTTP_PORT), `/bytes/${MB50}`, '-', '120'], 180_000);
       const viaSocks = () =>
-        topo.probe(topo.box, ['download', HTTP, '8080', `/bytes/${MB50}`, '127.0.0.1:9050', '120'], 180_000);
+        topo.probe(
+          topo.box,
+          ['download', HTTP, String(HTTP_PORT), `/bytes/${MB50}`, '127.0.0.1:9050', '120'],
+          180_000,
+        );
       const mbps = (r: ProbeResult) => {
         if (!r.ok || r.bytes !== MB50) throw new Error(`download failed: ${JSON.stringify(r)}`);
         return Number(r.bps) / 2 ** 20;

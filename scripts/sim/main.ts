@@ -198,6 +198,10 @@ async function main(): Promise<number> {
     say(`the page:        ${url}   (your browser reaches it as a LAN device would)`);
     say(`a LAN device:    onionbox sim exec -- curl http://${HOSTNAME}/ip   (prints the exit's address)`);
     say(`kill switch:     onionbox board switch on|off`);
+    if (world.privnet.obfs4Bridge) {
+      say(`an obfs4 bridge: ${world.privnet.obfs4Bridge.line}`);
+      say('                 (paste it under Settings > Bridges to reach the network through obfs4)');
+    }
     say(`logs:            ${dir}/*.log      Ctrl-C stops everything`);
   } catch (err) {
     say(`failed: ${(err as Error).message}`);

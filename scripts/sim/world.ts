@@ -87,6 +87,16 @@ export interface WorldOptions {
   boxConfig?: (privnet: Privnet) => Record<string, unknown>;
   /** Extra environment for onionboxd. */
   daemonEnv?: Record<string, string>;
+  /**
+   * The box as the image ships it (default: sysctls from firmware/system/60-onionbox.conf, boot lockdown
+   * before any link, WAN by DHCP, onionboxd started), or the firewall leak test's worst case: IPv6 and
+   * forwarding left ON (the ruleset alone must hold), a static WAN address, the boot lockdown only when
+   * `bootLockdown`, no onionboxd (the test drives tor and the firewall itself), and an IPv6 address on
+   * the LAN device.
+   */
+  box?: 'as-shipped' | 'worst-case';
+  /** With `box: 'worst-case'`: load the boot lockdown ruleset before the links exist. */
+  bootLockdown?: boolean;
 }
 
 export interface Timings {
@@ -148,6 +158,11 @@ export interface WorldInfo {
 }
 
 const PREFIX = /^[a-z][a-z0-9]{1,9}$/;
+
+/** A namespace prefix unique to this process and call (tests run several worlds at once). */
+export function uniquePrefix(): string {
+  return `ob${(process.pid % 46656).toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+}
 
 async function ip(args: string[]): Promise<void> {
   await execFileP('ip', args, { timeout: 15_000 });
@@ -281,17 +296,22 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     rmSync(`/etc/netns/${netns.lan}`, { recursive: true, force: true });
   };
 
+  const worst = opts.box === 'worst-case';
   try {
     // 1. namespaces and links; the box closed before any link exists
     for (const ns of Object.values(netns)) {
       await ip(['netns', 'add', ns]);
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
-    await nsExec(netns.box, 'nft', ['-f', LOCKDOWN_FILE]);
-    for (const [k, v] of netSysctls(readFileSync(SYSCTL_FILE, 'utf8'))) {
-      await nsExec(netns.box, 'sysctl', ['-q', '-w', `${k}=${v}`]).catch(() => undefined);
+    if (!worst || opts.bootLockdown) await nsExec(netns.box, 'nft', ['-f', LOCKDOWN_FILE]);
+    if (worst) {
+      await nsExec(netns.box, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    } else {
+      for (const [k, v] of netSysctls(readFileSync(SYSCTL_FILE, 'utf8'))) {
+        await nsExec(netns.box, 'sysctl', ['-q', '-w', `${k}=${v}`]).catch(() => undefined);
+      }
     }
-    for (const ns of [netns.inet, netns.lan]) {
+    for (const ns of worst ? [netns.inet] : [netns.inet, netns.lan]) {
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
     }
@@ -323,11 +343,13 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       'netns',
       netns.lan,
     ]);
-    for (const [ns, ifname] of [
-      [netns.box, BOX_WAN_IF],
-      [netns.box, BOX_LAN_IF],
-      [netns.lan, LAN_IF],
-    ] as const) {
+    for (const [ns, ifname] of worst
+      ? []
+      : ([
+          [netns.box, BOX_WAN_IF],
+          [netns.box, BOX_LAN_IF],
+          [netns.lan, LAN_IF],
+        ] as const)) {
       // the sysctl file's IPv6-off applies to interfaces made after it: say it for these too
       await nsExec(ns, 'sysctl', ['-q', '-w', `net.ipv6.conf.${ifname}.disable_ipv6=1`]).catch(
         () => undefined,
@@ -383,72 +405,84 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     // 3. the box's links, its DHCP client on the WAN, the LAN device
     for (const ifname of [BOX_WAN_IF, BOX_LAN_IF]) await ip(['-n', netns.box, 'link', 'set', ifname, 'up']);
     const leaseFile = join(dir, 'wan-lease.env');
-    rmSync(leaseFile, { force: true });
-    const dhclientConf = join(dir, 'dhclient.conf');
-    writeFileSync(dhclientConf, DHCLIENT_CONF);
-    track('dhclient', netns.box, 'dhclient', [
-      '-d',
-      '-4',
-      '-v',
-      // dhclient runs its script with a clean environment: -e passes the one variable it needs
-      '-e',
-      `OBX_SIM_WAN_LEASE=${leaseFile}`,
-      '-cf',
-      dhclientConf,
-      '-sf',
-      DHCLIENT_SCRIPT,
-      '-lf',
-      join(dir, 'dhclient.leases'),
-      '-pf',
-      join(dir, 'dhclient.pid'),
-      BOX_WAN_IF,
-    ]);
+    if (worst) {
+      await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxWan}/24`, 'dev', BOX_WAN_IF]);
+      await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxLan}/${ADDR.lanPrefix}`, 'dev', BOX_LAN_IF]);
+      await ip(['-n', netns.box, 'route', 'add', 'default', 'via', ADDR.modem]);
+    } else {
+      rmSync(leaseFile, { force: true });
+      const dhclientConf = join(dir, 'dhclient.conf');
+      writeFileSync(dhclientConf, DHCLIENT_CONF);
+      track('dhclient', netns.box, 'dhclient', [
+        '-d',
+        '-4',
+        '-v',
+        // dhclient runs its script with a clean environment: -e passes the one variable it needs
+        '-e',
+        `OBX_SIM_WAN_LEASE=${leaseFile}`,
+        '-cf',
+        dhclientConf,
+        '-sf',
+        DHCLIENT_SCRIPT,
+        '-lf',
+        join(dir, 'dhclient.leases'),
+        '-pf',
+        join(dir, 'dhclient.pid'),
+        BOX_WAN_IF,
+      ]);
+    }
     await ip(['-n', netns.lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
     await ip(['-n', netns.lan, 'link', 'set', LAN_IF, 'up']);
     await ip(['-n', netns.lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
+    if (worst) {
+      await ip(['-n', netns.lan, 'addr', 'add', '2001:db8:200::2/64', 'dev', LAN_IF]);
+      await ip(['-n', netns.lan, '-6', 'route', 'add', 'default', 'dev', LAN_IF]);
+    }
     mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
     writeFileSync(`/etc/netns/${netns.lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
-    for (let i = 0; !existsSync(leaseFile); i++) {
+    for (let i = 0; !worst && !existsSync(leaseFile); i++) {
       if (i > 300) throw new Error('sim: the box got no WAN lease from the modem in 30 s');
       await sleep(100);
     }
-    done('box WAN lease (DHCP)');
+    done(worst ? 'box links (static WAN)' : 'box WAN lease (DHCP)');
 
     privnet = await privnetP;
     done('private Tor network');
 
     // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
-    mkdirSync(boxStateDir, { recursive: true, mode: 0o711 });
-    if (opts.boxConfig)
-      writeFileSync(join(boxStateDir, 'config.json'), JSON.stringify(opts.boxConfig(privnet)), {
-        mode: 0o600,
-      });
-    const testNetwork = join(dir, 'test-network.json');
-    writeFileSync(
-      testNetwork,
-      `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
-    );
-    const command = opts.daemonCommand ?? [
-      process.execPath,
-      '--max-semi-space-size=1',
-      '--max-old-space-size=64',
-      join(ROOT, 'dist/firmware/main.js'),
-    ];
-    daemon = track(
-      'onionboxd',
-      netns.box,
-      command[0] as string,
-      [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
-      {
-        ...process.env,
-        ...opts.daemonEnv,
-        PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-        OBX_SIM_WAN_LEASE: leaseFile,
-        MALLOC_MMAP_THRESHOLD_: '131072',
-      },
-    );
-    await waitForLog(daemon, /"msg":"onionboxd ready"/, 60_000);
-    done('onionboxd');
+    if (!worst) {
+      mkdirSync(boxStateDir, { recursive: true, mode: 0o711 });
+      if (opts.boxConfig)
+        writeFileSync(join(boxStateDir, 'config.json'), JSON.stringify(opts.boxConfig(privnet)), {
+          mode: 0o600,
+        });
+      const testNetwork = join(dir, 'test-network.json');
+      writeFileSync(
+        testNetwork,
+        `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
+      );
+      const command = opts.daemonCommand ?? [
+        process.execPath,
+        '--max-semi-space-size=1',
+        '--max-old-space-size=64',
+        join(ROOT, 'dist/firmware/main.js'),
+      ];
+      daemon = track(
+        'onionboxd',
+        netns.box,
+        command[0] as string,
+        [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
+        {
+          ...process.env,
+          ...opts.daemonEnv,
+          PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+          OBX_SIM_WAN_LEASE: leaseFile,
+          MALLOC_MMAP_THRESHOLD_: '131072',
+        },
+      );
+      await waitForLog(daemon, /"msg":"onionboxd ready"/, 60_000);
+      done('onionboxd');
+    }
   } catch (err) {
     await stop();
     throw err;

@@ -29,14 +29,16 @@ import {
   type BoxTor,
   buildTopology,
   describeFrame,
+  HTTP_ADDR,
+  HTTP_PORT,
   LAN_CLIENT,
   type ProbeResult,
   type Topology,
 } from './firewall-topology.js';
 
 const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'conntrack', 'setpriv', '/usr/bin/python3']);
-const HTTP = '198.18.0.16';
-const HTTP_PORT = '8080';
+const HTTP = HTTP_ADDR;
+const HTTP_PORT_S = String(HTTP_PORT);
 const UNROUTED = '203.0.113.7'; // an address nothing answers for: only the leak detector would see it
 const DRIVER = fileURLToPath(new URL('./firewall-driver.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,15 +66,15 @@ function strayProbes(topo: Topology): string[][] {
     ['tcp', BOX_LAN, '9051', '2'], // the box's other ports are not reachable (control port)
     ['tcp', BOX_LAN, '22', '2'],
     // INVALID conntrack state (no connection behind them) and odd flags, to the server and to a relay
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'A', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'FA', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'R', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'RA', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'A', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'FA', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'R', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'RA', '3'],
     ['rawtcp', LAN_CLIENT, '198.18.0.10', '5000', 'A', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'SF', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'FPU', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'SR', '3'],
-    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT, 'SAFRPUEC', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'SF', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'FPU', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'SR', '3'],
+    ['rawtcp', LAN_CLIENT, HTTP, HTTP_PORT_S, 'SAFRPUEC', '3'],
     ['rawtcp', LAN_CLIENT, UNROUTED, '443', 'S', '3'],
   ];
 }
@@ -116,7 +118,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
 
   const probe = (args: string[], timeoutMs?: number) => topo.probe(topo.lan, args, timeoutMs);
   const apiIp = async (timeout = '8'): Promise<{ IsTor?: boolean; IP?: string } | null> => {
-    const r = await probe(['http', HTTP, HTTP_PORT, '/api/ip', timeout]);
+    const r = await probe(['http', HTTP, HTTP_PORT_S, '/api/ip', timeout]);
     if (!r.ok) return null;
     const body = String(r.reply ?? '').split('\r\n\r\n')[1] ?? '';
     try {
@@ -138,7 +140,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
   const probeClosed = async (tt: typeof t, scenario: string) => {
     const results = await inBatches(
       [
-        ['http', HTTP, HTTP_PORT, '/api/ip', '2'],
+        ['http', HTTP, HTTP_PORT_S, '/api/ip', '2'],
         ['dns', '192.0.2.53', 'closed.onion', 'udp'],
         ['dns', '192.0.2.53', 'closed.onion', 'tcp'],
         ...strayProbes(topo),
@@ -226,7 +228,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
 
   await t.test('killed cuts a download that is already running', async (t) => {
     // 3 s without data ends the download: the kill switch must stop the flow, not just new ones
-    const dl = probe(['download', HTTP, HTTP_PORT, '/bytes/1000000000', '-', '3'], 120_000);
+    const dl = probe(['download', HTTP, HTTP_PORT_S, '/bytes/1000000000', '-', '3'], 120_000);
     await sleep(1500);
     await setMode('killed');
     const r = await dl;
@@ -238,7 +240,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
   });
 
   await t.test('tor SIGKILLed while a download runs', async (t) => {
-    const dl = probe(['download', HTTP, HTTP_PORT, '/bytes/200000000', '-', '20'], 60_000);
+    const dl = probe(['download', HTTP, HTTP_PORT_S, '/bytes/200000000', '-', '20'], 60_000);
     await sleep(1500);
     await tor.kill();
     const r = await dl;
@@ -268,7 +270,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    const flows = probe(['flows', '4', '6', HTTP, HTTP_PORT, '/bytes/100000']);
+    const flows = probe(['flows', '4', '6', HTTP, HTTP_PORT_S, '/bytes/100000']);
     for (let i = 0; i < 100 && applied < 40; i++) await sleep(100);
     t.ok(applied >= 40, `the driver was toggling (${applied} applies) ${err}`);
     child.kill('SIGKILL');
@@ -293,7 +295,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
 
   await t.test('rule reload during traffic keeps flows and leaks nothing', async (t) => {
     const downloads = Promise.all(
-      [0, 1, 2].map(() => probe(['download', HTTP, HTTP_PORT, '/bytes/30000000', '-', '60'], 90_000)),
+      [0, 1, 2].map(() => probe(['download', HTTP, HTTP_PORT_S, '/bytes/30000000', '-', '60'], 90_000)),
     );
     for (let i = 0; i < 30; i++) {
       await setMode('routing');
@@ -324,7 +326,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
       const appliesBefore = sb.applies.length;
 
       const stopFile = join(topo.dir, 'stop-flows');
-      const flows = probe(['flows', '20', '300', HTTP, HTTP_PORT, '/bytes/50000', stopFile], 400_000);
+      const flows = probe(['flows', '20', '300', HTTP, HTTP_PORT_S, '/bytes/50000', stopFile], 400_000);
       const stray = (async () => {
         const out: ProbeResult[] = [];
         for (let i = 0; i < 3; i++) out.push(...(await inBatches(strayProbes(topo), 8, (a) => probe(a))));
@@ -409,7 +411,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     await nsRun(topo.box, 'nft', ['-f', leaky]);
     await inBatches(
       [
-        ['http', HTTP, HTTP_PORT, '/api/ip', '2'],
+        ['http', HTTP, HTTP_PORT_S, '/api/ip', '2'],
         ['udp', HTTP, '443'],
         ['udp', UNROUTED, '123'],
         ['icmp', HTTP],
@@ -422,7 +424,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
     const leaks = topo.leaks(frames);
     t.ok(leaks.length > 0, `leaks reported: ${leaks.slice(0, 4).map(describeFrame).join('; ')}`);
     t.ok(
-      leaks.some((f) => f.proto === 6 && f.dport === 8080),
+      leaks.some((f) => f.proto === 6 && f.dport === HTTP_PORT),
       'the direct TCP connection to the server is caught',
     );
     t.ok(

@@ -1,8 +1,11 @@
 /**
- * The end-to-end topology for the firewall leak test and the firewall benchmarks:
+ * The end-to-end topology for the firewall leak test and the firewall benchmarks: the simulator's world
+ * (scripts/sim/world.ts, the one topology `npm start` and the whole-box test build too), in its worst
+ * case for the ruleset: the box with IPv6 and forwarding left ON, a static WAN address, no onionboxd (the
+ * test drives the firewall and the box's tor itself):
  *
  *   lan ns                 box ns                                  inet ns
- *   client 10.200.0.2 ---- 10.200.0.1 [nft, tor as debian-tor] 198.18.0.2 ---- 198.18.0.1 (+ .10-.16)
+ *   client 10.42.0.2 ----- 10.42.0.1 [nft, tor as debian-tor] 198.18.0.2 ---- 198.18.0.1 (+ .10-.17)
  *   (IPv6 on)              (IPv6 on, forwarding ON: worst case)      private Tor network + HTTP server
  *
  * Order is fail-closed from the first packet: the box loads the static boot lockdown ruleset before any
@@ -16,43 +19,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FirewallParams } from '../../firmware/firewall/params.js';
-import { type Privnet, startPrivnet } from '../../scripts/privnet/index.js';
+import type { Privnet } from '../../scripts/privnet/index.js';
 import {
-  addAddr,
-  type Capture,
-  describeFrame,
-  type Frame,
-  linkUp,
-  makeNetns,
-  makeVeth,
-  nsRun,
-  parsePcap,
-  startCapture,
-  sysctl,
-  type Teardown,
-  uniqueSuffix,
-} from '../helpers/netns.js';
+  ADDR,
+  BOX_LAN_IF,
+  BOX_WAN_IF,
+  buildWorld,
+  INET_IF,
+  LAN_IF,
+  uniquePrefix,
+  LOCKDOWN_FILE as WORLD_LOCKDOWN_FILE,
+} from '../../scripts/sim/world.js';
+import { describeFrame, type Frame, nsRun, parsePcap, type Teardown } from '../helpers/netns.js';
+
+export interface Capture {
+  file: string;
+  stop(): Promise<void>;
+}
 
 export const PROBES = fileURLToPath(new URL('../fixtures/firewall/probes.py', import.meta.url));
-export const LOCKDOWN_FILE = fileURLToPath(
-  new URL('../../firmware/system/onionbox-lockdown.nft', import.meta.url),
-);
+export const LOCKDOWN_FILE = WORLD_LOCKDOWN_FILE;
 export const PYTHON = '/usr/bin/python3';
 
-export const LAN_CLIENT = '10.200.0.2';
-export const BOX_LAN = '10.200.0.1';
-export const BOX_WAN = '198.18.0.2';
-export const INET_GW = '198.18.0.1';
-/** privnet: auth0-2, middle0-1, exit0 on .10-.15, the HTTP server on .16 */
-export const INET_ADDRS = [
-  '198.18.0.10',
-  '198.18.0.11',
-  '198.18.0.12',
-  '198.18.0.13',
-  '198.18.0.14',
-  '198.18.0.15',
-  '198.18.0.16',
-];
+export const LAN_CLIENT = ADDR.lanDevice;
+export const BOX_LAN = ADDR.boxLan;
+export const BOX_WAN = ADDR.boxWan;
+export const INET_GW = ADDR.modem;
+/** privnet: auth0-2, middle0-1, exit0 on .10-.15, the HTTP server on .16 (port 80), a bridge on .17 */
+export const INET_ADDRS = ADDR.privnet;
+export const HTTP_ADDR = ADDR.privnet[6] as string;
+export const HTTP_PORT = 80;
 export const TRANS_PORT = 9040;
 export const DNS_PORT = 5353;
 export const SOCKS_PORT = 9050;
@@ -148,75 +144,45 @@ export async function buildTopology(
   const dir = mkdtempSync(join(tmpdir(), 'onionbox-e2e-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const { uid: torUid, gid: torGid } = idOf('debian-tor');
-  const sfx = uniqueSuffix();
-  const [lan, box, inet] = await Promise.all([
-    makeNetns(t, 'lan'),
-    makeNetns(t, 'box'),
-    makeNetns(t, 'inet'),
-  ]);
-  const lanIf = `l${sfx}`;
-  const boxLanIf = `bl${sfx}`;
-  const boxWanIf = `bw${sfx}`;
-  const inetIf = `iw${sfx}`;
-
-  await sysctl(inet, 'net.ipv6.conf.all.disable_ipv6', '1');
-  await sysctl(inet, 'net.ipv6.conf.default.disable_ipv6', '1');
-  // Worst case on the box: forwarding on, IPv6 on. The ruleset alone must hold.
-  await sysctl(box, 'net.ipv4.ip_forward', '1');
-  if (opts.bootLockdown) await nsRun(box, 'nft', ['-f', LOCKDOWN_FILE]);
-
-  await makeVeth(lan, lanIf, box, boxLanIf);
-  await makeVeth(box, boxWanIf, inet, inetIf);
-  const inetMac = await macOf(inet, inetIf);
-  // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
-  // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
-  const exitAddr = INET_ADDRS[5] ?? '';
-  await addAddr(inet, inetIf, `${exitAddr}/24`);
-  for (const a of [INET_GW, ...INET_ADDRS.filter((x) => x !== exitAddr)])
-    await addAddr(inet, inetIf, `${a}/24`);
-  await linkUp(inet, inetIf);
-  const capture = await startCapture(t, inet, inetIf, join(dir, 'wan.pcap'), 128);
-  log(`capture running on ${inet}/${inetIf}`);
-
-  // The private Tor network comes up in the inet namespace while the box's links come up.
-  const privnetP = startPrivnet({
-    dir: join(dir, 'privnet'),
-    netns: inet,
-    addresses: INET_ADDRS,
-    httpServer: true,
-    log: (l) => log(`privnet: ${l}`),
+  const world = await buildWorld({
+    prefix: uniquePrefix(),
+    dir,
+    box: 'worst-case',
+    bootLockdown: opts.bootLockdown,
+    capture: true,
+    log,
   });
-  privnetP.catch(() => undefined);
-  t.teardown(async () => {
-    const p = await privnetP.catch(() => null);
-    await p?.stop();
-  });
-
-  await addAddr(box, boxWanIf, `${BOX_WAN}/24`);
-  await addAddr(box, boxLanIf, `${BOX_LAN}/24`);
-  await linkUp(box, boxWanIf);
-  await linkUp(box, boxLanIf);
-  await nsRun(box, 'ip', ['route', 'add', 'default', 'via', INET_GW]);
-  await addAddr(lan, lanIf, `${LAN_CLIENT}/24`);
-  await addAddr(lan, lanIf, '2001:db8:200::2/64');
-  await linkUp(lan, lanIf);
-  await nsRun(lan, 'ip', ['route', 'add', 'default', 'via', BOX_LAN]);
-  await nsRun(lan, 'ip', ['-6', 'route', 'add', 'default', 'dev', lanIf]);
-
-  const addrs = JSON.parse(await nsRun(box, 'ip', ['-j', '-6', 'addr', 'show', 'dev', boxLanIf])) as {
+  t.teardown(() => world.stop());
+  const { lan, box, inet } = world.netns;
+  const captureProc = world.processes().find((p) => p.name === 'capture');
+  const capture: Capture = {
+    file: world.captureFile ?? '',
+    stop: async () => {
+      const c = captureProc?.child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const gone = new Promise<void>((r) => c.once('exit', () => r()));
+      c.kill('SIGINT');
+      await gone;
+    },
+  };
+  const inetMac = await macOf(inet, INET_IF);
+  const addrs = JSON.parse(await nsRun(box, 'ip', ['-j', '-6', 'addr', 'show', 'dev', BOX_LAN_IF])) as {
     addr_info?: { local?: string; scope?: string }[];
   }[];
   const boxLinkLocal = addrs[0]?.addr_info?.find((a) => a.scope === 'link')?.local ?? 'fe80::1';
-  const privnet = await privnetP;
-  log(`privnet ready after ${privnet.startupMs} ms`);
+  const privnet = world.privnet;
   const relayEndpoints = new Set(privnet.relayEndpoints().map((r) => `${r.address}:${r.port}`));
   const relayAddrs = new Set(privnet.relayEndpoints().map((r) => r.address));
+  const lanIf = LAN_IF;
+  const boxLanIf = BOX_LAN_IF;
+  const boxWanIf = BOX_WAN_IF;
+  const inetIf = INET_IF;
 
   const params: FirewallParams = {
     lanIf: boxLanIf,
     wanIf: boxWanIf,
     lanAddr: BOX_LAN,
-    lanPrefix: 24,
+    lanPrefix: ADDR.lanPrefix,
     torUid,
     transPort: TRANS_PORT,
     dnsPort: DNS_PORT,

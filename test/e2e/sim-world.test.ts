@@ -21,17 +21,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { ipcCall, socketPath } from '../../firmware/ipc.js';
-import { ADDR, buildWorld, EXIT_ADDR, HOSTNAME, namespacesOf, type World } from '../../scripts/sim/world.js';
+import {
+  ADDR,
+  buildWorld,
+  EXIT_ADDR,
+  HOSTNAME,
+  namespacesOf,
+  uniquePrefix,
+  type World,
+} from '../../scripts/sim/world.js';
 import { describeFrame, type Frame, parsePcap, rootSkipReason } from '../helpers/netns.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'obfs4proxy']);
-
-function uniquePrefix(): string {
-  return `ob${(process.pid % 46656).toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-}
 
 async function status(w: World): Promise<Record<string, unknown>> {
   const r = await ipcCall(socketPath(w.boxStateDir), 'status', {}, 5000);

@@ -4,16 +4,11 @@
  * port the way the host's browser reaches it. Stopped (every namespace, process and file) at teardown.
  */
 import type { Test } from 'tap';
-import { buildWorld, type World, type WorldOptions } from '../../scripts/sim/world.js';
+import { buildWorld, uniquePrefix, type World, type WorldOptions } from '../../scripts/sim/world.js';
 import { nodeTsArgs } from './node-ts.js';
 import { tmpDir } from './tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-
-/** A namespace prefix unique to this process and call. */
-export function uniquePrefix(): string {
-  return `ob${(process.pid % 46656).toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-}
 
 export async function startSimBox(
   t: Test,
