@@ -6,6 +6,7 @@ import { DEFAULT_STATE_DIR } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
+import { NET_COMMANDS } from './net.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
@@ -16,6 +17,7 @@ export const COMMANDS: readonly CliCommand[] = [
   boardPressCommand,
   ...firewallCommands,
   ...TOR_COMMANDS,
+  ...NET_COMMANDS,
 ];
 
 export function usage(commands: readonly CliCommand[] = COMMANDS): string {
