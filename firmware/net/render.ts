@@ -350,7 +350,11 @@ export function validateUpstreamWifi(input: unknown): UpstreamWifi {
  * bytes; the cloned MAC is stable and random per network (its stable-id is per SSID).
  */
 export function renderWifiKeyfile(input: unknown): string {
-  const w = validateUpstreamWifi(input);
+  return wifiKeyfile(validateUpstreamWifi(input));
+}
+
+/** The keyfile text of an already validated UpstreamWifi. */
+export function wifiKeyfile(w: UpstreamWifi): string {
   const id = wifiProfileId(w.ssid);
   const security =
     w.keyMgmt === 'none' || !w.passphrase
