@@ -10,6 +10,7 @@ import { NET_COMMANDS } from './net.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
+import { WIFI_COMMANDS } from './wifi.js';
 
 export const COMMANDS: readonly CliCommand[] = [
   statusCommand,
@@ -18,6 +19,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...firewallCommands,
   ...TOR_COMMANDS,
   ...NET_COMMANDS,
+  ...WIFI_COMMANDS,
 ];
 
 export function usage(commands: readonly CliCommand[] = COMMANDS): string {

@@ -131,3 +131,63 @@ t.test('bad values: clear error, non-zero exit, nothing on stdout', async (t) =>
     t.notMatch(r.err, /correct horse/, `${name}: never echoes the passphrase`);
   }
 });
+
+t.test('wifi scan|connect|status against the fake nmcli', async (t) => {
+  const { fakeNmcli } = await import('../helpers/fake-nmcli.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const fake = fakeNmcli(t, {
+    running: true,
+    devices: [{ device: 'wlan1', type: 'wifi', state: 'disconnected', connection: '' }],
+    networks: [
+      {
+        ssid: 'Home',
+        bssid: 'AA:BB:CC:DD:EE:01',
+        chan: 6,
+        freq: 2437,
+        signal: 82,
+        security: 'WPA2',
+        psk: 'home-passphrase',
+      },
+      { ssid: 'Free', bssid: 'AA:BB:CC:DD:EE:03', chan: 11, freq: 2462, signal: 41, security: '' },
+    ],
+  });
+  const scan = await cli(['wifi', 'scan', '--interface', 'wlan1']);
+  t.equal(scan.code, 0);
+  t.match(scan.out, /82% ch 6 +WPA2 +"Home"/);
+  t.match(scan.out, /open +"Free"/);
+  const json = await cli(['wifi', 'scan', '--interface', 'wlan1', '--json']);
+  t.equal(JSON.parse(json.out).length, 2);
+  // NetworkManager's keyfile directory defaults to /etc; the CLI test points the adapter at the fake's.
+  process.env.ONIONBOX_WIFI_INTERFACE = 'wlan1';
+  t.teardown(() => {
+    delete process.env.ONIONBOX_WIFI_INTERFACE;
+  });
+  const dir = mkdtempSync(`${fake.dir}/p-`);
+  writeFileSync(`${dir}/pass`, 'home-passphrase\n');
+  const bad = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase', 'x']);
+  t.equal(bad.code, 2, 'no --passphrase flag exists');
+  t.equal(bad.out, '');
+  const st = await cli(['wifi', 'status', '--json']);
+  t.equal(JSON.parse(st.out).state, 'disconnected');
+  const short = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase-file', `${dir}/missing`]);
+  t.equal(short.code, 2);
+  t.match(short.err, /ENOENT/);
+  process.env.ONIONBOX_NM_CONNECTIONS_DIR = fake.connectionsDir;
+  t.teardown(() => {
+    delete process.env.ONIONBOX_NM_CONNECTIONS_DIR;
+  });
+  const wrong = `${dir}/wrong`;
+  writeFileSync(wrong, 'not-the-passphrase\n');
+  const refused = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase-file', wrong]);
+  t.equal(refused.code, 1);
+  t.match(refused.err, /OBX_ERR_NET_WIFI_AUTH_FAILED/);
+  t.equal(refused.out, '');
+  const ok = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase-file', `${dir}/pass`]);
+  t.equal(ok.code, 0, ok.err);
+  t.match(ok.out, /joined "Home" on wlan1: 192\.168\.1\.23\/24/);
+  t.match((await cli(['wifi', 'status'])).out, /network +"Home", signal 82%/);
+  t.notOk(
+    fake.calls().some((c) => c.argv.some((a) => a.includes('home-passphrase'))),
+    'never in argv',
+  );
+});
