@@ -73,6 +73,19 @@ export const Errors = Object.freeze({
     500,
   ),
   FIREWALL_NOT_STARTED: spec('OBX_ERR_FIREWALL_NOT_STARTED', 'The firewall service is not started', 503),
+  // networking (firmware/net/)
+  NET_VALUE_INVALID: spec('OBX_ERR_NET_VALUE_INVALID', 'Network setting rejected', 400),
+  NET_NM_NOT_RUNNING: spec('OBX_ERR_NET_NM_NOT_RUNNING', 'NetworkManager is not running', 503),
+  NET_WIFI_NOT_FOUND: spec('OBX_ERR_NET_WIFI_NOT_FOUND', 'No such Wi-Fi network or device', 404),
+  NET_WIFI_AUTH_FAILED: spec('OBX_ERR_NET_WIFI_AUTH_FAILED', 'The Wi-Fi network refused the passphrase', 400),
+  NET_NMCLI_FAILED: spec('OBX_ERR_NET_NMCLI_FAILED', 'NetworkManager refused the request', 502),
+  NET_DHCP_CONFIG_REJECTED: spec(
+    'OBX_ERR_NET_DHCP_CONFIG_REJECTED',
+    'dnsmasq refused the DHCP configuration; the previous one stays in force',
+    500,
+  ),
+  NET_DHCP_FAILED: spec('OBX_ERR_NET_DHCP_FAILED', 'The LAN DHCP server (dnsmasq) is not running', 503),
+  NET_UNAVAILABLE: spec('OBX_ERR_NET_UNAVAILABLE', 'This box has no network control', 503),
   // box controller and board (firmware/box.ts, board/)
   BOX_BAD_INPUT: spec('OBX_ERR_BOX_BAD_INPUT', 'Bad request to the box', 400),
   BOX_APPLY_FAILED: spec(

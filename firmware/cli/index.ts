@@ -6,10 +6,12 @@ import { DEFAULT_STATE_DIR } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
+import { NET_COMMANDS } from './net.js';
 import { readSimInfo, SIM_COMMANDS } from './sim.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
+import { WIFI_COMMANDS } from './wifi.js';
 
 export const COMMANDS: readonly CliCommand[] = [
   statusCommand,
@@ -17,6 +19,8 @@ export const COMMANDS: readonly CliCommand[] = [
   boardPressCommand,
   ...firewallCommands,
   ...TOR_COMMANDS,
+  ...NET_COMMANDS,
+  ...WIFI_COMMANDS,
   ...SIM_COMMANDS,
 ];
 

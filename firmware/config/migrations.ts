@@ -7,8 +7,18 @@ import { CONFIG_VERSION } from './schema.js';
 
 export type Migration = (doc: Record<string, unknown>) => Record<string, unknown>;
 
-/** migrations[n] turns version n into n + 1. Version 1 is the first released format: none yet. */
-export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({});
+/**
+ * migrations[n] turns version n into n + 1.
+ *  1 -> 2: networking (issue 12): `network.accessPoint` and `network.upstreamWifi`, both null (no access
+ *          point until the owner gives it a passphrase; the WAN stays on Ethernet).
+ */
+export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({
+  1: (doc: Record<string, unknown>) => {
+    const network = doc.network;
+    if (network === null || typeof network !== 'object' || Array.isArray(network)) return doc;
+    return { ...doc, network: { ...network, accessPoint: null, upstreamWifi: null } };
+  },
+});
 
 export function migrate(
   doc: unknown,

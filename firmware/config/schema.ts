@@ -6,7 +6,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 
-export const CONFIG_VERSION = 1 as const;
+export const CONFIG_VERSION = 2 as const;
 
 /** Linux interface names: IFNAMSIZ-1 characters from a conservative set. */
 export const InterfaceName = Type.String({
@@ -58,8 +58,40 @@ export const TorSettings = Type.Object(
   { additionalProperties: false, requiresRestart: true },
 );
 
+/** The box's own access point. The byte length of the SSID and the passphrase grammar are checked by
+ * firmware/net/config-check.ts (registered with the validator). null: no access point configured yet
+ * (there is no default passphrase). */
+export const AccessPointSettings = Type.Object(
+  {
+    ssid: Type.String({ minLength: 1, maxLength: 32, description: 'Network name (1-32 bytes of UTF-8)' }),
+    passphrase: Type.String({
+      minLength: 8,
+      maxLength: 64,
+      description: 'WPA passphrase: 8-63 printable ASCII characters, or 64 hex digits',
+    }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'Regulatory country (ISO 3166-1 alpha-2)' }),
+    channel: Type.Integer({ minimum: 1, maximum: 48, description: '1-13, or 36, 40, 44, 48' }),
+    security: Type.Union([Type.Literal('wpa2'), Type.Literal('wpa2-wpa3')], {
+      description: 'WPA2-PSK/CCMP, or WPA2/WPA3 (SAE) transition mode',
+    }),
+  },
+  { additionalProperties: false, requiresRestart: true },
+);
+
+/** The Wi-Fi network the box joins as its WAN (its passphrase lives only in NetworkManager's keyfile). */
+export const UpstreamWifiSettings = Type.Object(
+  {
+    interface: InterfaceName,
+    ssid: Type.String({ minLength: 1, maxLength: 32 }),
+    hidden: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
 export const NetworkSettings = Type.Object(
   {
+    accessPoint: Type.Union([Type.Null(), AccessPointSettings]),
+    upstreamWifi: Type.Union([Type.Null(), UpstreamWifiSettings]),
     lanInterface: InterfaceName,
     wanInterface: InterfaceName,
     lanAddress: Ipv4Address,
@@ -122,6 +154,8 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 export type TorConfig = Static<typeof TorSettings>;
 export type NetworkConfig = Static<typeof NetworkSettings>;
+export type AccessPointConfig = Static<typeof AccessPointSettings>;
+export type UpstreamWifiConfig = Static<typeof UpstreamWifiSettings>;
 export type WebConfig = Static<typeof WebSettings>;
 export type BoardConfig = Static<typeof BoardSettings>;
 
@@ -143,6 +177,8 @@ export function defaultConfig(): Config {
       lanAddress: '10.42.0.1',
       lanPrefix: 24,
       hostname: 'onionbox.lan',
+      accessPoint: null,
+      upstreamWifi: null,
     },
     web: { port: 80, passwordHash: null, sessionKey: null },
     board: {

@@ -18,6 +18,8 @@ import { validateConfig } from './validate.js';
 // Registers tor's bridge-line and country grammar with the validator: the store never accepts a document
 // that tor would refuse, whoever imports it (firmware/tor/grammar.ts).
 import '../tor/grammar.js';
+// The same for the networking grammars (SSID bytes, passphrase, country, channel, LAN range).
+import '../net/config-check.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;

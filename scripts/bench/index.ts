@@ -7,11 +7,19 @@ import { cpus, totalmem } from 'node:os';
 import { boardSuite } from './board.js';
 import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
+import { netSuite } from './net.js';
 import { torSuite } from './tor.js';
 import type { BenchResult, BenchSuite } from './types.js';
 import { webSuite } from './web.js';
 
-export const SUITES: readonly BenchSuite[] = [firmwareSuite, firewallSuite, boardSuite, webSuite, torSuite];
+export const SUITES: readonly BenchSuite[] = [
+  firmwareSuite,
+  firewallSuite,
+  boardSuite,
+  webSuite,
+  torSuite,
+  netSuite,
+];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !SUITES.some((s) => s.name === w));
