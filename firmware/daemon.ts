@@ -15,7 +15,8 @@
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs. Stops before tor at shutdown
  *   5. wan-lease   the WAN's DHCP server from NetworkManager, for the firewall's DHCP exception
- *   6. lan         the box's LAN address (tor's TransPort/DNSPort and the page listen on it)
+ *   6. lan         the box's LAN address (tor's TransPort/DNSPort and the page listen on it), then the
+ *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   7. tor         starts tor in the background: the state machine opens the LAN only when it is ready;
  *                  the relay set follows tor's consensus from here on
  *   8. web, ipc    the page on the LAN address, the CLI's control socket
@@ -35,6 +36,7 @@ import { EventBus } from './events.js';
 import { Firewall, modeOnly } from './firewall/apply.js';
 import type { FirewallParams, RelayEndpoint } from './firewall/params.js';
 import { IpcServer, socketPath } from './ipc.js';
+import { createLanDhcp, type LanDhcp } from './net/lan-dhcp.js';
 import { setLanAddress } from './net/lan-link.js';
 import { WanLeaseWatcher } from './net/wan-lease.js';
 import type { Service } from './service.js';
@@ -396,13 +398,27 @@ export class Daemon {
   }
 
   #lanService(): Service {
+    let dhcp: LanDhcp | null = null;
     return {
       name: 'lan',
       start: async () => {
         const net = this.config.get().network;
         await setLanAddress(net.lanInterface, net.lanAddress, net.lanPrefix);
+        dhcp = createLanDhcp({
+          settings: {
+            interface: net.lanInterface,
+            lanAddr: `${net.lanAddress}/${net.lanPrefix}`,
+            leaseFile: join(this.opts.stateDir, 'dnsmasq.leases'),
+          },
+          confPath: join(this.opts.stateDir, 'dnsmasq.conf'),
+          log: this.opts.log.child({ component: 'lan-dhcp' }),
+        });
+        await dhcp.start();
       },
-      stop: async () => undefined,
+      stop: async () => {
+        await dhcp?.stop();
+        dhcp = null;
+      },
     };
   }
 

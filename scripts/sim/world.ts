@@ -4,7 +4,7 @@
  *
  *   <p>-lan                 <p>-box                                      <p>-inet ("the internet")
  *   LAN device ---------- wlan0 10.42.0.1  [onionboxd --simulate,     eth0 (DHCP) ------ modem0 198.18.0.1
- *   eth0 10.42.0.2         tor as debian-tor, nft, the page on :80]                  + .10-.17: private Tor network,
+ *   eth0 (DHCP: the box)   tor as debian-tor, nft, dnsmasq, the page on :80]         + .10-.17: private Tor network,
  *   (resolv.conf: the box)                                                           web.sim.test .16, DNS/DHCP .53
  *
  * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge)
@@ -15,7 +15,8 @@
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
  *   network by a data file (--test-network). Its nmcli is a fake that reports dhclient's lease;
- * - a LAN device with the box as router and DNS (/etc/netns/<p>-lan/resolv.conf, removed at stop).
+ * - a LAN device whose dhclient gets its address, router and DNS from the box's DHCP server; its
+ *   /etc/netns/<p>-lan/resolv.conf is written from that lease (removed at stop).
  *
  * Every process is started here, tracked by PID and stopped by PID; every namespace and file is named
  * from the prefix, so a crashed run's leftovers can be found and removed by name. The host's firewall,
@@ -221,6 +222,12 @@ export function modemArgs(o: { dir: string; iface: string; leaseSeconds: number 
   ];
 }
 
+/** The LAN device's dhclient.conf: an ordinary device, which also wants its DNS servers. */
+export const LAN_DHCLIENT_CONF = `# onionbox simulator: the LAN device
+request subnet-mask, broadcast-address, routers, domain-name-servers, dhcp-lease-time,
+        dhcp-server-identifier, dhcp-renewal-time, dhcp-rebinding-time;
+`;
+
 /** The box's dhclient.conf: asks only for what a router needs, sends no host name or vendor id. */
 export const DHCLIENT_CONF = `# onionbox simulator: the box's DHCP client sends nothing about itself
 request subnet-mask, broadcast-address, routers, dhcp-lease-time, dhcp-server-identifier,
@@ -243,6 +250,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   let daemon: Tracked | null = null;
   let captureFile: string | null = null;
   let pageUrl: string | null = null;
+  const lanLeaseFile = join(dir, 'lan-lease.env');
   const boxStateDir = join(dir, 'box');
   const t0 = Date.now();
   let mark = t0;
@@ -419,7 +427,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         '-v',
         // dhclient runs its script with a clean environment: -e passes the one variable it needs
         '-e',
-        `OBX_SIM_WAN_LEASE=${leaseFile}`,
+        `OBX_SIM_LEASE=${leaseFile}`,
         '-cf',
         dhclientConf,
         '-sf',
@@ -431,15 +439,16 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         BOX_WAN_IF,
       ]);
     }
-    await ip(['-n', netns.lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
-    await ip(['-n', netns.lan, 'link', 'set', LAN_IF, 'up']);
-    await ip(['-n', netns.lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
+    mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
     if (worst) {
+      // the leak test's client: a static address, IPv6 on, the box as router and DNS
+      await ip(['-n', netns.lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
+      await ip(['-n', netns.lan, 'link', 'set', LAN_IF, 'up']);
+      await ip(['-n', netns.lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
       await ip(['-n', netns.lan, 'addr', 'add', '2001:db8:200::2/64', 'dev', LAN_IF]);
       await ip(['-n', netns.lan, '-6', 'route', 'add', 'default', 'dev', LAN_IF]);
+      writeFileSync(`/etc/netns/${netns.lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
     }
-    mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
-    writeFileSync(`/etc/netns/${netns.lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
     for (let i = 0; !worst && !existsSync(leaseFile); i++) {
       if (i > 300) throw new Error('sim: the box got no WAN lease from the modem in 30 s');
       await sleep(100);
@@ -482,6 +491,33 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       );
       await waitForLog(daemon, /"msg":"onionboxd ready"/, 60_000);
       done('onionboxd');
+
+      // 5. the LAN device asks the box's DHCP server for its address, router and DNS
+      const lanConf = join(dir, 'lan-dhclient.conf');
+      writeFileSync(lanConf, LAN_DHCLIENT_CONF);
+      track('lan-dhclient', netns.lan, 'dhclient', [
+        '-d',
+        '-4',
+        '-v',
+        '-e',
+        `OBX_SIM_LEASE=${lanLeaseFile}`,
+        '-e',
+        `OBX_SIM_RESOLV=/etc/netns/${netns.lan}/resolv.conf`,
+        '-cf',
+        lanConf,
+        '-sf',
+        DHCLIENT_SCRIPT,
+        '-lf',
+        join(dir, 'lan-dhclient.leases'),
+        '-pf',
+        join(dir, 'lan-dhclient.pid'),
+        LAN_IF,
+      ]);
+      for (let i = 0; !existsSync(`/etc/netns/${netns.lan}/resolv.conf`); i++) {
+        if (i > 300) throw new Error("sim: the LAN device got no lease from the box's DHCP server in 30 s");
+        await sleep(100);
+      }
+      done("LAN device lease (the box's DHCP)");
     }
   } catch (err) {
     await stop();
@@ -526,7 +562,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       pid: process.pid,
       startedAt: new Date(t0).toISOString(),
       dir,
-      lan: { netns: netns.lan, interface: LAN_IF, address: ADDR.lanDevice },
+      lan: { netns: netns.lan, interface: LAN_IF, address: leasedAddress(lanLeaseFile) ?? ADDR.lanDevice },
       box: {
         netns: netns.box,
         lanAddress: ADDR.boxLan,
@@ -543,6 +579,16 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     stop,
   };
   return world;
+}
+
+/** The address in a lease recorded by scripts/sim/dhclient-script, or null. */
+export function leasedAddress(file: string): string | null {
+  try {
+    const m = /^ip_address=([0-9.]{7,15})$/m.exec(readFileSync(file, 'utf8'));
+    return m?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** The host end of the page relay: 127.0.0.1:PORT -> the LAN device's Unix socket. */

@@ -26,6 +26,7 @@ import {
   buildWorld,
   EXIT_ADDR,
   HOSTNAME,
+  leasedAddress,
   namespacesOf,
   uniquePrefix,
   type World,
@@ -129,6 +130,18 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   const sizes = JSON.parse(seeded ?? '{}') as { dirs: number; consensus: number; total: number };
   t.equal(sizes.dirs, 3, "the private network's three authorities");
   t.equal(sizes.consensus, 0, 'no cached consensus: a fresh box');
+
+  // the LAN device has its address, router and DNS from the box's own DHCP server (dnsmasq)
+  const lanAddr = leasedAddress(join(dir, 'lan-lease.env'));
+  t.match(lanAddr ?? '', /^10\.42\.0\.\d+$/, `the LAN device leased ${lanAddr} from the box`);
+  t.equal(world.info().lan.address, lanAddr);
+  t.equal(
+    readFileSync(`/etc/netns/${prefix}-lan/resolv.conf`, 'utf8').trim().split('\n')[0],
+    `nameserver ${ADDR.boxLan}`,
+    'its resolv.conf names the box, from the lease',
+  );
+  const route = await world.exec(world.netns.lan, 'ip', ['route', 'show', 'default']);
+  t.match(route, new RegExp(`default via ${ADDR.boxLan.replace(/\./g, '\\.')}`), 'and its router is the box');
 
   const routing = await until(
     'routing',
