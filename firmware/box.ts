@@ -521,4 +521,13 @@ export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: B
     return { buttonPressedAt: controller.claimPresence().buttonPressedAt };
   });
   ipc.register('board.leds', async () => sim().leds());
+  // The page's bridge form, from the command line: the same validation, rollback and storage.
+  ipc.register('tor.bridges', async (args) => {
+    const lines = args.bridges;
+    if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string') || lines.length > 50) {
+      throw obxError('CONFIG_INVALID', 'bridges must be a list of at most 50 bridge lines');
+    }
+    const tor = controller.config.get().tor;
+    return controller.applyTorSettings({ ...tor, useBridges: lines.length > 0, bridges: lines as string[] });
+  });
 }

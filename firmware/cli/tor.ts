@@ -1,5 +1,5 @@
 /**
- * `onionbox tor status|newnym|circuits|check`: talk to the running onionboxd over its control socket
+ * `onionbox tor status|newnym|circuits|check|bridges`: talk to the running onionboxd over its control socket
  * (handlers in firmware/tor/ipc.ts).
  */
 import type { CircuitInfo } from '../box-api.js';
@@ -97,9 +97,30 @@ export const torCheckCommand: CliCommand = {
   },
 };
 
+/** `onionbox tor bridges LINE...` (each line one argument) or `onionbox tor bridges --off`. */
+export const torBridgesCommand: CliCommand = {
+  name: 'tor bridges',
+  summary: 'Use these bridges (as the page does: checked, applied, rolled back if tor cannot use them)',
+  usage: 'onionbox tor bridges "LINE" ["LINE" ...] | --off',
+  async run(argv, ctx) {
+    const off = argv.length === 1 && argv[0] === '--off';
+    if (!off && (argv.length === 0 || argv.some((a) => a.startsWith('--')))) {
+      throw obxError('CLI_USAGE', 'give bridge lines, one argument each, or --off');
+    }
+    const result = (await daemonCall(ctx.stateDir, 'tor.bridges', { bridges: off ? [] : argv }, 150_000)) as {
+      ok: boolean;
+      rolledBack: boolean;
+      message: string;
+    };
+    ctx.out(`${result.message}\n`);
+    return result.ok ? 0 : 1;
+  },
+};
+
 export const TOR_COMMANDS: readonly CliCommand[] = [
   torStatusCommand,
   torNewnymCommand,
   torCircuitsCommand,
+  torBridgesCommand,
   torCheckCommand,
 ];

@@ -313,3 +313,53 @@ t.test(
     );
   },
 );
+
+t.test(
+  'bridges added while the box runs reach the relay set before tor dials them (no rollback)',
+  { skip, timeout: 300_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const world = await buildWorld({
+      prefix: uniquePrefix(),
+      dir,
+      capture: true,
+      obfs4Bridge: true,
+      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
+      log: (l) => t.comment(l),
+    });
+    t.teardown(() => world.stop());
+    const bridge = world.privnet.obfs4Bridge;
+    if (!bridge) throw new Error('no bridge');
+    await until('routing without bridges', async () => (await status(world)).state === 'routing', 120_000);
+    const before = await world.exec(world.netns.box, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']);
+    t.notMatch(before, new RegExp(bridge.address.replace(/\./g, '\\.')), 'the bridge is not in the set yet');
+
+    const set = cli(world, ['tor', 'bridges', bridge.line]);
+    t.equal(set.status, 0, `applied: ${set.stdout}${set.stderr}`);
+    t.match(set.stdout, /ready with the new settings/);
+    const after = await world.exec(world.netns.box, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']);
+    t.match(
+      after,
+      new RegExp(`${bridge.address.replace(/\./g, '\\.')} \\. ${bridge.port}`),
+      'the bridge is in the set',
+    );
+    const circuits = cli(world, ['tor', 'circuits']);
+    t.match(circuits.stdout, /BUILT\s+\S+\s+bridge0 ->/, 'circuits now start at the bridge');
+    const seen = await until(
+      'a fetch through the bridge',
+      () => lanCurl(world, `http://${HOSTNAME}/ip`),
+      60_000,
+    );
+    t.equal(seen.trim(), EXIT_ADDR);
+    const stored = JSON.parse(readFileSync(join(world.boxStateDir, 'config.json'), 'utf8')) as {
+      tor: { useBridges: boolean; bridges: string[] };
+    };
+    t.equal(stored.tor.useBridges, true, 'and the setting is stored');
+
+    const off = cli(world, ['tor', 'bridges', '--off']);
+    t.equal(off.status, 0, off.stdout + off.stderr);
+    const bad = cli(world, ['tor', 'bridges', 'obfs4 1.2.3.4:1 NOTAFINGERPRINT']);
+    t.not(bad.status, 0, 'a bad line is refused');
+    t.match(bad.stderr, /OBX_ERR_/);
+  },
+);
