@@ -529,7 +529,9 @@ export class Firewall {
     const r = await execOnce(
       this.opts.netns,
       this.opts.conntrackPath ?? 'conntrack',
-      ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`],
+      // Only the flows redirected to tor (DNAT to the box's TransPort/DNSPort): the owner's page
+      // connections to the box keep their state, so the page (and its live updates) survive a kill.
+      ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`, '--dst-nat', p.lanAddr],
       10_000,
     );
     // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
