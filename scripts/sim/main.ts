@@ -8,6 +8,7 @@
  * (SIGKILL, power cut) is cleaned up first, by the PIDs it recorded and the names it made.
  *
  * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--port 8080] [--bridge]
+ *        [--prefix obxsim] [--from-source]   (tests: their own namespace names; onionboxd from source)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { ipcCall, socketPath } from '../../firmware/ipc.js';
 import { buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
 
-const PREFIX = 'obxsim';
+const ROOT = new URL('../../', import.meta.url).pathname;
 
 /** Each tool the world needs, and the Debian package that brings it. */
 export const TOOLS: Record<string, string> = {
@@ -63,16 +64,22 @@ interface Recorded {
 }
 
 /** Leftovers of a run that died: its processes (by recorded PID, only if they are still ours) and names. */
-async function cleanStale(dir: string, say: (l: string) => void): Promise<void> {
+async function cleanStale(prefix: string, dir: string, say: (l: string) => void): Promise<void> {
   const file = join(dir, 'sim.json');
-  if (existsSync(file)) {
-    let rec: Recorded | null = null;
-    try {
-      rec = JSON.parse(readFileSync(file, 'utf8')) as Recorded;
-    } catch {
-      rec = null;
-    }
-    for (const p of rec?.pids ?? []) {
+  const pidsFile = join(dir, 'pids.json');
+  if (existsSync(file) || existsSync(pidsFile)) {
+    const read = <T>(f: string): T | null => {
+      try {
+        return JSON.parse(readFileSync(f, 'utf8')) as T;
+      } catch {
+        return null;
+      }
+    };
+    const pids = [
+      ...(read<Recorded>(file)?.pids ?? []),
+      ...(read<{ name: string; pid: number }[]>(pidsFile) ?? []),
+    ];
+    for (const p of pids) {
       // only a process whose command line names this simulator's directory is one we started
       if (Number.isInteger(p.pid) && p.pid > 1 && alive(p.pid) && cmdline(p.pid).includes(dir)) {
         say(`removing a previous run's ${p.name} (pid ${p.pid})`);
@@ -84,13 +91,14 @@ async function cleanStale(dir: string, say: (l: string) => void): Promise<void> 
       }
     }
     rmSync(file, { force: true });
+    rmSync(pidsFile, { force: true });
   }
-  for (const ns of await namespacesOf(PREFIX)) {
+  for (const ns of await namespacesOf(prefix)) {
     say(`removing a previous run's namespace ${ns}`);
     spawnSync('ip', ['netns', 'del', ns]);
   }
   for (const n of ['lan', 'box', 'inet'])
-    rmSync(`/etc/netns/${PREFIX}-${n}`, { recursive: true, force: true });
+    rmSync(`/etc/netns/${prefix}-${n}`, { recursive: true, force: true });
 }
 
 async function status(stateDir: string): Promise<Record<string, unknown> | null> {
@@ -108,11 +116,19 @@ async function main(): Promise<number> {
       dir: { type: 'string', default: '.onionbox-sim' },
       port: { type: 'string', default: '8080' },
       bridge: { type: 'boolean', default: false },
+      prefix: { type: 'string', default: 'obxsim' },
+      'from-source': { type: 'boolean', default: false },
     },
     strict: true,
   });
   const dir = resolve(values.dir ?? '.onionbox-sim');
   const port = Number(values.port);
+  const prefix = values.prefix ?? 'obxsim';
+  if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) {
+    process.stdout.write('onionbox sim: --prefix must be 2-10 lower-case letters and digits\n');
+    return 2;
+  }
+  const fromSource = values['from-source'] === true;
   const say = (l: string) => process.stdout.write(`onionbox sim: ${l}\n`);
   if (process.getuid?.() !== 0) {
     say('needs root: it makes network namespaces and loads the real firewall inside them (run as root)');
@@ -124,7 +140,7 @@ async function main(): Promise<number> {
     say(`missing ${missing.join(', ')}: run scripts/setup (or apt-get install ${pkgs})`);
     return 1;
   }
-  if (!existsSync(new URL('../../dist/firmware/main.js', import.meta.url))) {
+  if (!fromSource && !existsSync(new URL('../../dist/firmware/main.js', import.meta.url))) {
     say('onionboxd is not built: run `npm run build` (npm start does it)');
     return 1;
   }
@@ -139,7 +155,7 @@ async function main(): Promise<number> {
     say(`already running (pid ${existing.pid}), page at ${existing.page?.url ?? '?'}; nothing changed`);
     return 1;
   }
-  await cleanStale(dir, say);
+  await cleanStale(prefix, dir, say);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
 
   const started = Date.now();
@@ -165,8 +181,11 @@ async function main(): Promise<number> {
   try {
     say('building the world: namespaces, the modem, the private Tor network, the box, a LAN device');
     world = await buildWorld({
-      prefix: PREFIX,
+      prefix,
       dir,
+      ...(fromSource
+        ? { daemonCommand: [process.execPath, ...process.execArgv, join(ROOT, 'firmware/main.ts')] }
+        : {}),
       obfs4Bridge: values.bridge === true,
       log: (l) => {
         if (!l.startsWith('privnet: ') || /ready after|consensus with all/.test(l)) say(l);

@@ -272,6 +272,11 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     });
     const t: Tracked = { name, pid: child.pid ?? 0, child, log: logFile };
     tracked.push(t);
+    // recorded as they start: a run that dies half-way can still be cleaned up by PID
+    writeFileSync(
+      join(dir, 'pids.json'),
+      `${JSON.stringify(tracked.map((x) => ({ name: x.name, pid: x.pid })))}\n`,
+    );
     return t;
   };
 

@@ -1,0 +1,122 @@
+/**
+ * `npm start`'s own behaviour (scripts/sim/main.ts), run as a child exactly as `npm start` runs it, but
+ * with its own namespace prefix and directory and onionboxd from source: progress and the page's address
+ * on the terminal, one simulator at a time, a crashed run cleaned up by the next start, and SIGTERM
+ * leaving nothing behind (namespaces, /etc/netns, processes, files).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { namespacesOf, uniquePrefix } from '../../scripts/sim/world.js';
+import { rootSkipReason } from '../helpers/netns.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl']);
+
+interface Run {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(prefix: string, dir: string, port: number): Run {
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeTsArgs(),
+      `${root}scripts/sim/main.ts`,
+      '--prefix',
+      prefix,
+      '--dir',
+      dir,
+      '--port',
+      String(port),
+      '--from-source',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, out: () => out, exited };
+}
+
+async function waitOut(run: Run, re: RegExp, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!re.test(run.out())) {
+    if (run.child.exitCode !== null) throw new Error(`exited early:\n${run.out()}`);
+    if (Date.now() > end) throw new Error(`no ${re} in:\n${run.out()}`);
+    await sleep(200);
+  }
+}
+
+function alive(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+t.test(
+  'npm start: progress, one at a time, crash clean-up, nothing left after SIGTERM',
+  { skip, timeout: 400_000 },
+  async (t) => {
+    const prefix = uniquePrefix();
+    const dir = join(mkdtempSync(join(tmpdir(), 'onionbox-start-')), 'sim');
+    t.teardown(() => rmSync(join(dir, '..'), { recursive: true, force: true }));
+    const port = 18_500 + (process.pid % 400);
+
+    // 1. a first run comes up and says where the page is
+    const first = start(prefix, dir, port);
+    t.teardown(() => {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    });
+    await waitOut(first, /the page: +http:\/\/127\.0\.0\.1:\d+\//, 180_000);
+    t.match(first.out(), /namespaces ready/);
+    t.match(first.out(), /private Tor network ready/);
+    t.match(first.out(), /box tor bootstrap 100%/);
+    const page = await fetch(`http://127.0.0.1:${port}/`, { redirect: 'manual' });
+    t.equal(page.status, 303, 'the page answers through the LAN device');
+    const info = JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as {
+      pids: { name: string; pid: number }[];
+    };
+
+    // 2. a second start while it runs: says so, changes nothing
+    const second = start(prefix, dir, port + 1);
+    t.equal(await second.exited, 1);
+    t.match(second.out(), /already running \(pid \d+\)/);
+    t.equal((await namespacesOf(prefix)).length, 3, 'the running world is untouched');
+
+    // 3. the first run dies without cleaning up (SIGKILL); the next start removes what it left
+    first.child.kill('SIGKILL');
+    await first.exited;
+    t.equal((await namespacesOf(prefix)).length, 3, 'a SIGKILLed run leaves its namespaces');
+    const third = start(prefix, dir, port);
+    t.teardown(() => {
+      if (third.child.exitCode === null) third.child.kill('SIGKILL');
+    });
+    await waitOut(third, /the page: /, 180_000);
+    t.match(third.out(), /removing a previous run's namespace/);
+    for (const p of info.pids)
+      t.notOk(alive(p.pid) && p.name !== 'capture', `the crashed run's ${p.name} is gone`);
+
+    // 4. SIGTERM: everything it made is gone
+    const pids = (JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as { pids: { pid: number }[] })
+      .pids;
+    third.child.kill('SIGTERM');
+    t.equal(await third.exited, 0);
+    t.match(third.out(), /stopped; every namespace and process it made is gone/);
+    t.same(await namespacesOf(prefix), [], 'no namespace left');
+    t.notOk(existsSync(`/etc/netns/${prefix}-lan`), 'no /etc/netns entry left');
+    t.notOk(existsSync(dir), 'no file left');
+    for (const p of pids) t.notOk(alive(p.pid), `pid ${p.pid} is gone`);
+    const nft = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+    t.notMatch(nft.stdout, /onionbox/, "the host's own ruleset was never touched");
+  },
+);
