@@ -11,29 +11,35 @@
  * the switch is on), and that is applied at once; after `retryMs` the fault is cleared and the real
  * target is tried again.
  *
- * Claim presence: while the box is unclaimed, a one-time 6-digit code is shown on the OLED, and every
- * press of the claim button is recorded (claimPresence()). Holding the claim button for 10 s at boot
- * (down when onionboxd starts, or pressed within the first `bootResetWindowMs`, default 60 s) clears the
- * password and rotates the session key: the box is unclaimed again and every session ends.
+ * Claim and password belong to the box (firmware/claim.ts): while the box is unclaimed, a one-time
+ * 6-digit code is shown on the OLED with the id of the newest pending claim; a press of the claim button
+ * approves that one claim only, and nothing outside that browser learns of the press (no status event).
+ * Holding the claim button for 10 s at boot (down when onionboxd starts, or pressed within the first
+ * `bootResetWindowMs`, default 60 s) clears the password and rotates the session key (resetClaim()): the
+ * box is unclaimed again, every session ends, the hold's own press approves nothing, and neither old
+ * secret stays in config.json or its backup.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
   ApplyTorResult,
   BoxApi,
   BoxStatus,
   CircuitInfo,
+  ClaimRequest,
   DropCounters,
   FirewallModeName,
+  PageSettings,
   SimBoardControls,
 } from './box-api.js';
+import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
 import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
+import { OwnerAccount } from './owner.js';
 import {
   initialState,
   type MachineInput,
@@ -90,6 +96,8 @@ export interface BoxControllerDeps {
    * no listener and nothing leaves), `release` undoes it once a ruleset loads again.
    */
   containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
+  /** The first claim code (tests); later ones are random. */
+  claimCode?: string | undefined;
 }
 
 const OWNER = 'box';
@@ -98,7 +106,7 @@ const CLOCK_MIN = Date.UTC(2024, 0, 1);
 const CLOCK_MAX = Date.UTC(2100, 0, 1);
 
 export class BoxController implements BoxApi {
-  readonly config: ConfigStore;
+  readonly #config: ConfigStore;
   readonly sim: SimBoardControls | undefined;
   #state: MachineState = initialState();
   #applied: FirewallModeName | null = null;
@@ -111,8 +119,7 @@ export class BoxController implements BoxApi {
   #refresh: NodeJS.Timeout | null = null;
   #started = false;
   #startedAt = 0;
-  #claimCode = '';
-  #buttonPressedAt: number | null = null;
+  readonly #owner: OwnerAccount;
   #lastScreen = '';
   #lastStatus = '';
   #events: string[] = [];
@@ -121,9 +128,10 @@ export class BoxController implements BoxApi {
   readonly #now: () => number;
 
   constructor(private readonly deps: BoxControllerDeps) {
-    this.config = deps.config;
+    this.#config = deps.config;
     this.sim = deps.sim;
     this.#now = deps.now ?? Date.now;
+    this.#owner = new OwnerAccount(deps.config, { now: this.#now, claimCode: deps.claimCode });
   }
 
   /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
@@ -131,7 +139,7 @@ export class BoxController implements BoxApi {
     const { board, bus, config, tor } = this.deps;
     this.#startedAt = this.#now();
     this.#started = true;
-    this.#claimCode = newClaimCode();
+    await this.#owner.ensureSessionKey();
     // The button first: a hold that began before power-on is reported during board.start().
     this.#unsubscribe.push(board.onButton((e) => this.#button(e)));
     await board.start();
@@ -200,6 +208,15 @@ export class BoxController implements BoxApi {
     };
   }
 
+  settings(): PageSettings {
+    const c = this.#config.get();
+    return { ...c, web: { port: c.web.port } };
+  }
+
+  isClaimed(): boolean {
+    return this.#claimed();
+  }
+
   onStatus(listener: (status: BoxStatus) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -222,7 +239,7 @@ export class BoxController implements BoxApi {
     // Calls may overlap (two quick clicks): the config writes queue in call order, and a release that
     // was overtaken by a later call is not applied.
     const seq = ++this.#softSeq;
-    const write = this.config.update((c) => ({ ...c, softKill: engaged }));
+    const write = this.#config.update((c) => ({ ...c, softKill: engaged }));
     if (engaged) {
       // Cut first, then wait for the SD card.
       this.#input({ type: 'soft-kill', engaged: true });
@@ -246,9 +263,9 @@ export class BoxController implements BoxApi {
   async applyTorSettings(settings: TorConfig): Promise<ApplyTorResult> {
     // The whole document is validated first (OBX_ERR_CONFIG_INVALID changes nothing); the settings are
     // stored only once tor runs with them (tor refused them or was rolled back: nothing stored).
-    validateConfig({ ...this.config.get(), tor: settings });
+    validateConfig({ ...this.#config.get(), tor: settings });
     const result = await this.deps.tor.applySettings(settings);
-    if (result.ok) await this.config.update((c) => ({ ...c, tor: settings }));
+    if (result.ok) await this.#config.update((c) => ({ ...c, tor: settings }));
     this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'refused'}`);
     return result;
   }
@@ -267,14 +284,58 @@ export class BoxController implements BoxApi {
     this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
   }
 
-  claimPresence(): { code: string; buttonPressedAt: number | null } {
-    return { code: this.#claimCode, buttonPressedAt: this.#buttonPressedAt };
+  startClaim(): ClaimTicket {
+    const ticket = this.#owner.startClaim();
+    this.#record(`claim ${ticket.id} started`);
+    this.#render();
+    return ticket;
+  }
+
+  claimProgress(ticket: string | null | undefined): ClaimProgress {
+    return this.#owner.claimProgress(ticket);
+  }
+
+  /** What the OLED shows while unclaimed (tests and diagnostics; the page never sees the code). */
+  claimDisplay(): ClaimDisplay | null {
+    return this.#owner.display();
+  }
+
+  async claim(request: ClaimRequest): Promise<'claimed' | 'no-presence'> {
+    const proof = await this.#owner.claim(request);
+    if (proof === null) {
+      this.#record(`claim refused: no presence (${this.#owner.codeFailures} wrong codes on this code)`);
+      this.#render();
+      return 'no-presence';
+    }
+    this.#record(`box claimed (presence by ${proof})`);
+    this.#render(true);
+    return 'claimed';
+  }
+
+  verifyPassword(password: string): Promise<boolean> {
+    return this.#owner.verifyPassword(password);
+  }
+
+  async changePassword(current: string, next: string): Promise<'changed' | 'wrong-password'> {
+    const result = await this.#owner.changePassword(current, next);
+    if (result === 'changed') this.#record('owner password changed');
+    return result;
+  }
+
+  async resetClaim(): Promise<void> {
+    await this.#owner.reset();
+    this.#record('password cleared: the box can be claimed again');
+    this.#render(true);
+  }
+
+  sessionKey(): string {
+    return this.#owner.sessionKey();
   }
 
   async diagnostics(): Promise<string> {
     const extra = this.deps.diagnostics ? await this.deps.diagnostics().catch((e) => describeError(e)) : '';
     const s = this.status();
-    return [
+    const text = [
       `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
       `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#applied ?? 'unknown'})`,
       `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
@@ -285,6 +346,8 @@ export class BoxController implements BoxApi {
       ...this.#events,
       extra,
     ].join('\n');
+    // No secret ever leaves in a diagnostics file, whatever a log line carried.
+    return this.#owner.redact(text);
   }
 
   // --- the pipeline ---
@@ -395,34 +458,31 @@ export class BoxController implements BoxApi {
 
   #button(e: ButtonEvent): void {
     if (e.kind === 'press') {
-      this.#buttonPressedAt = e.at;
-      this.#record('claim button pressed');
-      this.#render(true);
+      // Only the approved browser learns of the press: the OLED changes, no status event goes out.
+      const id = this.#owner.press(e.at);
+      this.#record(id ? `claim button pressed: claim ${id} approved` : 'claim button pressed');
+      this.#render();
       return;
     }
     const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.deps.bootResetWindowMs ?? 60_000);
     if (!inBootWindow) return;
     this.deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
     this.#record('password reset by holding the claim button at boot');
-    this.#claimCode = newClaimCode();
-    this.config
-      .update((c) => ({
-        ...c,
-        web: { ...c.web, passwordHash: null, sessionKey: randomBytes(32).toString('hex') },
-      }))
-      .then(
-        () => this.#render(true),
-        (err: unknown) => this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
-      );
+    // The hold's own press approved nothing that survives: resetClaim() clears every pending claim.
+    this.resetClaim().catch((err: unknown) =>
+      this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
+    );
   }
 
   #render(forceStatus = false): void {
     const v = view(this.#state);
-    const cfg = this.config.get();
+    const cfg = this.#config.get();
+    const claim = this.#owner.display();
     const screen: Screen = {
       ...v.screen,
       lanAddress: cfg.network.lanAddress,
-      claimCode: this.#claimed() ? null : this.#claimCode,
+      claimCode: claim?.code ?? null,
+      claimId: claim?.id ?? null,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {
@@ -445,7 +505,7 @@ export class BoxController implements BoxApi {
   }
 
   #claimed(): boolean {
-    return this.config.get().web.passwordHash !== null;
+    return this.#owner.isClaimed();
   }
 
   #torWarnings(): string[] {
@@ -464,10 +524,6 @@ export class BoxController implements BoxApi {
 
 function isClosed(mode: FirewallModeName | null): boolean {
   return mode === 'killed' || mode === 'lockdown';
-}
-
-function newClaimCode(): string {
-  return String(randomInt(0, 1_000_000)).padStart(6, '0');
 }
 
 /** The box's clock: `date -u -s @SECONDS`, argument array, no shell. */
@@ -508,7 +564,8 @@ export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: B
       throw obxError('BOX_BAD_INPUT', '"holdMs" must be an integer from 0 to 60000');
     }
     sim().pressClaimButton(holdMs);
-    return { buttonPressedAt: controller.claimPresence().buttonPressedAt };
+    // What the press approved is for the browser that started the claim (and the OLED), not the CLI.
+    return { pressed: true };
   });
   ipc.register('board.leds', async () => sim().leds());
 }

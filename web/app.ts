@@ -29,7 +29,6 @@ import { renderError, type WebContext } from './routes/common.js';
 import { settingsRoutes } from './routes/settings.js';
 import { simRoutes } from './routes/sim.js';
 import { statusRoutes } from './routes/status.js';
-import { ensureSessionKey } from './session-key.js';
 
 export interface BoxWebDeps {
   log: Logger;
@@ -102,7 +101,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     root.addHook('onRequest', async (req, reply) => {
       reply.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
       reply.header('Cache-Control', 'no-store');
-      const net = box.config.get().network;
+      const net = box.settings().network;
       const allowed = allowedHosts({
         lanAddress: net.lanAddress,
         hostname: net.hostname,
@@ -114,12 +113,11 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       if (hostLines !== 1 || !hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
     });
 
-    // Cookies are signed with the key in the config store, read at each use: when the box rotates it
+    // Cookies are signed with the box's session key, read at each use: when the box rotates it
     // (claim-button reset), every cookie signed with the old key stops verifying at once.
-    await ensureSessionKey(box.config);
     let signer: { key: string; signer: Signer } | null = null;
     const current = (): Signer => {
-      const key = box.config.get().web.sessionKey ?? signer?.key ?? '';
+      const key = box.sessionKey();
       if (signer?.key !== key) signer = { key, signer: new Signer(key) };
       return signer.signer;
     };
@@ -154,7 +152,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       const id = raw ? req.unsignCookie(raw) : null;
       const sid = id?.valid ? id.value : null;
       // An unclaimed box (fresh, or reset with the claim button) has no owner: every old session ends.
-      if (box.config.get().web.passwordHash === null) {
+      if (!box.isClaimed()) {
         if (ctx.sessions.size > 0) ctx.sessions.clear();
         req.ownerSession = null;
         return;

@@ -109,11 +109,12 @@ export function csrfFrom(html: string): string {
   return m[1];
 }
 
-/** Claims the box through the page (button pressed) and returns the logged-in client. */
+/** Claims the box through the page (start a claim, button pressed) and returns the logged-in client. */
 export async function claimed(h: WebHarness, password = GOOD_PASSWORD): Promise<Client> {
   const c = new Client(h.app);
-  h.box.sim?.pressClaimButton();
-  if (!h.box.sim) h.box.buttonPressedAt = Date.now();
+  const start = await c.post('/claim/start', {}, '/claim');
+  if (start.statusCode !== 303) throw new Error(`claim start failed: ${start.statusCode}`);
+  h.box.press();
   const res = await c.post('/claim', { password, confirm: password }, '/claim');
   if (res.statusCode !== 303) throw new Error(`claim failed: ${res.statusCode} ${res.body}`);
   return c;

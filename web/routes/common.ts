@@ -21,7 +21,7 @@ export interface PluginOpts {
 }
 
 export function isClaimed(ctx: WebContext): boolean {
-  return ctx.box.config.get().web.passwordHash !== null;
+  return ctx.box.isClaimed();
 }
 
 /** Renders a page with the layout's common fields (CSRF token, navigation state). */
