@@ -50,7 +50,7 @@ t.test('claim with the OLED code and a good password stores a scrypt hash and lo
   t.equal(res.statusCode, 303);
   t.equal(res.headers.location, '/?done=claimed');
   const hash = h.box.config.get().web.passwordHash;
-  t.match(hash, /^scrypt\$16384\$8\$1\$/);
+  t.match(hash, /^scrypt\$16384\$8\$5\$/);
   t.notMatch(hash, /violet/);
   const status = await c.get(res.headers.location as string);
   t.equal(status.statusCode, 200);
