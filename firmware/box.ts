@@ -39,6 +39,7 @@ import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import { OwnerAccount } from './owner.js';
 import {
   initialState,
@@ -101,9 +102,6 @@ export interface BoxControllerDeps {
 }
 
 const OWNER = 'box';
-/** Clock values the owner's browser may set: 2024-01-01 .. 2100-01-01. */
-const CLOCK_MIN = Date.UTC(2024, 0, 1);
-const CLOCK_MAX = Date.UTC(2100, 0, 1);
 
 export class BoxController implements BoxApi {
   readonly #config: ConfigStore;
@@ -271,13 +269,9 @@ export class BoxController implements BoxApi {
   }
 
   async setClock(epochMs: number): Promise<void> {
-    if (
-      typeof epochMs !== 'number' ||
-      !Number.isInteger(epochMs) ||
-      epochMs < CLOCK_MIN ||
-      epochMs > CLOCK_MAX
-    ) {
-      throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time between 2024 and 2100`);
+    // The one range the page and the clock service use too (firmware/lib/clock-range.ts).
+    if (!clockInRange(epochMs)) {
+      throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time ${CLOCK_RANGE_TEXT}`);
     }
     const clock = this.deps.clock ?? (this.deps.simulate ? simulatedClock(this.deps.log) : systemClock);
     await clock.set(epochMs);

@@ -25,6 +25,7 @@ import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { obxError } from '../../firmware/errors.js';
+import { clockInRange } from '../../firmware/lib/clock-range.js';
 import { OwnerAccount } from '../../firmware/owner.js';
 
 export interface FakeBoxOptions {
@@ -252,7 +253,7 @@ export class FakeBox implements BoxApi {
   }
 
   async setClock(epochMs: number): Promise<void> {
-    if (!Number.isInteger(epochMs) || epochMs < Date.UTC(2024, 0, 1) || epochMs >= Date.UTC(2100, 0, 1)) {
+    if (!clockInRange(epochMs)) {
       throw obxError('CONFIG_INVALID', 'clock value out of range');
     }
     this.calls.clock.push(epochMs);

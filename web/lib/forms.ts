@@ -7,6 +7,7 @@
 import type { PageSettings } from '../../firmware/box-api.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { configProblems } from '../../firmware/config/validate.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from '../../firmware/lib/clock-range.js';
 
 export type FormBody = Record<string, unknown>;
 export type FieldErrors = Record<string, string>;
@@ -170,8 +171,7 @@ function explain(name: string, index: number | undefined, message: string, tor: 
   return message;
 }
 
-export const CLOCK_MIN = Date.UTC(2024, 0, 1);
-export const CLOCK_MAX = Date.UTC(2100, 0, 1);
+export { CLOCK_MAX_MS as CLOCK_MAX, CLOCK_MIN_MS as CLOCK_MIN } from '../../firmware/lib/clock-range.js';
 
 /** The time from the clock form: the browser's own time (set by the script) or a typed UTC time. */
 export function checkClock(body: unknown): Checked<number> {
@@ -190,8 +190,8 @@ export function checkClock(body: unknown): Checked<number> {
       return { ok: false, errors: { clock: 'That date or time does not exist.' } };
     }
   }
-  if (!(ms >= CLOCK_MIN && ms < CLOCK_MAX)) {
-    return { ok: false, errors: { clock: 'That time is not plausible (it must be between 2024 and 2100).' } };
+  if (!clockInRange(ms)) {
+    return { ok: false, errors: { clock: `That time is not plausible (it must be ${CLOCK_RANGE_TEXT}).` } };
   }
   return { ok: true, value: ms };
 }
