@@ -66,6 +66,8 @@ export interface BoxStatus {
   simulate: boolean;
   /** Time of this snapshot, ms since epoch. */
   at: number;
+  /** Something the owner should know happened (e.g. the firewall rules were changed outside the box). */
+  alert?: string | undefined;
 }
 
 export interface ApplyTorResult {

@@ -11,6 +11,10 @@
  * the switch is on), and that is applied at once; after `retryMs` the fault is cleared and the real
  * target is tried again.
  *
+ * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
+ * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
+ * carries `alert` from then on and the OLED shows the fault until the retry restores the target mode.
+ *
  * Claim and password belong to the box (firmware/claim.ts): while the box is unclaimed, a one-time
  * 6-digit code is shown on the OLED with the id of the newest pending claim; a press of the claim button
  * approves that one claim only, and nothing outside that browser learns of the press (no status event).
@@ -66,6 +70,11 @@ export interface TorLike {
 export interface FirewallLike {
   apply(mode: FirewallModeName): Promise<unknown>;
   counters(): Promise<DropCounters>;
+  /**
+   * Reports a kernel table found missing or changed by someone else (Firewall's audit): the box treats
+   * it as a firewall fault and applies its closed mode at once.
+   */
+  onTamper?(listener: (reason: string) => void): () => void;
 }
 
 export interface SystemClock {
@@ -121,6 +130,7 @@ export class BoxController implements BoxApi {
   #lastScreen = '';
   #lastStatus = '';
   #events: string[] = [];
+  #alert: string | undefined;
   readonly #listeners = new Set<(s: BoxStatus) => void>();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #now: () => number;
@@ -146,6 +156,8 @@ export class BoxController implements BoxApi {
       { type: 'soft-kill', engaged: config.get().softKill } as MachineInput,
       { type: 'tor', status: tor.status() } as MachineInput,
     ].reduce(step, this.#state);
+    const onTamper = this.deps.firewall.onTamper?.((reason) => this.#tampered(reason));
+    if (onTamper) this.#unsubscribe.push(onTamper);
     this.#unsubscribe.push(
       board.onSwitch((position) => this.#input({ type: 'switch', position })),
       bus.on('tor:status', OWNER, (status) => this.#input({ type: 'tor', status })),
@@ -203,6 +215,7 @@ export class BoxController implements BoxApi {
       claimed: this.#claimed(),
       simulate: this.deps.simulate,
       at: this.#now(),
+      ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
     };
   }
 
@@ -436,6 +449,20 @@ export class BoxController implements BoxApi {
     } catch (err) {
       this.deps.log.error({ engaged: engage, err: describeError(err) }, 'containment failed');
     }
+  }
+
+  /** The kernel's table was flushed or changed by something else: fail closed now, tell the owner. */
+  #tampered(reason: string): void {
+    if (!this.#started) return;
+    const at = new Date(this.#now()).toISOString().slice(0, 16).replace('T', ' ');
+    this.deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
+    this.#record(`firewall ruleset changed outside the box: ${reason}`);
+    this.#alert =
+      `At ${at} UTC something on the box other than onionboxd removed or changed its firewall rules ` +
+      `(${reason.slice(0, 120)}). The box cut every device off at once and loaded its own rules again.`;
+    // Whatever the kernel holds now is not what was applied: the closed mode is loaded whole.
+    this.#applied = null;
+    this.#input({ type: 'fault', source: 'firewall', message: 'ruleset changed outside the box' });
   }
 
   #scheduleRetry(): void {
