@@ -38,7 +38,34 @@ export interface BoxWebDeps {
   allowedHosts?: readonly string[] | undefined;
   /** Clock for throttles and sessions (tests). */
   now?: (() => number) | undefined;
+  /** Connection limits (tests lower them); WEB_LIMITS by default. */
+  limits?: Partial<WebLimits> | undefined;
 }
+
+/**
+ * What one LAN client can hold: the page refuses more than this rather than let idle sockets or live
+ * streams grow the daemon's memory (the firewall and the kill switch live in the same process).
+ */
+export interface WebLimits {
+  /** Open TCP connections; further ones are closed at once by the kernel-facing server. */
+  maxConnections: number;
+  /** A socket with no traffic for this long is closed (SSE streams send a ping every 25 s). */
+  connectionTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Requests on one keep-alive connection before it is closed. */
+  maxRequestsPerSocket: number;
+  /** Open Server-Sent Event streams (owners only); more get 503. */
+  maxStreams: number;
+}
+
+export const WEB_LIMITS: Readonly<WebLimits> = Object.freeze({
+  maxConnections: 128,
+  connectionTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 100,
+  maxStreams: 16,
+});
 
 export type WebDeps = BoxWebDeps;
 
@@ -53,6 +80,7 @@ export function assetDir(name: 'public' | 'views'): string {
 }
 
 export function buildWebApp(deps: WebDeps): FastifyInstance {
+  const limits: WebLimits = { ...WEB_LIMITS, ...(deps.limits ?? {}) };
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'web' }) as FastifyBaseLogger,
     disableRequestLogging: true,
@@ -61,8 +89,13 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     forceCloseConnections: true,
     return503OnClosing: true,
     requestTimeout: 30_000,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
     routerOptions: { maxParamLength: 200 },
   });
+  // Beyond this the server closes new connections at once (Node's net.Server maxConnections).
+  app.server.maxConnections = limits.maxConnections;
   const { box } = deps;
   const now = deps.now ?? Date.now;
   const ctx: WebContext = {
@@ -73,6 +106,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     claimThrottle: new FailureThrottle({ now, freeFailures: 5 }),
     now,
     streams: new Set(),
+    limits,
   };
 
   // Only HTML forms are accepted as bodies (Fastify's JSON and text parsers are removed).

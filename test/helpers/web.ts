@@ -7,7 +7,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { buildWebApp } from '../../web/app.js';
+import { buildWebApp, type WebLimits } from '../../web/app.js';
 import { FakeBox, type FakeBoxOptions } from './fake-box.js';
 import { tmpDir } from './tmp.js';
 
@@ -27,7 +27,7 @@ export interface WebHarness {
 
 export async function webHarness(
   t: Test,
-  opts: FakeBoxOptions & { now?: () => number } = {},
+  opts: FakeBoxOptions & { now?: () => number; limits?: Partial<WebLimits> } = {},
 ): Promise<WebHarness> {
   const dir = tmpDir(t, 'onionbox-web-');
   const box = await FakeBox.create(dir, opts);
@@ -39,7 +39,7 @@ export async function webHarness(
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now });
+  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now, limits: opts.limits });
   await app.ready();
   t.teardown(() => app.close());
   return { app, box, logs: () => logs, dir };
