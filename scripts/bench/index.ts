@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { abuseSuite } from './abuse.js';
 import { boardSuite } from './board.js';
 import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
@@ -11,7 +12,14 @@ import { torSuite } from './tor.js';
 import type { BenchResult, BenchSuite } from './types.js';
 import { webSuite } from './web.js';
 
-export const SUITES: readonly BenchSuite[] = [firmwareSuite, firewallSuite, boardSuite, webSuite, torSuite];
+export const SUITES: readonly BenchSuite[] = [
+  firmwareSuite,
+  firewallSuite,
+  boardSuite,
+  webSuite,
+  torSuite,
+  abuseSuite,
+];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !SUITES.some((s) => s.name === w));
