@@ -4,8 +4,22 @@
  * and board. The web never touches the system directly.
  */
 
-import type { TorConfig } from './config/schema.js';
-import type { ConfigStore } from './config/store.js';
+import type { ClaimProgress, ClaimTicket } from './claim.js';
+import type { Config, TorConfig } from './config/schema.js';
+
+export type { ClaimProgress, ClaimTicket } from './claim.js';
+
+/** The box's settings as the page may read them: everything but the owner's secrets. */
+export type PageSettings = Readonly<Omit<Config, 'web'> & { web: { readonly port: number } }>;
+
+/** A claim request from the page: the new password and one proof of presence. */
+export interface ClaimRequest {
+  password: string;
+  /** The code typed from the OLED. */
+  code?: string | null | undefined;
+  /** The browser's claim ticket (approved by a press of the claim button). */
+  ticket?: string | null | undefined;
+}
 
 export type BoxStateName = 'booting' | 'connecting' | 'routing' | 'killed' | 'tor-down' | 'error';
 export type FirewallModeName = 'lockdown' | 'connecting' | 'routing' | 'killed';
@@ -52,6 +66,8 @@ export interface BoxStatus {
   simulate: boolean;
   /** Time of this snapshot, ms since epoch. */
   at: number;
+  /** Something the owner should know happened (e.g. the firewall rules were changed outside the box). */
+  alert?: string | undefined;
 }
 
 export interface ApplyTorResult {
@@ -71,8 +87,11 @@ export interface SimBoardControls {
 }
 
 export interface BoxApi {
-  readonly config: ConfigStore;
   status(): BoxStatus;
+  /** Settings the page shows and validates its forms against (no password hash, no session key). */
+  settings(): PageSettings;
+  /** True once an owner has set a password. */
+  isClaimed(): boolean;
   /** Subscribe to status changes (state, bootstrap progress, switch); returns an unsubscribe function. */
   onStatus(listener: (status: BoxStatus) => void): () => void;
   circuits(): Promise<CircuitInfo[]>;
@@ -84,10 +103,30 @@ export interface BoxApi {
   /** Sets the system clock from the owner's browser (ms since epoch); rejects absurd values. */
   setClock(epochMs: number): Promise<void>;
   /**
-   * Physical presence for the first-boot claim: resolves true once the claim button was pressed within
-   * the window, or when `code` matches the one-time code shown on the OLED.
+   * Starts a claim for one browser: a press of the claim button approves the newest claim started
+   * before it (its id is shown on the OLED beside the code). Throws OBX_ERR_WEB_ALREADY_CLAIMED once
+   * claimed.
    */
-  claimPresence(): { code: string; buttonPressedAt: number | null };
+  startClaim(): ClaimTicket;
+  /** What the holder of `ticket` may know about its own claim; nothing about anyone else's. */
+  claimProgress(ticket: string | null | undefined): ClaimProgress;
+  /**
+   * Sets the first owner's password when the request shows presence (an approved ticket or the OLED
+   * code; wrong codes count box-wide). 'no-presence' changes nothing. Throws
+   * OBX_ERR_WEB_ALREADY_CLAIMED once claimed, OBX_ERR_WEB_FORM_INVALID for a password the policy refuses.
+   */
+  claim(request: ClaimRequest): Promise<'claimed' | 'no-presence'>;
+  /** Checks the owner's password (false when unclaimed). */
+  verifyPassword(password: string): Promise<boolean>;
+  /** Replaces the owner's password when `current` is right; the old hash is gone from disk afterwards. */
+  changePassword(current: string, next: string): Promise<'changed' | 'wrong-password'>;
+  /**
+   * Clears the password and rotates the session key (what holding the claim button at boot does): the
+   * box is unclaimed again and every session ends; neither old secret stays on disk.
+   */
+  resetClaim(): Promise<void>;
+  /** The key that signs the page's cookies (changes on reset). */
+  sessionKey(): string;
   /** Recent log lines without secrets, for the diagnostics download. */
   diagnostics(): Promise<string>;
   readonly sim?: SimBoardControls | undefined;

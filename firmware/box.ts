@@ -11,29 +11,40 @@
  * the switch is on), and that is applied at once; after `retryMs` the fault is cleared and the real
  * target is tried again.
  *
- * Claim presence: while the box is unclaimed, a one-time 6-digit code is shown on the OLED, and every
- * press of the claim button is recorded (claimPresence()). Holding the claim button for 10 s at boot
- * (down when onionboxd starts, or pressed within the first `bootResetWindowMs`, default 60 s) clears the
- * password and rotates the session key: the box is unclaimed again and every session ends.
+ * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
+ * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
+ * carries `alert` from then on and the OLED shows the fault until the retry restores the target mode.
+ *
+ * Claim and password belong to the box (firmware/claim.ts): while the box is unclaimed, a one-time
+ * 6-digit code is shown on the OLED with the id of the newest pending claim; a press of the claim button
+ * approves that one claim only, and nothing outside that browser learns of the press (no status event).
+ * Holding the claim button for 10 s at boot (down when onionboxd starts, or pressed within the first
+ * `bootResetWindowMs`, default 60 s) clears the password and rotates the session key (resetClaim()): the
+ * box is unclaimed again, every session ends, the hold's own press approves nothing, and neither old
+ * secret stays in config.json or its backup.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
   ApplyTorResult,
   BoxApi,
   BoxStatus,
   CircuitInfo,
+  ClaimRequest,
   DropCounters,
   FirewallModeName,
+  PageSettings,
   SimBoardControls,
 } from './box-api.js';
+import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
 import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
+import { OwnerAccount } from './owner.js';
 import {
   initialState,
   type MachineInput,
@@ -59,6 +70,11 @@ export interface TorLike {
 export interface FirewallLike {
   apply(mode: FirewallModeName): Promise<unknown>;
   counters(): Promise<DropCounters>;
+  /**
+   * Reports a kernel table found missing or changed by someone else (Firewall's audit): the box treats
+   * it as a firewall fault and applies its closed mode at once.
+   */
+  onTamper?(listener: (reason: string) => void): () => void;
 }
 
 export interface SystemClock {
@@ -90,15 +106,14 @@ export interface BoxControllerDeps {
    * no listener and nothing leaves), `release` undoes it once a ruleset loads again.
    */
   containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
+  /** The first claim code (tests); later ones are random. */
+  claimCode?: string | undefined;
 }
 
 const OWNER = 'box';
-/** Clock values the owner's browser may set: 2024-01-01 .. 2100-01-01. */
-const CLOCK_MIN = Date.UTC(2024, 0, 1);
-const CLOCK_MAX = Date.UTC(2100, 0, 1);
 
 export class BoxController implements BoxApi {
-  readonly config: ConfigStore;
+  readonly #config: ConfigStore;
   readonly sim: SimBoardControls | undefined;
   #state: MachineState = initialState();
   #applied: FirewallModeName | null = null;
@@ -111,19 +126,20 @@ export class BoxController implements BoxApi {
   #refresh: NodeJS.Timeout | null = null;
   #started = false;
   #startedAt = 0;
-  #claimCode = '';
-  #buttonPressedAt: number | null = null;
+  readonly #owner: OwnerAccount;
   #lastScreen = '';
   #lastStatus = '';
   #events: string[] = [];
+  #alert: string | undefined;
   readonly #listeners = new Set<(s: BoxStatus) => void>();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #now: () => number;
 
   constructor(private readonly deps: BoxControllerDeps) {
-    this.config = deps.config;
+    this.#config = deps.config;
     this.sim = deps.sim;
     this.#now = deps.now ?? Date.now;
+    this.#owner = new OwnerAccount(deps.config, { now: this.#now, claimCode: deps.claimCode });
   }
 
   /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
@@ -131,7 +147,7 @@ export class BoxController implements BoxApi {
     const { board, bus, config, tor } = this.deps;
     this.#startedAt = this.#now();
     this.#started = true;
-    this.#claimCode = newClaimCode();
+    await this.#owner.ensureSessionKey();
     // The button first: a hold that began before power-on is reported during board.start().
     this.#unsubscribe.push(board.onButton((e) => this.#button(e)));
     await board.start();
@@ -140,6 +156,8 @@ export class BoxController implements BoxApi {
       { type: 'soft-kill', engaged: config.get().softKill } as MachineInput,
       { type: 'tor', status: tor.status() } as MachineInput,
     ].reduce(step, this.#state);
+    const onTamper = this.deps.firewall.onTamper?.((reason) => this.#tampered(reason));
+    if (onTamper) this.#unsubscribe.push(onTamper);
     this.#unsubscribe.push(
       board.onSwitch((position) => this.#input({ type: 'switch', position })),
       bus.on('tor:status', OWNER, (status) => this.#input({ type: 'tor', status })),
@@ -197,7 +215,17 @@ export class BoxController implements BoxApi {
       claimed: this.#claimed(),
       simulate: this.deps.simulate,
       at: this.#now(),
+      ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
     };
+  }
+
+  settings(): PageSettings {
+    const c = this.#config.get();
+    return { ...c, web: { port: c.web.port } };
+  }
+
+  isClaimed(): boolean {
+    return this.#claimed();
   }
 
   onStatus(listener: (status: BoxStatus) => void): () => void {
@@ -222,7 +250,7 @@ export class BoxController implements BoxApi {
     // Calls may overlap (two quick clicks): the config writes queue in call order, and a release that
     // was overtaken by a later call is not applied.
     const seq = ++this.#softSeq;
-    const write = this.config.update((c) => ({ ...c, softKill: engaged }));
+    const write = this.#config.update((c) => ({ ...c, softKill: engaged }));
     if (engaged) {
       // Cut first, then wait for the SD card.
       this.#input({ type: 'soft-kill', engaged: true });
@@ -246,35 +274,75 @@ export class BoxController implements BoxApi {
   async applyTorSettings(settings: TorConfig): Promise<ApplyTorResult> {
     // The whole document is validated first (OBX_ERR_CONFIG_INVALID changes nothing); the settings are
     // stored only once tor runs with them (tor refused them or was rolled back: nothing stored).
-    validateConfig({ ...this.config.get(), tor: settings });
+    validateConfig({ ...this.#config.get(), tor: settings });
     const result = await this.deps.tor.applySettings(settings);
-    if (result.ok) await this.config.update((c) => ({ ...c, tor: settings }));
+    if (result.ok) await this.#config.update((c) => ({ ...c, tor: settings }));
     this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'refused'}`);
     return result;
   }
 
   async setClock(epochMs: number): Promise<void> {
-    if (
-      typeof epochMs !== 'number' ||
-      !Number.isInteger(epochMs) ||
-      epochMs < CLOCK_MIN ||
-      epochMs > CLOCK_MAX
-    ) {
-      throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time between 2024 and 2100`);
+    // The one range the page and the clock service use too (firmware/lib/clock-range.ts).
+    if (!clockInRange(epochMs)) {
+      throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time ${CLOCK_RANGE_TEXT}`);
     }
     const clock = this.deps.clock ?? (this.deps.simulate ? simulatedClock(this.deps.log) : systemClock);
     await clock.set(epochMs);
     this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
   }
 
-  claimPresence(): { code: string; buttonPressedAt: number | null } {
-    return { code: this.#claimCode, buttonPressedAt: this.#buttonPressedAt };
+  startClaim(): ClaimTicket {
+    const ticket = this.#owner.startClaim();
+    this.#record(`claim ${ticket.id} started`);
+    this.#render();
+    return ticket;
+  }
+
+  claimProgress(ticket: string | null | undefined): ClaimProgress {
+    return this.#owner.claimProgress(ticket);
+  }
+
+  /** What the OLED shows while unclaimed (tests and diagnostics; the page never sees the code). */
+  claimDisplay(): ClaimDisplay | null {
+    return this.#owner.display();
+  }
+
+  async claim(request: ClaimRequest): Promise<'claimed' | 'no-presence'> {
+    const proof = await this.#owner.claim(request);
+    if (proof === null) {
+      this.#record(`claim refused: no presence (${this.#owner.codeFailures} wrong codes on this code)`);
+      this.#render();
+      return 'no-presence';
+    }
+    this.#record(`box claimed (presence by ${proof})`);
+    this.#render(true);
+    return 'claimed';
+  }
+
+  verifyPassword(password: string): Promise<boolean> {
+    return this.#owner.verifyPassword(password);
+  }
+
+  async changePassword(current: string, next: string): Promise<'changed' | 'wrong-password'> {
+    const result = await this.#owner.changePassword(current, next);
+    if (result === 'changed') this.#record('owner password changed');
+    return result;
+  }
+
+  async resetClaim(): Promise<void> {
+    await this.#owner.reset();
+    this.#record('password cleared: the box can be claimed again');
+    this.#render(true);
+  }
+
+  sessionKey(): string {
+    return this.#owner.sessionKey();
   }
 
   async diagnostics(): Promise<string> {
     const extra = this.deps.diagnostics ? await this.deps.diagnostics().catch((e) => describeError(e)) : '';
     const s = this.status();
-    return [
+    const text = [
       `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
       `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#applied ?? 'unknown'})`,
       `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
@@ -285,6 +353,8 @@ export class BoxController implements BoxApi {
       ...this.#events,
       extra,
     ].join('\n');
+    // No secret ever leaves in a diagnostics file, whatever a log line carried.
+    return this.#owner.redact(text);
   }
 
   /**
@@ -391,6 +461,20 @@ export class BoxController implements BoxApi {
     }
   }
 
+  /** The kernel's table was flushed or changed by something else: fail closed now, tell the owner. */
+  #tampered(reason: string): void {
+    if (!this.#started) return;
+    const at = new Date(this.#now()).toISOString().slice(0, 16).replace('T', ' ');
+    this.deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
+    this.#record(`firewall ruleset changed outside the box: ${reason}`);
+    this.#alert =
+      `At ${at} UTC something on the box other than onionboxd removed or changed its firewall rules ` +
+      `(${reason.slice(0, 120)}). The box cut every device off at once and loaded its own rules again.`;
+    // Whatever the kernel holds now is not what was applied: the closed mode is loaded whole.
+    this.#applied = null;
+    this.#input({ type: 'fault', source: 'firewall', message: 'ruleset changed outside the box' });
+  }
+
   #scheduleRetry(): void {
     if (this.#retry || !this.#started) return;
     this.#retry = setTimeout(() => {
@@ -405,34 +489,31 @@ export class BoxController implements BoxApi {
 
   #button(e: ButtonEvent): void {
     if (e.kind === 'press') {
-      this.#buttonPressedAt = e.at;
-      this.#record('claim button pressed');
-      this.#render(true);
+      // Only the approved browser learns of the press: the OLED changes, no status event goes out.
+      const id = this.#owner.press(e.at);
+      this.#record(id ? `claim button pressed: claim ${id} approved` : 'claim button pressed');
+      this.#render();
       return;
     }
     const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.deps.bootResetWindowMs ?? 60_000);
     if (!inBootWindow) return;
     this.deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
     this.#record('password reset by holding the claim button at boot');
-    this.#claimCode = newClaimCode();
-    this.config
-      .update((c) => ({
-        ...c,
-        web: { ...c.web, passwordHash: null, sessionKey: randomBytes(32).toString('hex') },
-      }))
-      .then(
-        () => this.#render(true),
-        (err: unknown) => this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
-      );
+    // The hold's own press approved nothing that survives: resetClaim() clears every pending claim.
+    this.resetClaim().catch((err: unknown) =>
+      this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
+    );
   }
 
   #render(forceStatus = false): void {
     const v = view(this.#state);
-    const cfg = this.config.get();
+    const cfg = this.#config.get();
+    const claim = this.#owner.display();
     const screen: Screen = {
       ...v.screen,
       lanAddress: cfg.network.lanAddress,
-      claimCode: this.#claimed() ? null : this.#claimCode,
+      claimCode: claim?.code ?? null,
+      claimId: claim?.id ?? null,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {
@@ -455,7 +536,7 @@ export class BoxController implements BoxApi {
   }
 
   #claimed(): boolean {
-    return this.config.get().web.passwordHash !== null;
+    return this.#owner.isClaimed();
   }
 
   #torWarnings(): string[] {
@@ -474,10 +555,6 @@ export class BoxController implements BoxApi {
 
 function isClosed(mode: FirewallModeName | null): boolean {
   return mode === 'killed' || mode === 'lockdown';
-}
-
-function newClaimCode(): string {
-  return String(randomInt(0, 1_000_000)).padStart(6, '0');
 }
 
 /** The box's clock: `date -u -s @SECONDS`, argument array, no shell. */
@@ -518,7 +595,8 @@ export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: B
       throw obxError('BOX_BAD_INPUT', '"holdMs" must be an integer from 0 to 60000');
     }
     sim().pressClaimButton(holdMs);
-    return { buttonPressedAt: controller.claimPresence().buttonPressedAt };
+    // What the press approved is for the browser that started the claim (and the OLED), not the CLI.
+    return { pressed: true };
   });
   ipc.register('board.leds', async () => sim().leds());
   // The page's bridge form, from the command line: the same validation, rollback and storage.
@@ -527,7 +605,7 @@ export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: B
     if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string') || lines.length > 50) {
       throw obxError('CONFIG_INVALID', 'bridges must be a list of at most 50 bridge lines');
     }
-    const tor = controller.config.get().tor;
+    const tor = controller.settings().tor;
     return controller.applyTorSettings({ ...tor, useBridges: lines.length > 0, bridges: lines as string[] });
   });
 }

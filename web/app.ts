@@ -29,7 +29,6 @@ import { renderError, type WebContext } from './routes/common.js';
 import { settingsRoutes } from './routes/settings.js';
 import { simRoutes } from './routes/sim.js';
 import { statusRoutes } from './routes/status.js';
-import { ensureSessionKey } from './session-key.js';
 
 export interface BoxWebDeps {
   log: Logger;
@@ -39,7 +38,34 @@ export interface BoxWebDeps {
   allowedHosts?: readonly string[] | undefined;
   /** Clock for throttles and sessions (tests). */
   now?: (() => number) | undefined;
+  /** Connection limits (tests lower them); WEB_LIMITS by default. */
+  limits?: Partial<WebLimits> | undefined;
 }
+
+/**
+ * What one LAN client can hold: the page refuses more than this rather than let idle sockets or live
+ * streams grow the daemon's memory (the firewall and the kill switch live in the same process).
+ */
+export interface WebLimits {
+  /** Open TCP connections; further ones are closed at once by the kernel-facing server. */
+  maxConnections: number;
+  /** A socket with no traffic for this long is closed (SSE streams send a ping every 25 s). */
+  connectionTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Requests on one keep-alive connection before it is closed. */
+  maxRequestsPerSocket: number;
+  /** Open Server-Sent Event streams (owners only); more get 503. */
+  maxStreams: number;
+}
+
+export const WEB_LIMITS: Readonly<WebLimits> = Object.freeze({
+  maxConnections: 128,
+  connectionTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 100,
+  maxStreams: 16,
+});
 
 export type WebDeps = BoxWebDeps;
 
@@ -54,6 +80,7 @@ export function assetDir(name: 'public' | 'views'): string {
 }
 
 export function buildWebApp(deps: WebDeps): FastifyInstance {
+  const limits: WebLimits = { ...WEB_LIMITS, ...(deps.limits ?? {}) };
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'web' }) as FastifyBaseLogger,
     disableRequestLogging: true,
@@ -62,8 +89,13 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     forceCloseConnections: true,
     return503OnClosing: true,
     requestTimeout: 30_000,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
     routerOptions: { maxParamLength: 200 },
   });
+  // Beyond this the server closes new connections at once (Node's net.Server maxConnections).
+  app.server.maxConnections = limits.maxConnections;
   const { box } = deps;
   const now = deps.now ?? Date.now;
   const ctx: WebContext = {
@@ -74,6 +106,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     claimThrottle: new FailureThrottle({ now, freeFailures: 5 }),
     now,
     streams: new Set(),
+    limits,
   };
 
   // Only HTML forms are accepted as bodies (Fastify's JSON and text parsers are removed).
@@ -102,7 +135,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     root.addHook('onRequest', async (req, reply) => {
       reply.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
       reply.header('Cache-Control', 'no-store');
-      const net = box.config.get().network;
+      const net = box.settings().network;
       const allowed = allowedHosts({
         lanAddress: net.lanAddress,
         hostname: net.hostname,
@@ -114,12 +147,11 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       if (hostLines !== 1 || !hostAllowed(req.headers.host, allowed)) throw obxError('WEB_HOST_NOT_ALLOWED');
     });
 
-    // Cookies are signed with the key in the config store, read at each use: when the box rotates it
+    // Cookies are signed with the box's session key, read at each use: when the box rotates it
     // (claim-button reset), every cookie signed with the old key stops verifying at once.
-    await ensureSessionKey(box.config);
     let signer: { key: string; signer: Signer } | null = null;
     const current = (): Signer => {
-      const key = box.config.get().web.sessionKey ?? signer?.key ?? '';
+      const key = box.sessionKey();
       if (signer?.key !== key) signer = { key, signer: new Signer(key) };
       return signer.signer;
     };
@@ -154,7 +186,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       const id = raw ? req.unsignCookie(raw) : null;
       const sid = id?.valid ? id.value : null;
       // An unclaimed box (fresh, or reset with the claim button) has no owner: every old session ends.
-      if (box.config.get().web.passwordHash === null) {
+      if (!box.isClaimed()) {
         if (ctx.sessions.size > 0) ctx.sessions.clear();
         req.ownerSession = null;
         return;

@@ -6,7 +6,7 @@
  *   y 28     detail (tor's summary, the fault, why killed) when the bar is shown, else blank
  *   y 37     kill switch: on / off / BROKEN, and "web: on" for the page's kill switch
  *   y 46     web page address
- *   y 55     claim code while unclaimed
+ *   y 55     claim code while unclaimed, and the id of the claim a press would approve ("id K7P2")
  */
 import type { Screen } from '../../firmware/state/machine.js';
 import { charsPerLine, Framebuffer, WIDTH } from './framebuffer.js';
@@ -50,6 +50,11 @@ export function renderScreen(screen: Screen, fb: Framebuffer = new Framebuffer()
   }
   fb.drawText(fit(switchLine(screen)), 0, 37);
   fb.drawText(fit(`web: ${screen.lanAddress}`), 0, 46);
-  if (screen.claimCode !== null) fb.drawText(fit(`claim code: ${screen.claimCode}`), 0, 55);
+  if (screen.claimCode !== null) {
+    const line = screen.claimId
+      ? `code ${screen.claimCode}  id ${screen.claimId}`
+      : `claim code: ${screen.claimCode}`;
+    fb.drawText(fit(line), 0, 55);
+  }
   return fb;
 }

@@ -4,7 +4,8 @@
  *
  * Files in the state directory:
  *   config.json       the current document
- *   config.json.bak   the previous good document (written before every replacement)
+ *   config.json.bak   the previous good document (written before every replacement; after a change of
+ *                     secrets, the new document: an old password hash never stays behind)
  *   config.json.broken-<time>  a file that failed to load, kept for diagnosis, never deleted by us
  */
 import { randomBytes } from 'node:crypto';
@@ -113,11 +114,18 @@ export class ConfigStore {
     );
   }
 
-  /** Validates the whole new document, then writes it atomically. Bad input changes nothing. */
-  update(change: (current: Readonly<Config>) => Config): Promise<Readonly<Config>> {
+  /**
+   * Validates the whole new document, then writes it atomically. Bad input changes nothing.
+   * `forgetPrevious`: the backup becomes the new document too, so the previous one (an old password hash
+   * or session key) is gone from disk once this resolves.
+   */
+  update(
+    change: (current: Readonly<Config>) => Config,
+    opts: { forgetPrevious?: boolean } = {},
+  ): Promise<Readonly<Config>> {
     const run = this.#queue.then(async () => {
       const next = validateConfig(change(this.get()));
-      await this.#write(next, true);
+      await this.#write(next, opts.forgetPrevious !== true);
       this.#config = next;
       return next;
     });

@@ -12,6 +12,11 @@
  * Leaving `routing` also deletes the LAN's conntrack entries (`conntrack -D -s LAN/PREFIX`): the rules
  * already cut those flows whatever their state, this makes sure no NAT binding outlives the mode.
  *
+ * Watched: every `auditIntervalMs` (30 s by default), after every mode switch and after a failed
+ * counters read, the kernel's table is audited against the last applied model. A missing or changed
+ * table (Debian's nftables.service starts with `flush ruleset`; an admin's `nft` command) is reported to
+ * the onTamper listeners (BoxController fails closed at once) and the next apply replaces it whole.
+ *
  * Fast path: one long-lived `nft -j -i` (NftSession). If it dies or stalls it is replaced by one spawn
  * per call (NftOnce) for that operation, and reopened for the next one.
  */
@@ -20,7 +25,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DropCounters } from '../box-api.js';
-import { obxError } from '../errors.js';
+import { describeError, isObxError, obxError } from '../errors.js';
 import { execOnce, NftOnce, type NftRunner, NftSession } from './nft.js';
 import {
   type FirewallMode,
@@ -64,7 +69,12 @@ export interface FirewallOptions {
   conntrackPath?: string | undefined;
   /** How long the session may take for one exchange before it is replaced (default 2000 ms). */
   sessionTimeoutMs?: number | undefined;
+  /** Period of the audit of the kernel's table (default 30 s; 0: no periodic audit). */
+  auditIntervalMs?: number | undefined;
 }
+
+/** The default audit period: a flushed or edited ruleset is noticed within this time. */
+export const AUDIT_INTERVAL_MS = 30_000;
 
 export interface ApplyResult {
   mode: FirewallMode;
@@ -232,6 +242,8 @@ export class Firewall {
   /** The generation marker of the last verified batch (a switch deletes it: proof it is our table). */
   private lastGen: string | null = null;
   private auditTimer: NodeJS.Timeout | null = null;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private readonly tamperListeners = new Set<(reason: string) => void>();
   /** Counts of tables replaced so far (a new table starts its counters at zero). */
   private base: DropCounters = {};
   private queue: Promise<unknown> = Promise.resolve();
@@ -263,12 +275,52 @@ export class Firewall {
         this.opts.log?.warn({ err: String(e) }, 'nft session failed its health check; using nft per call');
       }
     }
+    const every = this.opts.auditIntervalMs ?? AUDIT_INTERVAL_MS;
+    if (every > 0) {
+      this.watchTimer = setInterval(() => void this.watch('periodic audit'), every);
+      this.watchTimer.unref();
+    }
+  }
+
+  /** Called with a reason whenever an audit finds the kernel's table missing or changed. */
+  onTamper(listener: (reason: string) => void): () => void {
+    this.tamperListeners.add(listener);
+    return () => this.tamperListeners.delete(listener);
+  }
+
+  /**
+   * Audits the kernel's table now (nothing to do before the first apply). False when the table is
+   * missing or differs: logged and reported to the onTamper listeners. An audit that could not run
+   * (nft itself failing) is only logged: the next apply reports that.
+   */
+  async watch(trigger = 'audit'): Promise<boolean> {
+    if (!this.model || !this.dir) return true;
+    try {
+      await this.audit();
+      return true;
+    } catch (e) {
+      if (!isObxError(e, 'FIREWALL_VERIFY_FAILED')) {
+        this.opts.log?.warn({ trigger, err: describeError(e) }, 'firewall audit could not run');
+        return true;
+      }
+      const reason = e.message.replace(/^[^:]*: /, '');
+      this.opts.log?.error({ trigger, reason }, 'firewall ruleset changed outside onionboxd');
+      for (const l of [...this.tamperListeners]) {
+        try {
+          l(reason);
+        } catch (err) {
+          this.opts.log?.error({ err: describeError(err) }, 'firewall tamper listener failed');
+        }
+      }
+      return false;
+    }
   }
 
   /** Stops the nft session. The kernel keeps the last ruleset: stopping never opens anything. */
   async stop(): Promise<void> {
     if (this.auditTimer) clearTimeout(this.auditTimer);
-    this.auditTimer = null;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.auditTimer = this.watchTimer = null;
     await this.queue.catch(() => undefined);
     this.session?.close();
     this.session = null;
@@ -328,7 +380,7 @@ export class Firewall {
 
   /** Drop counters by class (ipv6, invalid, udp, icmp, other), totals since this applier started. */
   counters(): Promise<DropCounters> {
-    return this.serial(async () => {
+    const read = this.serial(async () => {
       const { runner, fast } = await this.runner();
       const r = await this.run(runner, fast, [LIST_COUNTERS]);
       const out: DropCounters = {};
@@ -343,6 +395,9 @@ export class Firewall {
       }
       return out;
     });
+    // A counters read that fails may mean the table is gone: audit at once rather than in 30 s.
+    read.catch(() => void this.watch('a failed counters read'));
+    return read;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -485,14 +540,17 @@ export class Firewall {
     return this.serial(async () => {
       const model = this.model;
       const gen = this.lastGen;
-      if (!model || gen === null) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
+      if (!model) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
       const { runner, fast } = await this.runner();
       const r = await this.run(runner, fast, [LIST_TABLE]);
       const shape = parseTableJson(r.out);
       const diffs = shape
         ? compareShape(model, shape, { relays: false })
         : ['table inet onionbox is missing'];
-      if (shape && shape.generation !== gen) diffs.push(`generation ${shape.generation}, expected ${gen}`);
+      // After a failed verify the generation is unknown until the next (full) apply: shape only then.
+      if (shape && gen !== null && shape.generation !== gen) {
+        diffs.push(`generation ${shape.generation}, expected ${gen}`);
+      }
       if (diffs.length > 0) {
         this.lastGen = null;
         this.opts.log?.error({ mode: model.mode, diffs }, 'firewall audit: the kernel table differs');
@@ -505,7 +563,7 @@ export class Firewall {
     if (this.auditTimer) clearTimeout(this.auditTimer);
     this.auditTimer = setTimeout(() => {
       this.auditTimer = null;
-      this.audit().catch(() => undefined); // logged inside; the next apply replaces the table whole
+      void this.watch('after a mode switch'); // a difference is reported; the next apply replaces all
     }, 250);
     this.auditTimer.unref();
   }
@@ -574,9 +632,14 @@ function firstLines(text: string, n = 3): string {
 export function modeOnly(
   fw: Firewall,
   params: () => FirewallParams,
-): { apply(mode: FirewallMode): Promise<ApplyResult>; counters(): Promise<DropCounters> } {
+): {
+  apply(mode: FirewallMode): Promise<ApplyResult>;
+  counters(): Promise<DropCounters>;
+  onTamper(listener: (reason: string) => void): () => void;
+} {
   return {
     apply: (mode) => fw.apply(mode, params()),
     counters: () => fw.counters(),
+    onTamper: (listener) => fw.onTamper(listener),
   };
 }

@@ -65,6 +65,8 @@ export interface Screen {
   lanAddress: string;
   /** One-time claim code while the box is unclaimed, else null (filled in by the controller). */
   claimCode: string | null;
+  /** Id of the pending claim a press of the button would approve (shown beside the code), else null. */
+  claimId?: string | null | undefined;
 }
 
 export interface MachineView {
@@ -72,7 +74,7 @@ export interface MachineView {
   firewallMode: FirewallModeName;
   leds: LedPattern;
   explanation: string;
-  screen: Omit<Screen, 'lanAddress' | 'claimCode'>;
+  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId'>;
 }
 
 export const INITIAL_TOR: Readonly<TorStatus> = Object.freeze({

@@ -5,7 +5,9 @@
  *   - tor-request's control-port helper is never used (it does not escape the password);
  *   - its old transitive dependencies are overridden in package.json ("overrides") where compatible;
  *   - `socks://` means SOCKS5 with the hostname resolved by tor (no DNS outside tor);
- *   - a proxy environment variable (which `request` would honour) makes the check refuse to run.
+ *   - a proxy environment variable (which `request` would honour) makes the check refuse to run;
+ *   - redirects are never followed (`request` drops the SOCKS agent on an http<->https redirect,
+ *     CVE-2023-28155: the next hop would leave outside tor); a redirect is a failed check.
  */
 import { createRequire } from 'node:module';
 import { obxError } from '../errors.js';
@@ -18,7 +20,10 @@ interface TorRequestResponse {
 type TorRequestCallback = (err: Error | null, res: TorRequestResponse | undefined, body: unknown) => void;
 interface TorRequestModule {
   setTorAddress(ipaddress: string, port: number): void;
-  request(options: { uri: string; timeout: number; json: boolean }, cb: TorRequestCallback): unknown;
+  request(
+    options: { uri: string; timeout: number; json: boolean; followRedirect: boolean },
+    cb: TorRequestCallback,
+  ): unknown;
 }
 
 let torRequest: TorRequestModule | null = null;
@@ -79,7 +84,13 @@ export class TorCheck {
     const tr = lib();
     tr.setTorAddress(this.opts.socks.host, this.opts.socks.port);
     return new Promise((resolve, reject) => {
-      tr.request({ uri: this.url, timeout: this.opts.timeoutMs ?? 30_000, json: true }, (err, res, body) => {
+      const options = {
+        uri: this.url,
+        timeout: this.opts.timeoutMs ?? 30_000,
+        json: true,
+        followRedirect: false,
+      };
+      tr.request(options, (err, res, body) => {
         if (err) return reject(obxError('TOR_CHECK_FAILED', err.message.split('\n')[0] ?? 'request failed'));
         if (!res || res.statusCode !== 200) {
           return reject(

@@ -16,12 +16,13 @@ import { readFile } from 'node:fs/promises';
 import { obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
+import { CLOCK_MAX_MS, CLOCK_MIN_MS } from '../lib/clock-range.js';
 import type { ClockSkew } from './supervisor.js';
 
 /** Earliest plausible time: this firmware's build year. Nothing before it is believed. */
-export const MIN_PLAUSIBLE_MS = Date.UTC(2026, 0, 1);
+export const MIN_PLAUSIBLE_MS = CLOCK_MIN_MS;
 /** Latest plausible time. */
-export const MAX_PLAUSIBLE_MS = Date.UTC(2100, 0, 1);
+export const MAX_PLAUSIBLE_MS = CLOCK_MAX_MS;
 
 /** Checks a time from outside (owner, file); throws OBX_ERR_CLOCK_INVALID. */
 export function validEpochMs(value: unknown): number {

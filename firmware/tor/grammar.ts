@@ -46,8 +46,11 @@ const ARG_KEYS: Record<Transport, ReadonlySet<string>> = {
   vanilla: new Set(),
 };
 
-/** Characters allowed in argument values: URL-safe, no quotes, backslash, spaces or control characters. */
-const ARG_VALUE = /^[A-Za-z0-9._~:/?#@!$&()*+,;=%[\]-]{1,600}$/;
+/**
+ * Characters allowed in argument values: URL-safe, no quotes, backslash, spaces or control characters,
+ * and no '#': tor cuts a torrc line there, so the rest of the line would be silently lost.
+ */
+const ARG_VALUE = /^[A-Za-z0-9._~:/?@!$&()*+,;=%[\]-]{1,600}$/;
 const ARG_KEY = /^[a-z][a-z0-9_-]{0,31}$/;
 const FINGERPRINT = /^[0-9A-Fa-f]{40}$/;
 

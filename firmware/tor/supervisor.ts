@@ -11,7 +11,7 @@
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ApplyTorResult, CircuitInfo } from '../box-api.js';
 import type { TorConfig } from '../config/schema.js';
@@ -94,12 +94,25 @@ const MAX_LOG_LINES = 40;
 /** tor's MAX_SIGNEWNYM_RATE (10 s) plus a margin for clock granularity (tor counts whole seconds). */
 const NEWNYM_INTERVAL_MS = 11_000;
 
+/**
+ * tor's environment: onionboxd's without systemd's notify socket and watchdog variables (tor would
+ * otherwise report readiness or pet the watchdog on onionboxd's behalf) and without LISTEN_* sockets.
+ */
+export function torEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k === 'NOTIFY_SOCKET' || k.startsWith('WATCHDOG_') || k.startsWith('LISTEN_')) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 function verifyConfig(torBinary: string, torrc: string): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
     execFile(
       torBinary,
       ['--verify-config', '--defaults-torrc', '/dev/null', '-f', torrc, '--ignore-missing-torrc', '--hush'],
-      { timeout: 30_000 },
+      { timeout: 30_000, env: torEnvironment(process.env) },
       (err, stdout, stderr) => {
         const output = `${stdout}${stderr}`
           .split('\n')
@@ -196,10 +209,14 @@ export class TorSupervisor {
       await mkdir(this.#opts.runtime.dataDir, { recursive: true, mode: 0o700 });
       // With `User`, tor drops privileges before it touches its DataDirectory: it must belong to that user
       // (what Debian's tor unit does for /var/lib/tor).
+      // Only when it is not so already (Debian's tor package creates /var/lib/tor this way): onionboxd
+      // on the box then needs no CAP_CHOWN/CAP_FOWNER.
       if (this.#opts.runtime.user !== undefined) {
         const ids = await systemUser(this.#opts.runtime.user);
-        await chown(this.#opts.runtime.dataDir, ids.uid, ids.gid);
-        await chmod(this.#opts.runtime.dataDir, 0o700);
+        const st = await stat(this.#opts.runtime.dataDir);
+        if (st.uid !== ids.uid || st.gid !== ids.gid)
+          await chown(this.#opts.runtime.dataDir, ids.uid, ids.gid);
+        if ((st.mode & 0o777) !== 0o700) await chmod(this.#opts.runtime.dataDir, 0o700);
       }
       const candidate = `${this.#opts.torrcPath}.new`;
       await atomicWriteFile(candidate, text, 0o644);
@@ -439,7 +456,7 @@ export class TorSupervisor {
     const child = spawn(
       this.#torBinary,
       ['--defaults-torrc', '/dev/null', '-f', this.#opts.torrcPath, '--ignore-missing-torrc'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: torEnvironment(process.env) },
     );
     this.#child = child;
     let buffered = '';

@@ -110,6 +110,10 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
   if (rt.user !== undefined) {
     if (!USER.test(rt.user)) throw invalid('user must be a system user name');
     lines.push(`User ${rt.user}`);
+    // onionboxd is not root on the box (it holds CAP_SETUID/CAP_SETGID for this switch): with this
+    // option tor drops every capability but CAP_NET_BIND_SERVICE after switching to the user; without
+    // it tor keeps them and then refuses to run ("Was able to restore group credentials").
+    lines.push('KeepBindCapabilities 1');
   }
   lines.push('RunAsDaemon 0');
   lines.push(

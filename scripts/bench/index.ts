@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { abuseSuite } from './abuse.js';
 import { boardSuite } from './board.js';
 import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
@@ -19,6 +20,7 @@ export const SUITES: readonly BenchSuite[] = [
   webSuite,
   torSuite,
   netSuite,
+  abuseSuite,
 ];
 
 const wanted = process.argv.slice(2);

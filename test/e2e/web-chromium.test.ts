@@ -44,22 +44,25 @@ if (!existsSync(CHROMIUM)) {
     await page.fill('#code', 'WRONG1');
     await page.fill('#password', PASSWORD);
     await page.fill('#confirm', PASSWORD);
-    await page.click('button[type=submit]:has-text("Claim")');
+    await page.click('button[type=submit]:has-text("Claim the box")');
     t.match(await page.textContent('#code-error'), /not the code/);
     t.equal(await page.inputValue('#code'), 'WRONG1');
     t.equal(box.config.get().web.passwordHash, null);
     await shot(page, 'claim-error');
 
-    // the simulator panel: press the claim button
+    // start a claim: the OLED shows its id beside the code; then press the button on the simulator panel
+    await page.click('button:has-text("Start a claim")');
+    const claimId = await page.textContent('#claim-id');
+    t.equal(claimId, box.oledClaimId, 'the page and the OLED show the same claim id');
     await page.click('nav >> text=Simulator');
     await shot(page, 'simulator');
     await page.click('text=Press the claim button');
     t.not(box.buttonPressedAt, null);
     await page.goto(`${base}/claim`);
-    t.match(await page.textContent('#presence'), /was pressed/);
+    t.match(await page.textContent('#presence'), /was pressed for this browser/);
     await page.fill('#password', PASSWORD);
     await page.fill('#confirm', PASSWORD);
-    await page.click('button[type=submit]:has-text("Claim")');
+    await page.click('button[type=submit]:has-text("Claim the box")');
     await page.waitForURL(`${base}/?done=claimed`);
     t.match(box.config.get().web.passwordHash, /^scrypt\$/);
     t.match(await page.textContent('h1'), /Connecting to Tor: 0 %/);
@@ -182,7 +185,7 @@ if (!existsSync(CHROMIUM)) {
     await page.fill('#code', box.claimCode.toLowerCase());
     await page.fill('#password', PASSWORD);
     await page.fill('#confirm', PASSWORD);
-    await page.click('button[type=submit]:has-text("Claim")');
+    await page.click('button[type=submit]:has-text("Claim the box")');
     await page.waitForURL(`${base}/?done=claimed`);
     t.match(await page.textContent('h1'), /Connecting to Tor: 0 %/);
     t.equal(await page.isVisible('text=Reload now'), true, 'a refresh link while connecting');

@@ -27,13 +27,15 @@ const needs =
 async function claimThroughThePage(t: Test, page: Page, base: string): Promise<void> {
   await page.goto(base);
   t.equal(new URL(page.url()).pathname, '/claim');
+  await page.click('button:has-text("Start a claim")');
+  t.match(await page.textContent('#claim-id'), /^[A-Z0-9]{4}$/);
   await page.click('nav >> text=Simulator');
   await page.click('text=Press the claim button');
   await page.goto(new URL('/claim', base).href);
-  t.match(await page.textContent('#presence'), /was pressed/);
+  t.match(await page.textContent('#presence'), /was pressed for this browser/);
   await page.fill('#password', PASSWORD);
   await page.fill('#confirm', PASSWORD);
-  await page.click('button[type=submit]:has-text("Claim")');
+  await page.click('button[type=submit]:has-text("Claim the box")');
   await page.waitForURL(/\/\?done=claimed$/);
 }
 

@@ -3,21 +3,30 @@
  * It behaves like the real one where the web can tell: a real ConfigStore in a temp directory, status
  * derived from (kill switches, tor state, bootstrap progress) the way the state machine does, tor
  * settings validated with the config store's own schema (bad input throws OBX_ERR_CONFIG_INVALID and
- * changes nothing) and rolled back when "tor" fails to start with them, every command recorded.
+ * changes nothing) and rolled back when "tor" fails to start with them, every command recorded. The
+ * claim, password and session key are the box's own OwnerAccount (firmware/owner.ts), as in
+ * BoxController; the simulated button's press approves a pending claim, a hold of 10 s resets.
  */
 import { PNG } from 'pngjs';
+import { HOLD_MS } from '../../board/types.js';
 import type {
   ApplyTorResult,
   BoxApi,
   BoxStatus,
   CircuitInfo,
+  ClaimProgress,
+  ClaimRequest,
+  ClaimTicket,
   DropCounters,
+  PageSettings,
   SimBoardControls,
 } from '../../firmware/box-api.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { obxError } from '../../firmware/errors.js';
+import { clockInRange } from '../../firmware/lib/clock-range.js';
+import { OwnerAccount } from '../../firmware/owner.js';
 
 export interface FakeBoxOptions {
   simulate?: boolean;
@@ -40,7 +49,9 @@ export const FAKE_CIRCUITS: CircuitInfo[] = [
 ];
 
 export class FakeBox implements BoxApi {
+  /** The box's own store (tests read it; the page cannot: it is not part of BoxApi). */
   readonly config: ConfigStore;
+  readonly owner: OwnerAccount;
   readonly sim: SimBoardControls | undefined;
   readonly calls = {
     newIdentity: 0,
@@ -59,7 +70,10 @@ export class FakeBox implements BoxApi {
   summary = 'Starting';
   warnings: string[] = [];
   buttonPressedAt: number | null = null;
-  readonly claimCode: string;
+  /** The reset a simulated 10 s hold started (tests await it). */
+  lastReset: Promise<void> = Promise.resolve();
+  /** Ids approved by presses, in order (what the OLED showed). */
+  readonly approvals: (string | null)[] = [];
   readonly startedAt: number;
   readonly #now: () => number;
   readonly #simulate: boolean;
@@ -69,7 +83,7 @@ export class FakeBox implements BoxApi {
     this.config = new ConfigStore(dir);
     this.#now = opts.now ?? Date.now;
     this.#simulate = opts.simulate ?? true;
-    this.claimCode = opts.claimCode ?? 'K7P2QX';
+    this.owner = new OwnerAccount(this.config, { now: this.#now, claimCode: opts.claimCode ?? 'K7P2QX' });
     this.startedAt = this.#now();
     this.sim = this.#simulate ? this.#simControls() : undefined;
   }
@@ -77,7 +91,63 @@ export class FakeBox implements BoxApi {
   static async create(dir: string, opts: FakeBoxOptions = {}): Promise<FakeBox> {
     const box = new FakeBox(dir, opts);
     await box.config.load();
+    await box.owner.ensureSessionKey();
     return box;
+  }
+
+  /** The code the OLED shows now ('' once claimed). */
+  get claimCode(): string {
+    return this.owner.display()?.code ?? '';
+  }
+
+  /** The claim id the OLED shows beside the code (null: none pending, or claimed). */
+  get oledClaimId(): string | null {
+    return this.owner.display()?.id ?? null;
+  }
+
+  settings(): PageSettings {
+    const c = this.config.get();
+    return { ...c, web: { port: c.web.port } };
+  }
+
+  isClaimed(): boolean {
+    return this.owner.isClaimed();
+  }
+
+  startClaim(): ClaimTicket {
+    return this.owner.startClaim();
+  }
+
+  claimProgress(ticket: string | null | undefined): ClaimProgress {
+    return this.owner.claimProgress(ticket);
+  }
+
+  async claim(request: ClaimRequest): Promise<'claimed' | 'no-presence'> {
+    return (await this.owner.claim(request)) === null ? 'no-presence' : 'claimed';
+  }
+
+  verifyPassword(password: string): Promise<boolean> {
+    return this.owner.verifyPassword(password);
+  }
+
+  changePassword(current: string, next: string): Promise<'changed' | 'wrong-password'> {
+    return this.owner.changePassword(current, next);
+  }
+
+  resetClaim(): Promise<void> {
+    return this.owner.reset();
+  }
+
+  sessionKey(): string {
+    return this.owner.sessionKey();
+  }
+
+  /** A press of the claim button (what the board's button event does in BoxController). */
+  press(): string | null {
+    this.buttonPressedAt = this.#now();
+    const id = this.owner.press(this.buttonPressedAt);
+    this.approvals.push(id);
+    return id;
   }
 
   status(): BoxStatus {
@@ -183,24 +253,21 @@ export class FakeBox implements BoxApi {
   }
 
   async setClock(epochMs: number): Promise<void> {
-    if (!Number.isInteger(epochMs) || epochMs < Date.UTC(2024, 0, 1) || epochMs >= Date.UTC(2100, 0, 1)) {
+    if (!clockInRange(epochMs)) {
       throw obxError('CONFIG_INVALID', 'clock value out of range');
     }
     this.calls.clock.push(epochMs);
   }
 
-  claimPresence(): { code: string; buttonPressedAt: number | null } {
-    return { code: this.claimCode, buttonPressedAt: this.buttonPressedAt };
-  }
-
   async diagnostics(): Promise<string> {
     const s = this.status();
-    return [
+    const text = [
       `onionbox diagnostics at ${new Date(this.#now()).toISOString()}`,
       `state=${s.state} firewall=${s.firewallMode} tor=${s.tor.progress}% ${s.tor.summary}`,
       `kill switch: hardware=${s.killSwitch.hardware} software=${s.killSwitch.software}`,
       this.extraDiagnostics,
     ].join('\n');
+    return this.owner.redact(text);
   }
 
   #simControls(): SimBoardControls {
@@ -209,8 +276,10 @@ export class FakeBox implements BoxApi {
         this.hardwareSwitch = engaged;
         this.emit();
       },
-      pressClaimButton: () => {
-        this.buttonPressedAt = this.#now();
+      pressClaimButton: (holdMs = 0) => {
+        this.press();
+        // The real box resets only within its boot window; the fake's whole life is that window.
+        if (holdMs >= HOLD_MS) this.lastReset = this.owner.reset();
       },
       leds: () => {
         const st = this.status().state;

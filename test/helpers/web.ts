@@ -7,7 +7,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { buildWebApp } from '../../web/app.js';
+import { buildWebApp, type WebLimits } from '../../web/app.js';
 import { FakeBox, type FakeBoxOptions } from './fake-box.js';
 import { tmpDir } from './tmp.js';
 
@@ -27,7 +27,7 @@ export interface WebHarness {
 
 export async function webHarness(
   t: Test,
-  opts: FakeBoxOptions & { now?: () => number } = {},
+  opts: FakeBoxOptions & { now?: () => number; limits?: Partial<WebLimits> } = {},
 ): Promise<WebHarness> {
   const dir = tmpDir(t, 'onionbox-web-');
   const box = await FakeBox.create(dir, opts);
@@ -39,7 +39,7 @@ export async function webHarness(
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now });
+  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now, limits: opts.limits });
   await app.ready();
   t.teardown(() => app.close());
   return { app, box, logs: () => logs, dir };
@@ -109,11 +109,12 @@ export function csrfFrom(html: string): string {
   return m[1];
 }
 
-/** Claims the box through the page (button pressed) and returns the logged-in client. */
+/** Claims the box through the page (start a claim, button pressed) and returns the logged-in client. */
 export async function claimed(h: WebHarness, password = GOOD_PASSWORD): Promise<Client> {
   const c = new Client(h.app);
-  h.box.sim?.pressClaimButton();
-  if (!h.box.sim) h.box.buttonPressedAt = Date.now();
+  const start = await c.post('/claim/start', {}, '/claim');
+  if (start.statusCode !== 303) throw new Error(`claim start failed: ${start.statusCode}`);
+  h.box.press();
   const res = await c.post('/claim', { password, confirm: password }, '/claim');
   if (res.statusCode !== 303) throw new Error(`claim failed: ${res.statusCode} ${res.body}`);
   return c;

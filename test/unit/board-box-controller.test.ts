@@ -5,6 +5,7 @@
  * network namespace). The doubles behave like the real ones where it matters here: apply() is
  * asynchronous and may fail (the kernel keeps the previous ruleset), tor reports status on the bus.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
@@ -296,24 +297,99 @@ t.test('web kill switch reports an apply that could not be done', async (t) => {
   t.equal(box.status().state, 'error');
 });
 
-t.test('claim presence: code on the OLED while unclaimed, button press recorded', async (t) => {
-  const { box, board, config } = await setup(t);
+t.test(
+  'claim: code and claim id on the OLED; a press approves one claim and tells no one else',
+  async (t) => {
+    const { box, board, config } = await setup(t);
+    await box.start();
+    const shown = box.claimDisplay();
+    t.match(shown?.code, /^\d{6}$/);
+    t.equal(board.screen()?.claimCode, shown?.code);
+    t.equal(board.screen()?.claimId, null, 'no claim pending yet');
+    const seen: BoxStatus[] = [];
+    box.onStatus((s) => seen.push(s));
+    board.pressButton();
+    const a = box.startClaim();
+    t.equal(box.claimProgress(a.ticket).state, 'waiting', 'a press before the claim started does not count');
+    t.equal(board.screen()?.claimId, a.id, 'the OLED shows the pending claim id');
+    board.pressButton();
+    t.same(box.claimProgress(a.ticket), { state: 'approved', id: a.id });
+    t.same(box.claimProgress('someone-else'), { state: 'none', id: null });
+    t.same(seen, [], 'a press sends no status event');
+    t.equal(
+      await box.claim({ password: 'short', ticket: a.ticket }).catch((e) => e.code),
+      'OBX_ERR_WEB_FORM_INVALID',
+    );
+    t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: 'nope' }), 'no-presence');
+    t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: a.ticket }), 'claimed');
+    t.match(config.get().web.passwordHash, /^scrypt\$/);
+    t.equal(board.screen()?.claimCode, null, 'no code once claimed');
+    t.throws(() => box.startClaim(), { code: 'OBX_ERR_WEB_ALREADY_CLAIMED' });
+    t.equal(await box.verifyPassword('violet tractor umbrella 42'), true);
+    t.equal(await box.changePassword('wrong one here', 'a brand new passphrase'), 'wrong-password');
+    t.equal(await box.changePassword('violet tractor umbrella 42', 'a brand new passphrase'), 'changed');
+    t.equal(await box.verifyPassword('violet tractor umbrella 42'), false);
+    const bak = await readFile(`${config.path}.bak`, 'utf8');
+    t.notOk(bak.includes('violet'), 'sanity');
+    t.equal(
+      JSON.parse(bak).web.passwordHash,
+      config.get().web.passwordHash,
+      'the old hash is not in the backup',
+    );
+  },
+);
+
+t.test('wrong codes are counted box-wide: the 10th replaces the code on the OLED', async (t) => {
+  const { box, board } = await setup(t);
   await box.start();
-  const { code, buttonPressedAt } = box.claimPresence();
-  t.match(code, /^\d{6}$/);
-  t.equal(buttonPressedAt, null);
-  t.equal(board.screen()?.claimCode, code);
-  const seen: BoxStatus[] = [];
-  box.onStatus((s) => seen.push(s));
+  const first = box.claimDisplay()?.code ?? '';
+  const wrong = first === '000000' ? '000001' : '000000';
+  for (let i = 0; i < 9; i++) {
+    t.equal(await box.claim({ password: 'violet tractor umbrella 42', code: wrong }), 'no-presence');
+  }
+  t.equal(box.claimDisplay()?.code, first, 'nine wrong codes: same code');
+  await box.claim({ password: 'violet tractor umbrella 42', code: wrong });
+  const second = box.claimDisplay()?.code;
+  t.not(second, first, 'the tenth: a new code');
+  t.equal(board.screen()?.claimCode, second, 'and the OLED shows it');
+  t.equal(await box.claim({ password: 'violet tractor umbrella 42', code: first }), 'no-presence');
+});
+
+t.test('the press of a reset hold approves nothing; the reset leaves no old secret on disk', async (t) => {
+  const dir = tmpDir(t);
+  const config = new ConfigStore(dir);
+  await config.load();
+  const bus = new EventBus();
+  const board = new SimBoard();
+  const box = new BoxController({
+    config,
+    bus,
+    board,
+    tor: new TorDouble(bus),
+    firewall: new FirewallDouble(),
+    log: logger().log,
+    simulate: true,
+  });
+  t.teardown(() => box.stop());
+  await box.start();
+  const a = box.startClaim();
+  board.pressButton(10_000); // within the boot window: press + hold
+  while (box.claimProgress(a.ticket).state !== 'none') await new Promise((r) => setTimeout(r, 5));
+  t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: a.ticket }), 'no-presence');
+  // claimed, then reset: neither the hash nor the old key survives in config.json or its backup
+  const b = box.startClaim();
   board.pressButton();
-  t.type(box.claimPresence().buttonPressedAt, 'number');
-  t.ok(seen.length >= 1, 'a press notifies status listeners');
-  await config.update((c) => ({
-    ...c,
-    web: { ...c.web, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' },
-  }));
-  board.setSwitch(true);
-  t.equal(board.screen()?.claimCode, null, 'no code once claimed');
+  t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: b.ticket }), 'claimed');
+  const hash = config.get().web.passwordHash ?? 'x';
+  const key = box.sessionKey();
+  await box.resetClaim();
+  for (const file of [config.path, `${config.path}.bak`]) {
+    const text = await readFile(file, 'utf8');
+    t.notOk(text.includes(hash), `${file}: old hash gone`);
+    t.notOk(text.includes(key), `${file}: old session key gone`);
+  }
+  t.not(box.sessionKey(), key);
+  t.equal(box.isClaimed(), false);
 });
 
 t.test('holding the claim button 10 s at boot clears the password and rotates the session key', async (t) => {
@@ -448,8 +524,7 @@ t.test(
     const bad = await ipcCall(ipc.path, 'board.switch', { engaged: 'on' });
     t.match(bad, { ok: false, code: 'OBX_ERR_BOX_BAD_INPUT' });
     const press = await ipcCall(ipc.path, 'board.press', {});
-    t.match(press, { ok: true });
-    t.type(box.claimPresence().buttonPressedAt, 'number');
+    t.same(press, { ok: true, result: { pressed: true } }, 'the CLI learns nothing about claims');
     t.match(await ipcCall(ipc.path, 'board.press', { holdMs: -1 }), {
       ok: false,
       code: 'OBX_ERR_BOX_BAD_INPUT',

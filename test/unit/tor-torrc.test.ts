@@ -45,6 +45,7 @@ t.test('production torrc carries the reference router lines (DESIGN.md §3)', as
   for (const line of [
     'DataDirectory /var/lib/tor',
     'User debian-tor',
+    'KeepBindCapabilities 1',
     'SocksPort 127.0.0.1:9050',
     'SafeSocks 1',
     'TransPort 10.42.0.1:9040 IsolateClientAddr',

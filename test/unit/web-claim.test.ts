@@ -50,7 +50,7 @@ t.test('claim with the OLED code and a good password stores a scrypt hash and lo
   t.equal(res.statusCode, 303);
   t.equal(res.headers.location, '/?done=claimed');
   const hash = h.box.config.get().web.passwordHash;
-  t.match(hash, /^scrypt\$16384\$8\$1\$/);
+  t.match(hash, /^scrypt\$16384\$8\$5\$/);
   t.notMatch(hash, /violet/);
   const status = await c.get(res.headers.location as string);
   t.equal(status.statusCode, 200);
@@ -65,9 +65,10 @@ t.test(
   async (t) => {
     const h = await webHarness(t);
     const c = new Client(h.app);
+    await c.post('/claim/start', {}, '/claim');
     h.box.sim?.pressClaimButton();
     const page = await c.get('/claim');
-    t.match(page.body, /button on the box was pressed/);
+    t.match(page.body, /button on the box was pressed for this browser/);
     for (const [pw, confirm, field, msg] of [
       ['short', 'short', 'password', /at least 12/],
       ['password1234', 'password1234', 'password', /commonly used/],
@@ -90,6 +91,7 @@ t.test('a second claim is refused once the box is claimed', async (t) => {
   const h = await webHarness(t);
   const a = new Client(h.app);
   const b = new Client(h.app, '10.42.0.99');
+  await a.post('/claim/start', {}, '/claim');
   h.box.sim?.pressClaimButton();
   const tokenB = csrfFrom((await b.get('/claim')).body);
   t.equal(

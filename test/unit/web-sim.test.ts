@@ -1,7 +1,7 @@
 import { PNG } from 'pngjs';
 import t from 'tap';
 import { ConfigStore } from '../../firmware/config/store.js';
-import { ensureSessionKey } from '../../web/session-key.js';
+import { OwnerAccount } from '../../firmware/owner.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { Client, csrfFrom, webHarness } from '../helpers/web.js';
 
@@ -31,12 +31,15 @@ t.test(
   },
 );
 
-t.test('the session key is generated once into the config store when missing', async (t) => {
+t.test('the box generates the session key once when the store has none', async (t) => {
   const store = new ConfigStore(tmpDir(t));
   await store.load();
   await store.update((c) => ({ ...c, web: { ...c.web, sessionKey: null } }));
-  const key = await ensureSessionKey(store);
+  const owner = new OwnerAccount(store);
+  await owner.ensureSessionKey();
+  const key = owner.sessionKey();
   t.match(key, /^[0-9a-f]{64}$/);
   t.equal(store.get().web.sessionKey, key);
-  t.equal(await ensureSessionKey(store), key, 'kept');
+  await owner.ensureSessionKey();
+  t.equal(owner.sessionKey(), key, 'kept');
 });

@@ -4,8 +4,10 @@
  * subsystems register), so the page and the store cannot disagree. Problems come back per form field,
  * in words, with the owner's input kept as typed.
  */
-import type { Config, TorConfig } from '../../firmware/config/schema.js';
+import type { PageSettings } from '../../firmware/box-api.js';
+import type { TorConfig } from '../../firmware/config/schema.js';
 import { configProblems } from '../../firmware/config/validate.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from '../../firmware/lib/clock-range.js';
 
 export type FormBody = Record<string, unknown>;
 export type FieldErrors = Record<string, string>;
@@ -91,7 +93,7 @@ export function splitCountries(text: string): string[] {
 export type Checked<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors };
 
 /** Candidate tor settings from the bridges form, validated against the store's schema. */
-export function checkBridges(current: Readonly<Config>, input: BridgesInput): Checked<TorConfig> {
+export function checkBridges(current: PageSettings, input: BridgesInput): Checked<TorConfig> {
   if (input.bridges.length > MAX_TEXTAREA) {
     return { ok: false, errors: { bridges: `Too much text (at most ${MAX_TEXTAREA} characters).` } };
   }
@@ -109,7 +111,7 @@ export function checkBridges(current: Readonly<Config>, input: BridgesInput): Ch
   return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value: tor };
 }
 
-export function checkExits(current: Readonly<Config>, input: ExitsInput): Checked<TorConfig> {
+export function checkExits(current: PageSettings, input: ExitsInput): Checked<TorConfig> {
   if (input.exitNodes.length > 2000 || input.excludeExitNodes.length > 2000) {
     return { ok: false, errors: { exitNodes: 'Too much text.' } };
   }
@@ -128,8 +130,10 @@ export function checkExits(current: Readonly<Config>, input: ExitsInput): Checke
 }
 
 /** The store's validation of a candidate tor section, mapped to form fields in words. */
-export function torProblems(current: Readonly<Config>, tor: TorConfig, lines: string[]): FieldErrors {
-  const problems = configProblems({ ...current, tor });
+export function torProblems(current: PageSettings, tor: TorConfig, lines: string[]): FieldErrors {
+  // The page never holds the owner's secrets: the candidate document gets neutral ones (same schema).
+  const web = { port: current.web.port, passwordHash: null, sessionKey: null };
+  const problems = configProblems({ ...current, web, tor });
   const errors: FieldErrors = {};
   for (const [path, message] of Object.entries(problems)) {
     const m = /^\/tor\/([A-Za-z]+)(?:\/([0-9]+))?/.exec(path);
@@ -167,8 +171,7 @@ function explain(name: string, index: number | undefined, message: string, tor: 
   return message;
 }
 
-export const CLOCK_MIN = Date.UTC(2024, 0, 1);
-export const CLOCK_MAX = Date.UTC(2100, 0, 1);
+export { CLOCK_MAX_MS as CLOCK_MAX, CLOCK_MIN_MS as CLOCK_MIN } from '../../firmware/lib/clock-range.js';
 
 /** The time from the clock form: the browser's own time (set by the script) or a typed UTC time. */
 export function checkClock(body: unknown): Checked<number> {
@@ -187,8 +190,8 @@ export function checkClock(body: unknown): Checked<number> {
       return { ok: false, errors: { clock: 'That date or time does not exist.' } };
     }
   }
-  if (!(ms >= CLOCK_MIN && ms < CLOCK_MAX)) {
-    return { ok: false, errors: { clock: 'That time is not plausible (it must be between 2024 and 2100).' } };
+  if (!clockInRange(ms)) {
+    return { ok: false, errors: { clock: `That time is not plausible (it must be ${CLOCK_RANGE_TEXT}).` } };
   }
   return { ok: true, value: ms };
 }

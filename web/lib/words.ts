@@ -11,6 +11,8 @@ export interface StatusView {
   tone: Tone;
   headline: string;
   explanation: string;
+  /** Something the owner should know happened (the box's own words), else null. */
+  alert: string | null;
   /** Bootstrap progress 0-100 while connecting, else null. */
   progress: number | null;
   /** True while the page should refresh itself (no JS) because something is about to change. */
@@ -59,6 +61,7 @@ export function describeStatus(s: BoxStatus): StatusView {
     tone,
     headline,
     explanation: s.explanation,
+    alert: s.alert ?? null,
     progress: s.state === 'connecting' || s.state === 'booting' ? progress : null,
     transient: s.state === 'connecting' || s.state === 'booting',
     torSummary: s.tor.summary,

@@ -1,9 +1,13 @@
-/** First-boot claim (physical presence + new password), login and logout. */
-import { timingSafeEqual } from 'node:crypto';
+/**
+ * First-boot claim (physical presence + new password), login and logout. The claim, the password and
+ * the presence check belong to the box (BoxApi.startClaim/claim/changePassword); this page only carries
+ * the browser's claim ticket in a signed cookie and counts failures per address.
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
 import { type FieldErrors, field } from '../lib/forms.js';
-import { hashPassword, MIN_PASSWORD_LENGTH, passwordProblem, verifyPassword } from '../lib/password.js';
+import { MIN_PASSWORD_LENGTH, passwordProblem } from '../lib/password.js';
+import type { FailureThrottle } from '../lib/throttle.js';
 import {
   flashFor,
   isClaimed,
@@ -13,32 +17,22 @@ import {
   type WebContext,
 } from './common.js';
 
-/** How long a press of the claim button counts as presence. */
-export const PRESENCE_WINDOW_MS = 10 * 60_000;
+export const CLAIM_COOKIE = 'obx_claim';
+const CLAIM_COOKIE_OPTS = { ...SESSION_COOKIE_OPTS, path: '/claim', maxAge: 15 * 60 } as const;
 
 const formLimit = { rateLimit: { max: 60, timeWindow: 60_000 } };
 
-export function presenceOk(ctx: WebContext, typedCode: string | undefined): boolean {
-  const presence = ctx.box.claimPresence();
-  if (presence.buttonPressedAt !== null && ctx.now() - presence.buttonPressedAt <= PRESENCE_WINDOW_MS) {
-    return true;
+/**
+ * Counts this attempt as a failure before anything is checked (so parallel requests cannot all pass the
+ * throttle while the first is still hashing); a success later forgets it. Throws OBX_ERR_WEB_THROTTLED.
+ */
+export function takeAttempt(throttle: FailureThrottle, req: FastifyRequest, reply: FastifyReply): void {
+  const verdict = throttle.check(req.ip);
+  if (!verdict.allowed) {
+    reply.header('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
+    throw obxError('WEB_THROTTLED', `try again in ${Math.ceil(verdict.retryAfterMs / 1000)} s`);
   }
-  const typed = (typedCode ?? '').replace(/[\s-]/g, '').toUpperCase();
-  const code = presence.code.replace(/[\s-]/g, '').toUpperCase();
-  if (typed.length === 0 || code.length === 0 || typed.length !== code.length) return false;
-  return timingSafeEqual(Buffer.from(typed), Buffer.from(code));
-}
-
-function throttled(
-  ctx: WebContext,
-  which: 'loginThrottle' | 'claimThrottle',
-  req: FastifyRequest,
-  reply: FastifyReply,
-) {
-  const verdict = ctx[which].check(req.ip);
-  if (verdict.allowed) return;
-  reply.header('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
-  throw obxError('WEB_THROTTLED', `try again in ${Math.ceil(verdict.retryAfterMs / 1000)} s`);
+  throttle.fail(req.ip);
 }
 
 /** A fresh session id on every login (the previous one, if any, ends). */
@@ -47,46 +41,63 @@ export function startSession(ctx: WebContext, previous: string | null, reply: Fa
   reply.setCookie('obx_sid', ctx.sessions.create(), SESSION_COOKIE_OPTS);
 }
 
+function claimTicket(req: FastifyRequest): string | null {
+  const raw = req.cookies[CLAIM_COOKIE];
+  if (!raw) return null;
+  const v = req.unsignCookie(raw);
+  return v.valid ? v.value : null;
+}
+
 export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Promise<void> {
-  const claimView = (extra: Record<string, unknown>) => {
-    const presence = ctx.box.claimPresence();
-    const pressed =
-      presence.buttonPressedAt !== null && ctx.now() - presence.buttonPressedAt <= PRESENCE_WINDOW_MS;
-    return { title: 'Claim this box', pressed, minLength: MIN_PASSWORD_LENGTH, code: '', ...extra };
+  // The page depends only on this browser's own claim: another browser's claim or a press of the
+  // button for it changes nothing here.
+  const claimView = (req: FastifyRequest, extra: Record<string, unknown>) => {
+    const progress = ctx.box.claimProgress(claimTicket(req));
+    return {
+      title: 'Claim this box',
+      claim: progress,
+      minLength: MIN_PASSWORD_LENGTH,
+      code: '',
+      ...extra,
+    };
   };
 
-  app.get('/claim', async (_req, reply) => {
+  app.get('/claim', async (req, reply) => {
     if (isClaimed(ctx)) return reply.redirect('/login', 303);
-    return page(reply, ctx, 'claim', claimView({}));
+    return page(reply, ctx, 'claim', claimView(req, {}));
+  });
+
+  app.post('/claim/start', { preValidation: app.csrfProtection, config: formLimit }, async (_req, reply) => {
+    if (isClaimed(ctx)) throw obxError('WEB_ALREADY_CLAIMED');
+    const { ticket } = ctx.box.startClaim();
+    reply.setCookie(CLAIM_COOKIE, ticket, CLAIM_COOKIE_OPTS);
+    return reply.redirect('/claim', 303);
   });
 
   app.post('/claim', { preValidation: app.csrfProtection, config: formLimit }, async (req, reply) => {
     if (isClaimed(ctx)) throw obxError('WEB_ALREADY_CLAIMED');
-    throttled(ctx, 'claimThrottle', req, reply);
     const code = field(req.body, 'code');
     const password = field(req.body, 'password') ?? '';
     const confirm = field(req.body, 'confirm') ?? '';
     const errors: FieldErrors = {};
-    if (!presenceOk(ctx, code)) {
-      ctx.claimThrottle.fail(req.ip);
-      errors.code =
-        code && code.trim() !== ''
-          ? 'That is not the code the box shows. Check the screen on the box, or press its button.'
-          : 'Press the button on the box (or type the code its screen shows), then send this form again.';
-    }
     const weak = passwordProblem(password);
     if (weak) errors.password = weak;
     else if (confirm !== password) errors.confirm = 'The two passwords differ.';
-    if (Object.keys(errors).length > 0) {
-      return page(reply, ctx, 'claim', claimView({ errors, code: (code ?? '').slice(0, 32) }), 400);
+    const keep = { code: (code ?? '').slice(0, 32) };
+    if (Object.keys(errors).length > 0)
+      return page(reply, ctx, 'claim', claimView(req, { errors, ...keep }), 400);
+    takeAttempt(ctx.claimThrottle, req, reply);
+    const outcome = await ctx.box.claim({ password, code, ticket: claimTicket(req) });
+    if (outcome === 'no-presence') {
+      errors.code =
+        code && code.trim() !== ''
+          ? 'That is not the code the box shows. Check the screen on the box, or start a claim and press its button.'
+          : 'Start a claim and press the button on the box (or type the code its screen shows), then send this form again.';
+      return page(reply, ctx, 'claim', claimView(req, { errors, ...keep }), 400);
     }
-    const hash = await hashPassword(password);
-    await ctx.box.config.update((c) => {
-      if (c.web.passwordHash !== null) throw obxError('WEB_ALREADY_CLAIMED');
-      return { ...c, web: { ...c.web, passwordHash: hash } };
-    });
     ctx.claimThrottle.succeed(req.ip);
     req.log.info('box claimed');
+    reply.clearCookie(CLAIM_COOKIE, { path: '/claim' });
     startSession(ctx, req.ownerSession, reply);
     return reply.redirect('/?done=claimed', 303);
   });
@@ -99,10 +110,9 @@ export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Pro
 
   app.post('/login', { preValidation: app.csrfProtection, config: formLimit }, async (req, reply) => {
     if (!isClaimed(ctx)) throw obxError('WEB_NOT_CLAIMED');
-    throttled(ctx, 'loginThrottle', req, reply);
     const password = field(req.body, 'password') ?? '';
-    if (!(await verifyPassword(password, ctx.box.config.get().web.passwordHash))) {
-      ctx.loginThrottle.fail(req.ip);
+    takeAttempt(ctx.loginThrottle, req, reply);
+    if (!(await ctx.box.verifyPassword(password))) {
       req.log.info({ failures: ctx.loginThrottle.failures(req.ip) }, 'login failed');
       return page(reply, ctx, 'login', { title: 'Log in', errors: { password: 'Wrong password.' } }, 401);
     }

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BoxApi } from '../../firmware/box-api.js';
 import { type ObxError, obxError } from '../../firmware/errors.js';
+import type { WebLimits } from '../app.js';
 import type { SessionStore } from '../lib/sessions.js';
 import type { FailureThrottle } from '../lib/throttle.js';
 
@@ -14,6 +15,7 @@ export interface WebContext {
   now: () => number;
   /** Open Server-Sent Event streams, ended when the app closes. */
   streams: Set<() => void>;
+  limits: Readonly<WebLimits>;
 }
 
 export interface PluginOpts {
@@ -21,7 +23,7 @@ export interface PluginOpts {
 }
 
 export function isClaimed(ctx: WebContext): boolean {
-  return ctx.box.config.get().web.passwordHash !== null;
+  return ctx.box.isClaimed();
 }
 
 /** Renders a page with the layout's common fields (CSRF token, navigation state). */

@@ -19,7 +19,7 @@ import {
   field,
   formatClockInput,
 } from '../lib/forms.js';
-import { hashPassword, MIN_PASSWORD_LENGTH, passwordProblem, verifyPassword } from '../lib/password.js';
+import { MIN_PASSWORD_LENGTH, passwordProblem } from '../lib/password.js';
 import { startSession } from './auth.js';
 import { flashFor, type PluginOpts, page, requireOwner, type WebContext } from './common.js';
 
@@ -35,7 +35,7 @@ interface SettingsState {
 }
 
 async function settingsPage(reply: FastifyReply, ctx: WebContext, state: SettingsState, statusCode = 200) {
-  const tor = ctx.box.config.get().tor;
+  const tor = ctx.box.settings().tor;
   return page(
     reply,
     ctx,
@@ -85,7 +85,7 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
 
   app.post('/settings/bridges', csrf, async (req, reply) => {
     const input = bridgesInput(req.body);
-    const checked = checkBridges(ctx.box.config.get(), input);
+    const checked = checkBridges(ctx.box.settings(), input);
     if (!checked.ok)
       return settingsPage(reply, ctx, { bridges: input, errors: checked.errors, form: 'bridges' }, 400);
     return applyTor(reply, checked.value, { bridges: input }, 'bridges');
@@ -93,7 +93,7 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
 
   app.post('/settings/exits', csrf, async (req, reply) => {
     const input = exitsInput(req.body);
-    const checked = checkExits(ctx.box.config.get(), input);
+    const checked = checkExits(ctx.box.settings(), input);
     if (!checked.ok)
       return settingsPage(reply, ctx, { exits: input, errors: checked.errors, form: 'exits' }, 400);
     return applyTor(reply, checked.value, { exits: input }, 'exits');
@@ -114,29 +114,28 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
   });
 
   app.post('/settings/password', csrf, async (req, reply) => {
-    const verdict = ctx.loginThrottle.check(req.ip);
-    if (!verdict.allowed) {
-      const errors = {
-        current: `Too many wrong passwords; wait ${Math.ceil(verdict.retryAfterMs / 1000)} s.`,
-      };
-      reply.header('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
-      return settingsPage(reply, ctx, { errors, form: 'password' }, 429);
-    }
     const current = field(req.body, 'current') ?? '';
     const password = field(req.body, 'password') ?? '';
     const confirm = field(req.body, 'confirm') ?? '';
     const errors: FieldErrors = {};
-    if (!(await verifyPassword(current, ctx.box.config.get().web.passwordHash))) {
-      ctx.loginThrottle.fail(req.ip);
-      errors.current = 'That is not the current password.';
-    }
     const weak = passwordProblem(password);
     if (weak) errors.password = weak;
     else if (confirm !== password) errors.confirm = 'The two new passwords differ.';
     else if (password === current) errors.password = 'The new password is the same as the current one.';
     if (Object.keys(errors).length > 0) return settingsPage(reply, ctx, { errors, form: 'password' }, 400);
-    const hash = await hashPassword(password);
-    await ctx.box.config.update((c) => ({ ...c, web: { ...c.web, passwordHash: hash } }));
+    const verdict = ctx.loginThrottle.check(req.ip);
+    if (!verdict.allowed) {
+      const wait = Math.ceil(verdict.retryAfterMs / 1000);
+      reply.header('Retry-After', String(wait));
+      const tooMany = { current: `Too many wrong passwords; wait ${wait} s.` };
+      return settingsPage(reply, ctx, { errors: tooMany, form: 'password' }, 429);
+    }
+    // Counted before the (slow) check, like a login: parallel guesses cannot outrun the throttle.
+    ctx.loginThrottle.fail(req.ip);
+    if ((await ctx.box.changePassword(current, password)) === 'wrong-password') {
+      errors.current = 'That is not the current password.';
+      return settingsPage(reply, ctx, { errors, form: 'password' }, 400);
+    }
     ctx.loginThrottle.succeed(req.ip);
     ctx.sessions.clear();
     startSession(ctx, null, reply);
@@ -145,12 +144,10 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
   });
 
   app.get('/settings/diagnostics.txt', async (_req, reply) => {
-    const web = ctx.box.config.get().web;
     let text = await ctx.box.diagnostics();
-    // Defence in depth: the box promises no secrets; make sure of the two this page knows.
-    for (const secret of [web.sessionKey, web.passwordHash]) {
-      if (secret) text = text.split(secret).join('[redacted]');
-    }
+    // Defence in depth: the box promises no secrets; make sure of the one this page knows.
+    const key = ctx.box.sessionKey();
+    if (key) text = text.split(key).join('[redacted]');
     const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
     reply
       .type('text/plain; charset=utf-8')

@@ -5,7 +5,6 @@ import { field } from '../lib/forms.js';
 import { describeCircuits, describeCounters, describeStatus } from '../lib/words.js';
 import { flashFor, type PluginOpts, page, requireOwner } from './common.js';
 
-const MAX_STREAMS = 16;
 const HEARTBEAT_MS = 25_000;
 
 export async function statusRoutes(app: FastifyInstance, { ctx }: PluginOpts): Promise<void> {
@@ -30,7 +29,7 @@ export async function statusRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
   });
 
   app.get('/events', (req, reply) => {
-    if (ctx.streams.size >= MAX_STREAMS) {
+    if (ctx.streams.size >= ctx.limits.maxStreams) {
       reply.code(503).header('Retry-After', '10').type('text/plain').send('too many live views');
       return;
     }
