@@ -7,11 +7,16 @@
  * One at a time: a second start while one runs says so and changes nothing. A previous run that died
  * (SIGKILL, power cut) is cleaned up first, by the PIDs it recorded and the names it made.
  *
- * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--port 8080] [--bridge]
+ * Where things go: `--dir` (default `.onionbox-sim` in the checkout) holds only `sim.json`, the running
+ * simulator's description that `onionbox sim info|exec` reads; the world itself (logs, leases, the
+ * simulated box's state, tor's data) lives in `--work` (default /run/onionbox-sim-PREFIX), because the
+ * box's tor runs as debian-tor and cannot traverse a checkout under a private home such as /root.
+ *
+ * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--work DIR] [--port 8080] [--bridge]
  *        [--prefix obxsim] [--from-source]   (tests: their own namespace names; onionboxd from source)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -64,9 +69,14 @@ interface Recorded {
 }
 
 /** Leftovers of a run that died: its processes (by recorded PID, only if they are still ours) and names. */
-async function cleanStale(prefix: string, dir: string, say: (l: string) => void): Promise<void> {
+async function cleanStale(
+  prefix: string,
+  dir: string,
+  work: string,
+  say: (l: string) => void,
+): Promise<void> {
   const file = join(dir, 'sim.json');
-  const pidsFile = join(dir, 'pids.json');
+  const pidsFile = join(work, 'pids.json');
   if (existsSync(file) || existsSync(pidsFile)) {
     const read = <T>(f: string): T | null => {
       try {
@@ -81,7 +91,7 @@ async function cleanStale(prefix: string, dir: string, say: (l: string) => void)
     ];
     for (const p of pids) {
       // only a process whose command line names this simulator's directory is one we started
-      if (Number.isInteger(p.pid) && p.pid > 1 && alive(p.pid) && cmdline(p.pid).includes(dir)) {
+      if (Number.isInteger(p.pid) && p.pid > 1 && alive(p.pid) && cmdline(p.pid).includes(work)) {
         say(`removing a previous run's ${p.name} (pid ${p.pid})`);
         try {
           process.kill(p.pid, 'SIGKILL');
@@ -114,6 +124,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       dir: { type: 'string', default: '.onionbox-sim' },
+      work: { type: 'string' },
       port: { type: 'string', default: '8080' },
       bridge: { type: 'boolean', default: false },
       prefix: { type: 'string', default: 'obxsim' },
@@ -129,6 +140,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const fromSource = values['from-source'] === true;
+  const work = resolve(values.work ?? `/run/onionbox-sim-${prefix}`);
   const say = (l: string) => process.stdout.write(`onionbox sim: ${l}\n`);
   if (process.getuid?.() !== 0) {
     say('needs root: it makes network namespaces and loads the real firewall inside them (run as root)');
@@ -155,8 +167,10 @@ async function main(): Promise<number> {
     say(`already running (pid ${existing.pid}), page at ${existing.page?.url ?? '?'}; nothing changed`);
     return 1;
   }
-  await cleanStale(prefix, dir, say);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  await cleanStale(prefix, dir, work, say);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(work, { recursive: true, mode: 0o711 });
 
   const started = Date.now();
   let world: World | null = null;
@@ -169,9 +183,15 @@ async function main(): Promise<number> {
     // everything it wrote (logs, leases, the simulated box's state) goes with it, unless the start failed
     if (why === 'failure') {
       rmSync(join(dir, 'sim.json'), { force: true });
-      say(`logs kept in ${dir} until the next start`);
+      say(`logs kept in ${work} until the next start`);
     } else {
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+      rmSync(join(dir, 'sim.json'), { force: true });
+      try {
+        rmdirSync(dir); // only when empty: nothing else of the checkout's is ever removed
+      } catch {
+        // not empty, or gone
+      }
     }
     say('stopped; every namespace and process it made is gone');
   };
@@ -182,7 +202,7 @@ async function main(): Promise<number> {
     say('building the world: namespaces, the modem, the private Tor network, the box, a LAN device');
     world = await buildWorld({
       prefix,
-      dir,
+      dir: work,
       ...(fromSource
         ? { daemonCommand: [process.execPath, ...process.execArgv, join(ROOT, 'firmware/main.ts')] }
         : {}),
@@ -197,6 +217,7 @@ async function main(): Promise<number> {
 
     // tor's bootstrap, as the box reports it
     let last = -1;
+    let lastTor = '';
     const deadline = Date.now() + 180_000;
     for (;;) {
       const s = await status(world.boxStateDir);
@@ -205,9 +226,14 @@ async function main(): Promise<number> {
         say(`box tor bootstrap ${progress}%`);
         last = progress;
       }
+      const tor = String(s?.tor ?? '');
+      if (/^(failed|crashed)/.test(tor) && tor !== lastTor) {
+        say(`box tor: ${tor} (see ${join(work, 'onionboxd.log')})`);
+      }
+      lastTor = tor;
       if (s?.state === 'routing') break;
       if (Date.now() > deadline) {
-        say(`the box is not routing yet (state ${String(s?.state)}); see ${join(dir, 'onionboxd.log')}`);
+        say(`the box is not routing yet (state ${String(s?.state)}); see ${join(work, 'onionboxd.log')}`);
         break;
       }
       await sleep(300);
@@ -221,7 +247,7 @@ async function main(): Promise<number> {
       say(`an obfs4 bridge: ${world.privnet.obfs4Bridge.line}`);
       say('                 (paste it under Settings > Bridges to reach the network through obfs4)');
     }
-    say(`logs:            ${dir}/*.log      Ctrl-C stops everything`);
+    say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
   } catch (err) {
     say(`failed: ${(err as Error).message}`);
     await stop('failure');

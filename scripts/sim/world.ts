@@ -23,9 +23,18 @@
  * routes and addresses are never touched. Commands are argument arrays, never a shell.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect as netConnect, type Server } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -242,6 +251,13 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   // the box's tor runs as debian-tor and must traverse (not list) its way to its data directory
   chmodSync(dir, 0o711);
+  for (let d = dirname(dir); d !== dirname(d); d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) {
+      throw new Error(
+        `sim: ${d} is not traversable by other users: the box's tor (debian-tor) could not reach ${dir} (chmod o+x ${d}, or choose another directory)`,
+      );
+    }
+  }
   const netns = { inet: `${prefix}-inet`, box: `${prefix}-box`, lan: `${prefix}-lan` };
   const tracked: Tracked[] = [];
   const cleanups: (() => Promise<void> | void)[] = [];

@@ -5,7 +5,7 @@
  * leaving nothing behind (namespaces, /etc/netns, processes, files).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,11 +50,23 @@ function start(prefix: string, dir: string, port: number): Run {
   return { child, out: () => out, exited };
 }
 
-async function waitOut(run: Run, re: RegExp, ms: number): Promise<void> {
+function daemonTail(dir: string): string {
+  try {
+    return readFileSync(join(dir, '..', 'work', 'onionboxd.log'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .slice(-15)
+      .join('\n');
+  } catch {
+    return '(no onionboxd log)';
+  }
+}
+
+async function waitOut(run: Run, re: RegExp, ms: number, dir: string): Promise<void> {
   const end = Date.now() + ms;
   while (!re.test(run.out())) {
-    if (run.child.exitCode !== null) throw new Error(`exited early:\n${run.out()}`);
-    if (Date.now() > end) throw new Error(`no ${re} in:\n${run.out()}`);
+    if (run.child.exitCode !== null) throw new Error(`exited early:\n${run.out()}\n${daemonTail(dir)}`);
+    if (Date.now() > end) throw new Error(`no ${re} in:\n${run.out()}\n${daemonTail(dir)}`);
     await sleep(200);
   }
 }
@@ -68,8 +80,10 @@ t.test(
   { skip, timeout: 400_000 },
   async (t) => {
     const prefix = uniquePrefix();
-    const dir = join(mkdtempSync(join(tmpdir(), 'onionbox-start-')), 'sim');
-    t.teardown(() => rmSync(join(dir, '..'), { recursive: true, force: true }));
+    const parent = mkdtempSync(join(tmpdir(), 'onionbox-start-'));
+    chmodSync(parent, 0o711); // the box's tor (debian-tor) must traverse it
+    const dir = join(parent, 'sim');
+    t.teardown(() => rmSync(parent, { recursive: true, force: true }));
     const port = 18_500 + (process.pid % 400);
 
     // 1. a first run comes up and says where the page is
@@ -77,7 +91,7 @@ t.test(
     t.teardown(() => {
       if (first.child.exitCode === null) first.child.kill('SIGKILL');
     });
-    await waitOut(first, /the page: +http:\/\/127\.0\.0\.1:\d+\//, 180_000);
+    await waitOut(first, /the page: +http:\/\/127\.0\.0\.1:\d+\//, 180_000, dir);
     t.match(first.out(), /namespaces ready/);
     t.match(first.out(), /private Tor network ready/);
     t.match(first.out(), /box tor bootstrap 100%/);
@@ -101,7 +115,7 @@ t.test(
     t.teardown(() => {
       if (third.child.exitCode === null) third.child.kill('SIGKILL');
     });
-    await waitOut(third, /the page: /, 180_000);
+    await waitOut(third, /the page: /, 180_000, dir);
     t.match(third.out(), /removing a previous run's namespace/);
     for (const p of info.pids)
       t.notOk(alive(p.pid) && p.name !== 'capture', `the crashed run's ${p.name} is gone`);
@@ -114,7 +128,8 @@ t.test(
     t.match(third.out(), /stopped; every namespace and process it made is gone/);
     t.same(await namespacesOf(prefix), [], 'no namespace left');
     t.notOk(existsSync(`/etc/netns/${prefix}-lan`), 'no /etc/netns entry left');
-    t.notOk(existsSync(dir), 'no file left');
+    t.notOk(existsSync(dir), 'no file left in the checkout');
+    t.notOk(existsSync(join(parent, 'work')), 'no file left in the work directory');
     for (const p of pids) t.notOk(alive(p.pid), `pid ${p.pid} is gone`);
     const nft = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
     t.notMatch(nft.stdout, /onionbox/, "the host's own ruleset was never touched");
