@@ -20,13 +20,17 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
+  AccessPointInput,
   ApplyTorResult,
   BoxApi,
   BoxStatus,
   CircuitInfo,
   DropCounters,
   FirewallModeName,
+  JoinWifiInput,
+  NetworkView,
   SimBoardControls,
+  WifiNetworkView,
 } from './box-api.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
@@ -34,6 +38,7 @@ import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
+import * as net from './net/box-network.js';
 import {
   initialState,
   type MachineInput,
@@ -90,6 +95,8 @@ export interface BoxControllerDeps {
    * no listener and nothing leaves), `release` undoes it once a ruleset loads again.
    */
   containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
+  /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
+  network?: net.NetworkLike | undefined;
 }
 
 const OWNER = 'box';
@@ -285,6 +292,24 @@ export class BoxController implements BoxApi {
       ...this.#events,
       extra,
     ].join('\n');
+  }
+
+  // --- networking (firmware/net/box-network.ts) ---
+
+  networkStatus(): Promise<NetworkView> {
+    return net.networkStatus(this.config, this.deps.network);
+  }
+
+  wifiScan(): Promise<WifiNetworkView[]> {
+    return net.wifiScan(this.deps.network);
+  }
+
+  joinWifi(input: JoinWifiInput): Promise<void> {
+    return net.joinWifi(this.config, this.deps.network, input);
+  }
+
+  setAccessPoint(input: AccessPointInput): Promise<void> {
+    return net.setAccessPoint(this.config, this.deps.network, input);
   }
 
   // --- the pipeline ---

@@ -7,17 +7,23 @@
  */
 import { PNG } from 'pngjs';
 import type {
+  AccessPointInput,
   ApplyTorResult,
   BoxApi,
   BoxStatus,
   CircuitInfo,
   DropCounters,
+  JoinWifiInput,
+  NetworkView,
   SimBoardControls,
+  WifiNetworkView,
 } from '../../firmware/box-api.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { obxError } from '../../firmware/errors.js';
+import * as net from '../../firmware/net/box-network.js';
+import { FakeNetwork } from './fake-network.js';
 
 export interface FakeBoxOptions {
   simulate?: boolean;
@@ -53,6 +59,8 @@ export class FakeBox implements BoxApi {
   torStarts: (tor: TorConfig) => true | string = () => true;
   /** Extra lines the diagnostics include (tests use it to prove the page redacts secrets). */
   extraDiagnostics = '';
+  /** The network adapters' stand-in; the box's real networking logic (box-network.ts) runs on it. */
+  network: FakeNetwork | undefined = new FakeNetwork();
   hardwareSwitch = false;
   torRunning = true;
   progress = 0;
@@ -191,6 +199,22 @@ export class FakeBox implements BoxApi {
 
   claimPresence(): { code: string; buttonPressedAt: number | null } {
     return { code: this.claimCode, buttonPressedAt: this.buttonPressedAt };
+  }
+
+  networkStatus(): Promise<NetworkView> {
+    return net.networkStatus(this.config, this.network);
+  }
+
+  wifiScan(): Promise<WifiNetworkView[]> {
+    return net.wifiScan(this.network);
+  }
+
+  joinWifi(input: JoinWifiInput): Promise<void> {
+    return net.joinWifi(this.config, this.network, input);
+  }
+
+  setAccessPoint(input: AccessPointInput): Promise<void> {
+    return net.setAccessPoint(this.config, this.network, input);
   }
 
   async diagnostics(): Promise<string> {
