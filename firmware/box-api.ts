@@ -147,6 +147,8 @@ export interface NetworkView {
   lan: { interface: string; address: string; prefix: number; devices: LanDeviceView[] };
   /** The access point and the Wi-Fi client share one radio (and so one channel). */
   sharedRadio: boolean;
+  /** Set when the WAN's lease overlaps the LAN range (checked on every status): what to do, in words. */
+  lanConflict: string | null;
 }
 
 export interface JoinWifiInput {

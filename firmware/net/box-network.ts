@@ -15,6 +15,7 @@ import type {
 import type { AccessPointConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
+import { netsOverlap, parseCidr } from './grammar.js';
 import type { LanDhcp } from './lan-dhcp.js';
 import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
@@ -64,6 +65,7 @@ export async function networkStatus(
   }
   const ap = n.accessPoint;
   return {
+    lanConflict: lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wan?.address ?? null),
     wan,
     wanProblem,
     accessPoint: ap
@@ -72,6 +74,23 @@ export async function networkStatus(
     lan: { interface: n.lanInterface, address: n.lanAddress, prefix: n.lanPrefix, devices },
     sharedRadio: network?.sharedRadio ?? false,
   };
+}
+
+/**
+ * The WAN's leased subnet against the LAN range (pure; checked on every status, i.e. every lease the
+ * page sees): overlapping ranges would make the box unable to tell the modem from a device.
+ */
+export function lanConflict(lanCidr: string, wanCidr: string | null): string | null {
+  if (!wanCidr) return null;
+  let wan: ReturnType<typeof parseCidr>;
+  try {
+    wan = parseCidr(wanCidr, 'wan');
+  } catch {
+    return null;
+  }
+  const lan = parseCidr(lanCidr);
+  if (!netsOverlap(lan, wan)) return null;
+  return `The modem gave the box ${wanCidr}, which overlaps the box's own network ${lanCidr}. Change the box's network range (or the modem's) so they differ.`;
 }
 
 export async function wifiScan(network: NetworkLike | undefined): Promise<WifiNetworkView[]> {

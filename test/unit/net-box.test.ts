@@ -6,7 +6,7 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { createBoxNetwork } from '../../firmware/net/box-network.js';
+import { createBoxNetwork, lanConflict } from '../../firmware/net/box-network.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -96,4 +96,14 @@ t.test('createBoxNetwork without adapters, and the log redacts passphrases', asy
   t.ok(isObxError(await n.wanStatus().catch((e) => e), 'NET_UNAVAILABLE'));
   t.ok(isObxError(await n.scan().catch((e) => e), 'NET_UNAVAILABLE'));
   t.ok(REDACT_PATHS.includes('passphrase') && REDACT_PATHS.includes('*.passphrase'));
+});
+
+t.test('the WAN lease is checked against the LAN range', async (t) => {
+  t.equal(lanConflict('10.42.0.1/24', '192.168.1.23/24'), null);
+  t.equal(lanConflict('10.42.0.1/24', null), null);
+  t.match(lanConflict('10.42.0.1/24', '10.42.0.77/16'), /overlaps the box's own network 10\.42\.0\.1\/24/);
+  t.match(lanConflict('192.168.1.1/24', '192.168.1.50/24'), /overlaps/);
+  t.equal(lanConflict('10.42.0.1/24', 'garbage'), null);
+  const box = await controller(t, new FakeNetwork());
+  t.equal((await box.networkStatus()).lanConflict, null);
 });
