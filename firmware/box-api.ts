@@ -86,7 +86,7 @@ export interface SimBoardControls {
   oledPng(): Buffer;
 }
 
-export interface BoxApi {
+export interface BoxApi extends BoxNetworkApi {
   status(): BoxStatus;
   /** Settings the page shows and validates its forms against (no password hash, no session key). */
   settings(): PageSettings;
@@ -130,4 +130,89 @@ export interface BoxApi {
   /** Recent log lines without secrets, for the diagnostics download. */
   diagnostics(): Promise<string>;
   readonly sim?: SimBoardControls | undefined;
+}
+
+// ---- networking (issue 12): what the page's "Internet connection and Wi-Fi for your devices" shows
+
+/** The WAN as NetworkManager reports it. */
+export interface WanView {
+  interface: string;
+  /** ethernet | wifi */
+  type: string;
+  /** connected, connecting, disconnected, unavailable, ... */
+  state: string;
+  /** A.B.C.D/N or null */
+  address: string | null;
+  gateway: string | null;
+  /** Wi-Fi only */
+  ssid: string | null;
+  signal: number | null;
+}
+
+export interface WifiNetworkView {
+  /** Display text of the SSID ('' for a hidden network). */
+  ssid: string;
+  ssidHex: string;
+  signal: number;
+  /** "WPA2", "WPA2 WPA3", "" (open) */
+  security: string;
+  channel: number;
+  inUse: boolean;
+}
+
+export interface LanDeviceView {
+  address: string;
+  mac: string;
+  /** The name the device sent, or '' */
+  hostname: string;
+  /** Lease expiry, ms since epoch (0: never) */
+  expiresAt: number;
+}
+
+/** The access point's settings, without its passphrase (the page never shows it back). */
+export interface AccessPointView {
+  ssid: string;
+  country: string;
+  channel: number;
+  security: 'wpa2' | 'wpa2-wpa3';
+}
+
+export interface NetworkView {
+  wan: WanView | null;
+  /** Why `wan` is null (e.g. NetworkManager is not running), in words. */
+  wanProblem: string | null;
+  /** null until the owner sets the access point up (there is no default passphrase). */
+  accessPoint: AccessPointView | null;
+  lan: { interface: string; address: string; prefix: number; devices: LanDeviceView[] };
+  /** The access point and the Wi-Fi client share one radio (and so one channel). */
+  sharedRadio: boolean;
+  /** Set when the WAN's lease overlaps the LAN range (checked on every status): what to do, in words. */
+  lanConflict: string | null;
+}
+
+export interface JoinWifiInput {
+  ssid: string;
+  /** null or '' for an open network */
+  passphrase: string | null;
+  hidden: boolean;
+}
+
+export interface AccessPointInput {
+  ssid: string;
+  /** '' keeps the current passphrase */
+  passphrase: string;
+  country: string;
+  channel: number;
+  security: 'wpa2' | 'wpa2-wpa3';
+}
+
+/** Networking commands; a box started without network control rejects them with OBX_ERR_NET_UNAVAILABLE. */
+export interface BoxNetworkApi {
+  networkStatus(): Promise<NetworkView>;
+  /** Forces a rescan on the WAN Wi-Fi interface. */
+  wifiScan(): Promise<WifiNetworkView[]>;
+  /** Validates, joins (NetworkManager), then records the network in the config. */
+  joinWifi(input: JoinWifiInput): Promise<void>;
+  /** Validates and stores the access point's settings, then applies them. */
+  setAccessPoint(input: AccessPointInput): Promise<void>;
 }

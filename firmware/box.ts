@@ -26,6 +26,7 @@
 import { execFile } from 'node:child_process';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
+  AccessPointInput,
   ApplyTorResult,
   BoxApi,
   BoxStatus,
@@ -33,8 +34,11 @@ import type {
   ClaimRequest,
   DropCounters,
   FirewallModeName,
+  JoinWifiInput,
+  NetworkView,
   PageSettings,
   SimBoardControls,
+  WifiNetworkView,
 } from './box-api.js';
 import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
@@ -44,6 +48,7 @@ import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
+import * as net from './net/box-network.js';
 import { OwnerAccount } from './owner.js';
 import {
   initialState,
@@ -108,6 +113,8 @@ export interface BoxControllerDeps {
   containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
   /** The first claim code (tests); later ones are random. */
   claimCode?: string | undefined;
+  /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
+  network?: net.NetworkLike | undefined;
 }
 
 const OWNER = 'box';
@@ -365,6 +372,24 @@ export class BoxController implements BoxApi {
     if (!this.#started) return Promise.resolve();
     this.#applied = null;
     return this.#reconcile();
+  }
+
+  // --- networking (firmware/net/box-network.ts) ---
+
+  networkStatus(): Promise<NetworkView> {
+    return net.networkStatus(this.#config, this.deps.network);
+  }
+
+  wifiScan(): Promise<WifiNetworkView[]> {
+    return net.wifiScan(this.deps.network);
+  }
+
+  joinWifi(input: JoinWifiInput): Promise<void> {
+    return net.joinWifi(this.#config, this.deps.network, input);
+  }
+
+  setAccessPoint(input: AccessPointInput): Promise<void> {
+    return net.setAccessPoint(this.#config, this.deps.network, input);
   }
 
   // --- the pipeline ---

@@ -13,13 +13,18 @@
  *   3. tor-setup   the supervisor (not started yet) and its control-socket commands
  *   4. box         board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
- *                  `routing`) before tor runs. Stops before tor at shutdown
+ *                  `routing`) before tor runs
  *   5. wan-lease   the WAN's DHCP server from NetworkManager, for the firewall's DHCP exception
  *   6. lan         the box's LAN address (tor's TransPort/DNSPort and the page listen on it), then the
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   7. tor         starts tor in the background: the state machine opens the LAN only when it is ready;
  *                  the relay set follows tor's consensus from here on
  *   8. web, ipc    the page on the LAN address, the CLI's control socket
+ *
+ * Stop runs them in reverse: the page goes, then tor (the box sees tor go and closes the LAN, as it would
+ * for a crash: nothing is forwarded and TransPort has no listener), then the box, which loads `lockdown`
+ * before it lets go of the board. A crash leaves the last ruleset in the kernel (it never forwards); the
+ * unit's ExecStopPost then loads the boot lockdown.
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdir } from 'node:fs/promises';
@@ -36,7 +41,10 @@ import { EventBus } from './events.js';
 import { Firewall, modeOnly } from './firewall/apply.js';
 import type { FirewallParams, RelayEndpoint } from './firewall/params.js';
 import { IpcServer, socketPath } from './ipc.js';
+import { type AccessPoint, createAccessPoint } from './net/access-point.js';
+import { createBoxNetwork } from './net/box-network.js';
 import { createLanDhcp, type LanDhcp } from './net/lan-dhcp.js';
+import { NetworkManagerWan } from './net/wifi.js';
 import { setLanAddress } from './net/lan-link.js';
 import { WanLeaseWatcher } from './net/wan-lease.js';
 import type { Service } from './service.js';
@@ -90,6 +98,9 @@ export class Daemon {
   #board: Board | null = null;
   #relaySet: RelaySet | null = null;
   #dhcpServers: string[] = [];
+  /** Created with the box (the page lists its leases), started once the LAN address is set. */
+  #lanDhcp: LanDhcp | null = null;
+  #accessPoint: AccessPoint | null = null;
   #torUid = 0;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -335,7 +346,36 @@ export class Daemon {
         await clock.start();
         const clockRef = clock;
         let torWasRunning = false;
+        const net = this.config.get().network;
+        this.#lanDhcp = createLanDhcp({
+          settings: {
+            interface: net.lanInterface,
+            lanAddr: `${net.lanAddress}/${net.lanPrefix}`,
+            leaseFile: join(this.opts.stateDir, 'dnsmasq.leases'),
+          },
+          confPath: join(this.opts.stateDir, 'dnsmasq.conf'),
+          log: this.opts.log.child({ component: 'lan-dhcp' }),
+        });
+        const apLog = this.opts.log.child({ component: 'access-point' });
+        const network = createBoxNetwork({
+          wan: net.upstreamWifi ? new NetworkManagerWan({ interface: net.upstreamWifi.interface }) : null,
+          lan: this.#lanDhcp,
+          sharedRadio: false,
+          applyAccessPoint: async (ap) => {
+            const settings = { ...ap, interface: net.lanInterface };
+            if (this.#accessPoint) await this.#accessPoint.update(settings);
+            else {
+              this.#accessPoint = createAccessPoint({
+                settings,
+                confPath: join(this.opts.stateDir, 'hostapd.conf'),
+                log: apLog,
+              });
+              await this.#accessPoint.start();
+            }
+          },
+        });
         this.#box = new BoxController({
+          network,
           config: this.config,
           bus: this.bus,
           board: this.#board,
@@ -365,8 +405,8 @@ export class Daemon {
         await this.#box?.stop();
         this.#box = null;
         await clock?.stop();
-        // A clean stop closes the LAN before tor goes away (a crash leaves the last ruleset, which never
-        // forwards; the unit's ExecStopPost loads the boot lockdown then).
+        // A clean stop ends in lockdown (a crash leaves the last ruleset, which never forwards; the unit's
+        // ExecStopPost loads the boot lockdown then).
         await this.#firewall?.apply('lockdown', this.#firewallParams()).catch((err: unknown) => {
           log.error({ err: describeError(err) }, 'lockdown at stop failed; the last ruleset stays');
         });
@@ -404,18 +444,23 @@ export class Daemon {
       start: async () => {
         const net = this.config.get().network;
         await setLanAddress(net.lanInterface, net.lanAddress, net.lanPrefix);
-        dhcp = createLanDhcp({
-          settings: {
-            interface: net.lanInterface,
-            lanAddr: `${net.lanAddress}/${net.lanPrefix}`,
-            leaseFile: join(this.opts.stateDir, 'dnsmasq.leases'),
-          },
-          confPath: join(this.opts.stateDir, 'dnsmasq.conf'),
-          log: this.opts.log.child({ component: 'lan-dhcp' }),
-        });
-        await dhcp.start();
+        dhcp = this.#lanDhcp;
+        await dhcp?.start();
+        // The access point, when the owner has set one up (a box on Ethernet only has none).
+        if (net.accessPoint) {
+          this.#accessPoint = createAccessPoint({
+            settings: { ...net.accessPoint, interface: net.lanInterface },
+            confPath: join(this.opts.stateDir, 'hostapd.conf'),
+            log: this.opts.log.child({ component: 'access-point' }),
+          });
+          await this.#accessPoint.start().catch((err: unknown) => {
+            this.opts.log.error({ err: describeError(err) }, 'the access point did not start');
+          });
+        }
       },
       stop: async () => {
+        await this.#accessPoint?.stop();
+        this.#accessPoint = null;
         await dhcp?.stop();
         dhcp = null;
       },

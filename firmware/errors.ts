@@ -85,6 +85,11 @@ export const Errors = Object.freeze({
     500,
   ),
   NET_DHCP_FAILED: spec('OBX_ERR_NET_DHCP_FAILED', 'The LAN DHCP server (dnsmasq) is not running', 503),
+  NET_AP_FAILED: spec(
+    'OBX_ERR_NET_AP_FAILED',
+    'The access point (hostapd) did not start; the last working settings are back',
+    503,
+  ),
   NET_UNAVAILABLE: spec('OBX_ERR_NET_UNAVAILABLE', 'This box has no network control', 503),
   // box controller and board (firmware/box.ts, board/)
   BOX_BAD_INPUT: spec('OBX_ERR_BOX_BAD_INPUT', 'Bad request to the box', 400),

@@ -26,6 +26,7 @@ import { SessionStore } from './lib/sessions.js';
 import { FailureThrottle } from './lib/throttle.js';
 import { authRoutes } from './routes/auth.js';
 import { renderError, type WebContext } from './routes/common.js';
+import { networkRoutes } from './routes/network.js';
 import { settingsRoutes } from './routes/settings.js';
 import { simRoutes } from './routes/sim.js';
 import { statusRoutes } from './routes/status.js';
@@ -206,6 +207,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     await root.register(authRoutes, { ctx });
     await root.register(statusRoutes, { ctx });
     await root.register(settingsRoutes, { ctx });
+    await root.register(networkRoutes, { ctx });
     if (ctx.simulate) await root.register(simRoutes, { ctx });
   });
 

@@ -91,6 +91,7 @@ export function parsePassphrase(input: unknown): Passphrase {
 
 /** Regulatory country, upper case (hostapd's country_code, `iw reg set`). */
 export function parseWifiCountry(input: unknown): string {
+  if (input === '') throw bad('choose the country the box is in', 'country');
   if (typeof input !== 'string' || !/^[A-Za-z]{2}$/.test(input) || !COUNTRY_CODES.has(input.toLowerCase())) {
     throw bad(`${shown(input)} is not a known two-letter country code`, 'country');
   }

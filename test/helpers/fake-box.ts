@@ -10,6 +10,7 @@
 import { PNG } from 'pngjs';
 import { HOLD_MS } from '../../board/types.js';
 import type {
+  AccessPointInput,
   ApplyTorResult,
   BoxApi,
   BoxStatus,
@@ -18,15 +19,20 @@ import type {
   ClaimRequest,
   ClaimTicket,
   DropCounters,
+  JoinWifiInput,
+  NetworkView,
   PageSettings,
   SimBoardControls,
+  WifiNetworkView,
 } from '../../firmware/box-api.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { obxError } from '../../firmware/errors.js';
 import { clockInRange } from '../../firmware/lib/clock-range.js';
+import * as net from '../../firmware/net/box-network.js';
 import { OwnerAccount } from '../../firmware/owner.js';
+import { FakeNetwork } from './fake-network.js';
 
 export interface FakeBoxOptions {
   simulate?: boolean;
@@ -64,6 +70,8 @@ export class FakeBox implements BoxApi {
   torStarts: (tor: TorConfig) => true | string = () => true;
   /** Extra lines the diagnostics include (tests use it to prove the page redacts secrets). */
   extraDiagnostics = '';
+  /** The network adapters' stand-in; the box's real networking logic (box-network.ts) runs on it. */
+  network: FakeNetwork | undefined = new FakeNetwork();
   hardwareSwitch = false;
   torRunning = true;
   progress = 0;
@@ -257,6 +265,22 @@ export class FakeBox implements BoxApi {
       throw obxError('CONFIG_INVALID', 'clock value out of range');
     }
     this.calls.clock.push(epochMs);
+  }
+
+  networkStatus(): Promise<NetworkView> {
+    return net.networkStatus(this.config, this.network);
+  }
+
+  wifiScan(): Promise<WifiNetworkView[]> {
+    return net.wifiScan(this.network);
+  }
+
+  joinWifi(input: JoinWifiInput): Promise<void> {
+    return net.joinWifi(this.config, this.network, input);
+  }
+
+  setAccessPoint(input: AccessPointInput): Promise<void> {
+    return net.setAccessPoint(this.config, this.network, input);
   }
 
   async diagnostics(): Promise<string> {

@@ -92,6 +92,9 @@ const DONE: Record<string, string> = {
   clock: 'Clock set.',
   password: 'Password changed. Other browsers were logged out.',
   logout: 'Logged out.',
+  'wifi-joined':
+    'Joined. The box now reaches the internet through this Wi-Fi network; Tor reconnects over it.',
+  'ap-saved': 'Access point settings saved. Devices reconnect with the new name or passphrase.',
 };
 
 /** Fixed messages after a redirect, chosen by key: nothing from the URL is ever echoed. */

@@ -1,0 +1,171 @@
+/**
+ * The networking half of the BoxApi (firmware/box-api.ts BoxNetworkApi), as functions of the config
+ * store and a NetworkLike (the adapters). BoxController delegates here, so firmware/box.ts only gains
+ * one line per command. Every input is validated before anything runs, the config is written only
+ * after the system took the change, and a passphrase never goes back to the page or into a log.
+ */
+import type {
+  AccessPointInput,
+  JoinWifiInput,
+  LanDeviceView,
+  NetworkView,
+  WanView,
+  WifiNetworkView,
+} from '../box-api.js';
+import type { AccessPointConfig } from '../config/schema.js';
+import type { ConfigStore } from '../config/store.js';
+import { describeError, obxError } from '../errors.js';
+import { netsOverlap, parseCidr } from './grammar.js';
+import type { LanDhcp } from './lan-dhcp.js';
+import type { Lease } from './parse.js';
+import { validateAccessPoint } from './render.js';
+import { keyMgmtFor, type NetworkManagerWan } from './wifi.js';
+
+/** What the box's network adapters offer; the daemon builds one with createBoxNetwork(). */
+export interface NetworkLike {
+  /** The interface NetworkManager joins Wi-Fi networks with, or null when the WAN is Ethernet only. */
+  readonly wifiInterface: string | null;
+  /** The access point and the Wi-Fi client are on one radio. */
+  readonly sharedRadio: boolean;
+  wanStatus(): Promise<WanView>;
+  scan(): Promise<WifiNetworkView[]>;
+  join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView>;
+  leases(): Promise<Lease[]>;
+  /** Renders and applies the access point (hostapd); absent until the hostapd adapter exists. */
+  applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
+}
+
+function need(network: NetworkLike | undefined): NetworkLike {
+  if (!network) throw obxError('NET_UNAVAILABLE');
+  return network;
+}
+
+export async function networkStatus(
+  config: ConfigStore,
+  network: NetworkLike | undefined,
+): Promise<NetworkView> {
+  const n = config.get().network;
+  let wan: WanView | null = null;
+  let wanProblem: string | null = null;
+  let devices: LanDeviceView[] = [];
+  if (!network) {
+    wanProblem = 'This box was started without network control.';
+  } else {
+    try {
+      wan = await network.wanStatus();
+    } catch (err) {
+      wanProblem = describeError(err);
+    }
+    devices = (await network.leases().catch(() => [])).map((l) => ({
+      address: l.address,
+      mac: l.mac,
+      hostname: l.hostname,
+      expiresAt: l.expires * 1000,
+    }));
+  }
+  const ap = n.accessPoint;
+  return {
+    lanConflict: lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wan?.address ?? null),
+    wan,
+    wanProblem,
+    accessPoint: ap
+      ? { ssid: ap.ssid, country: ap.country, channel: ap.channel, security: ap.security }
+      : null,
+    lan: { interface: n.lanInterface, address: n.lanAddress, prefix: n.lanPrefix, devices },
+    sharedRadio: network?.sharedRadio ?? false,
+  };
+}
+
+/**
+ * The WAN's leased subnet against the LAN range (pure; checked on every status, i.e. every lease the
+ * page sees): overlapping ranges would make the box unable to tell the modem from a device.
+ */
+export function lanConflict(lanCidr: string, wanCidr: string | null): string | null {
+  if (!wanCidr) return null;
+  let wan: ReturnType<typeof parseCidr>;
+  try {
+    wan = parseCidr(wanCidr, 'wan');
+  } catch {
+    return null;
+  }
+  const lan = parseCidr(lanCidr);
+  if (!netsOverlap(lan, wan)) return null;
+  return `The modem gave the box ${wanCidr}, which overlaps the box's own network ${lanCidr}. Change the box's network range (or the modem's) so they differ.`;
+}
+
+export async function wifiScan(network: NetworkLike | undefined): Promise<WifiNetworkView[]> {
+  return need(network).scan();
+}
+
+/** Joins, and on success records the network (not its passphrase: that stays in NetworkManager's keyfile). */
+export async function joinWifi(
+  config: ConfigStore,
+  network: NetworkLike | undefined,
+  input: JoinWifiInput,
+): Promise<void> {
+  const net = need(network);
+  if (!net.wifiInterface) throw obxError('NET_UNAVAILABLE', 'this box has no Wi-Fi interface for the WAN');
+  const seen = input.hidden
+    ? undefined
+    : (await net.scan().catch(() => [])).find((w) => w.ssid === input.ssid);
+  const keyMgmt = seen ? keyMgmtFor(seen.security) : undefined;
+  await net.join({ ...input, ...(keyMgmt ? { keyMgmt } : {}) });
+  const iface = net.wifiInterface;
+  await config.update((c) => ({
+    ...c,
+    network: { ...c.network, upstreamWifi: { interface: iface, ssid: input.ssid, hidden: input.hidden } },
+  }));
+}
+
+/** Validates (all fields at once), stores, then applies. An empty passphrase keeps the current one. */
+export async function setAccessPoint(
+  config: ConfigStore,
+  network: NetworkLike | undefined,
+  input: AccessPointInput,
+): Promise<void> {
+  const current = config.get().network;
+  const passphrase = input.passphrase === '' ? current.accessPoint?.passphrase : input.passphrase;
+  if (passphrase === undefined) {
+    throw obxError('NET_VALUE_INVALID', 'passphrase: the access point needs a passphrase', {
+      details: { passphrase: 'The access point needs a passphrase (8 to 63 characters).' },
+    });
+  }
+  const ap = validateAccessPoint({ ...input, passphrase, interface: current.lanInterface });
+  const stored: AccessPointConfig = {
+    ssid: input.ssid,
+    passphrase,
+    country: ap.country,
+    channel: ap.channel,
+    security: ap.security,
+  };
+  await config.update((c) => ({ ...c, network: { ...c.network, accessPoint: stored } }));
+  await network?.applyAccessPoint?.(stored);
+}
+
+/** The daemon's NetworkLike from the adapters (see firmware/net/index.ts). */
+export function createBoxNetwork(opts: {
+  wan: NetworkManagerWan | null;
+  lan: LanDhcp | null;
+  sharedRadio: boolean;
+  applyAccessPoint?: (ap: AccessPointConfig) => Promise<void>;
+}): NetworkLike {
+  const wan = opts.wan;
+  return {
+    wifiInterface: wan?.interface ?? null,
+    sharedRadio: opts.sharedRadio,
+    wanStatus: () => (wan ? wan.status() : Promise.reject(obxError('NET_UNAVAILABLE', 'no WAN adapter'))),
+    scan: async () =>
+      wan ? (await wan.scan()).map((r) => ({ ...r })) : Promise.reject(obxError('NET_UNAVAILABLE')),
+    join: (input) =>
+      wan
+        ? wan.connect({
+            ssid: input.ssid,
+            passphrase: input.passphrase,
+            hidden: input.hidden,
+            keyMgmt: input.keyMgmt,
+          })
+        : Promise.reject(obxError('NET_UNAVAILABLE')),
+    leases: () => (opts.lan ? opts.lan.leases() : Promise.resolve([])),
+    ...(opts.applyAccessPoint ? { applyAccessPoint: opts.applyAccessPoint } : {}),
+  };
+}

@@ -1,0 +1,109 @@
+/** BoxController's networking commands: delegated to the network adapters, or NET_UNAVAILABLE without. */
+import t from 'tap';
+import { SimBoard } from '../../board/sim/board.js';
+import { BoxController } from '../../firmware/box.js';
+import { ConfigStore } from '../../firmware/config/store.js';
+import { isObxError } from '../../firmware/errors.js';
+import { EventBus } from '../../firmware/events.js';
+import { REDACT_PATHS } from '../../firmware/log.js';
+import { createBoxNetwork, lanConflict } from '../../firmware/net/box-network.js';
+import { FakeNetwork } from '../helpers/fake-network.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+async function controller(t: Parameters<typeof tmpDir>[0], network?: FakeNetwork) {
+  const config = new ConfigStore(tmpDir(t));
+  await config.load();
+  const board = new SimBoard();
+  return new BoxController({
+    config,
+    bus: new EventBus(),
+    board,
+    tor: {
+      status: () => ({ phase: 'ready', progress: 100, summary: 'Done', ready: true }),
+      newIdentity: async () => undefined,
+      circuits: async () => [],
+      applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
+      lastWarnings: () => [],
+    },
+    firewall: { apply: async () => undefined, counters: async () => ({}) },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    simulate: true,
+    network,
+  });
+}
+
+t.test('with network adapters', async (t) => {
+  const network = new FakeNetwork({ sharedRadio: true });
+  const box = await controller(t, network);
+  const s = await box.networkStatus();
+  t.equal(s.wan?.interface, 'eth0');
+  t.equal(s.lan.devices.length, 2);
+  t.equal(s.lan.devices[0]?.expiresAt, 1_900_000_000_000, 'seconds to ms');
+  t.equal(s.sharedRadio, true);
+  t.equal((await box.wifiScan()).length, 4);
+  await box.joinWifi({ ssid: 'Home', passphrase: 'correct horse battery', hidden: false });
+  t.same(box.settings().network.upstreamWifi, { interface: 'wlan1', ssid: 'Home', hidden: false });
+  const wrong = await box
+    .joinWifi({ ssid: 'Café: Lobby', passphrase: 'wrong-wrong', hidden: false })
+    .catch((e) => e);
+  t.ok(isObxError(wrong, 'NET_WIFI_AUTH_FAILED'));
+  t.equal(box.settings().network.upstreamWifi?.ssid, 'Home', 'unchanged after a failure');
+  await box.setAccessPoint({
+    ssid: 'Box',
+    passphrase: 'abcdefgh',
+    country: 'nl',
+    channel: 11,
+    security: 'wpa2',
+  });
+  t.same(network.applied, [
+    { ssid: 'Box', passphrase: 'abcdefgh', country: 'NL', channel: 11, security: 'wpa2' },
+  ]);
+  t.equal((await box.networkStatus()).accessPoint?.country, 'NL');
+  t.notOk('passphrase' in ((await box.networkStatus()).accessPoint ?? {}), 'the view has no passphrase');
+  const bad = await box
+    .setAccessPoint({ ssid: 'Box', passphrase: 'abcdefgh', country: 'NL', channel: 52, security: 'wpa2' })
+    .catch((e) => e);
+  t.ok(isObxError(bad, 'NET_VALUE_INVALID') && bad.details.channel, 'DFS channel refused');
+  t.equal(box.settings().network.accessPoint?.channel, 11);
+});
+
+t.test('without network adapters', async (t) => {
+  const box = await controller(t);
+  const s = await box.networkStatus();
+  t.equal(s.wan, null);
+  t.match(s.wanProblem, /without network control/);
+  t.ok(isObxError(await box.wifiScan().catch((e) => e), 'NET_UNAVAILABLE'));
+  t.ok(
+    isObxError(
+      await box.joinWifi({ ssid: 'Home', passphrase: null, hidden: false }).catch((e) => e),
+      'NET_UNAVAILABLE',
+    ),
+  );
+  await box.setAccessPoint({
+    ssid: 'Box',
+    passphrase: 'abcdefgh',
+    country: 'DE',
+    channel: 1,
+    security: 'wpa2',
+  });
+  t.equal(box.settings().network.accessPoint?.ssid, 'Box', 'stored; applied when the adapter exists');
+});
+
+t.test('createBoxNetwork without adapters, and the log redacts passphrases', async (t) => {
+  const n = createBoxNetwork({ wan: null, lan: null, sharedRadio: false });
+  t.equal(n.wifiInterface, null);
+  t.same(await n.leases(), []);
+  t.ok(isObxError(await n.wanStatus().catch((e) => e), 'NET_UNAVAILABLE'));
+  t.ok(isObxError(await n.scan().catch((e) => e), 'NET_UNAVAILABLE'));
+  t.ok(REDACT_PATHS.includes('passphrase') && REDACT_PATHS.includes('*.passphrase'));
+});
+
+t.test('the WAN lease is checked against the LAN range', async (t) => {
+  t.equal(lanConflict('10.42.0.1/24', '192.168.1.23/24'), null);
+  t.equal(lanConflict('10.42.0.1/24', null), null);
+  t.match(lanConflict('10.42.0.1/24', '10.42.0.77/16'), /overlaps the box's own network 10\.42\.0\.1\/24/);
+  t.match(lanConflict('192.168.1.1/24', '192.168.1.50/24'), /overlaps/);
+  t.equal(lanConflict('10.42.0.1/24', 'garbage'), null);
+  const box = await controller(t, new FakeNetwork());
+  t.equal((await box.networkStatus()).lanConflict, null);
+});
