@@ -11,6 +11,8 @@ export interface DaemonArgs {
   logLevel: string | undefined;
   /** A private Tor network's torrc lines and check URL (JSON file), for the simulator and image tests. */
   testNetwork: string | undefined;
+  /** tor's data directory (default <state dir>/tor/data; the box's unit gives Debian's /var/lib/tor). */
+  torDataDir: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -37,6 +39,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
         listen: { type: 'string' },
         'log-level': { type: 'string' },
         'test-network': { type: 'string' },
+        'tor-data-dir': { type: 'string' },
       },
     });
   } catch (err) {
@@ -68,5 +71,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
         : DEFAULT_STATE_DIR,
   );
   const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
-  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork };
+  const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
+  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir };
 }

@@ -44,9 +44,9 @@ import { IpcServer, socketPath } from './ipc.js';
 import { type AccessPoint, createAccessPoint } from './net/access-point.js';
 import { createBoxNetwork } from './net/box-network.js';
 import { createLanDhcp, type LanDhcp } from './net/lan-dhcp.js';
-import { NetworkManagerWan } from './net/wifi.js';
 import { setLanAddress } from './net/lan-link.js';
 import { WanLeaseWatcher } from './net/wan-lease.js';
+import { NetworkManagerWan } from './net/wifi.js';
 import type { Service } from './service.js';
 import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
 import { ClockService, setSystemClock } from './tor/clock.js';
@@ -65,6 +65,8 @@ export interface DaemonOptions {
   listenPort?: number | undefined;
   /** A private Tor network to join instead of the public one (simulator, emulated image test). */
   testNetwork?: TestNetwork | undefined;
+  /** tor's data directory: default <state dir>/tor/data; on the box Debian's /var/lib/tor (the unit). */
+  torDataDir?: string | undefined;
   log: Logger;
 }
 
@@ -185,7 +187,7 @@ export class Daemon {
   }
 
   get #torDataDir(): string {
-    return join(this.opts.stateDir, 'tor', 'data');
+    return this.opts.torDataDir ?? join(this.opts.stateDir, 'tor', 'data');
   }
 
   #firewallParams(): FirewallParams {

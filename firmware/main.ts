@@ -31,6 +31,7 @@ async function main(): Promise<number> {
   }
   const daemon = new Daemon({
     testNetwork,
+    torDataDir: args.torDataDir,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,

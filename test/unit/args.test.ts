@@ -10,6 +10,7 @@ t.test('daemon args', async (t) => {
     listenPort: undefined,
     logLevel: undefined,
     testNetwork: undefined,
+    torDataDir: undefined,
   });
   t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
   t.equal(parseDaemonArgs(['--state-dir', 'rel/dir']).stateDir, resolve('rel/dir'));
@@ -29,6 +30,7 @@ t.test('daemon args', async (t) => {
     listenPort: 8081,
     logLevel: 'debug',
     testNetwork: undefined,
+    torDataDir: undefined,
   });
   t.equal(parseDaemonArgs(['--test-network', 'net.json']).testNetwork, resolve('net.json'));
   for (const bad of [
