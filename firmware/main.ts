@@ -61,7 +61,10 @@ async function main(): Promise<number> {
   try {
     await daemon.start();
   } catch (err) {
-    log.fatal({ err: describeError(err) }, 'onionboxd failed to start; the boot lockdown stays in force');
+    log.fatal(
+      { err: describeError(err) },
+      'onionboxd failed to start; the box stays closed (boot lockdown, or its own lockdown)',
+    );
     log.flush?.();
     return 1;
   }

@@ -1,6 +1,6 @@
 /**
  * "Is this Tor?": one GET of a fixed URL (check.torproject.org's /api/ip on the box, the private network's
- * stand-in in tests) through tor's SOCKS port, with tor-request. Containment (DESIGN.md §3):
+ * stand-in in tests) through tor's SOCKS port, with tor-request. Containment (docs/architecture.md):
  *   - the URL is fixed at construction (firmware configuration, never owner or request input) and checked;
  *   - tor-request's control-port helper is never used (it does not escape the password);
  *   - its old transitive dependencies are overridden in package.json ("overrides") where compatible;
@@ -28,7 +28,7 @@ interface TorRequestModule {
 
 let torRequest: TorRequestModule | null = null;
 function lib(): TorRequestModule {
-  // Loaded lazily: `request` is heavy (DESIGN.md §4c footprint).
+  // Loaded lazily: `request` is heavy (docs/architecture.md footprint).
   torRequest ??= createRequire(import.meta.url)('tor-request') as TorRequestModule;
   return torRequest;
 }

@@ -5,7 +5,7 @@
  * rollback to the last working torrc.
  *
  * Ready means a general-purpose (exit) circuit was built after Bootstrapped 100% (EXTENDCIRCUIT 0 ->
- * CIRC BUILT), not just the bootstrap message: DESIGN.md §3.
+ * CIRC BUILT), not just the bootstrap message: docs/architecture.md.
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts).

@@ -125,7 +125,7 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
     lines.push(`__OwningControllerProcess ${rt.owningPid}`);
   }
 
-  // Client ports (DESIGN.md §3).
+  // Client ports (docs/architecture.md).
   lines.push(`SocksPort ${portSpec(rt.socks, 'socks')}`);
   lines.push(`SafeSocks ${rt.safeSocks === false ? 0 : 1}`);
   if (rt.lanAddress !== undefined) {

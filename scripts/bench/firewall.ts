@@ -5,7 +5,7 @@
  *  - 200 concurrent LAN flows through the box (TransPort -> tor -> private Tor network): 0 errors;
  *  - 50 MB from the inet HTTP server via the LAN through TransPort vs via tor's SOCKS port on the box,
  *    same tor, same circuit (SessionGroup, NoIsolateClientAddr), one warm-up, then five rounds in
- *    alternating order (DESIGN.md §4: without that the first path measured wins by 10-25 %).
+ *    alternating order (docs/architecture.md: without that the first path measured wins by 10-25 %).
  */
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { FirewallMode, FirewallParams } from '../../firmware/firewall/params.js';

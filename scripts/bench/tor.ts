@@ -43,7 +43,7 @@ export const torSuite: BenchSuite = {
         name: 'private network start -> a client circuit to the exit',
         value: Math.round(net.startupMs),
         unit: 'ms',
-        goal: 'documented (DESIGN.md §4b: 11-23 s)',
+        goal: 'documented (docs/architecture.md: 11-23 s)',
         pass: true,
       });
       const t0 = performance.now();

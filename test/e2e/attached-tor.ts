@@ -1,7 +1,7 @@
 /**
  * The e2e topology's box tor as the BoxController sees it: a TorLike over that running tor's control
  * socket (it is started by firewall-topology.ts, not by the TorSupervisor, so this attaches to it instead of
- * spawning one). It reports status the way firmware/tor/supervisor.ts defines it (DESIGN.md §3): bootstrap
+ * spawning one). It reports status the way firmware/tor/supervisor.ts defines it (docs/architecture.md): bootstrap
  * progress from STATUS_CLIENT, and `ready` only once a general-purpose circuit asked for with
  * EXTENDCIRCUIT 0 after Bootstrapped 100% is BUILT with three hops; CIRCUIT_NOT_ESTABLISHED or
  * NOT_ENOUGH_DIR_INFO drop readiness and probe again; the control socket closing (tor gone) is `crashed`.

@@ -1,7 +1,7 @@
 /**
  * The product's core promise, end to end: no packet from a LAN device reaches the WAN except inside tor.
  *
- * Real everything (DESIGN.md §4): namespaces lan / box / inet, veth pairs, the box's ruleset loaded by
+ * Real everything (docs/architecture.md): namespaces lan / box / inet, veth pairs, the box's ruleset loaded by
  * the real applier, real tor as debian-tor in the box, a private Tor network and an HTTP server in inet,
  * tcpdump on the WAN wire from before the first link goes up. Assertion, as in the Tails test suite:
  * every frame on the WAN that the inet side did not send is TCP from the box's WAN address to a relay's

@@ -24,7 +24,7 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
   );
   t.equal(r.status, 1);
   t.match(r.stdout, /OBX_ERR_CONFIG_UNREADABLE/);
-  t.match(r.stdout, /boot lockdown stays in force/);
+  t.match(r.stdout, /the box stays closed/);
 });
 
 t.test('a bad test-network file: clear error, exit 2, nothing touched', async (t) => {

@@ -1,5 +1,5 @@
 /**
- * Boot lockdown (DESIGN.md §2 invariant 2): the static ruleset closes a fresh namespace completely
+ * Boot lockdown (docs/architecture.md): the static ruleset closes a fresh namespace completely
  * (proved by a capture from before the link goes up, with IPv6 left enabled so that DAD/MLD/RS would
  * show), a control namespace without it shows the capture would have seen them, the systemd unit is
  * ordered before network-pre.target without default dependencies and loads the file with nft only, and

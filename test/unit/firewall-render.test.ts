@@ -1,6 +1,6 @@
 /**
  * The renderer, mode by mode: golden files (firewall changes are reviewed as rule diffs; regenerate with
- * UPDATE_GOLDEN=1 and read the diff), must / must-not assertions for every promise in DESIGN.md §4, and
+ * UPDATE_GOLDEN=1 and read the diff), must / must-not assertions for every promise in docs/architecture.md, and
  * the allowlist validation of every parameter.
  */
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -40,7 +40,7 @@ const runtime = (): TorRuntime => ({
   user: 'debian-tor',
 });
 
-t.test('production torrc carries the reference router lines (DESIGN.md §3)', async (t) => {
+t.test('production torrc carries the reference router lines (docs/architecture.md)', async (t) => {
   const text = renderTorrc(baseTor(), runtime());
   for (const line of [
     'DataDirectory /var/lib/tor',
