@@ -403,7 +403,7 @@ export class Firewall {
     const script =
       step.kind === 'full'
         ? printRuleset(model, gen) + renderBootTableRemoval()
-        : printModeSwitch(model, gen, step.previous);
+        : printModeSwitch(model, gen, step.previous, this.model ?? undefined);
     const file = this.writeScript(full ? 'ruleset' : 'switch', script);
     const { runner, fast } = await this.runner();
     // Replacing the table resets its counters: read them in the same exchange, just before the swap,
