@@ -9,8 +9,13 @@
  * every chain, the counters and the relay set. nft applies a batch all or nothing, so a refused apply
  * leaves the previous ruleset in force; the error says so (OBX_ERR_FIREWALL_APPLY_FAILED).
  *
- * Leaving `routing` also deletes the LAN's conntrack entries (`conntrack -D -s LAN/PREFIX`): the rules
- * already cut those flows whatever their state, this makes sure no NAT binding outlives the mode.
+ * A mode change on a table already in place is a smaller batch (plan.ts decides): only the chains that
+ * differ from the last verified model, the relay set and counters kept; proof is the new generation
+ * marker plus every chain's hook and policy (`nft -j list chains`), the rule-level audit follows.
+ *
+ * Leaving `routing` also deletes the LAN's conntrack entries redirected to tor (`conntrack -D -s
+ * LAN/PREFIX --dst-nat BOX`), after the new table is verified: the rules already cut those flows
+ * whatever their state, this makes sure no NAT binding outlives the mode.
  *
  * Watched: every `auditIntervalMs` (30 s by default), after every mode switch and after a failed
  * counters read, the kernel's table is audited against the last applied model. A missing or changed
@@ -21,7 +26,9 @@
  * per call (NftOnce) for that operation, and reopened for the next one.
  *
  * This file is the adapter only: which batches to try is planApply (plan.ts), reading and comparing
- * nft's JSON is kernel-table.ts, the scripts come from render.ts; all three are pure.
+ * nft's JSON is kernel-table.ts, the scripts come from render.ts; all three are pure. Over 400 lines
+ * because one object owns the nft session, the serial queue and the last verified state, which every
+ * method here reads or changes; splitting it would hand that state around.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
