@@ -9,8 +9,13 @@
  * every chain, the counters and the relay set. nft applies a batch all or nothing, so a refused apply
  * leaves the previous ruleset in force; the error says so (OBX_ERR_FIREWALL_APPLY_FAILED).
  *
- * Leaving `routing` also deletes the LAN's conntrack entries (`conntrack -D -s LAN/PREFIX`): the rules
- * already cut those flows whatever their state, this makes sure no NAT binding outlives the mode.
+ * A mode change on a table already in place is a smaller batch (plan.ts decides): only the chains that
+ * differ from the last verified model, the relay set and counters kept; proof is the new generation
+ * marker plus every chain's hook and policy (`nft -j list chains`), the rule-level audit follows.
+ *
+ * Leaving `routing` also deletes the LAN's conntrack entries redirected to tor (`conntrack -D -s
+ * LAN/PREFIX --dst-nat BOX`), after the new table is verified: the rules already cut those flows
+ * whatever their state, this makes sure no NAT binding outlives the mode.
  *
  * Watched: every `auditIntervalMs` (30 s by default), after every mode switch and after a failed
  * counters read, the kernel's table is audited against the last applied model. A missing or changed
@@ -19,13 +24,33 @@
  *
  * Fast path: one long-lived `nft -j -i` (NftSession). If it dies or stalls it is replaced by one spawn
  * per call (NftOnce) for that operation, and reopened for the next one.
+ *
+ * This file is the adapter only: which batches to try is planApply (plan.ts), reading and comparing
+ * nft's JSON is kernel-table.ts, the scripts come from render.ts; all three are pure. Over 400 lines
+ * because one object owns the nft session, the serial queue and the last verified state, which every
+ * method here reads or changes; splitting it would hand that state around.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DropCounters } from '../box-api.js';
 import { describeError, isObxError, obxError } from '../errors.js';
+import {
+  addCounters,
+  compareShape,
+  countersFromLines,
+  firstLines,
+  LIST_CHAINS,
+  LIST_COUNTERS,
+  LIST_RELAY_SET,
+  LIST_TABLE,
+  parseChainsJson,
+  parseTableJson,
+  relayKey,
+  relaySetFromLines,
+  relayStrings,
+} from './kernel-table.js';
 import { execOnce, NftOnce, type NftRunner, NftSession } from './nft.js';
 import {
   type FirewallMode,
@@ -34,21 +59,26 @@ import {
   type RelayEndpoint,
   validateRelays,
 } from './params.js';
+import { type ApplyStep, planApply } from './plan.js';
 import {
   buildRuleset,
-  counterName,
-  DROP_CLASSES,
-  GENERATION_PREFIX,
   printModeSwitch,
   printRuleset,
-  RELAY_SET,
   type RulesetModel,
   renderBootTableRemoval,
   renderRelayRefresh,
-  TABLE_FAMILY,
   TABLE_NAME,
 } from './render.js';
 
+// The pure parts, re-exported for callers that know the applier only.
+export {
+  compareShape,
+  countersFromLines,
+  parseChainsJson,
+  parseTableJson,
+  relaySetFromLines,
+  type TableShape,
+} from './kernel-table.js';
 export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
 
 export interface FirewallLog {
@@ -73,6 +103,9 @@ export interface FirewallOptions {
   auditIntervalMs?: number | undefined;
 }
 
+/** The names writeScript gives its files. */
+const SCRIPT_FILE = /^(ruleset|switch|relays)-[0-9a-f]{8}-\d+\.nft$/;
+
 /** The default audit period: a flushed or edited ruleset is noticed within this time. */
 export const AUDIT_INTERVAL_MS = 30_000;
 
@@ -82,150 +115,11 @@ export interface ApplyResult {
   verifiedMs: number;
   /** True when the long-lived nft session did the work, false when the spawn fallback did. */
   fastPath: boolean;
-}
-
-interface NftJsonObject {
-  [kind: string]: Record<string, unknown>;
-}
-
-/** What the kernel holds, reduced to what verification compares. */
-export interface TableShape {
-  handle: number;
-  /** The generation marker chain's mark (see printRuleset); several, comma-separated, is an error. */
-  generation: string | null;
-  hasRelaySet: boolean;
-  chains: Record<string, { type?: string; hook?: string; prio?: number; policy?: string; rules: number }>;
-  counters: Record<string, { packets: number; bytes: number }>;
-  relays: string[] | null;
-}
-
-export function parseTableJson(lines: string[]): TableShape | null {
-  let objects: NftJsonObject[] | null = null;
-  for (const line of lines) {
-    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
-    if (Array.isArray(j.nftables) && j.nftables.some((o) => 'table' in o && o.table?.name === TABLE_NAME)) {
-      objects = j.nftables;
-    }
-  }
-  if (!objects) return null;
-  const shape: TableShape = {
-    handle: -1,
-    generation: null,
-    hasRelaySet: false,
-    chains: {},
-    counters: {},
-    relays: null,
-  };
-  for (const o of objects) {
-    if (o.table && o.table.name === TABLE_NAME) shape.handle = Number(o.table.handle);
-    if (o.chain && String(o.chain.name).startsWith(GENERATION_PREFIX)) {
-      const g = String(o.chain.name).slice(GENERATION_PREFIX.length);
-      shape.generation = shape.generation === null ? g : `${shape.generation},${g}`;
-    } else if (o.chain) {
-      const c = o.chain;
-      shape.chains[String(c.name)] = {
-        ...(c.type !== undefined ? { type: String(c.type) } : {}),
-        ...(c.hook !== undefined ? { hook: String(c.hook) } : {}),
-        ...(c.prio !== undefined ? { prio: Number(c.prio) } : {}),
-        ...(c.policy !== undefined ? { policy: String(c.policy) } : {}),
-        rules: 0,
-      };
-    }
-    if (o.counter) {
-      shape.counters[String(o.counter.name)] = {
-        packets: Number(o.counter.packets ?? 0),
-        bytes: Number(o.counter.bytes ?? 0),
-      };
-    }
-    if (o.set && o.set.name === RELAY_SET) {
-      shape.hasRelaySet = true;
-      const elem = (o.set.elem as { concat?: [string, number] }[] | undefined) ?? [];
-      shape.relays = elem.map((e) => (e.concat ? `${e.concat[0]}:${e.concat[1]}` : JSON.stringify(e))).sort();
-    }
-  }
-  for (const o of objects) {
-    if (o.rule) {
-      const c = shape.chains[String(o.rule.chain)];
-      if (c) c.rules += 1;
-    }
-  }
-  return shape;
-}
-
-/** Differences between the rendered model and the kernel's table; empty when they agree. */
-export function compareShape(
-  model: RulesetModel,
-  shape: TableShape,
-  opts: { relays?: boolean; rules?: boolean } = {},
-): string[] {
-  const checkRules = opts.rules ?? true;
-  const checkRelays = opts.relays ?? true;
-  const diffs: string[] = [];
-  const want = new Map(model.chains.map((c) => [c.name, c]));
-  for (const name of Object.keys(shape.chains)) if (!want.has(name)) diffs.push(`unexpected chain ${name}`);
-  for (const c of model.chains) {
-    const k = shape.chains[c.name];
-    if (!k) {
-      diffs.push(`missing chain ${c.name}`);
-      continue;
-    }
-    if (checkRules && k.rules !== c.rules.length)
-      diffs.push(`chain ${c.name}: ${k.rules} rules, rendered ${c.rules.length}`);
-    if (c.base) {
-      const b = c.base;
-      if (k.type !== b.type || k.hook !== b.hook || k.prio !== b.priority.value || k.policy !== b.policy) {
-        diffs.push(
-          `chain ${c.name}: ${k.type} ${k.hook} ${k.prio} ${k.policy}, rendered ${JSON.stringify(b)}`,
-        );
-      }
-    } else if (k.hook !== undefined) {
-      diffs.push(`chain ${c.name} is hooked (${k.hook}) but should be a regular chain`);
-    }
-  }
-  if (!checkRules) return diffs; // a chains-only listing has no counters, sets or rules
-  for (const c of model.counters) if (!shape.counters[c]) diffs.push(`missing counter ${c}`);
-  const relays = model.relays.map((r) => `${r.address}:${r.port}`).sort();
-  if (!shape.hasRelaySet) diffs.push('missing relay set');
-  else if (checkRelays && shape.relays && shape.relays.join(',') !== relays.join(',')) {
-    diffs.push(`relay set holds ${shape.relays.length} elements, rendered ${relays.length}`);
-  }
-  return diffs;
-}
-
-const LIST_TABLE = `list table ${TABLE_FAMILY} ${TABLE_NAME}`;
-const LIST_COUNTERS = `list counters table ${TABLE_FAMILY} ${TABLE_NAME}`;
-/** Chains only: no rules, no set elements; sub-millisecond whatever the relay set's size. */
-const LIST_CHAINS = `list chains ${TABLE_FAMILY}`;
-
-/** Our table's chains from `nft -j list chains` lines (hooks, policies, the generation marker). */
-export function parseChainsJson(lines: string[]): TableShape | null {
-  const objects: NftJsonObject[] = [];
-  for (const line of lines) {
-    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
-    for (const o of j.nftables ?? []) if (o.chain && o.chain.table === TABLE_NAME) objects.push(o);
-  }
-  if (objects.length === 0) return null;
-  return parseTableJson([
-    JSON.stringify({ nftables: [{ table: { name: TABLE_NAME, handle: -1 } }, ...objects] }),
-  ]);
-}
-
-/** Named counters of our table from `nft -j list counters` lines (lines listing chains are skipped). */
-export function countersFromLines(lines: string[]): Record<string, { packets: number; bytes: number }> {
-  const found: Record<string, { packets: number; bytes: number }> = {};
-  for (const line of lines) {
-    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
-    if (!j.nftables || j.nftables.some((o) => 'chain' in o)) continue;
-    for (const o of j.nftables) {
-      if (o.counter && o.counter.table === TABLE_NAME) {
-        found[String(o.counter.name)] = {
-          packets: Number(o.counter.packets ?? 0),
-          bytes: Number(o.counter.bytes ?? 0),
-        };
-      }
-    }
-  }
-  return found;
+  /** True when the whole table was replaced, false for a mode switch batch (see plan.ts). */
+  full: boolean;
+  /** Where verifiedMs went (ms): waiting for earlier firewall work, rendering and writing the script,
+   *  the nft exchange (batch + read-back), parsing and comparing the read-back. For the benchmarks. */
+  phases: { queued: number; render: number; exchange: number; check: number };
 }
 
 export class Firewall {
@@ -234,6 +128,8 @@ export class Firewall {
   private once: NftOnce | null = null;
   private dir: string | null = null;
   private ownsDir = false;
+  /** The script file written last (removed when the next one is written, and at stop). */
+  private lastScript: string | null = null;
   private mode: FirewallMode | null = null;
   private model: RulesetModel | null = null;
   private params: FirewallParams | null = null;
@@ -264,6 +160,10 @@ export class Firewall {
       this.ownsDir = true;
     }
     if (/["\n\r]/.test(this.dir)) throw obxError('FIREWALL_INVALID_PARAMS', 'work directory name');
+    // a run that ended without stop() leaves its last script behind
+    for (const f of readdirSync(this.dir)) {
+      if (SCRIPT_FILE.test(f)) rmSync(join(this.dir, f), { force: true });
+    }
     this.once = new NftOnce(this.opts.netns, nft);
     if (this.opts.fastPath !== false) {
       // Terse (-t): listings omit set elements, so verifying a mode change does not read back a relay
@@ -325,6 +225,8 @@ export class Firewall {
     this.session?.close();
     this.session = null;
     this.once = null;
+    if (this.lastScript) rmSync(this.lastScript, { force: true });
+    this.lastScript = null;
     if (this.dir && this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
     this.dir = null;
   }
@@ -383,17 +285,11 @@ export class Firewall {
     const read = this.serial(async () => {
       const { runner, fast } = await this.runner();
       const r = await this.run(runner, fast, [LIST_COUNTERS]);
-      const out: DropCounters = {};
       const found = countersFromLines(r.out);
       if (Object.keys(found).length === 0) {
         throw obxError('FIREWALL_NOT_STARTED', `no table ${TABLE_NAME}: ${firstLines(r.err)}`);
       }
-      for (const c of DROP_CLASSES) {
-        const now = found[counterName(c)] ?? { packets: 0, bytes: 0 };
-        const base = this.base[c] ?? { packets: 0, bytes: 0 };
-        out[c] = { packets: base.packets + now.packets, bytes: base.bytes + now.bytes };
-      }
-      return out;
+      return addCounters(this.base, found);
     });
     // A counters read that fails may mean the table is gone: audit at once rather than in 30 s.
     read.catch(() => void this.watch('a failed counters read'));
@@ -409,11 +305,19 @@ export class Firewall {
     return next;
   }
 
+  /**
+   * Writes a script to a new file and removes the one before (every exchange that read it is over:
+   * calls are serialised). A new name, never an existing file truncated and rewritten: on ext4 (the SD
+   * card, and /tmp here) a truncate-and-rewrite makes close() start writeback, measured at p50 2.1 ms and
+   * p99 12 ms on the kill switch's path; a new file costs p50 0.5 ms (BENCHMARKS.md, board).
+   */
   private writeScript(kind: string, text: string): string {
     if (!this.dir) throw obxError('FIREWALL_NOT_STARTED');
     this.seq += 1;
-    const file = join(this.dir, `${kind}-${this.seq % 2}.nft`);
-    writeFileSync(file, text, { mode: 0o600 });
+    const file = join(this.dir, `${kind}-${this.nonce}-${this.seq}.nft`);
+    writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+    if (this.lastScript) rmSync(this.lastScript, { force: true });
+    this.lastScript = file;
     return file;
   }
 
@@ -446,16 +350,45 @@ export class Firewall {
     }
   }
 
+  /** Executes planApply's plan: each step in order until one is verified, then what follows it. */
   private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
-    if (this.mode !== null && this.lastGen !== null && this.relaysKey === relayKey(model.relays)) {
+    const plan = planApply({ mode: this.mode, generation: this.lastGen, relaysKey: this.relaysKey }, model);
+    let result: { r: ApplyResult; out: string[]; err: string } | null = null;
+    for (const [i, step] of plan.steps.entries()) {
       try {
-        return await this.commit(model, params, t0, false);
+        result = await this.commit(model, step, t0);
+        break;
       } catch (e) {
-        // The table is not what we think (changed by someone else?): replace it whole.
+        if (i === plan.steps.length - 1) throw e;
+        // The table is not what we think (changed by someone else?): the next step replaces it whole.
         this.opts.log?.warn({ err: String(e) }, 'mode switch failed; replacing the whole table');
       }
     }
-    return this.commit(model, params, t0, true);
+    if (!result) throw obxError('FIREWALL_APPLY_FAILED', `${model.mode}: nothing to apply`);
+    const full = result.r.full;
+    if (full) this.base = addCounters(this.base, countersFromLines(result.out));
+    this.mode = model.mode;
+    this.model = model;
+    this.params = { ...params, relays: model.relays };
+    if (plan.flushLanConntrack) await this.flushLanConntrack(params);
+    if (full) {
+      // The rules are in force (verified); now prove the relay set holds exactly the list.
+      this.relaysKey = null;
+      await this.verifyRelays(model.relays, result.err);
+      this.relaysKey = relayKey(model.relays);
+    } else {
+      this.scheduleAudit();
+    }
+    this.opts.log?.info(
+      {
+        mode: model.mode,
+        verifiedMs: Math.round(result.r.verifiedMs * 10) / 10,
+        fastPath: result.r.fastPath,
+        full,
+      },
+      'firewall mode applied',
+    );
+    return result.r;
   }
 
   /**
@@ -467,15 +400,17 @@ export class Firewall {
    */
   private async commit(
     model: RulesetModel,
-    params: FirewallParams,
+    step: ApplyStep,
     t0: number,
-    full: boolean,
-  ): Promise<ApplyResult> {
+  ): Promise<{ r: ApplyResult; out: string[]; err: string }> {
+    const full = step.kind === 'full';
+    const tStart = performance.now();
     this.seq += 1;
     const gen = `${this.nonce}_${this.seq}`;
-    const script = full
-      ? printRuleset(model, gen) + renderBootTableRemoval()
-      : printModeSwitch(model, gen, this.lastGen ?? undefined);
+    const script =
+      step.kind === 'full'
+        ? printRuleset(model, gen) + renderBootTableRemoval()
+        : printModeSwitch(model, gen, step.previous, this.model ?? undefined);
     const file = this.writeScript(full ? 'ruleset' : 'switch', script);
     const { runner, fast } = await this.runner();
     // Replacing the table resets its counters: read them in the same exchange, just before the swap,
@@ -483,7 +418,9 @@ export class Firewall {
     const commands = full
       ? [LIST_COUNTERS, `include "${file}"`, LIST_TABLE]
       : [`include "${file}"`, LIST_CHAINS];
+    const tSend = performance.now();
     const r = await this.run(runner, fast, commands);
+    const tBack = performance.now();
     const shape = full ? parseTableJson(r.out) : parseChainsJson(r.out);
     const previous = this.mode ?? 'none';
     if (!shape || shape.generation !== gen) {
@@ -500,34 +437,16 @@ export class Firewall {
       this.opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
       throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
     }
-    const verifiedMs = performance.now() - t0;
+    const tDone = performance.now();
+    const verifiedMs = tDone - t0;
     this.lastGen = gen;
-    if (full) {
-      const carried = countersFromLines(r.out);
-      for (const c of DROP_CLASSES) {
-        const was = carried[counterName(c)];
-        const base = this.base[c] ?? { packets: 0, bytes: 0 };
-        if (was) this.base[c] = { packets: base.packets + was.packets, bytes: base.bytes + was.bytes };
-      }
-    }
-    const wasRouting = this.mode === 'routing' || this.mode === null;
-    this.mode = model.mode;
-    this.model = model;
-    this.params = { ...params, relays: model.relays };
-    if (model.mode !== 'routing' && wasRouting) await this.flushLanConntrack(params);
-    if (full) {
-      // The rules are in force (verified above); now prove the relay set holds exactly the list.
-      this.relaysKey = null;
-      await this.verifyRelays(model.relays, r.err);
-      this.relaysKey = relayKey(model.relays);
-    } else {
-      this.scheduleAudit();
-    }
-    this.opts.log?.info(
-      { mode: model.mode, verifiedMs: Math.round(verifiedMs * 10) / 10, fastPath: r.fast, full },
-      'firewall mode applied',
-    );
-    return { mode: model.mode, verifiedMs, fastPath: r.fast };
+    const phases = {
+      queued: tStart - t0,
+      render: tSend - tStart,
+      exchange: tBack - tSend,
+      check: tDone - tBack,
+    };
+    return { r: { mode: model.mode, verifiedMs, fastPath: r.fast, full, phases }, out: r.out, err: r.err };
   }
 
   /**
@@ -571,9 +490,9 @@ export class Firewall {
   /** Reads the relay set back in full (not terse) and compares it with the list. */
   private async verifyRelays(list: readonly RelayEndpoint[], err: string): Promise<void> {
     if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
-    const r = await this.once.exec([`list set ${TABLE_FAMILY} ${TABLE_NAME} ${RELAY_SET}`]);
+    const r = await this.once.exec([LIST_RELAY_SET]);
     const have = relaySetFromLines(r.out);
-    const want = list.map((x) => `${x.address}:${x.port}`).sort();
+    const want = relayStrings(list);
     if (!have || have.join(',') !== want.join(',')) {
       throw obxError(
         'FIREWALL_APPLY_FAILED',
@@ -597,32 +516,6 @@ export class Firewall {
       this.opts.log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
     }
   }
-}
-
-function relayKey(relays: readonly RelayEndpoint[]): string {
-  return relays.map((r) => `${r.address}:${r.port}`).join(',');
-}
-
-/** Elements of the relay set from `nft -j list set` lines, sorted as "addr:port"; null if no set. */
-export function relaySetFromLines(lines: string[]): string[] | null {
-  for (const line of lines) {
-    const j = JSON.parse(line) as { nftables?: NftJsonObject[] };
-    for (const o of j.nftables ?? []) {
-      if (o.set && o.set.name === RELAY_SET && o.set.table === TABLE_NAME) {
-        const elem = (o.set.elem as { concat?: [string, number] }[] | undefined) ?? [];
-        return elem.map((e) => (e.concat ? `${e.concat[0]}:${e.concat[1]}` : JSON.stringify(e))).sort();
-      }
-    }
-  }
-  return null;
-}
-
-function firstLines(text: string, n = 3): string {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .slice(0, n)
-    .join(' | ');
 }
 
 /**

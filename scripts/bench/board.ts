@@ -8,7 +8,7 @@
  * apply() returns a little later, after deleting the LAN's conntrack entries (reported separately).
  */
 import { loadavg } from 'node:os';
-import { Firewall } from '../../firmware/firewall/apply.js';
+import { type ApplyResult, Firewall } from '../../firmware/firewall/apply.js';
 import { buildKillswitchNet } from '../../test/fixtures/board/killswitch-net.js';
 import { startSimBox } from '../../test/fixtures/board/sim-box.js';
 import { percentile } from './proc.js';
@@ -28,8 +28,18 @@ export const boardSuite: BenchSuite = {
       const fw = new Firewall({ netns: net.box });
       await fw.start();
       cleanups.push(() => fw.stop());
+      /** Where each kill's verifiedMs went (ApplyResult.phases), in order of the kills. */
+      const phases: ApplyResult['phases'][] = [];
       const sb = await startSimBox(teardown, {
-        firewall: fw,
+        firewall: {
+          apply: async (mode, params) => {
+            const r = await fw.apply(mode, params);
+            if (mode === 'killed') phases.push(r.phases);
+            return r;
+          },
+          counters: () => fw.counters(),
+          onTamper: (l) => fw.onTamper(l),
+        },
         params: net.params,
         log: {
           info: () => undefined,
@@ -82,6 +92,10 @@ export const boardSuite: BenchSuite = {
       killReturned.sort((a, b) => a - b);
       overhead.sort((a, b) => a - b);
       const p = (xs: number[], q: number) => Math.round(percentile(xs, q) * 100) / 100;
+      const phase = (k: keyof ApplyResult['phases']) => {
+        const xs = phases.map((x) => x[k]).sort((a, b) => a - b);
+        return `${p(xs, 50)}/${p(xs, 99)}`;
+      };
       return [
         {
           name: `kill switch edge -> killed verified in kernel (p99 of ${TOGGLES}, ${FLOWS} LAN flows)`,
@@ -97,6 +111,11 @@ export const boardSuite: BenchSuite = {
             tableChecks: checked,
             controllerP50: p(overhead, 50),
             controllerP99: p(overhead, 99),
+            // p50/p99 in ms of the apply's phases (ApplyResult.phases)
+            queued: phase('queued'),
+            render: phase('render'),
+            exchange: phase('exchange'),
+            check: phase('check'),
             load1: Number(loadavg()[0]?.toFixed(2)),
           },
         },

@@ -351,3 +351,46 @@ t.test('large relay lists: the validation shortcut never lets changed content th
     (a.relays[0] as { address: string }).address = 'x';
   }, 'the shared result is frozen');
 });
+
+t.test(
+  'mode switch from a known model: chains equal in both are left out, the rest as without it',
+  async (t) => {
+    for (const from of MODES) {
+      for (const to of MODES) {
+        const kept = buildRuleset(from, SAMPLE);
+        const model = buildRuleset(to, SAMPLE);
+        const sw = printModeSwitch(model, 'abc_2', 'abc_1', kept);
+        const same = model.chains.filter(
+          (c) => JSON.stringify(kept.chains.find((k) => k.name === c.name)) === JSON.stringify(c),
+        );
+        for (const c of same) {
+          t.notMatch(sw, new RegExp(`chain ${c.name}\\b`), `${from} -> ${to}: ${c.name} untouched`);
+        }
+        for (const c of model.chains.filter((c) => !same.includes(c))) {
+          t.match(sw, `flush chain inet onionbox ${c.name}\n`, `${from} -> ${to}: ${c.name} rewritten`);
+          t.match(sw, `  chain ${c.name} {\n`, `${from} -> ${to}: ${c.name} refilled`);
+        }
+        for (const name of kept.chains
+          .map((c) => c.name)
+          .filter((n) => !model.chains.some((c) => c.name === n))) {
+          t.match(sw, `delete chain inet onionbox ${name}\n`, `${from} -> ${to}: ${name} goes`);
+        }
+        t.match(sw, 'delete chain inet onionbox gen_abc_1\n');
+        t.match(sw, '  chain gen_abc_2 {\n  }\n');
+      }
+    }
+    const routing = buildRuleset('routing', SAMPLE);
+    const killed = buildRuleset('killed', SAMPLE);
+    const small = printModeSwitch(killed, 'abc_2', 'abc_1', routing);
+    t.ok(
+      small.length < printModeSwitch(killed, 'abc_2', 'abc_1').length / 1.5,
+      'routing -> killed is a smaller batch',
+    );
+    const again = printModeSwitch(killed, 'abc_2', 'abc_1', killed);
+    t.notMatch(
+      again,
+      /flush chain inet onionbox (?!pre_nat)/,
+      'the same mode again: only the marker and pre_nat',
+    );
+  },
+);
