@@ -2,7 +2,7 @@
  * The only code that runs nft and conntrack. Two ways to talk to nft:
  *
  * - NftSession: one long-lived `nft -j -i` process fed one command per line (`include "FILE"` applies a
- *   whole file as one batch). ~0.5 ms per change instead of ~13 ms per spawn (DESIGN.md §4). Every
+ *   whole file as one batch). ~0.5 ms per change instead of ~13 ms per spawn (BENCHMARKS.md, "board"). Every
  *   exchange ends with a sentinel command (`describe tcp dport`: always exactly one line, no kernel access), so
  *   replies are matched to requests without timing guesses.
  * - nftOnce: spawn `nft` per call, the fallback when the session is unhealthy.

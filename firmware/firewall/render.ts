@@ -1,5 +1,5 @@
 /**
- * The firewall as data, rendered to one nft script by pure functions (DESIGN.md §4, STYLE.md 1-4).
+ * The firewall as data, rendered to one nft script by pure functions (docs/architecture.md, "Firewall modes").
  *
  * One table, `inet onionbox`, replaced atomically with the "declare table; delete table; define table"
  * idiom in one file. Every base chain that filters has policy drop, drops `ct state invalid` first and
@@ -13,7 +13,7 @@
  *               cut as in lockdown, and LAN packets to TransPort/DNSPort are dropped whatever their
  *               conntrack state (the applier also deletes the LAN's conntrack entries).
  *
- * Lessons built in (DESIGN.md §4, last paragraph): no `ct state established accept` ahead of the LAN
+ * Lessons built in (docs/architecture.md, "Facts the code depends on"): no `ct state established accept` ahead of the LAN
  * rules (LAN rules match on address/port, so `killed` cuts running flows); the box's own LAN address is
  * exempt from the TCP redirect (the page, and nothing else on the box, is reachable); tor is limited to
  * the relay set; IPv6 output is dropped (ND/MLD on the WAN). Nothing is ever forwarded: `forward` only
