@@ -316,6 +316,35 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     clearTimeout(timer);
   };
 
+  /** A real DHCP client (dhclient) with its own files, our hook script, and no host name sent. */
+  const startDhclient = (
+    name: string,
+    ns: string,
+    ifname: string,
+    conf: string,
+    vars: Record<string, string>,
+  ) => {
+    const confFile = join(dir, `${name}.conf`);
+    writeFileSync(confFile, conf);
+    // dhclient runs its script with a clean environment: -e passes the variables it needs
+    const env = Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+    return track(name, ns, 'dhclient', [
+      '-d',
+      '-4',
+      '-v',
+      ...env,
+      '-cf',
+      confFile,
+      '-sf',
+      DHCLIENT_SCRIPT,
+      '-lf',
+      join(dir, `${name}.leases`),
+      '-pf',
+      join(dir, `${name}.pid`),
+      ifname,
+    ]);
+  };
+
   const stop = async () => {
     // the page relay and the daemon first (the daemon's tor goes with it), then the rest, by PID
     for (const t of [...tracked].reverse()) await stopTracked(t, t === daemon ? 15_000 : 5000);
@@ -440,25 +469,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       await ip(['-n', netns.box, 'route', 'add', 'default', 'via', ADDR.modem]);
     } else {
       rmSync(leaseFile, { force: true });
-      const dhclientConf = join(dir, 'dhclient.conf');
-      writeFileSync(dhclientConf, DHCLIENT_CONF);
-      track('dhclient', netns.box, 'dhclient', [
-        '-d',
-        '-4',
-        '-v',
-        // dhclient runs its script with a clean environment: -e passes the one variable it needs
-        '-e',
-        `OBX_SIM_LEASE=${leaseFile}`,
-        '-cf',
-        dhclientConf,
-        '-sf',
-        DHCLIENT_SCRIPT,
-        '-lf',
-        join(dir, 'dhclient.leases'),
-        '-pf',
-        join(dir, 'dhclient.pid'),
-        BOX_WAN_IF,
-      ]);
+      startDhclient('dhclient', netns.box, BOX_WAN_IF, DHCLIENT_CONF, { OBX_SIM_LEASE: leaseFile });
     }
     mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
     if (worst) {
@@ -514,26 +525,10 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       done('onionboxd');
 
       // 5. the LAN device asks the box's DHCP server for its address, router and DNS
-      const lanConf = join(dir, 'lan-dhclient.conf');
-      writeFileSync(lanConf, LAN_DHCLIENT_CONF);
-      track('lan-dhclient', netns.lan, 'dhclient', [
-        '-d',
-        '-4',
-        '-v',
-        '-e',
-        `OBX_SIM_LEASE=${lanLeaseFile}`,
-        '-e',
-        `OBX_SIM_RESOLV=/etc/netns/${netns.lan}/resolv.conf`,
-        '-cf',
-        lanConf,
-        '-sf',
-        DHCLIENT_SCRIPT,
-        '-lf',
-        join(dir, 'lan-dhclient.leases'),
-        '-pf',
-        join(dir, 'lan-dhclient.pid'),
-        LAN_IF,
-      ]);
+      startDhclient('lan-dhclient', netns.lan, LAN_IF, LAN_DHCLIENT_CONF, {
+        OBX_SIM_LEASE: lanLeaseFile,
+        OBX_SIM_RESOLV: `/etc/netns/${netns.lan}/resolv.conf`,
+      });
       for (let i = 0; !existsSync(`/etc/netns/${netns.lan}/resolv.conf`); i++) {
         if (i > 300) throw new Error("sim: the LAN device got no lease from the box's DHCP server in 30 s");
         await sleep(100);
