@@ -15,7 +15,7 @@ async function claim(page: Page, base: string, code: string): Promise<void> {
   await page.fill('#code', code);
   await page.fill('#password', PASSWORD);
   await page.fill('#confirm', PASSWORD);
-  await page.click('button[type=submit]:has-text("Claim")');
+  await page.click('button[type=submit]:has-text("Claim the box")');
   await page.waitForURL(`${base}/?done=claimed`);
 }
 
