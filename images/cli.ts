@@ -26,6 +26,7 @@ const lists: Record<string, readonly string[]> = {
   'build-packages': recipe.BUILD_PACKAGES,
   'native-addons': recipe.NATIVE_ADDONS,
   masked: recipe.MASKED_UNITS,
+  disabled: recipe.DISABLED_UNITS,
   enabled: recipe.ENABLED_BY_IMAGE,
   'remove-paths': recipe.REMOVE_PATHS,
   'remove-modules': recipe.REMOVE_MODULE_DIRS,

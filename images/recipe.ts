@@ -62,19 +62,27 @@ export const MASKED_UNITS: readonly string[] = [
   'ModemManager.service',
   'tor.service', // onionboxd runs and supervises tor itself (as debian-tor)
   'tor@default.service',
-  'hostapd.service', // onionboxd starts hostapd with its own rendered config
-  'wpa_supplicant.service', // NetworkManager starts wpa_supplicant over D-Bus when it needs it
   'e2scrub_reap.service',
   'e2scrub_all.timer',
   'fstrim.timer',
   'dpkg-db-backup.timer',
 ];
 
+/**
+ * Units the packages enable that the image disables but does not mask: NetworkManager starts
+ * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and onionboxd starts hostapd with its
+ * own rendered config.
+ */
+export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hostapd.service'];
+
 /** Units the image enables itself (besides what systemd's presets and the packages enable). */
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
   'onionbox-growroot.service',
+  // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
+  'onionbox-selftest-early.service',
+  'onionbox-selftest.service',
 ];
 
 /**

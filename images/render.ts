@@ -82,20 +82,22 @@ export function bootConfigSettings(text: string): string[] {
   return out;
 }
 
-/** config.txt on the FAT partition: 64-bit, the UART on, Debian's kernel and initrd, then our lines. */
+/**
+ * config.txt on the FAT partition: 64-bit, the UART on, Debian's kernel and initrd, then our lines. The
+ * same settings, in the same order, as raspi-firmware's kernel hook writes from /etc/default (the build
+ * runs the hook and refuses to go on when the two disagree).
+ */
 export function renderConfigTxt(o: BootOptions): string {
   checkBoot(o);
   const settings = bootConfigSettings(o.bootConfigLines);
   return [
     '# Onionbox: Raspberry Pi firmware settings (written by the image build; raspi-firmware rewrites this',
     '# file on kernel updates from /etc/default/raspi-firmware and /etc/default/raspi-firmware-custom).',
-    '[all]',
     'arm_64bit=1',
     'enable_uart=1',
     'upstream_kernel=1',
     `kernel=vmlinuz-${o.kernelVersion}`,
     `initramfs initrd.img-${o.kernelVersion}`,
-    'disable_overscan=1',
     '',
     '# Onionbox board: I2C for the OLED, pulls for the kill switch and the claim button, LEDs off',
     ...settings,
@@ -108,15 +110,18 @@ function cmdlineArgs(o: BootOptions): string[] {
     ...o.consoles.map((c) => `console=${c}`),
     `root=LABEL=${o.rootLabel}`,
     'rw',
-    'rootwait',
     'fsck.repair=yes',
-    // eth0/wlan0 as the firmware's defaults name them (board.* and network.* in config.json)
+    // eth0/wlan0 as the firmware's defaults name them (network.* in config.json)
     'net.ifnames=0',
+    'rootwait',
     ...o.extraCmdline,
   ];
 }
 
-/** cmdline.txt: one line. The root by label, every console, nothing that hides the boot. */
+/**
+ * cmdline.txt: one line. The root by label, every console, nothing that hides the boot; the arguments of
+ * raspi-firmware's hook in its order (no cma=: a headless box needs none, and on a Pi 4 it can stop the boot).
+ */
 export function renderCmdlineTxt(o: BootOptions): string {
   checkBoot(o);
   return `${cmdlineArgs(o).join(' ')}\n`;
@@ -139,12 +144,13 @@ export function renderFstab(o: Pick<BootOptions, 'rootLabel' | 'bootLabel'>): st
 /** /etc/default/raspi-firmware: what raspi-firmware's hook puts in cmdline.txt on kernel updates. */
 export function renderRaspiFirmwareDefault(o: BootOptions): string {
   checkBoot(o);
-  const serial = o.consoles.filter((c) => c.startsWith('ttyS') || c.startsWith('ttyAMA'));
   return [
     '# Onionbox: read by raspi-firmware when a kernel update rewrites /boot/firmware (written by the image',
-    '# build; keep it in step with images/render.ts).',
+    '# build from images/render.ts).',
     `ROOTPART=LABEL=${o.rootLabel}`,
-    `CONSOLES="${serial.join(' ')}"`,
+    `CONSOLES="${o.consoles.join(' ')}"`,
+    // no cma= on the command line (headless; a Pi 4 may not boot with the 64M default)
+    'CMA=0',
     'KERNEL_ARCH="arm64"',
     '',
   ].join('\n');
@@ -159,10 +165,26 @@ export function renderRaspiFirmwareCustom(bootConfigLines: string): string {
   ].join('\n');
 }
 
-/** /etc/default/raspi-extra-cmdline: appended to cmdline.txt by raspi-firmware on kernel updates. */
+/**
+ * /etc/default/raspi-extra-cmdline: appended to cmdline.txt by raspi-firmware on kernel updates (the hook
+ * already writes rw, fsck.repair=yes, net.ifnames=0 and rootwait itself).
+ */
 export function renderRaspiExtraCmdline(o: BootOptions): string {
   checkBoot(o);
-  return `rootwait fsck.repair=yes net.ifnames=0${o.extraCmdline.map((a) => ` ${a}`).join('')}\n`;
+  return `${o.extraCmdline.join(' ')}\n`;
+}
+
+/** The settings of a config.txt or the arguments of a cmdline.txt, to compare ours with the hook's. */
+export function bootSettings(text: string, kind: 'config.txt' | 'cmdline.txt'): string[] {
+  if (kind === 'cmdline.txt')
+    return text
+      .trim()
+      .split(/\s+/)
+      .filter((a) => a !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 export type RenderedFile =

@@ -138,6 +138,14 @@ t.test('anything off the lists fails, one sentence each', async (t) => {
     [{ packages: [...good.packages, { name: 'g++', version: '1', arch: 'arm64' }] }, /g\+\+ is installed/],
     [{ packages: [...good.packages, { name: 'npm', version: '1', arch: 'all' }] }, /npm is installed/],
     [
+      { packages: [...good.packages, { name: 'gcc-14', version: '1', arch: 'arm64' }] },
+      /gcc-14 is installed/,
+    ],
+    [
+      { packages: [...good.packages, { name: 'libc6-dev', version: '1', arch: 'arm64' }] },
+      /development package libc6-dev/,
+    ],
+    [
       { listening: [{ proto: 'tcp', address: '0.0.0.0', port: 22, program: 'sshd' }] },
       /^sshd listens on tcp 0\.0\.0\.0:22$/,
     ],

@@ -8,6 +8,7 @@ import { BOOT_LABEL, ROOT_LABEL } from '../../images/recipe.js';
 import {
   type BootOptions,
   bootConfigSettings,
+  bootSettings,
   DEFAULT_BOOT,
   ImageRecipeError,
   renderCmdlineTxt,
@@ -32,7 +33,7 @@ function settings(text: string): string[] {
 
 t.test('config.txt: 64-bit, UART, the kernel and initrd by version, then the board lines', async (t) => {
   const s = settings(renderConfigTxt(boot));
-  t.equal(s[0], '[all]');
+  t.equal(s[0], 'arm_64bit=1');
   t.ok(s.includes('arm_64bit=1'));
   t.ok(s.includes('enable_uart=1'));
   t.ok(s.includes('kernel=vmlinuz-6.12.57+deb13-arm64'));
@@ -131,11 +132,17 @@ t.test('fstab mounts the root and /boot/firmware by label', async (t) => {
 t.test("raspi-firmware's settings make a kernel update write the same boot files", async (t) => {
   const def = renderRaspiFirmwareDefault(boot);
   t.match(def, new RegExp(`^ROOTPART=LABEL=${ROOT_LABEL}$`, 'm'));
-  t.match(def, /^CONSOLES="ttyS1,115200"$/m);
+  t.match(def, /^CONSOLES="tty0 ttyS1,115200"$/m);
+  t.match(def, /^CMA=0$/m, 'no cma= (a Pi 4 may not boot with it)');
   t.match(def, /^KERNEL_ARCH="arm64"$/m);
   const custom = settings(renderRaspiFirmwareCustom(boardLines));
   t.same(custom, bootConfigSettings(boardLines));
-  t.equal(renderRaspiExtraCmdline(boot), 'rootwait fsck.repair=yes net.ifnames=0\n');
+  t.equal(
+    renderRaspiExtraCmdline(boot),
+    '\n',
+    'the hook writes rw, fsck.repair, net.ifnames and rootwait itself',
+  );
+  t.equal(renderRaspiExtraCmdline({ ...boot, extraCmdline: ['cma=32M'] }), 'cma=32M\n');
   t.throws(() => renderRaspiFirmwareCustom('kernel=x'), ImageRecipeError);
 });
 
@@ -158,4 +165,29 @@ t.test('renderFile: the build asks by name; an unknown name is an error', async 
     /vmlinuz-6\.12\.1-arm64/,
   );
   t.throws(() => renderFile('passwd', { bootConfigLines: '' }), /no renderer/);
+});
+
+// What raspi-firmware 1.20240424+ds-6 (trixie) wrote in a chroot from our /etc/default files, by hand
+// from its z50-raspi-firmware hook: ours must carry the same settings in the same order.
+t.test("our config.txt and cmdline.txt carry the same settings as raspi-firmware's hook", async (t) => {
+  const hookConfig = [
+    '# Do not modify this file!',
+    '',
+    '# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode',
+    'arm_64bit=1',
+    '',
+    'enable_uart=1',
+    'upstream_kernel=1',
+    '',
+    'kernel=vmlinuz-6.12.57+deb13-arm64',
+    '# For details on the initramfs directive, see',
+    'initramfs initrd.img-6.12.57+deb13-arm64',
+    '',
+    '# Inserted by /etc/default/raspi-firmware-custom',
+    renderRaspiFirmwareCustom(boardLines),
+  ].join('\n');
+  t.same(bootSettings(renderConfigTxt(boot), 'config.txt'), bootSettings(hookConfig, 'config.txt'));
+  const hookCmdline =
+    ' console=tty0 console=ttyS1,115200 root=LABEL=ONIONROOT rw fsck.repair=yes net.ifnames=0  rootwait \n';
+  t.same(bootSettings(renderCmdlineTxt(boot), 'cmdline.txt'), bootSettings(hookCmdline, 'cmdline.txt'));
 });
