@@ -143,7 +143,7 @@ export function checkManifest(m: ImageManifest): string[] {
     if (!m.maskedUnits.includes(u)) problems.push(`unit ${u} is not masked`);
   }
   for (const p of m.packages) {
-    if (FORBIDDEN_PACKAGES.includes(p.name) || /^(gcc|g\+\+|cpp)-[0-9]+/.test(p.name)) {
+    if (FORBIDDEN_PACKAGES.includes(p.name) || /^(gcc|g\+\+|cpp)-[0-9]+$/.test(p.name)) {
       problems.push(`package ${p.name} is installed`);
     } else if (p.name.endsWith('-dev')) {
       problems.push(`development package ${p.name} is installed`);

@@ -105,6 +105,14 @@ t.test("the recipe: the issue's packages, no duplicates, nothing forbidden, list
 
 t.test('a manifest inside the allow lists passes', async (t) => {
   t.same(checkManifest(good), []);
+  // runtime pieces named like the compiler are not the compiler
+  t.same(
+    checkManifest({
+      ...good,
+      packages: [...good.packages, { name: 'gcc-14-base', version: '1', arch: 'arm64' }],
+    }),
+    [],
+  );
 });
 
 t.test('anything off the lists fails, one sentence each', async (t) => {
