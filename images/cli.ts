@@ -30,6 +30,7 @@ const lists: Record<string, readonly string[]> = {
   enabled: recipe.ENABLED_BY_IMAGE,
   'remove-paths': recipe.REMOVE_PATHS,
   'remove-modules': recipe.REMOVE_MODULE_DIRS,
+  'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
 };
 
 function optFlag(args: string[], name: string): string | undefined {

@@ -255,6 +255,12 @@ export const REMOVE_MODULE_DIRS: readonly string[] = [
   'fs/ubifs',
 ];
 
+/**
+ * Device-tree vendor directories under usr/lib/linux-image-VERSION/ that stay: raspi-firmware copies
+ * broadcom/bcm*.dtb to the boot partition; every other SoC vendor's trees (about 55 MB) go.
+ */
+export const KEEP_DTB_DIRS: readonly string[] = ['broadcom'];
+
 /** Plain-language names for the boards the image supports (all 64-bit). */
 export const BOARDS: readonly string[] = [
   'Raspberry Pi 3',
