@@ -227,7 +227,10 @@ async function main(): Promise<void> {
     }
     const rep = parseSerial(readSerial());
     const total = elapsed();
+    const reported = new Set<string>();
     for (const c of rep.checks) {
+      if (reported.has(c.check)) continue; // a line the journal echoed to the console again
+      reported.add(c.check);
       if (c.check === 'onionboxd-rss') record('onionboxd RSS in the emulated box', true, c.detail);
       else record(`box: ${c.check}`, c.pass, `${c.detail} (t=${c.t} s on the box)`);
     }
