@@ -1,0 +1,111 @@
+/**
+ * The image build's window onto the recipe: images/build (bash) asks this for lists and rendered files,
+ * so the data and the renderers exist once, in TypeScript, with unit tests.
+ *
+ *   tsx images/cli.ts list packages|build-packages|native-addons|masked|enabled|remove-paths|remove-modules
+ *   tsx images/cli.ts render config.txt|cmdline.txt|fstab|raspi-firmware|raspi-firmware-custom|raspi-extra-cmdline [--kernel VERSION]
+ *   tsx images/cli.ts image-manifest --name NAME --dpkg DPKG.tsv --debs SHA256SUMS --links LINKS.tsv [--ss SS.txt]
+ *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
+ *   tsx images/cli.ts check MANIFEST.json
+ */
+import { readFile } from 'node:fs/promises';
+import {
+  checkManifest,
+  type ImageManifest,
+  packagesFrom,
+  parseImageManifest,
+  parseSs,
+  unitsFromLinks,
+} from './check.js';
+import { imagerManifest, sha256File } from './manifest.js';
+import * as recipe from './recipe.js';
+import { renderFile } from './render.js';
+
+const lists: Record<string, readonly string[]> = {
+  packages: recipe.PACKAGES,
+  'build-packages': recipe.BUILD_PACKAGES,
+  'native-addons': recipe.NATIVE_ADDONS,
+  masked: recipe.MASKED_UNITS,
+  disabled: recipe.DISABLED_UNITS,
+  enabled: recipe.ENABLED_BY_IMAGE,
+  'remove-paths': recipe.REMOVE_PATHS,
+  'remove-modules': recipe.REMOVE_MODULE_DIRS,
+  'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
+};
+
+function optFlag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function flag(args: string[], name: string): string {
+  const v = optFlag(args, name);
+  if (v === undefined) throw new Error(`missing ${name}`);
+  return v;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, what, ...rest] = argv;
+  if (cmd === 'list' && what !== undefined && what in lists) {
+    process.stdout.write(`${(lists[what] ?? []).join('\n')}\n`);
+    return 0;
+  }
+  if (cmd === 'render' && what !== undefined) {
+    const bootConfigLines = await readFile(new URL('./boot/config.txt', import.meta.url), 'utf8');
+    process.stdout.write(renderFile(what, { bootConfigLines, kernelVersion: optFlag(rest, '--kernel') }));
+    return 0;
+  }
+  if (cmd === 'image-manifest') {
+    const args = [what ?? '', ...rest];
+    const units = unitsFromLinks(await readFile(flag(args, '--links'), 'utf8'));
+    const ss = optFlag(args, '--ss');
+    const manifest: ImageManifest = {
+      name: flag(args, '--name'),
+      packages: packagesFrom(
+        await readFile(flag(args, '--dpkg'), 'utf8'),
+        await readFile(flag(args, '--debs'), 'utf8'),
+      ),
+      enabledUnits: units.enabled,
+      maskedUnits: units.masked,
+      listening: ss === undefined ? [] : parseSs(await readFile(ss, 'utf8')),
+    };
+    process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
+    return 0;
+  }
+  if (cmd === 'imager') {
+    const args = [what ?? '', ...rest];
+    const image = flag(args, '--image');
+    const { size, sha256 } = await sha256File(image);
+    const json = imagerManifest({
+      version: flag(args, '--version'),
+      url: flag(args, '--url'),
+      icon: flag(args, '--icon'),
+      releaseDate: flag(args, '--date'),
+      extractSize: Number(flag(args, '--extract-size')),
+      extractSha256: flag(args, '--extract-sha256'),
+      downloadSize: size,
+      downloadSha256: sha256,
+    });
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    return 0;
+  }
+  if (cmd === 'check' && what !== undefined) {
+    const manifest = parseImageManifest(JSON.parse(await readFile(what, 'utf8')) as unknown);
+    const problems = checkManifest(manifest);
+    for (const p of problems) process.stderr.write(`not allowed: ${p}\n`);
+    if (problems.length === 0) process.stdout.write('manifest matches the allow list\n');
+    return problems.length === 0 ? 0 : 1;
+  }
+  process.stderr.write(
+    'usage: cli.ts list LIST | render FILE | imager --image F ... | check MANIFEST.json\n',
+  );
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`images/cli.ts: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

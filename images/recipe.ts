@@ -1,0 +1,276 @@
+/**
+ * The SD image recipe as data: which Debian packages go in, which go out again, which systemd units may be
+ * enabled and which sockets may listen. The build (images/build) reads these lists through images/cli.ts;
+ * the checker (images/check.ts) compares a built image's manifest against them.
+ */
+
+/** Debian release and architecture of the image (trixie: nodejs 20.19, kernel 6.12, e2fsprogs 1.47.2). */
+export const SUITE = 'trixie';
+export const ARCH = 'arm64';
+export const COMPONENTS = ['main', 'non-free-firmware'] as const;
+
+/** File system labels: cmdline.txt and fstab name the partitions by label, never by device. */
+export const ROOT_LABEL = 'ONIONROOT';
+export const BOOT_LABEL = 'ONIONBOOT';
+
+/** What the box runs. Installed with --no-install-recommends; nothing else is asked for. */
+export const PACKAGES: readonly string[] = [
+  // kernel and the Pi's boot firmware (non-free-firmware), Wi-Fi firmware and regulatory database
+  'linux-image-arm64',
+  'raspi-firmware',
+  'firmware-brcm80211',
+  'wireless-regdb',
+  // init, devices, modules, initramfs, the first-boot grow (sfdisk, resize2fs)
+  'systemd-sysv',
+  'udev',
+  'kmod',
+  'initramfs-tools',
+  'e2fsprogs',
+  'fdisk',
+  'iproute2',
+  // the firmware and its helpers
+  'nodejs',
+  'tor',
+  'obfs4proxy',
+  'snowflake-client',
+  'nftables',
+  'network-manager',
+  // NetworkManager's Wi-Fi client back end (only a Recommends of network-manager)
+  'wpasupplicant',
+  'hostapd',
+  'dnsmasq-base',
+  'iw',
+  'rfkill',
+];
+
+/** Installed only to compile the native addons (onoff's epoll, i2c-bus) inside the arm64 root, then purged. */
+export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g++', 'make', 'python3'];
+
+/** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
+export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
+
+/** Units the image masks: they must never start, even when another package pulls them in later. */
+export const MASKED_UNITS: readonly string[] = [
+  'nftables.service', // our lockdown unit and onionboxd own the ruleset
+  'ufw.service',
+  'firewalld.service',
+  'systemd-timesyncd.service', // no clearnet NTP, ever
+  'apt-daily.timer',
+  'apt-daily-upgrade.timer',
+  'apt-daily.service',
+  'apt-daily-upgrade.service',
+  'ModemManager.service',
+  'tor.service', // onionboxd runs and supervises tor itself (as debian-tor)
+  'tor@default.service',
+  'e2scrub_reap.service',
+  'e2scrub_all.timer',
+  'fstrim.timer',
+  'dpkg-db-backup.timer',
+];
+
+/**
+ * Units the packages enable that the image disables but does not mask: NetworkManager starts
+ * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and onionboxd starts hostapd with its
+ * own rendered config.
+ */
+export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hostapd.service'];
+
+/** Units the image enables itself (besides what systemd's presets and the packages enable). */
+export const ENABLED_BY_IMAGE: readonly string[] = [
+  'onionbox-lockdown.service',
+  'onionboxd.service',
+  'onionbox-growroot.service',
+  // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
+  'onionbox-selftest-early.service',
+  'onionbox-selftest.service',
+];
+
+/**
+ * Every unit allowed to be enabled in the image (what `systemctl list-unit-files --state=enabled` and the
+ * symlinks under /etc/systemd/system/*.wants show). Anything else enabled fails the check.
+ */
+export const ALLOWED_ENABLED_UNITS: readonly string[] = [
+  ...ENABLED_BY_IMAGE,
+  'NetworkManager.service',
+  'NetworkManager-dispatcher.service',
+  'NetworkManager-wait-online.service',
+  'getty@.service',
+  'serial-getty@.service',
+  'remote-fs.target',
+  'systemd-pstore.service',
+  'systemd-network-generator.service',
+  'dbus-org.freedesktop.nm-dispatcher.service',
+];
+
+/** A socket the image may listen on: protocol and local address:port, and which program owns it. */
+export interface AllowedSocket {
+  proto: 'tcp' | 'udp';
+  /** local address as `ss` prints it (`*` for any address) */
+  address: string;
+  port: number;
+  program: string;
+  why: string;
+}
+
+/**
+ * Listening sockets allowed on a running box (LAN 10.42.0.1 by default). Everything else listening (an
+ * SSH server, avahi, a DNS resolver on the WAN, a debug port) fails the check.
+ */
+export const ALLOWED_SOCKETS: readonly AllowedSocket[] = [
+  { proto: 'tcp', address: '10.42.0.1', port: 80, program: 'node', why: 'the web page, LAN only' },
+  {
+    proto: 'tcp',
+    address: '127.0.0.1',
+    port: 9050,
+    program: 'tor',
+    why: "tor's SocksPort (the box's checks)",
+  },
+  { proto: 'tcp', address: '127.0.0.1', port: 9051, program: 'tor', why: "tor's ControlPort (onionboxd)" },
+  { proto: 'tcp', address: '10.42.0.1', port: 9040, program: 'tor', why: "tor's TransPort for the LAN" },
+  { proto: 'udp', address: '10.42.0.1', port: 5353, program: 'tor', why: "tor's DNSPort for the LAN" },
+  { proto: 'udp', address: '*', port: 67, program: 'dnsmasq', why: 'DHCP for the LAN (port=0: no DNS)' },
+  {
+    proto: 'udp',
+    address: '0.0.0.0',
+    port: 67,
+    program: 'dnsmasq',
+    why: 'DHCP for the LAN (port=0: no DNS)',
+  },
+  { proto: 'udp', address: '*', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
+  { proto: 'udp', address: '0.0.0.0', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
+];
+
+/**
+ * Paths removed from the root after the packages are in: documentation, man pages, locales, apt's lists
+ * and caches, the npm cache. Relative to the root, shell globs.
+ */
+export const REMOVE_PATHS: readonly string[] = [
+  'usr/share/man/*',
+  'usr/share/info/*',
+  'usr/share/locale/*',
+  'usr/share/lintian/*',
+  'var/lib/apt/lists/*',
+  'var/cache/apt/*',
+  'var/cache/debconf/*-old',
+  'var/log/*',
+  'root/.npm',
+  'root/.cache',
+  'tmp/*',
+  'var/tmp/*',
+];
+
+/**
+ * Kernel module directories (under lib/modules/VERSION/kernel/) a Raspberry Pi 3/4/400/Zero 2 W never
+ * loads: other SoCs' drivers, GPUs, sound, InfiniBand, big-iron storage and network cards, media.
+ * What stays: bcm2835/brcmstb, USB, MMC, brcmfmac, the netfilter modules nft needs, virtio (the
+ * emulated boot test) and the file systems the box uses.
+ */
+export const REMOVE_MODULE_DIRS: readonly string[] = [
+  'sound',
+  'drivers/gpu',
+  'drivers/media',
+  'drivers/infiniband',
+  'drivers/ata',
+  'drivers/nvme',
+  'drivers/md',
+  'drivers/target',
+  'drivers/isdn',
+  'drivers/staging',
+  'drivers/iio',
+  'drivers/input/touchscreen',
+  'drivers/input/joystick',
+  'drivers/input/misc',
+  'drivers/bluetooth',
+  'drivers/net/ethernet/mellanox',
+  'drivers/net/ethernet/intel',
+  'drivers/net/ethernet/chelsio',
+  'drivers/net/ethernet/broadcom/bnxt',
+  'drivers/net/ethernet/qlogic',
+  'drivers/net/ethernet/marvell',
+  'drivers/net/ethernet/cavium',
+  'drivers/net/ethernet/huawei',
+  'drivers/net/ethernet/hisilicon',
+  'drivers/net/ethernet/amazon',
+  'drivers/net/ethernet/freescale',
+  'drivers/net/ethernet/stmicro',
+  'drivers/net/ethernet/qualcomm',
+  'drivers/net/ethernet/mediatek',
+  'drivers/net/ethernet/sfc',
+  'drivers/net/ethernet/netronome',
+  'drivers/net/ethernet/pensando',
+  'drivers/net/ethernet/emulex',
+  'drivers/net/ethernet/amd',
+  'drivers/net/ethernet/cisco',
+  'drivers/net/ethernet/ti',
+  'drivers/net/ethernet/renesas',
+  'drivers/net/ethernet/rockchip',
+  'drivers/net/wireless/ath',
+  'drivers/net/wireless/intel',
+  'drivers/net/wireless/mediatek',
+  'drivers/net/wireless/realtek',
+  'drivers/net/wireless/marvell',
+  'drivers/net/wireless/ti',
+  'drivers/net/wireless/quantenna',
+  'drivers/net/can',
+  'drivers/net/wwan',
+  'drivers/net/ipa',
+  'drivers/net/dsa',
+  'drivers/crypto/hisilicon',
+  'drivers/crypto/marvell',
+  'drivers/crypto/caam',
+  'drivers/crypto/ccree',
+  'drivers/crypto/qat',
+  'drivers/accel',
+  'drivers/remoteproc',
+  'drivers/interconnect/qcom',
+  'drivers/clk/qcom',
+  'drivers/pinctrl/qcom',
+  'drivers/phy/qualcomm',
+  'drivers/soc/qcom',
+  'drivers/mtd',
+  'drivers/ufs',
+  'drivers/vfio',
+  'drivers/thunderbolt',
+  'drivers/edac',
+  'drivers/fpga',
+  'drivers/misc/habanalabs',
+  'net/bluetooth',
+  'net/mac802154',
+  'net/ieee802154',
+  'net/can',
+  'net/rds',
+  'net/sunrpc',
+  'fs/nfs',
+  'fs/nfsd',
+  'fs/ceph',
+  'fs/smb',
+  'fs/ocfs2',
+  'fs/gfs2',
+  'fs/btrfs',
+  'fs/xfs',
+  'fs/f2fs',
+  'fs/jfs',
+  'fs/nilfs2',
+  'fs/bcachefs',
+  'fs/ubifs',
+];
+
+/**
+ * Device-tree vendor directories under usr/lib/linux-image-VERSION/ that stay: raspi-firmware copies
+ * broadcom/bcm*.dtb to the boot partition; every other SoC vendor's trees (about 55 MB) go.
+ */
+export const KEEP_DTB_DIRS: readonly string[] = ['broadcom'];
+
+/** Plain-language names for the boards the image supports (all 64-bit). */
+export const BOARDS: readonly string[] = [
+  'Raspberry Pi 3',
+  'Raspberry Pi 4',
+  'Raspberry Pi 400',
+  'Raspberry Pi Zero 2 W',
+];
+
+/** Raspberry Pi Imager device tags: pi3-64bit covers the Zero 2 W, pi4-64bit covers the 400. */
+export const IMAGER_DEVICES: readonly string[] = ['pi3-64bit', 'pi4-64bit'];
+
+/** The system user onionboxd runs as (tor's debian-tor comes with the tor package). */
+export const FIRMWARE_USER = 'onionbox';
