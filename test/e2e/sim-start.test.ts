@@ -71,6 +71,15 @@ async function waitOut(run: Run, re: RegExp, ms: number, dir: string): Promise<v
   }
 }
 
+/** A clean stop (the simulator removes its world), SIGKILL only if it hangs. */
+async function stopRun(run: Run): Promise<void> {
+  if (run.child.exitCode !== null || run.child.signalCode !== null) return;
+  run.child.kill('SIGTERM');
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 60_000);
+  await run.exited;
+  clearTimeout(timer);
+}
+
 function alive(pid: number): boolean {
   return existsSync(`/proc/${pid}`);
 }
@@ -88,9 +97,7 @@ t.test(
 
     // 1. a first run comes up and says where the page is
     const first = start(prefix, dir, port);
-    t.teardown(() => {
-      if (first.child.exitCode === null) first.child.kill('SIGKILL');
-    });
+    t.teardown(() => stopRun(first));
     await waitOut(first, /the page: +http:\/\/127\.0\.0\.1:\d+\//, 180_000, dir);
     t.match(first.out(), /namespaces ready/);
     t.match(first.out(), /private Tor network ready/);
@@ -112,9 +119,7 @@ t.test(
     await first.exited;
     t.equal((await namespacesOf(prefix)).length, 3, 'a SIGKILLed run leaves its namespaces');
     const third = start(prefix, dir, port);
-    t.teardown(() => {
-      if (third.child.exitCode === null) third.child.kill('SIGKILL');
-    });
+    t.teardown(() => stopRun(third));
     await waitOut(third, /the page: /, 180_000, dir);
     t.match(third.out(), /removing a previous run's namespace/);
     for (const p of info.pids)
