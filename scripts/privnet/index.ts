@@ -13,7 +13,7 @@
  * SIGKILLed harness by at most a few seconds.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -56,6 +56,8 @@ export interface PrivnetOptions {
   timeoutMs?: number;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
+  /** Told of every process started (name, PID), as it starts: a caller that may die can record them. */
+  onSpawn?: (name: string, pid: number) => void;
 }
 
 export interface PrivnetRelay {
@@ -152,11 +154,17 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   return ports;
 }
 
-function spawnIn(netns: string | undefined, cmd: string, args: string[]): ChildProcess {
+function spawnIn(
+  netns: string | undefined,
+  cmd: string,
+  args: string[],
+  onSpawn?: (name: string, pid: number) => void,
+): ChildProcess {
   const child = netns
     ? spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
     : spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   if (child.pid) livePids.add(child.pid);
+  if (child.pid) onSpawn?.(`privnet-${cmd === 'tor' ? 'tor' : 'http'}`, child.pid);
   child.once('exit', () => {
     if (child.pid) livePids.delete(child.pid);
   });
@@ -226,11 +234,12 @@ function tail(path: string, lines = 15): string {
 }
 
 /**
- * Counts relays an authority's microdescriptor consensus lists as usable: Running+Valid+Stable, and
+ * Counts relays an authority's microdescriptor consensus lists as usable (only a consensus written
+ * since `since`: a file left by an earlier run in the same directory does not count): Running+Valid+Stable, and
  * Guard for the middles, Exit for the exit.
  */
-function consensusRunning(path: string): number {
-  if (!existsSync(path)) return 0;
+function consensusRunning(path: string, since = 0): number {
+  if (!existsSync(path) || statSync(path).mtimeMs < since) return 0;
   let running = 0;
   let nick = '';
   for (const line of readFileSync(path, 'utf8').split('\n')) {
@@ -305,15 +314,20 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         import.meta.url,
       ).pathname;
       const nodeArgs = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), script] : [script];
-      const child = spawnIn(opts.netns, process.execPath, [
-        ...nodeArgs,
-        '--host',
-        host,
-        '--port',
-        loopback ? '0' : String(opts.httpPort ?? 8080),
-        '--exit',
-        loopback ? '-' : exitOutboundAddress,
-      ]);
+      const child = spawnIn(
+        opts.netns,
+        process.execPath,
+        [
+          ...nodeArgs,
+          '--host',
+          host,
+          '--port',
+          loopback ? '0' : String(opts.httpPort ?? 8080),
+          '--exit',
+          loopback ? '-' : exitOutboundAddress,
+        ],
+        opts.onSpawn,
+      );
       children.push(child);
       names.push('http server');
       httpChild = child;
@@ -432,7 +446,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       }
       const torrc = join(r.dataDir, 'torrc');
       await writeFile(torrc, `${lines.join('\n')}\n`, { mode: 0o600 });
-      const child = spawnIn(opts.netns, 'tor', ['-f', torrc, '--ignore-missing-torrc']);
+      const child = spawnIn(opts.netns, 'tor', ['-f', torrc, '--ignore-missing-torrc'], opts.onSpawn);
       children.push(child);
       names.push(r.nickname);
       r.pid = child.pid ?? 0;
@@ -475,7 +489,12 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         `__OwningControllerProcess ${process.pid}`,
       ];
       await writeFile(join(dataDir, 'torrc'), `${lines.join('\n')}\n`, { mode: 0o600 });
-      const child = spawnIn(opts.netns, 'tor', ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc']);
+      const child = spawnIn(
+        opts.netns,
+        'tor',
+        ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc'],
+        opts.onSpawn,
+      );
       children.push(child);
       names.push('bridge0');
       bridge = { line: '', address, port: ptPort ?? 0, fingerprint, pid: child.pid ?? 0, dataDir };
@@ -506,7 +525,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     const consensusFiles = relays
       .filter((r) => r.role === 'authority')
       .map((r) => join(r.dataDir, 'cached-microdesc-consensus'));
-    while (!consensusFiles.every((f) => consensusRunning(f) >= relays.length)) {
+    while (!consensusFiles.every((f) => consensusRunning(f, t0) >= relays.length)) {
       assertAlive();
       if (Date.now() > deadline) throw new Error('privnet: no complete consensus in time');
       await sleep(250);
@@ -547,7 +566,12 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       `__OwningControllerProcess ${process.pid}`,
     ];
     await writeFile(join(probeDir, 'torrc'), `${probeLines.join('\n')}\n`, { mode: 0o600 });
-    const probe = spawnIn(opts.netns, 'tor', ['-f', join(probeDir, 'torrc'), '--ignore-missing-torrc']);
+    const probe = spawnIn(
+      opts.netns,
+      'tor',
+      ['-f', join(probeDir, 'torrc'), '--ignore-missing-torrc'],
+      opts.onSpawn,
+    );
     let control: TorControl | null = null;
     try {
       control = await connectControl({ path: join(probeDir, 'control') }, 20_000);

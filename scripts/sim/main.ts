@@ -100,6 +100,10 @@ async function cleanStale(
         }
       }
     }
+    // SIGKILL is not instant: the old processes must be gone before their paths are used again
+    for (let i = 0; i < 50 && pids.some((p) => alive(p.pid) && cmdline(p.pid).includes(work)); i++) {
+      await sleep(100);
+    }
     rmSync(file, { force: true });
     rmSync(pidsFile, { force: true });
   }

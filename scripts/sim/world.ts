@@ -277,6 +277,12 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     log(`${part} ready (${((now - t0) / 1000).toFixed(1)} s)`);
   };
 
+  const others: { name: string; pid: number }[] = [];
+  const recordPids = () =>
+    writeFileSync(
+      join(dir, 'pids.json'),
+      `${JSON.stringify([...tracked.map((x) => ({ name: x.name, pid: x.pid })), ...others])}\n`,
+    );
   const track = (name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => {
     const logFile = join(dir, `${name}.log`);
     const fd = openSync(logFile, 'a');
@@ -289,10 +295,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     const t: Tracked = { name, pid: child.pid ?? 0, child, log: logFile };
     tracked.push(t);
     // recorded as they start: a run that dies half-way can still be cleaned up by PID
-    writeFileSync(
-      join(dir, 'pids.json'),
-      `${JSON.stringify(tracked.map((x) => ({ name: x.name, pid: x.pid })))}\n`,
-    );
+    recordPids();
     return t;
   };
 
@@ -457,6 +460,10 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       exitResolvConf: resolvConf,
       obfs4Bridge: opts.obfs4Bridge === true,
       log: (l) => log(`privnet: ${l}`),
+      onSpawn: (name, pid) => {
+        others.push({ name, pid });
+        recordPids();
+      },
     });
     privnetP.catch(() => undefined);
 
