@@ -4,6 +4,7 @@
  * clock; everything else is as on a Pi (firewall, tor as debian-tor, the page on the LAN address), so
  * the simulator runs it inside its own network namespace (scripts/sim/), never on the host.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { parseDaemonArgs } from './args.js';
 import { Daemon } from './daemon.js';
 import { describeError } from './errors.js';
@@ -11,12 +12,36 @@ import { createSdNotifier } from './lib/sd-notify.js';
 import { createLogger } from './log.js';
 import { loadTestNetwork, type TestNetwork } from './tor/test-network.js';
 
+/**
+ * True when this process runs in a named network namespace (`ip netns add`, bound under /run/netns), as
+ * the simulator's box does; false in the machine's own namespace (or when it cannot be told).
+ */
+function inNamedNetns(): boolean {
+  try {
+    const self = statSync('/proc/self/ns/net');
+    return readdirSync('/run/netns').some((n) => {
+      const st = statSync(`/run/netns/${n}`);
+      return st.ino === self.ino && st.dev === self.dev;
+    });
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseDaemonArgs>;
   try {
     args = parseDaemonArgs(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`onionboxd: ${describeError(err)}\n`);
+    return 2;
+  }
+  if (args.simulate && !inNamedNetns()) {
+    // --simulate changes only the board and the clock: the firewall and addresses are the box's own. On
+    // a development machine that must happen in the simulator's namespace, never to the host.
+    process.stderr.write(
+      "onionboxd: --simulate runs inside the simulator's own network namespace, not on this host: use `npm start`\n",
+    );
     return 2;
   }
   const log = createLogger({ level: args.logLevel, pretty: false });

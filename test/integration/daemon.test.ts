@@ -19,13 +19,29 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
   // fails at the configuration, before the firewall or anything else is touched: safe on the host
   const r = spawnSync(
     process.execPath,
-    [...nodeTsArgs(), `${root}firmware/main.ts`, '--simulate', '--state-dir', dir, '--listen', '127.0.0.1:0'],
+    [...nodeTsArgs(), `${root}firmware/main.ts`, '--state-dir', dir, '--listen', '127.0.0.1:0'],
     { encoding: 'utf8', env: { ...process.env, CI: 'true' }, timeout: 20_000 },
   );
   t.equal(r.status, 1);
   t.match(r.stdout, /OBX_ERR_CONFIG_UNREADABLE/);
   t.match(r.stdout, /the box stays closed/);
 });
+
+t.test(
+  '--simulate on the host itself is refused: the simulator runs onionboxd in its own namespace',
+  async (t) => {
+    const r = spawnSync(
+      process.execPath,
+      [...nodeTsArgs(), `${root}firmware/main.ts`, '--simulate', '--state-dir', tmpDir(t)],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
+    t.equal(r.status, 2);
+    t.match(r.stderr, /use `npm start`/);
+  },
+);
 
 t.test('a bad test-network file: clear error, exit 2, nothing touched', async (t) => {
   const dir = tmpDir(t);
