@@ -24,7 +24,8 @@ export interface SimInfo {
 
 const NETNS = /^[a-z][a-z0-9]{1,9}-(lan|box|inet)$/;
 
-function alive(pid: number): boolean {
+/** Whether a process with this PID exists (signal 0: nothing is sent). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -41,7 +42,7 @@ export function readSimInfo(dir = process.env.ONIONBOX_SIM_DIR ?? SIM_DIR): SimI
   } catch {
     return null;
   }
-  if (!Number.isInteger(info.pid) || info.pid <= 0 || !alive(info.pid)) return null;
+  if (!Number.isInteger(info.pid) || info.pid <= 0 || !processAlive(info.pid)) return null;
   if (!NETNS.test(info.lan?.netns ?? '') || typeof info.box?.stateDir !== 'string') return null;
   return info;
 }

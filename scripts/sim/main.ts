@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync }
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { processAlive } from '../../firmware/cli/sim.js';
 import { ipcCall, socketPath } from '../../firmware/ipc.js';
 import { buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
 
@@ -42,15 +43,6 @@ export const TOOLS: Record<string, string> = {
 
 function have(tool: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$0"', tool], { stdio: 'ignore' }).status === 0;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function cmdline(pid: number): string {
@@ -91,7 +83,7 @@ async function cleanStale(
     ];
     for (const p of pids) {
       // only a process whose command line names this simulator's directory is one we started
-      if (Number.isInteger(p.pid) && p.pid > 1 && alive(p.pid) && cmdline(p.pid).includes(work)) {
+      if (Number.isInteger(p.pid) && p.pid > 1 && processAlive(p.pid) && cmdline(p.pid).includes(work)) {
         say(`removing a previous run's ${p.name} (pid ${p.pid})`);
         try {
           process.kill(p.pid, 'SIGKILL');
@@ -101,7 +93,7 @@ async function cleanStale(
       }
     }
     // SIGKILL is not instant: the old processes must be gone before their paths are used again
-    for (let i = 0; i < 50 && pids.some((p) => alive(p.pid) && cmdline(p.pid).includes(work)); i++) {
+    for (let i = 0; i < 50 && pids.some((p) => processAlive(p.pid) && cmdline(p.pid).includes(work)); i++) {
       await sleep(100);
     }
     rmSync(file, { force: true });
@@ -167,7 +159,7 @@ async function main(): Promise<number> {
       return null;
     }
   })();
-  if (existing && alive(existing.pid) && cmdline(existing.pid).includes('scripts/sim/main')) {
+  if (existing && processAlive(existing.pid) && cmdline(existing.pid).includes('scripts/sim/main')) {
     say(`already running (pid ${existing.pid}), page at ${existing.page?.url ?? '?'}; nothing changed`);
     return 1;
   }

@@ -376,34 +376,26 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
     }
-    await ip([
-      'link',
-      'add',
-      BOX_WAN_IF,
-      'netns',
-      netns.box,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      INET_IF,
-      'netns',
-      netns.inet,
-    ]);
-    await ip([
-      'link',
-      'add',
-      BOX_LAN_IF,
-      'netns',
-      netns.box,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      LAN_IF,
-      'netns',
-      netns.lan,
-    ]);
+    // two veth pairs, each end created straight in its namespace (the host never sees the names)
+    for (const [boxIf, peer, peerNs] of [
+      [BOX_WAN_IF, INET_IF, netns.inet],
+      [BOX_LAN_IF, LAN_IF, netns.lan],
+    ] as const) {
+      await ip([
+        'link',
+        'add',
+        boxIf,
+        'netns',
+        netns.box,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        peer,
+        'netns',
+        peerNs,
+      ]);
+    }
     for (const [ns, ifname] of worst
       ? []
       : ([
