@@ -35,6 +35,7 @@ import type {
   DropCounters,
   FirewallModeName,
   JoinWifiInput,
+  LeakReport,
   NetworkView,
   PageSettings,
   SimBoardControls,
@@ -115,6 +116,8 @@ export interface BoxControllerDeps {
   claimCode?: string | undefined;
   /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
   network?: net.NetworkLike | undefined;
+  /** The leak self-test (firmware/leak-test/); without it the test answers LEAK_TEST_UNAVAILABLE. */
+  leakTest?: { run(): Promise<LeakReport>; last(): LeakReport | null } | undefined;
 }
 
 const OWNER = 'box';
@@ -250,6 +253,15 @@ export class BoxController implements BoxApi {
 
   newIdentity(): Promise<void> {
     return this.deps.tor.newIdentity();
+  }
+
+  runLeakTest(): Promise<LeakReport> {
+    if (!this.deps.leakTest) return Promise.reject(obxError('LEAK_TEST_UNAVAILABLE'));
+    return this.deps.leakTest.run();
+  }
+
+  lastLeakTest(): LeakReport | null {
+    return this.deps.leakTest?.last() ?? null;
   }
 
   async setSoftKill(engaged: boolean): Promise<void> {

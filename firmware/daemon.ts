@@ -28,6 +28,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdir } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -41,6 +42,7 @@ import { EventBus } from './events.js';
 import { Firewall, modeOnly } from './firewall/apply.js';
 import type { FirewallParams, RelayEndpoint } from './firewall/params.js';
 import { IpcServer, socketPath } from './ipc.js';
+import { LeakTester } from './leak-test/leak-test.js';
 import { type AccessPoint, createAccessPoint } from './net/access-point.js';
 import { createBoxNetwork } from './net/box-network.js';
 import { createLanDhcp, type LanDhcp } from './net/lan-dhcp.js';
@@ -293,18 +295,33 @@ export class Daemon {
           },
         });
         registerTorIpc(this.ipc, this.#tor);
-        this.ipc.register('tor.check', async () => {
-          // The URL is fixed by the firmware (the test network's, when one is set), never input.
-          const url = this.opts.testNetwork?.checkUrl ?? DEFAULT_CHECK_URL;
-          const result = await new TorCheck({
-            socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
-            url,
-          }).run();
-          return { ...result, url };
-        });
+        this.ipc.register('tor.check', () => this.#torCheck());
       },
       stop: async () => undefined,
     };
+  }
+
+  /** "Is this Tor?" through tor's SOCKS port; the URL is fixed by the firmware (the test network's, when one is set), never input. */
+  async #torCheck(): Promise<{ isTor: boolean; ip: string; url: string }> {
+    const url = this.opts.testNetwork?.checkUrl ?? DEFAULT_CHECK_URL;
+    const result = await new TorCheck({ socks: { host: '127.0.0.1', port: TOR_PORTS.socks }, url }).run();
+    return { ...result, url };
+  }
+
+  /** The leak self-test, on the box's real firewall, sysctls and WAN (firmware/leak-test/). */
+  #leakTester(fw: Firewall): LeakTester {
+    return new LeakTester({
+      firewallMode: () => fw.current(),
+      audit: () => fw.audit(),
+      routing: () => this.#box?.status().state === 'routing',
+      torCheck: () => this.#torCheck(),
+      wanInterface: () => this.config.get().network.wanInterface,
+      dhcpServers: () => this.#dhcpServers,
+      wanAddresses: () => {
+        const addrs = networkInterfaces()[this.config.get().network.wanInterface] ?? [];
+        return addrs.filter((a) => a.family === 'IPv4').map((a) => a.address);
+      },
+    });
   }
 
   #boxService(): Service {
@@ -388,6 +405,7 @@ export class Daemon {
           sim,
           clock: { set: (ms) => clockRef.setFromOwner(ms) },
           // nft refusing every closed ruleset: stop tor so nothing the old ruleset allows can flow
+          leakTest: this.#leakTester(fw),
           containment: {
             engage: async () => {
               torWasRunning = tor.status().phase !== 'stopped';
@@ -402,6 +420,8 @@ export class Daemon {
         // The first (closed) mode is in the kernel before tor runs: after a crash it may still hold `routing`.
         await this.#box.settled();
         registerBoardIpc(this.ipc, this.#box);
+        const box = this.#box;
+        this.ipc.register('box.leakTest', () => box.runLeakTest());
       },
       stop: async () => {
         await this.#box?.stop();

@@ -20,6 +20,7 @@ import type {
   ClaimTicket,
   DropCounters,
   JoinWifiInput,
+  LeakReport,
   NetworkView,
   PageSettings,
   SimBoardControls,
@@ -29,6 +30,7 @@ import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { obxError } from '../../firmware/errors.js';
+import { LeakTester } from '../../firmware/leak-test/leak-test.js';
 import { clockInRange } from '../../firmware/lib/clock-range.js';
 import * as net from '../../firmware/net/box-network.js';
 import { OwnerAccount } from '../../firmware/owner.js';
@@ -229,6 +231,35 @@ export class FakeBox implements BoxApi {
       invalid: { packets: 1, bytes: 40 },
       other: { packets: 0, bytes: 0 },
     };
+  }
+
+  /**
+   * The real leak self-test (firmware/leak-test/) on stand-ins for the kernel: by default what a sound
+   * box shows (the firewall audit passes, the probes are dropped inside the box). Tests replace it.
+   */
+  leakTest: LeakTester = new LeakTester({
+    firewallMode: () => (this.torRunning && this.progress === 100 ? 'routing' : 'connecting'),
+    audit: async () => undefined,
+    routing: () => this.status().state === 'routing',
+    torCheck: async () => ({ isTor: true, ip: '198.51.100.7' }),
+    wanInterface: () => 'eth0',
+    dhcpServers: () => ['192.168.1.1'],
+    wanAddresses: () => ['192.168.1.23'],
+    now: () => this.#now(),
+    probes: {
+      tcp: async () => ({ kind: 'silent', tracked: false }),
+      udp: async () => ({ kind: 'error', code: 'EPERM' }),
+      sysctls: async () => ({ ipForward: '0', allForwarding: '0', ipv6Disabled: '1', ipv6Present: true }),
+      routeTable: async () => '',
+    },
+  });
+
+  runLeakTest(): Promise<LeakReport> {
+    return this.leakTest.run();
+  }
+
+  lastLeakTest(): LeakReport | null {
+    return this.leakTest.last();
   }
 
   async newIdentity(): Promise<void> {
