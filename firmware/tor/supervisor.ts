@@ -379,6 +379,31 @@ export class TorSupervisor {
     };
   }
 
+  /**
+   * The box's network changed under tor (firmware/net/change.ts). A new LAN address re-renders the
+   * torrc (TransPort/DNSPort listen there); then RELOAD (tor re-binds its listeners), NEWNYM, and
+   * ready again only once a fresh exit circuit is built over the new network. Serialised with
+   * applySettings. Resolves true when ready, or with why not.
+   */
+  networkChanged(change: { lanAddress?: string | undefined } = {}): Promise<true | string> {
+    const run = this.#applyQueue.then(async () => {
+      if (change.lanAddress !== undefined && change.lanAddress !== this.#opts.runtime.lanAddress) {
+        const runtime = { ...this.#opts.runtime, lanAddress: change.lanAddress };
+        const text = renderTorrc(this.#settings, runtime);
+        const candidate = `${this.#opts.torrcPath}.new`;
+        await atomicWriteFile(candidate, text, 0o644);
+        const verified = await verifyConfig(this.#torBinary, candidate);
+        if (!verified.ok) return verified.output || 'tor --verify-config failed';
+        await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
+        await atomicWriteFile(this.goodTorrcPath, text, 0o644);
+        this.#opts.runtime = runtime;
+      }
+      return this.#reloadAndWait();
+    });
+    this.#applyQueue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Resolves when ready (true) or after timeoutMs (false). */
   waitReady(timeoutMs: number): Promise<boolean> {
     if (this.#status.ready) return Promise.resolve(true);
