@@ -12,11 +12,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
+
+/** Real dnsmasq in the box namespace ($OBX_DNSMASQ_NETNS), for LanDhcp running on the host. */
+const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/fixtures/net/dnsmasq-in-netns', import.meta.url));
 
 class Cleanup {
   private fns: (() => unknown)[] = [];
@@ -45,6 +49,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
   c.teardown(() => rmSync(dir, { recursive: true, force: true }));
   try {
     const box = await makeNetns(c, 'bnbox');
+    process.env.OBX_DNSMASQ_NETNS = box;
     const dev = await makeNetns(c, 'bndev');
     await makeVeth(box, 'lan0', dev, 'dev0');
     await addAddr(box, 'lan0', '10.42.0.1/24');
@@ -61,7 +66,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
       const lan = new LanDhcp({
         settings: { interface: 'lan0', lanAddr: '10.42.0.1/24', leaseFile, leaseSeconds: 600 },
         confPath: join(dir, 'dnsmasq.conf'),
-        netns: box,
+        dnsmasq: DNSMASQ_IN_NETNS,
       });
       await lan.start();
       return lan;
