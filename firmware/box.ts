@@ -586,6 +586,7 @@ export class BoxController implements BoxApi {
         try {
           await this.deps.firewall.apply(want);
           this.#applied = want;
+          this.deps.log.info({ mode: want }, 'firewall mode applied');
           await this.#contain(false);
           if (faulted) this.#scheduleRetry();
         } catch (err) {
