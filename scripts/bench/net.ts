@@ -15,25 +15,9 @@ import { join } from 'node:path';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';
+import { Cleanup } from './helpers.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
-
-class Cleanup {
-  private fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void {
-    this.fns.unshift(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns) {
-      try {
-        await fn();
-      } catch {
-        // best effort; the next cleanup still runs
-      }
-    }
-    this.fns = [];
-  }
-}
 
 function verbose(s: string): void {
   if (process.env.BENCH_VERBOSE) process.stderr.write(`${s}\n`);
