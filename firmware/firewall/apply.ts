@@ -572,7 +572,7 @@ export class Firewall {
  * The shape firmware/box.ts asks for (apply(mode), counters()): binds the firewall to the parameters the
  * daemon knows (interfaces, addresses, tor's uid, ports and the current relay set).
  */
-export function modeOnly(
+export function firewallForBox(
   fw: Firewall,
   params: () => FirewallParams,
 ): {
