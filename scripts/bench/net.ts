@@ -26,28 +26,12 @@ import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';
 import { BOX_WAN_IF, BOX_WAN2_IF, buildWorld, EXIT_ADDR, HOSTNAME, type World } from '../sim/world.js';
+import { Cleanup } from './helpers.js';
 import { percentile, rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
 /** Real dnsmasq in the box namespace ($OBX_DNSMASQ_NETNS), for LanDhcp running on the host. */
 const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/fixtures/net/dnsmasq-in-netns', import.meta.url));
-
-class Cleanup {
-  private fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void {
-    this.fns.unshift(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns) {
-      try {
-        await fn();
-      } catch {
-        // best effort; the next cleanup still runs
-      }
-    }
-    this.fns = [];
-  }
-}
 
 function verbose(s: string): void {
   if (process.env.BENCH_VERBOSE) process.stderr.write(`${s}\n`);

@@ -12,7 +12,7 @@ import { SimBoard } from '../../board/sim/board.js';
 import { BoxController, type TorLike } from '../../firmware/box.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
-import { Firewall, modeOnly } from '../../firmware/firewall/apply.js';
+import { Firewall, firewallForBox } from '../../firmware/firewall/apply.js';
 import type { FirewallParams } from '../../firmware/firewall/params.js';
 import { leaseCidr, WanLeaseWatcher } from '../../firmware/net/wan-lease.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
@@ -85,7 +85,7 @@ t.test('an overlapping WAN lease closes the box until a lease no longer overlaps
     bus,
     board: new SimBoard({ initialSwitch: 'released' }),
     tor,
-    firewall: modeOnly(fw, params),
+    firewall: firewallForBox(fw, params),
     log: {
       info: () => undefined,
       warn: () => undefined,
