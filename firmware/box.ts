@@ -23,7 +23,6 @@
  * box is unclaimed again, every session ends, the hold's own press approves nothing, and neither old
  * secret stays in config.json or its backup.
  */
-import { execFile } from 'node:child_process';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
   AccessPointInput,
@@ -59,6 +58,7 @@ import {
   type TorStatus,
   view,
 } from './state/machine.js';
+import { setSystemClock } from './tor/clock.js';
 
 export type { TorStatus } from './state/machine.js';
 
@@ -582,15 +582,8 @@ function isClosed(mode: FirewallModeName | null): boolean {
   return mode === 'killed' || mode === 'lockdown';
 }
 
-/** The box's clock: `date -u -s @SECONDS`, argument array, no shell. */
-const systemClock: SystemClock = {
-  set: (epochMs) =>
-    new Promise((resolve, reject) => {
-      execFile('date', ['-u', '-s', `@${Math.floor(epochMs / 1000)}`], { timeout: 5000 }, (err) =>
-        err ? reject(obxError('CLOCK_INVALID', `date failed: ${err.message}`)) : resolve(),
-      );
-    }),
-};
+/** The box's clock: the one setter (tor/clock.ts). */
+const systemClock: SystemClock = { set: setSystemClock };
 
 function simulatedClock(log: BoardLogger): SystemClock {
   return {

@@ -26,7 +26,6 @@
  * before it lets go of the board. A crash leaves the last ruleset in the kernel (it never forwards); the
  * unit's ExecStopPost then loads the boot lockdown.
  */
-import { execFile } from 'node:child_process';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -51,6 +50,7 @@ import type { Service } from './service.js';
 import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
 import { ClockService, setSystemClock } from './tor/clock.js';
 import { registerTorIpc } from './tor/ipc.js';
+import { systemUser } from './tor/process.js';
 import { RelaySet } from './tor/relay-set.js';
 import { TorSupervisor } from './tor/supervisor.js';
 import type { TestNetwork } from './tor/test-network.js';
@@ -75,14 +75,11 @@ export const TOR_PORTS = Object.freeze({ socks: 9050, control: 9051, trans: 9040
 /** Besides every new consensus, the relay set is re-read this often. */
 const RELAY_REFRESH_MS = 10 * 60_000;
 
-function uidOf(user: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    execFile('id', ['-u', user], { timeout: 5000 }, (err, stdout) => {
-      const uid = Number(stdout.trim());
-      if (err || !Number.isInteger(uid) || uid <= 0) reject(new Error(`no uid for user ${user}`));
-      else resolve(uid);
-    });
-  });
+/** A system user's uid, found the one way (tor/process.ts systemUser, from /etc/passwd); never root. */
+async function uidOf(user: string): Promise<number> {
+  const { uid } = await systemUser(user).catch(() => ({ uid: 0 }));
+  if (uid <= 0) throw new Error(`no uid for user ${user}`);
+  return uid;
 }
 
 export class Daemon {
