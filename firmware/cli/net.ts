@@ -3,21 +3,13 @@
  * for the given values. Every value goes through firmware/net/grammar.ts first: a bad one prints a clear
  * error on stderr, exits non-zero and prints nothing on stdout. The renderers load only when these run.
  */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type CliOptions, parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
 import type { CliCommand } from './types.js';
 
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, required: string[]) {
-  let values: Record<string, unknown>;
-  try {
-    values = parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
-  for (const r of required) {
-    if (values[r] === undefined) throw obxError('CLI_USAGE', `--${r} is required`);
-  }
-  return values as Record<string, string | undefined>;
+/** Every option here is a string. */
+function parse(argv: string[], options: CliOptions, required: string[]) {
+  return parseCliArgs(argv, options, { required }).values as Record<string, string | undefined>;
 }
 
 export const netRenderHostapdCommand: CliCommand = {
