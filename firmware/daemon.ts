@@ -30,6 +30,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { createBoard } from '../board/index.js';
 import type { Board } from '../board/types.js';
 import { buildWebApp } from '../web/app.js';
 import { BoxController, registerBoardIpc } from './box.js';
@@ -315,19 +316,13 @@ export class Daemon {
         if (!fw || !tor) throw new Error('box started before firewall and tor');
         // Platform choice, made here once: the board and the clock.
         const simulate = this.opts.simulate;
-        let sim: BoxController['sim'];
-        if (simulate) {
-          const { SimBoard } = await import('../board/sim/board.js');
-          const board = new SimBoard();
-          sim = board.controls();
-          this.#board = board;
-        } else {
-          const { GpioBoard } = await import('../board/gpio/board.js');
-          this.#board = new GpioBoard({
-            config: this.config.get().board,
-            log: this.opts.log.child({ component: 'board' }),
-          });
-        }
+        const chosen = await createBoard({
+          simulate,
+          config: this.config.get().board,
+          log: this.opts.log.child({ component: 'board' }),
+        });
+        const sim: BoxController['sim'] = chosen.sim;
+        this.#board = chosen.board;
         // The simulator's clock is the host's: it records the owner's time but never sets the host clock.
         clock = new ClockService({
           file: join(this.opts.stateDir, 'clock.json'),
