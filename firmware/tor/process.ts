@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { obxError } from '../errors.js';
+import { followLines, LastLines } from '../lib/child-lines.js';
 
 /**
  * tor's environment: onionboxd's without systemd's notify socket and watchdog variables (tor would
@@ -51,7 +52,7 @@ const MAX_LOG_LINES = 40;
 /** One run of tor: spawned on construction of start(), its last log lines kept, killed on stop. */
 export class TorProcess {
   readonly child: ChildProcess;
-  readonly #logLines: string[] = [];
+  readonly #logLines = new LastLines(MAX_LOG_LINES);
   /** Rejects when tor exits or cannot be spawned (used to race its start-up). */
   readonly exited: Promise<never>;
 
@@ -64,21 +65,13 @@ export class TorProcess {
         env: torEnvironment(process.env),
       },
     );
-    let buffered = '';
-    const onOut = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const clean = line.replace(/[^\x20-\x7e]/g, '').slice(0, 300);
-        if (!clean) continue;
-        this.#logLines.push(clean);
-        if (this.#logLines.length > MAX_LOG_LINES) this.#logLines.shift();
-        onLine(clean);
-      }
-    };
-    this.child.stdout?.on('data', onOut);
-    this.child.stderr?.on('data', onOut);
+    // tor's stdout and stderr, each split into lines on its own; kept printable ASCII and short.
+    followLines([this.child.stdout, this.child.stderr], (line) => {
+      const clean = line.replace(/[^\x20-\x7e]/g, '').slice(0, 300);
+      if (!clean) return;
+      this.#logLines.push(clean);
+      onLine(clean);
+    });
     this.exited = new Promise<never>((_, reject) => {
       this.child.once('exit', (code, signal) => {
         reject(
@@ -102,7 +95,7 @@ export class TorProcess {
   }
 
   lastLines(n: number): string[] {
-    return this.#logLines.slice(-n);
+    return this.#logLines.last(n);
   }
 
   onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {
