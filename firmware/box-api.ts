@@ -6,8 +6,10 @@
 
 import type { ClaimProgress, ClaimTicket } from './claim.js';
 import type { Config, TorConfig } from './config/schema.js';
+import type { LeakReport } from './leak-test/judge.js';
 
 export type { ClaimProgress, ClaimTicket } from './claim.js';
+export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from './leak-test/judge.js';
 
 /** The box's settings as the page may read them: everything but the owner's secrets. */
 export type PageSettings = Readonly<Omit<Config, 'web'> & { web: { readonly port: number } }>;
@@ -97,6 +99,10 @@ export interface BoxApi extends BoxNetworkApi {
   circuits(): Promise<CircuitInfo[]>;
   counters(): Promise<DropCounters>;
   newIdentity(): Promise<void>;
+  /** Runs the leak self-test (firmware/leak-test/); a run under way is joined. */
+  runLeakTest(): Promise<LeakReport>;
+  /** The last leak self-test's report, or null when none has run since the box started. */
+  lastLeakTest(): LeakReport | null;
   setSoftKill(engaged: boolean): Promise<void>;
   /** Validates, writes and applies tor settings; rolls back to the last working ones if tor fails. */
   applyTorSettings(settings: TorConfig): Promise<ApplyTorResult>;

@@ -34,6 +34,7 @@ import type {
   DropCounters,
   FirewallModeName,
   JoinWifiInput,
+  LeakReport,
   NetworkView,
   PageSettings,
   SimBoardControls,
@@ -48,6 +49,13 @@ import type { EventBus } from './events.js';
 import type { IpcServer } from './ipc.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import * as net from './net/box-network.js';
+import {
+  type ChangeHandlers,
+  type ChangeStep,
+  executeNetworkChange,
+  type NetworkShape,
+  planNetworkChange,
+} from './net/change.js';
 import { OwnerAccount } from './owner.js';
 import {
   initialState,
@@ -115,7 +123,25 @@ export interface BoxControllerDeps {
   claimCode?: string | undefined;
   /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
   network?: net.NetworkLike | undefined;
+  /** The leak self-test (firmware/leak-test/); without it the test answers LEAK_TEST_UNAVAILABLE. */
+  leakTest?: { run(): Promise<LeakReport>; last(): LeakReport | null } | undefined;
+  /**
+   * The system side of a WAN/LAN change (firmware/net/change.ts): the daemon's step executors. The box
+   * owns close, reconnect's firewall mode and open (the state machine); without it changeNetwork()
+   * says NET_UNAVAILABLE.
+   */
+  networkChange?: NetworkChangeSystem | undefined;
 }
+
+/** The daemon's executors for the system steps of a network change (one per step kind). */
+export type NetworkChangeSystem = Omit<ChangeHandlers, 'close' | 'open' | 'commit' | 'reconnect'> & {
+  /** The network the box runs on now. */
+  current(): NetworkShape;
+  /** Stores the wanted network (the config store's atomic write). */
+  commit(wanted: NetworkShape): Promise<void>;
+  /** tor over the new network: fresh circuits, resolves once a new exit circuit is built. */
+  reconnect(): Promise<void>;
+};
 
 const OWNER = 'box';
 
@@ -134,6 +160,7 @@ export class BoxController implements BoxApi {
   #started = false;
   #startedAt = 0;
   readonly #owner: OwnerAccount;
+  #netChanging = false;
   #lastScreen = '';
   #lastStatus = '';
   #events: string[] = [];
@@ -250,6 +277,15 @@ export class BoxController implements BoxApi {
 
   newIdentity(): Promise<void> {
     return this.deps.tor.newIdentity();
+  }
+
+  runLeakTest(): Promise<LeakReport> {
+    if (!this.deps.leakTest) return Promise.reject(obxError('LEAK_TEST_UNAVAILABLE'));
+    return this.deps.leakTest.run();
+  }
+
+  lastLeakTest(): LeakReport | null {
+    return this.deps.leakTest?.last() ?? null;
   }
 
   async setSoftKill(engaged: boolean): Promise<void> {
@@ -374,7 +410,125 @@ export class BoxController implements BoxApi {
     return this.#reconcile();
   }
 
-  // --- networking (firmware/net/box-network.ts) ---
+  // --- networking (firmware/net/box-network.ts, firmware/net/change.ts) ---
+
+  /**
+   * Changes the WAN and/or LAN through the state machine: lockdown while it changes, the firewall
+   * re-rendered with the new names, the config stored, tor reconnected over the new network (firewall
+   * `connecting`), then routing once tor is ready. Any failing step leaves the box closed with a
+   * 'network' fault, the system put back to the old network as far as it goes, and the old config kept.
+   */
+  async changeNetwork(input: Partial<Omit<NetworkShape, 'accessPoint'>>): Promise<{ steps: string[] }> {
+    const system = this.deps.networkChange;
+    if (!system) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
+    if (this.#netChanging) throw obxError('NET_CHANGE_BUSY');
+    const current = system.current();
+    const wanted: NetworkShape = { ...current, ...pickShape(input) };
+    const steps = planNetworkChange(current, wanted); // bad values throw here, nothing ran
+    if (steps.length === 0) return { steps: [] };
+    this.#netChanging = true;
+    try {
+      const done = await executeNetworkChange(steps, this.#changeHandlers(system, wanted), this.deps.log);
+      this.#input({ type: 'fault-cleared', source: 'network' });
+      this.#record(`network changed: ${done.join(', ')}`);
+      return { steps: done };
+    } catch (err) {
+      const why = describeError(err);
+      this.#record(`network change failed: ${why}`);
+      // Closed first (the fault), then the system back to the old network, as far as it goes.
+      this.#input({ type: 'fault', source: 'network', message: why });
+      this.#input({ type: 'net-change', phase: null });
+      await this.settled();
+      await this.#rollBack(system, wanted, current);
+      throw err;
+    } finally {
+      this.#netChanging = false;
+    }
+  }
+
+  /**
+   * The WAN's leased subnet (A.B.C.D/N, or null), on every lease: a subnet overlapping the LAN range
+   * closes the box with a 'wan' fault saying what to do; a lease that no longer overlaps clears it.
+   */
+  wanLease(wanCidr: string | null): void {
+    const n = this.#config.get().network;
+    const conflict = net.lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
+    const had = this.#state.faults.wan !== undefined;
+    if (conflict !== null) {
+      if (this.#state.faults.wan !== conflict) this.deps.log.error({ wan: wanCidr }, conflict);
+      this.#input({ type: 'fault', source: 'wan', message: conflict });
+    } else if (had) {
+      this.deps.log.info({ wan: wanCidr }, 'the WAN subnet no longer overlaps the LAN');
+      this.#input({ type: 'fault-cleared', source: 'wan' });
+    }
+  }
+
+  #changeHandlers(system: NetworkChangeSystem, wanted: NetworkShape): ChangeHandlers {
+    const closed = async (what: string) => {
+      await this.settled();
+      if (!isClosed(this.#applied)) throw new Error(`the firewall did not close (${what})`);
+    };
+    return {
+      ...system,
+      close: async (step) => {
+        this.#input({ type: 'net-change', phase: 'closed', reason: step.reason });
+        // this attempt replaces a failed one (cleared only now: the change itself keeps the box closed)
+        this.#input({ type: 'fault-cleared', source: 'network' });
+        await closed('lockdown');
+      },
+      firewall: async (step) => {
+        await system.firewall(step);
+        // the closed mode again, rendered with the new names
+        await this.reapply();
+        await closed('lockdown with the new names');
+      },
+      commit: () => system.commit(wanted),
+      reconnect: async () => {
+        this.#input({ type: 'net-change', phase: 'reconnecting', reason: 'reconnecting tor' });
+        await this.settled();
+        if (this.#applied !== 'connecting' && this.#applied !== 'killed') {
+          throw new Error(`the firewall holds ${this.#applied ?? 'an unknown ruleset'}, not connecting`);
+        }
+        await system.reconnect();
+      },
+      open: async () => {
+        this.#input({ type: 'net-change', phase: null });
+        await this.settled();
+      },
+    };
+  }
+
+  /** After a failed change: the old network's system steps, each best effort (the box stays closed). */
+  async #rollBack(system: NetworkChangeSystem, wanted: NetworkShape, current: NetworkShape): Promise<void> {
+    let back: ChangeStep[];
+    try {
+      back = planNetworkChange(wanted, current);
+    } catch {
+      return;
+    }
+    for (const step of back) {
+      if (
+        step.kind === 'close' ||
+        step.kind === 'commit' ||
+        step.kind === 'reconnect' ||
+        step.kind === 'open'
+      )
+        continue;
+      try {
+        const handler = system[step.kind] as (s: ChangeStep) => Promise<void>;
+        await handler(step);
+        if (step.kind === 'firewall') await this.reapply();
+      } catch (err) {
+        this.deps.log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
+      }
+    }
+    // tor back on the old network, in the background (the box stays closed whatever it says)
+    system
+      .reconnect()
+      .catch((err: unknown) =>
+        this.deps.log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
+      );
+  }
 
   networkStatus(): Promise<NetworkView> {
     return net.networkStatus(this.#config, this.deps.network);
@@ -384,8 +538,14 @@ export class BoxController implements BoxApi {
     return net.wifiScan(this.deps.network);
   }
 
-  joinWifi(input: JoinWifiInput): Promise<void> {
-    return net.joinWifi(this.#config, this.deps.network, input);
+  /** Joins; when the Wi-Fi client is not the WAN yet, the WAN then moves to it (changeNetwork). */
+  async joinWifi(input: JoinWifiInput): Promise<void> {
+    await net.joinWifi(this.#config, this.deps.network, input);
+    const wifiIf = this.deps.network?.wifiInterface ?? null;
+    const system = this.deps.networkChange;
+    if (system && wifiIf !== null && system.current().wanInterface !== wifiIf) {
+      await this.changeNetwork({ wanInterface: wifiIf });
+    }
   }
 
   setAccessPoint(input: AccessPointInput): Promise<void> {
@@ -576,6 +736,15 @@ export class BoxController implements BoxApi {
     this.#events.push(`${new Date(this.#now()).toISOString()} ${line}`);
     if (this.#events.length > 100) this.#events.splice(0, this.#events.length - 100);
   }
+}
+
+function pickShape(input: Partial<Omit<NetworkShape, 'accessPoint'>>): Partial<NetworkShape> {
+  const out: Partial<NetworkShape> = {};
+  if (input.wanInterface !== undefined) out.wanInterface = input.wanInterface;
+  if (input.lanInterface !== undefined) out.lanInterface = input.lanInterface;
+  if (input.lanAddress !== undefined) out.lanAddress = input.lanAddress;
+  if (input.lanPrefix !== undefined) out.lanPrefix = input.lanPrefix;
+  return out;
 }
 
 function isClosed(mode: FirewallModeName | null): boolean {

@@ -91,6 +91,18 @@ export const Errors = Object.freeze({
     503,
   ),
   NET_UNAVAILABLE: spec('OBX_ERR_NET_UNAVAILABLE', 'This box has no network control', 503),
+  NET_CHANGE_FAILED: spec(
+    'OBX_ERR_NET_CHANGE_FAILED',
+    'The network change failed; the box stays closed with the old settings',
+    503,
+  ),
+  NET_CHANGE_BUSY: spec('OBX_ERR_NET_CHANGE_BUSY', 'Another network change is running', 409),
+  // leak self-test (firmware/leak-test/)
+  LEAK_TEST_UNAVAILABLE: spec(
+    'OBX_ERR_LEAK_TEST_UNAVAILABLE',
+    'The leak self-test is not available on this box',
+    503,
+  ),
   // box controller and board (firmware/box.ts, board/)
   BOX_BAD_INPUT: spec('OBX_ERR_BOX_BAD_INPUT', 'Bad request to the box', 400),
   BOX_APPLY_FAILED: spec(

@@ -1,7 +1,7 @@
 /**
  * The owner's account on the box: the claim (presence ledger, firmware/claim.ts), the password hash and
- * the session key, all in the config store. BoxController wraps it (adds the OLED and the event log);
- * the web tests' FakeBox uses it as is, so both behave alike. Every write of a secret forgets the
+ * the session key, all in the config store. BoxController wraps it (adds the OLED and the event log).
+ * Every write of a secret forgets the
  * previous document (config.json.bak holds the new one too): an old hash or key never stays on disk.
  */
 import { randomBytes } from 'node:crypto';

@@ -5,7 +5,8 @@
  * Order of guards on every request: security headers (helmet, strict CSP) -> Host allowlist (DNS
  * rebinding) -> session from the signed cookie -> area guard (claimed? logged in?) -> body parse (forms
  * only, size-limited) -> CSRF token (preValidation) -> handler. Areas are encapsulated plugins:
- * routes/auth.ts, routes/status.ts, routes/settings.ts, routes/sim.ts.
+ * routes/auth.ts, routes/status.ts, routes/settings.ts, routes/network.ts, routes/leak-test.ts,
+ * routes/sim.ts.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,7 @@ import { SessionStore } from './lib/sessions.js';
 import { FailureThrottle } from './lib/throttle.js';
 import { authRoutes } from './routes/auth.js';
 import { renderError, type WebContext } from './routes/common.js';
+import { leakTestRoutes } from './routes/leak-test.js';
 import { networkRoutes } from './routes/network.js';
 import { settingsRoutes } from './routes/settings.js';
 import { simRoutes } from './routes/sim.js';
@@ -208,6 +210,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     await root.register(statusRoutes, { ctx });
     await root.register(settingsRoutes, { ctx });
     await root.register(networkRoutes, { ctx });
+    await root.register(leakTestRoutes, { ctx });
     if (ctx.simulate) await root.register(simRoutes, { ctx });
   });
 

@@ -7,6 +7,7 @@ import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
+import { leakTestCommand } from './leak-test.js';
 import { NET_COMMANDS } from './net.js';
 import { readSimInfo, SIM_COMMANDS } from './sim.js';
 import { statusCommand } from './status.js';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CliCommand[] = [
   boardSwitchCommand,
   boardPressCommand,
   ...firewallCommands,
+  leakTestCommand,
   ...TOR_COMMANDS,
   ...NET_COMMANDS,
   ...WIFI_COMMANDS,

@@ -101,6 +101,8 @@ export interface FirewallOptions {
   sessionTimeoutMs?: number | undefined;
   /** Period of the audit of the kernel's table (default 30 s; 0: no periodic audit). */
   auditIntervalMs?: number | undefined;
+  /** Lines after which the nft session is replaced by a fresh one (default SESSION_MAX_LINES). */
+  sessionMaxLines?: number | undefined;
 }
 
 /** The names writeScript gives its files. */
@@ -108,6 +110,14 @@ const SCRIPT_FILE = /^(ruleset|switch|relays)-[0-9a-f]{8}-\d+\.nft$/;
 
 /** The default audit period: a flushed or edited ruleset is noticed within this time. */
 export const AUDIT_INTERVAL_MS = 30_000;
+
+/**
+ * A session that has taken this many lines is replaced: nft -i's history makes every line cost a little
+ * more than the one before (NftSession.lines). The new session is spawned and health-checked in the
+ * background and swapped in between two exchanges, so no apply ever waits for a spawn. With the audit
+ * every 30 s and the page reading counters, a box reaches this in about a day.
+ */
+export const SESSION_MAX_LINES = 10_000;
 
 export interface ApplyResult {
   mode: FirewallMode;
@@ -125,6 +135,9 @@ export interface ApplyResult {
 export class Firewall {
   private readonly opts: FirewallOptions;
   private session: NftSession | null = null;
+  /** A fresh session opened in the background, swapped in by the next exchange (see SESSION_MAX_LINES). */
+  private spare: NftSession | null = null;
+  private preparingSpare = false;
   private once: NftOnce | null = null;
   private dir: string | null = null;
   private ownsDir = false;
@@ -166,9 +179,7 @@ export class Firewall {
     }
     this.once = new NftOnce(this.opts.netns, nft);
     if (this.opts.fastPath !== false) {
-      // Terse (-t): listings omit set elements, so verifying a mode change does not read back a relay
-      // set of thousands of elements. The relay set is verified separately when it is written.
-      this.session = new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000, ['-j', '-t']);
+      this.session = this.newSession();
       try {
         await this.session.open();
       } catch (e) {
@@ -180,6 +191,35 @@ export class Firewall {
       this.watchTimer = setInterval(() => void this.watch('periodic audit'), every);
       this.watchTimer.unref();
     }
+  }
+
+  private newSession(): NftSession {
+    // Terse (-t): listings omit set elements, so verifying a mode change does not read back a relay
+    // set of thousands of elements. The relay set is verified separately when it is written.
+    const nft = this.opts.nftPath ?? 'nft';
+    return new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000, ['-j', '-t']);
+  }
+
+  /** Opens a fresh session in the background; the next exchange swaps it in. */
+  private prepareSpare(): void {
+    if (this.preparingSpare || this.spare) return;
+    this.preparingSpare = true;
+    const s = this.newSession();
+    s.open().then(
+      () => {
+        this.preparingSpare = false;
+        if (this.session && this.dir) this.spare = s;
+        else s.close(); // stopped meanwhile
+      },
+      (e: unknown) => {
+        this.preparingSpare = false;
+        s.close();
+        this.opts.log?.warn(
+          { err: String(e) },
+          'fresh nft session failed its health check; keeping the old one',
+        );
+      },
+    );
   }
 
   /** Called with a reason whenever an audit finds the kernel's table missing or changed. */
@@ -224,6 +264,8 @@ export class Firewall {
     await this.queue.catch(() => undefined);
     this.session?.close();
     this.session = null;
+    this.spare?.close();
+    this.spare = null;
     this.once = null;
     if (this.lastScript) rmSync(this.lastScript, { force: true });
     this.lastScript = null;
@@ -321,8 +363,21 @@ export class Firewall {
     return file;
   }
 
+  /** The runner for the next exchange (called only inside serial(): no exchange is in flight). */
   private async runner(): Promise<{ runner: NftRunner; fast: boolean }> {
     if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
+    if (this.spare) {
+      if (this.spare.alive) {
+        this.session?.close();
+        this.session = this.spare;
+      } else this.spare.close();
+      this.spare = null;
+    } else if (
+      this.session?.alive &&
+      this.session.lines >= (this.opts.sessionMaxLines ?? SESSION_MAX_LINES)
+    ) {
+      this.prepareSpare();
+    }
     if (this.session && !this.session.alive) {
       try {
         await this.session.open();

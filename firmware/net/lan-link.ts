@@ -18,3 +18,12 @@ export async function setLanAddress(lanIf: string, address: string, prefix: numb
   await ip(['addr', 'replace', `${address}/${prefix}`, 'dev', lanIf]);
   await ip(['link', 'set', lanIf, 'up']);
 }
+
+/** Removes an address the box no longer uses on the LAN (a LAN change); one already gone is fine. */
+export async function removeLanAddress(lanIf: string, address: string, prefix: number): Promise<void> {
+  try {
+    await ip(['addr', 'del', `${address}/${prefix}`, 'dev', lanIf]);
+  } catch (err) {
+    if (!/Cannot assign requested address|Cannot find device|does not exist/.test(String(err))) throw err;
+  }
+}

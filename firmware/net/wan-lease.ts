@@ -16,21 +16,43 @@ import { isHostAddress, isIpv4 } from '../firewall/params.js';
 export interface WanLease {
   serverId: string | null;
   address: string | null;
+  /** The leased subnet's prefix length (from subnet_mask), or null. */
+  prefix: number | null;
+}
+
+/** A dotted netmask as a prefix length, or null when it is not a contiguous mask. Pure. */
+export function maskToPrefix(mask: string): number | null {
+  if (!isIpv4(mask)) return null;
+  const n = mask.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  for (let p = 0; p <= 32; p++) {
+    if (n === (p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0)) return p;
+  }
+  return null;
+}
+
+/** The leased address as A.B.C.D/N (null without an address; /32 when the mask is unknown). Pure. */
+export function leaseCidr(lease: WanLease): string | null {
+  return lease.address === null ? null : `${lease.address}/${lease.prefix ?? 32}`;
 }
 
 /** Parses `nmcli -t -f DHCP4 device show IF` (terse). Pure. */
 export function parseDhcp4(text: string): WanLease {
   let serverId: string | null = null;
   let address: string | null = null;
+  let prefix: number | null = null;
   for (const line of text.split('\n')) {
     const m = /^DHCP4\.OPTION\[[0-9]+\]:([a-z0-9_]+) = (.*)$/.exec(line.trimEnd());
     if (!m) continue;
     const value = (m[2] ?? '').trim();
+    if (m[1] === 'subnet_mask') {
+      prefix = maskToPrefix(value);
+      continue;
+    }
     if (!isIpv4(value) || !isHostAddress(value)) continue;
     if (m[1] === 'dhcp_server_identifier') serverId = value;
     else if (m[1] === 'ip_address') address = value;
   }
-  return { serverId, address };
+  return { serverId, address, prefix };
 }
 
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
@@ -63,7 +85,7 @@ export class WanLeaseWatcher {
   #timer: NodeJS.Timeout | null = null;
   #last = '';
   #warned = false;
-  #lease: WanLease = { serverId: null, address: null };
+  #lease: WanLease = { serverId: null, address: null, prefix: null };
 
   constructor(private readonly opts: WanLeaseWatcherOptions) {}
 
@@ -92,7 +114,7 @@ export class WanLeaseWatcher {
       this.#warned = true;
       return;
     }
-    const key = `${lease.serverId}|${lease.address}`;
+    const key = `${lease.serverId}|${lease.address}/${lease.prefix}`;
     if (key === this.#last) return;
     this.#last = key;
     this.#lease = lease;

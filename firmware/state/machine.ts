@@ -27,14 +27,23 @@ declare module '../events.js' {
 export type SwitchPosition = 'engaged' | 'released' | 'unreadable';
 
 /** Where a fault came from; each source is cleared separately once it recovers. */
-export type FaultSource = 'firewall' | 'config' | 'tor';
+/** 'network': a WAN/LAN change failed; 'wan': the WAN's leased subnet overlaps the LAN range. */
+export type FaultSource = 'firewall' | 'config' | 'tor' | 'network' | 'wan';
+
+/**
+ * A WAN or LAN change in progress (firmware/net/change.ts): 'closed' while interfaces, addresses and
+ * the firewall's names change (lockdown), 'reconnecting' while tor proves a new exit circuit over the
+ * new network (tor may reach the WAN, the LAN gets nothing). null: no change running.
+ */
+export type NetChangePhase = 'closed' | 'reconnecting';
 
 export type MachineInput =
   | { type: 'tor'; status: TorStatus }
   | { type: 'switch'; position: SwitchPosition }
   | { type: 'soft-kill'; engaged: boolean }
   | { type: 'fault'; source: FaultSource; message: string }
-  | { type: 'fault-cleared'; source: FaultSource };
+  | { type: 'fault-cleared'; source: FaultSource }
+  | { type: 'net-change'; phase: NetChangePhase | null; reason?: string };
 
 export interface MachineState {
   readonly tor: Readonly<TorStatus>;
@@ -43,6 +52,8 @@ export interface MachineState {
   readonly hardware: SwitchPosition;
   readonly softKill: boolean;
   readonly faults: Readonly<Partial<Record<FaultSource, string>>>;
+  /** A network change in progress (see NetChangePhase), with what changes, in words. */
+  readonly netChange?: { readonly phase: NetChangePhase; readonly reason: string } | null;
 }
 
 export type LedState = 'off' | 'on' | 'blink';
@@ -98,7 +109,8 @@ const PHASES: ReadonlySet<string> = new Set([
   'failed',
 ]);
 const POSITIONS: ReadonlySet<string> = new Set(['engaged', 'released', 'unreadable']);
-const SOURCES: ReadonlySet<string> = new Set(['firewall', 'config', 'tor']);
+const SOURCES: ReadonlySet<string> = new Set(['firewall', 'config', 'tor', 'network', 'wan']);
+const NET_PHASES: ReadonlySet<string> = new Set(['closed', 'reconnecting']);
 
 /** A tor status from outside, made safe: anything malformed reads as "not ready". */
 export function sanitizeTorStatus(s: unknown): TorStatus {
@@ -137,6 +149,15 @@ export function step(state: MachineState, input: MachineInput): MachineState {
       delete faults[input.source];
       return { ...state, faults };
     }
+    case 'net-change': {
+      if (input.phase === null) return { ...state, netChange: null };
+      // Anything but a known phase reads as the most closed one.
+      const phase: NetChangePhase = NET_PHASES.has(input.phase) ? input.phase : 'closed';
+      const reason = String(input.reason ?? 'network change')
+        .replace(/[^\x20-\x7e]/g, '')
+        .slice(0, 120);
+      return { ...state, netChange: { phase, reason } };
+    }
     default:
       return state;
   }
@@ -153,7 +174,8 @@ export function mayRoute(state: MachineState): boolean {
     state.tor.phase === 'ready' &&
     state.hardware === 'released' &&
     state.softKill === false &&
-    Object.keys(state.faults).length === 0
+    Object.keys(state.faults).length === 0 &&
+    (state.netChange ?? null) === null
   );
 }
 
@@ -162,7 +184,7 @@ export function isKilled(state: MachineState): boolean {
 }
 
 function firstFault(state: MachineState): string | null {
-  for (const source of ['firewall', 'config', 'tor'] as const) {
+  for (const source of ['firewall', 'wan', 'network', 'config', 'tor'] as const) {
     const f = state.faults[source];
     if (f !== undefined) return `${source}: ${f}`;
   }
@@ -205,6 +227,25 @@ export function view(state: MachineState): MachineView {
           ? 'The kill switch cannot be read, so every device is cut off. Check its wiring.'
           : `The kill switch is on (${reason === 'kill switch on' ? 'on the box' : 'from the web page'}): every device is cut off.`,
       screen: { ...base, state: 'killed', progress: null, detail: reason },
+    };
+  }
+  const change = state.netChange ?? null;
+  if (change !== null) {
+    const closed = change.phase === 'closed';
+    return {
+      state: 'connecting',
+      // While names and addresses change nothing passes; then tor alone may reach the new WAN.
+      firewallMode: closed ? 'lockdown' : 'connecting',
+      leds: { green: 'off', amber: 'blink', red: 'off' },
+      explanation: closed
+        ? `The box is changing its network (${change.reason}); devices are cut off meanwhile.`
+        : `The box changed its network (${change.reason}) and is connecting to tor again; devices wait until it is ready.`,
+      screen: {
+        ...base,
+        state: 'connecting',
+        progress: null,
+        detail: closed ? 'changing network' : 'reconnecting tor',
+      },
     };
   }
   if (!state.torSeen) {

@@ -295,6 +295,36 @@ export class TorSupervisor {
     };
   }
 
+  /**
+   * The box's network changed under tor (firmware/net/change.ts). A new LAN address re-renders the
+   * torrc (TransPort/DNSPort listen there); then RELOAD (tor re-binds its listeners), NEWNYM, and
+   * ready again only once a fresh exit circuit is built over the new network. Serialised with
+   * applySettings. Resolves true when ready, or with why not.
+   */
+  networkChanged(change: { lanAddress?: string | undefined } = {}): Promise<true | string> {
+    const run = this.#applyQueue.then(async () => {
+      if (change.lanAddress !== undefined && change.lanAddress !== this.#opts.runtime.lanAddress) {
+        const runtime = { ...this.#opts.runtime, lanAddress: change.lanAddress };
+        const text = renderTorrc(this.#settings, runtime);
+        try {
+          // Kept as the last working torrc once verified: the old one names a LAN address that is gone.
+          await this.#files.adopt(text, {
+            use: async () => {
+              this.#opts.runtime = runtime;
+              return true;
+            },
+          });
+        } catch (err) {
+          if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
+          return describeError(err);
+        }
+      }
+      return this.#reloadAndWait();
+    });
+    this.#applyQueue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Resolves when ready (true) or after timeoutMs (false). */
   waitReady(timeoutMs: number): Promise<boolean> {
     if (this.#status.ready) return Promise.resolve(true);

@@ -7,7 +7,9 @@
  * "Verified" is the moment Firewall.apply finished reading the table back (ApplyResult.verifiedMs);
  * apply() returns a little later, after deleting the LAN's conntrack entries (reported separately).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { type ApplyResult, Firewall } from '../../firmware/firewall/apply.js';
 import { buildKillswitchNet } from '../../test/fixtures/board/killswitch-net.js';
 import { startSimBox } from '../../test/fixtures/board/sim-box.js';
@@ -25,7 +27,10 @@ export const boardSuite: BenchSuite = {
     const teardown = { teardown: (fn: () => unknown) => cleanups.push(fn) };
     try {
       const net = await buildKillswitchNet(teardown);
-      const fw = new Firewall({ netns: net.box });
+      // Scripts in memory, as on the box (onionboxd writes them to /run/onionbox, a tmpfs).
+      const workDir = mkdtempSync(join('/dev/shm', 'onionbox-bench-fw-'));
+      cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
+      const fw = new Firewall({ netns: net.box, workDir });
       await fw.start();
       cleanups.push(() => fw.stop());
       /** Where each kill's verifiedMs went (ApplyResult.phases), in order of the kills. */

@@ -1,9 +1,9 @@
 /**
  * Web page under load: p99 latency of the status page (logged in, 50 concurrent clients, autocannon) and
  * the server's RSS during it. The server runs in its own process (`--serve`) so its RSS is measured
- * alone: the real web app (web/app.ts) in front of the FakeBox (test/helpers/fake-box.ts) until the lead
- * wires the real box into onionboxd; then this should start onionboxd --simulate instead.
- * The child runs compiled JavaScript (this file and the FakeBox are compiled into dist/ first), like the box.
+ * alone: the real web app (web/app.ts) in front of the real BoxController (test/helpers/test-box.ts: a
+ * SimBoard, tor and the firewall faked at their interfaces), without tor, nft or namespaces.
+ * The child runs compiled JavaScript (this file and the TestBox are compiled into dist/ first), like the box.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,14 +32,14 @@ type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
 
 async function serve(dir: string, port: number): Promise<void> {
   const { pino } = await import('pino');
-  const { FakeBox } = await import('../../test/helpers/fake-box.js');
+  const { TestBox } = await import('../../test/helpers/test-box.js');
   const { buildWebApp } = await import('../../web/app.js');
   const { hashPassword } = await import('../../web/lib/password.js');
-  const box = await FakeBox.create(dir);
+  const box = await TestBox.create(dir);
   const hash = await hashPassword(PASSWORD);
   await box.config.update((c) => ({ ...c, web: { ...c.web, passwordHash: hash } }));
   box.setBootstrap(100, 'Done');
-  const app = buildWebApp({ log: pino({ level: 'warn' }), box, simulate: true });
+  const app = buildWebApp({ log: pino({ level: 'warn' }), box: box.controller, simulate: true });
   await app.listen({ host: '127.0.0.1', port });
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
@@ -66,7 +66,7 @@ async function login(base: string): Promise<string> {
 async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'onionbox-bench-web-'));
   const port = 18_180 + (process.pid % 500);
-  // The server runs as compiled JavaScript (like the box): build this file and the FakeBox into dist/.
+  // The server runs as compiled JavaScript (like the box): build this file and the TestBox into dist/.
   const root = new URL('../../', import.meta.url).pathname;
   mkdirSync(join(root, 'dist'), { recursive: true });
   writeFileSync(
@@ -75,7 +75,7 @@ async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[
       extends: '../tsconfig.build.json',
       compilerOptions: { outDir: '.', rootDir: '..', noEmit: false },
       include: [],
-      files: ['../scripts/bench/web.ts', '../test/helpers/fake-box.ts'],
+      files: ['../scripts/bench/web.ts', '../test/helpers/test-box.ts'],
     }),
   );
   execFileSync(

@@ -1,6 +1,7 @@
 /**
  * Debian's chromium driven by playwright-core, one fresh user-data-dir per context, and the real web app
- * listening on 127.0.0.1 (random port) in front of a FakeBox.
+ * listening on 127.0.0.1 (random port) in front of the real box (TestBox: BoxController on a SimBoard,
+ * tor and the firewall faked at their interfaces).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
 import { buildWebApp } from '../../web/app.js';
-import { FakeBox } from '../helpers/fake-box.js';
+import { TestBox } from '../helpers/test-box.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -48,13 +49,14 @@ export async function browserContext(t: Test, javaScriptEnabled: boolean): Promi
 
 export interface LiveApp {
   app: FastifyInstance;
-  box: FakeBox;
+  box: TestBox;
   base: string;
   logs: () => string;
 }
 
 export async function liveApp(t: Test): Promise<LiveApp> {
-  const box = await FakeBox.create(tmpDir(t, 'onionbox-web-e2e-'));
+  const box = await TestBox.create(tmpDir(t, 'onionbox-web-e2e-'));
+  t.teardown(() => box.stop());
   let logs = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -63,7 +65,7 @@ export async function liveApp(t: Test): Promise<LiveApp> {
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const app = buildWebApp({ log, box, simulate: true });
+  const app = buildWebApp({ log, box: box.controller, simulate: true });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
   const port = (app.server.address() as { port: number }).port;

@@ -93,7 +93,7 @@ if (!existsSync(CHROMIUM)) {
     await page.click('text=Save bridges');
     t.match(await page.textContent('#bridges-error'), /Line 2/);
     t.equal(await page.inputValue('#bridges-lines'), `${BRIDGE}\nnot\ta bridge`, 'input kept');
-    t.same(box.calls.applied, []);
+    t.same(box.tor.calls.applied, []);
     await shot(page, 'settings-error');
     await page.fill('#bridges-lines', BRIDGE);
     await page.click('text=Save bridges');
@@ -118,7 +118,7 @@ if (!existsSync(CHROMIUM)) {
     const before = Date.now();
     await page.click('text=Set the clock');
     await page.waitForSelector('text=Clock set');
-    const set = box.calls.clock.at(-1) ?? 0;
+    const set = box.clockSets.at(-1) ?? 0;
     t.ok(set >= before - 5000 && set <= Date.now() + 5000, 'the clock came from the browser');
 
     await page.fill('#current', 'not my password');
@@ -205,7 +205,7 @@ if (!existsSync(CHROMIUM)) {
     await page.fill('#clock-input', '2026-11-29 01:45');
     await page.click('text=Set the clock');
     await page.waitForSelector('text=Clock set');
-    t.equal(box.calls.clock.at(-1), Date.UTC(2026, 10, 29, 1, 45));
+    t.equal(box.clockSets.at(-1), Date.UTC(2026, 10, 29, 1, 45));
 
     await page.fill('#excludeExitNodes', 'us');
     await page.check('input[name=strictNodes]');
@@ -225,7 +225,7 @@ if (!existsSync(CHROMIUM)) {
     await page.goto(`${base}/`);
     await page.click('text=New identity');
     await page.waitForSelector('text=new circuits');
-    t.equal(box.calls.newIdentity, 1);
+    t.equal(box.tor.calls.newIdentity, 1);
     await shot(page, 'status-nojs');
 
     await page.click('text=Log out');

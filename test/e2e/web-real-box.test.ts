@@ -54,6 +54,13 @@ t.test(
     await shot(page, 'real-status-nojs');
     await page.click('text=New identity');
     await page.waitForSelector('text=new circuits');
+    // the leak self-test, a plain form post: every check passes on the real box
+    await page.click('nav >> text=Leak test');
+    await page.click('#run-leak-test');
+    await page.waitForSelector('#leak-headline', { timeout: 60_000 });
+    t.equal(await page.textContent('#leak-headline'), 'No leak found: every check passed.');
+    t.equal(await page.locator('#leak-checks li[data-outcome="Passed"]').count(), 6);
+    await shot(page, 'real-leak-test');
   },
 );
 

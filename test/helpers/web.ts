@@ -1,5 +1,6 @@
 /**
- * Helpers for web tests: a FakeBox plus the real web app, pino logs captured in memory (to grep for
+ * Helpers for web tests: the real box (TestBox: BoxController on a SimBoard, tor and the firewall faked
+ * at their interfaces) plus the real web app, pino logs captured in memory (to grep for
  * secrets), and a tiny cookie jar / form poster on top of app.inject().
  */
 import { Writable } from 'node:stream';
@@ -8,7 +9,7 @@ import { pino } from 'pino';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
 import { buildWebApp, type WebLimits } from '../../web/app.js';
-import { FakeBox, type FakeBoxOptions } from './fake-box.js';
+import { TestBox, type TestBoxOptions } from './test-box.js';
 import { tmpDir } from './tmp.js';
 
 export const HOST = '10.42.0.1';
@@ -20,17 +21,18 @@ export const BRIDGE_FAILING = '192.0.2.99:443 0123456789ABCDEF0123456789ABCDEF01
 
 export interface WebHarness {
   app: FastifyInstance;
-  box: FakeBox;
+  box: TestBox;
   logs: () => string;
   dir: string;
 }
 
 export async function webHarness(
   t: Test,
-  opts: FakeBoxOptions & { now?: () => number; limits?: Partial<WebLimits> } = {},
+  opts: TestBoxOptions & { now?: () => number; limits?: Partial<WebLimits> } = {},
 ): Promise<WebHarness> {
   const dir = tmpDir(t, 'onionbox-web-');
-  const box = await FakeBox.create(dir, opts);
+  const box = await TestBox.create(dir, opts);
+  t.teardown(() => box.stop());
   let logs = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -39,7 +41,13 @@ export async function webHarness(
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const app = buildWebApp({ log, box, simulate: opts.simulate ?? true, now: opts.now, limits: opts.limits });
+  const app = buildWebApp({
+    log,
+    box: box.controller,
+    simulate: opts.simulate ?? true,
+    now: opts.now,
+    limits: opts.limits,
+  });
   await app.ready();
   t.teardown(() => app.close());
   return { app, box, logs: () => logs, dir };

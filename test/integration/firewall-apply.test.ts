@@ -208,6 +208,29 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     t.equal(r2.fastPath, true);
   });
 
+  t.test('an old nft session is replaced by a fresh one between two exchanges', async (t) => {
+    const fw = new Firewall({ netns: ns, sessionMaxLines: 8, auditIntervalMs: 0 });
+    t.teardown(() => fw.stop());
+    await fw.start();
+    const first = fw.sessionPid();
+    t.ok(first, 'fast path in use');
+    const modes: FirewallMode[] = ['routing', 'killed'];
+    let i = 0;
+    while (fw.sessionPid() === first && i < 200) {
+      const r = await fw.apply(modes[i % 2] as FirewallMode, SAMPLE);
+      t.equal(r.fastPath, true, 'every apply on a session, none on a spawn');
+      i += 1;
+      if (fw.sessionPid() === first) await new Promise((r) => setTimeout(r, 10));
+    }
+    t.not(fw.sessionPid(), first, `a new session after ${i} applies`);
+    t.ok(fw.sessionPid());
+    const r = await fw.apply('lockdown', SAMPLE);
+    t.equal(r.fastPath, true);
+    t.equal(fw.current(), 'lockdown', 'the fresh session applied and verified');
+    await new Promise((r) => setTimeout(r, 100));
+    t.throws(() => process.kill(first as number, 0), 'the old nft process is gone');
+  });
+
   t.test('mode switches keep the relay set; a table replaced behind our back is rebuilt whole', async (t) => {
     const fw = new Firewall({ netns: ns });
     t.teardown(() => fw.stop());

@@ -52,7 +52,7 @@ t.test('the press of a reset hold approves nothing', async (t) => {
   const a = new Client(h.app);
   await a.post('/claim/start', {}, '/claim');
   h.box.sim?.pressClaimButton(10_000);
-  await h.box.lastReset;
+  await h.box.settled();
   t.notMatch((await a.get('/claim')).body, /was pressed/);
   t.equal((await a.post('/claim', form, '/claim')).statusCode, 400);
   t.equal(h.box.config.get().web.passwordHash, null);
@@ -77,7 +77,7 @@ t.test('wrong codes from many addresses replace the code after 10; claims and re
   );
   const current = h.box.claimCode;
   t.equal((await late.post('/claim', { ...form, code: current }, '/claim')).statusCode, 303);
-  await h.box.resetClaim();
+  await h.box.controller.resetClaim();
   t.not(h.box.claimCode, current, 'a new code after the claim and the reset');
 });
 
@@ -91,7 +91,7 @@ t.test('a claim ticket is useless to another browser and after a reset', async (
   forged.cookies.set('obx_claim', 'made-up.ticket');
   const res = await forged.post('/claim', form, '/claim');
   t.equal(res.statusCode, 400);
-  await h.box.resetClaim();
+  await h.box.controller.resetClaim();
   const token = csrfFrom((await a.get('/claim')).body);
   t.notMatch((await a.get('/claim')).body, /was pressed/, 'the reset ended the approval');
   t.equal((await a.post('/claim', { ...form, _csrf: token })).statusCode, 400);

@@ -21,7 +21,7 @@ t.test('a fresh box sends every page to the claim page and changes nothing befor
   const bridges = await c.post('/settings/bridges', { useBridges: 'on', bridges: '', _csrf: token });
   t.equal(bridges.statusCode, 409);
   t.equal(h.box.config.get().softKill, false);
-  t.same(h.box.calls.applied, []);
+  t.same(h.box.tor.calls.applied, []);
 });
 
 t.test('claim without presence is refused with a field error; input kept; nothing stored', async (t) => {

@@ -44,7 +44,7 @@ const FIELD_NAMES = [
 function snapshot(h: WebHarness) {
   return JSON.stringify({
     file: readFileSync(join(h.dir, 'config.json'), 'utf8'),
-    calls: h.box.calls,
+    calls: { tor: h.box.tor.calls, clock: h.box.clockSets, firewall: h.box.firewall.modes },
     hw: h.box.hardwareSwitch,
     pressed: h.box.buttonPressedAt,
   });

@@ -14,7 +14,7 @@ import { hashPassword, passwordProblem, verifyPassword } from '../../web/lib/pas
 import { SessionStore } from '../../web/lib/sessions.js';
 import { FailureThrottle } from '../../web/lib/throttle.js';
 import { describeCircuits, describeCounters, describeStatus, formatUptime } from '../../web/lib/words.js';
-import { FAKE_CIRCUITS } from '../helpers/fake-box.js';
+import { FAKE_CIRCUITS } from '../helpers/test-box.js';
 import { BRIDGE } from '../helpers/web.js';
 
 t.test('scrypt hashes verify, match the schema pattern, and reject tampering', async (t) => {

@@ -1,6 +1,6 @@
 /**
  * The network page through the real web app and the box's real networking logic (firmware/net/
- * box-network.ts) on the FakeBox, whose network adapters are test/helpers/fake-network.ts: status,
+ * box-network.ts) on the real box (test/helpers/test-box.ts), whose network adapters are test/helpers/fake-network.ts: status,
  * scan, join (wrong passphrase, unknown and hidden networks), the access point form (field errors,
  * input kept, passphrase never echoed, nothing changed on error), CSRF and the owner guard.
  */
@@ -11,8 +11,11 @@ import { type Client, claimed, type WebHarness, webHarness } from '../helpers/we
 
 const configText = (h: WebHarness) => readFileSync(join(h.dir, 'config.json'), 'utf8');
 
-async function setup(t: Parameters<typeof webHarness>[0]): Promise<{ h: WebHarness; c: Client }> {
-  const h = await webHarness(t);
+async function setup(
+  t: Parameters<typeof webHarness>[0],
+  opts: Parameters<typeof webHarness>[1] = {},
+): Promise<{ h: WebHarness; c: Client }> {
+  const h = await webHarness(t, opts);
   return { h, c: await claimed(h) };
 }
 
@@ -145,14 +148,14 @@ t.test('CSRF and a box without network control', async (t) => {
   const r = await c.post('/network/access-point', { ...AP, _csrf: 'forged' });
   t.equal(r.statusCode, 403);
   t.equal(h.box.config.get().network.accessPoint, null);
-  h.box.network = undefined;
-  const page = await c.get('/network');
+  const { c: c2 } = await setup(t, { network: false });
+  const page = await c2.get('/network');
   t.equal(page.statusCode, 200);
   t.match(page.body, /id="wan-problem">This box was started without network control/);
-  const scan = await c.get('/network/scan');
+  const scan = await c2.get('/network/scan');
   t.equal(scan.statusCode, 503);
   t.match(scan.body, /id="scan-problem"[^>]*>OBX_ERR_NET_UNAVAILABLE/);
-  const join = await c.post(
+  const join = await c2.post(
     '/network/join',
     { ssid: 'Home', passphrase: 'correct horse battery' },
     '/network',

@@ -84,7 +84,7 @@ t.test('CSRF: missing, wrong, or other-browser tokens are refused and change not
   });
   t.equal(noCookie.statusCode, 403);
   t.equal(h.box.config.get().softKill, false);
-  t.equal(h.box.calls.newIdentity, 0);
+  t.equal(h.box.tor.calls.newIdentity, 0);
   t.equal((await c.post('/kill', { engage: '1' }, '/')).statusCode, 303, 'with the page token it works');
 });
 
@@ -111,7 +111,7 @@ t.test('only urlencoded forms are accepted; bodies are size-limited', async (t) 
   t.equal(huge.statusCode, 413);
   t.match(huge.body, /OBX_ERR_WEB_BODY_TOO_LARGE/);
   t.equal(h.box.config.get().softKill, false);
-  t.same(h.box.calls.applied, []);
+  t.same(h.box.tor.calls.applied, []);
 });
 
 t.test('static files: only the shipped ones, no traversal, no dotfiles, no listing', async (t) => {

@@ -17,7 +17,7 @@ t.test(
     const png = await c.get('/sim/oled.png');
     t.equal(png.headers['content-type'], 'image/png');
     const img = PNG.sync.read(png.rawPayload);
-    t.same([img.width, img.height], [128, 64]);
+    t.same([img.width, img.height], [256, 128], 'the 128x64 OLED at twice its size');
     const token = csrfFrom(page.body);
     t.equal((await c.post('/sim/switch', { engaged: 'sideways', _csrf: token })).statusCode, 400);
     t.equal((await c.post('/sim/switch', { engaged: '1' })).statusCode, 403, 'CSRF applies here too');

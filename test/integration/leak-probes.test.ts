@@ -1,0 +1,144 @@
+/**
+ * The leak self-test's probes against the real kernel: a "box" namespace and a "modem" namespace whose
+ * dnsmasq answers DNS on UDP and TCP port 53. With no firewall the probes see the answers (a leak);
+ * with the box's own routing ruleset loaded they are stopped inside the box (EPERM for UDP, no confirmed
+ * conntrack entry for TCP); when the modem drops them instead, conntrack shows they left (a leak); and
+ * where the namespace tracks nothing at all, the probe says it cannot tell rather than pass.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { renderRuleset } from '../../firmware/firewall/render.js';
+import { judgeProbe, type ProbeResult } from '../../firmware/leak-test/judge.js';
+import { SAMPLE } from '../fixtures/firewall/sample.js';
+import {
+  addAddr,
+  linkUp,
+  makeNetns,
+  makeVeth,
+  nsRun,
+  rootSkipReason,
+  uniqueSuffix,
+} from '../helpers/netns.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const execFileP = promisify(execFile);
+const skip = rootSkipReason(['ip', 'nft', 'conntrack', 'dnsmasq']);
+const MODEM = '192.0.2.1';
+const BOX = '192.0.2.2';
+const child = new URL('../helpers/leak-probe-child.ts', import.meta.url).pathname;
+
+async function probe(ns: string): Promise<{ tcp: ProbeResult; udp: ProbeResult }> {
+  const { stdout } = await execFileP(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, ...nodeTsArgs(), child, MODEM],
+    {
+      timeout: 30_000,
+    },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { tcp: ProbeResult; udp: ProbeResult };
+}
+
+t.test('leak probes in namespaces', { skip }, async (t) => {
+  const dir = tmpDir(t, 'onionbox-leak-');
+  const box = await makeNetns(t, 'lkbox');
+  const modem = await makeNetns(t, 'lkmod');
+  const sfx = uniqueSuffix();
+  const wanIf = `lkw${sfx}`.slice(0, 15);
+  const modemIf = `lkm${sfx}`.slice(0, 15);
+  await makeVeth(box, wanIf, modem, modemIf);
+  await addAddr(box, wanIf, `${BOX}/24`);
+  await addAddr(modem, modemIf, `${MODEM}/24`);
+  await linkUp(box, wanIf);
+  await linkUp(modem, modemIf);
+
+  // The modem's DNS: real dnsmasq answering on UDP and TCP 53 (no upstream: it answers REFUSED/NXDOMAIN).
+  const pidFile = join(dir, 'dnsmasq.pid');
+  const dnsmasq = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      modem,
+      'dnsmasq',
+      '--keep-in-foreground',
+      '--no-resolv',
+      '--no-hosts',
+      '--bind-interfaces',
+      `--listen-address=${MODEM}`,
+      '--port=53',
+      `--pid-file=${pidFile}`,
+      '--log-facility=-',
+      '--user=root',
+    ],
+    { stdio: 'ignore' },
+  );
+  t.teardown(() => {
+    if (dnsmasq.exitCode === null) dnsmasq.kill('SIGTERM');
+  });
+  for (let i = 0; i < 100; i++) {
+    const ss = await nsRun(modem, 'ss', ['-ltnH', 'sport = :53']).catch(() => '');
+    if (ss.includes(MODEM)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  t.test('no firewall: the modem answers both probes (a leak)', async (t) => {
+    const r = await probe(box);
+    t.same(r.tcp, { kind: 'connected' });
+    t.same(r.udp, { kind: 'answered' });
+    t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'fail');
+    t.equal(judgeProbe('clearnet-udp', MODEM, r.udp).outcome, 'fail');
+  });
+
+  t.test('the box firewall (routing): both stopped inside the box', async (t) => {
+    const file = join(dir, 'routing.nft');
+    // torUid: a uid that is not ours; the probe runs as root, whose only WAN exception is DHCP (68 -> 67)
+    writeFileSync(file, renderRuleset('routing', { ...SAMPLE, wanIf, dhcpServers: [MODEM] }));
+    await nsRun(box, 'nft', ['-f', file]);
+    t.teardown(() => nsRun(box, 'nft', ['delete', 'table', 'inet', 'onionbox']).catch(() => undefined));
+    const r = await probe(box);
+    t.same(r.tcp, { kind: 'silent', tracked: false }, 'the SYN never got a confirmed conntrack entry');
+    t.same(r.udp, { kind: 'error', code: 'EPERM' }, 'the output hook refused the datagram');
+    t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'pass');
+    t.equal(judgeProbe('clearnet-udp', MODEM, r.udp).outcome, 'pass');
+  });
+
+  t.test('dropped by the modem, not the box: conntrack shows the packets left', async (t) => {
+    // The box tracks connections (as its own table makes it) but lets everything out.
+    const boxFile = join(dir, 'track.nft');
+    writeFileSync(
+      boxFile,
+      'table inet lktrack {\n  chain output {\n    type filter hook output priority 0; policy accept;\n    ct state invalid drop\n  }\n}\n',
+    );
+    await nsRun(box, 'nft', ['-f', boxFile]);
+    t.teardown(() => nsRun(box, 'nft', ['delete', 'table', 'inet', 'lktrack']).catch(() => undefined));
+    const modemFile = join(dir, 'modem-drop.nft');
+    writeFileSync(
+      modemFile,
+      'table inet lkdrop {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    th dport 53 drop\n  }\n}\n',
+    );
+    await nsRun(modem, 'nft', ['-f', modemFile]);
+    t.teardown(() => nsRun(modem, 'nft', ['delete', 'table', 'inet', 'lkdrop']).catch(() => undefined));
+    const r = await probe(box);
+    t.same(r.tcp, { kind: 'silent', tracked: true });
+    t.same(r.udp, { kind: 'silent', tracked: true });
+    t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'fail');
+    t.equal(judgeProbe('clearnet-udp', MODEM, r.udp).outcome, 'fail');
+  });
+
+  t.test('a namespace that tracks nothing: the probe cannot tell, and says so', async (t) => {
+    const modemFile = join(dir, 'modem-drop2.nft');
+    writeFileSync(
+      modemFile,
+      'table inet lkdrop2 {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    th dport 53 drop\n  }\n}\n',
+    );
+    await nsRun(modem, 'nft', ['-f', modemFile]);
+    t.teardown(() => nsRun(modem, 'nft', ['delete', 'table', 'inet', 'lkdrop2']).catch(() => undefined));
+    const r = await probe(box);
+    t.same(r.tcp, { kind: 'silent', tracked: null });
+    t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'not-run');
+  });
+});
