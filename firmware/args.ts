@@ -1,7 +1,54 @@
-/** Strict command-line parsing for onionboxd and onionbox: unknown flags are errors, never ignored. */
+/**
+ * The one command-line parser for onionboxd and every `onionbox` command: node:util `parseArgs` in
+ * strict mode. Unknown options, missing values, stray arguments and missing required options are
+ * OBX_ERR_CLI_USAGE (the CLI prints the message and the usage, and exits 2), never ignored.
+ */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { obxError } from './errors.js';
+
+export type CliOptions = NonNullable<ParseArgsConfig['options']>;
+
+export interface CliRules {
+  /** How many positional arguments are allowed (default none). */
+  positionals?: { min?: number; max?: number } | undefined;
+  /** Options that must be given. */
+  required?: readonly string[] | undefined;
+}
+
+export interface CliArgs {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+export function parseCliArgs(argv: readonly string[], options: CliOptions, rules: CliRules = {}): CliArgs {
+  let parsed: CliArgs;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: rules.positionals !== undefined,
+    }) as CliArgs;
+  } catch (err) {
+    throw obxError('CLI_USAGE', (err as Error).message);
+  }
+  const { min = 0, max = 0 } = rules.positionals ?? {};
+  if (parsed.positionals.length > max) {
+    throw obxError('CLI_USAGE', `unexpected argument "${(parsed.positionals[max] ?? '').slice(0, 40)}"`);
+  }
+  if (parsed.positionals.length < min) throw obxError('CLI_USAGE', 'missing argument');
+  for (const r of rules.required ?? []) {
+    if (parsed.values[r] === undefined) throw obxError('CLI_USAGE', `--${r} is required`);
+  }
+  return parsed;
+}
+
+/** A string option's value (parseCliArgs checked its type). */
+export function stringOption(v: CliArgs['values'], name: string): string | undefined {
+  const x = v[name];
+  return typeof x === 'string' ? x : undefined;
+}
 
 export interface DaemonArgs {
   simulate: boolean;
@@ -27,24 +74,14 @@ export function parsePort(value: string, flag: string, min = 1): number {
 }
 
 export function parseDaemonArgs(argv: string[]): DaemonArgs {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        simulate: { type: 'boolean', default: false },
-        'state-dir': { type: 'string' },
-        listen: { type: 'string' },
-        'log-level': { type: 'string' },
-        'test-network': { type: 'string' },
-        'tor-data-dir': { type: 'string' },
-      },
-    });
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
+  const parsed = parseCliArgs(argv, {
+    simulate: { type: 'boolean', default: false },
+    'state-dir': { type: 'string' },
+    listen: { type: 'string' },
+    'log-level': { type: 'string' },
+    'test-network': { type: 'string' },
+    'tor-data-dir': { type: 'string' },
+  });
   const v = parsed.values;
   const simulate = v.simulate === true;
   let listenHost: string | undefined;

@@ -25,7 +25,6 @@
  * the CLI and the tests call, most a few lines handing over to the owner account, tor, the firewall or
  * firmware/net/box-network.ts); the logic with state of its own is in the modules named above.
  */
-import { execFile } from 'node:child_process';
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
   AccessPointInput,
@@ -61,6 +60,7 @@ import {
 } from './net/change.js';
 import { OwnerAccount } from './owner.js';
 import { type MachineInput, type MachineState, type Screen, type TorStatus, view } from './state/machine.js';
+import { setSystemClock } from './tor/clock.js';
 
 export type { TorStatus } from './state/machine.js';
 
@@ -638,15 +638,8 @@ function isClosed(mode: FirewallModeName | null): boolean {
   return mode === 'killed' || mode === 'lockdown';
 }
 
-/** The box's clock: `date -u -s @SECONDS`, argument array, no shell. */
-const systemClock: SystemClock = {
-  set: (epochMs) =>
-    new Promise((resolve, reject) => {
-      execFile('date', ['-u', '-s', `@${Math.floor(epochMs / 1000)}`], { timeout: 5000 }, (err) =>
-        err ? reject(obxError('CLOCK_INVALID', `date failed: ${err.message}`)) : resolve(),
-      );
-    }),
-};
+/** The box's clock: the one setter (tor/clock.ts). */
+const systemClock: SystemClock = { set: setSystemClock };
 
 function simulatedClock(log: BoardLogger): SystemClock {
   return {

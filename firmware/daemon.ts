@@ -26,12 +26,12 @@
  * before it lets go of the board. A crash leaves the last ruleset in the kernel (it never forwards); the
  * unit's ExecStopPost then loads the boot lockdown.
  */
-import { execFile } from 'node:child_process';
 import { chmod, mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { createBoard } from '../board/index.js';
 import type { Board } from '../board/types.js';
 import { buildWebApp } from '../web/app.js';
 import { BoxController, type NetworkChangeSystem, registerBoardIpc } from './box.js';
@@ -54,6 +54,7 @@ import type { Service } from './service.js';
 import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
 import { ClockService, setSystemClock } from './tor/clock.js';
 import { registerTorIpc } from './tor/ipc.js';
+import { systemUser } from './tor/process.js';
 import { RelaySet } from './tor/relay-set.js';
 import { TorSupervisor } from './tor/supervisor.js';
 import type { TestNetwork } from './tor/test-network.js';
@@ -94,14 +95,11 @@ function networkChangeArgs(args: Record<string, unknown>): Partial<Omit<NetworkS
   return out;
 }
 
-function uidOf(user: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    execFile('id', ['-u', user], { timeout: 5000 }, (err, stdout) => {
-      const uid = Number(stdout.trim());
-      if (err || !Number.isInteger(uid) || uid <= 0) reject(new Error(`no uid for user ${user}`));
-      else resolve(uid);
-    });
-  });
+/** A system user's uid, found the one way (tor/process.ts systemUser, from /etc/passwd); never root. */
+async function uidOf(user: string): Promise<number> {
+  const { uid } = await systemUser(user).catch(() => ({ uid: 0 }));
+  if (uid <= 0) throw new Error(`no uid for user ${user}`);
+  return uid;
 }
 
 export class Daemon {
@@ -372,19 +370,13 @@ export class Daemon {
         if (!fw || !tor) throw new Error('box started before firewall and tor');
         // Platform choice, made here once: the board and the clock.
         const simulate = this.opts.simulate;
-        let sim: BoxController['sim'];
-        if (simulate) {
-          const { SimBoard } = await import('../board/sim/board.js');
-          const board = new SimBoard();
-          sim = board.controls();
-          this.#board = board;
-        } else {
-          const { GpioBoard } = await import('../board/gpio/board.js');
-          this.#board = new GpioBoard({
-            config: this.config.get().board,
-            log: this.opts.log.child({ component: 'board' }),
-          });
-        }
+        const chosen = await createBoard({
+          simulate,
+          config: this.config.get().board,
+          log: this.opts.log.child({ component: 'board' }),
+        });
+        const sim: BoxController['sim'] = chosen.sim;
+        this.#board = chosen.board;
         // The simulator's clock is the host's: it records the owner's time but never sets the host clock.
         clock = new ClockService({
           file: join(this.opts.stateDir, 'clock.json'),

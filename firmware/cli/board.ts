@@ -3,6 +3,7 @@
  * kill switch and press its claim button (onionboxd --simulate). On a real board onionboxd refuses with
  * OBX_ERR_BOARD_NOT_SIMULATED: the physical switch is the only one there.
  */
+import { parseCliArgs, stringOption } from '../args.js';
 import { obxError } from '../errors.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
@@ -12,10 +13,8 @@ export const boardSwitchCommand: CliCommand = {
   summary: 'Simulator: turn the kill switch on (devices cut off) or off',
   usage: 'onionbox board switch on|off',
   async run(argv, ctx) {
-    const [position, ...rest] = argv;
-    if ((position !== 'on' && position !== 'off') || rest.length > 0) {
-      throw obxError('CLI_USAGE', 'say "on" or "off"');
-    }
+    const [position] = parseCliArgs(argv, {}, { positionals: { max: 1 } }).positionals;
+    if (position !== 'on' && position !== 'off') throw obxError('CLI_USAGE', 'say "on" or "off"');
     const result = (await daemonCall(ctx.stateDir, 'board.switch', { engaged: position === 'on' })) as {
       state: string;
       firewallMode: string;
@@ -30,12 +29,10 @@ export const boardPressCommand: CliCommand = {
   summary: 'Simulator: press the claim button (--hold SECONDS to hold it)',
   usage: 'onionbox board press [--hold SECONDS]',
   async run(argv, ctx) {
-    let holdMs = 0;
-    if (argv.length === 2 && argv[0] === '--hold' && /^\d{1,2}$/.test(argv[1] ?? '')) {
-      holdMs = Number(argv[1]) * 1000;
-    } else if (argv.length > 0) {
-      throw obxError('CLI_USAGE', 'only --hold SECONDS (0-60) is accepted');
-    }
+    const hold = stringOption(parseCliArgs(argv, { hold: { type: 'string' } }).values, 'hold');
+    if (hold !== undefined && !/^\d{1,2}$/.test(hold))
+      throw obxError('CLI_USAGE', '--hold takes SECONDS (0-60)');
+    const holdMs = hold === undefined ? 0 : Number(hold) * 1000;
     if (holdMs > 60_000) throw obxError('CLI_USAGE', '--hold is at most 60 seconds');
     await daemonCall(ctx.stateDir, 'board.press', { holdMs });
     ctx.out(holdMs > 0 ? `claim button held for ${holdMs / 1000} s\n` : 'claim button pressed\n');

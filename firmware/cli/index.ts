@@ -2,7 +2,8 @@
  * `onionbox`: the box's command line. Global flag: --state-dir DIR (default /var/lib/onionbox, or
  * $ONIONBOX_STATE_DIR, or the running simulator's box when started from its checkout). Subcommands are matched on their longest name prefix ("firewall render").
  */
-import { DEFAULT_STATE_DIR } from '../args.js';
+import { parseArgs } from 'node:util';
+import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
 import { boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
@@ -13,6 +14,12 @@ import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
 import { WIFI_COMMANDS } from './wifi.js';
+
+/** Options before the command word. */
+const GLOBAL_OPTIONS = {
+  'state-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 export const COMMANDS: readonly CliCommand[] = [
   statusCommand,
@@ -55,19 +62,32 @@ export async function runCli(argv: string[], ctx: Partial<CliContext> = {}): Pro
   // Default: the box's own state directory; from a checkout with a running simulator, the simulated box's.
   let stateDir =
     ctx.stateDir ?? process.env.ONIONBOX_STATE_DIR ?? readSimInfo()?.box.stateDir ?? DEFAULT_STATE_DIR;
-  const args = [...argv];
-  if (args[0] === '--state-dir') {
-    const dir = args[1];
-    if (!dir) {
-      err('onionbox: --state-dir needs a directory\n');
-      return 2;
-    }
-    stateDir = dir;
-    args.splice(0, 2);
+  // Global options stand before the command word; the command parses its own (parseCliArgs, strict).
+  const { tokens } = parseArgs({
+    args: argv,
+    options: GLOBAL_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const cut = tokens.find((tk) => tk.kind !== 'option')?.index ?? argv.length;
+  let global: ReturnType<typeof parseCliArgs>['values'];
+  try {
+    global = parseCliArgs(argv.slice(0, cut), GLOBAL_OPTIONS).values;
+  } catch (e) {
+    err(`onionbox: ${describeError(e)}\n\n${usage()}`);
+    return 2;
   }
-  if (args.length === 0 || args[0] === 'help' || args[0] === '--help' || args[0] === '-h') {
+  stateDir = stringOption(global, 'state-dir') ?? stateDir;
+  const args = argv.slice(cut);
+  if (args[0] === '--') args.shift();
+  if (global.help === true || args[0] === 'help') {
     out(usage());
-    return args.length === 0 ? 2 : 0;
+    return 0;
+  }
+  if (args.length === 0) {
+    out(usage());
+    return 2;
   }
   const found = findCommand(args);
   if (!found) {

@@ -1,6 +1,7 @@
 /** `onionbox leak-test [--json]`: runs the box's leak self-test (as the page's button does). */
+
+import { parseCliArgs } from '../args.js';
 import type { LeakReport } from '../box-api.js';
-import { obxError } from '../errors.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 
@@ -17,10 +18,9 @@ export const leakTestCommand: CliCommand = {
   summary: "Run the box's leak self-test (exit status 1 when a check finds a leak)",
   usage: 'onionbox leak-test [--json]',
   async run(argv, ctx) {
-    const unknown = argv.filter((a) => a !== '--json');
-    if (unknown.length > 0) throw obxError('CLI_USAGE', `unexpected argument "${unknown[0]}"`);
+    const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
     const report = (await daemonCall(ctx.stateDir, 'box.leakTest', {}, 60_000)) as LeakReport;
-    ctx.out(argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatLeakReport(report));
+    ctx.out(json ? `${JSON.stringify(report, null, 2)}\n` : formatLeakReport(report));
     return report.ok ? 0 : 1;
   },
 };

@@ -7,22 +7,14 @@
  * onionboxd (the same path as the page: lockdown while it changes, back to routing once tor is ready
  * again; firmware/net/change.ts). It waits for the whole change (tor may take a minute to reconnect).
  */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type CliOptions, parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, required: string[]) {
-  let values: Record<string, unknown>;
-  try {
-    values = parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
-  for (const r of required) {
-    if (values[r] === undefined) throw obxError('CLI_USAGE', `--${r} is required`);
-  }
-  return values as Record<string, string | undefined>;
+/** Every option here is a string. */
+function parse(argv: string[], options: CliOptions, required: string[]) {
+  return parseCliArgs(argv, options, { required }).values as Record<string, string | undefined>;
 }
 
 export const netRenderHostapdCommand: CliCommand = {

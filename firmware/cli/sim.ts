@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
 import type { CliCommand } from './types.js';
 
@@ -60,10 +61,9 @@ export const simInfoCommand: CliCommand = {
   summary: 'Describe the running simulator (namespaces, addresses, the page)',
   usage: 'onionbox sim info [--json]',
   async run(argv, ctx) {
-    const unknown = argv.filter((a) => a !== '--json');
-    if (unknown.length > 0) throw obxError('CLI_USAGE', `unexpected argument "${unknown[0]}"`);
+    const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
     const info = requireSim();
-    if (argv.includes('--json')) {
+    if (json) {
       ctx.out(`${JSON.stringify(info, null, 2)}\n`);
       return 0;
     }
@@ -87,6 +87,7 @@ export const simExecCommand: CliCommand = {
   summary: 'Run a command as the LAN device (its DNS and traffic go through the box)',
   usage: 'onionbox sim exec -- CMD [ARGS...]',
   async run(argv, ctx) {
+    // Not options: the LAN device's own command line, passed on word for word (after an optional `--`).
     const args = argv[0] === '--' ? argv.slice(1) : argv;
     if (args.length === 0) throw obxError('CLI_USAGE', 'a command to run is required');
     const info = requireSim();

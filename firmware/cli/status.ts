@@ -1,3 +1,4 @@
+import { parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
 import { ipcCall, socketPath } from '../ipc.js';
 import type { CliCommand } from './types.js';
@@ -24,9 +25,7 @@ export const statusCommand: CliCommand = {
   summary: "Show the box's state as onionboxd sees it",
   usage: 'onionbox status [--json]',
   async run(argv, ctx) {
-    const json = argv.includes('--json');
-    const unknown = argv.filter((a) => a !== '--json');
-    if (unknown.length > 0) throw obxError('CLI_USAGE', `unexpected argument "${unknown[0]}"`);
+    const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
     const result = (await daemonCall(ctx.stateDir, 'status')) as Record<string, unknown>;
     if (json) {
       ctx.out(`${JSON.stringify(result, null, 2)}\n`);

@@ -2,16 +2,17 @@
  * `onionbox tor status|newnym|circuits|check|bridges`: talk to the running onionboxd over its control socket
  * (handlers in firmware/tor/ipc.ts).
  */
+
+import { parseCliArgs } from '../args.js';
 import type { CircuitInfo } from '../box-api.js';
 import { obxError } from '../errors.js';
 import type { TorStatusReply } from '../tor/ipc.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 
-function flags(argv: string[], allowed: string[]): Set<string> {
-  const unknown = argv.find((a) => !allowed.includes(a));
-  if (unknown !== undefined) throw obxError('CLI_USAGE', `unexpected argument "${unknown.slice(0, 40)}"`);
-  return new Set(argv);
+/** `--json` or nothing. */
+function jsonFlag(argv: string[]): boolean {
+  return parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
 }
 
 /** One line per circuit: `id STATUS purpose  nick(cc) -> nick(cc) -> nick(cc)`. */
@@ -45,9 +46,9 @@ export const torStatusCommand: CliCommand = {
   summary: "Show tor's bootstrap progress, readiness, warnings and built circuits",
   usage: 'onionbox tor status [--json]',
   async run(argv, ctx) {
-    const f = flags(argv, ['--json']);
+    const json = jsonFlag(argv);
     const result = (await daemonCall(ctx.stateDir, 'tor.status')) as TorStatusReply;
-    ctx.out(f.has('--json') ? `${JSON.stringify(result, null, 2)}\n` : formatTorStatus(result));
+    ctx.out(json ? `${JSON.stringify(result, null, 2)}\n` : formatTorStatus(result));
     return 0;
   },
 };
@@ -57,7 +58,7 @@ export const torNewnymCommand: CliCommand = {
   summary: 'New identity: new circuits for new connections (SIGNAL NEWNYM)',
   usage: 'onionbox tor newnym',
   async run(argv, ctx) {
-    flags(argv, []);
+    parseCliArgs(argv, {});
     // tor honours one NEWNYM per 10 s; the daemon waits that out, so allow more than the usual 10 s.
     await daemonCall(ctx.stateDir, 'tor.newnym', {}, 30_000);
     ctx.out('new identity requested: new connections use new circuits\n');
@@ -70,9 +71,9 @@ export const torCircuitsCommand: CliCommand = {
   summary: "List tor's circuits with their relays and countries",
   usage: 'onionbox tor circuits [--json]',
   async run(argv, ctx) {
-    const f = flags(argv, ['--json']);
+    const json = jsonFlag(argv);
     const result = (await daemonCall(ctx.stateDir, 'tor.circuits')) as CircuitInfo[];
-    ctx.out(f.has('--json') ? `${JSON.stringify(result, null, 2)}\n` : formatCircuits(result));
+    ctx.out(json ? `${JSON.stringify(result, null, 2)}\n` : formatCircuits(result));
     return 0;
   },
 };
@@ -82,14 +83,14 @@ export const torCheckCommand: CliCommand = {
   summary: 'Ask the fixed check service, through tor, whether traffic arrives from tor',
   usage: 'onionbox tor check [--json]',
   async run(argv, ctx) {
-    const f = flags(argv, ['--json']);
+    const json = jsonFlag(argv);
     const result = (await daemonCall(ctx.stateDir, 'tor.check', {}, 45_000)) as {
       isTor: boolean;
       ip: string;
       url: string;
     };
     ctx.out(
-      f.has('--json')
+      json
         ? `${JSON.stringify(result, null, 2)}\n`
         : `${result.isTor ? 'yes: traffic through tor arrives from a tor exit' : 'NO: the check service did not see a tor exit'} (${result.ip}, ${result.url})\n`,
     );
@@ -103,11 +104,20 @@ export const torBridgesCommand: CliCommand = {
   summary: 'Use these bridges (as the page does: checked, applied, rolled back if tor cannot use them)',
   usage: 'onionbox tor bridges "LINE" ["LINE" ...] | --off',
   async run(argv, ctx) {
-    const off = argv.length === 1 && argv[0] === '--off';
-    if (!off && (argv.length === 0 || argv.some((a) => a.startsWith('--')))) {
+    const { values, positionals } = parseCliArgs(
+      argv,
+      { off: { type: 'boolean' } },
+      { positionals: { max: Number.POSITIVE_INFINITY } },
+    );
+    const off = values.off === true;
+    if (off === positionals.length > 0)
       throw obxError('CLI_USAGE', 'give bridge lines, one argument each, or --off');
-    }
-    const result = (await daemonCall(ctx.stateDir, 'tor.bridges', { bridges: off ? [] : argv }, 150_000)) as {
+    const result = (await daemonCall(
+      ctx.stateDir,
+      'tor.bridges',
+      { bridges: off ? [] : positionals },
+      150_000,
+    )) as {
       ok: boolean;
       rolledBack: boolean;
       message: string;

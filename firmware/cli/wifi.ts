@@ -7,21 +7,14 @@
  * keyfile directory (tests).
  */
 import { readFile } from 'node:fs/promises';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type CliOptions, parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
 import type { CliCommand } from './types.js';
 
 const impl = () => import('../net/wifi.js');
 
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
+function parse(argv: string[], options: CliOptions) {
+  return parseCliArgs(argv, options).values;
 }
 
 function iface(v: Record<string, unknown>): string {

@@ -5,8 +5,7 @@
  * arguments change nothing.
  */
 import { readFileSync } from 'node:fs';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { parsePort } from '../args.js';
+import { type CliOptions, parseCliArgs, parsePort } from '../args.js';
 import type { CliContext } from '../cli/types.js';
 import { obxError } from '../errors.js';
 import { Firewall } from './apply.js';
@@ -21,12 +20,8 @@ import { renderRuleset } from './render.js';
 
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
-  } catch (err) {
-    throw obxError('CLI_USAGE', (err as Error).message);
-  }
+function parse(argv: string[], options: CliOptions) {
+  return parseCliArgs(argv, options).values;
 }
 
 function netnsOf(v: unknown): string | undefined {

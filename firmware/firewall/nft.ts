@@ -10,34 +10,23 @@
  * Arguments are arrays; nothing goes through a shell. With `netns`, everything runs inside that
  * namespace (`ip netns exec NS ...`), so the simulator and tests never touch the host's firewall.
  */
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { exec, nsCommand } from '../lib/exec.js';
 
 export interface NftRunner {
   /** Runs nft commands (one per line); returns the JSON lines nft printed and anything on stderr. */
   exec(commands: string[]): Promise<{ out: string[]; err: string }>;
 }
 
-export function nsCommand(netns: string | undefined, cmd: string, args: string[]): [string, string[]] {
-  return netns ? ['ip', ['netns', 'exec', netns, cmd, ...args]] : [cmd, args];
-}
-
-export function execOnce(
+/** One nft or conntrack run (firmware/lib/exec.ts); a failure's message stands in for an empty stderr. */
+export async function execOnce(
   netns: string | undefined,
   cmd: string,
   args: string[],
   timeoutMs: number,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [file, argv] = nsCommand(netns, cmd, args);
-  return new Promise((resolve) => {
-    execFile(file, argv, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({
-        code,
-        stdout: String(stdout),
-        stderr: String(stderr || (err && !stderr ? err.message : '')),
-      });
-    });
-  });
+  const r = await exec(cmd, args, { netns, timeoutMs });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr || (r.error ?? '') };
 }
 
 /** Fallback runner: one `nft -j -f -` spawn per call (commands on stdin would need a pipe; use files). */

@@ -4,12 +4,13 @@
  * report raw outcomes; judge.ts says what they mean. Targets are only the box's own modem or WAN DHCP
  * server (never a host on the internet), and only port 53.
  */
-import { execFile } from 'node:child_process';
+
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { isIpv4 } from '../firewall/params.js';
+import { exec } from '../lib/exec.js';
 import type { ProbeResult, SysctlValues } from './judge.js';
 
 export interface ProbeOptions {
@@ -51,20 +52,16 @@ function listedEntries(
 ): Promise<boolean | null> {
   if (!isIpv4(target)) return Promise.resolve(null);
   const args = ['-L', '-p', proto, '--orig-dst', target, '--dport', String(dport), '--sport', String(sport)];
-  return new Promise((resolve) => {
-    execFile(
-      conntrackPath,
-      args,
-      { timeout: 5000, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin' } },
-      (err, stdout, stderr) => {
-        if (err) return resolve(null);
-        // stdout: one line per entry; stderr: "... N flow entries have been shown."
-        const m = /([0-9]+) flow entr(?:y|ies) ha(?:s|ve) been shown/.exec(stderr);
-        const lines = stdout.split('\n').filter((l) => l.trim() !== '').length;
-        if (!m) return resolve(lines > 0 ? true : null);
-        resolve(Number(m[1]) > 0 || lines > 0);
-      },
-    );
+  return exec(conntrackPath, args, {
+    timeoutMs: 5000,
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin' },
+  }).then(({ ok, stdout, stderr }) => {
+    if (!ok) return null;
+    // stdout: one line per entry; stderr: "... N flow entries have been shown."
+    const m = /([0-9]+) flow entr(?:y|ies) ha(?:s|ve) been shown/.exec(stderr);
+    const lines = stdout.split('\n').filter((l) => l.trim() !== '').length;
+    if (!m) return lines > 0 ? true : null;
+    return Number(m[1]) > 0 || lines > 0;
   });
 }
 

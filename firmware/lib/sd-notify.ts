@@ -3,7 +3,7 @@
  * systemd's own `systemd-notify` (argument array, no shell; the unit sets NotifyAccess=all). Without
  * NOTIFY_SOCKET (simulator, tests, not under systemd) every call is a no-op.
  */
-import { execFile } from 'node:child_process';
+import { exec } from './exec.js';
 
 export interface SdNotifier {
   ready(status?: string): Promise<void>;
@@ -22,10 +22,8 @@ export function createSdNotifier(
   const enabled = typeof env.NOTIFY_SOCKET === 'string' && env.NOTIFY_SOCKET !== '';
   const send = (assignments: string[]): Promise<void> =>
     enabled
-      ? new Promise((resolve) => {
-          // --pid: the message is about onionboxd, not the short-lived helper process
-          execFile(binary, [`--pid=${process.pid}`, ...assignments], { env, timeout: 5000 }, () => resolve());
-        })
+      ? // --pid: the message is about onionboxd, not the short-lived helper process; a failure is ignored
+        exec(binary, [`--pid=${process.pid}`, ...assignments], { env, timeoutMs: 5000 }).then(() => undefined)
       : Promise.resolve();
   const statusLine = (text: string) => `STATUS=${SAFE_STATUS.test(text) ? text : 'status unavailable'}`;
   return {

@@ -11,12 +11,12 @@
  * Setting the system clock is the adapter's job (`setSystemTime`): `date -u -s @SECONDS` on the box (an
  * argument array, no shell), an offset in the simulator, which never touches the host clock.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
 import { CLOCK_MAX_MS, CLOCK_MIN_MS } from '../lib/clock-range.js';
+import { exec } from '../lib/exec.js';
 import type { ClockSkew } from './supervisor.js';
 
 /** Earliest plausible time: this firmware's build year. Nothing before it is believed. */
@@ -68,13 +68,15 @@ export function decideSkew(
   return { adjustMs: 0, reason: `unknown source ${report.source.slice(0, 40)}` };
 }
 
-/** Sets the system clock: `date -u -s @SECONDS` (argument array, no shell). Needs root (CAP_SYS_TIME). */
-export function setSystemClock(epochMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('date', ['-u', '-s', `@${Math.floor(validEpochMs(epochMs) / 1000)}`], (err) =>
-      err ? reject(obxError('CLOCK_INVALID', `date -s failed: ${err.message}`)) : resolve(),
-    );
+/**
+ * Sets the system clock: `date -u -s @SECONDS` (argument array, no shell). Needs root (CAP_SYS_TIME).
+ * The one place the box's clock is set (the clock service and BoxApi.setClock both call it).
+ */
+export async function setSystemClock(epochMs: number): Promise<void> {
+  const r = await exec('date', ['-u', '-s', `@${Math.floor(validEpochMs(epochMs) / 1000)}`], {
+    timeoutMs: 5000,
   });
+  if (!r.ok) throw obxError('CLOCK_INVALID', `date -s failed: ${r.error ?? `exit ${r.code}`}`);
 }
 
 export interface ClockLogger {

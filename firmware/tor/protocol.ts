@@ -324,10 +324,46 @@ function port(text: string | undefined): number {
   return n;
 }
 
+/** One router status line, as tor writes it in a consensus, `ns/all`, `ns/id/FP` or NEWCONSENSUS. */
+export interface RouterLine {
+  nickname: string;
+  /** Base64 identity digest (as written; no padding). */
+  identity: string;
+  address: string;
+  orPort: number;
+  dirPort: number;
+}
+
 /**
- * `GETINFO ns/all` (v3 network status entries): `r nick identity [digest] date time IP ORPort DirPort`,
- * `a [v6]:port`, `s Flags...`. The digest is absent or zero with microdescriptor consensuses, so the
- * address and ports are read from the end of the `r` line.
+ * The one parser of router (`r`) lines, both flavours:
+ *   full:  r nickname identity digest YYYY-MM-DD HH:MM:SS IP ORPort DirPort
+ *   micro: r nickname identity YYYY-MM-DD HH:MM:SS IP ORPort DirPort
+ * The digest is absent with microdescriptor consensuses, so the address and ports are the last three
+ * fields, after the publication time. Anything else: a protocol error.
+ */
+export function parseRouterLine(line: string): RouterLine {
+  const f = line.trimEnd().split(' ');
+  const short = JSON.stringify(line.slice(0, 80));
+  if (f[0] !== 'r' || f.length < 8 || f.length > 9) throw protocolError(`bad r line ${short}`);
+  if (
+    !/^\d{4}-\d{2}-\d{2}$/.test(f[f.length - 5] ?? '') ||
+    !/^\d{2}:\d{2}:\d{2}$/.test(f[f.length - 4] ?? '')
+  ) {
+    throw protocolError(`bad time in r line ${short}`);
+  }
+  const address = f[f.length - 3] ?? '';
+  if (!IPV4.test(address)) throw protocolError(`bad address in r line ${JSON.stringify(address)}`);
+  return {
+    nickname: f[1] ?? '',
+    identity: f[2] ?? '',
+    address,
+    orPort: port(f[f.length - 2]),
+    dirPort: port(f[f.length - 1]),
+  };
+}
+
+/**
+ * `GETINFO ns/all` (v3 network status entries): `r ...` (parseRouterLine), `a [v6]:port`, `s Flags...`.
  */
 export function parseNetworkStatus(text: string): RouterStatus[] {
   const out: RouterStatus[] = [];
@@ -335,16 +371,13 @@ export function parseNetworkStatus(text: string): RouterStatus[] {
   for (const raw of text.split('\n')) {
     const line = raw.trimEnd();
     if (line.startsWith('r ')) {
-      const f = line.split(' ');
-      if (f.length < 8) throw protocolError(`short r line ${JSON.stringify(line.slice(0, 80))}`);
-      const address = f[f.length - 3] ?? '';
-      if (!IPV4.test(address)) throw protocolError(`bad address in r line ${JSON.stringify(address)}`);
+      const r = parseRouterLine(line);
       cur = {
-        nickname: f[1] ?? '',
-        fingerprint: b64ToHex(f[2] ?? ''),
-        address,
-        orPort: port(f[f.length - 2]),
-        dirPort: port(f[f.length - 1]),
+        nickname: r.nickname,
+        fingerprint: b64ToHex(r.identity),
+        address: r.address,
+        orPort: r.orPort,
+        dirPort: r.dirPort,
         flags: [],
         orAddresses: [],
       };

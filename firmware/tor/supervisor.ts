@@ -1,34 +1,44 @@
 /**
- * TorSupervisor: renders torrc from the typed settings, checks it with `tor --verify-config`, runs tor as
- * a child process (production: tor drops to `User debian-tor`), connects the control port (SAFECOOKIE),
- * follows bootstrap and readiness, restarts tor with backoff after a crash, and applies new settings with
- * rollback to the last working torrc.
- *
- * Ready means a general-purpose (exit) circuit was built after Bootstrapped 100% (EXTENDCIRCUIT 0 ->
- * CIRC BUILT), not just the bootstrap message: docs/architecture.md.
+ * TorSupervisor: runs tor and keeps it ready. It composes the parts, each in its own module:
+ *   - torrc-files.ts: the torrc files (`.new` -> `tor --verify-config` -> installed -> `.good`),
+ *   - process.ts: the tor process (environment, user, data directory, spawn, exit),
+ *   - readiness.ts: readiness as a pure reducer over tor's events,
+ *   - queries.ts: circuits and the consensus's relays,
+ * and owns the control-port connection, restarts after a crash (with backoff) and settings changes
+ * with rollback to the last working torrc. In production tor drops to `User debian-tor`; the control
+ * port uses SAFECOOKIE.
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
- * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts).
+ * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS).
+ *
+ * Over 400 lines (about half of it comments and the options' documentation) because start, apply with
+ * rollback, restart and stop share one control connection, one launch generation and one apply queue:
+ * split further, each part would need all three.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ApplyTorResult, CircuitInfo } from '../box-api.js';
 import type { TorConfig } from '../config/schema.js';
 import { describeError, isObxError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import { atomicWriteFile } from '../lib/atomic-write.js';
+import type { RelayEndpoint } from '../firewall/params.js';
 import type { TorStatus as MachineTorStatus } from '../state/machine.js';
 import { connectControl, type TorControl } from './control.js';
-import { parseBridgeLine, torSettingsProblems } from './grammar.js';
+import { torSettingsProblems } from './grammar.js';
+import { prepareDataDir, TorProcess } from './process.js';
+import { parseBootstrap, parseStatusEvent, type TorEvent } from './protocol.js';
+import { TorQueries } from './queries.js';
 import {
-  parseBootstrap,
-  parseCircuitLine,
-  parseKeywords,
-  parseStatusEvent,
-  type TorEvent,
-} from './protocol.js';
-import { BUILTIN_SNOWFLAKE, renderTorrc, type TorRuntime } from './torrc.js';
+  extendedCircuit,
+  initialReadiness,
+  probeNeeded,
+  type Readiness,
+  type ReadinessEvent,
+  readinessEventOf,
+  reduceReadiness,
+} from './readiness.js';
+import { renderTorrc, type TorRuntime } from './torrc.js';
+import { TorrcFiles } from './torrc-files.js';
 
 /**
  * The supervisor's status: the state machine's TorStatus (firmware/state/machine.ts, which declares the
@@ -88,71 +98,29 @@ export interface TorSupervisorOptions {
   beforeReload?: ((settings: TorConfig) => Promise<void>) | undefined;
 }
 
-const STOPPED: TorStatus = { phase: 'stopped', progress: 0, summary: 'tor is not running', ready: false };
 const MAX_WARNINGS = 20;
-const MAX_LOG_LINES = 40;
 /** tor's MAX_SIGNEWNYM_RATE (10 s) plus a margin for clock granularity (tor counts whole seconds). */
 const NEWNYM_INTERVAL_MS = 11_000;
-
-/**
- * tor's environment: onionboxd's without systemd's notify socket and watchdog variables (tor would
- * otherwise report readiness or pet the watchdog on onionboxd's behalf) and without LISTEN_* sockets.
- */
-export function torEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (k === 'NOTIFY_SOCKET' || k.startsWith('WATCHDOG_') || k.startsWith('LISTEN_')) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-function verifyConfig(torBinary: string, torrc: string): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      torBinary,
-      ['--verify-config', '--defaults-torrc', '/dev/null', '-f', torrc, '--ignore-missing-torrc', '--hush'],
-      { timeout: 30_000, env: torEnvironment(process.env) },
-      (err, stdout, stderr) => {
-        const output = `${stdout}${stderr}`
-          .split('\n')
-          .filter((l) => /\[(warn|err)\]/.test(l) || (err && l.trim() !== ''))
-          .slice(-8)
-          .join('\n');
-        resolve({ ok: !err, output });
-      },
-    );
-  });
-}
-
-/** uid/gid of a system user from /etc/passwd (no shell, no `id`). */
-export async function systemUser(name: string): Promise<{ uid: number; gid: number }> {
-  const passwd = await readFile('/etc/passwd', 'utf8');
-  for (const line of passwd.split('\n')) {
-    const f = line.split(':');
-    if (f[0] === name && /^[0-9]+$/.test(f[2] ?? '') && /^[0-9]+$/.test(f[3] ?? '')) {
-      return { uid: Number(f[2]), gid: Number(f[3]) };
-    }
-  }
-  throw obxError('TOR_START_FAILED', `no system user "${name}" for tor`);
-}
+/** A probe circuit not built within this long is given up and another one launched. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 export class TorSupervisor {
   readonly #opts: TorSupervisorOptions;
+  readonly #files: TorrcFiles;
+  readonly #queries = new TorQueries();
   #settings: TorConfig;
-  #status: TorStatus = { ...STOPPED };
-  #child: ChildProcess | null = null;
+  #readiness: Readiness = initialReadiness();
+  /** The status last published on the bus (readiness plus PID). */
+  #status: TorStatus = { ...initialReadiness().status };
+  #proc: TorProcess | null = null;
   #control: TorControl | null = null;
   #warnings: string[] = [];
-  #logLines: string[] = [];
   #stopping = false;
   #running = false;
   #restartTimer: NodeJS.Timeout | null = null;
   #probeTimer: NodeJS.Timeout | null = null;
   #backoff: number;
-  #probeCircuit: string | null = null;
   #readyWaiters = new Set<() => void>();
-  #hopCache = new Map<string, { address?: string | undefined; country?: string | undefined }>();
   #generation = 0;
   #applyQueue: Promise<unknown> = Promise.resolve();
   /** When tor last honoured a NEWNYM (or started: be conservative). */
@@ -162,6 +130,7 @@ export class TorSupervisor {
     this.#opts = opts;
     this.#settings = opts.settings;
     this.#backoff = opts.backoffMs?.initial ?? 250;
+    this.#files = new TorrcFiles(opts.torrcPath, opts.torBinary ?? 'tor');
   }
 
   get settings(): TorConfig {
@@ -169,11 +138,11 @@ export class TorSupervisor {
   }
 
   get torrcPath(): string {
-    return this.#opts.torrcPath;
+    return this.#files.path;
   }
 
   get goodTorrcPath(): string {
-    return `${this.#opts.torrcPath}.good`;
+    return this.#files.goodPath;
   }
 
   status(): TorStatus {
@@ -186,7 +155,7 @@ export class TorSupervisor {
 
   /** tor's PID, while it runs. */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#proc?.pid;
   }
 
   /** The connected control client (for tests and benchmarks); null while tor is down. */
@@ -205,43 +174,26 @@ export class TorSupervisor {
     this.#running = true;
     try {
       const text = renderTorrc(this.#settings, this.#opts.runtime);
-      await mkdir(dirname(this.#opts.torrcPath), { recursive: true });
-      await mkdir(this.#opts.runtime.dataDir, { recursive: true, mode: 0o700 });
-      // With `User`, tor drops privileges before it touches its DataDirectory: it must belong to that user
-      // (what Debian's tor unit does for /var/lib/tor).
-      // Only when it is not so already (Debian's tor package creates /var/lib/tor this way): onionboxd
-      // on the box then needs no CAP_CHOWN/CAP_FOWNER.
-      if (this.#opts.runtime.user !== undefined) {
-        const ids = await systemUser(this.#opts.runtime.user);
-        const st = await stat(this.#opts.runtime.dataDir);
-        if (st.uid !== ids.uid || st.gid !== ids.gid)
-          await chown(this.#opts.runtime.dataDir, ids.uid, ids.gid);
-        if ((st.mode & 0o777) !== 0o700) await chmod(this.#opts.runtime.dataDir, 0o700);
-      }
-      const candidate = `${this.#opts.torrcPath}.new`;
-      await atomicWriteFile(candidate, text, 0o644);
-      const verified = await verifyConfig(this.#torBinary, candidate);
-      if (!verified.ok) {
-        const err = obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
+      await mkdir(dirname(this.#files.path), { recursive: true });
+      await prepareDataDir(this.#opts.runtime.dataDir, this.#opts.runtime.user);
+      try {
+        // The torrc counts as working once tor runs with it and its control port answers.
+        await this.#files.adopt(text, { use: () => this.#launch().then(() => true as const) });
+      } catch (err) {
+        if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
         // Keep the box working: run the last torrc tor was ready with, and say so.
-        const good = await readFile(this.goodTorrcPath, 'utf8').catch(() => null);
-        if (good === null) throw err;
+        if (!(await this.#files.restoreGood())) throw err;
         this.#warn(`running with the last working torrc: ${describeError(err)}`);
         this.#opts.log?.error(
           { err: describeError(err) },
           'configured tor settings refused; using the last working torrc',
         );
-        await atomicWriteFile(this.#opts.torrcPath, good, 0o644);
         await this.#launch();
-        return;
       }
-      await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
-      await this.#launch();
-      await atomicWriteFile(this.goodTorrcPath, text, 0o644);
     } catch (err) {
       this.#running = false;
-      this.#setStatus({ phase: 'failed', progress: 0, summary: describeError(err), ready: false });
-      this.#killChild();
+      this.#dispatch({ type: 'failed', summary: describeError(err) });
+      this.#proc?.kill();
       throw err;
     }
   }
@@ -253,18 +205,12 @@ export class TorSupervisor {
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     this.#restartTimer = null;
     this.#probeTimer = null;
-    const child = this.#child;
+    const proc = this.#proc;
     this.#control?.close();
     this.#control = null;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    this.#child = null;
-    this.#setStatus({ ...STOPPED });
+    await proc?.stop();
+    this.#proc = null;
+    this.#dispatch({ type: 'stopped' });
   }
 
   /**
@@ -280,49 +226,16 @@ export class TorSupervisor {
     this.#lastNewnymAt = Date.now();
   }
 
-  async circuits(): Promise<CircuitInfo[]> {
-    const control = this.#requireControl();
-    const circuits = await control.circuits();
-    const out: CircuitInfo[] = [];
-    for (const c of circuits) {
-      const hops = [];
-      for (const h of c.hops) {
-        const info = await this.#hopInfo(control, h.fingerprint);
-        hops.push({
-          fingerprint: h.fingerprint,
-          nickname: h.nickname,
-          address: info.address,
-          country: info.country,
-        });
-      }
-      out.push({ id: c.id, status: c.status, purpose: c.purpose, hops });
-    }
-    return out;
+  circuits(): Promise<CircuitInfo[]> {
+    return this.#queries.circuits(this.#requireControl());
   }
 
-  /** Relay OR endpoints from the consensus (GETINFO ns/all) plus configured bridges: the firewall's set. */
-  async relayEndpoints(): Promise<{ address: string; port: number }[]> {
-    const control = this.#requireControl();
-    const seen = new Set<string>();
-    const out: { address: string; port: number }[] = [];
-    const add = (address: string, port: number) => {
-      const key = `${address}:${port}`;
-      if (seen.has(key) || address.includes(':')) return; // IPv6 is dropped on the WAN anyway
-      seen.add(key);
-      out.push({ address, port });
-    };
-    for (const r of await control.networkStatus()) add(r.address, r.orPort);
-    if (this.#settings.useBridges) {
-      const lines = [
-        ...this.#settings.bridges,
-        ...(this.#settings.builtinSnowflake ? BUILTIN_SNOWFLAKE : []),
-      ];
-      for (const l of lines) {
-        const b = parseBridgeLine(l);
-        add(b.address, b.port);
-      }
-    }
-    return out;
+  /**
+   * The relays of tor's consensus (GETINFO ns/all): address and ORPort. Only the consensus: the
+   * firewall's relay set (tor/relay-set.ts) adds the authorities, fallbacks and bridges.
+   */
+  relayEndpoints(): Promise<RelayEndpoint[]> {
+    return this.#queries.relayEndpoints(this.#requireControl());
   }
 
   /**
@@ -348,26 +261,29 @@ export class TorSupervisor {
       throw obxError('CONFIG_INVALID', summary, { details: problems });
     }
     const text = renderTorrc(settings, this.#opts.runtime);
-    const candidate = `${this.#opts.torrcPath}.new`;
-    await atomicWriteFile(candidate, text, 0o644);
-    const verified = await verifyConfig(this.#torBinary, candidate);
-    if (!verified.ok) {
-      const err = obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
+    const previousSettings = this.#settings;
+    let previousText = '';
+    let applied: true | string;
+    try {
+      applied = await this.#files.adopt(text, {
+        beforeInstall: async () => {
+          previousText = await this.#files.current();
+          await this.#opts.beforeReload?.(settings);
+        },
+        use: () => {
+          this.#settings = settings;
+          return this.#reloadAndWait();
+        },
+      });
+    } catch (err) {
+      if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
       return { ok: false, rolledBack: false, message: describeError(err) };
     }
-    const previousText = await readFile(this.#opts.torrcPath, 'utf8');
-    const previousSettings = this.#settings;
-    await this.#opts.beforeReload?.(settings);
-    await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
-    this.#settings = settings;
-    const applied = await this.#reloadAndWait();
-    if (applied === true) {
-      await atomicWriteFile(this.goodTorrcPath, text, 0o644);
+    if (applied === true)
       return { ok: true, rolledBack: false, message: 'tor is ready with the new settings' };
-    }
     this.#opts.log?.warn({ reason: applied }, 'tor did not become ready with the new settings: rolling back');
     await this.#opts.beforeReload?.(previousSettings);
-    await atomicWriteFile(this.#opts.torrcPath, previousText, 0o644);
+    await this.#files.install(previousText);
     this.#settings = previousSettings;
     const back = await this.#reloadAndWait();
     return {
@@ -391,13 +307,18 @@ export class TorSupervisor {
       if (change.lanAddress !== undefined && change.lanAddress !== this.#opts.runtime.lanAddress) {
         const runtime = { ...this.#opts.runtime, lanAddress: change.lanAddress };
         const text = renderTorrc(this.#settings, runtime);
-        const candidate = `${this.#opts.torrcPath}.new`;
-        await atomicWriteFile(candidate, text, 0o644);
-        const verified = await verifyConfig(this.#torBinary, candidate);
-        if (!verified.ok) return verified.output || 'tor --verify-config failed';
-        await atomicWriteFile(this.#opts.torrcPath, text, 0o644);
-        await atomicWriteFile(this.goodTorrcPath, text, 0o644);
-        this.#opts.runtime = runtime;
+        try {
+          // Kept as the last working torrc once verified: the old one names a LAN address that is gone.
+          await this.#files.adopt(text, {
+            use: async () => {
+              this.#opts.runtime = runtime;
+              return true;
+            },
+          });
+        } catch (err) {
+          if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
+          return describeError(err);
+        }
       }
       // tor's connections to its guards went out of the old WAN and would hang until they time out
       // (about a minute): DisableNetwork closes every OR connection at once; then RELOAD, fresh circuits.
@@ -429,42 +350,18 @@ export class TorSupervisor {
     });
   }
 
-  get #torBinary(): string {
-    return this.#opts.torBinary ?? 'tor';
-  }
-
   #requireControl(): TorControl {
     const c = this.#control;
     if (!c?.connected) throw obxError('TOR_NOT_RUNNING', `tor is ${this.#status.phase}`);
     return c;
   }
 
-  async #hopInfo(control: TorControl, fp: string) {
-    const cached = this.#hopCache.get(fp);
-    if (cached) return cached;
-    const info: { address?: string | undefined; country?: string | undefined } = {};
-    try {
-      const ns = (await control.getInfo(`ns/id/${fp}`))[`ns/id/${fp}`] ?? '';
-      const r = ns.split('\n').find((l) => l.startsWith('r '));
-      const f = r?.split(' ') ?? [];
-      info.address = f[f.length - 3];
-      if (info.address) {
-        const cc = (await control.getInfo(`ip-to-country/${info.address}`))[`ip-to-country/${info.address}`];
-        if (cc && /^[a-z]{2}$/.test(cc) && cc !== '??') info.country = cc;
-      }
-    } catch {
-      // unknown relay (e.g. a bridge): no address or country
-    }
-    if (this.#hopCache.size > 500) this.#hopCache.clear();
-    this.#hopCache.set(fp, info);
-    return info;
-  }
-
   async #reloadAndWait(): Promise<true | string> {
+    const timeoutMs = this.#opts.applyTimeoutMs ?? 90_000;
     const control = this.#control;
     if (!control?.connected) {
       // tor is down (crashed, restarting): the next start uses the new torrc.
-      const ready = await this.waitReady(this.#opts.applyTimeoutMs ?? 90_000);
+      const ready = await this.waitReady(timeoutMs);
       return ready ? true : 'tor did not come back';
     }
     try {
@@ -472,58 +369,32 @@ export class TorSupervisor {
     } catch (err) {
       return describeError(err);
     }
-    this.#markNotReady('applying new settings');
-    this.#probeCircuit = null; // a probe launched under the old settings says nothing about the new ones
+    this.#dispatch({ type: 'reloading' });
     // Old circuits may be built with the old settings: use fresh ones.
     await control.signal('NEWNYM').catch(() => undefined);
     this.#lastNewnymAt = Date.now();
-    this.#scheduleProbe(200);
-    const ready = await this.waitReady(this.#opts.applyTimeoutMs ?? 90_000);
-    return ready ? true : `not ready within ${this.#opts.applyTimeoutMs ?? 90_000} ms`;
+    const ready = await this.waitReady(timeoutMs);
+    return ready ? true : `not ready within ${timeoutMs} ms`;
   }
 
   async #launch(): Promise<void> {
     const generation = ++this.#generation;
     this.#lastNewnymAt = Date.now() - NEWNYM_INTERVAL_MS; // a fresh tor has no NEWNYM behind it
-    this.#setStatus({ phase: 'starting', progress: 0, summary: 'starting tor', ready: false });
-    const child = spawn(
-      this.#torBinary,
-      ['--defaults-torrc', '/dev/null', '-f', this.#opts.torrcPath, '--ignore-missing-torrc'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: torEnvironment(process.env) },
-    );
-    this.#child = child;
-    let buffered = '';
-    const onOut = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) this.#logLine(line);
-    };
-    child.stdout?.on('data', onOut);
-    child.stderr?.on('data', onOut);
-    const exited = new Promise<never>((_, reject) => {
-      child.once('exit', (code, signal) => {
-        reject(
-          obxError(
-            'TOR_START_FAILED',
-            `tor exited (${code ?? signal}) during start-up: ${this.#logLines.slice(-5).join(' | ')}`,
-          ),
-        );
-      });
-      child.once('error', (err) => reject(obxError('TOR_START_FAILED', err.message, { cause: err })));
+    this.#dispatch({ type: 'starting' });
+    const proc = new TorProcess(this.#opts.torBinary ?? 'tor', this.#files.path, (line) => {
+      if (/\[(warn|err)\]/.test(line)) this.#warn(line.replace(/^.*?\[(warn|err)\] /, ''));
     });
-    exited.catch(() => undefined);
-    const endpoint = this.#controlEndpoint();
+    this.#proc = proc;
     const control = await Promise.race([
-      connectControl(endpoint, this.#opts.startTimeoutMs ?? 30_000),
-      exited,
+      connectControl(this.#controlEndpoint(), this.#opts.startTimeoutMs ?? 30_000),
+      proc.exited,
     ]);
     if (generation !== this.#generation || this.#stopping) {
       control.close();
       return;
     }
     this.#control = control;
-    child.once('exit', (code, signal) => this.#onExit(generation, code, signal));
+    proc.onExit((code, signal) => this.#onExit(generation, proc, code, signal));
     control.onEvent((ev) => this.#onEvent(ev));
     // tor exits if this connection closes (and, via __OwningControllerProcess, if we die).
     await control.command('TAKEOWNERSHIP');
@@ -531,21 +402,13 @@ export class TorSupervisor {
     await control.setEvents(['STATUS_CLIENT', 'STATUS_GENERAL', 'CIRC', 'WARN', 'ERR', 'NEWCONSENSUS']);
     const phase = (await control.getInfo('status/bootstrap-phase'))['status/bootstrap-phase'] ?? '';
     const b = parseBootstrap(phase);
-    this.#onBootstrap(b.progress, b.summary);
-    this.#opts.log?.info({ pid: child.pid }, 'tor started');
+    this.#dispatch({ type: 'bootstrap', progress: b.progress, summary: b.summary });
+    this.#opts.log?.info({ pid: proc.pid }, 'tor started');
   }
 
   #controlEndpoint() {
     const c = this.#opts.runtime.control;
     return 'unix' in c ? { path: c.unix } : { host: c.host, port: c.port };
-  }
-
-  #logLine(line: string): void {
-    const clean = line.replace(/[^\x20-\x7e]/g, '').slice(0, 300);
-    if (!clean) return;
-    this.#logLines.push(clean);
-    if (this.#logLines.length > MAX_LOG_LINES) this.#logLines.shift();
-    if (/\[(warn|err)\]/.test(clean)) this.#warn(clean.replace(/^.*?\[(warn|err)\] /, ''));
   }
 
   #warn(message: string): void {
@@ -556,15 +419,15 @@ export class TorSupervisor {
     this.#opts.bus.emit('tor:warning', m);
   }
 
+  /** One tor event: readiness (the reducer), warnings, clock skew, a new consensus. */
   #onEvent(ev: TorEvent): void {
     try {
+      const readiness = readinessEventOf(ev);
+      if (readiness) this.#dispatch(readiness);
       if (ev.type === 'STATUS_CLIENT' || ev.type === 'STATUS_GENERAL') {
         const st = parseStatusEvent(ev);
-        if (st.action === 'BOOTSTRAP') {
-          const progress = Number(st.args.PROGRESS);
-          if (Number.isInteger(progress)) this.#onBootstrap(progress, st.args.SUMMARY ?? '');
-          if (st.args.WARNING) this.#warn(`bootstrap: ${st.args.WARNING}`);
-        } else if (st.action === 'CLOCK_SKEW') {
+        if (st.action === 'BOOTSTRAP' && st.args.WARNING) this.#warn(`bootstrap: ${st.args.WARNING}`);
+        if (st.action === 'CLOCK_SKEW') {
           const skew = st.args.SKEW ?? st.args.MIN_SKEW;
           if (skew !== undefined && /^-?[0-9]+$/.test(skew)) {
             this.#opts.bus.emit('tor:clock-skew', {
@@ -574,20 +437,6 @@ export class TorSupervisor {
             });
           }
           this.#warn(`clock skew reported by ${st.args.SOURCE ?? 'tor'}: ${skew ?? '?'} s`);
-        } else if (st.action === 'CIRCUIT_NOT_ESTABLISHED' || st.action === 'NOT_ENOUGH_DIR_INFO') {
-          this.#markNotReady(st.args.REASON ?? st.action.toLowerCase().replace(/_/g, ' '));
-          this.#scheduleProbe(2000);
-        }
-      } else if (ev.type === 'CIRC') {
-        const c = parseCircuitLine(ev.body);
-        if (c.id === this.#probeCircuit) {
-          if (c.status === 'BUILT' && c.hops.length >= 3) {
-            this.#probeCircuit = null;
-            this.#setReady();
-          } else if (c.status === 'FAILED' || c.status === 'CLOSED') {
-            this.#probeCircuit = null;
-            this.#scheduleProbe(1000);
-          }
         }
       } else if (ev.type === 'NEWCONSENSUS') {
         this.#opts.bus.emit('tor:consensus', undefined);
@@ -599,83 +448,53 @@ export class TorSupervisor {
     }
   }
 
-  #onBootstrap(progress: number, summary: string): void {
-    if (this.#status.ready) {
-      this.#setStatus({ ...this.#status, progress, summary: this.#status.summary });
-      return;
+  /** Feeds the readiness reducer, sets the probe timer it asks for, publishes the status. */
+  #dispatch(ev: ReadinessEvent): void {
+    const wasReady = this.#readiness.status.ready;
+    let next = reduceReadiness(this.#readiness, ev);
+    if (next.probeWantedInMs !== null && !this.#stopping) {
+      this.#probeTimer = setTimeout(() => {
+        this.#probeTimer = null;
+        this.#readiness = reduceReadiness(this.#readiness, { type: 'probe-timer-fired' });
+        void this.#probe();
+      }, next.probeWantedInMs);
+      this.#probeTimer.unref();
+      next = reduceReadiness(next, { type: 'probe-timer-set' });
     }
-    this.#setStatus({ phase: 'bootstrapping', progress, summary, ready: false, ...this.#pidField() });
-    if (progress === 100) this.#scheduleProbe(0);
-  }
-
-  #pidField(): { pid?: number } {
-    return this.#child?.pid ? { pid: this.#child.pid } : {};
-  }
-
-  #setReady(): void {
-    this.#backoff = this.#opts.backoffMs?.initial ?? 250;
-    this.#setStatus({
-      phase: 'ready',
-      progress: 100,
-      summary: 'Connected: an exit circuit is built',
-      ready: true,
-      ...this.#pidField(),
-    });
-    for (const w of [...this.#readyWaiters]) w();
-  }
-
-  #markNotReady(summary: string): void {
-    if (!this.#status.ready && this.#status.phase === 'bootstrapping') return;
-    this.#setStatus({
-      phase: 'bootstrapping',
-      progress: this.#status.progress,
-      summary,
-      ready: false,
-      ...this.#pidField(),
-    });
+    this.#readiness = next;
+    const running = next.status.phase === 'bootstrapping' || next.status.phase === 'ready';
+    const pid = running ? this.#proc?.pid : undefined;
+    this.#setStatus({ ...next.status, ...(pid ? { pid } : {}) });
+    if (!wasReady && next.status.ready) {
+      this.#backoff = this.#opts.backoffMs?.initial ?? 250;
+      for (const w of [...this.#readyWaiters]) w();
+    }
   }
 
   /** Readiness probe: EXTENDCIRCUIT 0 builds a general-purpose circuit, which ends at an exit. */
-  #scheduleProbe(delayMs: number): void {
-    if (this.#probeTimer || this.#stopping) return;
-    this.#probeTimer = setTimeout(() => {
-      this.#probeTimer = null;
-      void this.#probe();
-    }, delayMs);
-    this.#probeTimer.unref();
-  }
-
   async #probe(): Promise<void> {
     const control = this.#control;
-    if (!control?.connected || this.#status.ready || this.#probeCircuit) return;
+    if (!control?.connected || !probeNeeded(this.#readiness)) return;
     try {
       const reply = await control.command('EXTENDCIRCUIT 0');
-      const { positional } = parseKeywords(reply.lines[0]?.text ?? '');
-      if (positional[0] !== 'EXTENDED' || !positional[1]) throw new Error('unexpected EXTENDCIRCUIT reply');
-      this.#probeCircuit = positional[1];
-      // Not built within 10 s: try another one.
-      const id = this.#probeCircuit;
-      setTimeout(() => {
-        if (this.#probeCircuit === id && !this.#status.ready) {
-          this.#probeCircuit = null;
-          this.#scheduleProbe(0);
-        }
-      }, 10_000).unref();
+      const circuit = extendedCircuit(reply.lines[0]?.text ?? '');
+      if (!circuit) throw new Error('unexpected EXTENDCIRCUIT reply');
+      this.#dispatch({ type: 'probe-launched', circuit });
+      setTimeout(() => this.#dispatch({ type: 'probe-expired', circuit }), PROBE_TIMEOUT_MS).unref();
     } catch (err) {
-      if (!isObxError(err, 'TOR_CONTROL_CLOSED')) this.#scheduleProbe(2000);
+      if (!isObxError(err, 'TOR_CONTROL_CLOSED')) this.#dispatch({ type: 'probe-refused' });
     }
   }
 
-  #onExit(generation: number, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(generation: number, proc: TorProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (generation !== this.#generation) return;
     this.#control?.close();
     this.#control = null;
-    this.#child = null;
-    this.#probeCircuit = null;
+    this.#proc = null;
     if (this.#stopping) return;
     const why = `tor exited (${code ?? signal})`;
-    this.#opts.log?.error({ code, signal, log: this.#logLines.slice(-5) }, why);
-    this.#setStatus({ phase: 'crashed', progress: 0, summary: `${why}; restarting`, ready: false });
+    this.#opts.log?.error({ code, signal, log: proc.lastLines(5) }, why);
+    this.#dispatch({ type: 'crashed', summary: `${why}; restarting` });
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, this.#opts.backoffMs?.max ?? 30_000);
     this.#restartTimer = setTimeout(() => {
@@ -683,27 +502,17 @@ export class TorSupervisor {
       if (this.#stopping) return;
       void this.#launch().catch((err: unknown) => {
         this.#opts.log?.error({ err: describeError(err) }, 'tor restart failed');
-        this.#killChild();
-        this.#child = null;
-        this.#setStatus({ phase: 'crashed', progress: 0, summary: describeError(err), ready: false });
+        const failed = this.#proc;
+        failed?.kill();
+        this.#proc = null;
+        this.#dispatch({ type: 'crashed', summary: describeError(err) });
         // Try again later with the last torrc that worked, if the current one is the problem.
-        void this.#restoreGood().finally(() => this.#onExit(this.#generation, null, null));
+        void this.#files
+          .restoreGood()
+          .catch(() => false)
+          .finally(() => this.#onExit(this.#generation, failed ?? proc, null, null));
       });
     }, delay);
-  }
-
-  async #restoreGood(): Promise<void> {
-    try {
-      const good = await readFile(this.goodTorrcPath, 'utf8');
-      await atomicWriteFile(this.#opts.torrcPath, good, 0o644);
-    } catch {
-      // no good copy yet: keep the current torrc
-    }
-  }
-
-  #killChild(): void {
-    const c = this.#child;
-    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 
   #setStatus(next: TorStatus): void {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
-import { systemUser } from '../../firmware/tor/supervisor.js';
+import { systemUser } from '../../firmware/tor/process.js';
 import { renderTorrc } from '../../firmware/tor/torrc.js';
 import { makeNetns, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';

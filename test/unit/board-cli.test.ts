@@ -77,10 +77,10 @@ t.test('createBoard: simulated with --simulate, GPIO otherwise', async (t) => {
   const { createBoard } = await import('../../board/index.js');
   const { defaultConfig } = await import('../../firmware/config/schema.js');
   const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const sim = createBoard({ simulate: true, config: defaultConfig().board, log });
+  const sim = await createBoard({ simulate: true, config: defaultConfig().board, log });
   t.equal(sim.board.kind, 'sim');
   t.ok(sim.sim);
-  const real = createBoard({ simulate: false, config: defaultConfig().board, log });
+  const real = await createBoard({ simulate: false, config: defaultConfig().board, log });
   t.equal(real.board.kind, 'gpio');
   t.equal(real.sim, undefined);
 });

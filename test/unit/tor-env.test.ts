@@ -1,6 +1,6 @@
 /** tor's environment carries none of systemd's notify or watchdog variables (issue 13). */
 import t from 'tap';
-import { torEnvironment } from '../../firmware/tor/supervisor.js';
+import { torEnvironment } from '../../firmware/tor/process.js';
 
 t.test('NOTIFY_SOCKET, WATCHDOG_* and LISTEN_* are left out; the rest is kept', async (t) => {
   const env = torEnvironment({
