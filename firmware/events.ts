@@ -1,12 +1,23 @@
 /**
  * One typed event bus for the firmware. Listeners are keyed by owner so a service can drop all of its
  * listeners at stop(); a listener that throws is logged and contained, so the daemon survives it.
- * Subsystems add their events to `BoxEvents` by declaration merging in their own module.
+ * Every event the firmware sends is declared here, in BoxEvents.
  */
 import type { Logger } from 'pino';
+import type { TorStatus } from './state/machine.js';
+import type { ClockSkew } from './tor/supervisor.js';
 
-// biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging in each subsystem.
-export interface BoxEvents {}
+/** Every event on the bus and its payload (all sent by the tor supervisor, firmware/tor/supervisor.ts). */
+export interface BoxEvents {
+  /** tor's status changed (phase, bootstrap progress, ready); the box's state machine follows it. */
+  'tor:status': TorStatus;
+  /** A WARN/ERR line from tor, for the page's warnings. */
+  'tor:warning': string;
+  /** tor reported a clock skew (STATUS_GENERAL CLOCK_SKEW); the clock service may move the clock forward. */
+  'tor:clock-skew': ClockSkew;
+  /** tor has a new consensus (NEWCONSENSUS): the relay set may have changed. */
+  'tor:consensus': undefined;
+}
 
 type Listener<T> = (payload: T) => void | Promise<void>;
 

@@ -1,8 +1,8 @@
 /**
  * The one schema of the box's configuration document. Types come from the schema (TypeBox), so the
  * validator and the TypeScript types cannot drift apart. Owner-supplied strings that reach torrc, nft,
- * nmcli or hostapd are narrowed here by allowlist patterns; subsystems may add stricter grammars
- * (firmware/tor/ checks bridge lines and country codes) through `registerConfigCheck`.
+ * nmcli or hostapd are narrowed here by allowlist patterns; the stricter grammars of tor and networking
+ * run after it (CONFIG_CHECKS in firmware/config/validate.ts).
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { IPV4_PATTERN } from '../lib/ipv4.js';

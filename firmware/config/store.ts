@@ -13,15 +13,12 @@ import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { describeError, isObxError, ObxError, obxError } from '../errors.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
+import type { Log } from '../log.js';
 import { migrate } from './migrations.js';
 import { type Config, defaultConfig } from './schema.js';
+// The schema and the grammars of tor and networking (CONFIG_CHECKS): the store never accepts a document
+// that tor or the network renderers would refuse.
 import { validateConfig } from './validate.js';
-// Registers tor's bridge-line and country grammar with the validator: the store never accepts a document
-// that tor would refuse, whoever imports it (firmware/tor/grammar.ts).
-import '../tor/grammar.js';
-// The same for the networking grammars (SSID bytes, passphrase, country, channel, LAN range).
-import '../net/config-check.js';
-import type { Log } from '../log.js';
 
 export type ConfigSource = 'main' | 'backup' | 'defaults';
 

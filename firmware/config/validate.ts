@@ -1,9 +1,13 @@
 /**
- * Validation of configuration documents: the TypeBox schema plus the stricter grammars subsystems
- * register (e.g. tor's bridge-line grammar). Returns field-level messages; never throws for bad input.
+ * Validation of configuration documents: the TypeBox schema, then the stricter grammars of the parts
+ * that use the settings, handed over here by name (CONFIG_CHECKS): tor's bridge lines and countries
+ * (firmware/tor/grammar.ts) and the networking values (firmware/net/config-check.ts). A document one of
+ * them would refuse is never stored. Returns field-level messages; never throws for bad input.
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { obxError } from '../errors.js';
+import { networkProblems } from '../net/config-check.js';
+import { torSettingsProblems } from '../tor/grammar.js';
 import { type Config, ConfigSchema } from './schema.js';
 
 const compiled = TypeCompiler.Compile(ConfigSchema);
@@ -11,14 +15,16 @@ const compiled = TypeCompiler.Compile(ConfigSchema);
 /** A deeper check for one part of the document; returns field path -> message for each problem. */
 export type ConfigCheck = (config: Config) => Record<string, string>;
 
-const extraChecks = new Map<string, ConfigCheck>();
+/** The grammars every stored document passes, after the schema. */
+export const CONFIG_CHECKS: readonly ConfigCheck[] = Object.freeze([
+  (config: Config) => torSettingsProblems(config.tor),
+  networkProblems,
+]);
 
-/** Subsystems add their grammar once, at import time (keyed, so re-registering replaces). */
-export function registerConfigCheck(name: string, check: ConfigCheck): void {
-  extraChecks.set(name, check);
-}
-
-export function configProblems(doc: unknown): Record<string, string> {
+export function configProblems(
+  doc: unknown,
+  checks: readonly ConfigCheck[] = CONFIG_CHECKS,
+): Record<string, string> {
   const problems: Record<string, string> = {};
   if (!compiled.Check(doc)) {
     for (const e of compiled.Errors(doc)) {
@@ -28,7 +34,7 @@ export function configProblems(doc: unknown): Record<string, string> {
     }
     return problems;
   }
-  for (const check of extraChecks.values()) Object.assign(problems, check(doc));
+  for (const check of checks) Object.assign(problems, check(doc));
   return problems;
 }
 

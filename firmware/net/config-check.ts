@@ -1,10 +1,9 @@
 /**
- * Registers the networking grammars with the config validator (firmware/config/validate.ts): a document
+ * The networking grammars the config validator runs (CONFIG_CHECKS in firmware/config/validate.ts): a document
  * whose access point, upstream Wi-Fi or LAN range would not pass firmware/net/grammar.ts is refused at
  * load and at every write, so nothing the renderers would refuse is ever stored.
  */
 import type { Config } from '../config/schema.js';
-import { registerConfigCheck } from '../config/validate.js';
 import { isObxError } from '../errors.js';
 import { parseInterface, parseLanRange, parseSsid } from './grammar.js';
 import { validateAccessPoint } from './render.js';
@@ -40,5 +39,3 @@ export function networkProblems(config: Config): Record<string, string> {
   }
   return out;
 }
-
-registerConfigCheck('network', networkProblems);

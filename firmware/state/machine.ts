@@ -17,12 +17,6 @@ export interface TorStatus {
   ready: boolean;
 }
 
-declare module '../events.js' {
-  interface BoxEvents {
-    'tor:status': TorStatus;
-  }
-}
-
 /** Hardware kill switch. An unreadable, unexportable or unwatchable pin counts as engaged. */
 export type SwitchPosition = 'engaged' | 'released' | 'unreadable';
 

@@ -10,10 +10,10 @@
  *   FINGERPRINT 40 hex digits
  *   KEY=VALUE   keys from a per-transport allowlist, values from a URL-safe character set
  */
-import { isIPv4, isIPv6 } from 'node:net';
-import type { Config, TorConfig } from '../config/schema.js';
-import { registerConfigCheck } from '../config/validate.js';
+import { isIPv6 } from 'node:net';
+import type { TorConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
+import { isIpv4 } from '../lib/ipv4.js';
 import { COUNTRY_CODES } from './countries.js';
 
 export type Transport = 'obfs4' | 'snowflake' | 'meek_lite' | 'vanilla';
@@ -72,14 +72,14 @@ export function parseBridgeLine(input: unknown): BridgeLine {
   if (first === 'obfs4' || first === 'snowflake' || first === 'meek_lite') {
     transport = first;
     words.shift();
-  } else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(first) && !isIPv4(first)) {
+  } else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(first)) {
     throw bad(`unsupported transport "${first.slice(0, 20)}" (obfs4, snowflake or meek_lite)`);
   }
   const hostPort = words.shift() ?? '';
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(hostPort);
   if (!m) throw bad(`"${hostPort.slice(0, 60)}" is not ADDRESS:PORT (IPv4 or [IPv6])`);
   const address = m[1] ?? m[2] ?? '';
-  if (m[1] !== undefined ? !isIPv6(address) : !isIPv4(address))
+  if (m[1] !== undefined ? !isIPv6(address) : !isIpv4(address))
     throw bad(`bad address "${address.slice(0, 45)}"`);
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw bad(`port ${m[3]} out of range`);
@@ -146,5 +146,3 @@ export function torSettingsProblems(tor: TorConfig, base = '/tor'): Record<strin
   }
   return problems;
 }
-
-registerConfigCheck('tor', (config: Config) => torSettingsProblems(config.tor));

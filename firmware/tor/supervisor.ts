@@ -57,15 +57,6 @@ export interface ClockSkew {
   minimum: boolean;
 }
 
-declare module '../events.js' {
-  interface BoxEvents {
-    'tor:warning': string;
-    'tor:clock-skew': ClockSkew;
-    /** tor has a new consensus (NEWCONSENSUS): the relay set may have changed. */
-    'tor:consensus': undefined;
-  }
-}
-
 export type { ApplyTorResult };
 
 export interface SupervisorLogger {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { migrate } from '../../firmware/config/migrations.js';
 import { CONFIG_VERSION, defaultConfig } from '../../firmware/config/schema.js';
-import { configProblems, registerConfigCheck, validateConfig } from '../../firmware/config/validate.js';
+import { configProblems, validateConfig } from '../../firmware/config/validate.js';
 import { isObxError } from '../../firmware/errors.js';
 import { bridgeLine } from '../helpers/bridge.js';
 
@@ -50,13 +50,27 @@ t.test('field details name the bad field', async (t) => {
   }
 });
 
-t.test('registered subsystem checks run after the schema', async (t) => {
+t.test('the checks handed to the validator run after the schema', async (t) => {
   const check = (c: ReturnType<typeof defaultConfig>): Record<string, string> =>
     c.tor.bridges.includes(bridgeLine(7)) ? { '/tor/bridges': 'nope' } : {};
-  registerConfigCheck('test-only', check);
-  t.teardown(() => registerConfigCheck('test-only', () => ({})));
   const doc = { ...defaultConfig(), tor: { ...defaultConfig().tor, bridges: [bridgeLine(7)] } };
-  t.same(configProblems(doc), { '/tor/bridges': 'nope' });
+  t.same(configProblems(doc, [check]), { '/tor/bridges': 'nope' });
+  t.same(
+    configProblems({ ...doc, version: 'x' }, [check]),
+    { '/version': configProblems({ ...doc, version: 'x' })['/version'] },
+    'not before the schema passes',
+  );
+  t.same(
+    configProblems({ ...defaultConfig(), tor: { ...defaultConfig().tor, exitNodes: ['zz'] } }, []),
+    {},
+    'only the checks handed over',
+  );
+  t.not(
+    Object.keys(configProblems({ ...defaultConfig(), tor: { ...defaultConfig().tor, exitNodes: ['zz'] } }))
+      .length,
+    0,
+    "tor's grammar is among the default checks",
+  );
 });
 
 t.test('migrations', async (t) => {
