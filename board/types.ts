@@ -3,6 +3,8 @@
  * and i2c-bus) and board/sim (the simulator and the tests). Both draw the OLED with the same framebuffer
  * code (board/oled/screens.ts).
  */
+
+import type { Log } from '../firmware/log.js';
 import type { LedPattern, Screen, SwitchPosition } from '../firmware/state/machine.js';
 
 export type { LedPattern, LedState, Screen, SwitchPosition } from '../firmware/state/machine.js';
@@ -36,8 +38,5 @@ export interface Board {
 /** How long the claim button must be held for a 'hold' event (the boot-time password reset). */
 export const HOLD_MS = 10_000;
 
-export interface BoardLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts), under the name the board's modules use. */
+export type BoardLogger = Log;

@@ -5,11 +5,9 @@
  *   switch edge / tor:status event / web kill switch / fault
  *     -> state machine step -> desired firewall mode -> firewall.apply(mode) -> LEDs and OLED
  *
- * Applies are serialised; while one runs, later inputs only update the desired mode and the newest is
- * applied next (a burst of switch toggles ends in the last position, never in a stale one). An apply that
- * fails puts the machine into 'error', whose mode is the most closed one ('lockdown', or 'killed' when
- * the switch is on), and that is applied at once; after `retryMs` the fault is cleared and the real
- * target is tried again.
+ * The reconcile core (the machine's state, the serialised apply loop, fail-closed on errors and the
+ * retry) is ModeReconciler (firmware/box-reconcile.ts); the control-socket commands are in
+ * firmware/box-ipc.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
  * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
@@ -22,6 +20,10 @@
  * `bootResetWindowMs`, default 60 s) clears the password and rotates the session key (resetClaim()): the
  * box is unclaimed again, every session ends, the hold's own press approves nothing, and neither old
  * secret stays in config.json or its backup.
+ *
+ * Over 400 lines because it is the one implementation of BoxApi (about thirty short methods the page,
+ * the CLI and the tests call, most a few lines handing over to the owner account, tor, the firewall or
+ * firmware/net/box-network.ts); the logic with state of its own is in the modules named above.
  */
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
@@ -40,13 +42,13 @@ import type {
   SimBoardControls,
   WifiNetworkView,
 } from './box-api.js';
+import { type Containment, type FirewallLike, ModeReconciler } from './box-reconcile.js';
 import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
 import { validateConfig } from './config/validate.js';
 import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
-import type { IpcServer } from './ipc.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import * as net from './net/box-network.js';
 import {
@@ -57,15 +59,7 @@ import {
   planNetworkChange,
 } from './net/change.js';
 import { OwnerAccount } from './owner.js';
-import {
-  initialState,
-  type MachineInput,
-  type MachineState,
-  type Screen,
-  step,
-  type TorStatus,
-  view,
-} from './state/machine.js';
+import { type MachineInput, type MachineState, type Screen, type TorStatus, view } from './state/machine.js';
 import { setSystemClock } from './tor/clock.js';
 
 export type { TorStatus } from './state/machine.js';
@@ -79,16 +73,7 @@ export interface TorLike {
   lastWarnings(): string[];
 }
 
-/** Implemented by firmware/firewall/ (Firewall). */
-export interface FirewallLike {
-  apply(mode: FirewallModeName): Promise<unknown>;
-  counters(): Promise<DropCounters>;
-  /**
-   * Reports a kernel table found missing or changed by someone else (Firewall's audit): the box treats
-   * it as a firewall fault and applies its closed mode at once.
-   */
-  onTamper?(listener: (reason: string) => void): () => void;
-}
+export type { FirewallLike } from './box-reconcile.js';
 
 export interface SystemClock {
   set(epochMs: number): Promise<void>;
@@ -118,7 +103,7 @@ export interface BoxControllerDeps {
    * `engage` stops what the previous ruleset lets through (onionboxd stops tor, so TransPort/DNSPort have
    * no listener and nothing leaves), `release` undoes it once a ruleset loads again.
    */
-  containment?: { engage(): Promise<void>; release(): Promise<void> } | undefined;
+  containment?: Containment | undefined;
   /** The first claim code (tests); later ones are random. */
   claimCode?: string | undefined;
   /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
@@ -148,16 +133,9 @@ const OWNER = 'box';
 export class BoxController implements BoxApi {
   readonly #config: ConfigStore;
   readonly sim: SimBoardControls | undefined;
-  #state: MachineState = initialState();
-  #applied: FirewallModeName | null = null;
-  #applying: Promise<void> = Promise.resolve();
-  #running = false;
+  readonly #core: ModeReconciler;
   #softSeq = 0;
-  #again = false;
-  #contained = false;
-  #retry: NodeJS.Timeout | null = null;
   #refresh: NodeJS.Timeout | null = null;
-  #started = false;
   #startedAt = 0;
   readonly #owner: OwnerAccount;
   #netChanging = false;
@@ -174,22 +152,33 @@ export class BoxController implements BoxApi {
     this.sim = deps.sim;
     this.#now = deps.now ?? Date.now;
     this.#owner = new OwnerAccount(deps.config, { now: this.#now, claimCode: deps.claimCode });
+    this.#core = new ModeReconciler({
+      firewall: deps.firewall,
+      log: deps.log,
+      retryMs: deps.retryMs,
+      containment: deps.containment,
+      record: (line) => this.#record(line),
+      changed: () => this.#render(),
+    });
+  }
+
+  get #state(): MachineState {
+    return this.#core.state;
   }
 
   /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
   async start(): Promise<void> {
     const { board, bus, config, tor } = this.deps;
     this.#startedAt = this.#now();
-    this.#started = true;
     await this.#owner.ensureSessionKey();
     // The button first: a hold that began before power-on is reported during board.start().
     this.#unsubscribe.push(board.onButton((e) => this.#button(e)));
     await board.start();
-    this.#state = [
-      { type: 'switch', position: board.readSwitch() } as MachineInput,
-      { type: 'soft-kill', engaged: config.get().softKill } as MachineInput,
-      { type: 'tor', status: tor.status() } as MachineInput,
-    ].reduce(step, this.#state);
+    this.#core.begin([
+      { type: 'switch', position: board.readSwitch() },
+      { type: 'soft-kill', engaged: config.get().softKill },
+      { type: 'tor', status: tor.status() },
+    ]);
     const onTamper = this.deps.firewall.onTamper?.((reason) => this.#tampered(reason));
     if (onTamper) this.#unsubscribe.push(onTamper);
     this.#unsubscribe.push(
@@ -198,26 +187,24 @@ export class BoxController implements BoxApi {
     );
     this.#record(`start: switch ${board.readSwitch()}, soft kill ${config.get().softKill}`);
     this.#render();
-    await this.#reconcile();
+    await this.#core.reconcile();
     this.#refresh = setInterval(() => this.#render(), this.deps.refreshMs ?? 5000);
     this.#refresh.unref();
   }
 
   async stop(): Promise<void> {
-    this.#started = false;
     for (const u of this.#unsubscribe.splice(0)) u();
     this.deps.bus.removeOwner(OWNER);
-    if (this.#retry) clearTimeout(this.#retry);
     if (this.#refresh) clearInterval(this.#refresh);
-    this.#retry = this.#refresh = null;
-    await this.#applying.catch(() => undefined);
+    this.#refresh = null;
+    await this.#core.end();
     // The firewall keeps its last ruleset: stopping the firmware never opens anything.
     await this.deps.board.stop();
   }
 
   /** The mode last loaded into the kernel (null before the first apply and after a failed one). */
   get appliedMode(): FirewallModeName | null {
-    return this.#applied;
+    return this.#core.applied;
   }
 
   /** The state machine's current state (read-only snapshot, for tests and diagnostics). */
@@ -226,8 +213,8 @@ export class BoxController implements BoxApi {
   }
 
   /** Resolves once the firewall holds the mode the current state asks for (or an apply failed). */
-  async settled(): Promise<void> {
-    while (this.#running) await this.#applying;
+  settled(): Promise<void> {
+    return this.#core.settled();
   }
 
   status(): BoxStatus {
@@ -297,19 +284,19 @@ export class BoxController implements BoxApi {
     if (engaged) {
       // Cut first, then wait for the SD card.
       this.#input({ type: 'soft-kill', engaged: true });
-      await this.#reconcile();
+      await this.#core.reconcile();
       await write;
     } else {
       await write;
       if (seq !== this.#softSeq) return;
       this.#input({ type: 'soft-kill', engaged: false });
-      await this.#reconcile();
+      await this.#core.reconcile();
     }
     const want = view(this.#state).firewallMode;
-    if (this.#applied !== want) {
+    if (this.#core.applied !== want) {
       throw obxError(
         'BOX_APPLY_FAILED',
-        `wanted ${want}, the firewall holds ${this.#applied ?? 'an unknown ruleset'}`,
+        `wanted ${want}, the firewall holds ${this.#core.applied ?? 'an unknown ruleset'}`,
       );
     }
   }
@@ -387,7 +374,7 @@ export class BoxController implements BoxApi {
     const s = this.status();
     const text = [
       `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
-      `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#applied ?? 'unknown'})`,
+      `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#core.applied ?? 'unknown'})`,
       `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
       `kill switch hardware=${this.#state.hardware} web=${s.killSwitch.software}`,
       `board ${this.deps.board.kind}, claimed ${s.claimed}`,
@@ -405,9 +392,9 @@ export class BoxController implements BoxApi {
    * the state machine wants, never another one, through the same serialised loop.
    */
   reapply(): Promise<void> {
-    if (!this.#started) return Promise.resolve();
-    this.#applied = null;
-    return this.#reconcile();
+    if (!this.#core.started) return Promise.resolve();
+    this.#core.forget();
+    return this.#core.reconcile();
   }
 
   // --- networking (firmware/net/box-network.ts, firmware/net/change.ts) ---
@@ -466,7 +453,7 @@ export class BoxController implements BoxApi {
   #changeHandlers(system: NetworkChangeSystem, wanted: NetworkShape): ChangeHandlers {
     const closed = async (what: string) => {
       await this.settled();
-      if (!isClosed(this.#applied)) throw new Error(`the firewall did not close (${what})`);
+      if (!isClosed(this.#core.applied)) throw new Error(`the firewall did not close (${what})`);
     };
     return {
       ...system,
@@ -486,8 +473,8 @@ export class BoxController implements BoxApi {
       reconnect: async () => {
         this.#input({ type: 'net-change', phase: 'reconnecting', reason: 'reconnecting tor' });
         await this.settled();
-        if (this.#applied !== 'connecting' && this.#applied !== 'killed') {
-          throw new Error(`the firewall holds ${this.#applied ?? 'an unknown ruleset'}, not connecting`);
+        if (this.#core.applied !== 'connecting' && this.#core.applied !== 'killed') {
+          throw new Error(`the firewall holds ${this.#core.applied ?? 'an unknown ruleset'}, not connecting`);
         }
         await system.reconnect();
       },
@@ -555,100 +542,12 @@ export class BoxController implements BoxApi {
   // --- the pipeline ---
 
   #input(input: MachineInput): void {
-    if (!this.#started) return;
-    const before = view(this.#state);
-    this.#state = step(this.#state, input);
-    const after = view(this.#state);
-    if (before.state !== after.state || before.firewallMode !== after.firewallMode) {
-      this.#record(`${input.type}: ${before.state} -> ${after.state} (firewall ${after.firewallMode})`);
-    }
-    void this.#reconcile();
-    this.#render();
-  }
-
-  #reconcile(): Promise<void> {
-    this.#again = true;
-    if (this.#running) return this.#applying;
-    this.#running = true;
-    // The loop starts synchronously: the firewall call is the first thing an input causes.
-    this.#applying = this.#applyLoop();
-    return this.#applying;
-  }
-
-  async #applyLoop(): Promise<void> {
-    try {
-      while (this.#again && this.#started) {
-        this.#again = false;
-        const want = view(this.#state).firewallMode;
-        const faulted = this.#state.faults.firewall !== undefined;
-        // After a failure any closed ruleset will do until the retry: 'killed' and 'lockdown' both cut the LAN.
-        if (want === this.#applied || (faulted && isClosed(want) && isClosed(this.#applied))) continue;
-        try {
-          await this.deps.firewall.apply(want);
-          this.#applied = want;
-          await this.#contain(false);
-          if (faulted) this.#scheduleRetry();
-        } catch (err) {
-          // nft loads a ruleset all or nothing: the kernel still holds the previous one (maybe routing).
-          this.#applied = null;
-          this.deps.log.error(
-            { mode: want, err: describeError(err) },
-            'firewall apply failed: failing closed',
-          );
-          this.#record(`firewall apply ${want} failed: ${describeError(err)}`);
-          if (!faulted) {
-            this.#state = step(this.#state, {
-              type: 'fault',
-              source: 'firewall',
-              message: `apply ${want} failed`,
-            });
-            this.#again = true; // try the closed mode at once
-          } else {
-            // The closed mode itself failed: try the other closed mode before waiting for the retry.
-            const other: FirewallModeName = want === 'killed' ? 'lockdown' : 'killed';
-            try {
-              await this.deps.firewall.apply(other);
-              this.#applied = other;
-              await this.#contain(false);
-              this.deps.log.warn({ mode: other }, `firewall fell back to ${other}`);
-            } catch (err2) {
-              this.deps.log.error(
-                { mode: other, err: describeError(err2) },
-                'no closed ruleset could be loaded: the kernel keeps its previous ruleset',
-              );
-              await this.#contain(true);
-            }
-            this.#scheduleRetry();
-          }
-        }
-        this.#render();
-      }
-    } finally {
-      // Synchronously at the end of the loop: an input arriving after this starts a new loop.
-      this.#running = false;
-    }
-  }
-
-  /** Engages or releases the last-resort containment (once each way); its own failure is only logged. */
-  async #contain(engage: boolean): Promise<void> {
-    const c = this.deps.containment;
-    if (!c || this.#contained === engage) return;
-    this.#contained = engage;
-    this.#record(engage ? 'containment engaged: tor stopped' : 'containment released');
-    try {
-      await (engage ? c.engage() : c.release());
-      this.deps.log.warn(
-        { engaged: engage },
-        engage ? 'last resort: tor stopped until a ruleset loads' : 'last resort released',
-      );
-    } catch (err) {
-      this.deps.log.error({ engaged: engage, err: describeError(err) }, 'containment failed');
-    }
+    this.#core.input(input);
   }
 
   /** The kernel's table was flushed or changed by something else: fail closed now, tell the owner. */
   #tampered(reason: string): void {
-    if (!this.#started) return;
+    if (!this.#core.started) return;
     const at = new Date(this.#now()).toISOString().slice(0, 16).replace('T', ' ');
     this.deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
     this.#record(`firewall ruleset changed outside the box: ${reason}`);
@@ -656,20 +555,8 @@ export class BoxController implements BoxApi {
       `At ${at} UTC something on the box other than onionboxd removed or changed its firewall rules ` +
       `(${reason.slice(0, 120)}). The box cut every device off at once and loaded its own rules again.`;
     // Whatever the kernel holds now is not what was applied: the closed mode is loaded whole.
-    this.#applied = null;
+    this.#core.forget();
     this.#input({ type: 'fault', source: 'firewall', message: 'ruleset changed outside the box' });
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retry || !this.#started) return;
-    this.#retry = setTimeout(() => {
-      this.#retry = null;
-      if (!this.#started) return;
-      // Try the real target again; a new failure brings the fault (and the closed mode) straight back.
-      this.#applied = null;
-      this.#input({ type: 'fault-cleared', source: 'firewall' });
-    }, this.deps.retryMs ?? 5000);
-    this.#retry.unref();
   }
 
   #button(e: ButtonEvent): void {
@@ -760,39 +647,4 @@ function simulatedClock(log: BoardLogger): SystemClock {
   };
 }
 
-/**
- * Control-socket commands for the simulated board: `onionbox board switch on|off`, `onionbox board press`.
- * On a real board they answer OBX_ERR_BOARD_NOT_SIMULATED.
- */
-export function registerBoardIpc(ipc: Pick<IpcServer, 'register'>, controller: BoxApi): void {
-  const sim = (): SimBoardControls => {
-    if (!controller.sim) throw obxError('BOARD_NOT_SIMULATED');
-    return controller.sim;
-  };
-  ipc.register('board.switch', async (args) => {
-    if (typeof args.engaged !== 'boolean') throw obxError('BOX_BAD_INPUT', '"engaged" must be true or false');
-    sim().setSwitch(args.engaged);
-    if (controller instanceof BoxController) await controller.settled();
-    const s = controller.status();
-    return { state: s.state, firewallMode: s.firewallMode, killSwitch: s.killSwitch };
-  });
-  ipc.register('board.press', async (args) => {
-    const holdMs = args.holdMs === undefined ? 0 : args.holdMs;
-    if (typeof holdMs !== 'number' || !Number.isInteger(holdMs) || holdMs < 0 || holdMs > 60_000) {
-      throw obxError('BOX_BAD_INPUT', '"holdMs" must be an integer from 0 to 60000');
-    }
-    sim().pressClaimButton(holdMs);
-    // What the press approved is for the browser that started the claim (and the OLED), not the CLI.
-    return { pressed: true };
-  });
-  ipc.register('board.leds', async () => sim().leds());
-  // The page's bridge form, from the command line: the same validation, rollback and storage.
-  ipc.register('tor.bridges', async (args) => {
-    const lines = args.bridges;
-    if (!Array.isArray(lines) || lines.some((l) => typeof l !== 'string') || lines.length > 50) {
-      throw obxError('CONFIG_INVALID', 'bridges must be a list of at most 50 bridge lines');
-    }
-    const tor = controller.settings().tor;
-    return controller.applyTorSettings({ ...tor, useBridges: lines.length > 0, bridges: lines as string[] });
-  });
-}
+export { registerBoardIpc } from './box-ipc.js';

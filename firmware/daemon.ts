@@ -12,14 +12,14 @@
  *   1. firewall    open the nft session (the boot lockdown table is still in the kernel)
  *   2. relays      fill the relay set before anything applies it: authorities and fallbacks (the test
  *                  network's, or tor's built-in lists), bridges, the cached consensus
- *   3. tor-setup   the supervisor (not started yet) and its control-socket commands
+ *   3. tor-supervisor the supervisor (not started yet) and its control-socket commands
  *   4. box         board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs
  *   5. wan-lease   the WAN's DHCP server from NetworkManager, for the firewall's DHCP exception
  *   6. lan         the box's LAN address (tor's TransPort/DNSPort and the page listen on it), then the
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
- *   7. tor         starts tor in the background: the state machine opens the LAN only when it is ready;
+ *   7. tor-start   starts tor in the background: the state machine opens the LAN only when it is ready;
  *                  the relay set follows tor's consensus from here on
  *   8. web, ipc    the page on the LAN address, the CLI's control socket
  *
@@ -39,7 +39,7 @@ import type { TorConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
-import { Firewall, modeOnly } from './firewall/apply.js';
+import { Firewall, firewallForBox } from './firewall/apply.js';
 import type { FirewallParams, RelayEndpoint } from './firewall/params.js';
 import { IpcServer, socketPath } from './ipc.js';
 import { LeakTester } from './leak-test/leak-test.js';
@@ -305,7 +305,7 @@ export class Daemon {
   #torSetupService(): Service {
     const log = this.opts.log.child({ component: 'tor' });
     return {
-      name: 'tor-setup',
+      name: 'tor-supervisor',
       start: async () => {
         const cfg = this.config.get();
         const torDir = join(this.opts.stateDir, 'tor');
@@ -423,7 +423,7 @@ export class Daemon {
           bus: this.bus,
           board,
           tor,
-          firewall: modeOnly(fw, () => this.#firewallParams()),
+          firewall: firewallForBox(fw, () => this.#firewallParams()),
           log,
           simulate,
           sim,
@@ -587,7 +587,7 @@ export class Daemon {
     const log = this.opts.log.child({ component: 'tor' });
     let starting: Promise<void> | null = null;
     return {
-      name: 'tor',
+      name: 'tor-start',
       start: async () => {
         const tor = this.#tor;
         if (!tor) throw new Error('tor started before setup');

@@ -7,6 +7,16 @@ import { destination, type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
+/**
+ * What a part of the firmware needs of a logger: pino's Logger is one, and so is a test's list. The one
+ * logger interface; every module that takes a logger takes this.
+ */
+export interface Log {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
 export const REDACT_PATHS = [
   'password',
   '*.password',

@@ -1,7 +1,7 @@
 /**
  * `onionbox firewall render|apply|counters`: the firewall from the command line. render prints the nft
  * script for a mode; apply loads it (one transaction, verified); counters prints the drop counters.
- * The work lives in firmware/firewall/cli.ts, loaded only when one of these commands runs, so that
+ * The work lives in firmware/firewall/commands.ts, loaded only when one of these commands runs, so that
  * `onionbox status` and friends do not load nft code.
  */
 import type { CliCommand } from './types.js';
@@ -10,7 +10,7 @@ const RULESET_USAGE =
   '--mode lockdown|connecting|routing|killed --lan-if IF --wan-if IF --lan-addr A.B.C.D/N --tor-uid UID ' +
   '[--relays FILE] [--trans-port N] [--dns-port N] [--web-port N]';
 
-const impl = () => import('../firewall/cli.js');
+const impl = () => import('../firewall/commands.js');
 
 export const firewallRenderCommand: CliCommand = {
   name: 'firewall render',

@@ -5,6 +5,7 @@
  * (firmware/tor/ checks bridge lines and country codes) through `registerConfigCheck`.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { IPV4_PATTERN } from '../lib/ipv4.js';
 
 export const CONFIG_VERSION = 2 as const;
 
@@ -16,7 +17,7 @@ export const InterfaceName = Type.String({
 });
 
 export const Ipv4Address = Type.String({
-  pattern: '^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$',
+  pattern: IPV4_PATTERN,
   description: 'Dotted-quad IPv4 address',
   examples: ['10.42.0.1'],
 });

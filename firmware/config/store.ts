@@ -21,12 +21,7 @@ import { validateConfig } from './validate.js';
 import '../tor/grammar.js';
 // The same for the networking grammars (SSID bytes, passphrase, country, channel, LAN range).
 import '../net/config-check.js';
-
-export interface ConfigLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Log } from '../log.js';
 
 export type ConfigSource = 'main' | 'backup' | 'defaults';
 
@@ -62,7 +57,7 @@ export class ConfigStore {
 
   constructor(
     readonly dir: string,
-    private readonly log?: ConfigLogger,
+    private readonly log?: Log,
   ) {
     this.path = join(dir, FILE);
     this.backupPath = `${this.path}.bak`;

@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DropCounters } from '../box-api.js';
 import { describeError, isObxError, obxError } from '../errors.js';
+import type { Log } from '../log.js';
 import {
   addCounters,
   compareShape,
@@ -81,16 +82,10 @@ export {
 } from './kernel-table.js';
 export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
 
-export interface FirewallLog {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
 export interface FirewallOptions {
   /** Run nft and conntrack inside this network namespace (simulator, tests). */
   netns?: string | undefined;
-  log?: FirewallLog | undefined;
+  log?: Log | undefined;
   /** Where rendered scripts are written (a private temp dir by default; /run/onionbox on the box). */
   workDir?: string | undefined;
   /** Use the long-lived `nft -i` session (default true). */
@@ -577,7 +572,7 @@ export class Firewall {
  * The shape firmware/box.ts asks for (apply(mode), counters()): binds the firewall to the parameters the
  * daemon knows (interfaces, addresses, tor's uid, ports and the current relay set).
  */
-export function modeOnly(
+export function firewallForBox(
   fw: Firewall,
   params: () => FirewallParams,
 ): {

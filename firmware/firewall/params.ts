@@ -4,6 +4,10 @@
  * checked against strict grammars, so nothing an owner or a consensus supplies can inject nft syntax.
  */
 import { obxError } from '../errors.js';
+import { intToIpv4, ipv4ToInt, isIpv4 } from '../lib/ipv4.js';
+
+// The one IPv4 rule (firmware/lib/ipv4.ts), re-exported for the firewall's and networking's callers.
+export { intToIpv4, ipv4ToInt, isIpv4 };
 
 export type FirewallMode = 'lockdown' | 'connecting' | 'routing' | 'killed';
 export const FIREWALL_MODES: readonly FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
@@ -42,23 +46,9 @@ export const MAX_DHCP_SERVERS = 4;
 export const MAX_RELAYS = 20000;
 
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-const IPV4 =
-  /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
 
 export function isFirewallMode(v: unknown): v is FirewallMode {
   return typeof v === 'string' && (FIREWALL_MODES as readonly string[]).includes(v);
-}
-
-export function isIpv4(v: unknown): v is string {
-  return typeof v === 'string' && IPV4.test(v);
-}
-
-export function ipv4ToInt(a: string): number {
-  return a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function intToIpv4(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }
 
 /** Network address of addr/prefix, e.g. 10.0.0.1/24 -> 10.0.0.0. */

@@ -11,13 +11,14 @@
  * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, log })`, started when
  * `network.accessPoint` is set; `update()` from createBoxNetwork's applyAccessPoint.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import type { Service } from '../service.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
+import { SupervisedChild } from './supervised-child.js';
 
 interface Logger {
   info(obj: object, msg: string): void;
@@ -55,29 +56,40 @@ function run(cmd: string, args: string[]): Promise<void> {
 export class AccessPoint implements Service {
   readonly name = 'access-point';
   #opts: AccessPointOptions;
-  #child: ChildProcess | null = null;
-  #ending = new WeakSet<ChildProcess>();
-  #stopping = false;
-  #lines: string[] = [];
-  #timer: NodeJS.Timeout | null = null;
-  #backoff: number;
-  #restarts = 0;
+  readonly #child: SupervisedChild;
 
   constructor(opts: AccessPointOptions) {
     this.#opts = opts;
-    this.#backoff = opts.backoffMs?.initial ?? 1000;
+    this.#child = new SupervisedChild({
+      command: () => [this.#opts.hostapd ?? '/usr/sbin/hostapd', [this.#opts.confPath]],
+      output: 'both',
+      ready: /AP-ENABLED/,
+      startTimeoutMs: opts.startTimeoutMs ?? 20_000,
+      backoffMs: opts.backoffMs ?? { initial: 1000, max: 30_000 },
+      // hostapd never prints the passphrase; keep the lines short anyway
+      maxLineLength: 200,
+      failure: (kind, detail, lines) => {
+        const why =
+          kind === 'timeout'
+            ? 'hostapd did not enable the access point in time'
+            : kind === 'exited'
+              ? `hostapd ${detail}`
+              : detail;
+        return obxError('NET_AP_FAILED', `${why}: ${lines.slice(-4).join(' | ')}`);
+      },
+      onCrash: (why) => this.#opts.log?.error({}, `hostapd ${why}; restarting`),
+    });
   }
 
   get pid(): number | null {
-    return this.#child?.pid ?? null;
+    return this.#child.pid;
   }
 
   get restarts(): number {
-    return this.#restarts;
+    return this.#child.restarts;
   }
 
   async start(): Promise<void> {
-    this.#stopping = false;
     await this.#apply(this.#opts.settings);
   }
 
@@ -88,22 +100,19 @@ export class AccessPoint implements Service {
   }
 
   async stop(): Promise<void> {
-    this.#stopping = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#kill();
+    await this.#child.stop();
   }
 
   async #apply(settings: unknown): Promise<void> {
     const ap = validateAccessPoint(settings);
     const text = renderHostapd(settings);
     const conf = this.#opts.confPath;
-    await this.#kill();
+    await this.#child.kill();
     await run(this.#opts.rfkill ?? 'rfkill', ['unblock', 'wlan']);
     await run(this.#opts.iw ?? 'iw', ['reg', 'set', ap.country]);
     await atomicWriteFile(conf, text, 0o600);
     try {
-      await this.#launch();
+      await this.#child.launch();
     } catch (err) {
       const good = await readFile(`${conf}.good`, 'utf8').catch(() => null);
       if (good === null || good === text) throw err;
@@ -116,88 +125,14 @@ export class AccessPoint implements Service {
       await fsyncDirectory(dirname(conf));
       const country = /^country_code=([A-Z]{2})$/m.exec(good)?.[1];
       if (country) await run(this.#opts.iw ?? 'iw', ['reg', 'set', country]).catch(() => undefined);
-      await this.#launch().catch((e) =>
-        this.#opts.log?.error({ err: describeError(e) }, 'the last working hostapd config failed too'),
-      );
+      await this.#child
+        .launch()
+        .catch((e) =>
+          this.#opts.log?.error({ err: describeError(e) }, 'the last working hostapd config failed too'),
+        );
       throw err;
     }
     await atomicWriteFile(`${conf}.good`, text, 0o600);
-  }
-
-  #launch(): Promise<void> {
-    this.#lines = [];
-    const child = spawn(this.#opts.hostapd ?? '/usr/sbin/hostapd', [this.#opts.confPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.#child = child;
-    return new Promise((resolve, reject) => {
-      let ready = false;
-      const fail = (why: string) => {
-        if (ready) return;
-        ready = true;
-        clearTimeout(timer);
-        reject(obxError('NET_AP_FAILED', `${why}: ${this.#lines.slice(-4).join(' | ')}`));
-      };
-      const timer = setTimeout(() => {
-        fail('hostapd did not enable the access point in time');
-        void this.#kill();
-      }, this.#opts.startTimeoutMs ?? 20_000);
-      let buf = '';
-      const onData = (chunk: Buffer) => {
-        buf += chunk.toString('utf8');
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const line of lines) {
-          // hostapd never prints the passphrase; keep the lines short anyway
-          this.#lines.push(line.slice(0, 200));
-          if (this.#lines.length > 20) this.#lines.shift();
-          if (!ready && /AP-ENABLED/.test(line)) {
-            ready = true;
-            clearTimeout(timer);
-            this.#backoff = this.#opts.backoffMs?.initial ?? 1000;
-            resolve();
-          }
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('error', (e) => fail(e.message));
-      child.once('exit', (code, signal) => {
-        if (this.#child === child) this.#child = null;
-        if (!ready) return fail(`hostapd exited (${code ?? signal})`);
-        if (this.#stopping || this.#ending.has(child)) return;
-        this.#opts.log?.error({}, `hostapd exited (${code ?? signal}); restarting`);
-        this.#scheduleRestart();
-      });
-    });
-  }
-
-  #scheduleRestart(): void {
-    const delay = this.#backoff;
-    this.#backoff = Math.min(this.#backoff * 2, this.#opts.backoffMs?.max ?? 30_000);
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      if (this.#stopping) return;
-      this.#restarts++;
-      this.#launch().catch(() => {
-        if (!this.#stopping) this.#scheduleRestart();
-      });
-    }, delay);
-  }
-
-  async #kill(): Promise<void> {
-    const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) {
-      this.#child = null;
-      return;
-    }
-    this.#ending.add(child);
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-    if (this.#child === child) this.#child = null;
   }
 }
 

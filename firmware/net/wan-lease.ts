@@ -10,8 +10,8 @@
  * as "no server known": the firewall then allows DHCP broadcasts only, and the lease is still kept by
  * the rebinding broadcast.
  */
-import { execFile } from 'node:child_process';
 import { isHostAddress, isIpv4 } from '../firewall/params.js';
+import { nmcli } from './wifi.js';
 
 export interface WanLease {
   serverId: string | null;
@@ -57,20 +57,10 @@ export function parseDhcp4(text: string): WanLease {
 
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 
-export function readWanLease(wanIf: string, nmcli = 'nmcli'): Promise<WanLease> {
-  if (!IFNAME.test(wanIf)) return Promise.reject(new Error(`bad interface name ${wanIf}`));
-  return new Promise((resolve, reject) => {
-    execFile(
-      nmcli,
-      ['-t', '-f', 'DHCP4', 'device', 'show', wanIf],
-      { timeout: 10_000, env: { ...process.env, LC_ALL: 'C.UTF-8', LANGUAGE: '' } },
-      (err, stdout, stderr) => {
-        if (err)
-          reject(new Error(`nmcli: ${(stderr || stdout || err.message).toString().trim().slice(0, 200)}`));
-        else resolve(parseDhcp4(stdout));
-      },
-    );
-  });
+/** The WAN's lease from NetworkManager (nmcli called and judged as in wifi.ts: exit code and output). */
+export async function readWanLease(wanIf: string, bin = 'nmcli'): Promise<WanLease> {
+  if (!IFNAME.test(wanIf)) throw new Error(`bad interface name ${wanIf}`);
+  return parseDhcp4(await nmcli(['-t', '-f', 'DHCP4', 'device', 'show', wanIf], { bin, timeoutMs: 10_000 }));
 }
 
 export interface WanLeaseWatcherOptions {

@@ -96,13 +96,18 @@ export function runNmcli(args: readonly string[], opts: NmcliOptions = {}): Prom
   });
 }
 
-/** Runs nmcli and throws the classified error, or returns stdout. */
-async function nmcli(args: readonly string[], opts: NmcliOptions): Promise<string> {
+/** Runs nmcli and throws the classified error, or returns stdout: the one call-and-judge path. */
+export async function nmcli(args: readonly string[], opts: NmcliOptions): Promise<string> {
   const r = await runNmcli(args, opts);
   if (r.code === 127) throw obxError('NET_NMCLI_FAILED', 'nmcli is not installed');
   const e = classifyNmcli(r);
   if (e) throw e;
   return r.stdout;
+}
+
+/** Terse, escaped output of the named fields (`nmcli -t -e yes -f FIELDS ...`), judged by nmcli(). */
+function nmcliTerse(fields: string, args: readonly string[], opts: NmcliOptions): Promise<string> {
+  return nmcli(['-t', '-e', 'yes', '-f', fields, ...args], opts);
 }
 
 /** node-wifi, required lazily with the environment it clobbers restored (see the header). */
@@ -181,24 +186,13 @@ export class NetworkManagerWan {
 
   /** Forces a rescan (`--rescan yes`), one entry per network, strongest first. */
   async scan(): Promise<ScanResult[]> {
-    const out = await nmcli(
-      [
-        '-t',
-        '-e',
-        'yes',
-        '-f',
-        SCAN_FIELDS,
-        'device',
-        'wifi',
-        'list',
-        'ifname',
-        this.interface,
-        '--rescan',
-        'yes',
-      ],
-      this.opts,
-    );
-    return groupScan(parseWifiList(out));
+    return groupScan(await this.wifiList('yes'));
+  }
+
+  /** `device wifi list` on this interface; `rescan` yes forces a new scan, no reads NetworkManager's list. */
+  private async wifiList(rescan: 'yes' | 'no') {
+    const args = ['device', 'wifi', 'list', 'ifname', this.interface, '--rescan', rescan];
+    return parseWifiList(await nmcliTerse(SCAN_FIELDS, args, this.opts));
   }
 
   /**
@@ -265,13 +259,14 @@ export class NetworkManagerWan {
 
   async status(): Promise<WanStatus> {
     const devices = parseDeviceStatus(
-      await nmcli(['-t', '-e', 'yes', '-f', 'DEVICE,TYPE,STATE,CONNECTION', 'device', 'status'], this.opts),
+      await nmcliTerse('DEVICE,TYPE,STATE,CONNECTION', ['device', 'status'], this.opts),
     );
     const dev = devices.find((d) => d.device === this.interface);
     if (!dev) throw obxError('NET_WIFI_NOT_FOUND', `no device ${this.interface}`);
     const show = parseTerseFields(
-      await nmcli(
-        ['-t', '-e', 'yes', '-f', 'GENERAL.STATE,IP4.ADDRESS,IP4.GATEWAY', 'device', 'show', this.interface],
+      await nmcliTerse(
+        'GENERAL.STATE,IP4.ADDRESS,IP4.GATEWAY',
+        ['device', 'show', this.interface],
         this.opts,
       ),
     );
@@ -279,25 +274,7 @@ export class NetworkManagerWan {
     let ssid: string | null = null;
     let signal: number | null = null;
     if (dev.type === 'wifi' && dev.state === 'connected') {
-      const list = parseWifiList(
-        await nmcli(
-          [
-            '-t',
-            '-e',
-            'yes',
-            '-f',
-            SCAN_FIELDS,
-            'device',
-            'wifi',
-            'list',
-            'ifname',
-            this.interface,
-            '--rescan',
-            'no',
-          ],
-          this.opts,
-        ),
-      );
+      const list = await this.wifiList('no');
       const used = list.find((n) => n.inUse);
       ssid = used?.ssid ?? null;
       signal = used?.signal ?? null;
@@ -316,7 +293,7 @@ export class NetworkManagerWan {
 
   private async deleteProfiles(match: (c: { name: string; uuid: string }) => boolean): Promise<void> {
     const rows = parseConnections(
-      await nmcli(['-t', '-e', 'yes', '-f', 'NAME,UUID,TYPE,DEVICE', 'connection', 'show'], this.opts),
+      await nmcliTerse('NAME,UUID,TYPE,DEVICE', ['connection', 'show'], this.opts),
     );
     for (const c of rows.filter(match)) await nmcli(['connection', 'delete', 'uuid', c.uuid], this.opts);
   }

@@ -297,8 +297,9 @@ export class TorSupervisor {
 
   /**
    * The box's network changed under tor (firmware/net/change.ts). A new LAN address re-renders the
-   * torrc (TransPort/DNSPort listen there); then RELOAD (tor re-binds its listeners), NEWNYM, and
-   * ready again only once a fresh exit circuit is built over the new network. Serialised with
+   * torrc (TransPort/DNSPort listen there); every OR connection is closed (DisableNetwork 1, then 0);
+   * then RELOAD (tor re-binds its listeners), NEWNYM, and ready again only once a fresh exit circuit is
+   * built over the new network. Serialised with
    * applySettings. Resolves true when ready, or with why not.
    */
   networkChanged(change: { lanAddress?: string | undefined } = {}): Promise<true | string> {
@@ -318,6 +319,13 @@ export class TorSupervisor {
           if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
           return describeError(err);
         }
+      }
+      // tor's connections to its guards went out of the old WAN and would hang until they time out
+      // (about a minute): DisableNetwork closes every OR connection at once; then RELOAD, fresh circuits.
+      const control = this.#control;
+      if (control?.connected) {
+        await control.command('SETCONF DisableNetwork=1').catch(() => undefined);
+        await control.command('SETCONF DisableNetwork=0').catch(() => undefined);
       }
       return this.#reloadAndWait();
     });

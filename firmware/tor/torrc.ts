@@ -4,9 +4,9 @@
  * (paths, addresses, ports, extra lines for the test network) are checked against allowlists. Anything
  * else throws an ObxError and nothing is rendered.
  */
-import { isIPv4 } from 'node:net';
 import type { TorConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
+import { isIpv4 } from '../lib/ipv4.js';
 import { formatBridgeLine, parseBridgeLine, parseCountry } from './grammar.js';
 
 export type PortSpec = { host: string; port: number } | { unix: string };
@@ -81,7 +81,7 @@ function portNumber(value: unknown, what: string): number {
 }
 
 function ipv4(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !isIPv4(value)) throw invalid(`${what} must be an IPv4 address`);
+  if (typeof value !== 'string' || !isIpv4(value)) throw invalid(`${what} must be an IPv4 address`);
   return value;
 }
 

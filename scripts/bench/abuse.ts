@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { login } from './helpers.js';
 import { rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 import { TUNED_FLAGS } from './web.js';
@@ -87,24 +88,6 @@ async function serve(dir: string, port: number, netns: string): Promise<void> {
   await box.stop();
   await fw.stop();
   process.exit(0);
-}
-
-function cookiesOf(res: Response): string[] {
-  return res.headers.getSetCookie().map((c) => c.split(';')[0] ?? '');
-}
-
-async function login(base: string): Promise<string> {
-  const page = await fetch(`${base}/login`);
-  const jar = cookiesOf(page);
-  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
-  const res = await fetch(`${base}/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.join('; ') },
-    body: new URLSearchParams({ _csrf: token, password: PASSWORD }).toString(),
-  });
-  if (res.status !== 303) throw new Error(`login failed: ${res.status}`);
-  return [...jar, ...cookiesOf(res)].join('; ');
 }
 
 /** Opens a socket and, when `request` is given, sends it; resolves with the socket once it is settled. */
@@ -191,7 +174,7 @@ export const abuseSuite: BenchSuite = {
       if (first !== 'ready routing') throw new Error(`server not routing: ${first}`);
       const pid = child.pid ?? 0;
       const base = `http://127.0.0.1:${port}`;
-      const cookie = await login(base);
+      const cookie = await login(base, PASSWORD);
       await sleep(500);
       const idleRss = rssBytes(pid);
 

@@ -12,28 +12,12 @@ import type { FirewallMode, FirewallParams } from '../../firmware/firewall/param
 import { buildTopology, HTTP_ADDR, HTTP_PORT, type ProbeResult } from '../../test/e2e/firewall-topology.js';
 import { SAMPLE } from '../../test/fixtures/firewall/sample.js';
 import { makeNetns } from '../../test/helpers/netns.js';
+import { Cleanup } from './helpers.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
 const HTTP = HTTP_ADDR;
 const MB50 = 50 * 1024 * 1024;
-
-class Cleanup {
-  private fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void {
-    this.fns.unshift(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns) {
-      try {
-        await fn();
-      } catch {
-        // best effort; the next cleanup still runs
-      }
-    }
-    this.fns = [];
-  }
-}
 
 function relays(n: number): FirewallParams['relays'] {
   return Array.from({ length: n }, (_, i) => ({

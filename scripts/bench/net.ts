@@ -8,32 +8,30 @@
  *    a few such checks within 30 s dnsmasq assumes high load and stops pinging, which is why a fresh
  *    dnsmasq per run.) 5 runs.
  *  - known device: a MAC with a lease in dnsmasq's file (a phone coming back): no ping. 20 runs.
+ *
+ * WAN change to routing again: the whole simulated box (scripts/sim/world.ts with a second WAN port,
+ * onionboxd from dist/), routing on eth0; then BENCH_WAN_CHANGES (default 6) changes alternating
+ * eth1/eth0: the modem's cable is moved (world.moveWan, not timed: it waits for the new port's DHCP
+ * lease), then `net.change` over the control socket (what `onionbox net set --wan` sends) is timed until
+ * it returns, which is after the box loaded `routing` again (tor rebuilt a circuit over the new port).
+ * Each change is checked: the box routes, the kernel's ruleset names the new port, and the LAN device
+ * fetches through tor. onionboxd's RSS is read after the last change.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ipcCall, socketPath } from '../../firmware/ipc.js';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';
-import { percentile } from './proc.js';
+import { BOX_WAN_IF, BOX_WAN2_IF, buildWorld, EXIT_ADDR, HOSTNAME, type World } from '../sim/world.js';
+import { Cleanup } from './helpers.js';
+import { percentile, rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
-class Cleanup {
-  private fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void {
-    this.fns.unshift(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns) {
-      try {
-        await fn();
-      } catch {
-        // best effort; the next cleanup still runs
-      }
-    }
-    this.fns = [];
-  }
-}
+/** Real dnsmasq in the box namespace ($OBX_DNSMASQ_NETNS), for LanDhcp running on the host. */
+const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/fixtures/net/dnsmasq-in-netns', import.meta.url));
 
 function verbose(s: string): void {
   if (process.env.BENCH_VERBOSE) process.stderr.write(`${s}\n`);
@@ -45,6 +43,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
   c.teardown(() => rmSync(dir, { recursive: true, force: true }));
   try {
     const box = await makeNetns(c, 'bnbox');
+    process.env.OBX_DNSMASQ_NETNS = box;
     const dev = await makeNetns(c, 'bndev');
     await makeVeth(box, 'lan0', dev, 'dev0');
     await addAddr(box, 'lan0', '10.42.0.1/24');
@@ -61,7 +60,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
       const lan = new LanDhcp({
         settings: { interface: 'lan0', lanAddr: '10.42.0.1/24', leaseFile, leaseSeconds: 600 },
         confPath: join(dir, 'dnsmasq.conf'),
-        netns: box,
+        dnsmasq: DNSMASQ_IN_NETNS,
       });
       await lan.start();
       return lan;
@@ -84,6 +83,59 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
     return { fresh, known };
   } finally {
     await c.run();
+  }
+}
+
+const WAN_CHANGES = Number(process.env.BENCH_WAN_CHANGES ?? 6);
+
+async function call(w: World, cmd: string, args: Record<string, unknown> = {}, ms = 10_000) {
+  const r = await ipcCall(socketPath(w.boxStateDir), cmd, args, ms);
+  if (!r.ok) throw new Error(`${cmd}: ${r.code} ${r.error}`);
+  return r.result as Record<string, unknown>;
+}
+
+async function fetchThroughTor(w: World, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    const body = await w
+      .exec(w.netns.lan, 'curl', ['-s', '-m', '10', `http://${HOSTNAME}/ip`], 15_000)
+      .catch(() => '');
+    if (body.trim() === EXIT_ADDR) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the LAN device could not fetch through tor');
+}
+
+async function measureWanChanges(): Promise<{ ms: number[]; rss: number; load: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'onionbox-bench-wan-'));
+  const world = await buildWorld({ prefix: 'obxbwan', dir, secondWan: true });
+  try {
+    const end = Date.now() + 180_000;
+    while ((await call(world, 'status')).state !== 'routing') {
+      if (Date.now() > end) throw new Error('the box never reached routing');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await fetchThroughTor(world, Date.now() + 60_000);
+    const ms: number[] = [];
+    const load: number[] = [];
+    for (let i = 0; i < WAN_CHANGES; i++) {
+      const to = i % 2 === 0 ? BOX_WAN2_IF : BOX_WAN_IF;
+      await world.moveWan(to);
+      const t0 = performance.now();
+      await call(world, 'net.change', { wanInterface: to }, 180_000);
+      ms.push(performance.now() - t0);
+      load.push(loadavg()[0] ?? 0);
+      const st = await call(world, 'status');
+      if (st.state !== 'routing') throw new Error(`change ${i}: the box is ${String(st.state)}`);
+      const table = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
+      if (!table.includes(`oifname "${to}"`)) throw new Error(`change ${i}: the ruleset does not name ${to}`);
+      await fetchThroughTor(world, Date.now() + 60_000);
+      verbose(`WAN change ${i} -> ${to}: ${(ms.at(-1) ?? 0).toFixed(0)} ms`);
+    }
+    const rss = rssBytes(world.daemon()?.pid ?? 0);
+    return { ms, rss, load };
+  } finally {
+    await world.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -113,9 +165,35 @@ export const netSuite: BenchSuite = {
   needs: ['root'],
   async run(): Promise<BenchResult[]> {
     const { fresh, known } = await measure();
+    const wan = await measureWanChanges();
+    const sorted = [...wan.ms].sort((a, b) => a - b);
+    const p95 = percentile(sorted, 95);
+    const rssMb = Number((wan.rss / 2 ** 20).toFixed(1));
     return [
       result('DHCP lease, new device (dnsmasq ping check)', fresh, 4000),
       result('DHCP lease, known device', known, 500),
+      {
+        name: 'WAN change (new interface) to routing again',
+        value: Number(percentile(sorted, 50).toFixed(0)),
+        unit: 'ms p50',
+        goal: 'p95 < 60000 ms',
+        pass: p95 < 60_000,
+        detail: {
+          p95: Number(p95.toFixed(0)),
+          min: Number((sorted[0] ?? Number.NaN).toFixed(0)),
+          max: Number((sorted.at(-1) ?? Number.NaN).toFixed(0)),
+          runs: sorted.length,
+          load1: wan.load.map((l) => l.toFixed(1)).join(' '),
+        },
+      },
+      {
+        name: 'onionboxd RSS after the WAN changes',
+        value: rssMb,
+        unit: 'MB',
+        // the same goal as the firmware suite's steady RSS
+        goal: '< 64 MB',
+        pass: rssMb < 64,
+      },
     ];
   },
 };

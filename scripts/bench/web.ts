@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { login } from './helpers.js';
 import { rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
@@ -43,24 +44,6 @@ async function serve(dir: string, port: number): Promise<void> {
   await app.listen({ host: '127.0.0.1', port });
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
-}
-
-function cookiesOf(res: Response): string[] {
-  return res.headers.getSetCookie().map((c) => c.split(';')[0] ?? '');
-}
-
-async function login(base: string): Promise<string> {
-  const page = await fetch(`${base}/login`);
-  const jar = cookiesOf(page);
-  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
-  const res = await fetch(`${base}/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.join('; ') },
-    body: new URLSearchParams({ _csrf: token, password: PASSWORD }).toString(),
-  });
-  if (res.status !== 303) throw new Error(`login failed: ${res.status}`);
-  return [...jar, ...cookiesOf(res)].join('; ');
 }
 
 async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[]> {
@@ -102,7 +85,7 @@ async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[
     });
     const pid = child.pid ?? 0;
     const base = `http://127.0.0.1:${port}`;
-    const cookie = await login(base);
+    const cookie = await login(base, PASSWORD);
     const check = await fetch(`${base}/`, { headers: { cookie } });
     if (!(await check.text()).includes('Protected')) throw new Error('not logged in to the status page');
     await sleep(1000);

@@ -70,6 +70,8 @@ export const ADDR = Object.freeze({
     '198.18.0.17',
   ],
   dns: '198.18.0.53',
+  /** The box's address on its second WAN link (worlds with `secondWan`). */
+  boxWan2: '198.18.0.3',
 });
 export const EXIT_ADDR = ADDR.privnet[5] as string;
 export const WEB_ADDR = ADDR.privnet[6] as string;
@@ -78,6 +80,11 @@ export const BOX_WAN_IF = 'eth0';
 export const BOX_LAN_IF = 'wlan0';
 export const LAN_IF = 'eth0';
 export const INET_IF = 'modem0';
+/** Worlds with `secondWan`: the box's second WAN port (say, a USB Ethernet adapter) and its modem port. */
+export const BOX_WAN2_IF = 'eth1';
+export const INET2_IF = 'modem1';
+/** Worlds with `secondWan`: the modem's bridge over both of its ports (the internet's addresses live here). */
+export const INET_BRIDGE = 'modembr0';
 /** The modem's lease time: short, so that the box renews while the world runs. */
 export const LEASE_SECONDS = 120;
 
@@ -107,6 +114,12 @@ export interface WorldOptions {
   box?: 'as-shipped' | 'worst-case';
   /** With `box: 'worst-case'`: load the boot lockdown ruleset before the links exist. */
   bootLockdown?: boolean;
+  /**
+   * A second WAN port on the box (eth1, linked up but unconfigured: NetworkManager manages only the
+   * WAN) wired to a second port of the modem (both ports bridged). `moveWan()` moves the modem's
+   * cable; with `capture`, each modem port has its own capture (`captureFiles`).
+   */
+  secondWan?: boolean;
 }
 
 export interface Timings {
@@ -130,6 +143,14 @@ export interface World {
   timings: Timings;
   /** The pcap file when capturing. */
   captureFile: string | null;
+  /** Every capture, by the box interface whose wire it watches (eth0, and eth1 with `secondWan`). */
+  captureFiles: Record<string, string>;
+  /**
+   * `secondWan` worlds: the modem's cable moves to the box's `ifname` port: the current WAN's DHCP
+   * client stops and its address goes (as NetworkManager does when the carrier goes), the old modem
+   * port goes down, and a DHCP client starts on the new port. Resolves with the new lease's address.
+   */
+  moveWan(ifname: string): Promise<string>;
   processes(): Tracked[];
   /** Runs a command in a namespace; stdout. */
   exec(ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<string>;
@@ -208,7 +229,13 @@ export function netSysctls(text: string): [string, string][] {
 }
 
 /** The modem's dnsmasq arguments: DNS for sim.test only, and one 2-minute lease for the box. Pure. */
-export function modemArgs(o: { dir: string; iface: string; leaseSeconds: number }): string[] {
+export function modemArgs(o: {
+  dir: string;
+  iface: string;
+  leaseSeconds: number;
+  /** The last address it leases (default: only ADDR.boxWan). */
+  lastAddress?: string;
+}): string[] {
   return [
     '--keep-in-foreground',
     '--conf-file=/dev/null',
@@ -224,7 +251,7 @@ export function modemArgs(o: { dir: string; iface: string; leaseSeconds: number 
     `--address=/${HOSTNAME}/${WEB_ADDR}`,
     // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
     '--address=/#/',
-    `--dhcp-range=${ADDR.boxWan},${ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
+    `--dhcp-range=${ADDR.boxWan},${o.lastAddress ?? ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
     `--dhcp-option=option:router,${ADDR.modem}`,
     `--dhcp-option=option:dns-server,${ADDR.dns}`,
     '--dhcp-authoritative',
@@ -265,6 +292,12 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   let privnet: Privnet | null = null;
   let daemon: Tracked | null = null;
   let captureFile: string | null = null;
+  const captureFiles: Record<string, string> = {};
+  const second = opts.secondWan === true;
+  /** Where the internet's addresses live: the modem's port, or the bridge over both ports. */
+  const inetIf = second ? INET_BRIDGE : INET_IF;
+  let wanIf: string = BOX_WAN_IF;
+  let wanClient: Tracked | null = null;
   let pageUrl: string | null = null;
   const lanLeaseFile = join(dir, 'lan-lease.env');
   const boxStateDir = join(dir, 'box');
@@ -380,6 +413,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     for (const [boxIf, peer, peerNs] of [
       [BOX_WAN_IF, INET_IF, netns.inet],
       [BOX_LAN_IF, LAN_IF, netns.lan],
+      ...(second ? ([[BOX_WAN2_IF, INET2_IF, netns.inet]] as const) : []),
     ] as const) {
       await ip([
         'link',
@@ -402,6 +436,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
           [netns.box, BOX_WAN_IF],
           [netns.box, BOX_LAN_IF],
           [netns.lan, LAN_IF],
+          ...(second ? ([[netns.box, BOX_WAN2_IF]] as const) : []),
         ] as const)) {
       // the sysctl file's IPv6-off applies to interfaces made after it: say it for these too
       await nsExec(ns, 'sysctl', ['-q', '-w', `net.ipv6.conf.${ifname}.disable_ipv6=1`]).catch(
@@ -410,36 +445,62 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     }
     // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
     // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
-    await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', INET_IF]);
-    for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
-      await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', INET_IF]);
-    }
-    await ip(['-n', netns.inet, 'link', 'set', INET_IF, 'up']);
-    if (opts.capture) {
-      captureFile = join(dir, 'wan.pcap');
-      const cap = track('capture', netns.inet, 'tcpdump', [
-        '-i',
-        INET_IF,
-        '-n',
-        '-s',
-        '128',
-        '-U',
-        '-w',
-        captureFile,
-      ]);
-      // tcpdump is capturing once the file has its header
-      for (let i = 0; i < 100 && !(existsSync(captureFile) && readFileSync(captureFile).length >= 24); i++) {
-        if (cap.child.exitCode !== null) throw new Error(`tcpdump exited: ${readFileSync(cap.log, 'utf8')}`);
-        await sleep(50);
+    if (second) {
+      // the modem's two ports on one bridge (no STP: ports forward at once)
+      await ip(['-n', netns.inet, 'link', 'add', INET_BRIDGE, 'type', 'bridge', 'stp_state', '0']);
+      for (const port of [INET_IF, INET2_IF]) {
+        await ip(['-n', netns.inet, 'link', 'set', port, 'master', INET_BRIDGE]);
       }
-      cleanups.push(() => undefined);
+    }
+    await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', inetIf]);
+    for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
+      await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', inetIf]);
+    }
+    for (const l of second ? [INET_BRIDGE, INET_IF, INET2_IF] : [INET_IF]) {
+      await ip(['-n', netns.inet, 'link', 'set', l, 'up']);
+    }
+    if (opts.capture) {
+      for (const [boxIf, port, name] of [
+        [BOX_WAN_IF, INET_IF, 'wan'],
+        ...(second ? ([[BOX_WAN2_IF, INET2_IF, 'wan2']] as const) : []),
+      ] as const) {
+        const file = join(dir, `${name}.pcap`);
+        captureFiles[boxIf] = file;
+        const cap = track(name === 'wan' ? 'capture' : `capture-${name}`, netns.inet, 'tcpdump', [
+          '-i',
+          port,
+          '-n',
+          '-s',
+          '128',
+          '-U',
+          '-w',
+          file,
+        ]);
+        // tcpdump is capturing once the file has its header
+        for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file).length >= 24); i++) {
+          if (cap.child.exitCode !== null)
+            throw new Error(`tcpdump exited: ${readFileSync(cap.log, 'utf8')}`);
+          await sleep(50);
+        }
+      }
+      captureFile = captureFiles[BOX_WAN_IF] ?? null;
     }
     done('namespaces');
 
     // 2. the internet: the modem (DNS + DHCP), then the private Tor network (in the background)
     const resolvConf = join(dir, 'exit-resolv.conf');
     writeFileSync(resolvConf, `nameserver ${ADDR.dns}\n`);
-    track('modem', netns.inet, 'dnsmasq', modemArgs({ dir, iface: INET_IF, leaseSeconds: LEASE_SECONDS }));
+    track(
+      'modem',
+      netns.inet,
+      'dnsmasq',
+      modemArgs({
+        dir,
+        iface: inetIf,
+        leaseSeconds: LEASE_SECONDS,
+        ...(second ? { lastAddress: ADDR.boxWan2 } : {}),
+      }),
+    );
     const privnetDir = join(dir, 'privnet');
     rmSync(privnetDir, { recursive: true, force: true });
     mkdirSync(privnetDir, { recursive: true, mode: 0o700 });
@@ -460,15 +521,19 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     privnetP.catch(() => undefined);
 
     // 3. the box's links, its DHCP client on the WAN, the LAN device
-    for (const ifname of [BOX_WAN_IF, BOX_LAN_IF]) await ip(['-n', netns.box, 'link', 'set', ifname, 'up']);
-    const leaseFile = join(dir, 'wan-lease.env');
+    for (const ifname of [BOX_WAN_IF, BOX_LAN_IF, ...(second ? [BOX_WAN2_IF] : [])]) {
+      await ip(['-n', netns.box, 'link', 'set', ifname, 'up']);
+    }
+    const leaseFile = wanLeaseFile(dir, BOX_WAN_IF);
     if (worst) {
       await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxWan}/24`, 'dev', BOX_WAN_IF]);
       await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxLan}/${ADDR.lanPrefix}`, 'dev', BOX_LAN_IF]);
       await ip(['-n', netns.box, 'route', 'add', 'default', 'via', ADDR.modem]);
     } else {
       rmSync(leaseFile, { force: true });
-      startDhclient('dhclient', netns.box, BOX_WAN_IF, DHCLIENT_CONF, { OBX_SIM_LEASE: leaseFile });
+      wanClient = startDhclient('dhclient', netns.box, BOX_WAN_IF, DHCLIENT_CONF, {
+        OBX_SIM_LEASE: leaseFile,
+      });
     }
     mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
     if (worst) {
@@ -547,6 +612,33 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     boxStateDir,
     timings,
     captureFile,
+    captureFiles,
+    moveWan: async (ifname) => {
+      if (!second || (ifname !== BOX_WAN_IF && ifname !== BOX_WAN2_IF)) {
+        throw new Error(`sim: moveWan needs a secondWan world and ${BOX_WAN_IF} or ${BOX_WAN2_IF}`);
+      }
+      if (ifname === wanIf) throw new Error(`sim: the modem is already on ${ifname}`);
+      const oldPort = wanIf === BOX_WAN_IF ? INET_IF : INET2_IF;
+      const newPort = ifname === BOX_WAN_IF ? INET_IF : INET2_IF;
+      // the cable out: the DHCP client goes, the address and route with it, no carrier on the old port
+      if (wanClient) await stopTracked(wanClient);
+      rmSync(wanLeaseFile(dir, wanIf), { force: true });
+      await ip(['-n', netns.box, 'addr', 'flush', 'dev', wanIf]);
+      await ip(['-n', netns.inet, 'link', 'set', oldPort, 'down']);
+      // the cable in: carrier on the new port, a DHCP client there
+      await ip(['-n', netns.inet, 'link', 'set', newPort, 'up']);
+      const file = wanLeaseFile(dir, ifname);
+      rmSync(file, { force: true });
+      wanClient = startDhclient(`dhclient-${ifname}`, netns.box, ifname, DHCLIENT_CONF, {
+        OBX_SIM_LEASE: file,
+      });
+      wanIf = ifname;
+      for (let i = 0; !existsSync(file); i++) {
+        if (i > 300) throw new Error(`sim: the box got no WAN lease on ${ifname} in 30 s`);
+        await sleep(100);
+      }
+      return leasedAddress(file) ?? '';
+    },
     processes: () => [...tracked],
     exec: (ns, cmd, args, timeoutMs) => nsExec(ns, cmd, args, timeoutMs),
     spawn: (name, ns, cmd, args, env) => track(name, ns, cmd, args, env),
@@ -582,7 +674,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         netns: netns.box,
         lanAddress: ADDR.boxLan,
         lanInterface: BOX_LAN_IF,
-        wanInterface: BOX_WAN_IF,
+        wanInterface: wanIf,
         webPort: 80,
         stateDir: boxStateDir,
         pid: daemon?.pid ?? 0,
@@ -594,6 +686,14 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     stop,
   };
   return world;
+}
+
+/**
+ * Where the box's DHCP client records the lease of a WAN interface (what the simulated nmcli reports
+ * for it): wan-lease.env for eth0, wan-lease.IF.env for another port.
+ */
+export function wanLeaseFile(dir: string, ifname: string): string {
+  return join(dir, ifname === BOX_WAN_IF ? 'wan-lease.env' : `wan-lease.${ifname}.env`);
 }
 
 /** The address in a lease recorded by scripts/sim/dhclient-script, or null. */

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
-import { compareShape, Firewall, modeOnly, parseTableJson } from '../../firmware/firewall/apply.js';
+import { compareShape, Firewall, firewallForBox, parseTableJson } from '../../firmware/firewall/apply.js';
 import { NftSession } from '../../firmware/firewall/nft.js';
 import { buildRuleset, type FirewallMode, renderRuleset } from '../../firmware/firewall/render.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
@@ -287,7 +287,7 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     t.equal(fw.current(), 'killed');
     t.notMatch(await nsRun(ns, 'nft', ['list', 'table', 'inet', 'onionbox']), /dnat/);
     // the shape firmware/box.ts uses
-    const bound = modeOnly(fw, () => SAMPLE);
+    const bound = firewallForBox(fw, () => SAMPLE);
     t.equal((await bound.apply('routing')).mode, 'routing');
     t.ok('udp' in (await bound.counters()));
   });

@@ -5,6 +5,7 @@
  * the PID it started.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
@@ -12,6 +13,7 @@ import { dhcpLease } from '../helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
+const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../fixtures/net/dnsmasq-in-netns', import.meta.url));
 const skip = rootSkipReason(['ip', 'dnsmasq', 'dhclient']);
 
 function alive(pid: number): boolean {
@@ -34,6 +36,8 @@ async function until(fn: () => boolean, ms = 10_000): Promise<void> {
 t.test('LAN DHCP with real dnsmasq', { skip }, async (t) => {
   const dir = tmpDir(t);
   const box = await makeNetns(t, 'dhcpbox');
+  // LanDhcp runs here, on the host; its dnsmasq runs in the box namespace (the fixture's `ip netns exec`)
+  process.env.OBX_DNSMASQ_NETNS = box;
   const dev = await makeVeth_(t, box);
   const settings = {
     interface: 'lan0',
@@ -44,7 +48,7 @@ t.test('LAN DHCP with real dnsmasq', { skip }, async (t) => {
   const lan = new LanDhcp({
     settings,
     confPath: `${dir}/dnsmasq.conf`,
-    netns: box,
+    dnsmasq: DNSMASQ_IN_NETNS,
     backoffMs: { initial: 50, max: 200 },
   });
   t.equal(lan.status().pid, null, 'the constructor started nothing');

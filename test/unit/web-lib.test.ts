@@ -12,8 +12,13 @@ import {
 import { allowedHosts, hostAllowed, hostOfHeader } from '../../web/lib/hosts.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../../web/lib/password.js';
 import { SessionStore } from '../../web/lib/sessions.js';
+import {
+  describeCircuits,
+  describeCounters,
+  describeStatus,
+  formatUptime,
+} from '../../web/lib/status-presenters.js';
 import { FailureThrottle } from '../../web/lib/throttle.js';
-import { describeCircuits, describeCounters, describeStatus, formatUptime } from '../../web/lib/words.js';
 import { FAKE_CIRCUITS } from '../helpers/test-box.js';
 import { BRIDGE } from '../helpers/web.js';
 

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
 import { field } from '../lib/forms.js';
-import { describeCircuits, describeCounters, describeStatus } from '../lib/words.js';
+import { describeCircuits, describeCounters, describeStatus } from '../lib/status-presenters.js';
 import { flashFor, type PluginOpts, page, requireOwner } from './common.js';
 
 const HEARTBEAT_MS = 25_000;

@@ -1,0 +1,255 @@
+/**
+ * A WAN change on the whole simulated box (scripts/sim/world.ts with `secondWan`): the box has two WAN
+ * ports, the modem's cable moves from eth0 to eth1, and the owner tells the box with `onionbox net set
+ * --wan eth1` (the CLI, over the daemon's control socket: the path the page's forms take too). Asserted
+ * from outside:
+ *   - while the change runs the LAN device reaches nothing (every probe fails until the box routes);
+ *   - the box goes lockdown -> lockdown (new names) -> connecting -> routing, and routes again only
+ *     after tor proved a fresh circuit over the new port (the log's order);
+ *   - the kernel's ruleset names eth1 and no longer eth0; the stored config says eth1;
+ *   - tcpdump on both modem ports sees only ARP, the box's DHCP client and tor's TCP to relays;
+ *   - the LAN device fetches through tor again and the web site sees the exit.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import {
+  ADDR,
+  BOX_WAN_IF,
+  BOX_WAN2_IF,
+  buildWorld,
+  EXIT_ADDR,
+  HOSTNAME,
+  uniquePrefix,
+  type World,
+} from '../../scripts/sim/world.js';
+import { describeFrame, type Frame, parsePcap, rootSkipReason } from '../helpers/netns.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl']);
+
+async function status(w: World): Promise<Record<string, unknown>> {
+  const r = await ipcCall(socketPath(w.boxStateDir), 'status', {}, 5000);
+  if (!r.ok) throw new Error(`status: ${r.error}`);
+  return r.result as Record<string, unknown>;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | false>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  let lastErr = '';
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      lastErr = String(e);
+    }
+    await sleep(300);
+  }
+  throw new Error(`timed out: ${what} ${lastErr}`);
+}
+
+async function lanCurl(w: World, url: string, seconds = 10): Promise<string | null> {
+  try {
+    return await w.exec(
+      w.netns.lan,
+      'curl',
+      ['-s', '-S', '-m', String(seconds), '-o', '-', url],
+      (seconds + 5) * 1000,
+    );
+  } catch {
+    return null;
+  }
+}
+
+/** The CLI as a child: resolves with its exit code and output when it ends. */
+function cliAsync(w: World, args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(
+    process.execPath,
+    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', w.boxStateDir, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out })));
+}
+
+/** A port's frames from the box that are not ARP, its DHCP client, or TCP from its address to a relay. */
+function leaks(
+  frames: Frame[],
+  o: { mac: string; addr: string; relays: Set<string>; known: Set<string> },
+): Frame[] {
+  return frames.filter((f) => {
+    if (f.srcMac !== o.mac) return false;
+    if (f.etherType === 0x0806) return !(f.arpSender === o.addr && o.known.has(f.arpTarget ?? ''));
+    if (f.etherType !== 0x0800) return true;
+    if (f.proto === 17) {
+      const dhcpClient = f.sport === 68 && f.dport === 67;
+      return !(dhcpClient && (f.dst === '255.255.255.255' || o.known.has(f.dst ?? '')));
+    }
+    if (f.proto !== 6) return true;
+    return !(f.src === o.addr && o.relays.has(`${f.dst}:${f.dport}`));
+  });
+}
+
+interface LogLine {
+  msg: string;
+  mode?: string;
+  step?: string;
+  time: number;
+}
+
+function daemonLog(dir: string): LogLine[] {
+  return readFileSync(join(dir, 'onionboxd.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+t.test(
+  'the WAN moves to a second port through lockdown, and back to routing only when tor is ready',
+  { skip, timeout: 420_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const world = await buildWorld({
+      prefix: uniquePrefix(),
+      dir,
+      capture: true,
+      secondWan: true,
+      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
+      log: (l) => t.comment(l),
+    });
+    let stopped = false;
+    t.teardown(async () => {
+      if (!stopped) await world.stop();
+    });
+    const mac = async (ifname: string) =>
+      (await world.exec(world.netns.box, 'cat', [`/sys/class/net/${ifname}/address`])).trim();
+    const macs = { [BOX_WAN_IF]: await mac(BOX_WAN_IF), [BOX_WAN2_IF]: await mac(BOX_WAN2_IF) };
+
+    await until('routing on eth0', async () => (await status(world)).state === 'routing', 150_000);
+    const first = await until('a fetch through tor', () => lanCurl(world, `http://${HOSTNAME}/ip`), 60_000);
+    t.equal(first.trim(), EXIT_ADDR, 'through tor on eth0');
+
+    // the owner moves the modem's cable to eth1, then tells the box
+    const wan2 = await world.moveWan(BOX_WAN2_IF);
+    t.equal(wan2, ADDR.boxWan2, `eth1 leased ${wan2}`);
+    const startedAt = Date.now();
+    const change = cliAsync(world, ['net', 'set', '--wan', BOX_WAN2_IF]);
+    let finished = false;
+    const result = change.then((r) => {
+      finished = true;
+      return r;
+    });
+
+    // while it runs: the LAN device probes; the status is sampled after each probe
+    const probes: { ok: boolean; after: string }[] = [];
+    const samples: string[] = [];
+    while (!finished && Date.now() - startedAt < 200_000) {
+      const body = await lanCurl(world, `http://${HOSTNAME}/ip`, 2);
+      const s = await status(world);
+      samples.push(`${s.state}/${s.firewallMode}`);
+      probes.push({ ok: body !== null, after: `${s.state}/${s.firewallMode}` });
+    }
+    const r = await result;
+    t.equal(r.code, 0, r.out);
+    t.match(r.out, /network changed \(close, firewall, wan-watch, reconnect, commit, open\)/);
+    t.ok(
+      probes.some((p) => !p.ok && p.after !== 'routing/routing'),
+      'a probe ran (and failed) while the box was changing',
+    );
+    t.same(
+      probes.filter((p) => p.ok && p.after !== 'routing/routing'),
+      [],
+      'no probe got through while the box was not routing',
+    );
+    t.ok(
+      samples.includes('connecting/connecting'),
+      `the page saw the box reconnect (${[...new Set(samples)].join(' ')})`,
+    );
+
+    // the order, from the daemon's log: lockdown twice (old names, new names), connecting, tor back, routing
+    const log = daemonLog(dir).filter((l) => l.time >= startedAt - 1000);
+    const events = log
+      .filter((l) => l.msg === 'firewall mode applied' || l.msg === 'network change step done')
+      .map((l) => (l.mode ? `apply ${l.mode}` : `step ${l.step}`));
+    // (the WAN lease watcher re-applies the current mode when a lease comes or goes: repeats are fine)
+    const at = (e: string, from = 0) => events.indexOf(e, from);
+    const close = at('step close');
+    const reconnect = at('step reconnect');
+    const routing = at('apply routing', close);
+    t.ok(close > 0 && events[close - 1] === 'apply lockdown', `lockdown first (${events.join(', ')})`);
+    t.ok(
+      events.slice(close, at('step firewall')).includes('apply lockdown'),
+      'lockdown again with the new names',
+    );
+    t.same(
+      [...new Set(events.slice(close, reconnect).filter((e) => e.startsWith('apply')))],
+      ['apply lockdown', 'apply connecting'],
+      'only lockdown, then connecting, while it changes',
+    );
+    t.ok(
+      at('step wan-watch') < at('apply connecting', close),
+      'tor may reach the WAN only after the new names',
+    );
+    t.ok(
+      reconnect < at('step commit') && at('step commit') < routing,
+      'tor ready, then stored, then routing',
+    );
+    t.ok(routing < at('step open'), 'routing is the last thing the change does');
+
+    // the kernel and the config
+    const table = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
+    t.match(table, /oifname "eth1"/, 'the ruleset names the new WAN');
+    t.notMatch(table, /"eth0"/, 'and no longer the old one');
+    t.match(table, /dnat ip to 10\.42\.0\.1:9040/, 'routing');
+    const stored = JSON.parse(readFileSync(join(world.boxStateDir, 'config.json'), 'utf8')) as {
+      network: { wanInterface: string };
+    };
+    t.equal(stored.network.wanInterface, BOX_WAN2_IF, 'stored');
+    const st = await status(world);
+    t.equal(st.state, 'routing');
+    t.match(String(st.tor), /^ready/);
+
+    // through tor again, now over eth1
+    const again = await until(
+      'a fetch through tor over eth1',
+      () => lanCurl(world, `http://${HOSTNAME}/ip`),
+      60_000,
+    );
+    t.equal(again.trim(), EXIT_ADDR, 'the web site sees the exit again');
+
+    // both wires: nothing but ARP, DHCP and tor's TCP to relays
+    stopped = true;
+    await world.stop();
+    const relays = new Set(world.privnet.relayEndpoints().map((x) => `${x.address}:${x.port}`));
+    const known = new Set([ADDR.modem, ...world.privnet.relays.map((x) => x.address)]);
+    for (const [ifname, addr] of [
+      [BOX_WAN_IF, ADDR.boxWan],
+      [BOX_WAN2_IF, ADDR.boxWan2],
+    ] as const) {
+      const frames = parsePcap(readFileSync(world.captureFiles[ifname] ?? ''));
+      const tcp = frames.filter((f) => f.srcMac === macs[ifname] && f.proto === 6);
+      t.ok(tcp.length > 10, `${ifname}: tor's relay TCP was seen (${tcp.length} frames)`);
+      t.same(
+        leaks(frames, { mac: macs[ifname] ?? '', addr, relays, known })
+          .slice(0, 10)
+          .map(describeFrame),
+        [],
+        `${ifname}: nothing else left the box`,
+      );
+    }
+  },
+);
