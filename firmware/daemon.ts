@@ -27,6 +27,10 @@
  * for a crash: nothing is forwarded and TransPort has no listener), then the box, which loads `lockdown`
  * before it lets go of the board. A crash leaves the last ruleset in the kernel (it never forwards); the
  * unit's ExecStopPost then loads the boot lockdown.
+ *
+ * Over 400 lines because every phase is still written here, closing over the daemon's fields (the box,
+ * firewall, tor, relay set, LAN children) and the network change's step executors; the next step is
+ * each phase in its own function handed the objects it needs by this composition root (issue 15).
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
