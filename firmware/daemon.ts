@@ -3,10 +3,12 @@
  * order; stop runs them in reverse and never throws, so SIGTERM always ends cleanly.
  *
  * The simulator runs exactly this, inside its "box" network namespace: the only platform choices are
- * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator); a private Tor
+ * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator), made once by the
+ * first phase (firmware/platform.ts, which also finds tor's uid and data directory); a private Tor
  * network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
  *
  * Phases, in the order that keeps the box closed:
+ *   0. platform    Pi or simulator: board, clock, tor's user, uid and data directory
  *   1. firewall    open the nft session (the boot lockdown table is still in the kernel)
  *   2. relays      fill the relay set before anything applies it: authorities and fallbacks (the test
  *                  network's, or tor's built-in lists), bridges, the cached consensus
@@ -25,14 +27,16 @@
  * for a crash: nothing is forwarded and TransPort has no listener), then the box, which loads `lockdown`
  * before it lets go of the board. A crash leaves the last ruleset in the kernel (it never forwards); the
  * unit's ExecStopPost then loads the boot lockdown.
+ *
+ * Over 400 lines because every phase is still written here, closing over the daemon's fields (the box,
+ * firewall, tor, relay set, LAN children) and the network change's step executors; the next step is
+ * each phase in its own function handed the objects it needs by this composition root (issue 15).
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createBoard } from '../board/index.js';
-import type { Board } from '../board/types.js';
 import { buildWebApp } from '../web/app.js';
 import { BoxController, type NetworkChangeSystem, registerBoardIpc } from './box.js';
 import type { TorConfig } from './config/schema.js';
@@ -50,11 +54,11 @@ import { createLanDhcp, type LanDhcp } from './net/lan-dhcp.js';
 import { removeLanAddress, setLanAddress } from './net/lan-link.js';
 import { leaseCidr, type WanLease, WanLeaseWatcher } from './net/wan-lease.js';
 import { NetworkManagerWan } from './net/wifi.js';
+import { choosePlatform, type Platform } from './platform.js';
 import type { Service } from './service.js';
 import { DEFAULT_CHECK_URL, TorCheck } from './tor/check.js';
-import { ClockService, setSystemClock } from './tor/clock.js';
+import { ClockService } from './tor/clock.js';
 import { registerTorIpc } from './tor/ipc.js';
-import { systemUser } from './tor/process.js';
 import { RelaySet } from './tor/relay-set.js';
 import { TorSupervisor } from './tor/supervisor.js';
 import type { TestNetwork } from './tor/test-network.js';
@@ -95,13 +99,6 @@ function networkChangeArgs(args: Record<string, unknown>): Partial<Omit<NetworkS
   return out;
 }
 
-/** A system user's uid, found the one way (tor/process.ts systemUser, from /etc/passwd); never root. */
-async function uidOf(user: string): Promise<number> {
-  const { uid } = await systemUser(user).catch(() => ({ uid: 0 }));
-  if (uid <= 0) throw new Error(`no uid for user ${user}`);
-  return uid;
-}
-
 export class Daemon {
   readonly config: ConfigStore;
   readonly bus: EventBus;
@@ -114,13 +111,12 @@ export class Daemon {
   #firewall: Firewall | null = null;
   #tor: TorSupervisor | null = null;
   #box: BoxController | null = null;
-  #board: Board | null = null;
   #relaySet: RelaySet | null = null;
   #dhcpServers: string[] = [];
   /** Created with the box (the page lists its leases), started once the LAN address is set. */
   #lanDhcp: LanDhcp | null = null;
   #accessPoint: AccessPoint | null = null;
-  #torUid = 0;
+  #chosen: Platform | null = null;
   /** The network the box runs on (the config's until a change replaces it: firmware/net/change.ts). */
   #net: NetworkShape | null = null;
   #wanWatcher: WanLeaseWatcher | null = null;
@@ -174,6 +170,7 @@ export class Daemon {
     this.#configSource = loaded.source;
     log.info({ source: loaded.source, path: this.config.path }, 'configuration loaded');
     const phases: Service[] = [
+      this.#platformService(),
       this.#firewallService(),
       this.#relaySeedService(),
       this.#torSetupService(),
@@ -208,8 +205,27 @@ export class Daemon {
     this.#started = [];
   }
 
-  get #torDataDir(): string {
-    return this.opts.torDataDir ?? join(this.opts.stateDir, 'tor', 'data');
+  /** Chosen by the first phase: board, clock, tor's uid and data directory. */
+  get #platform(): Platform {
+    if (!this.#chosen) throw new Error('the platform is chosen by the first phase');
+    return this.#chosen;
+  }
+
+  /** The platform, chosen once (Pi or simulator): firmware/platform.ts. */
+  #platformService(): Service {
+    return {
+      name: 'platform',
+      start: async () => {
+        this.#chosen = await choosePlatform({
+          simulate: this.opts.simulate,
+          stateDir: this.opts.stateDir,
+          torDataDir: this.opts.torDataDir,
+          board: this.config.get().board,
+          log: this.opts.log,
+        });
+      },
+      stop: async () => undefined,
+    };
   }
 
   /** The network the box runs on now. */
@@ -232,7 +248,7 @@ export class Daemon {
       wanIf: net.wanInterface,
       lanAddr: net.lanAddress,
       lanPrefix: net.lanPrefix,
-      torUid: this.#torUid,
+      torUid: this.#chosen?.tor.uid ?? 0,
       transPort: TOR_PORTS.trans,
       dnsPort: TOR_PORTS.dns,
       webPort: this.config.get().web.port,
@@ -246,8 +262,6 @@ export class Daemon {
     return {
       name: 'firewall',
       start: async () => {
-        // tor's uid: the only one the WAN rules let out
-        this.#torUid = await uidOf('debian-tor');
         // The scripts go to memory where there is some: systemd's RuntimeDirectory (/run/onionbox, tmpfs)
         // on the box, not the SD card (a file per change; ext4 measured p99 12 ms, tmpfs 0.3 ms).
         const workDir = join(process.env.RUNTIME_DIRECTORY ?? this.opts.stateDir, 'firewall');
@@ -271,7 +285,7 @@ export class Daemon {
       start: async () => {
         this.#relaySet = new RelaySet({
           torrcLines: this.opts.testNetwork?.torrc ?? [],
-          dataDir: this.#torDataDir,
+          dataDir: this.#platform.tor.dataDir,
         });
         await this.#relaySet.seed(this.config.get().tor);
         log.info(
@@ -306,13 +320,13 @@ export class Daemon {
         await chmod(this.opts.stateDir, 0o711);
         await chmod(torDir, 0o711);
         const runtime: TorRuntime = {
-          dataDir: this.#torDataDir,
+          dataDir: this.#platform.tor.dataDir,
           control: { host: '127.0.0.1', port: TOR_PORTS.control },
           socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
           lanAddress: cfg.network.lanAddress,
           transPort: TOR_PORTS.trans,
           dnsPort: TOR_PORTS.dns,
-          user: 'debian-tor',
+          user: this.#platform.tor.user,
           owningPid: process.pid,
           extraLines: this.opts.testNetwork?.torrc ?? [],
         };
@@ -368,28 +382,12 @@ export class Daemon {
         const fw = this.#firewall;
         const tor = this.#tor;
         if (!fw || !tor) throw new Error('box started before firewall and tor');
-        // Platform choice, made here once: the board and the clock.
-        const simulate = this.opts.simulate;
-        const chosen = await createBoard({
-          simulate,
-          config: this.config.get().board,
-          log: this.opts.log.child({ component: 'board' }),
-        });
-        const sim: BoxController['sim'] = chosen.sim;
-        this.#board = chosen.board;
-        // The simulator's clock is the host's: it records the owner's time but never sets the host clock.
+        const { simulate, sim, board, setSystemTime } = this.#platform;
         clock = new ClockService({
           file: join(this.opts.stateDir, 'clock.json'),
           bus: this.bus,
           log: this.opts.log.child({ component: 'clock' }),
-          setSystemTime: simulate
-            ? async (ms) => {
-                log.info(
-                  { offsetMs: ms - Date.now() },
-                  'simulator: clock offset recorded (host clock untouched)',
-                );
-              }
-            : setSystemClock,
+          setSystemTime,
         });
         await clock.start();
         const clockRef = clock;
@@ -427,7 +425,7 @@ export class Daemon {
           networkChange: this.#networkChangeSystem(),
           config: this.config,
           bus: this.bus,
-          board: this.#board,
+          board,
           tor,
           firewall: firewallForBox(fw, () => this.#firewallParams()),
           log,

@@ -9,6 +9,7 @@
  *   EndReplyLine  = StatusCode " " text CRLF
  */
 import { obxError } from '../errors.js';
+import { isIpv4 } from '../lib/ipv4.js';
 
 export interface ReplyLine {
   code: number;
@@ -314,9 +315,6 @@ function b64ToHex(b64: string): string {
   return buf.toString('hex').toUpperCase();
 }
 
-const IPV4 =
-  /^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
-
 function port(text: string | undefined): number {
   const n = Number(text);
   if (!text || !/^[0-9]{1,5}$/.test(text) || n > 65535)
@@ -352,7 +350,7 @@ export function parseRouterLine(line: string): RouterLine {
     throw protocolError(`bad time in r line ${short}`);
   }
   const address = f[f.length - 3] ?? '';
-  if (!IPV4.test(address)) throw protocolError(`bad address in r line ${JSON.stringify(address)}`);
+  if (!isIpv4(address)) throw protocolError(`bad address in r line ${JSON.stringify(address)}`);
   return {
     nickname: f[1] ?? '',
     identity: f[2] ?? '',
