@@ -94,6 +94,8 @@ const MAX_WARNINGS = 20;
 const NEWNYM_INTERVAL_MS = 11_000;
 /** A probe circuit not built within this long is given up and another one launched. */
 const PROBE_TIMEOUT_MS = 10_000;
+/** After a network change, while tor is not ready, its connections are closed again this often. */
+const NET_CHANGE_KICK_MS = 15_000;
 
 export class TorSupervisor {
   readonly #opts: TorSupervisorOptions;
@@ -313,12 +315,18 @@ export class TorSupervisor {
       }
       // tor's connections to its guards went out of the old WAN and would hang until they time out
       // (about a minute): DisableNetwork closes every OR connection at once; then RELOAD, fresh circuits.
-      const control = this.#control;
-      if (control?.connected) {
-        await control.command('SETCONF DisableNetwork=1').catch(() => undefined);
-        await control.command('SETCONF DisableNetwork=0').catch(() => undefined);
+      // The new WAN may come up only later (the cable moved after the setting): while tor is not
+      // ready, its connections are closed again every 15 s, so it retries over whatever works by then.
+      await this.#dropConnections();
+      const kick = setInterval(() => {
+        if (!this.#status.ready) void this.#dropConnections();
+      }, NET_CHANGE_KICK_MS);
+      kick.unref();
+      try {
+        return await this.#reloadAndWait();
+      } finally {
+        clearInterval(kick);
       }
-      return this.#reloadAndWait();
     });
     this.#applyQueue = run.catch(() => undefined);
     return run;
@@ -345,6 +353,14 @@ export class TorSupervisor {
     const c = this.#control;
     if (!c?.connected) throw obxError('TOR_NOT_RUNNING', `tor is ${this.#status.phase}`);
     return c;
+  }
+
+  /** Closes every OR connection (DisableNetwork 1, then 0); tor reconnects at once. */
+  async #dropConnections(): Promise<void> {
+    const control = this.#control;
+    if (!control?.connected) return;
+    await control.command('SETCONF DisableNetwork=1').catch(() => undefined);
+    await control.command('SETCONF DisableNetwork=0').catch(() => undefined);
   }
 
   async #reloadAndWait(): Promise<true | string> {
