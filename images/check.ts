@@ -4,14 +4,9 @@
  * list, every unit that must be masked is masked, and no package the box must never carry is installed.
  * Pure: the build and the emulated boot collect the raw text, these functions judge it.
  */
-import {
-  ALLOWED_ENABLED_UNITS,
-  ALLOWED_SOCKETS,
-  type AllowedSocket,
-  BUILD_PACKAGES,
-  MASKED_UNITS,
-} from './recipe.js';
+import { ALLOWED_ENABLED_UNITS, ALLOWED_SOCKETS, type AllowedSocket, BUILD_PACKAGES } from './recipe.js';
 import { ImageRecipeError } from './render.js';
+import { MASKED_UNITS } from './system-files.js';
 
 export interface PackageEntry {
   name: string;

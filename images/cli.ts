@@ -7,8 +7,10 @@
  *   tsx images/cli.ts image-manifest --name NAME --dpkg DPKG.tsv --debs SHA256SUMS --links LINKS.tsv [--ss SS.txt]
  *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
  *   tsx images/cli.ts check MANIFEST.json
+ *   tsx images/cli.ts install-system ROOT   firmware/system/* and NetworkManager's files into the root
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   checkManifest,
   type ImageManifest,
@@ -20,12 +22,13 @@ import {
 import { imagerManifest, sha256File } from './manifest.js';
 import * as recipe from './recipe.js';
 import { renderFile } from './render.js';
+import { MASKED_UNITS, networkManagerFiles, placeSystemFiles } from './system-files.js';
 
 const lists: Record<string, readonly string[]> = {
   packages: recipe.PACKAGES,
   'build-packages': recipe.BUILD_PACKAGES,
   'native-addons': recipe.NATIVE_ADDONS,
-  masked: recipe.MASKED_UNITS,
+  masked: MASKED_UNITS,
   disabled: recipe.DISABLED_UNITS,
   enabled: recipe.ENABLED_BY_IMAGE,
   'remove-paths': recipe.REMOVE_PATHS,
@@ -87,6 +90,27 @@ async function main(argv: string[]): Promise<number> {
       downloadSha256: sha256,
     });
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    return 0;
+  }
+  if (cmd === 'install-system' && what !== undefined) {
+    const root = what;
+    const src = new URL('../firmware/system/', import.meta.url).pathname;
+    const rels = (await readdir(src, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(src.length));
+    const files = [
+      ...(await Promise.all(
+        placeSystemFiles(rels).map(async (p) => ({ ...p, text: await readFile(join(src, p.src), 'utf8') })),
+      )),
+      ...networkManagerFiles().map((f) => ({ ...f, src: 'firmware/net renderers' })),
+    ];
+    for (const f of files) {
+      const dest = join(root, f.dest);
+      await mkdir(dirname(dest), { recursive: true, mode: 0o755 });
+      await writeFile(dest, f.text, { mode: f.mode });
+      await chmod(dest, f.mode);
+      process.stdout.write(`${f.src} -> /${f.dest} (${f.mode.toString(8)})\n`);
+    }
     return 0;
   }
   if (cmd === 'check' && what !== undefined) {

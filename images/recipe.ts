@@ -34,6 +34,8 @@ export const PACKAGES: readonly string[] = [
   'obfs4proxy',
   'snowflake-client',
   'nftables',
+  // the kill switch flushes the LAN's redirected flows (firmware/firewall/apply.ts runs conntrack -D)
+  'conntrack',
   'network-manager',
   // NetworkManager's Wi-Fi client back end (only a Recommends of network-manager)
   'wpasupplicant',
@@ -49,11 +51,13 @@ export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g+
 /** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
 export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
 
-/** Units the image masks: they must never start, even when another package pulls them in later. */
-export const MASKED_UNITS: readonly string[] = [
-  'nftables.service', // our lockdown unit and onionboxd own the ruleset
-  'ufw.service',
-  'firewalld.service',
+/**
+ * Units the image masks besides firmware/system/masked-units.txt (the firmware's list of what would flush
+ * or replace the ruleset; images/system-files.ts joins both into MASKED_UNITS): they must never start,
+ * even when another package pulls them in later.
+ */
+export const IMAGE_MASKED_UNITS: readonly string[] = [
+  'nftables.service', // our lockdown unit and onionboxd own the ruleset (also in the firmware's list)
   'systemd-timesyncd.service', // no clearnet NTP, ever
   'apt-daily.timer',
   'apt-daily-upgrade.timer',

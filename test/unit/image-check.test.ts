@@ -20,11 +20,11 @@ import {
   ALLOWED_SOCKETS,
   BUILD_PACKAGES,
   ENABLED_BY_IMAGE,
-  MASKED_UNITS,
   PACKAGES,
   REMOVE_MODULE_DIRS,
 } from '../../images/recipe.js';
 import { ImageRecipeError } from '../../images/render.js';
+import { MASKED_UNITS } from '../../images/system-files.js';
 
 const good: ImageManifest = {
   name: 'onionbox-0.1.0-arm64',
