@@ -8,8 +8,31 @@
  *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
  *   tsx images/cli.ts check MANIFEST.json
  *   tsx images/cli.ts install-system ROOT   firmware/system/* and NetworkManager's files into the root
+ *   tsx images/cli.ts files-manifest PREFIX=DIR...   sorted path/type/mode/owner/size/sha256 lines
  */
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+
+/** One line per file system entry under dir: PREFIX/path, type, mode, uid:gid, size, sha256 or link target. */
+async function filesManifest(prefix: string, dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const rel of (await readdir(dir, { recursive: true })).sort()) {
+    const path = join(dir, rel);
+    const st = await lstat(path);
+    const head = `${prefix}/${rel}\t`;
+    const meta = `${(st.mode & 0o7777).toString(8)}\t${st.uid}:${st.gid}`;
+    if (st.isSymbolicLink()) lines.push(`${head}l\t${meta}\t-\t${await readlink(path)}`);
+    else if (st.isDirectory()) lines.push(`${head}d\t${meta}\t-\t-`);
+    else if (st.isFile()) {
+      const sha = createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex');
+      lines.push(`${head}f\t${meta}\t${st.size}\t${sha}`);
+    } else lines.push(`${head}o\t${meta}\t-\t${st.rdev}`);
+  }
+  return lines;
+}
+
+import { createHash } from 'node:crypto';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   checkManifest,
@@ -34,6 +57,8 @@ const lists: Record<string, readonly string[]> = {
   'remove-paths': recipe.REMOVE_PATHS,
   'remove-modules': recipe.REMOVE_MODULE_DIRS,
   'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
+  'gconv-keep': recipe.GCONV_KEEP,
+  'node-modules-prune': recipe.NODE_MODULES_PRUNE,
 };
 
 function optFlag(args: string[], name: string): string | undefined {
@@ -111,6 +136,16 @@ async function main(argv: string[]): Promise<number> {
       await chmod(dest, f.mode);
       process.stdout.write(`${f.src} -> /${f.dest} (${f.mode.toString(8)})\n`);
     }
+    return 0;
+  }
+  if (cmd === 'files-manifest' && what !== undefined) {
+    const lines: string[] = [];
+    for (const arg of [what, ...rest]) {
+      const eq = arg.indexOf('=');
+      if (eq <= 0) throw new Error(`files-manifest: "${arg}" is not PREFIX=DIR`);
+      lines.push(...(await filesManifest(arg.slice(0, eq), arg.slice(eq + 1))));
+    }
+    process.stdout.write(`${lines.sort().join('\n')}\n`);
     return 0;
   }
   if (cmd === 'check' && what !== undefined) {

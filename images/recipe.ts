@@ -161,6 +161,43 @@ export const REMOVE_PATHS: readonly string[] = [
   'root/.cache',
   'tmp/*',
   'var/tmp/*',
+  // udev's hardware database (13 MB): names and quirks for keyboards, mice, sensors; a box needs none
+  'usr/lib/udev/hwdb.bin',
+  'usr/lib/udev/hwdb.d/*',
+  'etc/udev/hwdb.bin',
+  // Broadcom/Cypress Wi-Fi firmware for PCIe and USB chips and Bluetooth patches: the Pis' radios are SDIO
+  'usr/lib/firmware/brcm/*-pcie*',
+  'usr/lib/firmware/cypress/*-pcie*',
+  'usr/lib/firmware/brcm/*-usb*',
+  'usr/lib/firmware/cypress/*-usb*',
+  'usr/lib/firmware/brcm/*.hcd',
+  'usr/lib/firmware/cypress/*.hcd',
+];
+
+/**
+ * glibc's iconv modules (about 20 MB) the image keeps: UTF-8, UTF-16/32, UCS-2/4 and ASCII are built into
+ * glibc; Latin-1 is what NetworkManager (GLib) falls back to for an SSID that is not UTF-8.
+ */
+export const GCONV_KEEP: readonly string[] = ['ISO8859-1.so', 'ISO8859-15.so'];
+
+/**
+ * Files in the production node_modules a running box never reads: documentation, type declarations,
+ * TypeScript sources and source maps (find -name patterns). Licences stay.
+ */
+export const NODE_MODULES_PRUNE: readonly string[] = [
+  '*.md',
+  '*.markdown',
+  '*.d.ts',
+  '*.d.mts',
+  '*.d.cts',
+  '*.ts',
+  '*.mts',
+  '*.cts',
+  '*.map',
+  '.eslintrc*',
+  '.prettierrc*',
+  '.npmignore',
+  '.editorconfig',
 ];
 
 /**
@@ -257,6 +294,32 @@ export const REMOVE_MODULE_DIRS: readonly string[] = [
   'fs/nilfs2',
   'fs/bcachefs',
   'fs/ubifs',
+  'drivers/net/wireless/microchip',
+  'drivers/net/wireless/ralink',
+  'drivers/net/wireless/rsi',
+  'drivers/net/wireless/st',
+  'drivers/net/wireless/zydas',
+  'drivers/net/wireless/atmel',
+  'drivers/net/wireless/intersil',
+  'drivers/net/wireless/silabs',
+  'drivers/net/ethernet/aquantia',
+  'drivers/net/ethernet/atheros',
+  'drivers/net/ethernet/realtek',
+  'drivers/net/ethernet/microchip',
+  'drivers/net/ethernet/synopsys',
+  'drivers/net/ethernet/wangxun',
+  'drivers/net/ethernet/google',
+  'drivers/net/ethernet/socionext',
+  'drivers/scsi/mpt3sas',
+  'drivers/scsi/megaraid',
+  'drivers/scsi/qla2xxx',
+  'drivers/scsi/lpfc',
+  'drivers/scsi/hisi_sas',
+  'drivers/scsi/aacraid',
+  'drivers/scsi/be2iscsi',
+  'drivers/scsi/bnx2fc',
+  'drivers/scsi/smartpqi',
+  'drivers/scsi/mpi3mr',
 ];
 
 /**
