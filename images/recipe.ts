@@ -109,7 +109,10 @@ export const ALLOWED_ENABLED_UNITS: readonly string[] = [
 /** A socket the image may listen on: protocol and local address:port, and which program owns it. */
 export interface AllowedSocket {
   proto: 'tcp' | 'udp';
-  /** local address as `ss` prints it (`*` for any address) */
+  /**
+   * local address as `ss` prints it (`*` for any address), or `wan`: the box's WAN address, whatever its
+   * lease gave it (the checker is told the address; without it a `wan` entry matches nothing)
+   */
   address: string;
   port: number;
   program: string;
@@ -142,6 +145,13 @@ export const ALLOWED_SOCKETS: readonly AllowedSocket[] = [
   },
   { proto: 'udp', address: '*', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
   { proto: 'udp', address: '0.0.0.0', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
+  {
+    proto: 'udp',
+    address: 'wan',
+    port: 68,
+    program: 'NetworkManager',
+    why: "DHCP client on the WAN: renewals go out from the leased address (NetworkManager's internal client binds it)",
+  },
 ];
 
 /**
