@@ -14,7 +14,18 @@
 /** One line per file system entry under dir: PREFIX/path, type, mode, uid:gid, size, sha256 or link target. */
 async function filesManifest(prefix: string, dir: string): Promise<string[]> {
   const lines: string[] = [];
-  for (const rel of (await readdir(dir, { recursive: true })).sort()) {
+  // a walk of our own: readdir's recursive option descends into symlinked directories (the root's
+  // /dev/fd -> /proc/self/fd would be the host's), this one never follows a link
+  const rels: string[] = [];
+  const walk = async (sub: string): Promise<void> => {
+    for (const e of await readdir(join(dir, sub), { withFileTypes: true })) {
+      const rel = sub === '' ? e.name : `${sub}/${e.name}`;
+      rels.push(rel);
+      if (e.isDirectory() && !e.isSymbolicLink()) await walk(rel);
+    }
+  };
+  await walk('');
+  for (const rel of rels.sort()) {
     const path = join(dir, rel);
     const st = await lstat(path);
     const head = `${prefix}/${rel}\t`;
