@@ -129,3 +129,10 @@ export function wanLeaks(p: PcapSummary, o: { lanNet: string; probeTarget: strin
   }
   return leaks;
 }
+
+/** The WAN address the self-test's wan-lease check reported (`10.0.2.15/24` -> `10.0.2.15`). */
+export function wanLeaseAddress(r: SerialReport): string | undefined {
+  const c = r.checks.find((x) => x.check === 'wan-lease' && x.pass);
+  const m = c === undefined ? null : /^([0-9]{1,3}(\.[0-9]{1,3}){3})\/[0-9]{1,2}\b/.exec(c.detail);
+  return m?.[1];
+}

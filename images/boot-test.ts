@@ -16,7 +16,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parsePcap, parseSerial, wanLeaks } from './boot-report.js';
+import { parsePcap, parseSerial, wanLeaks, wanLeaseAddress } from './boot-report.js';
 import { checkManifest, parseImageManifest, parseSs, socketAllowed } from './check.js';
 
 const execFileP = promisify(execFile);
@@ -250,7 +250,8 @@ async function main(): Promise<void> {
       wanPageAnswered ? 'answered through the WAN' : 'no answer through the WAN',
     );
     const sockets = parseSs(rep.ss.join('\n'));
-    const off = sockets.filter((s) => !socketAllowed(s));
+    const wanAddress = wanLeaseAddress(rep);
+    const off = sockets.filter((s) => !socketAllowed(s, undefined, wanAddress));
     record(
       'listening sockets inside the allow list',
       rep.ss.length > 0 && off.length === 0,

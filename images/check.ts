@@ -4,14 +4,9 @@
  * list, every unit that must be masked is masked, and no package the box must never carry is installed.
  * Pure: the build and the emulated boot collect the raw text, these functions judge it.
  */
-import {
-  ALLOWED_ENABLED_UNITS,
-  ALLOWED_SOCKETS,
-  type AllowedSocket,
-  BUILD_PACKAGES,
-  MASKED_UNITS,
-} from './recipe.js';
+import { ALLOWED_ENABLED_UNITS, ALLOWED_SOCKETS, type AllowedSocket, BUILD_PACKAGES } from './recipe.js';
 import { ImageRecipeError } from './render.js';
+import { MASKED_UNITS } from './system-files.js';
 
 export interface PackageEntry {
   name: string;
@@ -123,12 +118,18 @@ export function unitAllowed(unit: string, allowed: readonly string[] = ALLOWED_E
   return m !== null && allowed.includes(`${m[1]}${m[2]}`);
 }
 
+/** `wanAddress`: the box's WAN lease (for `wan` entries); unknown, they match nothing. */
 export function socketAllowed(
   s: ListeningSocket,
   allowed: readonly AllowedSocket[] = ALLOWED_SOCKETS,
+  wanAddress?: string,
 ): boolean {
   return allowed.some(
-    (a) => a.proto === s.proto && a.port === s.port && a.address === s.address && a.program === s.program,
+    (a) =>
+      a.proto === s.proto &&
+      a.port === s.port &&
+      a.program === s.program &&
+      (a.address === 'wan' ? wanAddress !== undefined && s.address === wanAddress : a.address === s.address),
   );
 }
 

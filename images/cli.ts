@@ -7,8 +7,44 @@
  *   tsx images/cli.ts image-manifest --name NAME --dpkg DPKG.tsv --debs SHA256SUMS --links LINKS.tsv [--ss SS.txt]
  *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
  *   tsx images/cli.ts check MANIFEST.json
+ *   tsx images/cli.ts install-system ROOT   firmware/system/* and NetworkManager's files into the root
+ *   tsx images/cli.ts files-manifest PREFIX=DIR...   sorted path/type/mode/owner/size/sha256 lines
  */
-import { readFile } from 'node:fs/promises';
+
+/** One line per file system entry under dir: PREFIX/path, type, mode, uid:gid, size, sha256 or link target. */
+async function filesManifest(prefix: string, dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  // a walk of our own: readdir's recursive option descends into symlinked directories (the root's
+  // /dev/fd -> /proc/self/fd would be the host's), this one never follows a link
+  const rels: string[] = [];
+  const walk = async (sub: string): Promise<void> => {
+    for (const e of await readdir(join(dir, sub), { withFileTypes: true })) {
+      const rel = sub === '' ? e.name : `${sub}/${e.name}`;
+      rels.push(rel);
+      if (e.isDirectory() && !e.isSymbolicLink()) await walk(rel);
+    }
+  };
+  await walk('');
+  for (const rel of rels.sort()) {
+    const path = join(dir, rel);
+    const st = await lstat(path);
+    const head = `${prefix}/${rel}\t`;
+    const meta = `${(st.mode & 0o7777).toString(8)}\t${st.uid}:${st.gid}`;
+    if (st.isSymbolicLink()) lines.push(`${head}l\t${meta}\t-\t${await readlink(path)}`);
+    else if (st.isDirectory()) lines.push(`${head}d\t${meta}\t-\t-`);
+    else if (st.isFile()) {
+      const sha = createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex');
+      lines.push(`${head}f\t${meta}\t${st.size}\t${sha}`);
+    } else lines.push(`${head}o\t${meta}\t-\t${st.rdev}`);
+  }
+  return lines;
+}
+
+import { createHash } from 'node:crypto';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   checkManifest,
   type ImageManifest,
@@ -20,17 +56,20 @@ import {
 import { imagerManifest, sha256File } from './manifest.js';
 import * as recipe from './recipe.js';
 import { renderFile } from './render.js';
+import { MASKED_UNITS, networkManagerFiles, placeSystemFiles } from './system-files.js';
 
 const lists: Record<string, readonly string[]> = {
   packages: recipe.PACKAGES,
   'build-packages': recipe.BUILD_PACKAGES,
   'native-addons': recipe.NATIVE_ADDONS,
-  masked: recipe.MASKED_UNITS,
+  masked: MASKED_UNITS,
   disabled: recipe.DISABLED_UNITS,
   enabled: recipe.ENABLED_BY_IMAGE,
   'remove-paths': recipe.REMOVE_PATHS,
   'remove-modules': recipe.REMOVE_MODULE_DIRS,
   'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
+  'gconv-keep': recipe.GCONV_KEEP,
+  'node-modules-prune': recipe.NODE_MODULES_PRUNE,
 };
 
 function optFlag(args: string[], name: string): string | undefined {
@@ -87,6 +126,37 @@ async function main(argv: string[]): Promise<number> {
       downloadSha256: sha256,
     });
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    return 0;
+  }
+  if (cmd === 'install-system' && what !== undefined) {
+    const root = what;
+    const src = new URL('../firmware/system/', import.meta.url).pathname;
+    const rels = (await readdir(src, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(src.length));
+    const files = [
+      ...(await Promise.all(
+        placeSystemFiles(rels).map(async (p) => ({ ...p, text: await readFile(join(src, p.src), 'utf8') })),
+      )),
+      ...networkManagerFiles().map((f) => ({ ...f, src: 'firmware/net renderers' })),
+    ];
+    for (const f of files) {
+      const dest = join(root, f.dest);
+      await mkdir(dirname(dest), { recursive: true, mode: 0o755 });
+      await writeFile(dest, f.text, { mode: f.mode });
+      await chmod(dest, f.mode);
+      process.stdout.write(`${f.src} -> /${f.dest} (${f.mode.toString(8)})\n`);
+    }
+    return 0;
+  }
+  if (cmd === 'files-manifest' && what !== undefined) {
+    const lines: string[] = [];
+    for (const arg of [what, ...rest]) {
+      const eq = arg.indexOf('=');
+      if (eq <= 0) throw new Error(`files-manifest: "${arg}" is not PREFIX=DIR`);
+      lines.push(...(await filesManifest(arg.slice(0, eq), arg.slice(eq + 1))));
+    }
+    process.stdout.write(`${lines.sort().join('\n')}\n`);
     return 0;
   }
   if (cmd === 'check' && what !== undefined) {

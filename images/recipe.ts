@@ -34,6 +34,8 @@ export const PACKAGES: readonly string[] = [
   'obfs4proxy',
   'snowflake-client',
   'nftables',
+  // the kill switch flushes the LAN's redirected flows (firmware/firewall/apply.ts runs conntrack -D)
+  'conntrack',
   'network-manager',
   // NetworkManager's Wi-Fi client back end (only a Recommends of network-manager)
   'wpasupplicant',
@@ -49,11 +51,13 @@ export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g+
 /** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
 export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
 
-/** Units the image masks: they must never start, even when another package pulls them in later. */
-export const MASKED_UNITS: readonly string[] = [
-  'nftables.service', // our lockdown unit and onionboxd own the ruleset
-  'ufw.service',
-  'firewalld.service',
+/**
+ * Units the image masks besides firmware/system/masked-units.txt (the firmware's list of what would flush
+ * or replace the ruleset; images/system-files.ts joins both into MASKED_UNITS): they must never start,
+ * even when another package pulls them in later.
+ */
+export const IMAGE_MASKED_UNITS: readonly string[] = [
+  'nftables.service', // our lockdown unit and onionboxd own the ruleset (also in the firmware's list)
   'systemd-timesyncd.service', // no clearnet NTP, ever
   'apt-daily.timer',
   'apt-daily-upgrade.timer',
@@ -105,7 +109,10 @@ export const ALLOWED_ENABLED_UNITS: readonly string[] = [
 /** A socket the image may listen on: protocol and local address:port, and which program owns it. */
 export interface AllowedSocket {
   proto: 'tcp' | 'udp';
-  /** local address as `ss` prints it (`*` for any address) */
+  /**
+   * local address as `ss` prints it (`*` for any address), or `wan`: the box's WAN address, whatever its
+   * lease gave it (the checker is told the address; without it a `wan` entry matches nothing)
+   */
   address: string;
   port: number;
   program: string;
@@ -138,6 +145,13 @@ export const ALLOWED_SOCKETS: readonly AllowedSocket[] = [
   },
   { proto: 'udp', address: '*', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
   { proto: 'udp', address: '0.0.0.0', port: 68, program: 'NetworkManager', why: 'DHCP client on the WAN' },
+  {
+    proto: 'udp',
+    address: 'wan',
+    port: 68,
+    program: 'NetworkManager',
+    why: "DHCP client on the WAN: renewals go out from the leased address (NetworkManager's internal client binds it)",
+  },
 ];
 
 /**
@@ -157,6 +171,43 @@ export const REMOVE_PATHS: readonly string[] = [
   'root/.cache',
   'tmp/*',
   'var/tmp/*',
+  // udev's hardware database (13 MB): names and quirks for keyboards, mice, sensors; a box needs none
+  'usr/lib/udev/hwdb.bin',
+  'usr/lib/udev/hwdb.d/*',
+  'etc/udev/hwdb.bin',
+  // Broadcom/Cypress Wi-Fi firmware for PCIe and USB chips and Bluetooth patches: the Pis' radios are SDIO
+  'usr/lib/firmware/brcm/*-pcie*',
+  'usr/lib/firmware/cypress/*-pcie*',
+  'usr/lib/firmware/brcm/*-usb*',
+  'usr/lib/firmware/cypress/*-usb*',
+  'usr/lib/firmware/brcm/*.hcd',
+  'usr/lib/firmware/cypress/*.hcd',
+];
+
+/**
+ * glibc's iconv modules (about 20 MB) the image keeps: UTF-8, UTF-16/32, UCS-2/4 and ASCII are built into
+ * glibc; Latin-1 is what NetworkManager (GLib) falls back to for an SSID that is not UTF-8.
+ */
+export const GCONV_KEEP: readonly string[] = ['ISO8859-1.so', 'ISO8859-15.so'];
+
+/**
+ * Files in the production node_modules a running box never reads: documentation, type declarations,
+ * TypeScript sources and source maps (find -name patterns). Licences stay.
+ */
+export const NODE_MODULES_PRUNE: readonly string[] = [
+  '*.md',
+  '*.markdown',
+  '*.d.ts',
+  '*.d.mts',
+  '*.d.cts',
+  '*.ts',
+  '*.mts',
+  '*.cts',
+  '*.map',
+  '.eslintrc*',
+  '.prettierrc*',
+  '.npmignore',
+  '.editorconfig',
 ];
 
 /**
@@ -253,6 +304,32 @@ export const REMOVE_MODULE_DIRS: readonly string[] = [
   'fs/nilfs2',
   'fs/bcachefs',
   'fs/ubifs',
+  'drivers/net/wireless/microchip',
+  'drivers/net/wireless/ralink',
+  'drivers/net/wireless/rsi',
+  'drivers/net/wireless/st',
+  'drivers/net/wireless/zydas',
+  'drivers/net/wireless/atmel',
+  'drivers/net/wireless/intersil',
+  'drivers/net/wireless/silabs',
+  'drivers/net/ethernet/aquantia',
+  'drivers/net/ethernet/atheros',
+  'drivers/net/ethernet/realtek',
+  'drivers/net/ethernet/microchip',
+  'drivers/net/ethernet/synopsys',
+  'drivers/net/ethernet/wangxun',
+  'drivers/net/ethernet/google',
+  'drivers/net/ethernet/socionext',
+  'drivers/scsi/mpt3sas',
+  'drivers/scsi/megaraid',
+  'drivers/scsi/qla2xxx',
+  'drivers/scsi/lpfc',
+  'drivers/scsi/hisi_sas',
+  'drivers/scsi/aacraid',
+  'drivers/scsi/be2iscsi',
+  'drivers/scsi/bnx2fc',
+  'drivers/scsi/smartpqi',
+  'drivers/scsi/mpi3mr',
 ];
 
 /**

@@ -3,7 +3,7 @@
  * (a pcap written by hand here, frame by frame, the way QEMU's filter-dump writes one).
  */
 import t from 'tap';
-import { parsePcap, parseSerial, wanLeaks } from '../../images/boot-report.js';
+import { parsePcap, parseSerial, wanLeaks, wanLeaseAddress } from '../../images/boot-report.js';
 import { ImageRecipeError } from '../../images/render.js';
 
 t.test('serial console: self-test lines among kernel and systemd noise', async (t) => {
@@ -115,3 +115,14 @@ t.test(
     }
   },
 );
+
+t.test('the WAN lease address from the wan-lease check; none when it failed', async (t) => {
+  const ok = parseSerial('OBX-SELFTEST wan-lease PASS t=205.1 10.0.2.15/24\n');
+  t.equal(wanLeaseAddress(ok), '10.0.2.15');
+  t.equal(
+    wanLeaseAddress(parseSerial('OBX-SELFTEST wan-lease FAIL t=300 no IPv4 address on eth0\n')),
+    undefined,
+  );
+  t.equal(wanLeaseAddress(parseSerial('OBX-SELFTEST wan-lease PASS t=1 10.0.2.15; rm -rf /\n')), undefined);
+  t.equal(wanLeaseAddress(parseSerial('')), undefined);
+});

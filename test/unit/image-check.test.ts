@@ -20,11 +20,11 @@ import {
   ALLOWED_SOCKETS,
   BUILD_PACKAGES,
   ENABLED_BY_IMAGE,
-  MASKED_UNITS,
   PACKAGES,
   REMOVE_MODULE_DIRS,
 } from '../../images/recipe.js';
 import { ImageRecipeError } from '../../images/render.js';
+import { MASKED_UNITS } from '../../images/system-files.js';
 
 const good: ImageManifest = {
   name: 'onionbox-0.1.0-arm64',
@@ -189,6 +189,17 @@ t.test('templates: an instance is allowed by its template, not by a prefix', asy
   t.notOk(unitAllowed('NetworkManager.service.d'));
   t.ok(socketAllowed({ proto: 'udp', address: '10.42.0.1', port: 5353, program: 'tor' }));
   t.notOk(socketAllowed({ proto: 'tcp', address: '10.42.0.1', port: 5353, program: 'tor' }));
+});
+
+t.test('the WAN DHCP client on its leased address: only that address, only port 68', async (t) => {
+  const nm = { proto: 'udp', address: '10.0.2.15', port: 68, program: 'NetworkManager' } as const;
+  t.ok(socketAllowed(nm, ALLOWED_SOCKETS, '10.0.2.15'));
+  t.notOk(socketAllowed(nm), 'without the lease address nothing matches "wan"');
+  t.notOk(socketAllowed(nm, ALLOWED_SOCKETS, '10.0.2.16'));
+  t.notOk(socketAllowed({ ...nm, port: 67 }, ALLOWED_SOCKETS, '10.0.2.15'));
+  t.notOk(socketAllowed({ ...nm, proto: 'tcp' }, ALLOWED_SOCKETS, '10.0.2.15'));
+  t.notOk(socketAllowed({ ...nm, program: 'node' }, ALLOWED_SOCKETS, '10.0.2.15'));
+  t.notOk(socketAllowed({ ...nm, address: 'wan' }), 'the word itself is no address');
 });
 
 t.test('unit symlinks: /dev/null masks, wants/requires/aliases enable', async (t) => {
