@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { ipcCall, socketPath } from '../../firmware/ipc.js';
-import { buildWorld, HOSTNAME, namespacesOf, type World } from './world.js';
+import { buildWorld, HOSTNAME, namespacesOf, stopNamespaceProcesses, type World } from './world.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -101,6 +101,8 @@ async function cleanStale(
   }
   for (const ns of await namespacesOf(prefix)) {
     say(`removing a previous run's namespace ${ns}`);
+    const left = await stopNamespaceProcesses(ns);
+    if (left.length > 0) say(`stopped ${left.length} process(es) it left running (pids ${left.join(' ')})`);
     spawnSync('ip', ['netns', 'del', ns]);
   }
   for (const n of ['lan', 'box', 'inet'])

@@ -199,6 +199,44 @@ async function ip(args: string[]): Promise<void> {
   await execFileP('ip', args, { timeout: 15_000 });
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops, by PID, whatever still runs in one of the world's own namespaces before it is deleted: a
+ * SIGKILLed onionboxd leaves its children (dnsmasq, hostapd) behind, which outlive the namespace.
+ * Returns the PIDs it found.
+ */
+export async function stopNamespaceProcesses(ns: string): Promise<number[]> {
+  let out = '';
+  try {
+    out = (await execFileP('ip', ['netns', 'pids', ns], { timeout: 15_000 })).stdout;
+  } catch {
+    return [];
+  }
+  const pids = out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^[0-9]+$/.test(l))
+    .map(Number)
+    .filter((pid) => pid !== process.pid);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (let i = 0; i < 50 && pids.some(alive); i++) await sleep(100);
+  return pids;
+}
+
 export async function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   const { stdout } = await execFileP('ip', ['netns', 'exec', ns, cmd, ...args], {
     timeout: timeoutMs,
@@ -386,7 +424,10 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     for (const t of [...tracked].reverse()) await stopTracked(t, t === daemon ? 15_000 : 5000);
     await privnet?.stop().catch(() => undefined);
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-    for (const ns of Object.values(netns)) await ip(['netns', 'del', ns]).catch(() => undefined);
+    for (const ns of Object.values(netns)) {
+      await stopNamespaceProcesses(ns);
+      await ip(['netns', 'del', ns]).catch(() => undefined);
+    }
     rmSync(`/etc/netns/${netns.lan}`, { recursive: true, force: true });
   };
 

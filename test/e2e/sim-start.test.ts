@@ -118,12 +118,19 @@ t.test(
     first.child.kill('SIGKILL');
     await first.exited;
     t.equal((await namespacesOf(prefix)).length, 3, 'a SIGKILLed run leaves its namespaces');
+    // and the processes in them that were not its own children (onionboxd's dnsmasq, say)
+    const orphans = spawnSync('ip', ['netns', 'pids', `${prefix}-box`], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => /^[0-9]+$/.test(l.trim()))
+      .map(Number);
     const third = start(prefix, dir, port);
     t.teardown(() => stopRun(third));
     await waitOut(third, /the page: /, 180_000, dir);
     t.match(third.out(), /removing a previous run's namespace/);
     for (const p of info.pids)
       t.notOk(alive(p.pid) && p.name !== 'capture', `the crashed run's ${p.name} is gone`);
+    t.ok(orphans.length > 0, `the crashed box namespace held processes (${orphans.join(' ')})`);
+    for (const pid of orphans) t.notOk(alive(pid), `pid ${pid} left in the crashed box's namespace is gone`);
 
     // 4. SIGTERM: everything it made is gone
     const pids = (JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as { pids: { pid: number }[] })
