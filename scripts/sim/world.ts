@@ -38,6 +38,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
 
 const execFileP = promisify(execFile);
@@ -199,15 +200,6 @@ async function ip(args: string[]): Promise<void> {
   await execFileP('ip', args, { timeout: 15_000 });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Stops, by PID, whatever still runs in one of the world's own namespaces before it is deleted: a
  * SIGKILLed onionboxd leaves its children (dnsmasq, hostapd) behind, which outlive the namespace.
@@ -233,7 +225,7 @@ export async function stopNamespaceProcesses(ns: string): Promise<number[]> {
       // gone meanwhile
     }
   }
-  for (let i = 0; i < 50 && pids.some(alive); i++) await sleep(100);
+  for (let i = 0; i < 50 && pids.some(processAlive); i++) await sleep(100);
   return pids;
 }
 
