@@ -54,7 +54,10 @@ export class ModeReconciler {
   #retry: NodeJS.Timeout | null = null;
   #started = false;
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  readonly #deps: ReconcilerDeps;
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+  }
 
   get state(): MachineState {
     return this.#state;
@@ -90,10 +93,10 @@ export class ModeReconciler {
     this.#state = step(this.#state, input);
     const after = view(this.#state);
     if (before.state !== after.state || before.firewallMode !== after.firewallMode) {
-      this.deps.record(`${input.type}: ${before.state} -> ${after.state} (firewall ${after.firewallMode})`);
+      this.#deps.record(`${input.type}: ${before.state} -> ${after.state} (firewall ${after.firewallMode})`);
     }
     void this.reconcile();
-    this.deps.changed();
+    this.#deps.changed();
   }
 
   /** Whatever the kernel holds now is not known to be what was applied: the next pass loads it again. */
@@ -124,19 +127,19 @@ export class ModeReconciler {
         // After a failure any closed ruleset will do until the retry: 'killed' and 'lockdown' both cut the LAN.
         if (want === this.#applied || (faulted && isClosed(want) && isClosed(this.#applied))) continue;
         try {
-          await this.deps.firewall.apply(want);
+          await this.#deps.firewall.apply(want);
           this.#applied = want;
-          this.deps.log.info({ mode: want }, 'firewall mode applied');
+          this.#deps.log.info({ mode: want }, 'firewall mode applied');
           await this.#contain(false);
           if (faulted) this.#scheduleRetry();
         } catch (err) {
           // nft loads a ruleset all or nothing: the kernel still holds the previous one (maybe routing).
           this.#applied = null;
-          this.deps.log.error(
+          this.#deps.log.error(
             { mode: want, err: describeError(err) },
             'firewall apply failed: failing closed',
           );
-          this.deps.record(`firewall apply ${want} failed: ${describeError(err)}`);
+          this.#deps.record(`firewall apply ${want} failed: ${describeError(err)}`);
           if (!faulted) {
             this.#state = step(this.#state, {
               type: 'fault',
@@ -148,12 +151,12 @@ export class ModeReconciler {
             // The closed mode itself failed: try the other closed mode before waiting for the retry.
             const other: FirewallModeName = want === 'killed' ? 'lockdown' : 'killed';
             try {
-              await this.deps.firewall.apply(other);
+              await this.#deps.firewall.apply(other);
               this.#applied = other;
               await this.#contain(false);
-              this.deps.log.warn({ mode: other }, `firewall fell back to ${other}`);
+              this.#deps.log.warn({ mode: other }, `firewall fell back to ${other}`);
             } catch (err2) {
-              this.deps.log.error(
+              this.#deps.log.error(
                 { mode: other, err: describeError(err2) },
                 'no closed ruleset could be loaded: the kernel keeps its previous ruleset',
               );
@@ -162,7 +165,7 @@ export class ModeReconciler {
             this.#scheduleRetry();
           }
         }
-        this.deps.changed();
+        this.#deps.changed();
       }
     } finally {
       // Synchronously at the end of the loop: an input arriving after this starts a new loop.
@@ -172,18 +175,18 @@ export class ModeReconciler {
 
   /** Engages or releases the last-resort containment (once each way); its own failure is only logged. */
   async #contain(engage: boolean): Promise<void> {
-    const c = this.deps.containment;
+    const c = this.#deps.containment;
     if (!c || this.#contained === engage) return;
     this.#contained = engage;
-    this.deps.record(engage ? 'containment engaged: tor stopped' : 'containment released');
+    this.#deps.record(engage ? 'containment engaged: tor stopped' : 'containment released');
     try {
       await (engage ? c.engage() : c.release());
-      this.deps.log.warn(
+      this.#deps.log.warn(
         { engaged: engage },
         engage ? 'last resort: tor stopped until a ruleset loads' : 'last resort released',
       );
     } catch (err) {
-      this.deps.log.error({ engaged: engage, err: describeError(err) }, 'containment failed');
+      this.#deps.log.error({ engaged: engage, err: describeError(err) }, 'containment failed');
     }
   }
 
@@ -195,7 +198,7 @@ export class ModeReconciler {
       // Try the real target again; a new failure brings the fault (and the closed mode) straight back.
       this.#applied = null;
       this.input({ type: 'fault-cleared', source: 'firewall' });
-    }, this.deps.retryMs ?? 5000);
+    }, this.#deps.retryMs ?? 5000);
     this.#retry.unref();
   }
 }

@@ -147,7 +147,9 @@ export class BoxController implements BoxApi {
   readonly #unsubscribe: (() => void)[] = [];
   readonly #now: () => number;
 
-  constructor(private readonly deps: BoxControllerDeps) {
+  readonly #deps: BoxControllerDeps;
+  constructor(deps: BoxControllerDeps) {
+    this.#deps = deps;
     this.#config = deps.config;
     this.sim = deps.sim;
     this.#now = deps.now ?? Date.now;
@@ -168,7 +170,7 @@ export class BoxController implements BoxApi {
 
   /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
   async start(): Promise<void> {
-    const { board, bus, config, tor } = this.deps;
+    const { board, bus, config, tor } = this.#deps;
     this.#startedAt = this.#now();
     await this.#owner.ensureSessionKey();
     // The button first: a hold that began before power-on is reported during board.start().
@@ -179,7 +181,7 @@ export class BoxController implements BoxApi {
       { type: 'soft-kill', engaged: config.get().softKill },
       { type: 'tor', status: tor.status() },
     ]);
-    const onTamper = this.deps.firewall.onTamper?.((reason) => this.#tampered(reason));
+    const onTamper = this.#deps.firewall.onTamper?.((reason) => this.#tampered(reason));
     if (onTamper) this.#unsubscribe.push(onTamper);
     this.#unsubscribe.push(
       board.onSwitch((position) => this.#input({ type: 'switch', position })),
@@ -188,18 +190,18 @@ export class BoxController implements BoxApi {
     this.#record(`start: switch ${board.readSwitch()}, soft kill ${config.get().softKill}`);
     this.#render();
     await this.#core.reconcile();
-    this.#refresh = setInterval(() => this.#render(), this.deps.refreshMs ?? 5000);
+    this.#refresh = setInterval(() => this.#render(), this.#deps.refreshMs ?? 5000);
     this.#refresh.unref();
   }
 
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
-    this.deps.bus.removeOwner(OWNER);
+    this.#deps.bus.removeOwner(OWNER);
     if (this.#refresh) clearInterval(this.#refresh);
     this.#refresh = null;
     await this.#core.end();
     // The firewall keeps its last ruleset: stopping the firmware never opens anything.
-    await this.deps.board.stop();
+    await this.#deps.board.stop();
   }
 
   /** The mode last loaded into the kernel (null before the first apply and after a failed one). */
@@ -234,7 +236,7 @@ export class BoxController implements BoxApi {
       killSwitch: { hardware: this.#state.hardware !== 'released', software: this.#state.softKill },
       uptimeSeconds: Math.max(0, Math.round((this.#now() - this.#startedAt) / 1000)),
       claimed: this.#claimed(),
-      simulate: this.deps.simulate,
+      simulate: this.#deps.simulate,
       at: this.#now(),
       ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
     };
@@ -255,24 +257,24 @@ export class BoxController implements BoxApi {
   }
 
   circuits(): Promise<CircuitInfo[]> {
-    return this.deps.tor.circuits();
+    return this.#deps.tor.circuits();
   }
 
   counters(): Promise<DropCounters> {
-    return this.deps.firewall.counters();
+    return this.#deps.firewall.counters();
   }
 
   newIdentity(): Promise<void> {
-    return this.deps.tor.newIdentity();
+    return this.#deps.tor.newIdentity();
   }
 
   runLeakTest(): Promise<LeakReport> {
-    if (!this.deps.leakTest) return Promise.reject(obxError('LEAK_TEST_UNAVAILABLE'));
-    return this.deps.leakTest.run();
+    if (!this.#deps.leakTest) return Promise.reject(obxError('LEAK_TEST_UNAVAILABLE'));
+    return this.#deps.leakTest.run();
   }
 
   lastLeakTest(): LeakReport | null {
-    return this.deps.leakTest?.last() ?? null;
+    return this.#deps.leakTest?.last() ?? null;
   }
 
   async setSoftKill(engaged: boolean): Promise<void> {
@@ -305,7 +307,7 @@ export class BoxController implements BoxApi {
     // The whole document is validated first (OBX_ERR_CONFIG_INVALID changes nothing); the settings are
     // stored only once tor runs with them (tor refused them or was rolled back: nothing stored).
     validateConfig({ ...this.#config.get(), tor: settings });
-    const result = await this.deps.tor.applySettings(settings);
+    const result = await this.#deps.tor.applySettings(settings);
     if (result.ok) await this.#config.update((c) => ({ ...c, tor: settings }));
     this.#record(`tor settings: ${result.ok ? 'applied' : result.rolledBack ? 'rolled back' : 'refused'}`);
     return result;
@@ -316,7 +318,7 @@ export class BoxController implements BoxApi {
     if (!clockInRange(epochMs)) {
       throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time ${CLOCK_RANGE_TEXT}`);
     }
-    const clock = this.deps.clock ?? (this.deps.simulate ? simulatedClock(this.deps.log) : systemClock);
+    const clock = this.#deps.clock ?? (this.#deps.simulate ? simulatedClock(this.#deps.log) : systemClock);
     await clock.set(epochMs);
     this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
   }
@@ -370,14 +372,14 @@ export class BoxController implements BoxApi {
   }
 
   async diagnostics(): Promise<string> {
-    const extra = this.deps.diagnostics ? await this.deps.diagnostics().catch((e) => describeError(e)) : '';
+    const extra = this.#deps.diagnostics ? await this.#deps.diagnostics().catch((e) => describeError(e)) : '';
     const s = this.status();
     const text = [
       `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
       `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#core.applied ?? 'unknown'})`,
       `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
       `kill switch hardware=${this.#state.hardware} web=${s.killSwitch.software}`,
-      `board ${this.deps.board.kind}, claimed ${s.claimed}`,
+      `board ${this.#deps.board.kind}, claimed ${s.claimed}`,
       ...s.tor.lastWarnings.map((w) => `tor warning: ${w}`),
       '--- recent box events ---',
       ...this.#events,
@@ -406,7 +408,7 @@ export class BoxController implements BoxApi {
    * 'network' fault, the system put back to the old network as far as it goes, and the old config kept.
    */
   async changeNetwork(input: Partial<Omit<NetworkShape, 'accessPoint'>>): Promise<{ steps: string[] }> {
-    const system = this.deps.networkChange;
+    const system = this.#deps.networkChange;
     if (!system) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
     if (this.#netChanging) throw obxError('NET_CHANGE_BUSY');
     const current = system.current();
@@ -415,7 +417,7 @@ export class BoxController implements BoxApi {
     if (steps.length === 0) return { steps: [] };
     this.#netChanging = true;
     try {
-      const done = await executeNetworkChange(steps, this.#changeHandlers(system, wanted), this.deps.log);
+      const done = await executeNetworkChange(steps, this.#changeHandlers(system, wanted), this.#deps.log);
       this.#input({ type: 'fault-cleared', source: 'network' });
       this.#record(`network changed: ${done.join(', ')}`);
       return { steps: done };
@@ -442,10 +444,10 @@ export class BoxController implements BoxApi {
     const conflict = net.lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
     const had = this.#state.faults.wan !== undefined;
     if (conflict !== null) {
-      if (this.#state.faults.wan !== conflict) this.deps.log.error({ wan: wanCidr }, conflict);
+      if (this.#state.faults.wan !== conflict) this.#deps.log.error({ wan: wanCidr }, conflict);
       this.#input({ type: 'fault', source: 'wan', message: conflict });
     } else if (had) {
-      this.deps.log.info({ wan: wanCidr }, 'the WAN subnet no longer overlaps the LAN');
+      this.#deps.log.info({ wan: wanCidr }, 'the WAN subnet no longer overlaps the LAN');
       this.#input({ type: 'fault-cleared', source: 'wan' });
     }
   }
@@ -506,37 +508,37 @@ export class BoxController implements BoxApi {
         await handler(step);
         if (step.kind === 'firewall') await this.reapply();
       } catch (err) {
-        this.deps.log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
+        this.#deps.log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
       }
     }
     // tor back on the old network, in the background (the box stays closed whatever it says)
     system
       .reconnect()
       .catch((err: unknown) =>
-        this.deps.log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
+        this.#deps.log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
       );
   }
 
   networkStatus(): Promise<NetworkView> {
-    return net.networkStatus(this.#config, this.deps.network);
+    return net.networkStatus(this.#config, this.#deps.network);
   }
 
   wifiScan(): Promise<WifiNetworkView[]> {
-    return net.wifiScan(this.deps.network);
+    return net.wifiScan(this.#deps.network);
   }
 
   /** Joins; when the Wi-Fi client is not the WAN yet, the WAN then moves to it (changeNetwork). */
   async joinWifi(input: JoinWifiInput): Promise<void> {
-    await net.joinWifi(this.#config, this.deps.network, input);
-    const wifiIf = this.deps.network?.wifiInterface ?? null;
-    const system = this.deps.networkChange;
+    await net.joinWifi(this.#config, this.#deps.network, input);
+    const wifiIf = this.#deps.network?.wifiInterface ?? null;
+    const system = this.#deps.networkChange;
     if (system && wifiIf !== null && system.current().wanInterface !== wifiIf) {
       await this.changeNetwork({ wanInterface: wifiIf });
     }
   }
 
   setAccessPoint(input: AccessPointInput): Promise<void> {
-    return net.setAccessPoint(this.#config, this.deps.network, input);
+    return net.setAccessPoint(this.#config, this.#deps.network, input);
   }
 
   // --- the pipeline ---
@@ -549,7 +551,7 @@ export class BoxController implements BoxApi {
   #tampered(reason: string): void {
     if (!this.#core.started) return;
     const at = new Date(this.#now()).toISOString().slice(0, 16).replace('T', ' ');
-    this.deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
+    this.#deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
     this.#record(`firewall ruleset changed outside the box: ${reason}`);
     this.#alert =
       `At ${at} UTC something on the box other than onionboxd removed or changed its firewall rules ` +
@@ -567,13 +569,13 @@ export class BoxController implements BoxApi {
       this.#render();
       return;
     }
-    const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.deps.bootResetWindowMs ?? 60_000);
+    const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.#deps.bootResetWindowMs ?? 60_000);
     if (!inBootWindow) return;
-    this.deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
+    this.#deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
     this.#record('password reset by holding the claim button at boot');
     // The hold's own press approved nothing that survives: resetClaim() clears every pending claim.
     this.resetClaim().catch((err: unknown) =>
-      this.deps.log.error({ err: describeError(err) }, 'password reset failed'),
+      this.#deps.log.error({ err: describeError(err) }, 'password reset failed'),
     );
   }
 
@@ -590,8 +592,8 @@ export class BoxController implements BoxApi {
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {
       this.#lastScreen = key;
-      this.deps.board.setLeds(v.leds);
-      this.deps.board.showScreen(screen);
+      this.#deps.board.setLeds(v.leds);
+      this.#deps.board.showScreen(screen);
     }
     const s = this.status();
     const statusKey = JSON.stringify({ ...s, at: 0, uptimeSeconds: 0 });
@@ -601,7 +603,7 @@ export class BoxController implements BoxApi {
         try {
           l(s);
         } catch (err) {
-          this.deps.log.error({ err: describeError(err) }, 'status listener failed');
+          this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
         }
       }
     }
@@ -613,7 +615,7 @@ export class BoxController implements BoxApi {
 
   #torWarnings(): string[] {
     try {
-      return this.deps.tor.lastWarnings().slice(-10);
+      return this.#deps.tor.lastWarnings().slice(-10);
     } catch {
       return [];
     }

@@ -24,7 +24,10 @@ type Listener<T> = (payload: T) => void | Promise<void>;
 export class EventBus<Events extends object = BoxEvents> {
   readonly #listeners = new Map<keyof Events, Map<Listener<never>, string>>();
 
-  constructor(private readonly log?: Pick<Logger, 'error'>) {}
+  readonly #log: Pick<Logger, 'error'> | undefined;
+  constructor(log?: Pick<Logger, 'error'>) {
+    this.#log = log;
+  }
 
   on<K extends keyof Events>(event: K, owner: string, listener: Listener<Events[K]>): () => void {
     let set = this.#listeners.get(event);
@@ -64,7 +67,7 @@ export class EventBus<Events extends object = BoxEvents> {
   }
 
   #report(event: string, owner: string, err: unknown): void {
-    this.log?.error(
+    this.#log?.error(
       { event, owner, err: err instanceof Error ? err.message : String(err) },
       'event listener failed',
     );

@@ -52,10 +52,12 @@ export class ConfigStore {
   #config: Readonly<Config> | null = null;
   #queue: Promise<unknown> = Promise.resolve();
 
+  readonly #log: Log | undefined;
   constructor(
     readonly dir: string,
-    private readonly log?: Log,
+    log?: Log,
   ) {
+    this.#log = log;
     this.path = join(dir, FILE);
     this.backupPath = `${this.path}.bak`;
   }
@@ -87,11 +89,11 @@ export class ConfigStore {
       });
       await this.#write(fresh, false);
       this.#config = fresh;
-      this.log?.info({ path: this.path }, 'no configuration yet: fresh box defaults written');
+      this.#log?.info({ path: this.path }, 'no configuration yet: fresh box defaults written');
       return { config: fresh, source: 'defaults' };
     }
     if (backup.config) {
-      this.log?.error(
+      this.#log?.error(
         { path: this.path, problem: main.problem },
         'configuration unreadable, using the last good copy',
       );
@@ -173,9 +175,9 @@ export class ConfigStore {
     const aside = `${path}.broken-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {
       await rename(path, aside);
-      this.log?.warn({ aside }, 'broken configuration kept for diagnosis');
+      this.#log?.warn({ aside }, 'broken configuration kept for diagnosis');
     } catch (err) {
-      this.log?.warn({ err: describeError(err) }, 'could not set the broken configuration aside');
+      this.#log?.warn({ err: describeError(err) }, 'could not set the broken configuration aside');
     }
   }
 }

@@ -24,14 +24,17 @@ export function followLines(
 export class LastLines {
   readonly #lines: string[] = [];
 
-  constructor(private readonly max: number) {}
+  readonly #max: number;
+  constructor(max: number) {
+    this.#max = max;
+  }
 
   push(line: string): void {
     this.#lines.push(line);
-    if (this.#lines.length > this.max) this.#lines.shift();
+    if (this.#lines.length > this.#max) this.#lines.shift();
   }
 
-  last(n = this.max): string[] {
+  last(n = this.#max): string[] {
     return this.#lines.slice(-n);
   }
 }

@@ -157,10 +157,6 @@ export function step(state: MachineState, input: MachineInput): MachineState {
   }
 }
 
-export function run(inputs: readonly MachineInput[], from: MachineState = initialState()): MachineState {
-  return inputs.reduce(step, from);
-}
-
 /** True when the LAN may be routed through tor: the one place this decision is made. */
 export function mayRoute(state: MachineState): boolean {
   return (

@@ -70,7 +70,9 @@ export function checkUrl(url: string): string {
 export class TorCheck {
   readonly url: string;
 
-  constructor(private readonly opts: TorCheckOptions) {
+  readonly #opts: TorCheckOptions;
+  constructor(opts: TorCheckOptions) {
+    this.#opts = opts;
     this.url = checkUrl(opts.url ?? DEFAULT_CHECK_URL);
     if (!/^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(opts.socks.host)) {
       throw obxError('TOR_VALUE_INVALID', 'the SOCKS port must be on loopback');
@@ -82,11 +84,11 @@ export class TorCheck {
     const proxyVar = PROXY_ENV.find((v) => process.env[v]);
     if (proxyVar) return Promise.reject(obxError('TOR_CHECK_FAILED', `refusing to run with ${proxyVar} set`));
     const tr = lib();
-    tr.setTorAddress(this.opts.socks.host, this.opts.socks.port);
+    tr.setTorAddress(this.#opts.socks.host, this.#opts.socks.port);
     return new Promise((resolve, reject) => {
       const options = {
         uri: this.url,
-        timeout: this.opts.timeoutMs ?? 30_000,
+        timeout: this.#opts.timeoutMs ?? 30_000,
         json: true,
         followRedirect: false,
       };

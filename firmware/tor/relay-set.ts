@@ -59,7 +59,10 @@ export class RelaySet {
   #consensus: RelayEndpoint[] = [];
   #current: RelayEndpoint[] = [];
 
-  constructor(private readonly opts: RelaySetOptions) {}
+  readonly #opts: RelaySetOptions;
+  constructor(opts: RelaySetOptions) {
+    this.#opts = opts;
+  }
 
   /** The set as it stands. */
   current(): RelayEndpoint[] {
@@ -78,11 +81,11 @@ export class RelaySet {
 
   /** Fills the set before tor starts: authorities and fallbacks, bridges, the cached consensus. */
   async seed(settings: TorConfig): Promise<RelayEndpoint[]> {
-    const lines = this.opts.torrcLines;
+    const lines = this.#opts.torrcLines;
     if (torrcNamesDirs(lines)) {
       this.#dirs = dirsFromTorrcLines(lines);
     } else {
-      const binary = await readFile(this.opts.torBinary ?? '/usr/bin/tor');
+      const binary = await readFile(this.#opts.torBinary ?? '/usr/bin/tor');
       this.#dirs = [...builtinDirsFromBinary(binary), ...dirsFromTorrcLines(lines)];
     }
     this.#consensus = await this.#cachedConsensus();
@@ -113,7 +116,7 @@ export class RelaySet {
   async #cachedConsensus(): Promise<RelayEndpoint[]> {
     for (const name of ['cached-microdesc-consensus', 'cached-consensus']) {
       try {
-        return parseRelayEndpoints(await readFile(join(this.opts.dataDir, name), 'utf8'));
+        return parseRelayEndpoints(await readFile(join(this.#opts.dataDir, name), 'utf8'));
       } catch {
         // not there yet (a fresh box), or unreadable: the next one, or none
       }

@@ -29,11 +29,14 @@ export async function verifyTorrc(
 }
 
 export class TorrcFiles {
+  readonly #torBinary: string;
   constructor(
     /** Where tor's torrc lives. */
     readonly path: string,
-    private readonly torBinary: string,
-  ) {}
+    torBinary: string,
+  ) {
+    this.#torBinary = torBinary;
+  }
 
   get candidatePath(): string {
     return `${this.path}.new`;
@@ -49,7 +52,7 @@ export class TorrcFiles {
    */
   async verify(text: string): Promise<void> {
     await atomicWriteFile(this.candidatePath, text, 0o644);
-    const verified = await verifyTorrc(this.torBinary, this.candidatePath);
+    const verified = await verifyTorrc(this.#torBinary, this.candidatePath);
     if (!verified.ok) throw obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
   }
 

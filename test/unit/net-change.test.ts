@@ -28,8 +28,21 @@ import {
   planNetworkChange,
 } from '../../firmware/net/change.js';
 import { leaseCidr, maskToPrefix, parseDhcp4 } from '../../firmware/net/wan-lease.js';
-import { initialState, mayRoute, run, type TorStatus, view } from '../../firmware/state/machine.js';
+import {
+  initialState,
+  type MachineInput,
+  type MachineState,
+  mayRoute,
+  step,
+  type TorStatus,
+  view,
+} from '../../firmware/state/machine.js';
 import { tmpDir } from '../helpers/tmp.js';
+
+/** The state after these inputs, one `step` each (as the box's reconciler feeds them). */
+function after(inputs: readonly MachineInput[], from: MachineState = initialState()): MachineState {
+  return inputs.reduce(step, from);
+}
 
 /** The error a promise rejects with (null when it resolves). */
 async function failure(p: Promise<unknown>): Promise<unknown> {
@@ -222,44 +235,44 @@ t.test('executor: runs the steps in order, stops at the first failure and names 
 const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
 
 t.test('state machine: a network change closes, then reconnects, and only then routes', async (t) => {
-  const routing = run([
+  const routing = after([
     { type: 'switch', position: 'released' },
     { type: 'tor', status: READY },
   ]);
   t.equal(view(routing).firewallMode, 'routing');
-  const closed = run([{ type: 'net-change', phase: 'closed', reason: 'WAN eth0 -> eth1' }], routing);
+  const closed = after([{ type: 'net-change', phase: 'closed', reason: 'WAN eth0 -> eth1' }], routing);
   t.equal(view(closed).firewallMode, 'lockdown');
   t.equal(view(closed).state, 'connecting');
   t.match(view(closed).explanation, /changing its network \(WAN eth0 -> eth1\)/);
   t.notOk(mayRoute(closed), 'tor still says ready, but the change holds the LAN closed');
-  const reconnecting = run([{ type: 'net-change', phase: 'reconnecting' }], closed);
+  const reconnecting = after([{ type: 'net-change', phase: 'reconnecting' }], closed);
   t.equal(view(reconnecting).firewallMode, 'connecting', 'tor may reach the new WAN, the LAN may not');
   t.notOk(mayRoute(reconnecting));
-  const done = run([{ type: 'net-change', phase: null }], reconnecting);
+  const done = after([{ type: 'net-change', phase: null }], reconnecting);
   t.equal(view(done).firewallMode, 'routing');
   // the kill switch and faults still win during a change
-  t.equal(view(run([{ type: 'switch', position: 'engaged' }], closed)).firewallMode, 'killed');
+  t.equal(view(after([{ type: 'switch', position: 'engaged' }], closed)).firewallMode, 'killed');
   t.equal(
-    view(run([{ type: 'fault', source: 'network', message: 'x' }], reconnecting)).firewallMode,
+    view(after([{ type: 'fault', source: 'network', message: 'x' }], reconnecting)).firewallMode,
     'lockdown',
   );
   // a malformed phase reads as the most closed one; control characters never reach the page
-  const odd = run([{ type: 'net-change', phase: 'open' as 'closed', reason: 'a\nb\u0000c' }], routing);
+  const odd = after([{ type: 'net-change', phase: 'open' as 'closed', reason: 'a\nb\u0000c' }], routing);
   t.equal(view(odd).firewallMode, 'lockdown');
   t.match(view(odd).explanation, /\(abc\)/);
   t.equal(initialState().netChange, undefined, 'no change at power-on');
 });
 
 t.test("state machine: a 'wan' fault closes the box with its explanation until cleared", async (t) => {
-  const routing = run([
+  const routing = after([
     { type: 'switch', position: 'released' },
     { type: 'tor', status: READY },
   ]);
-  const overlap = run([{ type: 'fault', source: 'wan', message: 'The modem gave the box ...' }], routing);
+  const overlap = after([{ type: 'fault', source: 'wan', message: 'The modem gave the box ...' }], routing);
   t.equal(view(overlap).state, 'error');
   t.equal(view(overlap).firewallMode, 'lockdown');
   t.match(view(overlap).explanation, /wan: The modem gave the box/);
-  t.equal(view(run([{ type: 'fault-cleared', source: 'wan' }], overlap)).firewallMode, 'routing');
+  t.equal(view(after([{ type: 'fault-cleared', source: 'wan' }], overlap)).firewallMode, 'routing');
 });
 
 t.test('WAN lease: the subnet mask becomes the prefix of the leased subnet', async (t) => {
@@ -378,7 +391,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
   tor.report(READY);
   await box.settled();
   firewall.applies.length = 0;
-  return { box, config, tor, firewall, calls, net: () => net };
+  return { box, config, tor, firewall, calls, system, net: () => net };
 }
 
 t.test('changeNetwork: lockdown, lockdown with the new names, connecting, then routing', async (t) => {
@@ -446,12 +459,11 @@ t.test('changeNetwork: one at a time', async (t) => {
 });
 
 t.test('changeNetwork: a failed change is cleared by the next one that works', async (t) => {
-  const { box, tor } = await changeSetup(t);
+  const { box, tor, system } = await changeSetup(t);
   // the first attempt fails in the middle (a handler that throws once)
-  const b = box as unknown as { deps: { networkChange: NetworkChangeSystem } };
-  const original = b.deps.networkChange['wan-watch'];
-  b.deps.networkChange['wan-watch'] = async () => {
-    b.deps.networkChange['wan-watch'] = original;
+  const original = system['wan-watch'];
+  system['wan-watch'] = async () => {
+    system['wan-watch'] = original;
     throw new Error('no such device');
   };
   await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /no such device/);

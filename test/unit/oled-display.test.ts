@@ -11,7 +11,7 @@ import { framebufferToPng, pngPixels } from '../../board/oled/png.js';
 import { renderScreen } from '../../board/oled/screens.js';
 import { initCommands, type OledController, Ssd1306 } from '../../board/oled/ssd1306.js';
 import type { Screen } from '../../board/types.js';
-import { type MachineInput, run, type TorStatus, view } from '../../firmware/state/machine.js';
+import { initialState, type MachineInput, step, type TorStatus, view } from '../../firmware/state/machine.js';
 import { FakeI2cBus, FakeOledDevice } from '../fixtures/board/fake-i2c.js';
 
 const GOLDEN = join(import.meta.dirname, '../fixtures/board/golden');
@@ -35,7 +35,7 @@ const released: MachineInput = { type: 'switch', position: 'released' };
 
 /** Each screen comes from the state machine's own view, so the goldens show what the box would show. */
 function screenOf(inputs: MachineInput[], claimCode: string | null = null): Screen {
-  return { ...view(run(inputs)).screen, lanAddress: '10.42.0.1', claimCode };
+  return { ...view(inputs.reduce(step, initialState())).screen, lanAddress: '10.42.0.1', claimCode };
 }
 
 const base = screenOf([released, { type: 'tor', status: READY }]);
