@@ -6,7 +6,8 @@
  *     -> state machine step -> desired firewall mode -> firewall.apply(mode) -> LEDs and OLED
  *
  * The reconcile core (the machine's state, the serialised apply loop, fail-closed on errors and the
- * retry) is ModeReconciler (firmware/box-reconcile.ts); the control-socket commands are in
+ * retry) is ModeReconciler (firmware/box-reconcile.ts); a WAN/LAN change and the WAN lease's overlap
+ * check are NetworkChanger (firmware/box-network-change.ts); the control-socket commands are in
  * firmware/box-ipc.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
@@ -22,8 +23,9 @@
  * secret stays in config.json or its backup.
  *
  * Over 400 lines because it is the one implementation of BoxApi (about thirty short methods the page,
- * the CLI and the tests call, most a few lines handing over to the owner account, tor, the firewall or
- * firmware/net/box-network.ts); the logic with state of its own is in the modules named above.
+ * the CLI and the tests call, most a few lines handing over to the owner account, tor, the firewall,
+ * the network changer or firmware/net/box-network.ts) plus the rendering of LEDs, OLED and status;
+ * the logic with state of its own is in the modules named above.
  */
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
 import type {
@@ -42,6 +44,7 @@ import type {
   SimBoardControls,
   WifiNetworkView,
 } from './box-api.js';
+import { type NetworkChangeInput, NetworkChanger, type NetworkChangeSystem } from './box-network-change.js';
 import { type Containment, type FirewallLike, ModeReconciler } from './box-reconcile.js';
 import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
@@ -51,13 +54,6 @@ import { describeError, obxError } from './errors.js';
 import type { EventBus } from './events.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import * as net from './net/box-network.js';
-import {
-  type ChangeHandlers,
-  type ChangeStep,
-  executeNetworkChange,
-  type NetworkShape,
-  planNetworkChange,
-} from './net/change.js';
 import { OwnerAccount } from './owner.js';
 import { type MachineInput, type MachineState, type Screen, type TorStatus, view } from './state/machine.js';
 import { setSystemClock } from './tor/clock.js';
@@ -73,6 +69,7 @@ export interface TorLike {
   lastWarnings(): string[];
 }
 
+export type { NetworkChangeSystem } from './box-network-change.js';
 export type { FirewallLike } from './box-reconcile.js';
 
 export interface SystemClock {
@@ -118,16 +115,6 @@ export interface BoxControllerDeps {
   networkChange?: NetworkChangeSystem | undefined;
 }
 
-/** The daemon's executors for the system steps of a network change (one per step kind). */
-export type NetworkChangeSystem = Omit<ChangeHandlers, 'close' | 'open' | 'commit' | 'reconnect'> & {
-  /** The network the box runs on now. */
-  current(): NetworkShape;
-  /** Stores the wanted network (the config store's atomic write). */
-  commit(wanted: NetworkShape): Promise<void>;
-  /** tor over the new network: fresh circuits, resolves once a new exit circuit is built. */
-  reconnect(): Promise<void>;
-};
-
 const OWNER = 'box';
 
 export class BoxController implements BoxApi {
@@ -138,7 +125,7 @@ export class BoxController implements BoxApi {
   #refresh: NodeJS.Timeout | null = null;
   #startedAt = 0;
   readonly #owner: OwnerAccount;
-  #netChanging = false;
+  readonly #netChange: NetworkChanger;
   #lastScreen = '';
   #lastStatus = '';
   #events: string[] = [];
@@ -161,6 +148,14 @@ export class BoxController implements BoxApi {
       containment: deps.containment,
       record: (line) => this.#record(line),
       changed: () => this.#render(),
+    });
+    this.#netChange = new NetworkChanger({
+      system: deps.networkChange,
+      config: deps.config,
+      core: this.#core,
+      log: deps.log,
+      reapply: () => this.reapply(),
+      record: (line) => this.#record(line),
     });
   }
 
@@ -399,124 +394,16 @@ export class BoxController implements BoxApi {
     return this.#core.reconcile();
   }
 
-  // --- networking (firmware/net/box-network.ts, firmware/net/change.ts) ---
+  // --- networking (firmware/net/box-network.ts, firmware/box-network-change.ts) ---
 
-  /**
-   * Changes the WAN and/or LAN through the state machine: lockdown while it changes, the firewall
-   * re-rendered with the new names, the config stored, tor reconnected over the new network (firewall
-   * `connecting`), then routing once tor is ready. Any failing step leaves the box closed with a
-   * 'network' fault, the system put back to the old network as far as it goes, and the old config kept.
-   */
-  async changeNetwork(input: Partial<Omit<NetworkShape, 'accessPoint'>>): Promise<{ steps: string[] }> {
-    const system = this.#deps.networkChange;
-    if (!system) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
-    if (this.#netChanging) throw obxError('NET_CHANGE_BUSY');
-    const current = system.current();
-    const wanted: NetworkShape = { ...current, ...pickShape(input) };
-    const steps = planNetworkChange(current, wanted); // bad values throw here, nothing ran
-    if (steps.length === 0) return { steps: [] };
-    this.#netChanging = true;
-    try {
-      const done = await executeNetworkChange(steps, this.#changeHandlers(system, wanted), this.#deps.log);
-      this.#input({ type: 'fault-cleared', source: 'network' });
-      this.#record(`network changed: ${done.join(', ')}`);
-      return { steps: done };
-    } catch (err) {
-      const why = describeError(err);
-      this.#record(`network change failed: ${why}`);
-      // Closed first (the fault), then the system back to the old network, as far as it goes.
-      this.#input({ type: 'fault', source: 'network', message: why });
-      this.#input({ type: 'net-change', phase: null });
-      await this.settled();
-      await this.#rollBack(system, wanted, current);
-      throw err;
-    } finally {
-      this.#netChanging = false;
-    }
+  /** Changes the WAN and/or LAN through the state machine (firmware/box-network-change.ts). */
+  changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }> {
+    return this.#netChange.change(input);
   }
 
-  /**
-   * The WAN's leased subnet (A.B.C.D/N, or null), on every lease: a subnet overlapping the LAN range
-   * closes the box with a 'wan' fault saying what to do; a lease that no longer overlaps clears it.
-   */
+  /** The WAN's leased subnet, on every lease: one overlapping the LAN closes the box ('wan' fault). */
   wanLease(wanCidr: string | null): void {
-    const n = this.#config.get().network;
-    const conflict = net.lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
-    const had = this.#state.faults.wan !== undefined;
-    if (conflict !== null) {
-      if (this.#state.faults.wan !== conflict) this.#deps.log.error({ wan: wanCidr }, conflict);
-      this.#input({ type: 'fault', source: 'wan', message: conflict });
-    } else if (had) {
-      this.#deps.log.info({ wan: wanCidr }, 'the WAN subnet no longer overlaps the LAN');
-      this.#input({ type: 'fault-cleared', source: 'wan' });
-    }
-  }
-
-  #changeHandlers(system: NetworkChangeSystem, wanted: NetworkShape): ChangeHandlers {
-    const closed = async (what: string) => {
-      await this.settled();
-      if (!isClosed(this.#core.applied)) throw new Error(`the firewall did not close (${what})`);
-    };
-    return {
-      ...system,
-      close: async (step) => {
-        this.#input({ type: 'net-change', phase: 'closed', reason: step.reason });
-        // this attempt replaces a failed one (cleared only now: the change itself keeps the box closed)
-        this.#input({ type: 'fault-cleared', source: 'network' });
-        await closed('lockdown');
-      },
-      firewall: async (step) => {
-        await system.firewall(step);
-        // the closed mode again, rendered with the new names
-        await this.reapply();
-        await closed('lockdown with the new names');
-      },
-      commit: () => system.commit(wanted),
-      reconnect: async () => {
-        this.#input({ type: 'net-change', phase: 'reconnecting', reason: 'reconnecting tor' });
-        await this.settled();
-        if (this.#core.applied !== 'connecting' && this.#core.applied !== 'killed') {
-          throw new Error(`the firewall holds ${this.#core.applied ?? 'an unknown ruleset'}, not connecting`);
-        }
-        await system.reconnect();
-      },
-      open: async () => {
-        this.#input({ type: 'net-change', phase: null });
-        await this.settled();
-      },
-    };
-  }
-
-  /** After a failed change: the old network's system steps, each best effort (the box stays closed). */
-  async #rollBack(system: NetworkChangeSystem, wanted: NetworkShape, current: NetworkShape): Promise<void> {
-    let back: ChangeStep[];
-    try {
-      back = planNetworkChange(wanted, current);
-    } catch {
-      return;
-    }
-    for (const step of back) {
-      if (
-        step.kind === 'close' ||
-        step.kind === 'commit' ||
-        step.kind === 'reconnect' ||
-        step.kind === 'open'
-      )
-        continue;
-      try {
-        const handler = system[step.kind] as (s: ChangeStep) => Promise<void>;
-        await handler(step);
-        if (step.kind === 'firewall') await this.reapply();
-      } catch (err) {
-        this.#deps.log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
-      }
-    }
-    // tor back on the old network, in the background (the box stays closed whatever it says)
-    system
-      .reconnect()
-      .catch((err: unknown) =>
-        this.#deps.log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
-      );
+    this.#netChange.wanLease(wanCidr);
   }
 
   networkStatus(): Promise<NetworkView> {
@@ -625,19 +512,6 @@ export class BoxController implements BoxApi {
     this.#events.push(`${new Date(this.#now()).toISOString()} ${line}`);
     if (this.#events.length > 100) this.#events.splice(0, this.#events.length - 100);
   }
-}
-
-function pickShape(input: Partial<Omit<NetworkShape, 'accessPoint'>>): Partial<NetworkShape> {
-  const out: Partial<NetworkShape> = {};
-  if (input.wanInterface !== undefined) out.wanInterface = input.wanInterface;
-  if (input.lanInterface !== undefined) out.lanInterface = input.lanInterface;
-  if (input.lanAddress !== undefined) out.lanAddress = input.lanAddress;
-  if (input.lanPrefix !== undefined) out.lanPrefix = input.lanPrefix;
-  return out;
-}
-
-function isClosed(mode: FirewallModeName | null): boolean {
-  return mode === 'killed' || mode === 'lockdown';
 }
 
 /** The box's clock: the one setter (tor/clock.ts). */

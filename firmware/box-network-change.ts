@@ -1,0 +1,191 @@
+/**
+ * The box's side of a WAN/LAN change and of the WAN's lease (firmware/net/change.ts has the pure plan
+ * and the executor). BoxController (firmware/box.ts) hands both calls here:
+ *
+ *   changeNetwork(input): plan (bad values throw, nothing ran) -> close (state machine: lockdown) ->
+ *     the daemon's system steps (firewall names, WAN watcher, LAN address, DHCP, access point, tor's and
+ *     the page's listen address) -> commit (config) -> reconnect (firewall `connecting`, tor proves a new
+ *     circuit) -> open (the machine routes again once tor is ready). A failing step leaves the box closed
+ *     with a 'network' fault, the system put back to the old network as far as it goes, the old config
+ *     kept.
+ *   wanLease(cidr): a leased WAN subnet overlapping the LAN range closes the box with a 'wan' fault.
+ *
+ * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
+ * the daemon owns the system steps (NetworkChangeSystem).
+ */
+import type { BoardLogger } from '../board/types.js';
+import type { FirewallModeName } from './box-api.js';
+import type { ModeReconciler } from './box-reconcile.js';
+import type { ConfigStore } from './config/store.js';
+import { describeError, obxError } from './errors.js';
+import { lanConflict } from './net/box-network.js';
+import {
+  type ChangeHandlers,
+  type ChangeStep,
+  executeNetworkChange,
+  type NetworkShape,
+  planNetworkChange,
+} from './net/change.js';
+
+/** The daemon's executors for the system steps of a network change (one per step kind). */
+export type NetworkChangeSystem = Omit<ChangeHandlers, 'close' | 'open' | 'commit' | 'reconnect'> & {
+  /** The network the box runs on now. */
+  current(): NetworkShape;
+  /** Stores the wanted network (the config store's atomic write). */
+  commit(wanted: NetworkShape): Promise<void>;
+  /** tor over the new network: fresh circuits, resolves once a new exit circuit is built. */
+  reconnect(): Promise<void>;
+};
+
+/** What a network change may ask for (the access point is set apart, by setAccessPoint). */
+export type NetworkChangeInput = Partial<Omit<NetworkShape, 'accessPoint'>>;
+
+export interface NetworkChangerDeps {
+  /** The system steps; without them changeNetwork() says NET_UNAVAILABLE. */
+  system: NetworkChangeSystem | undefined;
+  config: ConfigStore;
+  core: ModeReconciler;
+  log: BoardLogger;
+  /** The current mode again with fresh parameters (BoxController.reapply). */
+  reapply(): Promise<void>;
+  /** One line for the box's event log. */
+  record(line: string): void;
+}
+
+export class NetworkChanger {
+  readonly #deps: NetworkChangerDeps;
+  #changing = false;
+
+  constructor(deps: NetworkChangerDeps) {
+    this.#deps = deps;
+  }
+
+  /** See the top of this file; returns the steps that ran. */
+  async change(input: NetworkChangeInput): Promise<{ steps: string[] }> {
+    const { system, core, log, record } = this.#deps;
+    if (!system) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
+    if (this.#changing) throw obxError('NET_CHANGE_BUSY');
+    const current = system.current();
+    const wanted: NetworkShape = { ...current, ...pickShape(input) };
+    const steps = planNetworkChange(current, wanted); // bad values throw here, nothing ran
+    if (steps.length === 0) return { steps: [] };
+    this.#changing = true;
+    try {
+      const done = await executeNetworkChange(steps, this.#handlers(system, wanted), log);
+      core.input({ type: 'fault-cleared', source: 'network' });
+      record(`network changed: ${done.join(', ')}`);
+      return { steps: done };
+    } catch (err) {
+      const why = describeError(err);
+      record(`network change failed: ${why}`);
+      // Closed first (the fault), then the system back to the old network, as far as it goes.
+      core.input({ type: 'fault', source: 'network', message: why });
+      core.input({ type: 'net-change', phase: null });
+      await core.settled();
+      await this.#rollBack(system, wanted, current);
+      throw err;
+    } finally {
+      this.#changing = false;
+    }
+  }
+
+  /**
+   * The WAN's leased subnet (A.B.C.D/N, or null), on every lease: a subnet overlapping the LAN range
+   * closes the box with a 'wan' fault saying what to do; a lease that no longer overlaps clears it.
+   */
+  wanLease(wanCidr: string | null): void {
+    const { config, core, log } = this.#deps;
+    const n = config.get().network;
+    const conflict = lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
+    const had = core.state.faults.wan !== undefined;
+    if (conflict !== null) {
+      if (core.state.faults.wan !== conflict) log.error({ wan: wanCidr }, conflict);
+      core.input({ type: 'fault', source: 'wan', message: conflict });
+    } else if (had) {
+      log.info({ wan: wanCidr }, 'the WAN subnet no longer overlaps the LAN');
+      core.input({ type: 'fault-cleared', source: 'wan' });
+    }
+  }
+
+  #handlers(system: NetworkChangeSystem, wanted: NetworkShape): ChangeHandlers {
+    const { core, reapply } = this.#deps;
+    const closed = async (what: string) => {
+      await core.settled();
+      if (!isClosed(core.applied)) throw new Error(`the firewall did not close (${what})`);
+    };
+    return {
+      ...system,
+      close: async (step) => {
+        core.input({ type: 'net-change', phase: 'closed', reason: step.reason });
+        // this attempt replaces a failed one (cleared only now: the change itself keeps the box closed)
+        core.input({ type: 'fault-cleared', source: 'network' });
+        await closed('lockdown');
+      },
+      firewall: async (step) => {
+        await system.firewall(step);
+        // the closed mode again, rendered with the new names
+        await reapply();
+        await closed('lockdown with the new names');
+      },
+      commit: () => system.commit(wanted),
+      reconnect: async () => {
+        core.input({ type: 'net-change', phase: 'reconnecting', reason: 'reconnecting tor' });
+        await core.settled();
+        if (core.applied !== 'connecting' && core.applied !== 'killed') {
+          throw new Error(`the firewall holds ${core.applied ?? 'an unknown ruleset'}, not connecting`);
+        }
+        await system.reconnect();
+      },
+      open: async () => {
+        core.input({ type: 'net-change', phase: null });
+        await core.settled();
+      },
+    };
+  }
+
+  /** After a failed change: the old network's system steps, each best effort (the box stays closed). */
+  async #rollBack(system: NetworkChangeSystem, wanted: NetworkShape, current: NetworkShape): Promise<void> {
+    const { log, reapply } = this.#deps;
+    let back: ChangeStep[];
+    try {
+      back = planNetworkChange(wanted, current);
+    } catch {
+      return;
+    }
+    for (const step of back) {
+      if (
+        step.kind === 'close' ||
+        step.kind === 'commit' ||
+        step.kind === 'reconnect' ||
+        step.kind === 'open'
+      )
+        continue;
+      try {
+        const handler = system[step.kind] as (s: ChangeStep) => Promise<void>;
+        await handler(step);
+        if (step.kind === 'firewall') await reapply();
+      } catch (err) {
+        log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
+      }
+    }
+    // tor back on the old network, in the background (the box stays closed whatever it says)
+    system
+      .reconnect()
+      .catch((err: unknown) =>
+        log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
+      );
+  }
+}
+
+function pickShape(input: NetworkChangeInput): Partial<NetworkShape> {
+  const out: Partial<NetworkShape> = {};
+  if (input.wanInterface !== undefined) out.wanInterface = input.wanInterface;
+  if (input.lanInterface !== undefined) out.lanInterface = input.lanInterface;
+  if (input.lanAddress !== undefined) out.lanAddress = input.lanAddress;
+  if (input.lanPrefix !== undefined) out.lanPrefix = input.lanPrefix;
+  return out;
+}
+
+function isClosed(mode: FirewallModeName | null): boolean {
+  return mode === 'killed' || mode === 'lockdown';
+}
