@@ -4,3 +4,10 @@ export interface Service {
   start(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** One of onionboxd's start phases (firmware/daemon.ts): start() returns what later phases are handed. */
+export interface Phase<T> {
+  readonly name: string;
+  start(): Promise<T>;
+  stop(): Promise<void>;
+}

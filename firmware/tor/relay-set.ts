@@ -11,6 +11,10 @@
  * It is filled before tor starts (a fresh box could never bootstrap from an empty set) and refreshed
  * before every reload that changes bridges. `compose` is the pure part; RelaySet holds the current
  * value and reads the files.
+ *
+ * RelaySet is the set's only owner: the firewall's parameters read current() (every full apply carries
+ * it), and every change after the seed goes through settingsChanged()/consensusChanged(), which hand the
+ * new set to `publish` (the daemon: the firewall's refreshRelays, once a ruleset is loaded).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -51,6 +55,8 @@ export interface RelaySetOptions {
   torrcLines: readonly string[];
   /** tor's data directory (its cached consensus seeds the set before tor runs). */
   dataDir: string;
+  /** Where each changed set goes (after the seed: the seed is carried by the first apply). */
+  publish(relays: RelayEndpoint[], why: string): Promise<void>;
 }
 
 export class RelaySet {
@@ -89,19 +95,20 @@ export class RelaySet {
       this.#dirs = [...builtinDirsFromBinary(binary), ...dirsFromTorrcLines(lines)];
     }
     this.#consensus = await this.#cachedConsensus();
-    return this.withSettings(settings);
-  }
-
-  /** The set for (new) settings: their bridges replace the previous ones. */
-  withSettings(settings: TorConfig): RelayEndpoint[] {
     this.#bridges = bridgeEndpoints(settings);
     return this.#compose();
   }
 
-  /** The set after tor reported its consensus (GETINFO ns/all plus bridges, as the supervisor gives). */
-  withConsensus(consensus: readonly RelayEndpoint[]): RelayEndpoint[] {
+  /** New settings (before tor reloads with them): their bridges replace the previous ones. */
+  settingsChanged(settings: TorConfig): Promise<void> {
+    this.#bridges = bridgeEndpoints(settings);
+    return this.#opts.publish(this.#compose(), 'bridges changed');
+  }
+
+  /** tor reported its consensus (GETINFO ns/all plus bridges, as the supervisor gives). */
+  consensusChanged(consensus: readonly RelayEndpoint[], why: string): Promise<void> {
     this.#consensus = [...consensus];
-    return this.#compose();
+    return this.#opts.publish(this.#compose(), why);
   }
 
   #compose(): RelayEndpoint[] {
