@@ -144,31 +144,17 @@ export class Daemon {
     const loaded = await config.load();
     this.#configSource = loaded.source;
     log.info({ source: loaded.source, path: config.path }, 'configuration loaded');
+    // What every phase may be handed; each phase's own type says which of these it takes.
+    const root = { config, bus, ipc, stateDir, testNetwork, log };
+    const web = this.#web;
     try {
       const platform = await this.#run(platformPhase(this.#opts, config));
-      const firewall = await this.#run(firewallPhase({ stateDir, log }));
-      const relays = await this.#run(relaySeedPhase({ config, platform, firewall, testNetwork, log }));
+      const firewall = await this.#run(firewallPhase(root));
+      const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
-      const tor = await this.#run(
-        torSetupPhase({ config, bus, ipc, platform, relays, stateDir, testNetwork, log }),
-      );
-      const params = firewallParams({ network, platform, config, relays });
-      const box = await this.#run(
-        boxPhase({
-          config,
-          bus,
-          ipc,
-          platform,
-          firewall,
-          params,
-          tor,
-          network,
-          web: this.#web,
-          stateDir,
-          testNetwork,
-          log,
-        }),
-      );
+      const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
+      const params = firewallParams({ ...root, network, platform, relays });
+      const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network, web }));
       this.#box = box;
       await this.#run(
         network.wanLeasePhase(async (lease) => {
@@ -179,7 +165,7 @@ export class Daemon {
       await this.#run(network.lanPhase());
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
-      await this.#run(this.#web.phase(box, () => network.current().lanAddress));
+      await this.#run(web.phase(box, () => network.current().lanAddress));
       await this.#run({ name: 'ipc', start: () => ipc.start(), stop: () => ipc.stop() });
     } catch (err) {
       await this.stop();

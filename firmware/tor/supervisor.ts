@@ -11,9 +11,10 @@
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS).
  *
- * Over 400 lines (about half of it comments and the options' documentation) because start, apply with
- * rollback, restart and stop share one control connection, one launch generation and one apply queue:
- * split further, each part would need all three.
+ * Over 400 lines (about a fifth of it comments, the options' documentation among them) because start,
+ * apply with rollback, the network change (networkChanged), restart and stop share one control
+ * connection, one launch generation and one apply queue: split further, each part would need all three.
+ * What needs none of them is in the modules above.
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
