@@ -68,23 +68,25 @@ export class GpioBoard implements Board {
   readonly #buttonListeners = new Set<(e: ButtonEvent) => void>();
   readonly #now: () => number;
 
-  constructor(private readonly opts: GpioBoardOptions) {
+  readonly #opts: GpioBoardOptions;
+  constructor(opts: GpioBoardOptions) {
+    this.#opts = opts;
     this.#now = opts.now ?? Date.now;
   }
 
   async start(): Promise<void> {
-    const { config, log } = this.opts;
+    const { config, log } = this.#opts;
     let Gpio: GpioClass | null = null;
     let base: ((offset: number) => number) | null = null;
     try {
-      const chip = pickPiChip(await listChips(this.opts.sysfsRoot));
+      const chip = pickPiChip(await listChips(this.#opts.sysfsRoot));
       base = (offset) => globalNumber(chip, offset);
       log.info({ chip: chip.name, label: chip.label, base: chip.base }, 'GPIO controller found');
     } catch (err) {
       log.error({ err: describeError(err) }, 'GPIO controller not found: kill switch counts as engaged');
     }
     try {
-      const g = this.opts.Gpio;
+      const g = this.#opts.Gpio;
       Gpio = g === undefined ? loadOnoff() : isFactory(g) ? g() : g;
     } catch (err) {
       log.error({ err: describeError(err) }, 'onoff cannot be loaded: kill switch counts as engaged');
@@ -111,13 +113,13 @@ export class GpioBoard implements Board {
         bus: config.oled.bus,
         address: config.oled.address,
         controller: config.oled.controller,
-        open: this.opts.openI2c ?? openI2cBus,
+        open: this.#opts.openI2c ?? openI2cBus,
         log,
-        retryMs: this.opts.oledRetryMs,
+        retryMs: this.#opts.oledRetryMs,
       });
       await this.#oled.start();
     }
-    const pollMs = this.opts.pollMs ?? 1000;
+    const pollMs = this.#opts.pollMs ?? 1000;
     this.#pollTimer = setInterval(() => this.#pollSwitch(), pollMs);
     this.#pollTimer.unref();
   }
@@ -159,7 +161,7 @@ export class GpioBoard implements Board {
       this.#blinkTimer = setInterval(() => {
         this.#blinkOn = !this.#blinkOn;
         this.#drawLeds();
-      }, this.opts.blinkMs ?? 500);
+      }, this.#opts.blinkMs ?? 500);
       this.#blinkTimer.unref();
     } else if (!blinking && this.#blinkTimer) {
       clearInterval(this.#blinkTimer);
@@ -178,11 +180,11 @@ export class GpioBoard implements Board {
   }
 
   #openSwitch(Gpio: GpioClass, base: (offset: number) => number): void {
-    const { config, log } = this.opts;
+    const { config, log } = this.#opts;
     const pin = config.killSwitchPin;
     try {
       const line = containReads(
-        new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.opts.debounceMs ?? 30 }),
+        new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.#opts.debounceMs ?? 30 }),
         1,
         (err) => {
           if (err === null) {
@@ -233,11 +235,11 @@ export class GpioBoard implements Board {
   }
 
   #openButton(Gpio: GpioClass, base: (offset: number) => number): void {
-    const { config, log } = this.opts;
+    const { config, log } = this.#opts;
     const pin = config.claimButtonPin;
     try {
       const line = containReads(
-        new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.opts.debounceMs ?? 30 }),
+        new Gpio(base(pin), 'in', 'both', { debounceTimeout: this.#opts.debounceMs ?? 30 }),
         1,
         (err) => {
           if (err !== null) log.warn({ pin, err: describeError(err) }, 'claim button unreadable');
@@ -261,7 +263,7 @@ export class GpioBoard implements Board {
     this.#buttonDownAt = at;
     this.#buttonSinceBoot = sinceBoot;
     this.#emitButton({ kind: 'press', at, heldMs: 0, sinceBoot });
-    const holdMs = this.opts.holdMs ?? HOLD_MS;
+    const holdMs = this.#opts.holdMs ?? HOLD_MS;
     this.#holdTimer = setTimeout(() => {
       this.#holdTimer = null;
       if (this.#buttonDownAt === at) {
@@ -281,7 +283,7 @@ export class GpioBoard implements Board {
       try {
         l(e);
       } catch (err) {
-        this.opts.log.error({ err: describeError(err) }, 'button listener failed');
+        this.#opts.log.error({ err: describeError(err) }, 'button listener failed');
       }
     }
   }
@@ -295,7 +297,7 @@ export class GpioBoard implements Board {
         this.#ledFailed.delete(name);
       } catch (err) {
         if (!this.#ledFailed.has(name))
-          this.opts.log.warn({ led: name, err: describeError(err) }, 'LED write failed');
+          this.#opts.log.warn({ led: name, err: describeError(err) }, 'LED write failed');
         this.#ledFailed.add(name);
       }
     }
@@ -311,7 +313,7 @@ export class GpioBoard implements Board {
     try {
       line.unexport();
     } catch (err) {
-      this.opts.log.warn({ pin: what, err: describeError(err) }, 'GPIO release failed');
+      this.#opts.log.warn({ pin: what, err: describeError(err) }, 'GPIO release failed');
     }
   }
 }

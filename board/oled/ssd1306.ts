@@ -110,7 +110,10 @@ export class Ssd1306 {
   /** Frames drawn since start (diagnostics and tests). */
   framesDrawn = 0;
 
-  constructor(private readonly opts: Ssd1306Options) {}
+  readonly #opts: Ssd1306Options;
+  constructor(opts: Ssd1306Options) {
+    this.#opts = opts;
+  }
 
   get state(): OledState {
     return this.#state;
@@ -127,7 +130,7 @@ export class Ssd1306 {
 
   /** Queues a frame; only the latest frame is drawn when the bus is busy. */
   show(fb: Framebuffer): void {
-    this.#frame = frameTransfers(fb, this.opts.controller);
+    this.#frame = frameTransfers(fb, this.#opts.controller);
     this.#dirty = true;
     if (this.#state === 'ready') void this.#pump();
   }
@@ -144,16 +147,16 @@ export class Ssd1306 {
     const bus = this.#bus;
     this.#bus = null;
     if (bus && this.#state === 'ready') {
-      await bus.i2cWrite(this.opts.address, 2, Buffer.from([CONTROL_COMMAND, 0xae])).catch(() => undefined);
+      await bus.i2cWrite(this.#opts.address, 2, Buffer.from([CONTROL_COMMAND, 0xae])).catch(() => undefined);
     }
     this.#state = 'stopped';
     await bus?.close().catch(() => undefined);
   }
 
   async #connect(): Promise<void> {
-    const { address, bus: busNumber, controller, log } = this.opts;
+    const { address, bus: busNumber, controller, log } = this.#opts;
     try {
-      this.#bus = await this.opts.open(busNumber);
+      this.#bus = await this.#opts.open(busNumber);
       const init = Buffer.from([CONTROL_COMMAND, ...initCommands(controller)]);
       await this.#bus.i2cWrite(address, init.length, init);
       this.#state = 'ready';
@@ -190,12 +193,12 @@ export class Ssd1306 {
         this.#dirty = false;
         const transfers = this.#frame;
         try {
-          for (const t of transfers) await this.#bus.i2cWrite(this.opts.address, t.length, t);
+          for (const t of transfers) await this.#bus.i2cWrite(this.#opts.address, t.length, t);
           this.framesDrawn++;
         } catch (err) {
           this.#errors++;
           this.#dirty = true;
-          this.opts.log.warn({ err: describeError(err) }, 'OLED write failed; reconnecting later');
+          this.#opts.log.warn({ err: describeError(err) }, 'OLED write failed; reconnecting later');
           await this.#drop('retrying');
         }
       }
@@ -216,7 +219,7 @@ export class Ssd1306 {
     this.#retry = setTimeout(() => {
       this.#retry = null;
       if (this.#state !== 'stopped') void this.#connect();
-    }, this.opts.retryMs ?? 30_000);
+    }, this.#opts.retryMs ?? 30_000);
     this.#retry.unref();
   }
 }

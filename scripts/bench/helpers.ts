@@ -2,19 +2,19 @@
 
 /** Cleanups run newest first; one that fails does not stop the others (a Teardown for test helpers). */
 export class Cleanup {
-  private fns: (() => unknown)[] = [];
+  #fns: (() => unknown)[] = [];
   teardown(fn: () => unknown): void {
-    this.fns.unshift(fn);
+    this.#fns.unshift(fn);
   }
   async run(): Promise<void> {
-    for (const fn of this.fns) {
+    for (const fn of this.#fns) {
       try {
         await fn();
       } catch {
         // best effort; the next cleanup still runs
       }
     }
-    this.fns = [];
+    this.#fns = [];
   }
 }
 
