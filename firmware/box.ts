@@ -7,8 +7,9 @@
  *
  * The reconcile core (the machine's state, the serialised apply loop, fail-closed on errors and the
  * retry) is ModeReconciler (firmware/box-reconcile.ts); a WAN/LAN change and the WAN lease's overlap
- * check are NetworkChanger (firmware/box-network-change.ts); the control-socket commands are in
- * firmware/box-ipc.ts. This file wires them to the board, tor, the config store and the page.
+ * check are NetworkChanger (firmware/box-network-change.ts); what the box shows (LEDs, OLED, the page's
+ * status, diagnostics, the recent events) is BoxView (firmware/box-view.ts); the control-socket commands
+ * are in firmware/box-ipc.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
  * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
@@ -24,7 +25,7 @@
  *
  * Over 400 lines because it is the one implementation of BoxApi (about thirty short methods the page,
  * the CLI and the tests call, most a few lines handing over to the owner account, tor, the firewall,
- * the network changer or firmware/net/box-network.ts) plus the rendering of LEDs, OLED and status;
+ * the view, the network changer or firmware/net/box-network.ts) and documents each of its dependencies;
  * the logic with state of its own is in the modules named above.
  */
 import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
@@ -46,6 +47,7 @@ import type {
 } from './box-api.js';
 import { type NetworkChangeInput, NetworkChanger, type NetworkChangeSystem } from './box-network-change.js';
 import { type Containment, type FirewallLike, ModeReconciler } from './box-reconcile.js';
+import { BoxView } from './box-view.js';
 import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
 import type { TorConfig } from './config/schema.js';
 import type { ConfigStore } from './config/store.js';
@@ -55,7 +57,7 @@ import type { EventBus } from './events.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import * as net from './net/box-network.js';
 import { OwnerAccount } from './owner.js';
-import { type MachineInput, type MachineState, type Screen, type TorStatus, view } from './state/machine.js';
+import { type MachineInput, type MachineState, type TorStatus, view } from './state/machine.js';
 import { setSystemClock } from './tor/clock.js';
 
 export type { TorStatus } from './state/machine.js';
@@ -123,14 +125,9 @@ export class BoxController implements BoxApi {
   readonly #core: ModeReconciler;
   #softSeq = 0;
   #refresh: NodeJS.Timeout | null = null;
-  #startedAt = 0;
   readonly #owner: OwnerAccount;
+  readonly #view: BoxView;
   readonly #netChange: NetworkChanger;
-  #lastScreen = '';
-  #lastStatus = '';
-  #events: string[] = [];
-  #alert: string | undefined;
-  readonly #listeners = new Set<(s: BoxStatus) => void>();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #now: () => number;
 
@@ -149,6 +146,17 @@ export class BoxController implements BoxApi {
       record: (line) => this.#record(line),
       changed: () => this.#render(),
     });
+    this.#view = new BoxView({
+      core: this.#core,
+      config: deps.config,
+      owner: this.#owner,
+      board: deps.board,
+      log: deps.log,
+      simulate: deps.simulate,
+      now: this.#now,
+      torWarnings: () => deps.tor.lastWarnings(),
+      diagnostics: deps.diagnostics,
+    });
     this.#netChange = new NetworkChanger({
       system: deps.networkChange,
       config: deps.config,
@@ -166,7 +174,7 @@ export class BoxController implements BoxApi {
   /** Reads the switch (board start), applies the first mode, then follows events. Config must be loaded. */
   async start(): Promise<void> {
     const { board, bus, config, tor } = this.#deps;
-    this.#startedAt = this.#now();
+    this.#view.started(this.#now());
     await this.#owner.ensureSessionKey();
     // The button first: a hold that began before power-on is reported during board.start().
     this.#unsubscribe.push(board.onButton((e) => this.#button(e)));
@@ -215,26 +223,7 @@ export class BoxController implements BoxApi {
   }
 
   status(): BoxStatus {
-    const v = view(this.#state);
-    const tor = this.#state.tor;
-    return {
-      state: v.state,
-      explanation: v.explanation,
-      firewallMode: v.firewallMode,
-      tor: {
-        phase: tor.phase,
-        progress: tor.progress,
-        summary: tor.summary,
-        ready: tor.ready,
-        lastWarnings: this.#torWarnings(),
-      },
-      killSwitch: { hardware: this.#state.hardware !== 'released', software: this.#state.softKill },
-      uptimeSeconds: Math.max(0, Math.round((this.#now() - this.#startedAt) / 1000)),
-      claimed: this.#claimed(),
-      simulate: this.#deps.simulate,
-      at: this.#now(),
-      ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
-    };
+    return this.#view.status();
   }
 
   settings(): PageSettings {
@@ -243,12 +232,11 @@ export class BoxController implements BoxApi {
   }
 
   isClaimed(): boolean {
-    return this.#claimed();
+    return this.#owner.isClaimed();
   }
 
   onStatus(listener: (status: BoxStatus) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#view.onStatus(listener);
   }
 
   circuits(): Promise<CircuitInfo[]> {
@@ -366,22 +354,8 @@ export class BoxController implements BoxApi {
     return this.#owner.sessionKey();
   }
 
-  async diagnostics(): Promise<string> {
-    const extra = this.#deps.diagnostics ? await this.#deps.diagnostics().catch((e) => describeError(e)) : '';
-    const s = this.status();
-    const text = [
-      `onionbox diagnostics ${new Date(this.#now()).toISOString()}`,
-      `state ${s.state}, firewall ${s.firewallMode} (applied: ${this.#core.applied ?? 'unknown'})`,
-      `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
-      `kill switch hardware=${this.#state.hardware} web=${s.killSwitch.software}`,
-      `board ${this.#deps.board.kind}, claimed ${s.claimed}`,
-      ...s.tor.lastWarnings.map((w) => `tor warning: ${w}`),
-      '--- recent box events ---',
-      ...this.#events,
-      extra,
-    ].join('\n');
-    // No secret ever leaves in a diagnostics file, whatever a log line carried.
-    return this.#owner.redact(text);
+  diagnostics(): Promise<string> {
+    return this.#view.diagnostics();
   }
 
   /**
@@ -440,9 +414,10 @@ export class BoxController implements BoxApi {
     const at = new Date(this.#now()).toISOString().slice(0, 16).replace('T', ' ');
     this.#deps.log.error({ reason }, 'firewall ruleset changed outside the box: failing closed');
     this.#record(`firewall ruleset changed outside the box: ${reason}`);
-    this.#alert =
+    this.#view.alert(
       `At ${at} UTC something on the box other than onionboxd removed or changed its firewall rules ` +
-      `(${reason.slice(0, 120)}). The box cut every device off at once and loaded its own rules again.`;
+        `(${reason.slice(0, 120)}). The box cut every device off at once and loaded its own rules again.`,
+    );
     // Whatever the kernel holds now is not what was applied: the closed mode is loaded whole.
     this.#core.forget();
     this.#input({ type: 'fault', source: 'firewall', message: 'ruleset changed outside the box' });
@@ -456,7 +431,8 @@ export class BoxController implements BoxApi {
       this.#render();
       return;
     }
-    const inBootWindow = e.sinceBoot || e.at - this.#startedAt <= (this.#deps.bootResetWindowMs ?? 60_000);
+    const inBootWindow =
+      e.sinceBoot || e.at - this.#view.startedAt <= (this.#deps.bootResetWindowMs ?? 60_000);
     if (!inBootWindow) return;
     this.#deps.log.warn({}, 'claim button held at boot: clearing the password, the box is unclaimed again');
     this.#record('password reset by holding the claim button at boot');
@@ -467,50 +443,11 @@ export class BoxController implements BoxApi {
   }
 
   #render(forceStatus = false): void {
-    const v = view(this.#state);
-    const cfg = this.#config.get();
-    const claim = this.#owner.display();
-    const screen: Screen = {
-      ...v.screen,
-      lanAddress: cfg.network.lanAddress,
-      claimCode: claim?.code ?? null,
-      claimId: claim?.id ?? null,
-    };
-    const key = JSON.stringify([screen, v.leds]);
-    if (key !== this.#lastScreen) {
-      this.#lastScreen = key;
-      this.#deps.board.setLeds(v.leds);
-      this.#deps.board.showScreen(screen);
-    }
-    const s = this.status();
-    const statusKey = JSON.stringify({ ...s, at: 0, uptimeSeconds: 0 });
-    if (statusKey !== this.#lastStatus || forceStatus) {
-      this.#lastStatus = statusKey;
-      for (const l of [...this.#listeners]) {
-        try {
-          l(s);
-        } catch (err) {
-          this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
-        }
-      }
-    }
-  }
-
-  #claimed(): boolean {
-    return this.#owner.isClaimed();
-  }
-
-  #torWarnings(): string[] {
-    try {
-      return this.#deps.tor.lastWarnings().slice(-10);
-    } catch {
-      return [];
-    }
+    this.#view.render(forceStatus);
   }
 
   #record(line: string): void {
-    this.#events.push(`${new Date(this.#now()).toISOString()} ${line}`);
-    if (this.#events.length > 100) this.#events.splice(0, this.#events.length - 100);
+    this.#view.record(line);
   }
 }
 

@@ -1,0 +1,153 @@
+/**
+ * What the box shows of itself, from the state machine's view (firmware/state/machine.ts `view`): the
+ * LEDs and the OLED (with the LAN address and, while unclaimed, the claim code), the page's status and
+ * its listeners, the diagnostics text and the box's recent events. BoxController (firmware/box.ts) calls
+ * render() after every change; the board and the listeners hear only real changes.
+ */
+import type { Board, BoardLogger } from '../board/types.js';
+import type { BoxStatus } from './box-api.js';
+import type { ModeReconciler } from './box-reconcile.js';
+import type { ConfigStore } from './config/store.js';
+import { describeError } from './errors.js';
+import type { OwnerAccount } from './owner.js';
+import { type Screen, view } from './state/machine.js';
+
+export interface BoxViewDeps {
+  core: ModeReconciler;
+  config: ConfigStore;
+  owner: OwnerAccount;
+  board: Board;
+  log: BoardLogger;
+  simulate: boolean;
+  now: () => number;
+  /** tor's recent warnings (may throw: then none). */
+  torWarnings(): string[];
+  /** Extra diagnostics text (e.g. recent daemon log lines, without secrets). */
+  diagnostics?: (() => Promise<string>) | undefined;
+}
+
+/** How many recent events the diagnostics keep. */
+const MAX_EVENTS = 100;
+
+export class BoxView {
+  readonly #deps: BoxViewDeps;
+  #startedAt = 0;
+  #lastScreen = '';
+  #lastStatus = '';
+  #events: string[] = [];
+  #alert: string | undefined;
+  readonly #listeners = new Set<(s: BoxStatus) => void>();
+
+  constructor(deps: BoxViewDeps) {
+    this.#deps = deps;
+  }
+
+  /** When the box started (uptime, and the claim button's boot window). */
+  get startedAt(): number {
+    return this.#startedAt;
+  }
+
+  started(at: number): void {
+    this.#startedAt = at;
+  }
+
+  /** A sentence the page's status carries from now on (`alert`). */
+  alert(text: string): void {
+    this.#alert = text;
+  }
+
+  status(): BoxStatus {
+    const { core, now } = this.#deps;
+    const state = core.state;
+    const v = view(state);
+    const tor = state.tor;
+    return {
+      state: v.state,
+      explanation: v.explanation,
+      firewallMode: v.firewallMode,
+      tor: {
+        phase: tor.phase,
+        progress: tor.progress,
+        summary: tor.summary,
+        ready: tor.ready,
+        lastWarnings: this.#torWarnings(),
+      },
+      killSwitch: { hardware: state.hardware !== 'released', software: state.softKill },
+      uptimeSeconds: Math.max(0, Math.round((now() - this.#startedAt) / 1000)),
+      claimed: this.#deps.owner.isClaimed(),
+      simulate: this.#deps.simulate,
+      at: now(),
+      ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
+    };
+  }
+
+  onStatus(listener: (status: BoxStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** LEDs and OLED when they changed; the status to its listeners when it changed (or when forced). */
+  render(forceStatus = false): void {
+    const { board, owner } = this.#deps;
+    const v = view(this.#deps.core.state);
+    const claim = owner.display();
+    const screen: Screen = {
+      ...v.screen,
+      lanAddress: this.#deps.config.get().network.lanAddress,
+      claimCode: claim?.code ?? null,
+      claimId: claim?.id ?? null,
+    };
+    const key = JSON.stringify([screen, v.leds]);
+    if (key !== this.#lastScreen) {
+      this.#lastScreen = key;
+      board.setLeds(v.leds);
+      board.showScreen(screen);
+    }
+    const s = this.status();
+    const statusKey = JSON.stringify({ ...s, at: 0, uptimeSeconds: 0 });
+    if (statusKey !== this.#lastStatus || forceStatus) {
+      this.#lastStatus = statusKey;
+      for (const l of [...this.#listeners]) {
+        try {
+          l(s);
+        } catch (err) {
+          this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
+        }
+      }
+    }
+  }
+
+  /** The diagnostics file's text, every secret redacted. */
+  async diagnostics(): Promise<string> {
+    const { core, board, owner, now } = this.#deps;
+    const extra = this.#deps.diagnostics ? await this.#deps.diagnostics().catch((e) => describeError(e)) : '';
+    const s = this.status();
+    const text = [
+      `onionbox diagnostics ${new Date(now()).toISOString()}`,
+      `state ${s.state}, firewall ${s.firewallMode} (applied: ${core.applied ?? 'unknown'})`,
+      `tor ${s.tor.phase} ${s.tor.progress}% ready=${s.tor.ready} ${s.tor.summary}`,
+      `kill switch hardware=${core.state.hardware} web=${s.killSwitch.software}`,
+      `board ${board.kind}, claimed ${s.claimed}`,
+      ...s.tor.lastWarnings.map((w) => `tor warning: ${w}`),
+      '--- recent box events ---',
+      ...this.#events,
+      extra,
+    ].join('\n');
+    // No secret ever leaves in a diagnostics file, whatever a log line carried.
+    return owner.redact(text);
+  }
+
+  /** One line for the box's event log (the diagnostics' recent events). */
+  record(line: string): void {
+    this.#events.push(`${new Date(this.#deps.now()).toISOString()} ${line}`);
+    if (this.#events.length > MAX_EVENTS) this.#events.splice(0, this.#events.length - MAX_EVENTS);
+  }
+
+  #torWarnings(): string[] {
+    try {
+      return this.#deps.torWarnings().slice(-10);
+    } catch {
+      return [];
+    }
+  }
+}
