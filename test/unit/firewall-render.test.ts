@@ -175,10 +175,14 @@ for (const mode of ['lockdown', 'connecting', 'killed'] as const) {
     const s = renderRuleset(mode, SAMPLE);
     t.notMatch(s, /dnat|redirect|chain pre_nat/, 'no NAT at all');
     t.notMatch(s, /dport 53/, 'no DNS accepted');
-    const input = chainBody(s, 'input');
-    const cut =
-      'iifname "lan0" meta l4proto { tcp, udp } th dport { 9040, 5353 } counter name "drop_other" drop';
-    t.ok(input.indexOf(cut) > 0 && input.indexOf(cut) < input.indexOf('iifname "lan0" jump lan_in'));
+    // lan_in is reached only by `iifname "lan0" jump lan_in`; the cut comes before anything it accepts
+    const cut = 'meta l4proto { tcp, udp } th dport { 9040, 5353 } counter name "drop_other" drop';
+    t.equal(chainBody(s, 'lan_in')[0], cut, 'the cut is the first rule for LAN input');
+    t.same(
+      chainBody(s, 'input'),
+      chainBody(renderRuleset('routing', SAMPLE), 'input'),
+      'input as in routing',
+    );
     t.same(chainBody(s, 'lan_pre'), [
       'ip daddr 10.200.0.1 tcp dport 80 accept',
       'ip daddr { 255.255.255.255, 10.200.0.1 } udp sport 68 udp dport 67 accept',
@@ -377,8 +381,20 @@ t.test(
         }
         t.match(sw, 'delete chain inet onionbox gen_abc_1\n');
         t.match(sw, '  chain gen_abc_2 {\n  }\n');
+        t.notMatch(sw, /counter drop_|set relays/, `${from} -> ${to}: counters and set not redeclared`);
+        for (const c of model.chains) {
+          const declared = sw.includes(`  chain ${c.name} { `);
+          t.equal(declared, !kept.chains.some((k) => k.name === c.name), `${from} -> ${to}: ${c.name}`);
+        }
       }
     }
+    const kill = printModeSwitch(
+      buildRuleset('killed', SAMPLE),
+      'abc_2',
+      'abc_1',
+      buildRuleset('routing', SAMPLE),
+    );
+    t.notMatch(kill, /chain input|iif "lo"|oif "lo"/, 'a kill leaves input alone (no interface dump)');
     const routing = buildRuleset('routing', SAMPLE);
     const killed = buildRuleset('killed', SAMPLE);
     const small = printModeSwitch(killed, 'abc_2', 'abc_1', routing);
