@@ -18,12 +18,12 @@
  * 0). The passphrase never reaches argv or a log: it goes into the profile's keyfile (mode 0600, written
  * atomically into NetworkManager's connection directory) which `nmcli connection load` reads.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type ObxError, obxError } from '../errors.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
+import { exec } from '../lib/exec.js';
 import { parseInterface } from './grammar.js';
 import {
   groupScan,
@@ -78,22 +78,16 @@ export interface NmcliOptions {
 }
 
 /** Runs nmcli once (argument array, no shell, no stdin). Never throws for a non-zero exit. */
-export function runNmcli(args: readonly string[], opts: NmcliOptions = {}): Promise<NmcliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      opts.bin ?? 'nmcli',
-      args,
-      { env: nmcliEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : null) : 0;
-        resolve({
-          code,
-          stdout: String(stdout),
-          stderr: String(stderr || (err && !stdout ? err.message : '')),
-        });
-      },
-    );
+export async function runNmcli(args: readonly string[], opts: NmcliOptions = {}): Promise<NmcliResult> {
+  const r = await exec(opts.bin ?? 'nmcli', args, {
+    env: nmcliEnv(),
+    timeoutMs: opts.timeoutMs ?? 120_000,
+    maxBuffer: 4 * 1024 * 1024,
   });
+  // exec's code is -1 for a run that did not exit by itself; nmcli's callers tell "not installed" (127)
+  // from "killed" (null)
+  const code = r.ok ? 0 : r.code >= 0 ? r.code : /\bENOENT\b/.test(r.error ?? '') ? 127 : null;
+  return { code, stdout: r.stdout, stderr: r.stderr || (!r.ok && !r.stdout ? (r.error ?? '') : '') };
 }
 
 /** Runs nmcli and throws the classified error, or returns stdout: the one call-and-judge path. */
