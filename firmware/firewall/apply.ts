@@ -128,88 +128,88 @@ export interface ApplyResult {
 }
 
 export class Firewall {
-  private readonly opts: FirewallOptions;
-  private session: NftSession | null = null;
+  readonly #opts: FirewallOptions;
+  #session: NftSession | null = null;
   /** A fresh session opened in the background, swapped in by the next exchange (see SESSION_MAX_LINES). */
-  private spare: NftSession | null = null;
-  private preparingSpare = false;
-  private once: NftOnce | null = null;
-  private dir: string | null = null;
-  private ownsDir = false;
+  #spare: NftSession | null = null;
+  #preparingSpare = false;
+  #once: NftOnce | null = null;
+  #dir: string | null = null;
+  #ownsDir = false;
   /** The script file written last (removed when the next one is written, and at stop). */
-  private lastScript: string | null = null;
-  private mode: FirewallMode | null = null;
-  private model: RulesetModel | null = null;
-  private params: FirewallParams | null = null;
+  #lastScript: string | null = null;
+  #mode: FirewallMode | null = null;
+  #model: RulesetModel | null = null;
+  #params: FirewallParams | null = null;
   /** The relay list the kernel's set holds (as verified), as a key; null when unknown. */
-  private relaysKey: string | null = null;
+  #relaysKey: string | null = null;
   /** The generation marker of the last verified batch (a switch deletes it: proof it is our table). */
-  private lastGen: string | null = null;
-  private auditTimer: NodeJS.Timeout | null = null;
-  private watchTimer: NodeJS.Timeout | null = null;
-  private readonly tamperListeners = new Set<(reason: string) => void>();
+  #lastGen: string | null = null;
+  #auditTimer: NodeJS.Timeout | null = null;
+  #watchTimer: NodeJS.Timeout | null = null;
+  readonly #tamperListeners = new Set<(reason: string) => void>();
   /** Counts of tables replaced so far (a new table starts its counters at zero). */
-  private base: DropCounters = {};
-  private queue: Promise<unknown> = Promise.resolve();
-  private seq = 0;
-  private readonly nonce = randomBytes(4).toString('hex');
+  #base: DropCounters = {};
+  #queue: Promise<unknown> = Promise.resolve();
+  #seq = 0;
+  readonly #nonce = randomBytes(4).toString('hex');
 
   constructor(opts: FirewallOptions = {}) {
-    this.opts = { ...opts };
+    this.#opts = { ...opts };
   }
 
   async start(): Promise<void> {
-    if (this.dir) return;
-    const nft = this.opts.nftPath ?? 'nft';
-    if (this.opts.workDir) {
-      this.dir = resolve(this.opts.workDir); // nft resolves a relative `include` against its own search path
+    if (this.#dir) return;
+    const nft = this.#opts.nftPath ?? 'nft';
+    if (this.#opts.workDir) {
+      this.#dir = resolve(this.#opts.workDir); // nft resolves a relative `include` against its own search path
     } else {
-      this.dir = mkdtempSync(join(tmpdir(), 'onionbox-fw-'));
-      this.ownsDir = true;
+      this.#dir = mkdtempSync(join(tmpdir(), 'onionbox-fw-'));
+      this.#ownsDir = true;
     }
-    if (/["\n\r]/.test(this.dir)) throw obxError('FIREWALL_INVALID_PARAMS', 'work directory name');
+    if (/["\n\r]/.test(this.#dir)) throw obxError('FIREWALL_INVALID_PARAMS', 'work directory name');
     // a run that ended without stop() leaves its last script behind
-    for (const f of readdirSync(this.dir)) {
-      if (SCRIPT_FILE.test(f)) rmSync(join(this.dir, f), { force: true });
+    for (const f of readdirSync(this.#dir)) {
+      if (SCRIPT_FILE.test(f)) rmSync(join(this.#dir, f), { force: true });
     }
-    this.once = new NftOnce(this.opts.netns, nft);
-    if (this.opts.fastPath !== false) {
-      this.session = this.newSession();
+    this.#once = new NftOnce(this.#opts.netns, nft);
+    if (this.#opts.fastPath !== false) {
+      this.#session = this.#newSession();
       try {
-        await this.session.open();
+        await this.#session.open();
       } catch (e) {
-        this.opts.log?.warn({ err: String(e) }, 'nft session failed its health check; using nft per call');
+        this.#opts.log?.warn({ err: String(e) }, 'nft session failed its health check; using nft per call');
       }
     }
-    const every = this.opts.auditIntervalMs ?? AUDIT_INTERVAL_MS;
+    const every = this.#opts.auditIntervalMs ?? AUDIT_INTERVAL_MS;
     if (every > 0) {
-      this.watchTimer = setInterval(() => void this.watch('periodic audit'), every);
-      this.watchTimer.unref();
+      this.#watchTimer = setInterval(() => void this.watch('periodic audit'), every);
+      this.#watchTimer.unref();
     }
   }
 
-  private newSession(): NftSession {
+  #newSession(): NftSession {
     // Terse (-t): listings omit set elements, so verifying a mode change does not read back a relay
     // set of thousands of elements. The relay set is verified separately when it is written.
-    const nft = this.opts.nftPath ?? 'nft';
-    return new NftSession(this.opts.netns, nft, this.opts.sessionTimeoutMs ?? 2000, ['-j', '-t']);
+    const nft = this.#opts.nftPath ?? 'nft';
+    return new NftSession(this.#opts.netns, nft, this.#opts.sessionTimeoutMs ?? 2000, ['-j', '-t']);
   }
 
   /** Opens a fresh session in the background; the next exchange swaps it in. */
-  private prepareSpare(): void {
-    if (this.preparingSpare || this.spare) return;
-    this.preparingSpare = true;
-    const s = this.newSession();
+  #prepareSpare(): void {
+    if (this.#preparingSpare || this.#spare) return;
+    this.#preparingSpare = true;
+    const s = this.#newSession();
     s.open().then(
       () => {
-        this.preparingSpare = false;
-        if (this.session && this.dir) this.spare = s;
+        this.#preparingSpare = false;
+        if (this.#session && this.#dir) this.#spare = s;
         else s.close(); // stopped meanwhile
       },
       (e: unknown) => {
-        this.preparingSpare = false;
+        this.#preparingSpare = false;
         s.close();
-        this.opts.log?.warn(
+        this.#opts.log?.warn(
           { err: String(e) },
           'fresh nft session failed its health check; keeping the old one',
         );
@@ -219,8 +219,8 @@ export class Firewall {
 
   /** Called with a reason whenever an audit finds the kernel's table missing or changed. */
   onTamper(listener: (reason: string) => void): () => void {
-    this.tamperListeners.add(listener);
-    return () => this.tamperListeners.delete(listener);
+    this.#tamperListeners.add(listener);
+    return () => this.#tamperListeners.delete(listener);
   }
 
   /**
@@ -229,22 +229,22 @@ export class Firewall {
    * (nft itself failing) is only logged: the next apply reports that.
    */
   async watch(trigger = 'audit'): Promise<boolean> {
-    if (!this.model || !this.dir) return true;
+    if (!this.#model || !this.#dir) return true;
     try {
       await this.audit();
       return true;
     } catch (e) {
       if (!isObxError(e, 'FIREWALL_VERIFY_FAILED')) {
-        this.opts.log?.warn({ trigger, err: describeError(e) }, 'firewall audit could not run');
+        this.#opts.log?.warn({ trigger, err: describeError(e) }, 'firewall audit could not run');
         return true;
       }
       const reason = e.message.replace(/^[^:]*: /, '');
-      this.opts.log?.error({ trigger, reason }, 'firewall ruleset changed outside onionboxd');
-      for (const l of [...this.tamperListeners]) {
+      this.#opts.log?.error({ trigger, reason }, 'firewall ruleset changed outside onionboxd');
+      for (const l of [...this.#tamperListeners]) {
         try {
           l(reason);
         } catch (err) {
-          this.opts.log?.error({ err: describeError(err) }, 'firewall tamper listener failed');
+          this.#opts.log?.error({ err: describeError(err) }, 'firewall tamper listener failed');
         }
       }
       return false;
@@ -253,28 +253,28 @@ export class Firewall {
 
   /** Stops the nft session. The kernel keeps the last ruleset: stopping never opens anything. */
   async stop(): Promise<void> {
-    if (this.auditTimer) clearTimeout(this.auditTimer);
-    if (this.watchTimer) clearInterval(this.watchTimer);
-    this.auditTimer = this.watchTimer = null;
-    await this.queue.catch(() => undefined);
-    this.session?.close();
-    this.session = null;
-    this.spare?.close();
-    this.spare = null;
-    this.once = null;
-    if (this.lastScript) rmSync(this.lastScript, { force: true });
-    this.lastScript = null;
-    if (this.dir && this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
-    this.dir = null;
+    if (this.#auditTimer) clearTimeout(this.#auditTimer);
+    if (this.#watchTimer) clearInterval(this.#watchTimer);
+    this.#auditTimer = this.#watchTimer = null;
+    await this.#queue.catch(() => undefined);
+    this.#session?.close();
+    this.#session = null;
+    this.#spare?.close();
+    this.#spare = null;
+    this.#once = null;
+    if (this.#lastScript) rmSync(this.#lastScript, { force: true });
+    this.#lastScript = null;
+    if (this.#dir && this.#ownsDir) rmSync(this.#dir, { recursive: true, force: true });
+    this.#dir = null;
   }
 
   /** The long-lived nft process's pid, or null when calls are spawned one by one. */
   sessionPid(): number | null {
-    return this.session?.alive ? this.session.pid : null;
+    return this.#session?.alive ? this.#session.pid : null;
   }
 
   current(): FirewallMode | null {
-    return this.mode;
+    return this.#mode;
   }
 
   /**
@@ -291,7 +291,7 @@ export class Firewall {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.serial(() => this.applyModel(model, params, t0));
+    return this.#serial(() => this.#applyModel(model, params, t0));
   }
 
   /** Replaces the relay set's elements in one transaction; rules untouched. */
@@ -302,43 +302,43 @@ export class Firewall {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.serial(async () => {
-      const model = this.model;
-      if (!model || !this.params) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
-      const file = this.writeScript('relays', renderRelayRefresh(list));
-      const { runner, fast } = await this.runner();
-      const r = await this.run(runner, fast, [`include "${file}"`]);
-      this.relaysKey = null;
-      await this.verifyRelays(list, r.err);
-      this.relaysKey = relayKey(list);
-      this.model = { ...model, relays: list };
-      this.params = { ...this.params, relays: list };
-      this.opts.log?.info({ relays: list.length }, 'firewall relay set refreshed');
+    return this.#serial(async () => {
+      const model = this.#model;
+      if (!model || !this.#params) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
+      const file = this.#writeScript('relays', renderRelayRefresh(list));
+      const { runner, fast } = await this.#runner();
+      const r = await this.#run(runner, fast, [`include "${file}"`]);
+      this.#relaysKey = null;
+      await this.#verifyRelays(list, r.err);
+      this.#relaysKey = relayKey(list);
+      this.#model = { ...model, relays: list };
+      this.#params = { ...this.#params, relays: list };
+      this.#opts.log?.info({ relays: list.length }, 'firewall relay set refreshed');
     });
   }
 
   /** Drop counters by class (ipv6, invalid, udp, icmp, other), totals since this applier started. */
   counters(): Promise<DropCounters> {
-    const read = this.serial(async () => {
-      const { runner, fast } = await this.runner();
-      const r = await this.run(runner, fast, [LIST_COUNTERS]);
+    const read = this.#serial(async () => {
+      const { runner, fast } = await this.#runner();
+      const r = await this.#run(runner, fast, [LIST_COUNTERS]);
       const found = countersFromLines(r.out);
       if (Object.keys(found).length === 0) {
         throw obxError('FIREWALL_NOT_STARTED', `no table ${TABLE_NAME}: ${firstLines(r.err)}`);
       }
-      return addCounters(this.base, found);
+      return addCounters(this.#base, found);
     });
     // A counters read that fails may mean the table is gone: audit at once rather than in 30 s.
     read.catch(() => void this.watch('a failed counters read'));
     return read;
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(
       () => fn(),
       () => fn(),
     );
-    this.queue = next.catch(() => undefined);
+    this.#queue = next.catch(() => undefined);
     return next;
   }
 
@@ -348,45 +348,45 @@ export class Firewall {
    * card, and /tmp here) a truncate-and-rewrite makes close() start writeback, measured at p50 2.1 ms and
    * p99 12 ms on the kill switch's path; a new file costs p50 0.5 ms (BENCHMARKS.md, board).
    */
-  private writeScript(kind: string, text: string): string {
-    if (!this.dir) throw obxError('FIREWALL_NOT_STARTED');
-    this.seq += 1;
-    const file = join(this.dir, `${kind}-${this.nonce}-${this.seq}.nft`);
+  #writeScript(kind: string, text: string): string {
+    if (!this.#dir) throw obxError('FIREWALL_NOT_STARTED');
+    this.#seq += 1;
+    const file = join(this.#dir, `${kind}-${this.#nonce}-${this.#seq}.nft`);
     writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
-    if (this.lastScript) rmSync(this.lastScript, { force: true });
-    this.lastScript = file;
+    if (this.#lastScript) rmSync(this.#lastScript, { force: true });
+    this.#lastScript = file;
     return file;
   }
 
   /** The runner for the next exchange (called only inside serial(): no exchange is in flight). */
-  private async runner(): Promise<{ runner: NftRunner; fast: boolean }> {
-    if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
-    if (this.spare) {
-      if (this.spare.alive) {
-        this.session?.close();
-        this.session = this.spare;
-      } else this.spare.close();
-      this.spare = null;
+  async #runner(): Promise<{ runner: NftRunner; fast: boolean }> {
+    if (!this.#once) throw obxError('FIREWALL_NOT_STARTED');
+    if (this.#spare) {
+      if (this.#spare.alive) {
+        this.#session?.close();
+        this.#session = this.#spare;
+      } else this.#spare.close();
+      this.#spare = null;
     } else if (
-      this.session?.alive &&
-      this.session.lines >= (this.opts.sessionMaxLines ?? SESSION_MAX_LINES)
+      this.#session?.alive &&
+      this.#session.lines >= (this.#opts.sessionMaxLines ?? SESSION_MAX_LINES)
     ) {
-      this.prepareSpare();
+      this.#prepareSpare();
     }
-    if (this.session && !this.session.alive) {
+    if (this.#session && !this.#session.alive) {
       try {
-        await this.session.open();
-        this.opts.log?.info({}, 'nft session reopened');
+        await this.#session.open();
+        this.#opts.log?.info({}, 'nft session reopened');
       } catch (e) {
-        this.opts.log?.warn({ err: String(e) }, 'nft session could not be reopened');
+        this.#opts.log?.warn({ err: String(e) }, 'nft session could not be reopened');
       }
     }
-    if (this.session?.alive) return { runner: this.session, fast: true };
-    return { runner: this.once, fast: false };
+    if (this.#session?.alive) return { runner: this.#session, fast: true };
+    return { runner: this.#once, fast: false };
   }
 
   /** Runs on the session; if the session fails mid-way, repeats once with a spawn per command. */
-  private async run(
+  async #run(
     runner: NftRunner,
     fast: boolean,
     commands: string[],
@@ -394,42 +394,45 @@ export class Firewall {
     try {
       return { ...(await runner.exec(commands)), fast };
     } catch (e) {
-      if (!fast || !this.once) throw obxError('FIREWALL_APPLY_FAILED', String(e), { cause: e });
-      this.opts.log?.warn({ err: String(e) }, 'nft session failed; falling back to nft per call');
-      return { ...(await this.once.exec(commands)), fast: false };
+      if (!fast || !this.#once) throw obxError('FIREWALL_APPLY_FAILED', String(e), { cause: e });
+      this.#opts.log?.warn({ err: String(e) }, 'nft session failed; falling back to nft per call');
+      return { ...(await this.#once.exec(commands)), fast: false };
     }
   }
 
   /** Executes planApply's plan: each step in order until one is verified, then what follows it. */
-  private async applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
-    const plan = planApply({ mode: this.mode, generation: this.lastGen, relaysKey: this.relaysKey }, model);
+  async #applyModel(model: RulesetModel, params: FirewallParams, t0: number): Promise<ApplyResult> {
+    const plan = planApply(
+      { mode: this.#mode, generation: this.#lastGen, relaysKey: this.#relaysKey },
+      model,
+    );
     let result: { r: ApplyResult; out: string[]; err: string } | null = null;
     for (const [i, step] of plan.steps.entries()) {
       try {
-        result = await this.commit(model, step, t0);
+        result = await this.#commit(model, step, t0);
         break;
       } catch (e) {
         if (i === plan.steps.length - 1) throw e;
         // The table is not what we think (changed by someone else?): the next step replaces it whole.
-        this.opts.log?.warn({ err: String(e) }, 'mode switch failed; replacing the whole table');
+        this.#opts.log?.warn({ err: String(e) }, 'mode switch failed; replacing the whole table');
       }
     }
     if (!result) throw obxError('FIREWALL_APPLY_FAILED', `${model.mode}: nothing to apply`);
     const full = result.r.full;
-    if (full) this.base = addCounters(this.base, countersFromLines(result.out));
-    this.mode = model.mode;
-    this.model = model;
-    this.params = { ...params, relays: model.relays };
-    if (plan.flushLanConntrack) await this.flushLanConntrack(params);
+    if (full) this.#base = addCounters(this.#base, countersFromLines(result.out));
+    this.#mode = model.mode;
+    this.#model = model;
+    this.#params = { ...params, relays: model.relays };
+    if (plan.flushLanConntrack) await this.#flushLanConntrack(params);
     if (full) {
       // The rules are in force (verified); now prove the relay set holds exactly the list.
-      this.relaysKey = null;
-      await this.verifyRelays(model.relays, result.err);
-      this.relaysKey = relayKey(model.relays);
+      this.#relaysKey = null;
+      await this.#verifyRelays(model.relays, result.err);
+      this.#relaysKey = relayKey(model.relays);
     } else {
-      this.scheduleAudit();
+      this.#scheduleAudit();
     }
-    this.opts.log?.info(
+    this.#opts.log?.info(
       {
         mode: model.mode,
         verifiedMs: Math.round(result.r.verifiedMs * 10) / 10,
@@ -448,34 +451,34 @@ export class Firewall {
    * the counters and the relay set's elements; after a switch the same rule-level audit runs in the
    * background (listing the table costs tens of ms with a consensus-sized relay set).
    */
-  private async commit(
+  async #commit(
     model: RulesetModel,
     step: ApplyStep,
     t0: number,
   ): Promise<{ r: ApplyResult; out: string[]; err: string }> {
     const full = step.kind === 'full';
     const tStart = performance.now();
-    this.seq += 1;
-    const gen = `${this.nonce}_${this.seq}`;
+    this.#seq += 1;
+    const gen = `${this.#nonce}_${this.#seq}`;
     const script =
       step.kind === 'full'
         ? printRuleset(model, gen) + renderBootTableRemoval()
-        : printModeSwitch(model, gen, step.previous, this.model ?? undefined);
-    const file = this.writeScript(full ? 'ruleset' : 'switch', script);
-    const { runner, fast } = await this.runner();
+        : printModeSwitch(model, gen, step.previous, this.#model ?? undefined);
+    const file = this.#writeScript(full ? 'ruleset' : 'switch', script);
+    const { runner, fast } = await this.#runner();
     // Replacing the table resets its counters: read them in the same exchange, just before the swap,
     // and carry them over so the status page shows totals, not "since the last mode change".
     const commands = full
       ? [LIST_COUNTERS, `include "${file}"`, LIST_TABLE]
       : [`include "${file}"`, LIST_CHAINS];
     const tSend = performance.now();
-    const r = await this.run(runner, fast, commands);
+    const r = await this.#run(runner, fast, commands);
     const tBack = performance.now();
     const shape = full ? parseTableJson(r.out) : parseChainsJson(r.out);
-    const previous = this.mode ?? 'none';
+    const previous = this.#mode ?? 'none';
     if (!shape || shape.generation !== gen) {
       const why = firstLines(r.err) || (shape ? 'the table was not replaced' : 'no table in the kernel');
-      this.opts.log?.error({ mode: model.mode, previous, err: why }, 'firewall apply refused');
+      this.#opts.log?.error({ mode: model.mode, previous, err: why }, 'firewall apply refused');
       throw obxError(
         'FIREWALL_APPLY_FAILED',
         `${model.mode}: ${why} (still in force: ${previous === 'none' ? 'whatever was loaded before' : previous})`,
@@ -483,13 +486,13 @@ export class Firewall {
     }
     const diffs = compareShape(model, shape, { relays: false, rules: full });
     if (diffs.length > 0) {
-      this.lastGen = null;
-      this.opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
+      this.#lastGen = null;
+      this.#opts.log?.error({ mode: model.mode, diffs }, 'firewall table differs from the rendered one');
       throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
     }
     const tDone = performance.now();
     const verifiedMs = tDone - t0;
-    this.lastGen = gen;
+    this.#lastGen = gen;
     const phases = {
       queued: tStart - t0,
       render: tSend - tStart,
@@ -506,12 +509,12 @@ export class Firewall {
    * firewall has been quiet for a moment); callers (a periodic check, tests) may run it too.
    */
   audit(): Promise<void> {
-    return this.serial(async () => {
-      const model = this.model;
-      const gen = this.lastGen;
+    return this.#serial(async () => {
+      const model = this.#model;
+      const gen = this.#lastGen;
       if (!model) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
-      const { runner, fast } = await this.runner();
-      const r = await this.run(runner, fast, [LIST_TABLE]);
+      const { runner, fast } = await this.#runner();
+      const r = await this.#run(runner, fast, [LIST_TABLE]);
       const shape = parseTableJson(r.out);
       const diffs = shape
         ? compareShape(model, shape, { relays: false })
@@ -521,26 +524,26 @@ export class Firewall {
         diffs.push(`generation ${shape.generation}, expected ${gen}`);
       }
       if (diffs.length > 0) {
-        this.lastGen = null;
-        this.opts.log?.error({ mode: model.mode, diffs }, 'firewall audit: the kernel table differs');
+        this.#lastGen = null;
+        this.#opts.log?.error({ mode: model.mode, diffs }, 'firewall audit: the kernel table differs');
         throw obxError('FIREWALL_VERIFY_FAILED', `${model.mode}: ${diffs.join('; ')}`);
       }
     });
   }
 
-  private scheduleAudit(): void {
-    if (this.auditTimer) clearTimeout(this.auditTimer);
-    this.auditTimer = setTimeout(() => {
-      this.auditTimer = null;
+  #scheduleAudit(): void {
+    if (this.#auditTimer) clearTimeout(this.#auditTimer);
+    this.#auditTimer = setTimeout(() => {
+      this.#auditTimer = null;
       void this.watch('after a mode switch'); // a difference is reported; the next apply replaces all
     }, 250);
-    this.auditTimer.unref();
+    this.#auditTimer.unref();
   }
 
   /** Reads the relay set back in full (not terse) and compares it with the list. */
-  private async verifyRelays(list: readonly RelayEndpoint[], err: string): Promise<void> {
-    if (!this.once) throw obxError('FIREWALL_NOT_STARTED');
-    const r = await this.once.exec([LIST_RELAY_SET]);
+  async #verifyRelays(list: readonly RelayEndpoint[], err: string): Promise<void> {
+    if (!this.#once) throw obxError('FIREWALL_NOT_STARTED');
+    const r = await this.#once.exec([LIST_RELAY_SET]);
     const have = relaySetFromLines(r.out);
     const want = relayStrings(list);
     if (!have || have.join(',') !== want.join(',')) {
@@ -551,11 +554,11 @@ export class Firewall {
     }
   }
 
-  private async flushLanConntrack(p: FirewallParams): Promise<void> {
+  async #flushLanConntrack(p: FirewallParams): Promise<void> {
     const net = networkOf(p.lanAddr, p.lanPrefix);
     const r = await execOnce(
-      this.opts.netns,
-      this.opts.conntrackPath ?? 'conntrack',
+      this.#opts.netns,
+      this.#opts.conntrackPath ?? 'conntrack',
       // Only the flows redirected to tor (DNAT to the box's TransPort/DNSPort): the owner's page
       // connections to the box keep their state, so the page (and its live updates) survive a kill.
       ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`, '--dst-nat', p.lanAddr],
@@ -563,7 +566,7 @@ export class Firewall {
     );
     // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
     if (r.code !== 0 && !/flow entries have been deleted/.test(r.stderr)) {
-      this.opts.log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
+      this.#opts.log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
     }
   }
 }
