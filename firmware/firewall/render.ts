@@ -94,9 +94,11 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
     `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
   ];
-  // In lan_in, ahead of what the LAN may reach, so that `input` is the same in every mode and a kill's
-  // batch leaves it alone (its `iif "lo"` makes nft dump every interface; BENCHMARKS.md, board).
-  const cutTorPorts = routing ? [] : [`meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
+  // What differs between modes on the LAN side sits in three chains of its own (lan_pre_tor, lan_in_tor,
+  // lan_out_tor), jumped to from lan_pre, lan_in and lan_out in every mode: a kill's batch flushes them
+  // and adds one rule, and leaves every other chain alone (BENCHMARKS.md, board). The cut is the first
+  // thing lan_in does, as it was the first LAN rule of `input`.
+  const cutTorPorts = [`meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
 
   const chains: ChainModel[] = [
     {
@@ -114,15 +116,16 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'lan_pre',
-      rules: [
-        ...lanToBox,
-        ...(routing
-          ? [
-              'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
-              `ip daddr != ${p.lanAddr} meta l4proto tcp accept`, // to TransPort (redirected in pre_nat)
-            ]
-          : []),
-      ],
+      rules: [...lanToBox, 'jump lan_pre_tor'],
+    },
+    {
+      name: 'lan_pre_tor',
+      rules: routing
+        ? [
+            'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
+            `ip daddr != ${p.lanAddr} meta l4proto tcp accept`, // to TransPort (redirected in pre_nat)
+          ]
+        : [],
     },
     {
       name: 'wan_pre',
@@ -162,16 +165,16 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'lan_in',
-      rules: [
-        ...cutTorPorts,
-        ...lanToBox,
-        ...(routing
-          ? [
-              `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
-              `ip daddr ${p.lanAddr} meta l4proto { tcp, udp } th dport ${p.dnsPort} ct status dnat accept`,
-            ]
-          : []),
-      ],
+      rules: ['jump lan_in_tor', ...lanToBox],
+    },
+    {
+      name: 'lan_in_tor',
+      rules: routing
+        ? [
+            `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
+            `ip daddr ${p.lanAddr} meta l4proto { tcp, udp } th dport ${p.dnsPort} ct status dnat accept`,
+          ]
+        : cutTorPorts,
     },
     {
       name: 'wan_in',
@@ -206,13 +209,17 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       rules: [
         `ip saddr ${p.lanAddr} tcp sport ${p.webPort} ct state established accept`,
         'udp sport 67 udp dport 68 accept',
-        ...(routing
-          ? [
-              `ip saddr ${p.lanAddr} tcp sport ${p.transPort} ct status dnat accept`,
-              `ip saddr ${p.lanAddr} meta l4proto { tcp, udp } th sport ${p.dnsPort} ct status dnat accept`,
-            ]
-          : []),
+        'jump lan_out_tor',
       ],
+    },
+    {
+      name: 'lan_out_tor',
+      rules: routing
+        ? [
+            `ip saddr ${p.lanAddr} tcp sport ${p.transPort} ct status dnat accept`,
+            `ip saddr ${p.lanAddr} meta l4proto { tcp, udp } th sport ${p.dnsPort} ct status dnat accept`,
+          ]
+        : [],
     },
     {
       name: 'wan_out',
@@ -245,14 +252,17 @@ export function relayElements(relays: readonly { address: string; port: number }
 export const ALL_CHAINS = [
   'pre_guard',
   'lan_pre',
+  'lan_pre_tor',
   'wan_pre',
   'pre_nat',
   'input',
   'lan_in',
+  'lan_in_tor',
   'wan_in',
   'forward',
   'output',
   'lan_out',
+  'lan_out_tor',
   'wan_out',
   'drop_counted',
 ] as const;
@@ -317,7 +327,7 @@ export function printRuleset(model: RulesetModel, generation?: string): string {
  * `kept` lacks are declared: the others exist (the kernel's chain list matched `kept`), and deleting the
  * previous marker fails the whole batch when the table is not that one. nft's work grows with what it
  * parses (measured: 1.9 ms of nft CPU for a whole switch, 0.6 ms for the marker alone); routing ->
- * killed changes 4 of 12 chains (BENCHMARKS.md, board). The audit after the switch still compares every
+ * killed changes 4 of 15 chains (BENCHMARKS.md, board). The audit after the switch still compares every
  * chain. Without `kept`, the table, counters, relay set and every chain are (re)declared first (no-ops
  * when they exist: the set keeps its elements and the counters their counts) and every chain rewritten.
  */
