@@ -12,6 +12,9 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { exec, nsCommand } from '../lib/exec.js';
+import type { Log } from '../log.js';
+import { firstLines } from './kernel-table.js';
+import { type FirewallParams, networkOf } from './params.js';
 
 export interface NftRunner {
   /** Runs nft commands (one per line); returns the JSON lines nft printed and anything on stderr. */
@@ -27,6 +30,27 @@ export async function execOnce(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const r = await exec(cmd, args, { netns, timeoutMs });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr || (r.error ?? '') };
+}
+
+/**
+ * Deletes the LAN's conntrack entries that were redirected to tor (`conntrack -D -s LAN/PREFIX
+ * --dst-nat BOX`), after a mode that cuts them is verified. Only those flows: the owner's page
+ * connections to the box keep their state, so the page (and its live updates) survive a kill. A
+ * failure is logged, not thrown: the rules already cut the LAN whatever the conntrack state.
+ */
+export async function flushLanConntrack(
+  netns: string | undefined,
+  conntrack: string,
+  p: FirewallParams,
+  log: Log | undefined,
+): Promise<void> {
+  const net = networkOf(p.lanAddr, p.lanPrefix);
+  const args = ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`, '--dst-nat', p.lanAddr];
+  const r = await execOnce(netns, conntrack, args, 10_000);
+  // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+  if (r.code !== 0 && !/flow entries have been deleted/.test(r.stderr)) {
+    log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
+  }
 }
 
 /** Fallback runner: one `nft -j -f -` spawn per call (commands on stdin would need a pipe; use files). */
