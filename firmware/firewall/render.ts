@@ -88,6 +88,16 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
   const dhcpTargets = `{ ${['255.255.255.255', ...(p.dhcpServers ?? [])].join(', ')} }`;
   // the DHCP server's answers to the box's client (renewals arrive by unicast to the WAN address)
   const dhcpReplies = 'udp sport 67 udp dport 68 accept';
+  // What may come in from the WAN (prerouting and input alike): DHCP answers, and tor's relays' replies
+  const wanReplies = [
+    dhcpReplies,
+    ...(torOnWan
+      ? [
+          `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+          'ct state related ip protocol icmp accept',
+        ]
+      : []),
+  ];
   // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
   // What the LAN may always send to the box itself: the web page and DHCP (prerouting and input alike).
   const lanToBox = [
@@ -129,15 +139,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'wan_pre',
-      rules: [
-        dhcpReplies,
-        ...(torOnWan
-          ? [
-              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-              'ct state related ip protocol icmp accept',
-            ]
-          : []),
-      ],
+      rules: wanReplies,
     },
   ];
   if (routing) {
@@ -178,15 +180,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'wan_in',
-      rules: [
-        dhcpReplies,
-        ...(torOnWan
-          ? [
-              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-              'ct state related ip protocol icmp accept',
-            ]
-          : []),
-      ],
+      rules: wanReplies,
     },
     {
       name: 'forward',
