@@ -1,9 +1,7 @@
 /** `onionbox leak-test [--json]`: runs the box's leak self-test (as the page's button does). */
 
-import { parseCliArgs } from '../args.js';
 import type { LeakReport } from '../box-api.js';
-import { daemonCall } from './status.js';
-import type { CliCommand } from './types.js';
+import { daemonQueryCommand } from './status.js';
 
 const MARK = { pass: 'ok     ', fail: 'LEAK   ', 'not-run': 'not run' } as const;
 
@@ -13,14 +11,12 @@ export function formatLeakReport(r: LeakReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-export const leakTestCommand: CliCommand = {
+export const leakTestCommand = daemonQueryCommand<LeakReport>({
   name: 'leak-test',
   summary: "Run the box's leak self-test (exit status 1 when a check finds a leak)",
-  usage: 'onionbox leak-test [--json]',
-  async run(argv, ctx) {
-    const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
-    const report = (await daemonCall(ctx.stateDir, 'box.leakTest', {}, 60_000)) as LeakReport;
-    ctx.out(json ? `${JSON.stringify(report, null, 2)}\n` : formatLeakReport(report));
-    return report.ok ? 0 : 1;
-  },
-};
+  usage: 'onionbox leak-test',
+  call: 'box.leakTest',
+  timeoutMs: 60_000,
+  format: formatLeakReport,
+  exitCode: (report) => (report.ok ? 0 : 1),
+});

@@ -20,20 +20,42 @@ export async function daemonCall(
   return reply.result;
 }
 
-export const statusCommand: CliCommand = {
+/**
+ * A command that asks onionboxd one thing and prints the answer: as JSON with --json, else in words
+ * (`format`). Its exit status is `exitCode(answer)` (0 by default). The reply's type is the IPC
+ * handler's; the CLI trusts its own daemon.
+ */
+export function daemonQueryCommand<T>(spec: {
+  name: string;
+  summary: string;
+  /** Without the trailing ` [--json]`, which every such command takes. */
+  usage: string;
+  /** The IPC command (firmware/ipc.ts handlers). */
+  call: string;
+  timeoutMs?: number;
+  format: (answer: T) => string;
+  exitCode?: (answer: T) => number;
+}): CliCommand {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: `${spec.usage} [--json]`,
+    async run(argv, ctx) {
+      const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
+      const answer = (await daemonCall(ctx.stateDir, spec.call, {}, spec.timeoutMs)) as T;
+      ctx.out(json ? `${JSON.stringify(answer, null, 2)}\n` : spec.format(answer));
+      return spec.exitCode?.(answer) ?? 0;
+    },
+  };
+}
+
+export const statusCommand = daemonQueryCommand<Record<string, unknown>>({
   name: 'status',
   summary: "Show the box's state as onionboxd sees it",
-  usage: 'onionbox status [--json]',
-  async run(argv, ctx) {
-    const json = parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
-    const result = (await daemonCall(ctx.stateDir, 'status')) as Record<string, unknown>;
-    if (json) {
-      ctx.out(`${JSON.stringify(result, null, 2)}\n`);
-      return 0;
-    }
-    for (const [k, v] of Object.entries(result)) {
-      ctx.out(`${k.padEnd(14)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
-    }
-    return 0;
-  },
-};
+  usage: 'onionbox status',
+  call: 'status',
+  format: (result) =>
+    Object.entries(result)
+      .map(([k, v]) => `${k.padEnd(14)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`)
+      .join(''),
+});

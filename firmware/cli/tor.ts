@@ -7,13 +7,8 @@ import { parseCliArgs } from '../args.js';
 import type { CircuitInfo } from '../box-api.js';
 import { obxError } from '../errors.js';
 import type { TorStatusReply } from '../tor/ipc.js';
-import { daemonCall } from './status.js';
+import { daemonCall, daemonQueryCommand } from './status.js';
 import type { CliCommand } from './types.js';
-
-/** `--json` or nothing. */
-function jsonFlag(argv: string[]): boolean {
-  return parseCliArgs(argv, { json: { type: 'boolean' } }).values.json === true;
-}
 
 /** One line per circuit: `id STATUS purpose  nick(cc) -> nick(cc) -> nick(cc)`. */
 export function formatCircuits(circuits: CircuitInfo[]): string {
@@ -41,17 +36,13 @@ export function formatTorStatus(s: TorStatusReply): string {
   return out;
 }
 
-export const torStatusCommand: CliCommand = {
+export const torStatusCommand = daemonQueryCommand<TorStatusReply>({
   name: 'tor status',
   summary: "Show tor's bootstrap progress, readiness, warnings and built circuits",
-  usage: 'onionbox tor status [--json]',
-  async run(argv, ctx) {
-    const json = jsonFlag(argv);
-    const result = (await daemonCall(ctx.stateDir, 'tor.status')) as TorStatusReply;
-    ctx.out(json ? `${JSON.stringify(result, null, 2)}\n` : formatTorStatus(result));
-    return 0;
-  },
-};
+  usage: 'onionbox tor status',
+  call: 'tor.status',
+  format: formatTorStatus,
+});
 
 export const torNewnymCommand: CliCommand = {
   name: 'tor newnym',
@@ -66,37 +57,24 @@ export const torNewnymCommand: CliCommand = {
   },
 };
 
-export const torCircuitsCommand: CliCommand = {
+export const torCircuitsCommand = daemonQueryCommand<CircuitInfo[]>({
   name: 'tor circuits',
   summary: "List tor's circuits with their relays and countries",
-  usage: 'onionbox tor circuits [--json]',
-  async run(argv, ctx) {
-    const json = jsonFlag(argv);
-    const result = (await daemonCall(ctx.stateDir, 'tor.circuits')) as CircuitInfo[];
-    ctx.out(json ? `${JSON.stringify(result, null, 2)}\n` : formatCircuits(result));
-    return 0;
-  },
-};
+  usage: 'onionbox tor circuits',
+  call: 'tor.circuits',
+  format: formatCircuits,
+});
 
-export const torCheckCommand: CliCommand = {
+export const torCheckCommand = daemonQueryCommand<{ isTor: boolean; ip: string; url: string }>({
   name: 'tor check',
   summary: 'Ask the fixed check service, through tor, whether traffic arrives from tor',
-  usage: 'onionbox tor check [--json]',
-  async run(argv, ctx) {
-    const json = jsonFlag(argv);
-    const result = (await daemonCall(ctx.stateDir, 'tor.check', {}, 45_000)) as {
-      isTor: boolean;
-      ip: string;
-      url: string;
-    };
-    ctx.out(
-      json
-        ? `${JSON.stringify(result, null, 2)}\n`
-        : `${result.isTor ? 'yes: traffic through tor arrives from a tor exit' : 'NO: the check service did not see a tor exit'} (${result.ip}, ${result.url})\n`,
-    );
-    return result.isTor ? 0 : 1;
-  },
-};
+  usage: 'onionbox tor check',
+  call: 'tor.check',
+  timeoutMs: 45_000,
+  format: (r) =>
+    `${r.isTor ? 'yes: traffic through tor arrives from a tor exit' : 'NO: the check service did not see a tor exit'} (${r.ip}, ${r.url})\n`,
+  exitCode: (r) => (r.isTor ? 0 : 1),
+});
 
 /** `onionbox tor bridges LINE...` (each line one argument) or `onionbox tor bridges --off`. */
 export const torBridgesCommand: CliCommand = {

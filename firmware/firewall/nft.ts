@@ -12,6 +12,9 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { exec, nsCommand } from '../lib/exec.js';
+import type { Log } from '../log.js';
+import { firstLines } from './kernel-table.js';
+import { type FirewallParams, networkOf } from './params.js';
 
 export interface NftRunner {
   /** Runs nft commands (one per line); returns the JSON lines nft printed and anything on stderr. */
@@ -29,13 +32,38 @@ export async function execOnce(
   return { code: r.code, stdout: r.stdout, stderr: r.stderr || (r.error ?? '') };
 }
 
+/**
+ * Deletes the LAN's conntrack entries that were redirected to tor (`conntrack -D -s LAN/PREFIX
+ * --dst-nat BOX`), after a mode that cuts them is verified. Only those flows: the owner's page
+ * connections to the box keep their state, so the page (and its live updates) survive a kill. A
+ * failure is logged, not thrown: the rules already cut the LAN whatever the conntrack state.
+ */
+export async function flushLanConntrack(
+  netns: string | undefined,
+  conntrack: string,
+  p: FirewallParams,
+  log: Log | undefined,
+): Promise<void> {
+  const net = networkOf(p.lanAddr, p.lanPrefix);
+  const args = ['-D', '-f', 'ipv4', '-s', `${net}/${p.lanPrefix}`, '--dst-nat', p.lanAddr];
+  const r = await execOnce(netns, conntrack, args, 10_000);
+  // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+  if (r.code !== 0 && !/flow entries have been deleted/.test(r.stderr)) {
+    log?.warn({ err: firstLines(r.stderr) }, 'conntrack flush failed (rules still cut the LAN)');
+  }
+}
+
 /** Fallback runner: one `nft -j -f -` spawn per call (commands on stdin would need a pipe; use files). */
 export class NftOnce implements NftRunner {
-  constructor(
-    private readonly netns: string | undefined,
-    private readonly nftPath = 'nft',
-    private readonly timeoutMs = 10_000,
-  ) {}
+  readonly #netns: string | undefined;
+  readonly #nftPath: string;
+  readonly #timeoutMs: number;
+
+  constructor(netns: string | undefined, nftPath = 'nft', timeoutMs = 10_000) {
+    this.#netns = netns;
+    this.#nftPath = nftPath;
+    this.#timeoutMs = timeoutMs;
+  }
 
   async exec(commands: string[]): Promise<{ out: string[]; err: string }> {
     const out: string[] = [];
@@ -45,7 +73,7 @@ export class NftOnce implements NftRunner {
       // `list ...`. Split into argv words; nft joins them back.
       const inc = /^include "([^"]+)"$/.exec(c);
       const args = inc?.[1] ? ['-j', '-f', inc[1]] : ['-j', ...splitWords(c)];
-      const r = await execOnce(this.netns, this.nftPath, args, this.timeoutMs);
+      const r = await execOnce(this.#netns, this.#nftPath, args, this.#timeoutMs);
       out.push(...r.stdout.split('\n').filter((l) => l.trim() !== ''));
       err += r.stderr;
     }
@@ -79,27 +107,37 @@ interface Pending {
 
 /** A long-lived `nft -j -i`. One exchange at a time (callers serialise). */
 export class NftSession implements NftRunner {
-  private child: ChildProcessWithoutNullStreams | null = null;
-  private buf = '';
-  private errBuf = '';
-  private pending: Pending | null = null;
-  private dead = true;
-  private written = 0;
+  #child: ChildProcessWithoutNullStreams | null = null;
+  #buf = '';
+  #errBuf = '';
+  #pending: Pending | null = null;
+  #dead = true;
+  #written = 0;
+
+  readonly #netns: string | undefined;
+  readonly #nftPath: string;
+  readonly #timeoutMs: number;
+  readonly #flags: readonly string[];
 
   constructor(
-    private readonly netns: string | undefined,
-    private readonly nftPath = 'nft',
-    private readonly timeoutMs = 2_000,
-    private readonly flags: string[] = ['-j'],
-  ) {}
+    netns: string | undefined,
+    nftPath = 'nft',
+    timeoutMs = 2_000,
+    flags: readonly string[] = ['-j'],
+  ) {
+    this.#netns = netns;
+    this.#nftPath = nftPath;
+    this.#timeoutMs = timeoutMs;
+    this.#flags = flags;
+  }
 
   /** The nft process's pid (tests kill it to prove the fallback). */
   get pid(): number | null {
-    return this.child?.pid ?? null;
+    return this.#child?.pid ?? null;
   }
 
   get alive(): boolean {
-    return !this.dead && this.child !== null;
+    return !this.#dead && this.#child !== null;
   }
 
   /**
@@ -109,45 +147,45 @@ export class NftSession implements NftRunner {
    * replaces a session that has taken many lines.
    */
   get lines(): number {
-    return this.written;
+    return this.#written;
   }
 
   /** Spawns nft and proves it answers (health check). */
   async open(): Promise<void> {
-    const [file, argv] = nsCommand(this.netns, this.nftPath, [...this.flags, '-i']);
+    const [file, argv] = nsCommand(this.#netns, this.#nftPath, [...this.#flags, '-i']);
     const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    this.dead = false;
-    this.buf = '';
-    this.errBuf = '';
+    this.#child = child;
+    this.#dead = false;
+    this.#buf = '';
+    this.#errBuf = '';
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
-      if (this.child === child) this.onData(d);
+      if (this.#child === child) this.#onData(d);
     });
     child.stderr.on('data', (d: string) => {
-      if (this.child === child) this.errBuf += d;
+      if (this.#child === child) this.#errBuf += d;
     });
     const mine = (f: () => void) => () => {
-      if (this.child === child) f();
+      if (this.#child === child) f();
     };
     child.stdin.on(
       'error',
-      mine(() => this.markDead(new Error('nft -i stdin closed'))),
+      mine(() => this.#markDead(new Error('nft -i stdin closed'))),
     );
     child.on('error', (e) => {
-      if (this.child === child) this.markDead(e);
+      if (this.#child === child) this.#markDead(e);
     });
     child.on(
       'exit',
-      mine(() => this.markDead(new Error(`nft -i exited (${child.exitCode ?? child.signalCode})`))),
+      mine(() => this.#markDead(new Error(`nft -i exited (${child.exitCode ?? child.signalCode})`))),
     );
     await this.exec([]);
   }
 
   close(): void {
-    const c = this.child;
-    this.markDead(new Error('nft session closed'));
+    const c = this.#child;
+    this.#markDead(new Error('nft session closed'));
     if (c && c.exitCode === null && c.signalCode === null) {
       c.stdin.end();
       c.kill('SIGTERM');
@@ -155,48 +193,48 @@ export class NftSession implements NftRunner {
   }
 
   exec(commands: string[]): Promise<{ out: string[]; err: string }> {
-    const child = this.child;
-    if (!child || this.dead) return Promise.reject(new Error('nft session is not running'));
-    if (this.pending) return Promise.reject(new Error('nft session busy'));
+    const child = this.#child;
+    if (!child || this.#dead) return Promise.reject(new Error('nft session is not running'));
+    if (this.#pending) return Promise.reject(new Error('nft session busy'));
     for (const c of commands) {
       if (/[\n\r]/.test(c)) return Promise.reject(new Error('nft command contains a newline'));
     }
-    this.errBuf = '';
+    this.#errBuf = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.markDead(new Error(`nft -i did not answer within ${this.timeoutMs} ms`));
-        const c = this.child;
+        this.#markDead(new Error(`nft -i did not answer within ${this.#timeoutMs} ms`));
+        const c = this.#child;
         if (c && c.exitCode === null) c.kill('SIGKILL');
-      }, this.timeoutMs);
-      this.pending = { remaining: 1, out: [], resolve, reject, timer };
-      this.written += commands.length + 1;
+      }, this.#timeoutMs);
+      this.#pending = { remaining: 1, out: [], resolve, reject, timer };
+      this.#written += commands.length + 1;
       child.stdin.write(`${[...commands, SENTINEL].join('\n')}\n`);
     });
   }
 
-  private onData(d: string): void {
-    this.buf += d;
-    let i = this.buf.indexOf('\n');
+  #onData(d: string): void {
+    this.#buf += d;
+    let i = this.#buf.indexOf('\n');
     while (i >= 0) {
-      const line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 1);
-      this.onLine(line);
-      i = this.buf.indexOf('\n');
+      const line = this.#buf.slice(0, i);
+      this.#buf = this.#buf.slice(i + 1);
+      this.#onLine(line);
+      i = this.#buf.indexOf('\n');
     }
   }
 
-  private onLine(line: string): void {
-    const p = this.pending;
+  #onLine(line: string): void {
+    const p = this.#pending;
     if (!p || line.trim() === '') return;
     if (isSentinelReply(line)) {
       p.remaining -= 1;
       if (p.remaining === 0) {
         clearTimeout(p.timer);
-        this.pending = null;
+        this.#pending = null;
         // stderr for the same commands was written before the sentinel's stdout; let it drain.
         setImmediate(() => {
-          const err = this.errBuf;
-          this.errBuf = '';
+          const err = this.#errBuf;
+          this.#errBuf = '';
           p.resolve({ out: p.out, err });
         });
       }
@@ -205,12 +243,12 @@ export class NftSession implements NftRunner {
     p.out.push(line);
   }
 
-  private markDead(e: Error): void {
-    this.dead = true;
-    this.child = null;
-    const p = this.pending;
+  #markDead(e: Error): void {
+    this.#dead = true;
+    this.#child = null;
+    const p = this.#pending;
     if (p) {
-      this.pending = null;
+      this.#pending = null;
       clearTimeout(p.timer);
       p.reject(e);
     }

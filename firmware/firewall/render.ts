@@ -58,6 +58,14 @@ export interface RulesetModel {
   chains: ChainModel[];
 }
 
+/** The NAT chain's hook (only `routing` has the chain). */
+const PRE_NAT_BASE: BaseChainSpec = {
+  type: 'nat',
+  hook: 'prerouting',
+  priority: { name: 'dstnat', value: -100 },
+  policy: 'accept',
+};
+
 const q = (s: string) => `"${s}"`;
 const drop = (c: DropClass) => `counter name ${q(counterName(c))} drop`;
 
@@ -80,15 +88,27 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
   const dhcpTargets = `{ ${['255.255.255.255', ...(p.dhcpServers ?? [])].join(', ')} }`;
   // the DHCP server's answers to the box's client (renewals arrive by unicast to the WAN address)
   const dhcpReplies = 'udp sport 67 udp dport 68 accept';
+  // What may come in from the WAN (prerouting and input alike): DHCP answers, and tor's relays' replies
+  const wanReplies = [
+    dhcpReplies,
+    ...(torOnWan
+      ? [
+          `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
+          'ct state related ip protocol icmp accept',
+        ]
+      : []),
+  ];
   // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
   // What the LAN may always send to the box itself: the web page and DHCP (prerouting and input alike).
   const lanToBox = [
     `ip daddr ${p.lanAddr} tcp dport ${p.webPort} accept`,
     `ip daddr { 255.255.255.255, ${p.lanAddr} } udp sport 68 udp dport 67 accept`,
   ];
-  const cutTorPorts = routing
-    ? []
-    : [`iifname ${lan} meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
+  // What differs between modes on the LAN side sits in three chains of its own (lan_pre_tor, lan_in_tor,
+  // lan_out_tor), jumped to from lan_pre, lan_in and lan_out in every mode: a kill's batch flushes them
+  // and adds one rule, and leaves every other chain alone (BENCHMARKS.md, board). The cut is the first
+  // thing lan_in does, as it was the first LAN rule of `input`.
+  const cutTorPorts = [`meta l4proto { tcp, udp } th dport ${torPorts} ${drop('other')}`];
 
   const chains: ChainModel[] = [
     {
@@ -106,33 +126,26 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'lan_pre',
-      rules: [
-        ...lanToBox,
-        ...(routing
-          ? [
-              'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
-              `ip daddr != ${p.lanAddr} meta l4proto tcp accept`, // to TransPort (redirected in pre_nat)
-            ]
-          : []),
-      ],
+      rules: [...lanToBox, 'jump lan_pre_tor'],
+    },
+    {
+      name: 'lan_pre_tor',
+      rules: routing
+        ? [
+            'meta l4proto { tcp, udp } th dport 53 accept', // to DNSPort (redirected in pre_nat)
+            `ip daddr != ${p.lanAddr} meta l4proto tcp accept`, // to TransPort (redirected in pre_nat)
+          ]
+        : [],
     },
     {
       name: 'wan_pre',
-      rules: [
-        dhcpReplies,
-        ...(torOnWan
-          ? [
-              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-              'ct state related ip protocol icmp accept',
-            ]
-          : []),
-      ],
+      rules: wanReplies,
     },
   ];
   if (routing) {
     chains.push({
       name: 'pre_nat',
-      base: { type: 'nat', hook: 'prerouting', priority: { name: 'dstnat', value: -100 }, policy: 'accept' },
+      base: PRE_NAT_BASE,
       rules: [
         `iifname ${lan} meta l4proto { tcp, udp } th dport 53 dnat ip to ${p.lanAddr}:${p.dnsPort}`,
         `iifname ${lan} ip daddr ${p.lanAddr} return`, // the box itself (web page) is never redirected
@@ -147,7 +160,6 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       rules: [
         ...early,
         'iif "lo" accept',
-        ...cutTorPorts,
         `iifname ${lan} jump lan_in`,
         `iifname ${wan} jump wan_in`,
         'jump drop_counted',
@@ -155,27 +167,20 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     },
     {
       name: 'lan_in',
-      rules: [
-        ...lanToBox,
-        ...(routing
-          ? [
-              `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
-              `ip daddr ${p.lanAddr} meta l4proto { tcp, udp } th dport ${p.dnsPort} ct status dnat accept`,
-            ]
-          : []),
-      ],
+      rules: ['jump lan_in_tor', ...lanToBox],
+    },
+    {
+      name: 'lan_in_tor',
+      rules: routing
+        ? [
+            `ip daddr ${p.lanAddr} tcp dport ${p.transPort} ct status dnat accept`,
+            `ip daddr ${p.lanAddr} meta l4proto { tcp, udp } th dport ${p.dnsPort} ct status dnat accept`,
+          ]
+        : cutTorPorts,
     },
     {
       name: 'wan_in',
-      rules: [
-        dhcpReplies,
-        ...(torOnWan
-          ? [
-              `ct state established ip saddr . tcp sport @${RELAY_SET} accept`,
-              'ct state related ip protocol icmp accept',
-            ]
-          : []),
-      ],
+      rules: wanReplies,
     },
     {
       name: 'forward',
@@ -198,13 +203,17 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       rules: [
         `ip saddr ${p.lanAddr} tcp sport ${p.webPort} ct state established accept`,
         'udp sport 67 udp dport 68 accept',
-        ...(routing
-          ? [
-              `ip saddr ${p.lanAddr} tcp sport ${p.transPort} ct status dnat accept`,
-              `ip saddr ${p.lanAddr} meta l4proto { tcp, udp } th sport ${p.dnsPort} ct status dnat accept`,
-            ]
-          : []),
+        'jump lan_out_tor',
       ],
+    },
+    {
+      name: 'lan_out_tor',
+      rules: routing
+        ? [
+            `ip saddr ${p.lanAddr} tcp sport ${p.transPort} ct status dnat accept`,
+            `ip saddr ${p.lanAddr} meta l4proto { tcp, udp } th sport ${p.dnsPort} ct status dnat accept`,
+          ]
+        : [],
     },
     {
       name: 'wan_out',
@@ -237,14 +246,17 @@ export function relayElements(relays: readonly { address: string; port: number }
 export const ALL_CHAINS = [
   'pre_guard',
   'lan_pre',
+  'lan_pre_tor',
   'wan_pre',
   'pre_nat',
   'input',
   'lan_in',
+  'lan_in_tor',
   'wan_in',
   'forward',
   'output',
   'lan_out',
+  'lan_out_tor',
   'wan_out',
   'drop_counted',
 ] as const;
@@ -299,16 +311,19 @@ export function printRuleset(model: RulesetModel, generation?: string): string {
 }
 
 /**
- * A mode change for a table that is already in place, as one batch: (re)declare the table, counters,
- * relay set and every chain (no-ops when they exist: the relay set keeps its elements and the counters
- * their counts), flush every chain, delete the chains this mode does not have, and add this mode's
- * rules. Same rules as printRuleset, without rewriting a relay set of thousands of elements (a
- * public-consensus-sized set costs ~200 ms per apply that way; the kill switch cannot wait for that).
+ * A mode change for a table that is already in place, as one batch: flush the chains that change,
+ * delete the chains this mode does not have, and add this mode's rules. Same rules as printRuleset,
+ * without rewriting a relay set of thousands of elements (a public-consensus-sized set costs ~200 ms
+ * per apply that way; the kill switch cannot wait for that).
  *
  * `kept`: the model the kernel holds as last verified (the applier knows it: `previous` is its marker).
- * A chain equal in both (hook, policy and every rule) is left out of the batch; nft's work grows with
- * the rules it parses (measured: 1.9 ms of nft CPU for a whole switch, 0.6 ms for the marker alone), and
- * routing -> killed changes 5 of 12 chains. The audit after the switch still compares every chain.
+ * A chain equal in both (hook, policy and every rule) is left out of the batch, and only the chains
+ * `kept` lacks are declared: the others exist (the kernel's chain list matched `kept`), and deleting the
+ * previous marker fails the whole batch when the table is not that one. nft's work grows with what it
+ * parses (measured: 1.9 ms of nft CPU for a whole switch, 0.6 ms for the marker alone); routing ->
+ * killed changes 4 of 15 chains (BENCHMARKS.md, board). The audit after the switch still compares every
+ * chain. Without `kept`, the table, counters, relay set and every chain are (re)declared first (no-ops
+ * when they exist: the set keeps its elements and the counters their counts) and every chain rewritten.
  */
 export function printModeSwitch(
   model: RulesetModel,
@@ -319,41 +334,33 @@ export function printModeSwitch(
   checkGeneration(previous);
   const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
   const have = new Set(model.chains.map((c) => c.name));
-  const same = new Set(
-    model.chains
-      .filter((c) => {
-        const k = kept?.chains.find((x) => x.name === c.name);
-        return k !== undefined && JSON.stringify(k) === JSON.stringify(c);
-      })
-      .map((c) => c.name),
-  );
-  const touched = ALL_CHAINS.filter((name) => !same.has(name));
+  const held = new Map((kept?.chains ?? []).map((c) => [c.name, JSON.stringify(c)]));
+  const same = new Set(model.chains.filter((c) => held.get(c.name) === JSON.stringify(c)).map((c) => c.name));
+  // With a known model, a chain neither mode has is not in the kernel: nothing to do for it.
+  const touched = ALL_CHAINS.filter((n) => !same.has(n) && (!kept || have.has(n) || held.has(n)));
+  const declared = kept ? touched.filter((n) => !held.has(n)) : touched;
   const out: string[] = [
     `# onionbox firewall, switch to mode ${model.mode}. Rendered by firmware/firewall/render.ts.`,
-    `table ${t} {`,
   ];
-  for (const c of model.counters) out.push(`  counter ${c} { }`);
-  out.push(`  set ${RELAY_SET} { type ipv4_addr . inet_service; }`);
-  const bases = new Map(model.chains.filter((c) => c.base).map((c) => [c.name, c.base]));
-  // pre_nat's declaration when this mode has none: it must exist to be flushed and deleted
-  bases.set(
-    'pre_nat',
-    bases.get('pre_nat') ?? {
-      type: 'nat',
-      hook: 'prerouting',
-      priority: { name: 'dstnat', value: -100 },
-      policy: 'accept',
-    },
-  );
-  for (const name of touched) {
-    const b = bases.get(name);
-    out.push(
-      b
-        ? `  chain ${name} { type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy}; }`
-        : `  chain ${name} { }`,
-    );
+  if (!kept || declared.length > 0) {
+    out.push(`table ${t} {`);
+    if (!kept) {
+      for (const c of model.counters) out.push(`  counter ${c} { }`);
+      out.push(`  set ${RELAY_SET} { type ipv4_addr . inet_service; }`);
+    }
+    const bases = new Map(model.chains.filter((c) => c.base).map((c) => [c.name, c.base]));
+    // pre_nat's declaration when this mode has none: it must exist to be flushed and deleted
+    bases.set('pre_nat', bases.get('pre_nat') ?? PRE_NAT_BASE);
+    for (const name of declared) {
+      const b = bases.get(name);
+      out.push(
+        b
+          ? `  chain ${name} { type ${b.type} hook ${b.hook} priority ${b.priority.name}; policy ${b.policy}; }`
+          : `  chain ${name} { }`,
+      );
+    }
+    out.push('}');
   }
-  out.push('}');
   for (const name of touched) out.push(`flush chain ${t} ${name}`);
   for (const name of touched) if (!have.has(name)) out.push(`delete chain ${t} ${name}`);
   // the previous batch's marker: if it is not there, the table is not the one we think, and the batch fails

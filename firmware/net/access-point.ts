@@ -11,11 +11,11 @@
  * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, log })`, started when
  * `network.accessPoint` is set; `update()` from createBoxNetwork's applyAccessPoint.
  */
-import { execFile } from 'node:child_process';
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
+import { exec } from '../lib/exec.js';
 import type { Service } from '../service.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
 import { SupervisedChild } from './supervised-child.js';
@@ -38,19 +38,11 @@ export interface AccessPointOptions {
   backoffMs?: { initial: number; max: number };
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 15_000 }, (err, _out, stderr) => {
-      if (err)
-        reject(
-          obxError(
-            'NET_AP_FAILED',
-            `${cmd} ${args.join(' ')}: ${String(stderr).trim().slice(0, 200) || err.message}`,
-          ),
-        );
-      else resolve();
-    });
-  });
+async function run(cmd: string, args: string[]): Promise<void> {
+  const r = await exec(cmd, args, { timeoutMs: 15_000 });
+  if (!r.ok) {
+    throw obxError('NET_AP_FAILED', `${cmd} ${args.join(' ')}: ${r.stderr.trim().slice(0, 200) || r.error}`);
+  }
 }
 
 export class AccessPoint implements Service {

@@ -11,11 +11,11 @@
  * confPath: STATE_DIR/dnsmasq.conf, log })`, started after the firewall's lockdown is loaded (the LAN
  * may reach DHCP in every mode) and stopped on shutdown.
  */
-import { execFile } from 'node:child_process';
 import { copyFile, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
+import { exec } from '../lib/exec.js';
 import type { Service } from '../service.js';
 import { type Lease, parseLeases } from './parse.js';
 import { type LanDhcp as LanDhcpParams, renderDnsmasq, validateLanDhcp } from './render.js';
@@ -57,14 +57,11 @@ function command(opts: LanDhcpOptions, args: string[]): [string, string[]] {
 }
 
 /** `dnsmasq --test --conf-file=FILE`: resolves with dnsmasq's complaint, or null when the file is good. */
-export function checkDnsmasqConfig(opts: LanDhcpOptions, file: string): Promise<string | null> {
+export async function checkDnsmasqConfig(opts: LanDhcpOptions, file: string): Promise<string | null> {
   const [cmd, args] = command(opts, ['--test', `--conf-file=${file}`]);
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 15_000 }, (err, stdout, stderr) => {
-      const text = `${stdout}${stderr}`.trim();
-      resolve(err || !/syntax check OK/.test(text) ? text.slice(0, 300) || String(err) : null);
-    });
-  });
+  const r = await exec(cmd, args, { timeoutMs: 15_000 });
+  const text = `${r.stdout}${r.stderr}`.trim();
+  return !r.ok || !/syntax check OK/.test(text) ? text.slice(0, 300) || `Error: ${r.error}` : null;
 }
 
 export class LanDhcp implements Service {

@@ -3,15 +3,11 @@
  * set (and the link brought up) before tor starts. Argument arrays only; the values were validated by
  * the config schema.
  */
-import { execFile } from 'node:child_process';
+import { exec } from '../lib/exec.js';
 
-function ip(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`ip ${args.join(' ')}: ${stderr.toString().trim() || err.message}`));
-      else resolve();
-    });
-  });
+async function ip(args: string[]): Promise<void> {
+  const r = await exec('ip', args, { timeoutMs: 10_000 });
+  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || r.error}`);
 }
 
 export async function setLanAddress(lanIf: string, address: string, prefix: number): Promise<void> {

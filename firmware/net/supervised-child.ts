@@ -11,6 +11,7 @@
  *   stop()    no more restarts, then kill().
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { followLines, LastLines } from '../lib/child-lines.js';
 
 export type ChildFailure = 'exited' | 'timeout' | 'spawn';
 
@@ -43,7 +44,7 @@ export class SupervisedChild {
   #timer: NodeJS.Timeout | null = null;
   #backoff: number;
   #restarts = 0;
-  #lines: string[] = [];
+  #lines = new LastLines(KEPT_LINES);
 
   constructor(opts: SupervisedChildOptions) {
     this.#opts = opts;
@@ -64,7 +65,7 @@ export class SupervisedChild {
 
   /** The last output lines (at most 20). */
   get lines(): readonly string[] {
-    return this.#lines;
+    return this.#lines.last();
   }
 
   /** Starts it (supervision on again after a stop()); resolves once it is ready. */
@@ -98,7 +99,7 @@ export class SupervisedChild {
 
   #launch(): Promise<void> {
     const [cmd, args] = this.#opts.command();
-    this.#lines = [];
+    this.#lines = new LastLines(KEPT_LINES);
     const child = spawn(cmd, args, {
       stdio: ['ignore', this.#opts.output === 'both' ? 'pipe' : 'ignore', 'pipe'],
     });
@@ -110,31 +111,22 @@ export class SupervisedChild {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        reject(this.#opts.failure(kind, detail, [...this.#lines]));
+        reject(this.#opts.failure(kind, detail, this.#lines.last()));
       };
       const timer = setTimeout(() => {
         fail('timeout', `no ${this.#opts.ready} within ${this.#opts.startTimeoutMs} ms`);
         void this.kill();
       }, this.#opts.startTimeoutMs);
-      let buf = '';
-      const onData = (chunk: Buffer) => {
-        buf += chunk.toString('utf8');
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const line of lines) {
-          this.#lines.push(line.slice(0, max));
-          if (this.#lines.length > KEPT_LINES) this.#lines.shift();
-          if (!settled && this.#opts.ready.test(line)) {
-            settled = true;
-            clearTimeout(timer);
-            this.#backoff = this.#opts.backoffMs.initial;
-            this.#opts.onReady?.(child.pid);
-            resolve();
-          }
+      followLines([child.stdout, child.stderr], (line) => {
+        this.#lines.push(line.slice(0, max));
+        if (!settled && this.#opts.ready.test(line)) {
+          settled = true;
+          clearTimeout(timer);
+          this.#backoff = this.#opts.backoffMs.initial;
+          this.#opts.onReady?.(child.pid);
+          resolve();
         }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
+      });
       child.once('error', (err) => fail('spawn', err.message));
       child.once('exit', (code, signal) => {
         if (this.#child === child) this.#child = null;

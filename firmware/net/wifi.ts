@@ -18,12 +18,12 @@
  * 0). The passphrase never reaches argv or a log: it goes into the profile's keyfile (mode 0600, written
  * atomically into NetworkManager's connection directory) which `nmcli connection load` reads.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type ObxError, obxError } from '../errors.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
+import { exec } from '../lib/exec.js';
 import { parseInterface } from './grammar.js';
 import {
   groupScan,
@@ -78,22 +78,16 @@ export interface NmcliOptions {
 }
 
 /** Runs nmcli once (argument array, no shell, no stdin). Never throws for a non-zero exit. */
-export function runNmcli(args: readonly string[], opts: NmcliOptions = {}): Promise<NmcliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      opts.bin ?? 'nmcli',
-      args,
-      { env: nmcliEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : null) : 0;
-        resolve({
-          code,
-          stdout: String(stdout),
-          stderr: String(stderr || (err && !stdout ? err.message : '')),
-        });
-      },
-    );
+export async function runNmcli(args: readonly string[], opts: NmcliOptions = {}): Promise<NmcliResult> {
+  const r = await exec(opts.bin ?? 'nmcli', args, {
+    env: nmcliEnv(),
+    timeoutMs: opts.timeoutMs ?? 120_000,
+    maxBuffer: 4 * 1024 * 1024,
   });
+  // exec's code is -1 for a run that did not exit by itself; nmcli's callers tell "not installed" (127)
+  // from "killed" (null)
+  const code = r.ok ? 0 : r.code >= 0 ? r.code : /\bENOENT\b/.test(r.error ?? '') ? 127 : null;
+  return { code, stdout: r.stdout, stderr: r.stderr || (!r.ok && !r.stdout ? (r.error ?? '') : '') };
 }
 
 /** Runs nmcli and throws the classified error, or returns stdout: the one call-and-judge path. */
@@ -177,22 +171,22 @@ export const NM_CONNECTIONS_DIR = '/etc/NetworkManager/system-connections';
 /** The WAN side as NetworkManager sees it. Constructing it does nothing; each method runs nmcli. */
 export class NetworkManagerWan {
   readonly interface: string;
-  private readonly opts: NetworkManagerWanOptions;
+  readonly #opts: NetworkManagerWanOptions;
 
   constructor(opts: NetworkManagerWanOptions) {
     this.interface = parseInterface(opts.interface);
-    this.opts = opts;
+    this.#opts = opts;
   }
 
   /** Forces a rescan (`--rescan yes`), one entry per network, strongest first. */
   async scan(): Promise<ScanResult[]> {
-    return groupScan(await this.wifiList('yes'));
+    return groupScan(await this.#wifiList('yes'));
   }
 
   /** `device wifi list` on this interface; `rescan` yes forces a new scan, no reads NetworkManager's list. */
-  private async wifiList(rescan: 'yes' | 'no') {
+  async #wifiList(rescan: 'yes' | 'no') {
     const args = ['device', 'wifi', 'list', 'ifname', this.interface, '--rescan', rescan];
-    return parseWifiList(await nmcliTerse(SCAN_FIELDS, args, this.opts));
+    return parseWifiList(await nmcliTerse(SCAN_FIELDS, args, this.#opts));
   }
 
   /**
@@ -209,17 +203,17 @@ export class NetworkManagerWan {
       keyMgmt: req.keyMgmt,
     });
     const id = wifiProfileId(wifi.ssid);
-    const dir = this.opts.connectionsDir ?? NM_CONNECTIONS_DIR;
+    const dir = this.#opts.connectionsDir ?? NM_CONNECTIONS_DIR;
     const file = join(dir, `${id}.nmconnection`);
-    await this.deleteProfiles((c) => c.name === id || c.name === req.ssid);
+    await this.#deleteProfiles((c) => c.name === id || c.name === req.ssid);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await atomicWriteFile(file, wifiKeyfile(wifi), 0o600);
     try {
-      await nmcli(['connection', 'load', file], this.opts);
+      await nmcli(['connection', 'load', file], this.#opts);
       await nmcli(
         [
           '--wait',
-          String(this.opts.waitSeconds ?? 45),
+          String(this.#opts.waitSeconds ?? 45),
           'connection',
           'up',
           'id',
@@ -227,10 +221,10 @@ export class NetworkManagerWan {
           'ifname',
           this.interface,
         ],
-        this.opts,
+        this.#opts,
       );
     } catch (err) {
-      await this.deleteProfiles((c) => c.name === id).catch(() => undefined);
+      await this.#deleteProfiles((c) => c.name === id).catch(() => undefined);
       await unlink(file).catch(() => undefined);
       throw err;
     }
@@ -240,8 +234,8 @@ export class NetworkManagerWan {
   /** Forgets the network (profile and keyfile). */
   async forget(ssid: string): Promise<void> {
     const id = wifiProfileId(validateUpstreamWifi({ interface: this.interface, ssid }).ssid);
-    await this.deleteProfiles((c) => c.name === id);
-    await unlink(join(this.opts.connectionsDir ?? NM_CONNECTIONS_DIR, `${id}.nmconnection`)).catch(
+    await this.#deleteProfiles((c) => c.name === id);
+    await unlink(join(this.#opts.connectionsDir ?? NM_CONNECTIONS_DIR, `${id}.nmconnection`)).catch(
       () => undefined,
     );
   }
@@ -259,7 +253,7 @@ export class NetworkManagerWan {
 
   async status(): Promise<WanStatus> {
     const devices = parseDeviceStatus(
-      await nmcliTerse('DEVICE,TYPE,STATE,CONNECTION', ['device', 'status'], this.opts),
+      await nmcliTerse('DEVICE,TYPE,STATE,CONNECTION', ['device', 'status'], this.#opts),
     );
     const dev = devices.find((d) => d.device === this.interface);
     if (!dev) throw obxError('NET_WIFI_NOT_FOUND', `no device ${this.interface}`);
@@ -267,14 +261,14 @@ export class NetworkManagerWan {
       await nmcliTerse(
         'GENERAL.STATE,IP4.ADDRESS,IP4.GATEWAY',
         ['device', 'show', this.interface],
-        this.opts,
+        this.#opts,
       ),
     );
     const address = show.get('IP4.ADDRESS[1]') || null;
     let ssid: string | null = null;
     let signal: number | null = null;
     if (dev.type === 'wifi' && dev.state === 'connected') {
-      const list = await this.wifiList('no');
+      const list = await this.#wifiList('no');
       const used = list.find((n) => n.inUse);
       ssid = used?.ssid ?? null;
       signal = used?.signal ?? null;
@@ -291,10 +285,10 @@ export class NetworkManagerWan {
     });
   }
 
-  private async deleteProfiles(match: (c: { name: string; uuid: string }) => boolean): Promise<void> {
+  async #deleteProfiles(match: (c: { name: string; uuid: string }) => boolean): Promise<void> {
     const rows = parseConnections(
-      await nmcliTerse('NAME,UUID,TYPE,DEVICE', ['connection', 'show'], this.opts),
+      await nmcliTerse('NAME,UUID,TYPE,DEVICE', ['connection', 'show'], this.#opts),
     );
-    for (const c of rows.filter(match)) await nmcli(['connection', 'delete', 'uuid', c.uuid], this.opts);
+    for (const c of rows.filter(match)) await nmcli(['connection', 'delete', 'uuid', c.uuid], this.#opts);
   }
 }

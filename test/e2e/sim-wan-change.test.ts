@@ -11,103 +11,34 @@
  *   - tcpdump on both modem ports sees only ARP, the box's DHCP client and tor's TCP to relays;
  *   - the LAN device fetches through tor again and the web site sees the exit.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
 import {
   ADDR,
   BOX_WAN_IF,
   BOX_WAN2_IF,
-  buildWorld,
   EXIT_ADDR,
   HOSTNAME,
   leasedAddress,
   uniquePrefix,
-  type World,
   wanLeaseFile,
 } from '../../scripts/sim/world.js';
-import { describeFrame, type Frame, parsePcap, rootSkipReason } from '../helpers/netns.js';
-import { nodeTsArgs } from '../helpers/node-ts.js';
+import { describeFrame, parsePcap, rootSkipReason } from '../helpers/netns.js';
+import {
+  boxStatus,
+  cliAsync,
+  lanCurl,
+  lastCurlFailure,
+  macOf,
+  startWorld,
+  until,
+  wanLeaks,
+} from '../helpers/sim-world.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const root = new URL('../../', import.meta.url).pathname;
+const _root = new URL('../../', import.meta.url).pathname;
 const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl']);
-
-async function status(w: World): Promise<Record<string, unknown>> {
-  const r = await ipcCall(socketPath(w.boxStateDir), 'status', {}, 5000);
-  if (!r.ok) throw new Error(`status: ${r.error}`);
-  return r.result as Record<string, unknown>;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let lastErr = '';
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      lastErr = String(e);
-    }
-    await sleep(300);
-  }
-  throw new Error(`timed out: ${what} ${lastErr}`);
-}
-
-async function lanCurl(w: World, url: string, seconds = 10): Promise<string | null> {
-  try {
-    return await w.exec(
-      w.netns.lan,
-      'curl',
-      ['-s', '-S', '-m', String(seconds), '-o', '-', url],
-      (seconds + 5) * 1000,
-    );
-  } catch (e) {
-    lastCurlError = String(e).split('\n').slice(-2).join(' ');
-    return null;
-  }
-}
-let lastCurlError = '';
-
-/** The CLI as a child: resolves with its exit code and output when it ends. */
-function cliAsync(w: World, args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(
-    process.execPath,
-    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', w.boxStateDir, ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out })));
-}
-
-/** A port's frames from the box that are not ARP, its DHCP client, or TCP from its address to a relay. */
-function leaks(
-  frames: Frame[],
-  o: { mac: string; addr: string; relays: Set<string>; known: Set<string> },
-): Frame[] {
-  return frames.filter((f) => {
-    if (f.srcMac !== o.mac) return false;
-    if (f.etherType === 0x0806) return !(f.arpSender === o.addr && o.known.has(f.arpTarget ?? ''));
-    if (f.etherType !== 0x0800) return true;
-    if (f.proto === 17) {
-      const dhcpClient = f.sport === 68 && f.dport === 67;
-      return !(dhcpClient && (f.dst === '255.255.255.255' || o.known.has(f.dst ?? '')));
-    }
-    if (f.proto !== 6) return true;
-    return !(f.src === o.addr && o.relays.has(`${f.dst}:${f.dport}`));
-  });
-}
 
 interface LogLine {
   msg: string;
@@ -128,23 +59,11 @@ t.test(
   { skip, timeout: 420_000 },
   async (t) => {
     const dir = tmpDir(t);
-    const world = await buildWorld({
-      prefix: uniquePrefix(),
-      dir,
-      capture: true,
-      secondWan: true,
-      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
-      log: (l) => t.comment(l),
-    });
-    let stopped = false;
-    t.teardown(async () => {
-      if (!stopped) await world.stop();
-    });
-    const mac = async (ifname: string) =>
-      (await world.exec(world.netns.box, 'cat', [`/sys/class/net/${ifname}/address`])).trim();
+    const world = await startWorld(t, { prefix: uniquePrefix(), dir, capture: true, secondWan: true });
+    const mac = (ifname: string) => macOf(world, world.netns.box, ifname);
     const macs = { [BOX_WAN_IF]: await mac(BOX_WAN_IF), [BOX_WAN2_IF]: await mac(BOX_WAN2_IF) };
 
-    await until('routing on eth0', async () => (await status(world)).state === 'routing', 150_000);
+    await until('routing on eth0', async () => (await boxStatus(world)).state === 'routing', 150_000);
     const wan1 = leasedAddress(wanLeaseFile(dir, BOX_WAN_IF)) ?? '';
     const first = await until('a fetch through tor', () => lanCurl(world, `http://${HOSTNAME}/ip`), 60_000);
     t.equal(first.trim(), EXIT_ADDR, 'through tor on eth0');
@@ -161,7 +80,7 @@ t.test(
     await until(
       'the box reconnecting over eth1',
       async () => {
-        const s = await status(world);
+        const s = await boxStatus(world);
         return s.state === 'connecting' && s.firewallMode === 'connecting' ? s : null;
       },
       30_000,
@@ -172,7 +91,7 @@ t.test(
     const probes: { ok: boolean; after: string }[] = [];
     for (let i = 0; i < 3; i++) {
       const body = await lanCurl(world, `http://${HOSTNAME}/ip`, 2);
-      const s = await status(world);
+      const s = await boxStatus(world);
       probes.push({ ok: body !== null, after: `${s.state}/${s.firewallMode}` });
     }
     t.same(
@@ -188,7 +107,7 @@ t.test(
     // probing on until the change is done: nothing gets through before the box routes
     while (!finished && Date.now() - startedAt < 200_000) {
       const body = await lanCurl(world, `http://${HOSTNAME}/ip`, 2);
-      const s = await status(world);
+      const s = await boxStatus(world);
       probes.push({ ok: body !== null, after: `${s.state}/${s.firewallMode}` });
     }
     const r = await result;
@@ -239,7 +158,7 @@ t.test(
       network: { wanInterface: string };
     };
     t.equal(stored.network.wanInterface, BOX_WAN2_IF, 'stored');
-    const st = await status(world);
+    const st = await boxStatus(world);
     t.equal(st.state, 'routing');
     t.match(String(st.tor), /^ready/);
 
@@ -250,14 +169,13 @@ t.test(
       60_000,
     ).catch((e: Error) => {
       // what curl and the box said about it
-      t.comment(`curl: ${lastCurlError}`);
+      t.comment(`curl: ${lastCurlFailure()}`);
       t.comment(readFileSync(join(dir, 'onionboxd.log'), 'utf8').split('\n').slice(-40).join('\n'));
       throw e;
     });
     t.equal(again.trim(), EXIT_ADDR, 'the web site sees the exit again');
 
     // both wires: nothing but ARP, DHCP and tor's TCP to relays
-    stopped = true;
     await world.stop();
     const relays = new Set(world.privnet.relayEndpoints().map((x) => `${x.address}:${x.port}`));
     const known = new Set([ADDR.modem, ...world.privnet.relays.map((x) => x.address)]);
@@ -269,7 +187,7 @@ t.test(
       const tcp = frames.filter((f) => f.srcMac === macs[ifname] && f.proto === 6);
       t.ok(tcp.length > 10, `${ifname}: tor's relay TCP was seen (${tcp.length} frames)`);
       t.same(
-        leaks(frames, { mac: macs[ifname] ?? '', addr, relays, known })
+        wanLeaks(frames, { mac: macs[ifname] ?? '', addr, relays, known })
           .slice(0, 10)
           .map(describeFrame),
         [],

@@ -17,109 +17,27 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
 import {
   ADDR,
-  buildWorld,
   EXIT_ADDR,
   HOSTNAME,
   leasedAddress,
   namespacesOf,
   uniquePrefix,
-  type World,
 } from '../../scripts/sim/world.js';
 import { describeFrame, type Frame, parsePcap, rootSkipReason } from '../helpers/netns.js';
-import { nodeTsArgs } from '../helpers/node-ts.js';
+import { boxStatus, cli, lanCurl, macOf, startWorld, until, wanLeaks } from '../helpers/sim-world.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const root = new URL('../../', import.meta.url).pathname;
+const _root = new URL('../../', import.meta.url).pathname;
 const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'obfs4proxy']);
-
-async function status(w: World): Promise<Record<string, unknown>> {
-  const r = await ipcCall(socketPath(w.boxStateDir), 'status', {}, 5000);
-  if (!r.ok) throw new Error(`status: ${r.error}`);
-  return r.result as Record<string, unknown>;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let lastErr = '';
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      lastErr = String(e);
-    }
-    await sleep(300);
-  }
-  throw new Error(`timed out: ${what} ${lastErr}`);
-}
-
-function cli(w: World, args: string[]) {
-  return spawnSync(
-    process.execPath,
-    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', w.boxStateDir, ...args],
-    {
-      encoding: 'utf8',
-      timeout: 30_000,
-    },
-  );
-}
-
-/** curl as the LAN device; the body, or null when it fails (refused, timed out). */
-async function lanCurl(w: World, url: string, seconds = 10): Promise<string | null> {
-  try {
-    return await w.exec(
-      w.netns.lan,
-      'curl',
-      ['-s', '-S', '-m', String(seconds), '-o', '-', '-w', '', url],
-      (seconds + 5) * 1000,
-    );
-  } catch {
-    return null;
-  }
-}
-
-/** The box's frames on the WAN wire that are not ARP, DHCP client traffic, or TCP to a relay. Pure. */
-export function wanLeaks(
-  frames: Frame[],
-  w: { boxMac: string; relays: Set<string>; known: Set<string> },
-): Frame[] {
-  return frames.filter((f) => {
-    if (f.srcMac !== w.boxMac) return false; // the internet's own frames
-    if (f.etherType === 0x0806) return !(f.arpSender === ADDR.boxWan && w.known.has(f.arpTarget ?? ''));
-    if (f.etherType !== 0x0800) return true;
-    if (f.proto === 17) {
-      const dhcpClient = f.sport === 68 && f.dport === 67;
-      return !(dhcpClient && (f.dst === '255.255.255.255' || w.known.has(f.dst ?? '')));
-    }
-    if (f.proto !== 6) return true;
-    return !(f.src === ADDR.boxWan && w.relays.has(`${f.dst}:${f.dport}`));
-  });
-}
-
-function macOf(w: World, ns: string, ifname: string): Promise<string> {
-  return w.exec(ns, 'cat', [`/sys/class/net/${ifname}/address`]).then((s) => s.trim());
-}
 
 t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
   const dir = tmpDir(t);
   const prefix = uniquePrefix();
-  const world = await buildWorld({
-    prefix,
-    dir,
-    capture: true,
-    daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
-    log: (l) => t.comment(l),
-  });
-  let stopped = false;
-  t.teardown(async () => {
-    if (!stopped) await world.stop();
-  });
+  const world = await startWorld(t, { prefix, dir, capture: true });
   const boxMac = await macOf(world, world.netns.box, 'eth0');
 
   // the box's tor started from an empty data directory, with only authorities in the set
@@ -146,7 +64,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   const routing = await until(
     'routing',
     async () => {
-      const s = await status(world);
+      const s = await boxStatus(world);
       return s.state === 'routing' ? s : null;
     },
     120_000,
@@ -229,11 +147,11 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   // the kill switch cuts the LAN device and releases it
   const on = cli(world, ['board', 'switch', 'on']);
   t.equal(on.status, 0, on.stderr);
-  await until('killed', async () => (await status(world)).firewallMode === 'killed', 10_000);
+  await until('killed', async () => (await boxStatus(world)).firewallMode === 'killed', 10_000);
   t.equal(await lanCurl(world, `http://${HOSTNAME}/ip`, 4), null, 'killed: the LAN device reaches nothing');
   const off = cli(world, ['board', 'switch', 'off']);
   t.equal(off.status, 0, off.stderr);
-  await until('routing again', async () => (await status(world)).state === 'routing', 30_000);
+  await until('routing again', async () => (await boxStatus(world)).state === 'routing', 30_000);
   const again = await until('a fetch after release', () => lanCurl(world, `http://${HOSTNAME}/ip`), 30_000);
   t.equal(again.trim(), EXIT_ADDR);
 
@@ -272,7 +190,6 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   t.match(readFileSync(join(dir, 'onionboxd.log'), 'utf8'), /"msg":"stopped"/);
   const after = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
   t.notMatch(after, /dnat/, 'and leaves a closed ruleset in the kernel (fail-closed)');
-  stopped = true;
   await world.stop();
   const frames = parsePcap(readFileSync(world.captureFile ?? ''));
   t.ok(
@@ -280,7 +197,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
     'the capture saw the box talk to tor relays',
   );
 
-  const leaks = wanLeaks(frames, { boxMac, relays, known });
+  const leaks = wanLeaks(frames, { mac: boxMac, addr: ADDR.boxWan, relays, known });
   t.same(leaks.slice(0, 10).map(describeFrame), [], 'nothing else left the box on the WAN');
 
   // nothing is left
@@ -298,26 +215,24 @@ t.test(
   async (t) => {
     const dir = tmpDir(t);
     const prefix = uniquePrefix();
-    const world = await buildWorld({
+    const world = await startWorld(t, {
       prefix,
       dir,
       capture: true,
       obfs4Bridge: true,
-      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
       boxConfig: (privnet) => {
         const cfg = defaultConfig();
         return { ...cfg, tor: { ...cfg.tor, useBridges: true, bridges: [privnet.obfs4Bridge?.line ?? ''] } };
       },
-      log: (l) => t.comment(l),
-    });
-    let stopped = false;
-    t.teardown(async () => {
-      if (!stopped) await world.stop();
     });
     const boxMac = await macOf(world, world.netns.box, 'eth0');
     const bridge = world.privnet.obfs4Bridge;
     if (!bridge) throw new Error('no bridge');
-    await until('routing through the bridge', async () => (await status(world)).state === 'routing', 150_000);
+    await until(
+      'routing through the bridge',
+      async () => (await boxStatus(world)).state === 'routing',
+      150_000,
+    );
     const seen = await until(
       'a fetch through the bridge',
       () => lanCurl(world, `http://${HOSTNAME}/ip`),
@@ -326,7 +241,6 @@ t.test(
     t.equal(seen.trim(), EXIT_ADDR);
     const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'obfs4proxy'], { encoding: 'utf8' });
     t.equal(obfs.status, 0, 'obfs4proxy runs as debian-tor');
-    stopped = true;
     await world.stop();
     const tcp = parsePcap(readFileSync(world.captureFile ?? '')).filter(
       (f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6,
@@ -345,18 +259,10 @@ t.test(
   { skip, timeout: 300_000 },
   async (t) => {
     const dir = tmpDir(t);
-    const world = await buildWorld({
-      prefix: uniquePrefix(),
-      dir,
-      capture: true,
-      obfs4Bridge: true,
-      daemonCommand: [process.execPath, ...nodeTsArgs(), `${root}firmware/main.ts`],
-      log: (l) => t.comment(l),
-    });
-    t.teardown(() => world.stop());
+    const world = await startWorld(t, { prefix: uniquePrefix(), dir, capture: true, obfs4Bridge: true });
     const bridge = world.privnet.obfs4Bridge;
     if (!bridge) throw new Error('no bridge');
-    await until('routing without bridges', async () => (await status(world)).state === 'routing', 120_000);
+    await until('routing without bridges', async () => (await boxStatus(world)).state === 'routing', 120_000);
     const before = await world.exec(world.netns.box, 'nft', ['list', 'set', 'inet', 'onionbox', 'relays']);
     t.notMatch(before, new RegExp(bridge.address.replace(/\./g, '\\.')), 'the bridge is not in the set yet');
 

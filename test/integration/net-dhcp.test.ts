@@ -9,29 +9,13 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
+import { alive, until } from '../helpers/child.js';
 import { dhcpLease } from '../helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../fixtures/net/dnsmasq-in-netns', import.meta.url));
 const skip = rootSkipReason(['ip', 'dnsmasq', 'dhclient']);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('LAN DHCP with real dnsmasq', { skip }, async (t) => {
   const dir = tmpDir(t);

@@ -161,12 +161,19 @@ t.test('routing: LAN TCP -> TransPort, LAN DNS -> DNSPort, the box itself exempt
     'iifname "lan0" ip daddr 10.200.0.1 return',
     'iifname "lan0" meta l4proto tcp dnat ip to 10.200.0.1:9040',
   ]);
-  const lanIn = chainBody(s, 'lan_in');
-  t.ok(
-    lanIn.includes('ip daddr 10.200.0.1 tcp dport 9040 ct status dnat accept'),
-    'TransPort only if redirected',
-  );
-  t.ok(lanIn.includes('ip daddr 10.200.0.1 meta l4proto { tcp, udp } th dport 5353 ct status dnat accept'));
+  t.equal(chainBody(s, 'lan_in')[0], 'jump lan_in_tor', 'the mode-dependent part first');
+  t.same(chainBody(s, 'lan_in_tor'), [
+    'ip daddr 10.200.0.1 tcp dport 9040 ct status dnat accept', // TransPort only if redirected
+    'ip daddr 10.200.0.1 meta l4proto { tcp, udp } th dport 5353 ct status dnat accept',
+  ]);
+  t.same(chainBody(s, 'lan_pre_tor'), [
+    'meta l4proto { tcp, udp } th dport 53 accept',
+    'ip daddr != 10.200.0.1 meta l4proto tcp accept',
+  ]);
+  t.same(chainBody(s, 'lan_out_tor'), [
+    'ip saddr 10.200.0.1 tcp sport 9040 ct status dnat accept',
+    'ip saddr 10.200.0.1 meta l4proto { tcp, udp } th sport 5353 ct status dnat accept',
+  ]);
   t.notMatch(s, /th dport \{ 9040, 5353 \} counter/, 'no tor-port cut in routing');
 });
 
@@ -175,14 +182,21 @@ for (const mode of ['lockdown', 'connecting', 'killed'] as const) {
     const s = renderRuleset(mode, SAMPLE);
     t.notMatch(s, /dnat|redirect|chain pre_nat/, 'no NAT at all');
     t.notMatch(s, /dport 53/, 'no DNS accepted');
-    const input = chainBody(s, 'input');
-    const cut =
-      'iifname "lan0" meta l4proto { tcp, udp } th dport { 9040, 5353 } counter name "drop_other" drop';
-    t.ok(input.indexOf(cut) > 0 && input.indexOf(cut) < input.indexOf('iifname "lan0" jump lan_in'));
+    // lan_in is reached only by `iifname "lan0" jump lan_in`, and jumps to lan_in_tor before it
+    // accepts anything: the cut is the first thing LAN input meets
+    const cut = 'meta l4proto { tcp, udp } th dport { 9040, 5353 } counter name "drop_other" drop';
+    t.equal(chainBody(s, 'lan_in')[0], 'jump lan_in_tor');
+    t.same(chainBody(s, 'lan_in_tor'), [cut], 'the cut is the first rule for LAN input');
+    const routing = renderRuleset('routing', SAMPLE);
+    for (const name of ['pre_guard', 'input', 'output', 'lan_pre', 'lan_in', 'lan_out'])
+      t.same(chainBody(s, name), chainBody(routing, name), `${name} as in routing`);
     t.same(chainBody(s, 'lan_pre'), [
       'ip daddr 10.200.0.1 tcp dport 80 accept',
       'ip daddr { 255.255.255.255, 10.200.0.1 } udp sport 68 udp dport 67 accept',
+      'jump lan_pre_tor',
     ]);
+    t.same(chainBody(s, 'lan_pre_tor'), [], 'nothing more to the box');
+    t.same(chainBody(s, 'lan_out_tor'), [], 'nothing more from the box');
     t.notMatch(chainBody(s, 'lan_out').join('\n'), /9040|5353/);
   });
 }
@@ -377,8 +391,21 @@ t.test(
         }
         t.match(sw, 'delete chain inet onionbox gen_abc_1\n');
         t.match(sw, '  chain gen_abc_2 {\n  }\n');
+        t.notMatch(sw, /counter drop_|set relays/, `${from} -> ${to}: counters and set not redeclared`);
+        for (const c of model.chains) {
+          const declared = sw.includes(`  chain ${c.name} { `);
+          t.equal(declared, !kept.chains.some((k) => k.name === c.name), `${from} -> ${to}: ${c.name}`);
+        }
       }
     }
+    const kill = printModeSwitch(
+      buildRuleset('killed', SAMPLE),
+      'abc_2',
+      'abc_1',
+      buildRuleset('routing', SAMPLE),
+    );
+    t.notMatch(kill, /chain input|iif "lo"|oif "lo"/, 'a kill leaves input alone (no interface dump)');
+    t.equal(kill.match(/^ {4}\S/gm)?.length, 1, 'a kill adds one rule: the cut');
     const routing = buildRuleset('routing', SAMPLE);
     const killed = buildRuleset('killed', SAMPLE);
     const small = printModeSwitch(killed, 'abc_2', 'abc_1', routing);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import { AccessPoint } from '../../firmware/net/access-point.js';
+import { alive, until } from '../helpers/child.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const fixture = (n: string) => fileURLToPath(new URL(`../fixtures/net/${n}`, import.meta.url));
@@ -21,23 +22,6 @@ const AP = {
   channel: 6,
   security: 'wpa2',
 };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('access point lifecycle', async (t) => {
   const dir = tmpDir(t);

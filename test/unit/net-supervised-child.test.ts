@@ -5,23 +5,7 @@
  */
 import t from 'tap';
 import { type ChildFailure, SupervisedChild } from '../../firmware/net/supervised-child.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { alive, until } from '../helpers/child.js';
 
 class Failed extends Error {
   constructor(
