@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -276,6 +276,15 @@ async function main(): Promise<void> {
       record('WAN capture works', false, 'no pcap');
     }
     process.stdout.write(`# total ${total} s\n`);
+    // the console beside the image, for the next reader; on a failure, the box's own diagnostics too
+    const serialText = readSerial();
+    await writeFile(join(out, `${name}.serial.log`), serialText);
+    process.stdout.write(`# serial console: ${join(out, `${name}.serial.log`)}\n`);
+    if (results.some((r) => !r.pass)) {
+      const diag = serialText.split('\n').filter((l) => l.includes('OBX-DIAG') || /FAILED|Failed/.test(l));
+      const tail = diag.length > 0 ? diag.slice(-200) : serialText.split('\n').slice(-60);
+      for (const l of tail) process.stdout.write(`# | ${l.replace(/\r$/, '')}\n`);
+    }
   } finally {
     await cleanup();
   }
