@@ -94,7 +94,6 @@ export class Firewall {
   readonly #scripts: ScriptFiles;
   #mode: FirewallMode | null = null;
   #model: RulesetModel | null = null;
-  #params: FirewallParams | null = null;
   /** The relay list the kernel's set holds (as verified), as a key; null when unknown. */
   #relaysKey: string | null = null;
   /** The generation marker of the last verified batch (a switch deletes it: proof it is our table). */
@@ -153,8 +152,9 @@ export class Firewall {
 
   /**
    * Renders, applies in one transaction, verifies. Serialised: concurrent calls run one after another.
-   * The kernel's relay set ends up equal to params.relays: keep params.relays current (the list last
-   * given to refreshRelays) and a mode change stays a small batch that leaves the set alone.
+   * The kernel's relay set ends up equal to params.relays. The daemon's params come from the one relay
+   * set (firmware/tor/relay-set.ts), which also feeds refreshRelays, so a mode change finds the set it
+   * already holds and stays a small batch that leaves the set alone.
    */
   apply(mode: FirewallMode, params: FirewallParams): Promise<ApplyResult> {
     const t0 = performance.now();
@@ -178,14 +178,13 @@ export class Firewall {
     }
     return this.#serial(async () => {
       const model = this.#model;
-      if (!model || !this.#params) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
+      if (!model) throw obxError('FIREWALL_NOT_STARTED', 'no ruleset applied yet');
       const file = this.#scripts.write('relays', renderRelayRefresh(list));
       const r = await this.#nft.exchange([`include "${file}"`]);
       this.#relaysKey = null;
       await this.#verifyRelays(list, r.err);
       this.#relaysKey = relayKey(list);
       this.#model = { ...model, relays: list };
-      this.#params = { ...this.#params, relays: list };
       this.#opts.log?.info({ relays: list.length }, 'firewall relay set refreshed');
     });
   }
@@ -236,7 +235,6 @@ export class Firewall {
     if (full) this.#base = addCounters(this.#base, countersFromLines(result.out));
     this.#mode = model.mode;
     this.#model = model;
-    this.#params = { ...params, relays: model.relays };
     if (plan.flushLanConntrack) {
       await flushLanConntrack(
         this.#opts.netns,

@@ -77,7 +77,11 @@ export class WanLeaseWatcher {
   #warned = false;
   #lease: WanLease = { serverId: null, address: null, prefix: null };
 
-  constructor(private readonly opts: WanLeaseWatcherOptions) {}
+  readonly #opts: WanLeaseWatcherOptions;
+
+  constructor(opts: WanLeaseWatcherOptions) {
+    this.#opts = opts;
+  }
 
   get lease(): WanLease {
     return this.#lease;
@@ -85,7 +89,7 @@ export class WanLeaseWatcher {
 
   async start(): Promise<void> {
     await this.poll();
-    this.#timer = setInterval(() => void this.poll(), this.opts.intervalMs ?? 30_000);
+    this.#timer = setInterval(() => void this.poll(), this.#opts.intervalMs ?? 30_000);
     this.#timer.unref();
   }
 
@@ -97,10 +101,10 @@ export class WanLeaseWatcher {
   async poll(): Promise<void> {
     let lease: WanLease;
     try {
-      lease = await readWanLease(this.opts.wanIf, this.opts.nmcli);
+      lease = await readWanLease(this.#opts.wanIf, this.#opts.nmcli);
       this.#warned = false;
     } catch (err) {
-      if (!this.#warned) this.opts.log.warn({ err: (err as Error).message }, 'WAN lease unknown');
+      if (!this.#warned) this.#opts.log.warn({ err: (err as Error).message }, 'WAN lease unknown');
       this.#warned = true;
       return;
     }
@@ -108,7 +112,7 @@ export class WanLeaseWatcher {
     if (key === this.#last) return;
     this.#last = key;
     this.#lease = lease;
-    this.opts.log.info({ ...lease }, 'WAN lease');
-    await this.opts.onChange(lease);
+    this.#opts.log.info({ ...lease }, 'WAN lease');
+    await this.#opts.onChange(lease);
   }
 }
