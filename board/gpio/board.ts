@@ -13,6 +13,7 @@
  */
 import type { BoardConfig } from '../../firmware/config/schema.js';
 import { describeError } from '../../firmware/errors.js';
+import { Listeners } from '../../firmware/lib/listeners.js';
 import { Framebuffer } from '../oled/framebuffer.js';
 import { renderScreen } from '../oled/screens.js';
 import { type I2cOpener, openI2cBus, Ssd1306 } from '../oled/ssd1306.js';
@@ -64,8 +65,8 @@ export class GpioBoard implements Board {
   #pollTimer: NodeJS.Timeout | null = null;
   #oled: Ssd1306 | null = null;
   readonly #fb = new Framebuffer();
-  readonly #switchListeners = new Set<(p: SwitchPosition) => void>();
-  readonly #buttonListeners = new Set<(e: ButtonEvent) => void>();
+  readonly #switchListeners = new Listeners<SwitchPosition>();
+  readonly #buttonListeners = new Listeners<ButtonEvent>();
   readonly #now: () => number;
 
   readonly #opts: GpioBoardOptions;
@@ -144,13 +145,11 @@ export class GpioBoard implements Board {
   }
 
   onSwitch(listener: (p: SwitchPosition) => void): () => void {
-    this.#switchListeners.add(listener);
-    return () => this.#switchListeners.delete(listener);
+    return this.#switchListeners.add(listener);
   }
 
   onButton(listener: (e: ButtonEvent) => void): () => void {
-    this.#buttonListeners.add(listener);
-    return () => this.#buttonListeners.delete(listener);
+    return this.#buttonListeners.add(listener);
   }
 
   setLeds(pattern: LedPattern): void {
@@ -231,7 +230,7 @@ export class GpioBoard implements Board {
   #setSwitch(p: SwitchPosition): void {
     if (p === this.#switch) return;
     this.#switch = p;
-    for (const l of [...this.#switchListeners]) l(p);
+    this.#switchListeners.emit(p);
   }
 
   #openButton(Gpio: GpioClass, base: (offset: number) => number): void {
@@ -279,13 +278,9 @@ export class GpioBoard implements Board {
   }
 
   #emitButton(e: ButtonEvent): void {
-    for (const l of [...this.#buttonListeners]) {
-      try {
-        l(e);
-      } catch (err) {
-        this.#opts.log.error({ err: describeError(err) }, 'button listener failed');
-      }
-    }
+    this.#buttonListeners.emitEach(e, (err) => {
+      this.#opts.log.error({ err: describeError(err) }, 'button listener failed');
+    });
   }
 
   #drawLeds(): void {

@@ -4,6 +4,7 @@
  * LEDs are plain state; the OLED is the same framebuffer code the real display uses, readable as a PNG.
  */
 import type { SimBoardControls } from '../../firmware/box-api.js';
+import { Listeners } from '../../firmware/lib/listeners.js';
 import { Framebuffer } from '../oled/framebuffer.js';
 import { framebufferToPng } from '../oled/png.js';
 import { renderScreen } from '../oled/screens.js';
@@ -32,8 +33,8 @@ export class SimBoard implements Board {
   #physical: SwitchPosition;
   #leds: LedPattern = { green: 'off', amber: 'off', red: 'off' };
   #screen: Screen | null = null;
-  readonly #switchListeners = new Set<(p: SwitchPosition) => void>();
-  readonly #buttonListeners = new Set<(e: ButtonEvent) => void>();
+  readonly #switchListeners = new Listeners<SwitchPosition>();
+  readonly #buttonListeners = new Listeners<ButtonEvent>();
   readonly #now: () => number;
   readonly #bootHeld: boolean;
 
@@ -64,13 +65,11 @@ export class SimBoard implements Board {
   }
 
   onSwitch(listener: (p: SwitchPosition) => void): () => void {
-    this.#switchListeners.add(listener);
-    return () => this.#switchListeners.delete(listener);
+    return this.#switchListeners.add(listener);
   }
 
   onButton(listener: (e: ButtonEvent) => void): () => void {
-    this.#buttonListeners.add(listener);
-    return () => this.#buttonListeners.delete(listener);
+    return this.#buttonListeners.add(listener);
   }
 
   setLeds(pattern: LedPattern): void {
@@ -90,7 +89,7 @@ export class SimBoard implements Board {
     this.#physical = p;
     if (!this.#started || p === this.#switch) return;
     this.#switch = p;
-    for (const l of [...this.#switchListeners]) l(p);
+    this.#switchListeners.emit(p);
   }
 
   /** A press (and, held for HOLD_MS or more, also a hold). */
@@ -124,6 +123,6 @@ export class SimBoard implements Board {
   }
 
   #emitButton(e: ButtonEvent): void {
-    for (const l of [...this.#buttonListeners]) l(e);
+    this.#buttonListeners.emit(e);
   }
 }
