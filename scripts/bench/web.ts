@@ -95,13 +95,25 @@ async function runOnce(nodeFlags: string[], label: string): Promise<BenchResult[
       peak = Math.max(peak, rssBytes(pid));
     }, 100);
     const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+    // The page closes a keep-alive connection after WEB_LIMITS.maxRequestsPerSocket requests and answers
+    // 503 to any request sent on it after that: a browser opens a new connection, so the clients here do
+    // too (reconnectRate), or the run would measure 503s.
+    const { WEB_LIMITS } = await import('../../web/app.js');
+    const reconnectRate = WEB_LIMITS.maxRequestsPerSocket;
     // warm-up, then the measured run
-    await autocannon({ url: `${base}/`, connections: CONNECTIONS, duration: 3, headers: { cookie } });
+    await autocannon({
+      url: `${base}/`,
+      connections: CONNECTIONS,
+      duration: 3,
+      headers: { cookie },
+      reconnectRate,
+    });
     const r = await autocannon({
       url: `${base}/`,
       connections: CONNECTIONS,
       duration: DURATION_S,
       headers: { cookie },
+      reconnectRate,
     });
     clearInterval(sampler);
     const rssMb = peak / 2 ** 20;
