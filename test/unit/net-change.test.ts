@@ -28,21 +28,9 @@ import {
   planNetworkChange,
 } from '../../firmware/net/change.js';
 import { leaseCidr, maskToPrefix, parseDhcp4 } from '../../firmware/net/wan-lease.js';
-import {
-  initialState,
-  type MachineInput,
-  type MachineState,
-  mayRoute,
-  step,
-  type TorStatus,
-  view,
-} from '../../firmware/state/machine.js';
+import { initialState, mayRoute, type TorStatus, view } from '../../firmware/state/machine.js';
+import { after } from '../helpers/machine.js';
 import { tmpDir } from '../helpers/tmp.js';
-
-/** The state after these inputs, one `step` each (as the box's reconciler feeds them). */
-function after(inputs: readonly MachineInput[], from: MachineState = initialState()): MachineState {
-  return inputs.reduce(step, from);
-}
 
 /** The error a promise rejects with (null when it resolves). */
 async function failure(p: Promise<unknown>): Promise<unknown> {

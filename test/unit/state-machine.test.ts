@@ -10,11 +10,7 @@ import {
   type TorStatus,
   view,
 } from '../../firmware/state/machine.js';
-
-/** The state after these inputs, one `step` each (as the box's reconciler feeds them). */
-function after(inputs: readonly MachineInput[], from: MachineState = initialState()): MachineState {
-  return inputs.reduce(step, from);
-}
+import { after } from '../helpers/machine.js';
 
 const ready: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
 const boot50: TorStatus = {
