@@ -58,7 +58,6 @@ import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
 import * as net from './net/box-network.js';
 import { OwnerAccount } from './owner.js';
 import { type MachineInput, type MachineState, type TorStatus, view } from './state/machine.js';
-import { setSystemClock } from './tor/clock.js';
 
 export type { TorStatus } from './state/machine.js';
 
@@ -88,8 +87,8 @@ export interface BoxControllerDeps {
   simulate: boolean;
   /** Simulator controls (SimBoard.controls()) when the board is simulated. */
   sim?: SimBoardControls | undefined;
-  /** Sets the system clock; default: `date -u -s @SECONDS` on the box, nothing in the simulator. */
-  clock?: SystemClock | undefined;
+  /** Sets the system clock: the platform's choice (firmware/platform.ts), through the clock service. */
+  clock: SystemClock;
   /** Extra diagnostics text (e.g. recent daemon log lines, without secrets). */
   diagnostics?: (() => Promise<string>) | undefined;
   now?: () => number;
@@ -301,8 +300,7 @@ export class BoxController implements BoxApi {
     if (!clockInRange(epochMs)) {
       throw obxError('CLOCK_INVALID', `${String(epochMs)} is not a time ${CLOCK_RANGE_TEXT}`);
     }
-    const clock = this.#deps.clock ?? (this.#deps.simulate ? simulatedClock(this.#deps.log) : systemClock);
-    await clock.set(epochMs);
+    await this.#deps.clock.set(epochMs);
     this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
   }
 
@@ -449,15 +447,6 @@ export class BoxController implements BoxApi {
   #record(line: string): void {
     this.#view.record(line);
   }
-}
-
-/** The box's clock: the one setter (tor/clock.ts). */
-const systemClock: SystemClock = { set: setSystemClock };
-
-function simulatedClock(log: BoardLogger): SystemClock {
-  return {
-    set: async (epochMs) => log.info({ epochMs }, 'simulator: clock not changed (would be set on the box)'),
-  };
 }
 
 export { registerBoardIpc } from './box-ipc.js';

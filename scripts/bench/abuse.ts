@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { unchangedClock } from '../../test/helpers/clock.js';
 import { login } from './helpers.js';
 import { rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
@@ -67,6 +68,7 @@ async function serve(dir: string, port: number, netns: string): Promise<void> {
     },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
+    clock: unchangedClock,
     sim: board.controls(),
   });
   await box.start();

@@ -16,6 +16,7 @@ import { Firewall, firewallForBox } from '../../firmware/firewall/apply.js';
 import type { FirewallParams } from '../../firmware/firewall/params.js';
 import { leaseCidr, WanLeaseWatcher } from '../../firmware/net/wan-lease.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
+import { unchangedClock } from '../helpers/clock.js';
 import { addAddr, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -92,6 +93,7 @@ t.test('an overlapping WAN lease closes the box until a lease no longer overlaps
       error: (o, m) => t.comment(`${m} ${JSON.stringify(o)}`),
     },
     simulate: true,
+    clock: unchangedClock,
   });
   t.teardown(() => controller.stop());
   await controller.start();

@@ -10,6 +10,7 @@ import { runCli } from '../../firmware/cli/index.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { IpcServer, socketPath } from '../../firmware/ipc.js';
+import { unchangedClock } from '../helpers/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 t.test('board commands', async (t) => {
@@ -38,6 +39,7 @@ t.test('board commands', async (t) => {
     },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
+    clock: unchangedClock,
     sim: board.controls(),
   });
   await box.start();

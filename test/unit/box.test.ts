@@ -17,6 +17,7 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { IpcServer, ipcCall } from '../../firmware/ipc.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
+import { unchangedClock } from '../helpers/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
@@ -369,6 +370,7 @@ t.test('the press of a reset hold approves nothing; the reset leaves no old secr
     firewall: new FirewallDouble(),
     log: logger().log,
     simulate: true,
+    clock: unchangedClock,
   });
   t.teardown(() => box.stop());
   await box.start();
@@ -412,6 +414,7 @@ t.test('holding the claim button 10 s at boot clears the password and rotates th
     firewall: new FirewallDouble(),
     log,
     simulate: true,
+    clock: unchangedClock,
   });
   t.teardown(() => box.stop());
   await box.start();
@@ -439,6 +442,7 @@ t.test('a long hold later than the boot window changes nothing', async (t) => {
     firewall: new FirewallDouble(),
     log: logger().log,
     simulate: true,
+    clock: unchangedClock,
     now: () => now,
   });
   t.teardown(() => box.stop());
@@ -595,6 +599,7 @@ t.test(
           firewall,
           log: logger().log,
           simulate: true,
+          clock: unchangedClock,
           retryMs: 1,
         });
         await box.start();

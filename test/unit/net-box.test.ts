@@ -7,6 +7,7 @@ import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
 import { createBoxNetwork, lanConflict } from '../../firmware/net/box-network.js';
+import { unchangedClock } from '../helpers/clock.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -28,6 +29,7 @@ async function controller(t: Parameters<typeof tmpDir>[0], network?: FakeNetwork
     firewall: { apply: async () => undefined, counters: async () => ({}) },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
+    clock: unchangedClock,
     network,
   });
 }

@@ -29,6 +29,7 @@ import {
 } from '../../firmware/net/change.js';
 import { leaseCidr, maskToPrefix, parseDhcp4 } from '../../firmware/net/wan-lease.js';
 import { initialState, mayRoute, type TorStatus, view } from '../../firmware/state/machine.js';
+import { unchangedClock } from '../helpers/clock.js';
 import { after } from '../helpers/machine.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -371,6 +372,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
     firewall,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
+    clock: unchangedClock,
     retryMs: 60_000,
     networkChange: system,
   });
