@@ -7,12 +7,17 @@
  *     fetches the page and probes the WAN side.
  * The image's test-only units run because the test adds onionbox.selftest=1 to the kernel command line;
  * they report over the serial console. Prints one line per check and "N passed, N failed".
+ * The board is QEMU virt's PL061 GPIO controller (`acpi=off`: QEMU's power button is then its line 3, and
+ * gpio-keys is kept off it), driven by the unchanged GpioBoard as the firmware's user: when the box asks
+ * (`OBX-SELFTEST-HOLD power SECONDS` on the console), this side holds the power button, i.e. turns the kill
+ * switch on, through QEMU's monitor.
  *
  *   tsx images/boot-test.ts [--keep]   (root; qemu-system-arm and qemu-utils installed)
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,6 +60,25 @@ async function run(cmd: string, args: string[], allowFail = false): Promise<{ st
 const inNs = (args: string[], allowFail = true) => run('ip', ['netns', 'exec', NS, ...args], allowFail);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Holds QEMU virt's power button: each `system_powerdown` raises PL061 line 3 for 100 ms (QEMU's gpio-key)
+ * and restarts that time, so one every 30 ms keeps the line high for `ms`; then it falls by itself.
+ */
+async function holdPowerButton(socketPath: string, ms: number): Promise<void> {
+  const sock = connect(socketPath);
+  await new Promise<void>((ok, no) => {
+    sock.once('connect', ok);
+    sock.once('error', no);
+  });
+  sock.on('data', () => undefined); // the monitor's echo and prompts
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    sock.write('system_powerdown\n');
+    await sleep(30);
+  }
+  sock.end();
+}
+
 function fail(message: string): never {
   process.stderr.write(`image:test: ${message}\n`);
   process.stdout.write('0 passed, 1 failed\n');
@@ -87,6 +111,7 @@ async function main(): Promise<void> {
   const overlay = join(dir, 'overlay.qcow2');
   const serial = join(dir, 'serial.log');
   const pcap = join(dir, 'wan.pcap');
+  const monitor = join(dir, 'monitor.sock');
   let qemu: ChildProcess | null = null;
   const cleanup = async () => {
     if (qemu?.pid !== undefined && qemu.exitCode === null) {
@@ -111,6 +136,8 @@ async function main(): Promise<void> {
       'rootwait',
       'net.ifnames=0',
       'onionbox.selftest=1',
+      // PL061 line 3 is the kill switch here, not a power key
+      'module_blacklist=gpio_keys',
     ].join(' ');
     const args = [
       'netns',
@@ -118,7 +145,7 @@ async function main(): Promise<void> {
       NS,
       'qemu-system-aarch64',
       '-M',
-      'virt',
+      'virt,acpi=off',
       '-cpu',
       'cortex-a72',
       '-smp',
@@ -152,7 +179,7 @@ async function main(): Promise<void> {
       '-display',
       'none',
       '-monitor',
-      'none',
+      `unix:${monitor},server=on,wait=off`,
       '-serial',
       `file:${serial}`,
       '-no-reboot',
@@ -170,6 +197,7 @@ async function main(): Promise<void> {
     let pageAt: string | undefined;
     let wanPageAnswered = false;
     let probed = false;
+    let held = false;
     const deadline = t0 + BOOT_TIMEOUT_S * 1000;
     const seen = new Set<string>();
     while (Date.now() < deadline && qemu.exitCode === null) {
@@ -221,6 +249,12 @@ async function main(): Promise<void> {
         await inNs(['ping', '-c', '2', '-W', '2', PROBE_TARGET]);
         await inNs(['sh', '-c', `exec 3<>/dev/udp/${PROBE_TARGET}/53; printf probe >&3`]);
         await inNs(['bash', '-c', `printf probe > /dev/udp/${PROBE_TARGET}/53`]);
+      }
+      const hold = /OBX-SELFTEST-HOLD power ([0-9]+)/.exec(readSerial());
+      if (hold && !held) {
+        held = true;
+        process.stdout.write(`# [${elapsed()} s] holding the power button (PL061 line 3) for ${hold[1]} s\n`);
+        await holdPowerButton(monitor, Number(hold[1]) * 1000);
       }
       if (rep.done && probed) break;
       await sleep(2000);

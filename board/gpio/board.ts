@@ -26,7 +26,7 @@ import {
   type Screen,
   type SwitchPosition,
 } from '../types.js';
-import { globalNumber, listChips, pickPiChip } from './chip.js';
+import { globalNumber, listChips, pickChip } from './chip.js';
 import { type Bit, containReads, type GpioClass, type GpioLine, loadOnoff } from './port.js';
 
 export interface GpioBoardOptions {
@@ -80,7 +80,7 @@ export class GpioBoard implements Board {
     let Gpio: GpioClass | null = null;
     let base: ((offset: number) => number) | null = null;
     try {
-      const chip = pickPiChip(await listChips(this.#opts.sysfsRoot));
+      const chip = pickChip(await listChips(this.#opts.sysfsRoot), config.gpioChip);
       base = (offset) => globalNumber(chip, offset);
       log.info({ chip: chip.name, label: chip.label, base: chip.base }, 'GPIO controller found');
     } catch (err) {

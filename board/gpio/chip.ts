@@ -31,14 +31,19 @@ export async function listChips(sysfsRoot = '/sys'): Promise<GpioChip[]> {
   return chips;
 }
 
-/** Picks the Pi's GPIO controller among the chips; throws with the labels found when there is none. */
-export function pickPiChip(chips: readonly GpioChip[]): GpioChip {
-  for (const label of PI_GPIO_LABELS) {
-    const chip = chips.find((c) => c.label === label);
+/**
+ * Picks the board's GPIO controller: the one whose label is `label` when the configuration names one (a
+ * board other than a Pi, or the emulated image's PL061), else the Pi's main controller. Throws with the
+ * labels found when there is none.
+ */
+export function pickChip(chips: readonly GpioChip[], label?: string): GpioChip {
+  const labels = label === undefined ? PI_GPIO_LABELS : [label];
+  for (const l of labels) {
+    const chip = chips.find((c) => c.label === l);
     if (chip) return chip;
   }
   throw new Error(
-    `no Raspberry Pi GPIO controller (${PI_GPIO_LABELS.join(', ')}) among ${chips.length === 0 ? 'no chips' : chips.map((c) => `${c.name}=${c.label}`).join(', ')}`,
+    `no ${label === undefined ? 'Raspberry Pi ' : ''}GPIO controller (${labels.join(', ')}) among ${chips.length === 0 ? 'no chips' : chips.map((c) => `${c.name}=${c.label}`).join(', ')}`,
   );
 }
 

@@ -2,9 +2,18 @@
  * `onionbox board switch on|off` and `onionbox board press [--hold SECONDS]`: flip the simulated board's
  * kill switch and press its claim button (onionboxd --simulate). On a real board onionboxd refuses with
  * OBX_ERR_BOARD_NOT_SIMULATED: the physical switch is the only one there.
+ *
+ * `onionbox board handover --user NAME`: root only, run by onionboxd.service before the daemon starts
+ * (ExecStartPre=+): exports the configured GPIO lines and gives them and the OLED's bus to the firmware's
+ * user (board/gpio/handover.ts says why).
  */
+import { join } from 'node:path';
+import { handOver, readConfigFileNoFollow } from '../../board/gpio/handover.js';
 import { parseCliArgs, stringOption } from '../args.js';
-import { obxError } from '../errors.js';
+import { type BoardConfig, defaultConfig } from '../config/schema.js';
+import { parseConfigText } from '../config/store.js';
+import { describeError, obxError } from '../errors.js';
+import { systemUser } from '../tor/process.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 
@@ -39,3 +48,44 @@ export const boardPressCommand: CliCommand = {
     return 0;
   },
 };
+
+export const boardHandoverCommand: CliCommand = {
+  name: 'board handover',
+  summary: 'Root, before onionboxd: give the configured GPIO lines and OLED bus to the firmware user',
+  usage: 'onionbox board handover --user NAME',
+  async run(argv, ctx) {
+    const user = stringOption(parseCliArgs(argv, { user: { type: 'string' } }).values, 'user');
+    if (user === undefined || !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+      throw obxError('CLI_USAGE', "--user NAME (the firmware's system user) is required");
+    if (process.getuid?.() !== 0) throw obxError('CLI_USAGE', 'board handover must run as root');
+    const owner = await systemUser(user).catch(() => {
+      throw obxError('CLI_USAGE', `no system user "${user}"`);
+    });
+    const board = await boardSettings(ctx.stateDir, ctx.err);
+    const result = await handOver({
+      config: board,
+      uid: owner.uid,
+      gid: owner.gid,
+      log: (l) => ctx.out(`${l}\n`),
+    });
+    ctx.out(
+      `${result.handed.length} line(s) of ${result.chip.label} handed to ${user}; OLED bus ${result.i2c}${result.failed.length > 0 ? `; ${result.failed.length} failed` : ''}\n`,
+    );
+    return result.failed.length === 0 ? 0 : 1;
+  },
+};
+
+/**
+ * The board settings the daemon will use: config.json, else its last good copy, else the defaults (a
+ * fresh box). The files are the firmware user's, so they are read without following a link.
+ */
+async function boardSettings(stateDir: string, err: (t: string) => void): Promise<BoardConfig> {
+  for (const file of ['config.json', 'config.json.bak']) {
+    try {
+      return parseConfigText(await readConfigFileNoFollow(join(stateDir, file))).board;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') err(`${file}: ${describeError(e)}\n`);
+    }
+  }
+  return defaultConfig().board;
+}

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
-import { boardPressCommand, boardSwitchCommand } from './board.js';
+import { boardHandoverCommand, boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
 import { leakTestCommand } from './leak-test.js';
 import { NET_COMMANDS } from './net.js';
@@ -25,6 +25,7 @@ export const COMMANDS: readonly CliCommand[] = [
   statusCommand,
   boardSwitchCommand,
   boardPressCommand,
+  boardHandoverCommand,
   ...firewallCommands,
   leakTestCommand,
   ...TOR_COMMANDS,

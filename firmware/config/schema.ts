@@ -123,6 +123,14 @@ const Pin = Type.Integer({ minimum: 0, maximum: 53, description: 'BCM GPIO numbe
 
 export const BoardSettings = Type.Object(
   {
+    /**
+     * Label of the GPIO controller the pins are offsets of (the `label` file of its gpiochip in /sys/class/gpio).
+     * Absent on a Raspberry Pi (its own controller is found by label); set for another board, or for the
+     * emulated image's PL061 ("9030000.pl061").
+     */
+    gpioChip: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'GPIO controller label' }),
+    ),
     killSwitchPin: Pin,
     claimButtonPin: Pin,
     ledPins: Type.Object({ green: Pin, amber: Pin, red: Pin }, { additionalProperties: false }),

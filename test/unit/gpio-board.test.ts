@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { GpioBoard, type GpioBoardOptions } from '../../board/gpio/board.js';
-import { globalNumber, listChips, pickPiChip } from '../../board/gpio/chip.js';
+import { globalNumber, listChips, pickChip } from '../../board/gpio/chip.js';
 import type { ButtonEvent, SwitchPosition } from '../../board/types.js';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { type FakeChip, FakeGpioKernel, loadOnoffOn } from '../fixtures/board/fake-gpio.js';
@@ -77,23 +77,46 @@ t.test(
   async (t) => {
     const r4 = tmpDir(t);
     new FakeGpioKernel(r4, [PI4]);
-    const pi4 = pickPiChip(await listChips(r4));
+    const pi4 = pickChip(await listChips(r4));
     t.equal(pi4.base, 512);
     t.equal(globalNumber(pi4, 17), 529);
     const r5 = tmpDir(t);
     new FakeGpioKernel(r5, PI5);
-    const pi5 = pickPiChip(await listChips(r5));
+    const pi5 = pickChip(await listChips(r5));
     t.equal(pi5.label, 'pinctrl-rp1');
     t.equal(globalNumber(pi5, 17), 588);
     t.throws(() => globalNumber(pi5, 54), /not a line/);
     const other = tmpDir(t);
     new FakeGpioKernel(other, [{ label: 'gpio-mockup-A', base: 0, ngpio: 32 }]);
     t.throws(
-      () => pickPiChip([{ name: 'gpiochip0', label: 'gpio-mockup-A', base: 0, ngpio: 32 }]),
+      () => pickChip([{ name: 'gpiochip0', label: 'gpio-mockup-A', base: 0, ngpio: 32 }]),
       /gpio-mockup-A/,
     );
   },
 );
+
+t.test('a board config naming its controller (the PL061 of the emulated image) uses that chip', async (t) => {
+  const PL061: FakeChip = { label: '9030000.pl061', base: 512, ngpio: 8 };
+  const config = {
+    ...defaultConfig().board,
+    gpioChip: '9030000.pl061',
+    killSwitchPin: 3,
+    claimButtonPin: 53,
+    ledPins: { green: 0, amber: 1, red: 2 },
+    oled: { ...defaultConfig().board.oled, enabled: false },
+  };
+  const { kernel, board, lines } = setup(t, [PI4, PL061], { config });
+  kernel.setInput(515, 0);
+  await board.start();
+  t.equal(board.readSwitch(), 'released', 'line 3 of the PL061 (base 512 + 3)');
+  t.same(kernel.exportedLines(), [512, 513, 514, 515], 'switch and LEDs; the button is not a line of it');
+  t.ok(lines.some((l) => l.level === 'warn' && /claim button pin cannot be used/.test(l.msg)));
+  // the Pi's default pins on a machine whose only controller is the PL061: no Pi controller, engaged
+  const other = setup(t, [PL061]);
+  await other.board.start();
+  t.equal(other.board.readSwitch(), 'unreadable');
+  t.ok(other.lines.some((l) => /GPIO controller not found/.test(l.msg)));
+});
 
 t.test('the switch is read first, before any other pin is exported', async (t) => {
   const { kernel, board } = setup(t);

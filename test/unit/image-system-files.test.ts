@@ -64,6 +64,11 @@ t.test('the units find what they name where the image puts it', async (t) => {
   t.match(daemon, /ExecStopPost=\+\/usr\/sbin\/nft -f \/etc\/onionbox\/lockdown\.nft/);
   t.match(daemon, /^User=onionbox$/m);
   t.match(daemon, /--tor-data-dir \/var\/lib\/tor/);
+  // the board's lines and bus are handed to that user by a root step before the daemon starts
+  t.match(
+    daemon,
+    /^ExecStartPre=-\+\/usr\/bin\/node \/opt\/onionbox\/dist\/firmware\/cli\.js --state-dir \/var\/lib\/onionbox board handover --user onionbox$/m,
+  );
 });
 
 t.test('the lockdown drop-in goes to every unit that brings a link up', async (t) => {
@@ -76,6 +81,10 @@ t.test('the lockdown drop-in goes to every unit that brings a link up', async (t
   t.ok(NETWORK_UNITS.includes('hostapd.service'));
   t.same(placeSystemFile('masked-units.txt'), []);
   t.same(placeSystemFile('60-onionbox.conf'), [{ dest: 'etc/sysctl.d/60-onionbox.conf', mode: 0o644 }]);
+  t.same(placeSystemFile('modules-load.d/onionbox-board.conf'), [
+    { dest: 'etc/modules-load.d/onionbox-board.conf', mode: 0o644 },
+  ]);
+  t.match(readFileSync(join(systemDir, 'modules-load.d/onionbox-board.conf'), 'utf8'), /^i2c-dev$/m);
 });
 
 t.test('a file without a place stops the build, naming the file and the fix', async (t) => {
