@@ -246,6 +246,7 @@ export class TorSupervisor {
   }
 
   async #apply(settings: TorConfig): Promise<ApplyTorResult> {
+    // Stays beside the store's check: the gate before tor's own file, naming every field to any caller.
     const problems = torSettingsProblems(settings);
     if (Object.keys(problems).length > 0) {
       const summary = Object.entries(problems)
