@@ -286,8 +286,8 @@ export class BoxController implements BoxApi {
   }
 
   async applyTorSettings(settings: TorConfig): Promise<ApplyTorResult> {
-    // The whole document is validated first (OBX_ERR_CONFIG_INVALID changes nothing); the settings are
-    // stored only once tor runs with them (tor refused them or was rolled back: nothing stored).
+    // The store's own check, run before tor sees the settings (OBX_ERR_CONFIG_INVALID changes nothing):
+    // the store writes them only once tor runs with them (refused or rolled back: nothing stored).
     validateConfig({ ...this.#config.get(), tor: settings });
     const result = await this.#deps.tor.applySettings(settings);
     if (result.ok) await this.#config.update((c) => ({ ...c, tor: settings }));

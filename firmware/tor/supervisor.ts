@@ -23,6 +23,7 @@ import type { TorConfig } from '../config/schema.js';
 import { describeError, isObxError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { RelayEndpoint } from '../firewall/params.js';
+import { clipText } from '../lib/clip.js';
 import type { TorStatus as MachineTorStatus } from '../state/machine.js';
 import { connectControl, type TorControl } from './control.js';
 import { torSettingsProblems } from './grammar.js';
@@ -246,6 +247,7 @@ export class TorSupervisor {
   }
 
   async #apply(settings: TorConfig): Promise<ApplyTorResult> {
+    // Stays beside the store's check: the gate before tor's own file, naming every field to any caller.
     const problems = torSettingsProblems(settings);
     if (Object.keys(problems).length > 0) {
       const summary = Object.entries(problems)
@@ -420,7 +422,7 @@ export class TorSupervisor {
   }
 
   #warn(message: string): void {
-    const m = message.slice(0, 300);
+    const m = clipText(message, 300);
     if (this.#warnings[this.#warnings.length - 1] === m) return;
     this.#warnings.push(m);
     if (this.#warnings.length > MAX_WARNINGS) this.#warnings.shift();

@@ -8,7 +8,7 @@ import { BoxController } from '../../firmware/box.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { validEpochMs } from '../../firmware/tor/clock.js';
-import { checkClock } from '../../web/lib/forms.js';
+import { checkClock } from '../../web/lib/forms/settings.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
