@@ -3,7 +3,7 @@
  * Raspberry Pi's GPIO and OLED. Each is loaded only when chosen (the simulator never loads onoff or
  * i2c-bus; the box never loads the simulated board).
  */
-import type { SimBoardControls } from '../firmware/box-api.js';
+import type { SimBoardControls } from '../firmware/box/api.js';
 import type { BoardConfig } from '../firmware/config/schema.js';
 import type { Board, BoardLogger } from './types.js';
 

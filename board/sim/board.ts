@@ -3,7 +3,7 @@
  * simulator panel, the CLI (`onionbox board switch on|off`, `onionbox board press`) and tests can flip.
  * LEDs are plain state; the OLED is the same framebuffer code the real display uses, readable as a PNG.
  */
-import type { SimBoardControls } from '../../firmware/box-api.js';
+import type { SimBoardControls } from '../../firmware/box/api.js';
 import { Listeners } from '../../firmware/lib/listeners.js';
 import { Framebuffer } from '../oled/framebuffer.js';
 import { framebufferToPng } from '../oled/png.js';

@@ -7,13 +7,13 @@
  */
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
+import type { FirewallModeName } from '../../firmware/box/api.js';
 import {
   BoxController,
   type FirewallLike,
   type NetworkChangeSystem,
   type TorLike,
-} from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
+} from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';

@@ -1,16 +1,16 @@
 /**
  * What the box shows of itself, from the state machine's view (firmware/state/machine.ts `view`): the
  * LEDs and the OLED (with the LAN address and, while unclaimed, the claim code), the page's status and
- * its listeners, the diagnostics text and the box's recent events. BoxController (firmware/box.ts) calls
+ * its listeners, the diagnostics text and the box's recent events. BoxController (firmware/box/controller.ts) calls
  * render() after every change; the board and the listeners hear only real changes.
  */
-import type { Board, BoardLogger } from '../board/types.js';
-import type { BoxStatus } from './box-api.js';
-import type { ModeReconciler } from './box-reconcile.js';
-import type { ConfigStore } from './config/store.js';
-import { describeError } from './errors.js';
-import type { OwnerAccount } from './owner.js';
-import { type Screen, view } from './state/machine.js';
+import type { Board, BoardLogger } from '../../board/types.js';
+import type { ConfigStore } from '../config/store.js';
+import { describeError } from '../errors.js';
+import type { OwnerAccount } from '../owner/owner.js';
+import { type Screen, view } from '../state/machine.js';
+import type { BoxStatus } from './api.js';
+import type { ModeReconciler } from './reconcile.js';
 
 export interface BoxViewDeps {
   core: ModeReconciler;
