@@ -19,7 +19,7 @@ export async function createBoard(opts: {
 }> {
   if (opts.simulate) {
     const { SimBoard } = await import('./sim/board.js');
-    const board = new SimBoard();
+    const board = new SimBoard({ log: opts.log });
     return { board, sim: board.controls() };
   }
   const { GpioBoard } = await import('./gpio/board.js');
