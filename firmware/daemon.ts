@@ -46,9 +46,10 @@ import { EventBus } from './events.js';
 import type { Phase } from './lib/service.js';
 import { leaseCidr } from './net/wan-lease.js';
 import { boxPhase } from './phases/box.js';
+import { controlPhase } from './phases/control.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
 import { BoxNetwork } from './phases/network.js';
-import { relayFollowPhase, relaySeedPhase, torSetupPhase, torStartPhase } from './phases/tor.js';
+import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
 import { WebPage } from './phases/web.js';
 import { choosePlatform, type Platform } from './platform/platform.js';
 import type { RelaySet } from './tor/relay-set.js';
@@ -91,7 +92,6 @@ export class Daemon {
     this.config = new ConfigStore(opts.stateDir, opts.log.child({ component: 'config' }));
     this.bus = new EventBus(opts.log.child({ component: 'bus' }));
     this.ipc = new IpcServer(socketPath(opts.stateDir));
-    this.ipc.register('status', async () => this.status());
     this.#network = new BoxNetwork({ config: this.config, stateDir: opts.stateDir, log: opts.log });
     this.#web = new WebPage({
       config: this.config,
@@ -166,7 +166,9 @@ export class Daemon {
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
       await this.#run(web.phase(box, () => network.current().lanAddress));
-      await this.#run({ name: 'ipc', start: () => ipc.start(), stop: () => ipc.stop() });
+      await this.#run(
+        controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: () => torCheck(testNetwork) }),
+      );
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });

@@ -9,7 +9,7 @@
  * retry) is ModeReconciler (firmware/box/reconcile.ts); a WAN/LAN change and the WAN lease's overlap
  * check are NetworkChanger (firmware/box/network-change.ts); what the box shows (LEDs, OLED, the page's
  * status, diagnostics, the recent events) is BoxView (firmware/box/view.ts); the control-socket commands
- * are in firmware/box/ipc.ts. This file wires them to the board, tor, the config store and the page.
+ * are in firmware/control/commands.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
  * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
@@ -448,5 +448,3 @@ export class BoxController implements BoxApi {
     this.#view.record(line);
   }
 }
-
-export { registerBoardIpc } from './ipc.js';

@@ -1,6 +1,6 @@
 /**
  * onionboxd's `box` phase: the clock service, the board and the state machine (BoxController) bound to
- * the firewall, tor, the network and the leak self-test, and the box's control-socket commands. Its
+ * the firewall, tor, the network and the leak self-test. Its
  * start reads the kill switch and applies the first (closed) mode, replacing whatever table the kernel
  * holds (boot lockdown, or a crashed run's `routing`) before tor runs; its stop loads `lockdown` after
  * the box let go of the board.
@@ -8,11 +8,9 @@
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { BoxController, registerBoardIpc } from '../box/controller.js';
-import type { NetworkChangeInput } from '../box/network-change.js';
+import { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
-import type { IpcServer } from '../control/socket.js';
-import { describeError, obxError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { type Firewall, type FirewallParams, firewallForBox } from '../firewall/apply.js';
 import { LeakTester } from '../leak-test/leak-test.js';
@@ -28,7 +26,6 @@ import type { WebPage } from './web.js';
 export interface BoxPhaseDeps {
   config: ConfigStore;
   bus: EventBus;
-  ipc: IpcServer;
   platform: Platform;
   firewall: Firewall;
   /** The firewall's parameters as they stand (phases/firewall.ts firewallParams). */
@@ -42,24 +39,8 @@ export interface BoxPhaseDeps {
   log: Logger;
 }
 
-/** The control socket's `net.change` arguments, typed (the plan validates the values). */
-export function networkChangeArgs(args: Record<string, unknown>): NetworkChangeInput {
-  const out: NetworkChangeInput = {};
-  for (const k of ['wanInterface', 'lanInterface', 'lanAddress'] as const) {
-    const v = args[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string') throw obxError('NET_VALUE_INVALID', `${k} must be a string`);
-    out[k] = v;
-  }
-  if (args.lanPrefix !== undefined) {
-    if (typeof args.lanPrefix !== 'number') throw obxError('NET_VALUE_INVALID', 'lanPrefix must be a number');
-    out.lanPrefix = args.lanPrefix;
-  }
-  return out;
-}
-
 export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
-  const { config, bus, ipc, platform, firewall: fw, tor, network, params } = deps;
+  const { config, bus, platform, firewall: fw, tor, network, params } = deps;
   const log = deps.log.child({ component: 'box' });
   let clock: ClockService | null = null;
   let box: BoxController | null = null;
@@ -110,10 +91,6 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
       await controller.start();
       // The first (closed) mode is in the kernel before tor runs: after a crash it may still hold `routing`.
       await controller.settled();
-      registerBoardIpc(ipc, controller);
-      ipc.register('box.leakTest', () => controller.runLeakTest());
-      // `onionbox net set`: the same path as the page's forms (firmware/net/change.ts)
-      ipc.register('net.change', async (args) => controller.changeNetwork(networkChangeArgs(args)));
       return controller;
     },
     stop: async () => {

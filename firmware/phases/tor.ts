@@ -8,14 +8,12 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
-import type { IpcServer } from '../control/socket.js';
 import { describeError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Firewall } from '../firewall/apply.js';
 import type { Phase, Service } from '../lib/service.js';
 import type { Platform } from '../platform/platform.js';
 import { DEFAULT_CHECK_URL, TorCheck } from '../tor/check.js';
-import { registerTorIpc } from '../tor/ipc.js';
 import { RelaySet } from '../tor/relay-set.js';
 import { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
@@ -66,11 +64,10 @@ export function relaySeedPhase(deps: {
   };
 }
 
-/** Phase `tor-supervisor`: creates the supervisor and its control-socket commands; tor starts later. */
+/** Phase `tor-supervisor`: creates the supervisor; tor starts later. */
 export function torSetupPhase(deps: {
   config: ConfigStore;
   bus: EventBus;
-  ipc: IpcServer;
   platform: Platform;
   relays: RelaySet;
   stateDir: string;
@@ -110,8 +107,6 @@ export function torSetupPhase(deps: {
         // new bridges must be in the relay set before tor dials them (else they roll back)
         beforeReload: (settings) => deps.relays.settingsChanged(settings),
       });
-      registerTorIpc(deps.ipc, tor);
-      deps.ipc.register('tor.check', () => torCheck(deps.testNetwork));
       return tor;
     },
     stop: async () => undefined,

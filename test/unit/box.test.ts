@@ -11,14 +11,10 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
 import type { ApplyTorResult, BoxStatus, FirewallModeName } from '../../firmware/box/api.js';
-import {
-  BoxController,
-  type FirewallLike,
-  registerBoardIpc,
-  type TorLike,
-} from '../../firmware/box/controller.js';
+import { BoxController, type FirewallLike, type TorLike } from '../../firmware/box/controller.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
+import { registerBoardIpc } from '../../firmware/control/commands.js';
 import { IpcServer, ipcCall } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
