@@ -44,14 +44,14 @@ import { IpcServer, socketPath } from './control/socket.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
 import type { Phase } from './lib/service.js';
-import { leaseCidr } from './net/wan-lease.js';
+import type { BoxNetwork } from './net/network.js';
 import { boxPhase } from './phases/box.js';
 import { controlPhase } from './phases/control.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
-import { BoxNetwork } from './phases/network.js';
+import { lanPhase, networkPhase, wanLeasePhase } from './phases/network.js';
+import { platformPhase } from './phases/platform.js';
 import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
-import { WebPage } from './phases/web.js';
-import { choosePlatform, type Platform } from './platform/platform.js';
+import { WebPage, webPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 
@@ -77,22 +77,20 @@ export class Daemon {
   readonly ipc: IpcServer;
   readonly startedAt = Date.now();
   readonly #opts: DaemonOptions;
-  /** The network the box runs on and its LAN/WAN children (a network change reaches them after start). */
-  readonly #network: BoxNetwork;
-  /** The page (a network change moves it to the new LAN address). */
+  /** The page (made before the phases: the box is handed it, for a network change's new LAN address). */
   readonly #web: WebPage;
   #configSource = '';
   #started: Phase<unknown>[] = [];
   /** Kept for status(): what the phases returned. */
   #box: BoxController | null = null;
   #relays: RelaySet | null = null;
+  #network: BoxNetwork | null = null;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
     this.config = new ConfigStore(opts.stateDir, opts.log.child({ component: 'config' }));
     this.bus = new EventBus(opts.log.child({ component: 'bus' }));
     this.ipc = new IpcServer(socketPath(opts.stateDir));
-    this.#network = new BoxNetwork({ config: this.config, stateDir: opts.stateDir, log: opts.log });
     this.#web = new WebPage({
       config: this.config,
       log: opts.log,
@@ -131,16 +129,15 @@ export class Daemon {
         : '',
       relays: this.#relays?.current().length ?? 0,
       relaySet: this.#relays?.sizes() ?? null,
-      dhcpServers: this.#network.dhcpServers(),
+      dhcpServers: this.#network?.dhcpServers() ?? [],
       testNetwork: this.#opts.testNetwork !== undefined,
     };
   }
 
   /** The phases, in order; each is handed what earlier ones returned. */
   async start(): Promise<void> {
-    const { log, stateDir, testNetwork } = this.#opts;
+    const { log, stateDir, testNetwork, simulate, torDataDir } = this.#opts;
     const { config, bus, ipc } = this;
-    const network = this.#network;
     const loaded = await config.load();
     this.#configSource = loaded.source;
     log.info({ source: loaded.source, path: config.path }, 'configuration loaded');
@@ -148,7 +145,9 @@ export class Daemon {
     const root = { config, bus, ipc, stateDir, testNetwork, log };
     const web = this.#web;
     try {
-      const platform = await this.#run(platformPhase(this.#opts, config));
+      const platform = await this.#run(platformPhase({ ...root, simulate, torDataDir }));
+      const network = await this.#run(networkPhase(root));
+      this.#network = network;
       const firewall = await this.#run(firewallPhase(root));
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
@@ -156,19 +155,13 @@ export class Daemon {
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network, web }));
       this.#box = box;
-      await this.#run(
-        network.wanLeasePhase(async (lease) => {
-          box.wanLease(leaseCidr(lease));
-          await box.reapply();
-        }),
-      );
-      await this.#run(network.lanPhase());
+      await this.#run(wanLeasePhase({ network, box }));
+      await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
-      await this.#run(web.phase(box, () => network.current().lanAddress));
-      await this.#run(
-        controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: () => torCheck(testNetwork) }),
-      );
+      await this.#run(webPhase({ web, box, network }));
+      const torCheckHere = () => torCheck(testNetwork);
+      await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });
@@ -185,6 +178,7 @@ export class Daemon {
     }
     this.#started = [];
     this.#box = null;
+    this.#network = null;
   }
 
   /** Starts one phase; once started, stop() stops it (in reverse order). */
@@ -194,20 +188,4 @@ export class Daemon {
     this.#opts.log.debug({ service: phase.name }, 'service started');
     return out;
   }
-}
-
-/** Phase `platform`: Pi or simulator, chosen once (firmware/platform/platform.ts). */
-function platformPhase(opts: DaemonOptions, config: ConfigStore): Phase<Platform> {
-  return {
-    name: 'platform',
-    start: () =>
-      choosePlatform({
-        simulate: opts.simulate,
-        stateDir: opts.stateDir,
-        torDataDir: opts.torDataDir,
-        board: config.get().board,
-        log: opts.log,
-      }),
-    stop: async () => undefined,
-  };
 }

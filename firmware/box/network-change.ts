@@ -14,7 +14,6 @@
  * the daemon owns the system steps (NetworkChangeSystem).
  */
 import type { BoardLogger } from '../../board/types.js';
-import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
 import { lanConflict } from '../net/box-network.js';
 import {
@@ -43,7 +42,8 @@ export type NetworkChangeInput = Partial<Omit<NetworkShape, 'accessPoint'>>;
 export interface NetworkChangerDeps {
   /** The system steps; without them changeNetwork() says NET_UNAVAILABLE. */
   system: NetworkChangeSystem | undefined;
-  config: ConfigStore;
+  /** The network the box runs on now (the network's owner, firmware/net/network.ts). */
+  current(): NetworkShape;
   core: ModeReconciler;
   log: BoardLogger;
   /** The current mode again with fresh parameters (BoxController.reapply). */
@@ -94,8 +94,8 @@ export class NetworkChanger {
    * closes the box with a 'wan' fault saying what to do; a lease that no longer overlaps clears it.
    */
   wanLease(wanCidr: string | null): void {
-    const { config, core, log } = this.#deps;
-    const n = config.get().network;
+    const { core, log } = this.#deps;
+    const n = this.#deps.current();
     const conflict = lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
     const had = core.state.faults.wan !== undefined;
     if (conflict !== null) {

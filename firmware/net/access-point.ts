@@ -9,7 +9,7 @@
  *
  * Daemon wiring: `createAccessPoint({ settings: { ...config.network.accessPoint, interface:
  * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, log })`, started when
- * `network.accessPoint` is set; `update()` from createBoxNetwork's applyAccessPoint.
+ * `network.accessPoint` is set; `update()` from BoxNetwork's applyAccessPoint (firmware/net/network.ts).
  */
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';

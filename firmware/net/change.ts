@@ -25,6 +25,7 @@
  * The executor stops at the first failing step and reports which one; the caller (BoxController)
  * leaves the box closed with a 'network' fault and does not commit: the old config stays.
  */
+import type { NetworkConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
 import { parseInterface, parseLanRange } from './grammar.js';
 
@@ -36,6 +37,17 @@ export interface NetworkShape {
   lanPrefix: number;
   /** An access point is configured (hostapd runs on the LAN interface). */
   accessPoint: boolean;
+}
+
+/** The configured network's shape (the network the box runs on until a change replaces it). Pure. */
+export function configuredNetwork(n: NetworkConfig): NetworkShape {
+  return {
+    wanInterface: n.wanInterface,
+    lanInterface: n.lanInterface,
+    lanAddress: n.lanAddress,
+    lanPrefix: n.lanPrefix,
+    accessPoint: n.accessPoint !== null,
+  };
 }
 
 export type ChangeStep =

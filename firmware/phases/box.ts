@@ -15,11 +15,11 @@ import type { EventBus } from '../events.js';
 import { type Firewall, type FirewallParams, firewallForBox } from '../firewall/apply.js';
 import { LeakTester } from '../leak-test/leak-test.js';
 import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
 import type { Platform } from '../platform/platform.js';
 import { ClockService } from '../tor/clock.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
-import type { BoxNetwork } from './network.js';
 import { torCheck } from './tor.js';
 import type { WebPage } from './web.js';
 
@@ -56,9 +56,8 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
       await clock.start();
       const clockRef = clock;
       let torWasRunning = false;
-      const adapters = network.adapters();
       const controller = new BoxController({
-        network: adapters,
+        network,
         networkChange: network.changeSystem({
           reconnectTor: async (lanAddress) => {
             const ready = await tor.networkChanged({ lanAddress });
@@ -108,16 +107,16 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
 
 /** The leak self-test, on the box's real firewall, sysctls and WAN (firmware/leak-test/). */
 function leakTester(deps: BoxPhaseDeps & { routing: () => boolean }): LeakTester {
-  const { firewall: fw, config } = deps;
+  const { firewall: fw, network } = deps;
   return new LeakTester({
     firewallMode: () => fw.current(),
     audit: () => fw.audit(),
     routing: deps.routing,
     torCheck: () => torCheck(deps.testNetwork),
-    wanInterface: () => config.get().network.wanInterface,
-    dhcpServers: () => deps.network.dhcpServers(),
+    wanInterface: () => network.current().wanInterface,
+    dhcpServers: () => network.dhcpServers(),
     wanAddresses: () => {
-      const addrs = networkInterfaces()[config.get().network.wanInterface] ?? [];
+      const addrs = networkInterfaces()[network.current().wanInterface] ?? [];
       return addrs.filter((a) => a.family === 'IPv4').map((a) => a.address);
     },
   });

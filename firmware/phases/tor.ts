@@ -11,7 +11,7 @@ import type { ConfigStore } from '../config/store.js';
 import { describeError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Firewall } from '../firewall/apply.js';
-import type { Phase, Service } from '../lib/service.js';
+import type { Phase } from '../lib/service.js';
 import type { Platform } from '../platform/platform.js';
 import { DEFAULT_CHECK_URL, TorCheck } from '../tor/check.js';
 import { RelaySet } from '../tor/relay-set.js';
@@ -114,7 +114,7 @@ export function torSetupPhase(deps: {
 }
 
 /** Phase `tor-start`: starts tor in the background; the state machine opens the LAN only when tor is ready. */
-export function torStartPhase(deps: { tor: TorSupervisor; log: Logger }): Service {
+export function torStartPhase(deps: { tor: TorSupervisor; log: Logger }): Phase<void> {
   const { tor } = deps;
   const log = deps.log.child({ component: 'tor' });
   let starting: Promise<void> | null = null;
@@ -138,7 +138,7 @@ export function relayFollowPhase(deps: {
   relays: RelaySet;
   bus: EventBus;
   log: Logger;
-}): Service {
+}): Phase<void> {
   const { tor, relays, bus } = deps;
   const log = deps.log.child({ component: 'relays' });
   let timer: NodeJS.Timeout | null = null;

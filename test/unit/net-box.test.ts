@@ -6,7 +6,7 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { createBoxNetwork, lanConflict } from '../../firmware/net/box-network.js';
+import { lanConflict, networkAdapters } from '../../firmware/net/box-network.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -91,8 +91,8 @@ t.test('without network adapters', async (t) => {
   t.equal(box.settings().network.accessPoint?.ssid, 'Box', 'stored; applied when the adapter exists');
 });
 
-t.test('createBoxNetwork without adapters, and the log redacts passphrases', async (t) => {
-  const n = createBoxNetwork({ wan: null, lan: null, sharedRadio: false });
+t.test('networkAdapters without adapters, and the log redacts passphrases', async (t) => {
+  const n = networkAdapters({ wan: null, lan: null, sharedRadio: false });
   t.equal(n.wifiInterface, null);
   t.same(await n.leases(), []);
   t.ok(isObxError(await n.wanStatus().catch((e) => e), 'NET_UNAVAILABLE'));
