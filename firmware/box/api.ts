@@ -150,6 +150,8 @@ export interface WanView {
   /** A.B.C.D/N or null */
   address: string | null;
   gateway: string | null;
+  /** The DHCP server that leased the address, when known (the box's WAN lease watcher). */
+  dhcpServer?: string | null;
   /** Wi-Fi only */
   ssid: string | null;
   signal: number | null;

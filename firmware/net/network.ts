@@ -10,6 +10,7 @@
  * change's `commit` step. Made by the daemon's `network` phase (firmware/phases/network.ts) once the
  * config is loaded; the `wan-lease` and `lan` phases start its children.
  */
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JoinWifiInput, WanView, WifiNetworkView } from '../box/api.js';
@@ -23,13 +24,19 @@ import { configuredNetwork, type NetworkShape } from './change.js';
 import { createLanDhcp, type LanDhcp } from './lan-dhcp.js';
 import { removeLanAddress, setLanAddress } from './lan-link.js';
 import type { Lease } from './parse.js';
-import { type WanLease, WanLeaseWatcher } from './wan-lease.js';
+import { leaseCidr, type WanLease, WanLeaseWatcher } from './wan-lease.js';
 import { NetworkManagerWan } from './wifi.js';
 
 export interface BoxNetworkOptions {
   config: ConfigStore;
   stateDir: string;
   log: Logger;
+  /** An interface's IPv4 addresses as A.B.C.D/N (default: the kernel's, node:os networkInterfaces). */
+  interfaceAddresses?: ((iface: string) => string[]) | undefined;
+}
+
+function kernelAddresses(iface: string): string[] {
+  return (networkInterfaces()[iface] ?? []).flatMap((a) => (a.family === 'IPv4' && a.cidr ? [a.cidr] : []));
 }
 
 /** What the network change needs from the rest of the box: tor and the page. */
@@ -96,9 +103,29 @@ export class BoxNetwork implements NetworkLike {
     return this.#adapters.sharedRadio;
   }
 
-  /** The WAN's state (NetworkManager's view of the Wi-Fi client). */
-  wanStatus(): Promise<WanView> {
-    return this.#adapters.wanStatus();
+  /**
+   * The WAN the box runs on: NetworkManager's view of the Wi-Fi client when that is the WAN, else the
+   * wired WAN, its address (the lease's, else the interface's) and the DHCP server that leased it. Never
+   * only an error: the box routes over this WAN.
+   */
+  async wanStatus(): Promise<WanView> {
+    const wanIf = this.current().wanInterface;
+    if (this.#adapters.wifiInterface === wanIf) return this.#adapters.wanStatus();
+    const lease = this.#lease;
+    const address =
+      (lease ? leaseCidr(lease) : null) ??
+      (this.#opts.interfaceAddresses ?? kernelAddresses)(wanIf)[0] ??
+      null;
+    return {
+      interface: wanIf,
+      type: 'ethernet',
+      state: address === null ? 'disconnected' : 'connected',
+      address,
+      gateway: null,
+      dhcpServer: lease?.serverId ?? null,
+      ssid: null,
+      signal: null,
+    };
   }
 
   scan(): Promise<WifiNetworkView[]> {
