@@ -15,6 +15,7 @@
  */
 import type { BoardLogger } from '../../board/types.js';
 import { describeError, obxError } from '../errors.js';
+import { isClosed } from '../firewall/params.js';
 import { lanConflict } from '../net/box-network.js';
 import {
   type ChangeHandlers,
@@ -23,7 +24,6 @@ import {
   type NetworkShape,
   planNetworkChange,
 } from '../net/change.js';
-import type { FirewallModeName } from './api.js';
 import type { ModeReconciler } from './reconcile.js';
 
 /** The daemon's executors for the system steps of a network change (one per step kind). */
@@ -184,8 +184,4 @@ function pickShape(input: NetworkChangeInput): Partial<NetworkShape> {
   if (input.lanAddress !== undefined) out.lanAddress = input.lanAddress;
   if (input.lanPrefix !== undefined) out.lanPrefix = input.lanPrefix;
   return out;
-}
-
-function isClosed(mode: FirewallModeName | null): boolean {
-  return mode === 'killed' || mode === 'lockdown';
 }

@@ -17,14 +17,12 @@ import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
 import type { Service } from '../lib/service.js';
+import type { Log } from '../log.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
 import { SupervisedChild } from './supervised-child.js';
 
-interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts). */
+type Logger = Log;
 
 export interface AccessPointOptions {
   /** { interface, ssid, passphrase, country, channel, security } */

@@ -27,6 +27,7 @@
  */
 import type { NetworkConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
+import type { Log } from '../log.js';
 import { parseInterface, parseLanRange } from './grammar.js';
 
 /** The parts of the network configuration a change plan looks at. */
@@ -173,10 +174,8 @@ export type ChangeHandlers = {
   [K in ChangeStepKind]: (step: Extract<ChangeStep, { kind: K }>) => Promise<void>;
 };
 
-export interface ChangeLogger {
-  info(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** What the executor logs with: part of the one Log (firmware/log.ts). */
+export type ChangeLogger = Pick<Log, 'info' | 'error'>;
 
 /**
  * Runs the steps in order, each by its handler. The first failure stops the run and is thrown as
