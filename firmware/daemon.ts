@@ -1,18 +1,23 @@
 /**
- * onionboxd's composition: a list of phases, each a service with start()/stop(). Start runs them in
- * order; stop runs them in reverse and never throws, so SIGTERM always ends cleanly.
+ * onionboxd's composition: a list of phases, each a function in firmware/phases/ that takes what it
+ * needs (typed) and returns a Phase<T> with start()/stop(). Start runs them in order (start() below is
+ * the list); what a phase's start returns is what later phases are handed, so a phase cannot come
+ * before the one whose result it takes. Stop runs them in reverse and never throws, so SIGTERM always
+ * ends cleanly.
  *
  * The simulator runs exactly this, inside its "box" network namespace: the only platform choices are
  * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator), made once by the
- * first phase (firmware/platform/platform.ts, which also finds tor's uid and data directory); a private Tor
- * network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
+ * first phase (firmware/platform/platform.ts, which also finds tor's uid and data directory); a private
+ * Tor network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
  *
- * Phases, in the order that keeps the box closed (start() below; each in firmware/phases/):
+ * Phases, in the order that keeps the box closed:
  *   platform       Pi or simulator: board, clock, tor's user, uid and data directory
+ *   network        BoxNetwork (firmware/net/network.ts): the network the box runs on, the one answer to
+ *                  "which network" (firewall parameters, overlap check, leak test, OLED); nothing runs
  *   firewall       open the nft session (the boot lockdown table is still in the kernel)
  *   relay-seed     fill the relay set before anything applies it: authorities and fallbacks (the test
  *                  network's, or tor's built-in lists), bridges, the cached consensus
- *   tor-supervisor the supervisor (not started yet) and its control-socket commands
+ *   tor-supervisor the supervisor (not started yet)
  *   box            board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs
@@ -21,7 +26,8 @@
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   tor-start      starts tor in the background: the state machine opens the LAN only when it is ready
  *   relay-follow   the relay set follows tor's consensus from here on
- *   web, ipc       the page on the LAN address, the CLI's control socket
+ *   web            the page on the LAN address
+ *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
  *
  * The relay set has one owner, RelaySet (firmware/tor/relay-set.ts): the firewall's parameters read its
  * current() and every change after the seed (new bridges, a new consensus) goes through it to the
@@ -32,10 +38,8 @@
  * loads `lockdown`. A crash leaves the last ruleset in the kernel (it never forwards); the unit's
  * ExecStopPost then loads the boot lockdown.
  *
- * Each phase is handed the objects it needs here; what its start returns
- * (the platform, the firewall, the relay set, tor, the box) is what later phases are handed. Two objects
- * are made before the phases, because a network change reaches them after start: the network the box
- * runs on with its LAN/WAN children (phases/network.ts) and the page (phases/web.ts).
+ * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the box is
+ * handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
  */
 import type { Logger } from 'pino';
 import type { BoxController } from './box/controller.js';

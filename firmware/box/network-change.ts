@@ -3,15 +3,16 @@
  * and the executor). BoxController (firmware/box/controller.ts) hands both calls here:
  *
  *   changeNetwork(input): plan (bad values throw, nothing ran) -> close (state machine: lockdown) ->
- *     the daemon's system steps (firewall names, WAN watcher, LAN address, DHCP, access point, tor's and
- *     the page's listen address) -> commit (config) -> reconnect (firewall `connecting`, tor proves a new
- *     circuit) -> open (the machine routes again once tor is ready). A failing step leaves the box closed
- *     with a 'network' fault, the system put back to the old network as far as it goes, the old config
- *     kept.
+ *     firewall (the new names; lockdown again) -> the network's system steps the difference needs (WAN
+ *     watcher, LAN address, DHCP, access point, tor's and the page's listen address) -> reconnect
+ *     (firewall `connecting`, tor proves a new circuit) -> commit (config) -> open (the machine routes
+ *     again once tor is ready): the order of planNetworkChange (firmware/net/change.ts). A failing step
+ *     leaves the box closed with a 'network' fault, the system put back to the old network as far as it
+ *     goes, the old config kept.
  *   wanLease(cidr): a leased WAN subnet overlapping the LAN range closes the box with a 'wan' fault.
  *
  * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
- * the daemon owns the system steps (NetworkChangeSystem).
+ * the network's owner (BoxNetwork.changeSystem, firmware/net/network.ts) owns the system steps.
  */
 import type { BoardLogger } from '../../board/types.js';
 import { describeError, obxError } from '../errors.js';
