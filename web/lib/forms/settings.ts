@@ -5,7 +5,7 @@
  * cannot disagree. Problems come back per form field, in words, with the owner's input kept as typed.
  * The password change is checked like the claim (web/lib/forms/auth.ts).
  */
-import type { PageSettings } from '../../../firmware/box-api.js';
+import type { PageSettings } from '../../../firmware/box/api.js';
 import type { TorConfig } from '../../../firmware/config/schema.js';
 import { configProblems } from '../../../firmware/config/validate.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from '../../../firmware/lib/clock-range.js';
