@@ -4,7 +4,7 @@
  *
  * The simulator runs exactly this, inside its "box" network namespace: the only platform choices are
  * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator), made once by the
- * first phase (firmware/platform.ts, which also finds tor's uid and data directory); a private Tor
+ * first phase (firmware/platform/platform.ts, which also finds tor's uid and data directory); a private Tor
  * network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
  *
  * Phases, in the order that keeps the box closed (start() below; each in firmware/phases/):
@@ -38,19 +38,19 @@
  * runs on with its LAN/WAN children (phases/network.ts) and the page (phases/web.ts).
  */
 import type { Logger } from 'pino';
-import type { BoxController } from './box.js';
+import type { BoxController } from './box/controller.js';
 import { ConfigStore } from './config/store.js';
+import { IpcServer, socketPath } from './control/socket.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
-import { IpcServer, socketPath } from './ipc.js';
+import type { Phase } from './lib/service.js';
 import { leaseCidr } from './net/wan-lease.js';
 import { boxPhase } from './phases/box.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
 import { BoxNetwork } from './phases/network.js';
 import { relayFollowPhase, relaySeedPhase, torSetupPhase, torStartPhase } from './phases/tor.js';
 import { WebPage } from './phases/web.js';
-import { choosePlatform, type Platform } from './platform.js';
-import type { Phase } from './service.js';
+import { choosePlatform, type Platform } from './platform/platform.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 
@@ -194,7 +194,7 @@ export class Daemon {
   }
 }
 
-/** Phase `platform`: Pi or simulator, chosen once (firmware/platform.ts). */
+/** Phase `platform`: Pi or simulator, chosen once (firmware/platform/platform.ts). */
 function platformPhase(opts: DaemonOptions, config: ConfigStore): Phase<Platform> {
   return {
     name: 'platform',

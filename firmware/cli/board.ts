@@ -3,8 +3,9 @@
  * kill switch and press its claim button (onionboxd --simulate). On a real board onionboxd refuses with
  * OBX_ERR_BOARD_NOT_SIMULATED: the physical switch is the only one there.
  */
-import { parseCliArgs, stringOption } from '../args.js';
+
 import { obxError } from '../errors.js';
+import { parseCliArgs, stringOption } from './args.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 

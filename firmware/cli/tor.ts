@@ -3,10 +3,10 @@
  * (handlers in firmware/tor/ipc.ts).
  */
 
-import { parseCliArgs } from '../args.js';
-import type { CircuitInfo } from '../box-api.js';
+import type { CircuitInfo } from '../box/api.js';
 import { obxError } from '../errors.js';
 import type { TorStatusReply } from '../tor/ipc.js';
+import { parseCliArgs } from './args.js';
 import { daemonCall, daemonQueryCommand } from './status.js';
 import type { CliCommand } from './types.js';
 

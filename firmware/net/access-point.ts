@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
-import type { Service } from '../service.js';
+import type { Service } from '../lib/service.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
 import { SupervisedChild } from './supervised-child.js';
 

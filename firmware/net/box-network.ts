@@ -1,6 +1,6 @@
 /**
- * The networking half of the BoxApi (firmware/box-api.ts BoxNetworkApi), as functions of the config
- * store and a NetworkLike (the adapters). BoxController delegates here, so firmware/box.ts only gains
+ * The networking half of the BoxApi (firmware/box/api.ts BoxNetworkApi), as functions of the config
+ * store and a NetworkLike (the adapters). BoxController delegates here, so firmware/box/controller.ts only gains
  * one line per command. Every input is validated before anything runs, the config is written only
  * after the system took the change, and a passphrase never goes back to the page or into a log.
  */
@@ -11,7 +11,7 @@ import type {
   NetworkView,
   WanView,
   WifiNetworkView,
-} from '../box-api.js';
+} from '../box/api.js';
 import type { AccessPointConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
-import type { Service } from '../service.js';
+import type { Service } from '../lib/service.js';
 import { type Lease, parseLeases } from './parse.js';
 import { type LanDhcp as LanDhcpParams, renderDnsmasq, validateLanDhcp } from './render.js';
 import { SupervisedChild } from './supervised-child.js';

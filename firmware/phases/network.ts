@@ -2,7 +2,7 @@
  * The network the box runs on, and the children that serve it: the WAN lease watcher (its DHCP server is
  * the firewall's DHCP exception), the LAN address, the LAN's DHCP server (dnsmasq) and the access point
  * (hostapd). One object owns them, so the daemon's phases (`wan-lease`, `lan`) and a network change's
- * system steps (firmware/net/change.ts, run by the box: firmware/box-network-change.ts) change the same
+ * system steps (firmware/net/change.ts, run by the box: firmware/box/network-change.ts) change the same
  * things in one place.
  *
  * The network is the config's until a change replaces it (the `firewall` step), and is stored by the
@@ -10,9 +10,10 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { NetworkChangeSystem } from '../box-network-change.js';
+import type { NetworkChangeSystem } from '../box/network-change.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError } from '../errors.js';
+import type { Service } from '../lib/service.js';
 import { type AccessPoint, createAccessPoint } from '../net/access-point.js';
 import { createBoxNetwork, type NetworkLike } from '../net/box-network.js';
 import type { NetworkShape } from '../net/change.js';
@@ -20,7 +21,6 @@ import { createLanDhcp, type LanDhcp } from '../net/lan-dhcp.js';
 import { removeLanAddress, setLanAddress } from '../net/lan-link.js';
 import { type WanLease, WanLeaseWatcher } from '../net/wan-lease.js';
 import { NetworkManagerWan } from '../net/wifi.js';
-import type { Service } from '../service.js';
 
 export interface BoxNetworkOptions {
   config: ConfigStore;

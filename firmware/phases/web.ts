@@ -5,9 +5,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildWebApp } from '../../web/app.js';
-import type { BoxController } from '../box.js';
+import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
-import type { Service } from '../service.js';
+import type { Service } from '../lib/service.js';
 
 export interface WebPageOptions {
   config: ConfigStore;

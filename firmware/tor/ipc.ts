@@ -2,8 +2,8 @@
  * onionboxd's control-socket handlers for tor, used by `onionbox tor status|newnym|circuits`.
  * The lead wires it: `registerTorIpc(daemon.ipc, supervisor)` before `ipc.start()`.
  */
-import type { CircuitInfo } from '../box-api.js';
-import type { IpcServer } from '../ipc.js';
+import type { CircuitInfo } from '../box/api.js';
+import type { IpcServer } from '../control/socket.js';
 import type { TorStatus } from './supervisor.js';
 
 /** What the handlers need from the supervisor (TorSupervisor implements it). */

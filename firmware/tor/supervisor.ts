@@ -18,7 +18,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ApplyTorResult, CircuitInfo } from '../box-api.js';
+import type { ApplyTorResult, CircuitInfo } from '../box/api.js';
 import type { TorConfig } from '../config/schema.js';
 import { describeError, isObxError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';

@@ -1,18 +1,18 @@
 /**
- * The box's side of a WAN/LAN change and of the WAN's lease (firmware/box-network-change.ts):
+ * The box's side of a WAN/LAN change and of the WAN's lease (firmware/box/network-change.ts):
  * BoxController's changeNetwork()/wanLease() with the real state machine, config store and simulated
  * board, a recording firewall double (every apply is checked against the network it was rendered for)
  * and recording system steps. The pure plan and executor are in net-change.test.ts.
  */
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
+import type { FirewallModeName } from '../../firmware/box/api.js';
 import {
   BoxController,
   type FirewallLike,
   type NetworkChangeSystem,
   type TorLike,
-} from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
+} from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';

@@ -10,12 +10,17 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController, type FirewallLike, registerBoardIpc, type TorLike } from '../../firmware/box.js';
-import type { ApplyTorResult, BoxStatus, FirewallModeName } from '../../firmware/box-api.js';
+import type { ApplyTorResult, BoxStatus, FirewallModeName } from '../../firmware/box/api.js';
+import {
+  BoxController,
+  type FirewallLike,
+  registerBoardIpc,
+  type TorLike,
+} from '../../firmware/box/controller.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
+import { IpcServer, ipcCall } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
-import { IpcServer, ipcCall } from '../../firmware/ipc.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { tmpDir } from '../helpers/tmp.js';

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController } from '../../firmware/box.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { validEpochMs } from '../../firmware/tor/clock.js';

@@ -1,7 +1,7 @@
 /** BoxController's networking commands: delegated to the network adapters, or NET_UNAVAILABLE without. */
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController } from '../../firmware/box.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';

@@ -1,7 +1,7 @@
 /**
  * A WAN/LAN change's pure part (firmware/net/change.ts): the plan by table, its refusal of bad values,
  * and the executor's order and its stop at the first failure. The box's side of a change
- * (firmware/box-network-change.ts) is in box-network-change.test.ts.
+ * (firmware/box/network-change.ts) is in box-network-change.test.ts.
  */
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';

@@ -4,7 +4,7 @@
  * subsystems register), so the page and the store cannot disagree. Problems come back per form field,
  * in words, with the owner's input kept as typed.
  */
-import type { PageSettings } from '../../firmware/box-api.js';
+import type { PageSettings } from '../../firmware/box/api.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { configProblems } from '../../firmware/config/validate.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from '../../firmware/lib/clock-range.js';

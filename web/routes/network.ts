@@ -5,7 +5,7 @@
  * never sent back), nothing changed on error, CSRF, works without JavaScript.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { NetworkView, WifiNetworkView } from '../../firmware/box-api.js';
+import type { NetworkView, WifiNetworkView } from '../../firmware/box/api.js';
 import { describeError, isObxError } from '../../firmware/errors.js';
 import { COUNTRY_CODES } from '../../firmware/tor/countries.js';
 import {

@@ -5,7 +5,7 @@
  * Problems come back per field, in words; the input is kept as typed, except passphrases, which are
  * never sent back to the browser.
  */
-import type { AccessPointInput, JoinWifiInput } from '../../../firmware/box-api.js';
+import type { AccessPointInput, JoinWifiInput } from '../../../firmware/box/api.js';
 import { isObxError } from '../../../firmware/errors.js';
 import {
   CHANNELS_5,

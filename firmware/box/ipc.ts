@@ -1,10 +1,11 @@
 /**
  * The box's control-socket commands (`onionbox board ...`, `onionbox tor bridges`): argument checks,
- * then the same BoxApi calls the page makes. The box itself is firmware/box.ts.
+ * then the same BoxApi calls the page makes. The box itself is firmware/box/controller.ts.
  */
-import type { BoxApi, SimBoardControls } from './box-api.js';
-import { obxError } from './errors.js';
-import type { IpcServer } from './ipc.js';
+
+import type { IpcServer } from '../control/socket.js';
+import { obxError } from '../errors.js';
+import type { BoxApi, SimBoardControls } from './api.js';
 
 /**
  * Control-socket commands for the simulated board: `onionbox board switch on|off`, `onionbox board press`.

@@ -1,6 +1,6 @@
 /**
  * The box's side of a WAN/LAN change and of the WAN's lease (firmware/net/change.ts has the pure plan
- * and the executor). BoxController (firmware/box.ts) hands both calls here:
+ * and the executor). BoxController (firmware/box/controller.ts) hands both calls here:
  *
  *   changeNetwork(input): plan (bad values throw, nothing ran) -> close (state machine: lockdown) ->
  *     the daemon's system steps (firewall names, WAN watcher, LAN address, DHCP, access point, tor's and
@@ -13,19 +13,19 @@
  * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
  * the daemon owns the system steps (NetworkChangeSystem).
  */
-import type { BoardLogger } from '../board/types.js';
-import type { FirewallModeName } from './box-api.js';
-import type { ModeReconciler } from './box-reconcile.js';
-import type { ConfigStore } from './config/store.js';
-import { describeError, obxError } from './errors.js';
-import { lanConflict } from './net/box-network.js';
+import type { BoardLogger } from '../../board/types.js';
+import type { ConfigStore } from '../config/store.js';
+import { describeError, obxError } from '../errors.js';
+import { lanConflict } from '../net/box-network.js';
 import {
   type ChangeHandlers,
   type ChangeStep,
   executeNetworkChange,
   type NetworkShape,
   planNetworkChange,
-} from './net/change.js';
+} from '../net/change.js';
+import type { FirewallModeName } from './api.js';
+import type { ModeReconciler } from './reconcile.js';
 
 /** The daemon's executors for the system steps of a network change (one per step kind). */
 export type NetworkChangeSystem = Omit<ChangeHandlers, 'close' | 'open' | 'commit' | 'reconnect'> & {

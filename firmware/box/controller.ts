@@ -6,16 +6,16 @@
  *     -> state machine step -> desired firewall mode -> firewall.apply(mode) -> LEDs and OLED
  *
  * The reconcile core (the machine's state, the serialised apply loop, fail-closed on errors and the
- * retry) is ModeReconciler (firmware/box-reconcile.ts); a WAN/LAN change and the WAN lease's overlap
- * check are NetworkChanger (firmware/box-network-change.ts); what the box shows (LEDs, OLED, the page's
- * status, diagnostics, the recent events) is BoxView (firmware/box-view.ts); the control-socket commands
- * are in firmware/box-ipc.ts. This file wires them to the board, tor, the config store and the page.
+ * retry) is ModeReconciler (firmware/box/reconcile.ts); a WAN/LAN change and the WAN lease's overlap
+ * check are NetworkChanger (firmware/box/network-change.ts); what the box shows (LEDs, OLED, the page's
+ * status, diagnostics, the recent events) is BoxView (firmware/box/view.ts); the control-socket commands
+ * are in firmware/box/ipc.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
  * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
  * carries `alert` from then on and the OLED shows the fault until the retry restores the target mode.
  *
- * Claim and password belong to the box (firmware/claim.ts): while the box is unclaimed, a one-time
+ * Claim and password belong to the box (firmware/owner/claim.ts): while the box is unclaimed, a one-time
  * 6-digit code is shown on the OLED with the id of the newest pending claim; a press of the claim button
  * approves that one claim only, and nothing outside that browser learns of the press (no status event).
  * Holding the claim button for 10 s at boot (down when onionboxd starts, or pressed within the first
@@ -28,7 +28,17 @@
  * the view, the network changer or firmware/net/box-network.ts) and documents each of its dependencies;
  * the logic with state of its own is in the modules named above.
  */
-import type { Board, BoardLogger, ButtonEvent } from '../board/types.js';
+import type { Board, BoardLogger, ButtonEvent } from '../../board/types.js';
+import type { TorConfig } from '../config/schema.js';
+import type { ConfigStore } from '../config/store.js';
+import { validateConfig } from '../config/validate.js';
+import { describeError, obxError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from '../lib/clock-range.js';
+import * as net from '../net/box-network.js';
+import type { ClaimDisplay, ClaimProgress, ClaimTicket } from '../owner/claim.js';
+import { OwnerAccount } from '../owner/owner.js';
+import { type MachineInput, type MachineState, type TorStatus, view } from '../state/machine.js';
 import type {
   AccessPointInput,
   ApplyTorResult,
@@ -44,22 +54,12 @@ import type {
   PageSettings,
   SimBoardControls,
   WifiNetworkView,
-} from './box-api.js';
-import { type NetworkChangeInput, NetworkChanger, type NetworkChangeSystem } from './box-network-change.js';
-import { type Containment, type FirewallLike, ModeReconciler } from './box-reconcile.js';
-import { BoxView } from './box-view.js';
-import type { ClaimDisplay, ClaimProgress, ClaimTicket } from './claim.js';
-import type { TorConfig } from './config/schema.js';
-import type { ConfigStore } from './config/store.js';
-import { validateConfig } from './config/validate.js';
-import { describeError, obxError } from './errors.js';
-import type { EventBus } from './events.js';
-import { CLOCK_RANGE_TEXT, clockInRange } from './lib/clock-range.js';
-import * as net from './net/box-network.js';
-import { OwnerAccount } from './owner.js';
-import { type MachineInput, type MachineState, type TorStatus, view } from './state/machine.js';
+} from './api.js';
+import { type NetworkChangeInput, NetworkChanger, type NetworkChangeSystem } from './network-change.js';
+import { type Containment, type FirewallLike, ModeReconciler } from './reconcile.js';
+import { BoxView } from './view.js';
 
-export type { TorStatus } from './state/machine.js';
+export type { TorStatus } from '../state/machine.js';
 
 /** Implemented by firmware/tor/ (the supervisor); it also emits 'tor:status' on the EventBus. */
 export interface TorLike {
@@ -70,8 +70,8 @@ export interface TorLike {
   lastWarnings(): string[];
 }
 
-export type { NetworkChangeSystem } from './box-network-change.js';
-export type { FirewallLike } from './box-reconcile.js';
+export type { NetworkChangeSystem } from './network-change.js';
+export type { FirewallLike } from './reconcile.js';
 
 export interface SystemClock {
   set(epochMs: number): Promise<void>;
@@ -87,7 +87,7 @@ export interface BoxControllerDeps {
   simulate: boolean;
   /** Simulator controls (SimBoard.controls()) when the board is simulated. */
   sim?: SimBoardControls | undefined;
-  /** Sets the system clock: the platform's choice (firmware/platform.ts), through the clock service. */
+  /** Sets the system clock: the platform's choice (firmware/platform/platform.ts), through the clock service. */
   clock: SystemClock;
   /** Extra diagnostics text (e.g. recent daemon log lines, without secrets). */
   diagnostics?: (() => Promise<string>) | undefined;
@@ -366,9 +366,9 @@ export class BoxController implements BoxApi {
     return this.#core.reconcile();
   }
 
-  // --- networking (firmware/net/box-network.ts, firmware/box-network-change.ts) ---
+  // --- networking (firmware/net/box-network.ts, firmware/box/network-change.ts) ---
 
-  /** Changes the WAN and/or LAN through the state machine (firmware/box-network-change.ts). */
+  /** Changes the WAN and/or LAN through the state machine (firmware/box/network-change.ts). */
   changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }> {
     return this.#netChange.change(input);
   }
@@ -449,4 +449,4 @@ export class BoxController implements BoxApi {
   }
 }
 
-export { registerBoardIpc } from './box-ipc.js';
+export { registerBoardIpc } from './ipc.js';

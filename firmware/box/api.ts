@@ -4,12 +4,12 @@
  * and board. The web never touches the system directly.
  */
 
-import type { ClaimProgress, ClaimTicket } from './claim.js';
-import type { Config, TorConfig } from './config/schema.js';
-import type { LeakReport } from './leak-test/judge.js';
+import type { Config, TorConfig } from '../config/schema.js';
+import type { LeakReport } from '../leak-test/judge.js';
+import type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 
-export type { ClaimProgress, ClaimTicket } from './claim.js';
-export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from './leak-test/judge.js';
+export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from '../leak-test/judge.js';
+export type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 
 /** The box's settings as the page may read them: everything but the owner's secrets. */
 export type PageSettings = Readonly<Omit<Config, 'web'> & { web: { readonly port: number } }>;

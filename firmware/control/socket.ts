@@ -6,7 +6,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { describeError, ObxError } from './errors.js';
+import { describeError, ObxError } from '../errors.js';
 
 export type IpcHandler = (args: Record<string, unknown>) => Promise<unknown>;
 
