@@ -1,25 +1,20 @@
 /**
  * The box's side of a WAN/LAN change and of the WAN's lease (firmware/box/network-change.ts):
  * BoxController's changeNetwork()/wanLease() with the real state machine, config store and simulated
- * board, a recording firewall double (every apply is checked against the network it was rendered for)
- * and recording system steps. The pure plan and executor are in net-change.test.ts.
+ * board, the tests' tor and firewall stand-ins (every apply is checked against the network it was
+ * rendered for) and recording system steps. The pure plan and executor are in net-change.test.ts.
  */
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import type { FirewallModeName } from '../../firmware/box/api.js';
-import {
-  BoxController,
-  type FirewallLike,
-  type NetworkChangeSystem,
-  type TorLike,
-} from '../../firmware/box/controller.js';
+import { BoxController, type NetworkChangeSystem } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import type { ChangeStep, ChangeStepKind, NetworkShape } from '../../firmware/net/change.js';
-import type { TorStatus } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { failure } from '../helpers/failure.js';
+import { FakeFirewall } from '../helpers/fake-firewall.js';
+import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const BASE: NetworkShape = {
@@ -29,51 +24,15 @@ const BASE: NetworkShape = {
   lanPrefix: 24,
   accessPoint: false,
 };
-const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
-
-class TorDouble implements TorLike {
-  #status: TorStatus = { phase: 'starting', progress: 0, summary: '', ready: false };
-  constructor(private readonly bus: EventBus) {}
-  status(): TorStatus {
-    return { ...this.#status };
-  }
-  report(s: TorStatus): void {
-    this.#status = s;
-    this.bus.emit('tor:status', { ...s });
-  }
-  async newIdentity(): Promise<void> {}
-  async circuits() {
-    return [];
-  }
-  async applySettings() {
-    return { ok: true, rolledBack: false, message: '' };
-  }
-  lastWarnings(): string[] {
-    return [];
-  }
-}
-
-/** Records each apply with the WAN/LAN names the ruleset was rendered for (as the daemon's params). */
-class FirewallDouble implements FirewallLike {
-  applies: string[] = [];
-  constructor(private readonly names: () => string) {}
-  async apply(mode: FirewallModeName): Promise<unknown> {
-    await new Promise((r) => setImmediate(r));
-    this.applies.push(`${mode} ${this.names()}`);
-    return { mode };
-  }
-  async counters() {
-    return {};
-  }
-}
 
 async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
   const config = new ConfigStore(tmpDir(t));
   await config.load();
   const bus = new EventBus();
-  const tor = new TorDouble(bus);
+  const tor = new FakeTor(bus, { status: { phase: 'starting', progress: 0, summary: '', ready: false } });
   let net: NetworkShape = { ...BASE, wanInterface: config.get().network.wanInterface };
-  const firewall = new FirewallDouble(() => `wan=${net.wanInterface} lan=${net.lanInterface}`);
+  // each apply recorded with the WAN/LAN names the ruleset was rendered for (as the daemon's params)
+  const firewall = new FakeFirewall({ renderedFor: () => `wan=${net.wanInterface} lan=${net.lanInterface}` });
   const calls: string[] = [];
   const step = (kind: ChangeStepKind) => async (s: ChangeStep) => {
     calls.push(
@@ -99,7 +58,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
       if (opts.fail === 'reconnect') throw new Error('tor is not ready over the new network');
       // tor proves a new circuit: not ready, then ready
       tor.report({ phase: 'bootstrapping', progress: 100, summary: 'new circuits', ready: false });
-      tor.report(READY);
+      tor.report(TOR_READY);
     },
     commit: async (wanted) => {
       calls.push('commit');
@@ -124,7 +83,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
   });
   t.teardown(() => box.stop());
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   firewall.applies.length = 0;
   return { box, config, tor, firewall, calls, system, net: () => net };
@@ -204,7 +163,7 @@ t.test('changeNetwork: a failed change is cleared by the next one that works', a
   };
   await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /no such device/);
   t.equal(box.status().firewallMode, 'lockdown');
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   t.equal(box.status().firewallMode, 'lockdown', 'tor being ready does not reopen a failed change');
   await box.changeNetwork({ wanInterface: 'eth1' });
