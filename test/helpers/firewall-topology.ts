@@ -30,7 +30,7 @@ import {
   uniquePrefix,
   LOCKDOWN_FILE as WORLD_LOCKDOWN_FILE,
 } from '../../scripts/sim/world.js';
-import { describeFrame, type Frame, nsRun, parsePcap, type Teardown } from '../helpers/netns.js';
+import { describeFrame, type Frame, nsRun, parsePcap, type Teardown } from './netns.js';
 
 export interface Capture {
   file: string;

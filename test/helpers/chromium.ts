@@ -13,8 +13,8 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
 import { buildWebApp } from '../../web/app.js';
-import { TestBox } from '../helpers/test-box.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { TestBox } from './test-box.js';
+import { tmpDir } from './tmp.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
