@@ -9,7 +9,7 @@
  * retry) is ModeReconciler (firmware/box/reconcile.ts); a WAN/LAN change and the WAN lease's overlap
  * check are NetworkChanger (firmware/box/network-change.ts); what the box shows (LEDs, OLED, the page's
  * status, diagnostics, the recent events) is BoxView (firmware/box/view.ts); the control-socket commands
- * are in firmware/box/ipc.ts. This file wires them to the board, tor, the config store and the page.
+ * are in firmware/control/commands.ts. This file wires them to the board, tor, the config store and the page.
  *
  * A ruleset changed outside the box (Firewall's audit: flushed, edited) is a firewall fault like a failed
  * apply: the closed mode goes in at once (a whole new table), the event is logged, the page's status
@@ -36,6 +36,7 @@ import { describeError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { CLOCK_RANGE_TEXT, clockInRange } from '../lib/clock-range.js';
 import * as net from '../net/box-network.js';
+import { configuredNetwork, type NetworkShape } from '../net/change.js';
 import type { ClaimDisplay, ClaimProgress, ClaimTicket } from '../owner/claim.js';
 import { OwnerAccount } from '../owner/owner.js';
 import { type MachineInput, type MachineState, type TorStatus, view } from '../state/machine.js';
@@ -147,7 +148,7 @@ export class BoxController implements BoxApi {
     });
     this.#view = new BoxView({
       core: this.#core,
-      config: deps.config,
+      lanAddress: () => this.#currentNetwork().lanAddress,
       owner: this.#owner,
       board: deps.board,
       log: deps.log,
@@ -158,12 +159,17 @@ export class BoxController implements BoxApi {
     });
     this.#netChange = new NetworkChanger({
       system: deps.networkChange,
-      config: deps.config,
+      current: () => this.#currentNetwork(),
       core: this.#core,
       log: deps.log,
       reapply: () => this.reapply(),
       record: (line) => this.#record(line),
     });
+  }
+
+  /** The network the box runs on now: the network owner's (the config's in a box without one). */
+  #currentNetwork(): NetworkShape {
+    return this.#deps.networkChange?.current() ?? configuredNetwork(this.#config.get().network);
   }
 
   get #state(): MachineState {
@@ -448,5 +454,3 @@ export class BoxController implements BoxApi {
     this.#view.record(line);
   }
 }
-
-export { registerBoardIpc } from './ipc.js';

@@ -13,6 +13,7 @@
  */
 import type { BoardLogger } from '../../board/types.js';
 import { describeError } from '../errors.js';
+import { isClosed } from '../firewall/params.js';
 import { initialState, type MachineInput, type MachineState, step, view } from '../state/machine.js';
 import type { DropCounters, FirewallModeName } from './api.js';
 
@@ -201,8 +202,4 @@ export class ModeReconciler {
     }, this.#deps.retryMs ?? 5000);
     this.#retry.unref();
   }
-}
-
-function isClosed(mode: FirewallModeName | null): boolean {
-  return mode === 'killed' || mode === 'lockdown';
 }

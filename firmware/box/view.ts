@@ -5,7 +5,6 @@
  * render() after every change; the board and the listeners hear only real changes.
  */
 import type { Board, BoardLogger } from '../../board/types.js';
-import type { ConfigStore } from '../config/store.js';
 import { describeError } from '../errors.js';
 import { Listeners } from '../lib/listeners.js';
 import type { OwnerAccount } from '../owner/owner.js';
@@ -15,7 +14,8 @@ import type { ModeReconciler } from './reconcile.js';
 
 export interface BoxViewDeps {
   core: ModeReconciler;
-  config: ConfigStore;
+  /** The LAN address the box runs on now (the network's owner, firmware/net/network.ts). */
+  lanAddress(): string;
   owner: OwnerAccount;
   board: Board;
   log: BoardLogger;
@@ -95,7 +95,7 @@ export class BoxView {
     const claim = owner.display();
     const screen: Screen = {
       ...v.screen,
-      lanAddress: this.#deps.config.get().network.lanAddress,
+      lanAddress: this.#deps.lanAddress(),
       claimCode: claim?.code ?? null,
       claimId: claim?.id ?? null,
     };

@@ -21,7 +21,7 @@ import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
 import { keyMgmtFor, type NetworkManagerWan } from './wifi.js';
 
-/** What the box's network adapters offer; the daemon builds one with createBoxNetwork(). */
+/** What the page's network commands need of the box's network (BoxNetwork, firmware/net/network.ts). */
 export interface NetworkLike {
   /** The interface NetworkManager joins Wi-Fi networks with, or null when the WAN is Ethernet only. */
   readonly wifiInterface: string | null;
@@ -31,7 +31,7 @@ export interface NetworkLike {
   scan(): Promise<WifiNetworkView[]>;
   join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView>;
   leases(): Promise<Lease[]>;
-  /** Renders and applies the access point (hostapd); absent until the hostapd adapter exists. */
+  /** Renders and applies the access point (hostapd); absent in a stand-in without one. */
   applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
 }
 
@@ -142,12 +142,11 @@ export async function setAccessPoint(
   await network?.applyAccessPoint?.(stored);
 }
 
-/** The daemon's NetworkLike from the adapters (see firmware/net/index.ts). */
-export function createBoxNetwork(opts: {
+/** The Wi-Fi client and the LAN's leases as NetworkLike (BoxNetwork delegates its page commands here). */
+export function networkAdapters(opts: {
   wan: NetworkManagerWan | null;
   lan: LanDhcp | null;
   sharedRadio: boolean;
-  applyAccessPoint?: (ap: AccessPointConfig) => Promise<void>;
 }): NetworkLike {
   const wan = opts.wan;
   return {
@@ -166,6 +165,5 @@ export function createBoxNetwork(opts: {
           })
         : Promise.reject(obxError('NET_UNAVAILABLE')),
     leases: () => (opts.lan ? opts.lan.leases() : Promise.resolve([])),
-    ...(opts.applyAccessPoint ? { applyAccessPoint: opts.applyAccessPoint } : {}),
   };
 }

@@ -10,9 +10,9 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import { Firewall, type FirewallParams } from '../firewall/apply.js';
 import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
 import type { Platform } from '../platform/platform.js';
 import type { RelaySet } from '../tor/relay-set.js';
-import type { BoxNetwork } from './network.js';
 import { TOR_PORTS } from './tor.js';
 
 /** Phase `firewall`: opens the nft session. */

@@ -15,6 +15,8 @@ export interface TorStatus {
   progress: number;
   summary: string;
   ready: boolean;
+  /** tor's PID while it runs (the supervisor's; the machine ignores it). */
+  pid?: number;
 }
 
 /** Hardware kill switch. An unreadable, unexportable or unwatchable pin counts as engaged. */

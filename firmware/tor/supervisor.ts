@@ -23,7 +23,8 @@ import type { TorConfig } from '../config/schema.js';
 import { describeError, isObxError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { RelayEndpoint } from '../firewall/params.js';
-import type { TorStatus as MachineTorStatus } from '../state/machine.js';
+import type { Log } from '../log.js';
+import type { TorStatus } from '../state/machine.js';
 import { connectControl, type TorControl } from './control.js';
 import { torSettingsProblems } from './grammar.js';
 import { prepareDataDir, TorProcess } from './process.js';
@@ -41,13 +42,8 @@ import {
 import { renderTorrc, type TorRuntime } from './torrc.js';
 import { TorrcFiles } from './torrc-files.js';
 
-/**
- * The supervisor's status: the state machine's TorStatus (firmware/state/machine.ts, which declares the
- * 'tor:status' event) plus tor's PID while it runs.
- */
-export interface TorStatus extends MachineTorStatus {
-  pid?: number;
-}
+/** The supervisor's status: TorStatus is declared once, in firmware/state/machine.ts (with tor's PID). */
+export type { TorStatus };
 
 export interface ClockSkew {
   /** Seconds our clock is ahead of the source (negative: we are behind). */
@@ -60,11 +56,8 @@ export interface ClockSkew {
 
 export type { ApplyTorResult };
 
-export interface SupervisorLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts). */
+export type SupervisorLogger = Log;
 
 export interface TorSupervisorOptions {
   bus: EventBus;
