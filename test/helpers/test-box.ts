@@ -1,9 +1,9 @@
 /**
- * The real box for web tests: firmware/box/controller.ts's BoxController with its real ConfigStore (in a temp
- * directory), EventBus, state machine, OwnerAccount and a SimBoard. Only tor and the firewall are
- * stand-ins, at the interfaces the box takes (TorLike, FirewallLike: fake-tor.ts, fake-firewall.ts), plus the network adapters
- * (FakeNetwork, at NetworkLike) and the system clock (SystemClock): everything the page sees (status,
- * sentences, claim, kill switches, settings) is the box's own logic.
+ * The real box for web tests: firmware/box/controller.ts's BoxController with its real ConfigStore (in a
+ * temp directory), EventBus, state machine, OwnerAccount and a SimBoard. Only tor and the firewall are
+ * stand-ins, at the interfaces the box takes (TorLike, FirewallLike: the tests' FakeTor and FakeFirewall),
+ * plus the network adapters (FakeNetwork, at NetworkLike) and the system clock (SystemClock): everything
+ * the page sees (status, sentences, claim, kill switches, settings) is the box's own logic.
  *
  *   const box = await TestBox.create(dir);
  *   box.tor.bootstrap(100, 'Done');     // tor reports ready: the box routes

@@ -10,27 +10,25 @@ import { BoxController, type NetworkChangeSystem } from '../../firmware/box/cont
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
-import type { ChangeStep, ChangeStepKind, NetworkShape } from '../../firmware/net/change.js';
+import {
+  type ChangeStep,
+  type ChangeStepKind,
+  configuredNetwork,
+  type NetworkShape,
+} from '../../firmware/net/change.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { failure } from '../helpers/failure.js';
 import { FakeFirewall } from '../helpers/fake-firewall.js';
 import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const BASE: NetworkShape = {
-  wanInterface: 'eth0',
-  lanInterface: 'wlan0',
-  lanAddress: '10.42.0.1',
-  lanPrefix: 24,
-  accessPoint: false,
-};
-
 async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
   const config = new ConfigStore(tmpDir(t));
   await config.load();
   const bus = new EventBus();
   const tor = new FakeTor(bus, { status: { phase: 'starting', progress: 0, summary: '', ready: false } });
-  let net: NetworkShape = { ...BASE, wanInterface: config.get().network.wanInterface };
+  // the box's defaults: WAN eth0, LAN wlan0 10.42.0.1/24, no access point
+  let net: NetworkShape = configuredNetwork(config.get().network);
   // each apply recorded with the WAN/LAN names the ruleset was rendered for (as the daemon's params)
   const firewall = new FakeFirewall({ renderedFor: () => `wan=${net.wanInterface} lan=${net.lanInterface}` });
   const calls: string[] = [];
