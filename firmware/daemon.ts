@@ -12,12 +12,13 @@
  *
  * Phases, in the order that keeps the box closed:
  *   platform       Pi or simulator: board, clock, tor's user, uid and data directory
- *   network        BoxNetwork (firmware/net/network.ts): the network the box runs on, the one answer to
- *                  "which network" (firewall parameters, overlap check, leak test, OLED); nothing runs
  *   firewall       open the nft session (the boot lockdown table is still in the kernel)
  *   relay-seed     fill the relay set before anything applies it: authorities and fallbacks (the test
  *                  network's, or tor's built-in lists), bridges, the cached consensus
  *   tor-supervisor the supervisor (not started yet)
+ *   network        BoxNetwork (firmware/net/network.ts): the network the box runs on, the one answer to
+ *                  "which network" (firewall parameters, overlap check, leak test, OLED), and a network
+ *                  change's system steps (which move tor and the page); nothing runs yet
  *   box            board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs
@@ -38,8 +39,8 @@
  * loads `lockdown`. A crash leaves the last ruleset in the kernel (it never forwards); the unit's
  * ExecStopPost then loads the boot lockdown.
  *
- * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the box is
- * handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
+ * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the network
+ * is handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
  */
 import type { Logger } from 'pino';
 import type { BoxController } from './box/controller.js';
@@ -150,14 +151,14 @@ export class Daemon {
     const web = this.#web;
     try {
       const platform = await this.#run(platformPhase({ ...root, simulate, torDataDir }));
-      const network = await this.#run(networkPhase(root));
-      this.#network = network;
       const firewall = await this.#run(firewallPhase(root));
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
+      const network = await this.#run(networkPhase({ ...root, tor, web }));
+      this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
-      const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network, web }));
+      const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));
       this.#box = box;
       await this.#run(wanLeasePhase({ network, box }));
       await this.#run(lanPhase({ network }));

@@ -56,7 +56,7 @@ import type {
   SimBoardControls,
   WifiNetworkView,
 } from './api.js';
-import { type NetworkChangeInput, NetworkChanger, type NetworkChangeSystem } from './network-change.js';
+import { type NetworkChangeInput, NetworkChanger } from './network-change.js';
 import { type Containment, type FirewallLike, ModeReconciler } from './reconcile.js';
 import { BoxView } from './view.js';
 
@@ -105,16 +105,14 @@ export interface BoxControllerDeps {
   containment?: Containment | undefined;
   /** The first claim code (tests); later ones are random. */
   claimCode?: string | undefined;
-  /** The network adapters (firmware/net/ createBoxNetwork); without it network commands say NET_UNAVAILABLE. */
+  /**
+   * The network the box runs on (BoxNetwork, firmware/net/network.ts): the page's network commands, and
+   * its `change`: a WAN/LAN change's system steps (the box owns close, reconnect's firewall mode and
+   * open: the state machine) and current(). Without it network commands say NET_UNAVAILABLE.
+   */
   network?: net.NetworkLike | undefined;
   /** The leak self-test (firmware/leak-test/); without it the test answers LEAK_TEST_UNAVAILABLE. */
   leakTest?: { run(): Promise<LeakReport>; last(): LeakReport | null } | undefined;
-  /**
-   * The system side of a WAN/LAN change (firmware/net/change.ts): the daemon's step executors. The box
-   * owns close, reconnect's firewall mode and open (the state machine); without it changeNetwork()
-   * says NET_UNAVAILABLE.
-   */
-  networkChange?: NetworkChangeSystem | undefined;
 }
 
 const OWNER = 'box';
@@ -158,7 +156,7 @@ export class BoxController implements BoxApi {
       diagnostics: deps.diagnostics,
     });
     this.#netChange = new NetworkChanger({
-      system: deps.networkChange,
+      system: deps.network?.change,
       current: () => this.#currentNetwork(),
       core: this.#core,
       log: deps.log,
@@ -169,7 +167,7 @@ export class BoxController implements BoxApi {
 
   /** The network the box runs on now: the network owner's (the config's in a box without one). */
   #currentNetwork(): NetworkShape {
-    return this.#deps.networkChange?.current() ?? configuredNetwork(this.#config.get().network);
+    return this.#deps.network?.change?.current() ?? configuredNetwork(this.#config.get().network);
   }
 
   get #state(): MachineState {
@@ -396,7 +394,7 @@ export class BoxController implements BoxApi {
   async joinWifi(input: JoinWifiInput): Promise<void> {
     await net.joinWifi(this.#config, this.#deps.network, input);
     const wifiIf = this.#deps.network?.wifiInterface ?? null;
-    const system = this.#deps.networkChange;
+    const system = this.#deps.network?.change;
     if (system && wifiIf !== null && system.current().wanInterface !== wifiIf) {
       await this.changeNetwork({ wanInterface: wifiIf });
     }

@@ -12,7 +12,7 @@
  *   wanLease(cidr): a leased WAN subnet overlapping the LAN range closes the box with a 'wan' fault.
  *
  * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
- * the network's owner (BoxNetwork.changeSystem, firmware/net/network.ts) owns the system steps.
+ * the network's owner (BoxNetwork.change, firmware/net/network.ts) owns the system steps.
  */
 import type { BoardLogger } from '../../board/types.js';
 import { describeError, obxError } from '../errors.js';

@@ -12,6 +12,7 @@ import type {
   WanView,
   WifiNetworkView,
 } from '../box/api.js';
+import type { NetworkChangeSystem } from '../box/network-change.js';
 import type { AccessPointConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
@@ -33,6 +34,11 @@ export interface NetworkLike {
   leases(): Promise<Lease[]>;
   /** Renders and applies the access point (hostapd); absent in a stand-in without one. */
   applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
+  /**
+   * The system side of a WAN/LAN change (firmware/net/change.ts) and its current(), the network the box
+   * runs on; absent: the box cannot change its network (NET_UNAVAILABLE) and runs on the config's.
+   */
+  readonly change?: NetworkChangeSystem | undefined;
 }
 
 function need(network: NetworkLike | undefined): NetworkLike {

@@ -3,7 +3,7 @@
  * children that serve it: the WAN lease watcher (its DHCP server is the firewall's DHCP exception), the
  * LAN address, the LAN's DHCP server (dnsmasq) and the access point (hostapd). The firewall's parameters,
  * the WAN lease's overlap check, the leak self-test and the OLED all read current(); the page's network
- * commands (NetworkLike, firmware/net/box-network.ts) and a network change's system steps (changeSystem,
+ * commands (NetworkLike, firmware/net/box-network.ts) and a network change's system steps (`change`,
  * firmware/net/change.ts, run by the box: firmware/box/network-change.ts) act on this same object.
  *
  * The network is the config's until a change replaces it (the `firewall` step), and is stored by the
@@ -31,6 +31,8 @@ export interface BoxNetworkOptions {
   config: ConfigStore;
   stateDir: string;
   log: Logger;
+  /** tor and the page, which a network change moves to the new network. */
+  peers: ChangePeers;
   /** An interface's IPv4 addresses as A.B.C.D/N (default: the kernel's, node:os networkInterfaces). */
   interfaceAddresses?: ((iface: string) => string[]) | undefined;
 }
@@ -60,6 +62,8 @@ export class BoxNetwork implements NetworkLike {
   #accessPoint: AccessPoint | null = null;
   /** Where tor should listen after the next reconnect (a LAN address change). */
   #torLanAddress: string | undefined;
+  /** The system steps of a WAN/LAN change (firmware/net/change.ts); the box runs the state machine's. */
+  readonly change: NetworkChangeSystem;
 
   /** Objects only (nothing runs): the `wan-lease` and `lan` phases start the children. */
   constructor(opts: BoxNetworkOptions) {
@@ -81,6 +85,7 @@ export class BoxNetwork implements NetworkLike {
       // for an adapter that reports it (the tests' FakeNetwork), never on a real box so far.
       sharedRadio: false,
     });
+    this.change = this.#changeSystem(opts.peers);
   }
 
   /** The network the box runs on now. */
@@ -185,8 +190,7 @@ export class BoxNetwork implements NetworkLike {
     await this.#lanDhcp.stop();
   }
 
-  /** The system steps of a WAN/LAN change (firmware/net/change.ts); the box runs the state machine's. */
-  changeSystem(peers: ChangePeers): NetworkChangeSystem {
+  #changeSystem(peers: ChangePeers): NetworkChangeSystem {
     const { config } = this.#opts;
     const log = this.#opts.log.child({ component: 'net-change' });
     return {

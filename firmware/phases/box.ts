@@ -21,7 +21,6 @@ import { ClockService } from '../tor/clock.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
 import { torCheck } from './tor.js';
-import type { WebPage } from './web.js';
 
 export interface BoxPhaseDeps {
   config: ConfigStore;
@@ -32,8 +31,6 @@ export interface BoxPhaseDeps {
   params: () => FirewallParams;
   tor: TorSupervisor;
   network: BoxNetwork;
-  /** The page, moved by a network change to the new LAN address. */
-  web: WebPage;
   stateDir: string;
   testNetwork: TestNetwork | undefined;
   log: Logger;
@@ -58,13 +55,6 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
       let torWasRunning = false;
       const controller = new BoxController({
         network,
-        networkChange: network.changeSystem({
-          reconnectTor: async (lanAddress) => {
-            const ready = await tor.networkChanged({ lanAddress });
-            if (ready !== true) throw new Error(`tor is not ready over the new network: ${ready}`);
-          },
-          relistenWeb: (lanAddress) => deps.web.relisten(lanAddress),
-        }),
         config,
         bus,
         board: platform.board,

@@ -1,8 +1,8 @@
 /**
  * onionboxd's firewall phase (the nft session; the boot lockdown table is still in the kernel) and the
  * parameters every apply renders from, read from their owners: the network the box runs on and the WAN
- * lease's DHCP server (phases/network.ts), tor's uid (the platform), the page's port (the config) and
- * the relay set (tor/relay-set.ts, its only owner).
+ * lease's DHCP server (BoxNetwork, net/network.ts), tor's uid (the platform), the page's port (the
+ * config) and the relay set (tor/relay-set.ts, its only owner).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -19,6 +19,7 @@ import {
 import { unchangedClock } from '../helpers/clock.js';
 import { failure } from '../helpers/failure.js';
 import { FakeFirewall } from '../helpers/fake-firewall.js';
+import { FakeNetwork } from '../helpers/fake-network.js';
 import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -77,7 +78,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
     simulate: true,
     clock: unchangedClock,
     retryMs: 60_000,
-    networkChange: system,
+    network: Object.assign(new FakeNetwork(), { change: system }),
   });
   t.teardown(() => box.stop());
   await box.start();

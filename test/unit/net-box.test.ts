@@ -112,6 +112,9 @@ t.test('the WAN lease is checked against the LAN range', async (t) => {
   t.equal((await box.networkStatus()).lanConflict, null);
 });
 
+/** tor and the page a network change would move: none here (no change runs). */
+const NO_PEERS = { reconnectTor: async () => undefined, relistenWeb: async () => undefined };
+
 t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILABLE', async (t) => {
   const dir = tmpDir(t);
   const config = new ConfigStore(dir);
@@ -121,6 +124,7 @@ t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILAB
     config,
     stateDir: dir,
     log: pino({ level: 'silent' }),
+    peers: NO_PEERS,
     interfaceAddresses: (iface) => (iface === 'eth0' ? ['192.168.1.23/24'] : []),
   });
   t.equal(network.wifiInterface, null);
@@ -138,6 +142,7 @@ t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILAB
     config,
     stateDir: dir,
     log: pino({ level: 'silent' }),
+    peers: NO_PEERS,
     interfaceAddresses: () => [],
   });
   t.match(await none.wanStatus(), { interface: 'eth0', state: 'disconnected', address: null });
