@@ -37,7 +37,7 @@ export interface Capture {
   stop(): Promise<void>;
 }
 
-export const PROBES = fileURLToPath(new URL('../fixtures/firewall/probes.py', import.meta.url));
+export const PROBES = fileURLToPath(new URL('./bin/probes.py', import.meta.url));
 export const LOCKDOWN_FILE = WORLD_LOCKDOWN_FILE;
 export const PYTHON = '/usr/bin/python3';
 

@@ -21,7 +21,7 @@ import { addAddr, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/
 import { tmpDir } from '../helpers/tmp.js';
 
 const skip = rootSkipReason(['ip', 'nft']);
-const NMCLI = fileURLToPath(new URL('../fixtures/net/sim-nmcli-in-netns', import.meta.url));
+const NMCLI = fileURLToPath(new URL('../helpers/bin/sim-nmcli-in-netns', import.meta.url));
 function lease(file: string, ip: string, mask: string): void {
   writeFileSync(
     file,
