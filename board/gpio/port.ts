@@ -2,7 +2,7 @@
  * The thin adapter around onoff 6. onoff hard-codes /sys/class/gpio and cannot be pointed elsewhere, so
  * the board code receives onoff's Gpio class as a value: production passes the real one (loaded lazily,
  * so a machine without epoll still starts and reads the switch as unreadable); tests pass the real onoff
- * module loaded against a fake sysfs and a fake epoll (test/fixtures/board/fake-gpio.ts).
+ * module loaded against a fake sysfs and a fake epoll (test/helpers/fake-gpio.ts).
  */
 import { createRequire } from 'node:module';
 

@@ -2,7 +2,7 @@
  * Abuse of the web page (issue 13), loopback only: how many idle connections and live streams the page
  * holds before it refuses new ones, onionboxd's RSS at that point, and whether the kill switch and the
  * firewall keep working meanwhile. The server child is the real web app in front of the real
- * BoxController (SimBoard, a tor double that reports ready) and the real Firewall (nft) in a network
+ * BoxController (SimBoard, the tests' FakeTor, ready) and the real Firewall (nft) in a network
  * namespace of its own, compiled to JavaScript and run with onionboxd's production flags, as on the box.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -31,6 +31,7 @@ async function serve(dir: string, port: number, netns: string): Promise<void> {
   const { EventBus } = await import('../../firmware/events.js');
   const { Firewall } = await import('../../firmware/firewall/apply.js');
   const { buildWebApp } = await import('../../web/app.js');
+  const { FakeTor, TOR_READY } = await import('../../test/helpers/fake-tor.js');
   const config = new ConfigStore(dir);
   await config.load();
   const bus = new EventBus();
@@ -49,18 +50,11 @@ async function serve(dir: string, port: number, netns: string): Promise<void> {
     webPort: 80,
     relays: [],
   };
-  const ready = { phase: 'ready', progress: 100, summary: 'Done', ready: true } as const;
   const box = new BoxController({
     config,
     bus,
     board,
-    tor: {
-      status: () => ready,
-      newIdentity: async () => undefined,
-      circuits: async () => [],
-      applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-      lastWarnings: () => [],
-    },
+    tor: new FakeTor(bus, { status: TOR_READY }),
     firewall: {
       apply: (mode) => fw.apply(mode, params),
       counters: () => fw.counters(),

@@ -2,7 +2,7 @@
  * Kill switch latency: a simulated switch edge -> BoxController -> state machine -> the real Firewall
  * (nft, in a network namespace) -> the `killed` ruleset loaded AND verified in the kernel (Firewall.apply
  * resolves only after reading the table back). 500 switch-on edges (and 500 switch-off edges back to
- * routing) while 20 LAN downloads run through the box's redirect (test/fixtures/board/killswitch-net.ts).
+ * routing) while 20 LAN downloads run through the box's redirect (test/helpers/killswitch-net.ts).
  * Every 50 edges the kernel's table is listed to confirm it holds no redirect. Goal: p99 < 20 ms.
  * "Verified" is the moment Firewall.apply finished reading the table back (ApplyResult.verifiedMs);
  * apply() returns a little later, after deleting the LAN's conntrack entries (reported separately).
@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { type ApplyResult, Firewall } from '../../firmware/firewall/apply.js';
-import { buildKillswitchNet } from '../../test/fixtures/board/killswitch-net.js';
-import { startSimBox } from '../../test/fixtures/board/sim-box.js';
+import { startFirewallBox } from '../../test/helpers/firewall-box.js';
+import { buildKillswitchNet } from '../../test/helpers/killswitch-net.js';
 import { percentile } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
@@ -35,7 +35,7 @@ export const boardSuite: BenchSuite = {
       cleanups.push(() => fw.stop());
       /** Where each kill's verifiedMs went (ApplyResult.phases), in order of the kills. */
       const phases: ApplyResult['phases'][] = [];
-      const sb = await startSimBox(teardown, {
+      const sb = await startFirewallBox(teardown, {
         firewall: {
           apply: async (mode, params) => {
             const r = await fw.apply(mode, params);

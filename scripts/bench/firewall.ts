@@ -9,8 +9,13 @@
  */
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { FirewallMode, FirewallParams } from '../../firmware/firewall/params.js';
-import { buildTopology, HTTP_ADDR, HTTP_PORT, type ProbeResult } from '../../test/e2e/firewall-topology.js';
 import { SAMPLE } from '../../test/fixtures/firewall/sample.js';
+import {
+  buildTopology,
+  HTTP_ADDR,
+  HTTP_PORT,
+  type ProbeResult,
+} from '../../test/helpers/firewall-topology.js';
 import { makeNetns } from '../../test/helpers/netns.js';
 import { Cleanup } from './helpers.js';
 import { percentile } from './proc.js';

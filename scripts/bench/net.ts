@@ -31,7 +31,7 @@ import { percentile, rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
 /** Real dnsmasq in the box namespace ($OBX_DNSMASQ_NETNS), for LanDhcp running on the host. */
-const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/fixtures/net/dnsmasq-in-netns', import.meta.url));
+const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/helpers/bin/dnsmasq-in-netns', import.meta.url));
 
 function verbose(s: string): void {
   if (process.env.BENCH_VERBOSE) process.stderr.write(`${s}\n`);

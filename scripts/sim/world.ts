@@ -301,9 +301,94 @@ request subnet-mask, broadcast-address, routers, dhcp-lease-time, dhcp-server-id
 send dhcp-client-identifier = hardware;
 `;
 
+/** One part of the world: it starts or makes its part and keeps what it made in the build. */
+type Step = (b: Build) => Promise<void> | void;
+
+/**
+ * The world's parts in the order they come up. The options choose which parts there are (the box as
+ * shipped or the leak test's worst case, the boot lockdown, captures); a timing step closes the span of
+ * the parts before it (`World.timings`).
+ */
+function worldSteps(opts: WorldOptions): Step[] {
+  const worst = opts.box === 'worst-case';
+  return [
+    // 1. namespaces and links; the box closed before any link exists
+    makeNamespaces,
+    ...(!worst || opts.bootLockdown ? [loadBootLockdown] : []),
+    worst ? forwardOnTheBox : applyBoxSysctls,
+    worst ? ipv6OffOn('inet') : ipv6OffOn('inet', 'lan'),
+    makeLinks,
+    ...(worst ? [] : [ipv6OffOnLinks]),
+    addressTheInternet,
+    ...(opts.capture ? [startCaptures] : []),
+    timing('namespaces'),
+    // 2. the internet: the modem (DNS + DHCP), then the private Tor network (in the background)
+    startModem,
+    startPrivateTorNetwork,
+    // 3. the box's links, its DHCP client on the WAN, the LAN device
+    raiseBoxLinks,
+    worst ? staticBoxAddresses : startBoxWanDhcp,
+    makeLanNetnsDir,
+    ...(worst
+      ? [staticLanDevice, timing('box links (static WAN)')]
+      : [waitForWanLease, timing('box WAN lease (DHCP)')]),
+    privateTorNetworkReady,
+    timing('private Tor network'),
+    // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
+    // 5. the LAN device asks the box's DHCP server for its address, router and DNS
+    ...(worst
+      ? []
+      : [startOnionboxd, timing('onionboxd'), lanDeviceByDhcp, timing("LAN device lease (the box's DHCP)")]),
+  ];
+}
+
 export async function buildWorld(opts: WorldOptions): Promise<World> {
+  const b = newBuild(opts);
+  try {
+    for (const step of worldSteps(opts)) await step(b);
+  } catch (err) {
+    await stopWorld(b);
+    throw err;
+  }
+  return worldOf(b);
+}
+
+/** The world while it is built, then run: its names and options, and everything started so far. */
+interface Build {
+  opts: WorldOptions;
+  prefix: string;
+  dir: string;
+  log: (line: string) => void;
+  netns: { inet: string; box: string; lan: string };
+  /** `secondWan` worlds */
+  second: boolean;
+  /** Where the internet's addresses live: the modem's port, or the bridge over both ports. */
+  inetIf: string;
+  tracked: Tracked[];
+  /** The private network's processes (started by startPrivnet, recorded in pids.json too). */
+  others: { name: string; pid: number }[];
+  cleanups: (() => Promise<void> | void)[];
+  timings: Timings;
+  t0: number;
+  /** When the last timing closed. */
+  mark: number;
+  privnetStarting: Promise<Privnet> | null;
+  privnet: Privnet | null;
+  daemon: Tracked | null;
+  captureFile: string | null;
+  captureFiles: Record<string, string>;
+  /** The box's WAN port now (moveWan changes it) and its DHCP client. */
+  wanIf: string;
+  wanClient: Tracked | null;
+  pageUrl: string | null;
+  leaseFile: string;
+  lanLeaseFile: string;
+  boxStateDir: string;
+}
+
+/** Checks the prefix and the directory (made, traversable by the box's tor); starts nothing. */
+function newBuild(opts: WorldOptions): Build {
   if (!PREFIX.test(opts.prefix)) throw new Error(`sim: bad prefix ${opts.prefix}`);
-  const log = opts.log ?? (() => undefined);
   const { prefix, dir } = opts;
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   // the box's tor runs as debian-tor and must traverse (not list) its way to its data directory
@@ -315,410 +400,497 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       );
     }
   }
-  const netns = { inet: `${prefix}-inet`, box: `${prefix}-box`, lan: `${prefix}-lan` };
-  const tracked: Tracked[] = [];
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const timings: Timings = {};
-  let privnet: Privnet | null = null;
-  let daemon: Tracked | null = null;
-  let captureFile: string | null = null;
-  const captureFiles: Record<string, string> = {};
   const second = opts.secondWan === true;
-  /** Where the internet's addresses live: the modem's port, or the bridge over both ports. */
-  const inetIf = second ? INET_BRIDGE : INET_IF;
-  let wanIf: string = BOX_WAN_IF;
-  let wanClient: Tracked | null = null;
-  let pageUrl: string | null = null;
-  const lanLeaseFile = join(dir, 'lan-lease.env');
-  const boxStateDir = join(dir, 'box');
   const t0 = Date.now();
-  let mark = t0;
-  const done = (part: string) => {
+  return {
+    opts,
+    prefix,
+    dir,
+    log: opts.log ?? (() => undefined),
+    netns: { inet: `${prefix}-inet`, box: `${prefix}-box`, lan: `${prefix}-lan` },
+    second,
+    inetIf: second ? INET_BRIDGE : INET_IF,
+    tracked: [],
+    others: [],
+    cleanups: [],
+    timings: {},
+    t0,
+    mark: t0,
+    privnetStarting: null,
+    privnet: null,
+    daemon: null,
+    captureFile: null,
+    captureFiles: {},
+    wanIf: BOX_WAN_IF,
+    wanClient: null,
+    pageUrl: null,
+    leaseFile: wanLeaseFile(dir, BOX_WAN_IF),
+    lanLeaseFile: join(dir, 'lan-lease.env'),
+    boxStateDir: join(dir, 'box'),
+  };
+}
+
+/** A step that records how long the parts since the last timing took. */
+function timing(part: string): Step {
+  return (b) => {
     const now = Date.now();
-    timings[part] = now - mark;
-    mark = now;
-    log(`${part} ready (${((now - t0) / 1000).toFixed(1)} s)`);
+    b.timings[part] = now - b.mark;
+    b.mark = now;
+    b.log(`${part} ready (${((now - b.t0) / 1000).toFixed(1)} s)`);
   };
+}
 
-  const others: { name: string; pid: number }[] = [];
-  const recordPids = () =>
-    writeFileSync(
-      join(dir, 'pids.json'),
-      `${JSON.stringify([...tracked.map((x) => ({ name: x.name, pid: x.pid })), ...others])}\n`,
-    );
-  const track = (name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => {
-    const logFile = join(dir, `${name}.log`);
-    const fd = openSync(logFile, 'a');
-    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new Error(`sim: bad process name ${name}`);
-    const argv = ns ? ['netns', 'exec', ns, cmd, ...args] : args;
-    const child = spawn(ns ? 'ip' : cmd, argv, {
-      stdio: ['pipe', fd, fd],
-      env: env ?? process.env,
-    });
-    const t: Tracked = { name, pid: child.pid ?? 0, child, log: logFile };
-    tracked.push(t);
-    // recorded as they start: a run that dies half-way can still be cleaned up by PID
-    recordPids();
-    return t;
-  };
+function recordPids(b: Build): void {
+  writeFileSync(
+    join(b.dir, 'pids.json'),
+    `${JSON.stringify([...b.tracked.map((x) => ({ name: x.name, pid: x.pid })), ...b.others])}\n`,
+  );
+}
 
-  const stopTracked = async (t: Tracked, graceMs = 5000) => {
-    const c = t.child;
-    if (c.exitCode !== null || c.signalCode !== null) return;
-    const gone = new Promise<void>((r) => c.once('exit', () => r()));
-    try {
-      process.kill(t.pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(t.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, graceMs);
-    await gone;
-    clearTimeout(timer);
-  };
+/** Starts a process (in a namespace, or on the host with ns null) with its log in the world's directory. */
+function track(
+  b: Build,
+  name: string,
+  ns: string | null,
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Tracked {
+  const logFile = join(b.dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new Error(`sim: bad process name ${name}`);
+  const argv = ns ? ['netns', 'exec', ns, cmd, ...args] : args;
+  const child = spawn(ns ? 'ip' : cmd, argv, {
+    stdio: ['pipe', fd, fd],
+    env: env ?? process.env,
+  });
+  const t: Tracked = { name, pid: child.pid ?? 0, child, log: logFile };
+  b.tracked.push(t);
+  // recorded as they start: a run that dies half-way can still be cleaned up by PID
+  recordPids(b);
+  return t;
+}
 
-  /** A real DHCP client (dhclient) with its own files, our hook script, and no host name sent. */
-  const startDhclient = (
-    name: string,
-    ns: string,
-    ifname: string,
-    conf: string,
-    vars: Record<string, string>,
-  ) => {
-    const confFile = join(dir, `${name}.conf`);
-    writeFileSync(confFile, conf);
-    // dhclient runs its script with a clean environment: -e passes the variables it needs
-    const env = Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    return track(name, ns, 'dhclient', [
-      '-d',
-      '-4',
-      '-v',
-      ...env,
-      '-cf',
-      confFile,
-      '-sf',
-      DHCLIENT_SCRIPT,
-      '-lf',
-      join(dir, `${name}.leases`),
-      '-pf',
-      join(dir, `${name}.pid`),
-      ifname,
-    ]);
-  };
-
-  const stop = async () => {
-    // the page relay and the daemon first (the daemon's tor goes with it), then the rest, by PID
-    for (const t of [...tracked].reverse()) await stopTracked(t, t === daemon ? 15_000 : 5000);
-    await privnet?.stop().catch(() => undefined);
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-    for (const ns of Object.values(netns)) {
-      await stopNamespaceProcesses(ns);
-      await ip(['netns', 'del', ns]).catch(() => undefined);
-    }
-    rmSync(`/etc/netns/${netns.lan}`, { recursive: true, force: true });
-  };
-
-  const worst = opts.box === 'worst-case';
+async function stopTracked(t: Tracked, graceMs = 5000): Promise<void> {
+  const c = t.child;
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise<void>((r) => c.once('exit', () => r()));
   try {
-    // 1. namespaces and links; the box closed before any link exists
-    for (const ns of Object.values(netns)) {
-      await ip(['netns', 'add', ns]);
-      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    process.kill(t.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(t.pid, 'SIGKILL');
+    } catch {
+      // gone
     }
-    if (!worst || opts.bootLockdown) await nsExec(netns.box, 'nft', ['-f', LOCKDOWN_FILE]);
-    if (worst) {
-      await nsExec(netns.box, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    } else {
-      for (const [k, v] of netSysctls(readFileSync(SYSCTL_FILE, 'utf8'))) {
-        await nsExec(netns.box, 'sysctl', ['-q', '-w', `${k}=${v}`]).catch(() => undefined);
-      }
-    }
-    for (const ns of worst ? [netns.inet] : [netns.inet, netns.lan]) {
+  }, graceMs);
+  await gone;
+  clearTimeout(timer);
+}
+
+/** A real DHCP client (dhclient) with its own files, our hook script, and no host name sent. */
+function startDhclient(
+  b: Build,
+  name: string,
+  ns: string,
+  ifname: string,
+  conf: string,
+  vars: Record<string, string>,
+): Tracked {
+  const confFile = join(b.dir, `${name}.conf`);
+  writeFileSync(confFile, conf);
+  // dhclient runs its script with a clean environment: -e passes the variables it needs
+  const env = Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+  return track(b, name, ns, 'dhclient', [
+    '-d',
+    '-4',
+    '-v',
+    ...env,
+    '-cf',
+    confFile,
+    '-sf',
+    DHCLIENT_SCRIPT,
+    '-lf',
+    join(b.dir, `${name}.leases`),
+    '-pf',
+    join(b.dir, `${name}.pid`),
+    ifname,
+  ]);
+}
+
+/** Waits (30 s at most) until a file exists: a lease recorded by the DHCP client's hook script. */
+async function waitForFile(file: string, what: string): Promise<void> {
+  for (let i = 0; !existsSync(file); i++) {
+    if (i > 300) throw new Error(`sim: ${what} in 30 s`);
+    await sleep(100);
+  }
+}
+
+async function stopWorld(b: Build): Promise<void> {
+  // the page relay and the daemon first (the daemon's tor goes with it), then the rest, by PID
+  for (const t of [...b.tracked].reverse()) await stopTracked(t, t === b.daemon ? 15_000 : 5000);
+  await b.privnet?.stop().catch(() => undefined);
+  for (const c of b.cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  for (const ns of Object.values(b.netns)) {
+    await stopNamespaceProcesses(ns);
+    await ip(['netns', 'del', ns]).catch(() => undefined);
+  }
+  rmSync(`/etc/netns/${b.netns.lan}`, { recursive: true, force: true });
+}
+
+// ---- the steps, in the order worldSteps lists them ----
+
+async function makeNamespaces(b: Build): Promise<void> {
+  for (const ns of Object.values(b.netns)) {
+    await ip(['netns', 'add', ns]);
+    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+}
+
+/** The box closed before any link exists, as the image's unit does. */
+async function loadBootLockdown(b: Build): Promise<void> {
+  await nsExec(b.netns.box, 'nft', ['-f', LOCKDOWN_FILE]);
+}
+
+/** The worst case: forwarding left on (the ruleset alone must hold). */
+async function forwardOnTheBox(b: Build): Promise<void> {
+  await nsExec(b.netns.box, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+}
+
+/** The box's sysctls from firmware/system/60-onionbox.conf. */
+async function applyBoxSysctls(b: Build): Promise<void> {
+  for (const [k, v] of netSysctls(readFileSync(SYSCTL_FILE, 'utf8'))) {
+    await nsExec(b.netns.box, 'sysctl', ['-q', '-w', `${k}=${v}`]).catch(() => undefined);
+  }
+}
+
+/** IPv6 off in the namespaces around the box. */
+function ipv6OffOn(...which: ('inet' | 'lan')[]): Step {
+  return async (b) => {
+    for (const ns of which.map((w) => b.netns[w])) {
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
     }
-    // two veth pairs, each end created straight in its namespace (the host never sees the names)
-    for (const [boxIf, peer, peerNs] of [
-      [BOX_WAN_IF, INET_IF, netns.inet],
-      [BOX_LAN_IF, LAN_IF, netns.lan],
-      ...(second ? ([[BOX_WAN2_IF, INET2_IF, netns.inet]] as const) : []),
-    ] as const) {
-      await ip([
-        'link',
-        'add',
-        boxIf,
-        'netns',
-        netns.box,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        peer,
-        'netns',
-        peerNs,
-      ]);
-    }
-    for (const [ns, ifname] of worst
-      ? []
-      : ([
-          [netns.box, BOX_WAN_IF],
-          [netns.box, BOX_LAN_IF],
-          [netns.lan, LAN_IF],
-          ...(second ? ([[netns.box, BOX_WAN2_IF]] as const) : []),
-        ] as const)) {
-      // the sysctl file's IPv6-off applies to interfaces made after it: say it for these too
-      await nsExec(ns, 'sysctl', ['-q', '-w', `net.ipv6.conf.${ifname}.disable_ipv6=1`]).catch(
-        () => undefined,
-      );
-    }
-    // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
-    // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
-    if (second) {
-      // the modem's two ports on one bridge (no STP: ports forward at once)
-      await ip(['-n', netns.inet, 'link', 'add', INET_BRIDGE, 'type', 'bridge', 'stp_state', '0']);
-      for (const port of [INET_IF, INET2_IF]) {
-        await ip(['-n', netns.inet, 'link', 'set', port, 'master', INET_BRIDGE]);
-      }
-    }
-    await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', inetIf]);
-    for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
-      await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', inetIf]);
-    }
-    for (const l of second ? [INET_BRIDGE, INET_IF, INET2_IF] : [INET_IF]) {
-      await ip(['-n', netns.inet, 'link', 'set', l, 'up']);
-    }
-    if (opts.capture) {
-      for (const [boxIf, port, name] of [
-        [BOX_WAN_IF, INET_IF, 'wan'],
-        ...(second ? ([[BOX_WAN2_IF, INET2_IF, 'wan2']] as const) : []),
-      ] as const) {
-        const file = join(dir, `${name}.pcap`);
-        captureFiles[boxIf] = file;
-        const cap = track(name === 'wan' ? 'capture' : `capture-${name}`, netns.inet, 'tcpdump', [
-          '-i',
-          port,
-          '-n',
-          '-s',
-          '128',
-          '-U',
-          '-w',
-          file,
-        ]);
-        // tcpdump is capturing once the file has its header
-        for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file).length >= 24); i++) {
-          if (cap.child.exitCode !== null)
-            throw new Error(`tcpdump exited: ${readFileSync(cap.log, 'utf8')}`);
-          await sleep(50);
-        }
-      }
-      captureFile = captureFiles[BOX_WAN_IF] ?? null;
-    }
-    done('namespaces');
-
-    // 2. the internet: the modem (DNS + DHCP), then the private Tor network (in the background)
-    const resolvConf = join(dir, 'exit-resolv.conf');
-    writeFileSync(resolvConf, `nameserver ${ADDR.dns}\n`);
-    track(
-      'modem',
-      netns.inet,
-      'dnsmasq',
-      modemArgs({
-        dir,
-        iface: inetIf,
-        leaseSeconds: LEASE_SECONDS,
-        ...(second ? { lastAddress: ADDR.boxWan2 } : {}),
-      }),
-    );
-    const privnetDir = join(dir, 'privnet');
-    rmSync(privnetDir, { recursive: true, force: true });
-    mkdirSync(privnetDir, { recursive: true, mode: 0o700 });
-    const privnetP = startPrivnet({
-      dir: privnetDir,
-      netns: netns.inet,
-      addresses: [...ADDR.privnet],
-      httpServer: true,
-      httpPort: 80,
-      exitResolvConf: resolvConf,
-      obfs4Bridge: opts.obfs4Bridge === true,
-      log: (l) => log(`privnet: ${l}`),
-      onSpawn: (name, pid) => {
-        others.push({ name, pid });
-        recordPids();
-      },
-    });
-    privnetP.catch(() => undefined);
-
-    // 3. the box's links, its DHCP client on the WAN, the LAN device
-    for (const ifname of [BOX_WAN_IF, BOX_LAN_IF, ...(second ? [BOX_WAN2_IF] : [])]) {
-      await ip(['-n', netns.box, 'link', 'set', ifname, 'up']);
-    }
-    const leaseFile = wanLeaseFile(dir, BOX_WAN_IF);
-    if (worst) {
-      await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxWan}/24`, 'dev', BOX_WAN_IF]);
-      await ip(['-n', netns.box, 'addr', 'add', `${ADDR.boxLan}/${ADDR.lanPrefix}`, 'dev', BOX_LAN_IF]);
-      await ip(['-n', netns.box, 'route', 'add', 'default', 'via', ADDR.modem]);
-    } else {
-      rmSync(leaseFile, { force: true });
-      wanClient = startDhclient('dhclient', netns.box, BOX_WAN_IF, DHCLIENT_CONF, {
-        OBX_SIM_LEASE: leaseFile,
-      });
-    }
-    mkdirSync(`/etc/netns/${netns.lan}`, { recursive: true });
-    if (worst) {
-      // the leak test's client: a static address, IPv6 on, the box as router and DNS
-      await ip(['-n', netns.lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
-      await ip(['-n', netns.lan, 'link', 'set', LAN_IF, 'up']);
-      await ip(['-n', netns.lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
-      await ip(['-n', netns.lan, 'addr', 'add', '2001:db8:200::2/64', 'dev', LAN_IF]);
-      await ip(['-n', netns.lan, '-6', 'route', 'add', 'default', 'dev', LAN_IF]);
-      writeFileSync(`/etc/netns/${netns.lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
-    }
-    for (let i = 0; !worst && !existsSync(leaseFile); i++) {
-      if (i > 300) throw new Error('sim: the box got no WAN lease from the modem in 30 s');
-      await sleep(100);
-    }
-    done(worst ? 'box links (static WAN)' : 'box WAN lease (DHCP)');
-
-    privnet = await privnetP;
-    done('private Tor network');
-
-    // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
-    if (!worst) {
-      mkdirSync(boxStateDir, { recursive: true, mode: 0o711 });
-      if (opts.boxConfig)
-        writeFileSync(join(boxStateDir, 'config.json'), JSON.stringify(opts.boxConfig(privnet)), {
-          mode: 0o600,
-        });
-      const testNetwork = join(dir, 'test-network.json');
-      writeFileSync(
-        testNetwork,
-        `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
-      );
-      const command = opts.daemonCommand ?? [
-        process.execPath,
-        '--max-semi-space-size=1',
-        '--max-old-space-size=64',
-        join(ROOT, 'dist/firmware/main.js'),
-      ];
-      daemon = track(
-        'onionboxd',
-        netns.box,
-        command[0] as string,
-        [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
-        {
-          ...process.env,
-          ...opts.daemonEnv,
-          PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-          OBX_SIM_WAN_LEASE: leaseFile,
-          MALLOC_MMAP_THRESHOLD_: '131072',
-        },
-      );
-      await waitForLog(daemon, /"msg":"onionboxd ready"/, 60_000);
-      done('onionboxd');
-
-      // 5. the LAN device asks the box's DHCP server for its address, router and DNS
-      startDhclient('lan-dhclient', netns.lan, LAN_IF, LAN_DHCLIENT_CONF, {
-        OBX_SIM_LEASE: lanLeaseFile,
-        OBX_SIM_RESOLV: `/etc/netns/${netns.lan}/resolv.conf`,
-      });
-      for (let i = 0; !existsSync(`/etc/netns/${netns.lan}/resolv.conf`); i++) {
-        if (i > 300) throw new Error("sim: the LAN device got no lease from the box's DHCP server in 30 s");
-        await sleep(100);
-      }
-      done("LAN device lease (the box's DHCP)");
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-
-  const world: World = {
-    prefix,
-    dir,
-    netns,
-    privnet,
-    boxStateDir,
-    timings,
-    captureFile,
-    captureFiles,
-    moveWan: async (ifname) => {
-      if (!second || (ifname !== BOX_WAN_IF && ifname !== BOX_WAN2_IF)) {
-        throw new Error(`sim: moveWan needs a secondWan world and ${BOX_WAN_IF} or ${BOX_WAN2_IF}`);
-      }
-      if (ifname === wanIf) throw new Error(`sim: the modem is already on ${ifname}`);
-      const oldPort = wanIf === BOX_WAN_IF ? INET_IF : INET2_IF;
-      const newPort = ifname === BOX_WAN_IF ? INET_IF : INET2_IF;
-      // the cable out: the DHCP client goes, the address and route with it, no carrier on the old port
-      if (wanClient) await stopTracked(wanClient);
-      rmSync(wanLeaseFile(dir, wanIf), { force: true });
-      await ip(['-n', netns.box, 'addr', 'flush', 'dev', wanIf]);
-      await ip(['-n', netns.inet, 'link', 'set', oldPort, 'down']);
-      // the cable in: carrier on the new port, a DHCP client there
-      await ip(['-n', netns.inet, 'link', 'set', newPort, 'up']);
-      const file = wanLeaseFile(dir, ifname);
-      rmSync(file, { force: true });
-      wanClient = startDhclient(`dhclient-${ifname}`, netns.box, ifname, DHCLIENT_CONF, {
-        OBX_SIM_LEASE: file,
-      });
-      wanIf = ifname;
-      for (let i = 0; !existsSync(file); i++) {
-        if (i > 300) throw new Error(`sim: the box got no WAN lease on ${ifname} in 30 s`);
-        await sleep(100);
-      }
-      return leasedAddress(file) ?? '';
-    },
-    processes: () => [...tracked],
-    exec: (ns, cmd, args, timeoutMs) => nsExec(ns, cmd, args, timeoutMs),
-    spawn: (name, ns, cmd, args, env) => track(name, ns, cmd, args, env),
-    exposePage: async (port) => {
-      const sock = join(dir, 'page.sock');
-      const relay = track('page-relay', netns.lan, process.execPath, [
-        ...process.execArgv,
-        PAGE_RELAY,
-        '--socket',
-        sock,
-        '--target',
-        `${ADDR.boxLan}:80`,
-      ]);
-      for (let i = 0; !existsSync(sock); i++) {
-        if (i > 150 || relay.child.exitCode !== null) {
-          throw new Error(`sim: the page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
-        }
-        await sleep(100);
-      }
-      const server = await hostRelay(port, sock);
-      cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-      const a = server.address();
-      pageUrl = `http://127.0.0.1:${a && typeof a === 'object' ? a.port : port}/`;
-      return pageUrl;
-    },
-    daemon: () => daemon,
-    info: () => ({
-      pid: process.pid,
-      startedAt: new Date(t0).toISOString(),
-      dir,
-      lan: { netns: netns.lan, interface: LAN_IF, address: leasedAddress(lanLeaseFile) ?? ADDR.lanDevice },
-      box: {
-        netns: netns.box,
-        lanAddress: ADDR.boxLan,
-        lanInterface: BOX_LAN_IF,
-        wanInterface: wanIf,
-        webPort: 80,
-        stateDir: boxStateDir,
-        pid: daemon?.pid ?? 0,
-      },
-      internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
-      page: { url: pageUrl, socket: pageUrl ? join(dir, 'page.sock') : null },
-      pids: tracked.map((t) => ({ name: t.name, pid: t.pid })),
-    }),
-    stop,
   };
-  return world;
+}
+
+/** Two veth pairs (three with `secondWan`), each end created straight in its namespace (the host never sees the names). */
+async function makeLinks(b: Build): Promise<void> {
+  const { netns } = b;
+  for (const [boxIf, peer, peerNs] of [
+    [BOX_WAN_IF, INET_IF, netns.inet],
+    [BOX_LAN_IF, LAN_IF, netns.lan],
+    ...(b.second ? ([[BOX_WAN2_IF, INET2_IF, netns.inet]] as const) : []),
+  ] as const) {
+    await ip([
+      'link',
+      'add',
+      boxIf,
+      'netns',
+      netns.box,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      peer,
+      'netns',
+      peerNs,
+    ]);
+  }
+}
+
+/** The sysctl file's IPv6-off applies to interfaces made after it: say it for the links too. */
+async function ipv6OffOnLinks(b: Build): Promise<void> {
+  const { netns } = b;
+  for (const [ns, ifname] of [
+    [netns.box, BOX_WAN_IF],
+    [netns.box, BOX_LAN_IF],
+    [netns.lan, LAN_IF],
+    ...(b.second ? ([[netns.box, BOX_WAN2_IF]] as const) : []),
+  ] as const) {
+    await nsExec(ns, 'sysctl', ['-q', '-w', `net.ipv6.conf.${ifname}.disable_ipv6=1`]).catch(() => undefined);
+  }
+}
+
+/** The modem's port(s) (bridged with `secondWan`) carrying the internet's addresses, up. */
+async function addressTheInternet(b: Build): Promise<void> {
+  const { netns, inetIf } = b;
+  if (b.second) {
+    // the modem's two ports on one bridge (no STP: ports forward at once)
+    await ip(['-n', netns.inet, 'link', 'add', INET_BRIDGE, 'type', 'bridge', 'stp_state', '0']);
+    for (const port of [INET_IF, INET2_IF]) {
+      await ip(['-n', netns.inet, 'link', 'set', port, 'master', INET_BRIDGE]);
+    }
+  }
+  // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
+  // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
+  await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', inetIf]);
+  for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
+    await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', inetIf]);
+  }
+  for (const l of b.second ? [INET_BRIDGE, INET_IF, INET2_IF] : [INET_IF]) {
+    await ip(['-n', netns.inet, 'link', 'set', l, 'up']);
+  }
+}
+
+/** tcpdump on the modem's side of each WAN wire, capturing before the box's links are up. */
+async function startCaptures(b: Build): Promise<void> {
+  for (const [boxIf, port, name] of [
+    [BOX_WAN_IF, INET_IF, 'wan'],
+    ...(b.second ? ([[BOX_WAN2_IF, INET2_IF, 'wan2']] as const) : []),
+  ] as const) {
+    const file = join(b.dir, `${name}.pcap`);
+    b.captureFiles[boxIf] = file;
+    const cap = track(b, name === 'wan' ? 'capture' : `capture-${name}`, b.netns.inet, 'tcpdump', [
+      '-i',
+      port,
+      '-n',
+      '-s',
+      '128',
+      '-U',
+      '-w',
+      file,
+    ]);
+    // tcpdump is capturing once the file has its header
+    for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file).length >= 24); i++) {
+      if (cap.child.exitCode !== null) throw new Error(`tcpdump exited: ${readFileSync(cap.log, 'utf8')}`);
+      await sleep(50);
+    }
+  }
+  b.captureFile = b.captureFiles[BOX_WAN_IF] ?? null;
+}
+
+/** The modem: dnsmasq answering names under sim.test and leasing the box its WAN address. */
+function startModem(b: Build): void {
+  track(
+    b,
+    'modem',
+    b.netns.inet,
+    'dnsmasq',
+    modemArgs({
+      dir: b.dir,
+      iface: b.inetIf,
+      leaseSeconds: LEASE_SECONDS,
+      ...(b.second ? { lastAddress: ADDR.boxWan2 } : {}),
+    }),
+  );
+}
+
+/** The private Tor network, started in the background (privateTorNetworkReady waits for it). */
+function startPrivateTorNetwork(b: Build): void {
+  const resolvConf = join(b.dir, 'exit-resolv.conf');
+  writeFileSync(resolvConf, `nameserver ${ADDR.dns}\n`);
+  const privnetDir = join(b.dir, 'privnet');
+  rmSync(privnetDir, { recursive: true, force: true });
+  mkdirSync(privnetDir, { recursive: true, mode: 0o700 });
+  b.privnetStarting = startPrivnet({
+    dir: privnetDir,
+    netns: b.netns.inet,
+    addresses: [...ADDR.privnet],
+    httpServer: true,
+    httpPort: 80,
+    exitResolvConf: resolvConf,
+    obfs4Bridge: b.opts.obfs4Bridge === true,
+    log: (l) => b.log(`privnet: ${l}`),
+    onSpawn: (name, pid) => {
+      b.others.push({ name, pid });
+      recordPids(b);
+    },
+  });
+  b.privnetStarting.catch(() => undefined);
+}
+
+async function raiseBoxLinks(b: Build): Promise<void> {
+  for (const ifname of [BOX_WAN_IF, BOX_LAN_IF, ...(b.second ? [BOX_WAN2_IF] : [])]) {
+    await ip(['-n', b.netns.box, 'link', 'set', ifname, 'up']);
+  }
+}
+
+/** The worst case: a static WAN address and the LAN address, with the modem as the default route. */
+async function staticBoxAddresses(b: Build): Promise<void> {
+  const box = b.netns.box;
+  await ip(['-n', box, 'addr', 'add', `${ADDR.boxWan}/24`, 'dev', BOX_WAN_IF]);
+  await ip(['-n', box, 'addr', 'add', `${ADDR.boxLan}/${ADDR.lanPrefix}`, 'dev', BOX_LAN_IF]);
+  await ip(['-n', box, 'route', 'add', 'default', 'via', ADDR.modem]);
+}
+
+/** The box's DHCP client on the WAN (what the simulated nmcli reports). */
+function startBoxWanDhcp(b: Build): void {
+  rmSync(b.leaseFile, { force: true });
+  b.wanClient = startDhclient(b, 'dhclient', b.netns.box, BOX_WAN_IF, DHCLIENT_CONF, {
+    OBX_SIM_LEASE: b.leaseFile,
+  });
+}
+
+/** The LAN device's /etc/netns directory, where its resolv.conf goes. */
+function makeLanNetnsDir(b: Build): void {
+  mkdirSync(`/etc/netns/${b.netns.lan}`, { recursive: true });
+}
+
+/** The leak test's client: a static address, IPv6 on, the box as router and DNS. */
+async function staticLanDevice(b: Build): Promise<void> {
+  const lan = b.netns.lan;
+  await ip(['-n', lan, 'addr', 'add', `${ADDR.lanDevice}/${ADDR.lanPrefix}`, 'dev', LAN_IF]);
+  await ip(['-n', lan, 'link', 'set', LAN_IF, 'up']);
+  await ip(['-n', lan, 'route', 'add', 'default', 'via', ADDR.boxLan]);
+  await ip(['-n', lan, 'addr', 'add', '2001:db8:200::2/64', 'dev', LAN_IF]);
+  await ip(['-n', lan, '-6', 'route', 'add', 'default', 'dev', LAN_IF]);
+  writeFileSync(`/etc/netns/${lan}/resolv.conf`, `nameserver ${ADDR.boxLan}\n`);
+}
+
+async function waitForWanLease(b: Build): Promise<void> {
+  await waitForFile(b.leaseFile, 'the box got no WAN lease from the modem');
+}
+
+async function privateTorNetworkReady(b: Build): Promise<void> {
+  if (!b.privnetStarting) throw new Error('sim: the private Tor network was never started');
+  b.privnet = await b.privnetStarting;
+}
+
+/** onionboxd as on a Pi, with the simulated board, pointed at the private network (--test-network). */
+async function startOnionboxd(b: Build): Promise<void> {
+  const { opts, boxStateDir } = b;
+  const privnet = b.privnet;
+  if (!privnet) throw new Error('sim: onionboxd needs the private Tor network first');
+  mkdirSync(boxStateDir, { recursive: true, mode: 0o711 });
+  if (opts.boxConfig)
+    writeFileSync(join(boxStateDir, 'config.json'), JSON.stringify(opts.boxConfig(privnet)), {
+      mode: 0o600,
+    });
+  const testNetwork = join(b.dir, 'test-network.json');
+  writeFileSync(
+    testNetwork,
+    `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
+  );
+  const command = opts.daemonCommand ?? [
+    process.execPath,
+    '--max-semi-space-size=1',
+    '--max-old-space-size=64',
+    join(ROOT, 'dist/firmware/main.js'),
+  ];
+  b.daemon = track(
+    b,
+    'onionboxd',
+    b.netns.box,
+    command[0] as string,
+    [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
+    {
+      ...process.env,
+      ...opts.daemonEnv,
+      PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      OBX_SIM_WAN_LEASE: b.leaseFile,
+      MALLOC_MMAP_THRESHOLD_: '131072',
+    },
+  );
+  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 60_000);
+}
+
+/** The LAN device asks the box's DHCP server for its address, router and DNS. */
+async function lanDeviceByDhcp(b: Build): Promise<void> {
+  const resolv = `/etc/netns/${b.netns.lan}/resolv.conf`;
+  startDhclient(b, 'lan-dhclient', b.netns.lan, LAN_IF, LAN_DHCLIENT_CONF, {
+    OBX_SIM_LEASE: b.lanLeaseFile,
+    OBX_SIM_RESOLV: resolv,
+  });
+  await waitForFile(resolv, "the LAN device got no lease from the box's DHCP server");
+}
+
+// ---- the built world ----
+
+function worldOf(b: Build): World {
+  const { privnet } = b;
+  if (!privnet) throw new Error('sim: the world has no private Tor network');
+  return {
+    prefix: b.prefix,
+    dir: b.dir,
+    netns: b.netns,
+    privnet,
+    boxStateDir: b.boxStateDir,
+    timings: b.timings,
+    captureFile: b.captureFile,
+    captureFiles: b.captureFiles,
+    moveWan: (ifname) => moveWan(b, ifname),
+    processes: () => [...b.tracked],
+    exec: (ns, cmd, args, timeoutMs) => nsExec(ns, cmd, args, timeoutMs),
+    spawn: (name, ns, cmd, args, env) => track(b, name, ns, cmd, args, env),
+    exposePage: (port) => exposePage(b, port),
+    daemon: () => b.daemon,
+    info: () => worldInfo(b),
+    stop: () => stopWorld(b),
+  };
+}
+
+async function moveWan(b: Build, ifname: string): Promise<string> {
+  const { netns } = b;
+  if (!b.second || (ifname !== BOX_WAN_IF && ifname !== BOX_WAN2_IF)) {
+    throw new Error(`sim: moveWan needs a secondWan world and ${BOX_WAN_IF} or ${BOX_WAN2_IF}`);
+  }
+  if (ifname === b.wanIf) throw new Error(`sim: the modem is already on ${ifname}`);
+  const oldPort = b.wanIf === BOX_WAN_IF ? INET_IF : INET2_IF;
+  const newPort = ifname === BOX_WAN_IF ? INET_IF : INET2_IF;
+  // the cable out: the DHCP client goes, the address and route with it, no carrier on the old port
+  if (b.wanClient) await stopTracked(b.wanClient);
+  rmSync(wanLeaseFile(b.dir, b.wanIf), { force: true });
+  await ip(['-n', netns.box, 'addr', 'flush', 'dev', b.wanIf]);
+  await ip(['-n', netns.inet, 'link', 'set', oldPort, 'down']);
+  // the cable in: carrier on the new port, a DHCP client there
+  await ip(['-n', netns.inet, 'link', 'set', newPort, 'up']);
+  const file = wanLeaseFile(b.dir, ifname);
+  rmSync(file, { force: true });
+  b.wanClient = startDhclient(b, `dhclient-${ifname}`, netns.box, ifname, DHCLIENT_CONF, {
+    OBX_SIM_LEASE: file,
+  });
+  b.wanIf = ifname;
+  await waitForFile(file, `the box got no WAN lease on ${ifname}`);
+  return leasedAddress(file) ?? '';
+}
+
+async function exposePage(b: Build, port: number): Promise<string> {
+  const sock = join(b.dir, 'page.sock');
+  const relay = track(b, 'page-relay', b.netns.lan, process.execPath, [
+    ...process.execArgv,
+    PAGE_RELAY,
+    '--socket',
+    sock,
+    '--target',
+    `${ADDR.boxLan}:80`,
+  ]);
+  for (let i = 0; !existsSync(sock); i++) {
+    if (i > 150 || relay.child.exitCode !== null) {
+      throw new Error(`sim: the page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
+    }
+    await sleep(100);
+  }
+  const server = await hostRelay(port, sock);
+  b.cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const a = server.address();
+  b.pageUrl = `http://127.0.0.1:${a && typeof a === 'object' ? a.port : port}/`;
+  return b.pageUrl;
+}
+
+function worldInfo(b: Build): WorldInfo {
+  const { netns } = b;
+  return {
+    pid: process.pid,
+    startedAt: new Date(b.t0).toISOString(),
+    dir: b.dir,
+    lan: { netns: netns.lan, interface: LAN_IF, address: leasedAddress(b.lanLeaseFile) ?? ADDR.lanDevice },
+    box: {
+      netns: netns.box,
+      lanAddress: ADDR.boxLan,
+      lanInterface: BOX_LAN_IF,
+      wanInterface: b.wanIf,
+      webPort: 80,
+      stateDir: b.boxStateDir,
+      pid: b.daemon?.pid ?? 0,
+    },
+    internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
+    page: { url: b.pageUrl, socket: b.pageUrl ? join(b.dir, 'page.sock') : null },
+    pids: b.tracked.map((t) => ({ name: t.name, pid: t.pid })),
+  };
 }
 
 /**

@@ -20,10 +20,8 @@ import { Firewall } from '../../firmware/firewall/apply.js';
 import { compareShape, parseTableJson } from '../../firmware/firewall/kernel-table.js';
 import type { FirewallMode } from '../../firmware/firewall/params.js';
 import { buildRuleset } from '../../firmware/firewall/render.js';
-import { startSimBox } from '../fixtures/board/sim-box.js';
-import { nsRun, rootSkipReason } from '../helpers/netns.js';
-import { nodeTsArgs } from '../helpers/node-ts.js';
-import { attachTor, controlSocketLines } from './attached-tor.js';
+import { attachTor, controlSocketLines } from '../helpers/attached-tor.js';
+import { startFirewallBox } from '../helpers/firewall-box.js';
 import {
   BOX_LAN,
   BOX_WAN,
@@ -35,13 +33,15 @@ import {
   LAN_CLIENT,
   type ProbeResult,
   type Topology,
-} from './firewall-topology.js';
+} from '../helpers/firewall-topology.js';
+import { nsRun, rootSkipReason } from '../helpers/netns.js';
+import { nodeTsArgs } from '../helpers/node-ts.js';
 
 const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'conntrack', 'setpriv', '/usr/bin/python3']);
 const HTTP = HTTP_ADDR;
 const HTTP_PORT_S = String(HTTP_PORT);
 const UNROUTED = '203.0.113.7'; // an address nothing answers for: only the leak detector would see it
-const DRIVER = fileURLToPath(new URL('./firewall-driver.ts', import.meta.url));
+const DRIVER = fileURLToPath(new URL('../helpers/firewall-driver.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What every LAN device might try that must never leave (besides TCP/DNS, which depend on the mode). */
@@ -317,7 +317,7 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
       const boxTor = await attachTor(bus, torControl, tor.pid);
       t.teardown(() => boxTor.close());
       t.ok(await boxTor.waitReady(60_000), `the box's tor is ready (${boxTor.status().summary})`);
-      const sb = await startSimBox(t, { firewall: fw, params: topo.params, tor: boxTor, bus });
+      const sb = await startFirewallBox(t, { firewall: fw, params: topo.params, tor: boxTor, bus });
       t.match(
         sb.box.status(),
         { state: 'routing', firewallMode: 'routing', tor: { phase: 'ready', ready: true } },

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import t from 'tap';
-import { browserContext, CHROMIUM, liveApp, shot } from '../browser/chromium.js';
+import { browserContext, CHROMIUM, liveApp, shot } from '../helpers/chromium.js';
 import { BRIDGE } from '../helpers/web.js';
 
 const PASSWORD = 'violet tractor umbrella 42';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import t from 'tap';
-import { browserContext, CHROMIUM, liveApp, shot } from '../browser/chromium.js';
+import { browserContext, CHROMIUM, liveApp, shot } from '../helpers/chromium.js';
 
 const PASSWORD = 'violet tractor umbrella 42';
 

@@ -9,9 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import t, { type Test } from 'tap';
-import { browserContext, CHROMIUM, shot } from '../browser/chromium.js';
+import { browserContext, CHROMIUM, shot } from '../helpers/chromium.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
-import { startSimBox } from '../helpers/sim-box.js';
+import { startWorldWithPage } from '../helpers/sim-world.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const PASSWORD = 'violet tractor umbrella 42';
@@ -43,7 +43,7 @@ t.test(
   'JavaScript off: fresh simulated box -> claimed -> routing, using only the page',
   { skip: needs },
   async (t) => {
-    const d = await startSimBox(t);
+    const d = await startWorldWithPage(t);
     const context = await browserContext(t, false);
     const page = await context.newPage();
     await claimThroughThePage(t, page, d.address);
@@ -65,7 +65,7 @@ t.test(
 );
 
 t.test('JavaScript on: the same journey, and the box switch shown live', { skip: needs }, async (t) => {
-  const d = await startSimBox(t);
+  const d = await startWorldWithPage(t);
   const context = await browserContext(t, true);
   const page = await context.newPage();
   await claimThroughThePage(t, page, d.address);

@@ -1,5 +1,5 @@
 /**
- * Puts the fake nmcli (test/fixtures/net/fake-nmcli) on PATH as `nmcli` for one test, with a world
+ * Puts the fake nmcli (test/helpers/bin/fake-nmcli) on PATH as `nmcli` for one test, with a world
  * the test describes, and reads back what it recorded.
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ export interface FakeCall {
   LANGUAGE: string | null;
 }
 
-export const FAKE_NMCLI = fileURLToPath(new URL('../fixtures/net/fake-nmcli', import.meta.url));
+export const FAKE_NMCLI = fileURLToPath(new URL('./bin/fake-nmcli', import.meta.url));
 
 export function fakeNmcli(t: Test, world: FakeWorld) {
   const dir = tmpDir(t, 'onionbox-nmcli-');

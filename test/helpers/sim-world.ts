@@ -1,15 +1,17 @@
 /**
- * What the whole-box e2e tests (test/e2e/sim-*.test.ts) ask of the simulated world
+ * What the whole-box e2e tests (test/e2e/sim-*.test.ts, web-real-box.test.ts) ask of the simulated world
  * (scripts/sim/world.ts) from outside: the box's status over its control socket, polling until
  * something holds, curl as the LAN device, the CLI as a child, and the frames on a WAN wire that are
  * not allowed there.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Test } from 'tap';
 import { ipcCall, socketPath } from '../../firmware/control/socket.js';
-import { buildWorld, type World, type WorldOptions } from '../../scripts/sim/world.js';
+import { buildWorld, uniquePrefix, type World, type WorldOptions } from '../../scripts/sim/world.js';
 import type { Frame } from './netns.js';
 import { nodeTsArgs } from './node-ts.js';
+import { tmpDir } from './tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -33,6 +35,19 @@ export async function startWorld(
   };
   t.teardown(stop);
   return { ...world, stop };
+}
+
+/**
+ * startWorld with a prefix and directory of its own (removed at the test's end) and the page exposed on
+ * a free loopback port, the way the host's browser reaches it under `npm start` (the browser tests).
+ */
+export async function startWorldWithPage(
+  t: Test,
+  opts: Omit<WorldOptions, 'prefix' | 'dir' | 'daemonCommand' | 'log'> = {},
+): Promise<{ world: World; address: string }> {
+  const world = await startWorld(t, { prefix: uniquePrefix(), dir: tmpDir(t), ...opts });
+  const address = await world.exposePage(0);
+  return { world, address };
 }
 
 /** The box's status as onionboxd reports it (`onionbox status --json`). */

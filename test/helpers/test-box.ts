@@ -1,9 +1,9 @@
 /**
- * The real box for web tests: firmware/box/controller.ts's BoxController with its real ConfigStore (in a temp
- * directory), EventBus, state machine, OwnerAccount and a SimBoard. Only tor and the firewall are
- * stand-ins, at the interfaces the box takes (TorLike, FirewallLike), plus the network adapters
- * (FakeNetwork, at NetworkLike) and the system clock (SystemClock): everything the page sees (status,
- * sentences, claim, kill switches, settings) is the box's own logic.
+ * The real box for web tests: firmware/box/controller.ts's BoxController with its real ConfigStore (in a
+ * temp directory), EventBus, state machine, OwnerAccount and a SimBoard. Only tor and the firewall are
+ * stand-ins, at the interfaces the box takes (TorLike, FirewallLike: the tests' FakeTor and FakeFirewall),
+ * plus the network adapters (FakeNetwork, at NetworkLike) and the system clock (SystemClock): everything
+ * the page sees (status, sentences, claim, kill switches, settings) is the box's own logic.
  *
  *   const box = await TestBox.create(dir);
  *   box.tor.bootstrap(100, 'Done');     // tor reports ready: the box routes
@@ -11,125 +11,14 @@
  */
 import { SimBoard } from '../../board/sim/board.js';
 import type { BoardLogger } from '../../board/types.js';
-import type {
-  ApplyTorResult,
-  BoxStatus,
-  CircuitInfo,
-  DropCounters,
-  FirewallModeName,
-  SimBoardControls,
-} from '../../firmware/box/api.js';
-import {
-  BoxController,
-  type FirewallLike,
-  type SystemClock,
-  type TorLike,
-} from '../../firmware/box/controller.js';
-import type { TorConfig } from '../../firmware/config/schema.js';
+import type { BoxStatus, SimBoardControls } from '../../firmware/box/api.js';
+import { BoxController, type SystemClock } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
-import { obxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { LeakTester } from '../../firmware/leak-test/leak-test.js';
-import type { TorStatus } from '../../firmware/state/machine.js';
+import { FakeFirewall } from './fake-firewall.js';
 import { FakeNetwork } from './fake-network.js';
-
-export const FAKE_CIRCUITS: CircuitInfo[] = [
-  {
-    id: '7',
-    status: 'BUILT',
-    purpose: 'GENERAL',
-    hops: [
-      { fingerprint: 'A'.repeat(40), nickname: 'guardian', country: 'de' },
-      { fingerprint: 'B'.repeat(40), nickname: 'middleman', country: 'se' },
-      { fingerprint: 'C'.repeat(40), nickname: 'exitus', country: 'nl' },
-    ],
-  },
-  { id: '8', status: 'EXTENDED', purpose: 'GENERAL', hops: [] },
-];
-
-export const FAKE_COUNTERS: DropCounters = {
-  ipv6: { packets: 12, bytes: 960 },
-  udp: { packets: 40, bytes: 3200 },
-  icmp: { packets: 3, bytes: 252 },
-  invalid: { packets: 1, bytes: 40 },
-  other: { packets: 0, bytes: 0 },
-};
-
-/**
- * tor at the box's TorLike interface, as the supervisor behaves there: it reports its status on the
- * bus ('tor:status'), answers circuits only when ready, and restarts with new settings (then
- * bootstraps again) or rolls back to the old ones when they fail (`starts` decides).
- */
-export class FakeTor implements TorLike {
-  readonly calls = { newIdentity: 0, applied: [] as TorConfig[], rolledBack: 0 };
-  /** Whether tor starts with the given settings: true, or the reason it fails. */
-  starts: (tor: TorConfig) => true | string = () => true;
-  warnings: string[] = [];
-  #status: TorStatus = { phase: 'bootstrapping', progress: 0, summary: 'Starting', ready: false };
-
-  constructor(private readonly bus: EventBus) {}
-
-  status(): TorStatus {
-    return { ...this.#status };
-  }
-
-  report(status: TorStatus): void {
-    this.#status = { ...status };
-    this.bus.emit('tor:status', this.status());
-  }
-
-  /** A bootstrap event; 100 % counts as ready (the supervisor's exit circuit is taken as built). */
-  bootstrap(progress: number, summary: string): void {
-    const ready = progress >= 100;
-    this.report({ phase: ready ? 'ready' : 'bootstrapping', progress, summary, ready });
-  }
-
-  /** Like the supervisor: the control connection is there while tor runs, bootstrapping or not. */
-  #requireControl(): void {
-    const p = this.#status.phase;
-    if (p === 'stopped' || p === 'crashed' || p === 'failed') {
-      throw obxError('TOR_NOT_RUNNING', `tor is ${p}`);
-    }
-  }
-
-  async newIdentity(): Promise<void> {
-    this.#requireControl();
-    this.calls.newIdentity += 1;
-  }
-
-  async circuits(): Promise<CircuitInfo[]> {
-    this.#requireControl();
-    return this.#status.ready ? structuredClone(FAKE_CIRCUITS) : [];
-  }
-
-  async applySettings(settings: TorConfig): Promise<ApplyTorResult> {
-    this.calls.applied.push(structuredClone(settings));
-    this.bootstrap(0, 'Starting');
-    const verdict = this.starts(settings);
-    if (verdict === true)
-      return { ok: true, rolledBack: false, message: 'tor restarted with the new settings' };
-    this.calls.rolledBack += 1;
-    this.bootstrap(100, 'Done');
-    return { ok: false, rolledBack: true, message: verdict };
-  }
-
-  lastWarnings(): string[] {
-    return [...this.warnings];
-  }
-}
-
-/** The firewall at the box's FirewallLike interface: every mode applied at once, in order. */
-export class FakeFirewall implements FirewallLike {
-  readonly modes: FirewallModeName[] = [];
-
-  async apply(mode: FirewallModeName): Promise<void> {
-    this.modes.push(mode);
-  }
-
-  async counters(): Promise<DropCounters> {
-    return structuredClone(FAKE_COUNTERS);
-  }
-}
+import { FakeTor } from './fake-tor.js';
 
 export interface TestBoxOptions {
   /** The simulated board's controls on the page (default true). */

@@ -8,8 +8,8 @@
 import t from 'tap';
 import { Firewall } from '../../firmware/firewall/apply.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
-import { buildKillswitchNet } from '../fixtures/board/killswitch-net.js';
-import { startSimBox } from '../fixtures/board/sim-box.js';
+import { startFirewallBox } from '../helpers/firewall-box.js';
+import { buildKillswitchNet } from '../helpers/killswitch-net.js';
 import { rootSkipReason } from '../helpers/netns.js';
 
 const skip = rootSkipReason(['ip', 'nft', 'conntrack', 'python3']);
@@ -24,7 +24,7 @@ t.test(
     const fw = new Firewall({ netns: net.box });
     await fw.start();
     t.teardown(() => fw.stop());
-    const { box, board, tor, applies } = await startSimBox(t, {
+    const { box, board, tor, applies } = await startFirewallBox(t, {
       firewall: fw,
       params: net.params,
       initialTor: { phase: 'starting', progress: 0, summary: '', ready: false },

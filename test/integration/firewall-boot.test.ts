@@ -31,7 +31,7 @@ const SYSTEM = fileURLToPath(new URL('../../firmware/system/', import.meta.url))
 const LOCKDOWN = join(SYSTEM, 'onionbox-lockdown.nft');
 const UNIT = join(SYSTEM, 'systemd/onionbox-lockdown.service');
 const SYSCTL = join(SYSTEM, '60-onionbox.conf');
-const PROBES = fileURLToPath(new URL('../fixtures/firewall/probes.py', import.meta.url));
+const PROBES = fileURLToPath(new URL('../helpers/bin/probes.py', import.meta.url));
 
 t.test('the boot lockdown unit: ordering and command', async (t) => {
   const unit = parseUnit(readFileSync(UNIT, 'utf8'));

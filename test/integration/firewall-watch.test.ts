@@ -8,8 +8,9 @@ import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { Firewall } from '../../firmware/firewall/apply.js';
 import { buildWebApp } from '../../web/app.js';
-import { buildKillswitchNet } from '../fixtures/board/killswitch-net.js';
-import { startSimBox, TOR_READY } from '../fixtures/board/sim-box.js';
+import { TOR_READY } from '../helpers/fake-tor.js';
+import { startFirewallBox } from '../helpers/firewall-box.js';
+import { buildKillswitchNet } from '../helpers/killswitch-net.js';
 import { nsRun, rootSkipReason } from '../helpers/netns.js';
 import { Client, csrfFrom, GOOD_PASSWORD } from '../helpers/web.js';
 
@@ -38,7 +39,7 @@ async function setup(t: Test, auditIntervalMs: number) {
   });
   await fw.start();
   t.teardown(() => fw.stop());
-  const sb = await startSimBox(t, {
+  const sb = await startFirewallBox(t, {
     firewall: fw,
     params: net.params,
     initialTor: TOR_READY,

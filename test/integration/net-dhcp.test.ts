@@ -14,7 +14,7 @@ import { dhcpLease } from '../helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../fixtures/net/dnsmasq-in-netns', import.meta.url));
+const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../helpers/bin/dnsmasq-in-netns', import.meta.url));
 const skip = rootSkipReason(['ip', 'dnsmasq', 'dhclient']);
 
 t.test('LAN DHCP with real dnsmasq', { skip }, async (t) => {

@@ -2,48 +2,26 @@
  * A WAN lease whose subnet overlaps the LAN range closes the box, on the real path: the WAN lease
  * watcher (firmware/net/wan-lease.ts) asking the simulator's nmcli for the lease of a WAN interface in a
  * namespace, BoxController.wanLease() as the daemon calls it on every lease, and the real Firewall (nft)
- * in that namespace. tor's readiness comes from a double on the bus (the e2e tests run real tor).
+ * in that namespace. tor's readiness comes from the tests' FakeTor on the bus (the e2e tests run real tor).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController, type TorLike } from '../../firmware/box/controller.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { Firewall, firewallForBox } from '../../firmware/firewall/apply.js';
 import type { FirewallParams } from '../../firmware/firewall/params.js';
 import { leaseCidr, WanLeaseWatcher } from '../../firmware/net/wan-lease.js';
-import type { TorStatus } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
+import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { addAddr, makeNetns, makeVeth, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const skip = rootSkipReason(['ip', 'nft']);
-const NMCLI = fileURLToPath(new URL('../fixtures/net/sim-nmcli-in-netns', import.meta.url));
-const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
-
-class TorDouble implements TorLike {
-  constructor(private readonly bus: EventBus) {}
-  status(): TorStatus {
-    return READY;
-  }
-  report(): void {
-    this.bus.emit('tor:status', READY);
-  }
-  async newIdentity(): Promise<void> {}
-  async circuits() {
-    return [];
-  }
-  async applySettings() {
-    return { ok: true, rolledBack: false, message: '' };
-  }
-  lastWarnings(): string[] {
-    return [];
-  }
-}
-
+const NMCLI = fileURLToPath(new URL('../helpers/bin/sim-nmcli-in-netns', import.meta.url));
 function lease(file: string, ip: string, mask: string): void {
   writeFileSync(
     file,
@@ -80,7 +58,7 @@ t.test('an overlapping WAN lease closes the box until a lease no longer overlaps
   const config = new ConfigStore(dir);
   await config.load();
   const bus = new EventBus();
-  const tor = new TorDouble(bus);
+  const tor = new FakeTor(bus, { status: TOR_READY });
   const controller = new BoxController({
     config,
     bus,
@@ -142,7 +120,7 @@ t.test('an overlapping WAN lease closes the box until a lease no longer overlaps
   );
 
   // tor being ready again changes nothing while the lease overlaps
-  tor.report();
+  tor.report(TOR_READY);
   await controller.settled();
   t.equal(fw.current(), 'lockdown');
 

@@ -4,7 +4,6 @@
  */
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import type { FirewallModeName } from '../../firmware/box/api.js';
 import { BoxController } from '../../firmware/box/controller.js';
 import { runCli } from '../../firmware/cli/index.js';
 import { ConfigStore } from '../../firmware/config/store.js';
@@ -12,6 +11,8 @@ import { registerBoardIpc } from '../../firmware/control/commands.js';
 import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
 import { unchangedClock } from '../helpers/clock.js';
+import { FakeFirewall } from '../helpers/fake-firewall.js';
+import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 t.test('board commands', async (t) => {
@@ -20,24 +21,13 @@ t.test('board commands', async (t) => {
   await config.load();
   const bus = new EventBus();
   const board = new SimBoard();
-  let kernel: FirewallModeName | null = null;
+  const firewall = new FakeFirewall();
   const box = new BoxController({
     config,
     bus,
     board,
-    tor: {
-      status: () => ({ phase: 'ready', progress: 100, summary: 'Done', ready: true }),
-      newIdentity: async () => undefined,
-      circuits: async () => [],
-      applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-      lastWarnings: () => [],
-    },
-    firewall: {
-      apply: async (m) => {
-        kernel = m;
-      },
-      counters: async () => ({}),
-    },
+    tor: new FakeTor(bus, { status: TOR_READY }),
+    firewall,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
     clock: unchangedClock,
@@ -49,16 +39,16 @@ t.test('board commands', async (t) => {
   registerBoardIpc(ipc, box);
   await ipc.start();
   t.teardown(() => ipc.stop());
-  t.equal(kernel, 'routing');
+  t.equal(firewall.kernel, 'routing');
 
   const out: string[] = [];
   const err: string[] = [];
   const ctx = { stateDir: dir, out: (s: string) => out.push(s), err: (s: string) => err.push(s) };
   t.equal(await runCli(['board', 'switch', 'on'], ctx), 0);
   t.match(out.join(''), /kill switch on: box killed, firewall killed/);
-  t.equal(kernel, 'killed');
+  t.equal(firewall.kernel, 'killed');
   t.equal(await runCli(['board', 'switch', 'off'], ctx), 0);
-  t.equal(kernel, 'routing');
+  t.equal(firewall.kernel, 'routing');
   const claim = box.startClaim();
   t.equal(await runCli(['board', 'press'], ctx), 0);
   t.equal(box.claimProgress(claim.ticket).state, 'approved', 'the press reached the box');
@@ -69,7 +59,7 @@ t.test('board commands', async (t) => {
   t.equal(await runCli(['board', 'press', '--hold', 'x'], ctx), 2);
   t.equal(await runCli(['board', 'press', '--hold', '99'], ctx), 2);
   t.match(err.join(''), /OBX_ERR_CLI_USAGE/);
-  t.equal(kernel, 'routing', 'bad input changed nothing');
+  t.equal(firewall.kernel, 'routing', 'bad input changed nothing');
 
   const none = tmpDir(t);
   t.equal(await runCli(['board', 'switch', 'on'], { ...ctx, stateDir: none }), 1);

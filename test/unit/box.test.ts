@@ -1,71 +1,33 @@
 /**
  * BoxController with the real state machine, the real config store, the real event bus, the simulated
- * board and small test doubles of tor and the firewall (their real implementations are built in
- * parallel; test/integration/board-killswitch.test.ts runs the same path against the real Firewall in a
- * network namespace). The doubles behave like the real ones where it matters here: apply() is
- * asynchronous and may fail (the kernel keeps the previous ruleset), tor reports status on the bus.
+ * board and the tests' stand-ins for tor and the firewall (test/helpers/fake-tor.ts, fake-firewall.ts;
+ * test/integration/board-killswitch.test.ts runs the same path against the real Firewall in a network
+ * namespace). The stand-ins behave like the real ones where it matters here: apply() is asynchronous
+ * and may fail (the kernel keeps the previous ruleset), tor reports status on the bus.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import type { ApplyTorResult, BoxStatus, FirewallModeName } from '../../firmware/box/api.js';
-import { BoxController, type FirewallLike, type TorLike } from '../../firmware/box/controller.js';
-import type { TorConfig } from '../../firmware/config/schema.js';
+import type { BoxStatus, FirewallModeName } from '../../firmware/box/api.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { registerBoardIpc } from '../../firmware/control/commands.js';
 import { IpcServer, ipcCall } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
+import { FAKE_COUNTERS, FakeFirewall } from '../helpers/fake-firewall.js';
+import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const READY: TorStatus = { phase: 'ready', progress: 100, summary: 'Done', ready: true };
-
-class TorDouble implements TorLike {
-  #status: TorStatus = { phase: 'starting', progress: 0, summary: 'Starting', ready: false };
-  applied: TorConfig[] = [];
-  applyResult: ApplyTorResult = { ok: true, rolledBack: false, message: 'applied' };
-  newnyms = 0;
-  constructor(private readonly bus: EventBus) {}
-  status(): TorStatus {
-    return { ...this.#status };
-  }
-  report(s: TorStatus): void {
-    this.#status = s;
-    this.bus.emit('tor:status', { ...s });
-  }
-  async newIdentity(): Promise<void> {
-    this.newnyms++;
-  }
-  async circuits() {
-    return [];
-  }
-  async applySettings(cfg: TorConfig): Promise<ApplyTorResult> {
-    this.applied.push(cfg);
-    return this.applyResult;
-  }
-  lastWarnings(): string[] {
-    return ['clock skew 3 s'];
-  }
-}
-
-class FirewallDouble implements FirewallLike {
-  /** The ruleset the "kernel" holds; a failed apply leaves it as it was (nft -f is one transaction). */
-  kernel: FirewallModeName | 'boot-lockdown' = 'boot-lockdown';
-  history: FirewallModeName[] = [];
-  failing = new Set<FirewallModeName>();
-  async apply(mode: FirewallModeName): Promise<unknown> {
-    await new Promise((r) => setImmediate(r));
-    if (this.failing.has(mode)) throw new Error(`nft: could not load ${mode}`);
-    this.kernel = mode;
-    this.history.push(mode);
-    return { mode };
-  }
-  async counters() {
-    return { 'drop-udp': { packets: 3, bytes: 200 } };
-  }
+/** tor as the box first sees it in these tests: starting, with one warning to pass on. */
+function startingTor(bus: EventBus): FakeTor {
+  return new FakeTor(bus, {
+    status: { phase: 'starting', progress: 0, summary: 'Starting', ready: false },
+    warnings: ['clock skew 3 s'],
+  });
 }
 
 function logger() {
@@ -83,6 +45,8 @@ async function setup(
     held?: boolean;
     softKill?: boolean;
     containment?: { engage(): Promise<void>; release(): Promise<void> };
+    /** After a firewall fault, when the box tries its target again (default 10 ms). */
+    retryMs?: number;
   } = {},
 ) {
   const dir = tmpDir(t);
@@ -94,8 +58,8 @@ async function setup(
     initialSwitch: opts.initialSwitch ?? 'released',
     buttonHeldAtBoot: opts.held ?? false,
   });
-  const tor = new TorDouble(bus);
-  const firewall = new FirewallDouble();
+  const tor = startingTor(bus);
+  const firewall = new FakeFirewall();
   const { lines, log } = logger();
   let clockSet: number | null = null;
   const box = new BoxController({
@@ -107,7 +71,7 @@ async function setup(
     log,
     simulate: true,
     sim: board.controls(),
-    retryMs: 10,
+    retryMs: opts.retryMs ?? 10,
     containment: opts.containment,
     clock: {
       set: async (ms) => {
@@ -128,20 +92,20 @@ t.test('boot: lockdown until tor is ready, then routing; LEDs and OLED follow', 
   tor.report({ phase: 'bootstrapping', progress: 60, summary: 'Loading relay descriptors', ready: false });
   await box.settled();
   t.equal(board.screen()?.progress, 60);
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   t.equal(box.status().state, 'routing');
   t.equal(firewall.kernel, 'routing');
   t.same(board.leds(), { green: 'on', amber: 'off', red: 'off' });
   t.equal(board.screen()?.state, 'routing');
-  t.same(firewall.history, ['connecting', 'routing']);
+  t.same(firewall.modes, ['connecting', 'routing']);
   t.ok(board.oledPng().length > 100, 'the OLED PNG is there');
 });
 
 t.test('kill switch: edge -> killed ruleset; released -> routing only while tor is ready', async (t) => {
   const { box, board, tor, firewall } = await setup(t);
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   board.setSwitch(true);
   await box.settled();
@@ -154,7 +118,7 @@ t.test('kill switch: edge -> killed ruleset; released -> routing only while tor 
   await box.settled();
   t.equal(firewall.kernel, 'connecting', 'switch off but tor down: the LAN stays cut');
   t.equal(box.status().state, 'tor-down');
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   t.equal(firewall.kernel, 'routing');
 });
@@ -162,7 +126,7 @@ t.test('kill switch: edge -> killed ruleset; released -> routing only while tor 
 t.test('a broken switch reads as engaged', async (t) => {
   const { box, board, tor, firewall } = await setup(t);
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   board.setSwitch('unreadable');
   await box.settled();
@@ -172,15 +136,15 @@ t.test('a broken switch reads as engaged', async (t) => {
 
 t.test('switch engaged at power-on: the first ruleset is killed', async (t) => {
   const { box, tor, firewall } = await setup(t, { initialSwitch: 'engaged' });
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.start();
-  t.same(firewall.history, ['killed']);
+  t.same(firewall.modes, ['killed']);
 });
 
 t.test('a burst of toggles ends in the last position', async (t) => {
   const { box, board, tor, firewall } = await setup(t);
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   for (let i = 0; i < 25; i++) board.setSwitch(i % 2 === 0);
   await box.settled();
@@ -194,7 +158,7 @@ t.test('apply failure fails closed (error state, closed mode), then retries the 
   const { box, tor, firewall, lines } = await setup(t);
   await box.start();
   firewall.failing.add('routing');
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   t.equal(box.status().state, 'error');
   t.equal(firewall.kernel, 'lockdown', 'the most closed mode was applied');
@@ -210,7 +174,7 @@ t.test('apply failure fails closed (error state, closed mode), then retries the 
 t.test('apply failure while killed stays killed', async (t) => {
   const { box, board, tor, firewall } = await setup(t);
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   firewall.failing.add('killed');
   board.setSwitch(true);
@@ -230,7 +194,7 @@ t.test(
   async (t) => {
     const { box, board, tor, firewall, lines } = await setup(t);
     await box.start();
-    tor.report(READY);
+    tor.report(TOR_READY);
     await box.settled();
     firewall.failing.add('killed');
     board.setSwitch(true);
@@ -251,7 +215,7 @@ t.test(
       },
     });
     await again.box.start();
-    again.tor.report(READY);
+    again.tor.report(TOR_READY);
     await again.box.settled();
     again.firewall.failing.add('killed');
     again.firewall.failing.add('lockdown');
@@ -274,7 +238,7 @@ t.test(
 t.test('web kill switch: cuts first, is stored, and survives a restart', async (t) => {
   const { box, tor, firewall, config } = await setup(t);
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   await box.setSoftKill(true);
   t.equal(firewall.kernel, 'killed');
@@ -284,15 +248,16 @@ t.test('web kill switch: cuts first, is stored, and survives a restart', async (
   await box.setSoftKill(false);
   t.equal(firewall.kernel, 'routing');
   const again = await setup(t, { softKill: true });
-  again.tor.report(READY);
+  again.tor.report(TOR_READY);
   await again.box.start();
-  t.same(again.firewall.history, ['killed']);
+  t.same(again.firewall.modes, ['killed']);
 });
 
 t.test('web kill switch reports an apply that could not be done', async (t) => {
-  const { box, tor, firewall } = await setup(t);
+  // no retry while the test looks: a retry clears the fault for a moment (a loaded machine saw 'killed')
+  const { box, tor, firewall } = await setup(t, { retryMs: 60_000 });
   await box.start();
-  tor.report(READY);
+  tor.report(TOR_READY);
   await box.settled();
   firewall.failing.add('killed');
   await t.rejects(box.setSoftKill(true), { code: 'OBX_ERR_BOX_APPLY_FAILED' });
@@ -367,8 +332,8 @@ t.test('the press of a reset hold approves nothing; the reset leaves no old secr
     config,
     bus,
     board,
-    tor: new TorDouble(bus),
-    firewall: new FirewallDouble(),
+    tor: startingTor(bus),
+    firewall: new FakeFirewall(),
     log: logger().log,
     simulate: true,
     clock: unchangedClock,
@@ -411,8 +376,8 @@ t.test('holding the claim button 10 s at boot clears the password and rotates th
     config,
     bus,
     board,
-    tor: new TorDouble(bus),
-    firewall: new FirewallDouble(),
+    tor: startingTor(bus),
+    firewall: new FakeFirewall(),
     log,
     simulate: true,
     clock: unchangedClock,
@@ -439,8 +404,8 @@ t.test('a long hold later than the boot window changes nothing', async (t) => {
     config,
     bus,
     board,
-    tor: new TorDouble(bus),
-    firewall: new FirewallDouble(),
+    tor: startingTor(bus),
+    firewall: new FakeFirewall(),
     log: logger().log,
     simulate: true,
     clock: unchangedClock,
@@ -462,14 +427,15 @@ t.test('tor settings: stored only when tor runs with them', async (t) => {
     code: 'OBX_ERR_CONFIG_INVALID',
   });
   t.same(config.get().tor, before);
-  t.equal(tor.applied.length, 0, 'invalid settings never reach tor');
-  tor.applyResult = { ok: false, rolledBack: true, message: 'tor did not become ready' };
+  t.equal(tor.calls.applied.length, 0, 'invalid settings never reach tor');
+  tor.starts = () => 'tor did not become ready';
   t.equal((await box.applyTorSettings({ ...before, exitNodes: ['de'] })).rolledBack, true);
   t.same(config.get().tor, before, 'rolled back: nothing stored');
-  tor.applyResult = { ok: false, rolledBack: false, message: 'tor refused the torrc' };
+  tor.refuses = () => 'tor refused the torrc';
   await box.applyTorSettings({ ...before, exitNodes: ['de'] });
   t.same(config.get().tor, before, 'refused: nothing stored');
-  tor.applyResult = { ok: true, rolledBack: false, message: 'ok' };
+  tor.refuses = () => null;
+  tor.starts = () => true;
   await box.applyTorSettings({ ...before, exitNodes: ['de'] });
   t.same(config.get().tor.exitNodes, ['de']);
 });
@@ -484,9 +450,9 @@ t.test('clock, pass-throughs, diagnostics', async (t) => {
   await box.setClock(when);
   t.equal(clock(), when);
   await box.newIdentity();
-  t.equal(tor.newnyms, 1);
+  t.equal(tor.calls.newIdentity, 1);
   t.same(await box.circuits(), []);
-  t.same(await box.counters(), { 'drop-udp': { packets: 3, bytes: 200 } });
+  t.same(await box.counters(), FAKE_COUNTERS);
   t.same(box.status().tor.lastWarnings, ['clock skew 3 s']);
   const diag = await box.diagnostics();
   t.match(diag, /state connecting/);
@@ -498,8 +464,8 @@ t.test('status listeners: called on change, not on repeats, and removable', asyn
   await box.start();
   const seen: string[] = [];
   const off = box.onStatus((s) => seen.push(s.state));
-  tor.report(READY);
-  tor.report(READY);
+  tor.report(TOR_READY);
+  tor.report(TOR_READY);
   await box.settled();
   board.setSwitch(true);
   await box.settled();
@@ -514,7 +480,7 @@ t.test(
   async (t) => {
     const { box, tor, firewall, dir } = await setup(t);
     await box.start();
-    tor.report(READY);
+    tor.report(TOR_READY);
     await box.settled();
     const ipc = new IpcServer(join(dir, 'test.sock'));
     registerBoardIpc(ipc, box);
@@ -564,7 +530,7 @@ t.test(
       fc.constantFrom(true, false, 'unreadable' as const).map((v) => ({ op: 'switch' as const, v })),
       fc
         .constantFrom<TorStatus>(
-          READY,
+          TOR_READY,
           { phase: 'bootstrapping', progress: 30, summary: '', ready: false },
           {
             phase: 'crashed',
@@ -590,8 +556,8 @@ t.test(
         await config.load();
         const bus = new EventBus();
         const board = new SimBoard();
-        const tor = new TorDouble(bus);
-        const firewall = new FirewallDouble();
+        const tor = startingTor(bus);
+        const firewall = new FakeFirewall();
         const box = new BoxController({
           config,
           bus,

@@ -9,6 +9,8 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { validEpochMs } from '../../firmware/tor/clock.js';
 import { checkClock } from '../../web/lib/forms/settings.js';
+import { FakeFirewall } from '../helpers/fake-firewall.js';
+import { FakeTor } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
@@ -22,14 +24,8 @@ t.test('page, controller and clock service agree on every boundary', async (t) =
     config,
     bus,
     board: new SimBoard(),
-    tor: {
-      status: () => ({ phase: 'stopped', progress: 0, summary: '', ready: false, warnings: [] }) as never,
-      newIdentity: async () => undefined,
-      circuits: async () => [],
-      applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-      lastWarnings: () => [],
-    },
-    firewall: { apply: async () => undefined, counters: async () => ({}) },
+    tor: new FakeTor(bus, { status: { phase: 'stopped', progress: 0, summary: '', ready: false } }),
+    firewall: new FakeFirewall(),
     log: quiet,
     simulate: true,
     clock: { set: async (ms) => void set.push(ms) },

@@ -1,6 +1,6 @@
 /**
  * The real GPIO board (board/gpio) with the REAL onoff module, run against a fake of the kernel's sysfs
- * GPIO interface and epoll (test/fixtures/board/fake-gpio.ts): chip base discovery, fail-closed switch
+ * GPIO interface and epoll (test/helpers/fake-gpio.ts): chip base discovery, fail-closed switch
  * reading, debounce, button press and hold, LEDs, pin release.
  */
 import t, { type Test } from 'tap';
@@ -8,7 +8,7 @@ import { GpioBoard, type GpioBoardOptions } from '../../board/gpio/board.js';
 import { globalNumber, listChips, pickChip } from '../../board/gpio/chip.js';
 import type { ButtonEvent, SwitchPosition } from '../../board/types.js';
 import { defaultConfig } from '../../firmware/config/schema.js';
-import { type FakeChip, FakeGpioKernel, loadOnoffOn } from '../fixtures/board/fake-gpio.js';
+import { type FakeChip, FakeGpioKernel, loadOnoffOn } from '../helpers/fake-gpio.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const PI4: FakeChip = { label: 'pinctrl-bcm2711', base: 512, ngpio: 58 };
@@ -306,7 +306,7 @@ t.test('stop releases every pin and closes every file', async (t) => {
 t.test(
   'the real board draws screens on the I2C display; a missing display changes nothing else',
   async (t) => {
-    const { FakeI2cBus, FakeOledDevice } = await import('../fixtures/board/fake-i2c.js');
+    const { FakeI2cBus, FakeOledDevice } = await import('../helpers/fake-i2c.js');
     const { renderScreen } = await import('../../board/oled/screens.js');
     const root = tmpDir(t, 'onionbox-sysfs-');
     const kernel = new FakeGpioKernel(root, [PI4]);

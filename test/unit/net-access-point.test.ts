@@ -1,5 +1,5 @@
 /**
- * The access point service against a fake hostapd (no Wi-Fi radio here; test/fixtures/net/fake-hostapd
+ * The access point service against a fake hostapd (no Wi-Fi radio here; test/helpers/bin/fake-hostapd
  * behaves like hostapd in the foreground, including refusing a channel the country forbids) and fake
  * iw/rfkill: the country is set before hostapd starts, a failing config is replaced by the last
  * working one, bad input changes nothing, a crash is restarted, stop ends the PID.
@@ -13,7 +13,7 @@ import { AccessPoint } from '../../firmware/net/access-point.js';
 import { alive, until } from '../helpers/child.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const fixture = (n: string) => fileURLToPath(new URL(`../fixtures/net/${n}`, import.meta.url));
+const helperBin = (n: string) => fileURLToPath(new URL(`../helpers/bin/${n}`, import.meta.url));
 const AP = {
   interface: 'wlan0',
   ssid: 'Onionbox',
@@ -30,12 +30,12 @@ t.test('access point lifecycle', async (t) => {
   t.teardown(() => {
     delete process.env.FAKE_HOSTAPD_LOG;
   });
-  for (const tool of ['iw', 'rfkill']) symlinkSync(fixture('fake-radio-tool'), join(dir, tool));
+  for (const tool of ['iw', 'rfkill']) symlinkSync(helperBin('fake-radio-tool'), join(dir, tool));
   const conf = join(dir, 'hostapd.conf');
   const ap = new AccessPoint({
     settings: AP,
     confPath: conf,
-    hostapd: fixture('fake-hostapd'),
+    hostapd: helperBin('fake-hostapd'),
     iw: join(dir, 'iw'),
     rfkill: join(dir, 'rfkill'),
     backoffMs: { initial: 50, max: 200 },

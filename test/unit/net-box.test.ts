@@ -10,7 +10,9 @@ import { REDACT_PATHS } from '../../firmware/log.js';
 import { lanConflict, type NetworkLike, networkAdapters } from '../../firmware/net/box-network.js';
 import { BoxNetwork } from '../../firmware/net/network.js';
 import { unchangedClock } from '../helpers/clock.js';
+import { FakeFirewall } from '../helpers/fake-firewall.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
+import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 async function controller(
@@ -20,18 +22,13 @@ async function controller(
 ) {
   await config.load();
   const board = new SimBoard();
+  const bus = new EventBus();
   return new BoxController({
     config,
-    bus: new EventBus(),
+    bus,
     board,
-    tor: {
-      status: () => ({ phase: 'ready', progress: 100, summary: 'Done', ready: true }),
-      newIdentity: async () => undefined,
-      circuits: async () => [],
-      applySettings: async () => ({ ok: true, rolledBack: false, message: '' }),
-      lastWarnings: () => [],
-    },
-    firewall: { apply: async () => undefined, counters: async () => ({}) },
+    tor: new FakeTor(bus, { status: TOR_READY }),
+    firewall: new FakeFirewall(),
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     simulate: true,
     clock: unchangedClock,

@@ -1,5 +1,5 @@
 /**
- * The upstream Wi-Fi adapter against the fake nmcli on PATH (test/fixtures/net/fake-nmcli): forced
+ * The upstream Wi-Fi adapter against the fake nmcli on PATH (test/helpers/bin/fake-nmcli): forced
  * rescans, exact SSIDs, the passphrase never in argv, every quirk (Secrets on stdout with exit 4 or 0,
  * network gone, NetworkManager not running, a stale profile's missing key-mgmt), the child-only
  * locale, and node-wifi contained (process.env restored after its require).

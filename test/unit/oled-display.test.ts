@@ -12,7 +12,7 @@ import { renderScreen } from '../../board/oled/screens.js';
 import { initCommands, type OledController, Ssd1306 } from '../../board/oled/ssd1306.js';
 import type { Screen } from '../../board/types.js';
 import { initialState, type MachineInput, step, type TorStatus, view } from '../../firmware/state/machine.js';
-import { FakeI2cBus, FakeOledDevice } from '../fixtures/board/fake-i2c.js';
+import { FakeI2cBus, FakeOledDevice } from '../helpers/fake-i2c.js';
 
 const GOLDEN = join(import.meta.dirname, '../fixtures/board/golden');
 

@@ -194,3 +194,44 @@ t.test('malformed inputs read as not ready and engaged', (t) => {
   t.equal(s2.softKill, true, 'only a literal false releases the soft kill');
   t.end();
 });
+
+t.test('state machine: a network change closes, then reconnects, and only then routes', async (t) => {
+  const routing = after([
+    { type: 'switch', position: 'released' },
+    { type: 'tor', status: ready },
+  ]);
+  t.equal(view(routing).firewallMode, 'routing');
+  const closed = after([{ type: 'net-change', phase: 'closed', reason: 'WAN eth0 -> eth1' }], routing);
+  t.equal(view(closed).firewallMode, 'lockdown');
+  t.equal(view(closed).state, 'connecting');
+  t.match(view(closed).explanation, /changing its network \(WAN eth0 -> eth1\)/);
+  t.notOk(mayRoute(closed), 'tor still says ready, but the change holds the LAN closed');
+  const reconnecting = after([{ type: 'net-change', phase: 'reconnecting' }], closed);
+  t.equal(view(reconnecting).firewallMode, 'connecting', 'tor may reach the new WAN, the LAN may not');
+  t.notOk(mayRoute(reconnecting));
+  const done = after([{ type: 'net-change', phase: null }], reconnecting);
+  t.equal(view(done).firewallMode, 'routing');
+  // the kill switch and faults still win during a change
+  t.equal(view(after([{ type: 'switch', position: 'engaged' }], closed)).firewallMode, 'killed');
+  t.equal(
+    view(after([{ type: 'fault', source: 'network', message: 'x' }], reconnecting)).firewallMode,
+    'lockdown',
+  );
+  // a malformed phase reads as the most closed one; control characters never reach the page
+  const odd = after([{ type: 'net-change', phase: 'open' as 'closed', reason: 'a\nb\u0000c' }], routing);
+  t.equal(view(odd).firewallMode, 'lockdown');
+  t.match(view(odd).explanation, /\(abc\)/);
+  t.equal(initialState().netChange, undefined, 'no change at power-on');
+});
+
+t.test("state machine: a 'wan' fault closes the box with its explanation until cleared", async (t) => {
+  const routing = after([
+    { type: 'switch', position: 'released' },
+    { type: 'tor', status: ready },
+  ]);
+  const overlap = after([{ type: 'fault', source: 'wan', message: 'The modem gave the box ...' }], routing);
+  t.equal(view(overlap).state, 'error');
+  t.equal(view(overlap).firewallMode, 'lockdown');
+  t.match(view(overlap).explanation, /wan: The modem gave the box/);
+  t.equal(view(after([{ type: 'fault-cleared', source: 'wan' }], overlap)).firewallMode, 'routing');
+});

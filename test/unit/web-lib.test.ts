@@ -20,7 +20,7 @@ import {
   formatUptime,
 } from '../../web/lib/status-presenters.js';
 import { FailureThrottle } from '../../web/lib/throttle.js';
-import { FAKE_CIRCUITS } from '../helpers/test-box.js';
+import { FAKE_CIRCUITS } from '../helpers/fake-tor.js';
 import { BRIDGE } from '../helpers/web.js';
 
 t.test('scrypt hashes verify, match the schema pattern, and reject tampering', async (t) => {

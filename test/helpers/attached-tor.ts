@@ -22,7 +22,7 @@ import {
   type TorEvent,
 } from '../../firmware/tor/protocol.js';
 import type { TorStatus } from '../../firmware/tor/supervisor.js';
-import type { Teardown } from '../helpers/netns.js';
+import type { Teardown } from './netns.js';
 
 /**
  * A directory for tor's control socket, private to the tor user (tor refuses a socket in a directory

@@ -30,14 +30,14 @@ import {
   uniquePrefix,
   LOCKDOWN_FILE as WORLD_LOCKDOWN_FILE,
 } from '../../scripts/sim/world.js';
-import { describeFrame, type Frame, nsRun, parsePcap, type Teardown } from '../helpers/netns.js';
+import { describeFrame, type Frame, nsRun, parsePcap, type Teardown } from './netns.js';
 
 export interface Capture {
   file: string;
   stop(): Promise<void>;
 }
 
-export const PROBES = fileURLToPath(new URL('../fixtures/firewall/probes.py', import.meta.url));
+export const PROBES = fileURLToPath(new URL('./bin/probes.py', import.meta.url));
 export const LOCKDOWN_FILE = WORLD_LOCKDOWN_FILE;
 export const PYTHON = '/usr/bin/python3';
 

@@ -6,15 +6,11 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { Test } from 'tap';
-import { REDACT_PATHS } from '../../firmware/log.js';
-import { buildWebApp } from '../../web/app.js';
-import { TestBox } from '../helpers/test-box.js';
-import { tmpDir } from '../helpers/tmp.js';
+import type { TestBox } from './test-box.js';
+import { webHarness } from './web.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -54,22 +50,12 @@ export interface LiveApp {
   logs: () => string;
 }
 
+/** The web harness's app (web.ts) listening on 127.0.0.1, a free port, for the browser. */
 export async function liveApp(t: Test): Promise<LiveApp> {
-  const box = await TestBox.create(tmpDir(t, 'onionbox-web-e2e-'));
-  t.teardown(() => box.stop());
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs += chunk.toString();
-      cb();
-    },
-  });
-  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const app = buildWebApp({ log, box: box.controller, simulate: true });
+  const { app, box, logs } = await webHarness(t);
   await app.listen({ host: '127.0.0.1', port: 0 });
-  t.teardown(() => app.close());
   const port = (app.server.address() as { port: number }).port;
-  return { app, box, base: `http://127.0.0.1:${port}`, logs: () => logs };
+  return { app, box, base: `http://127.0.0.1:${port}`, logs };
 }
 
 /**
