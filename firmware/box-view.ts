@@ -96,6 +96,7 @@ export class BoxView {
       lanAddress: this.#deps.config.get().network.lanAddress,
       claimCode: claim?.code ?? null,
       claimId: claim?.id ?? null,
+      claimNotice: claim?.notice ?? null,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {

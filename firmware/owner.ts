@@ -12,6 +12,7 @@ import {
   type ClaimProgress,
   type ClaimTicket,
   type PresenceProof,
+  type PressOutcome,
 } from './claim.js';
 import type { ConfigStore } from './config/store.js';
 import { obxError } from './errors.js';
@@ -51,9 +52,9 @@ export class OwnerAccount {
     return this.isClaimed() ? { state: 'none', id: null } : this.#claims.progress(ticket);
   }
 
-  /** A press of the claim button: approves one pending claim; returns its id (null: nothing pending). */
-  press(at: number): string | null {
-    return this.isClaimed() ? null : this.#claims.press(at);
+  /** A press of the claim button: approves the one pending claim, or nothing (and says why). */
+  press(at: number): PressOutcome {
+    return this.isClaimed() ? { refused: 'no claim' } : this.#claims.press(at);
   }
 
   /** What the OLED shows, null once claimed. */
