@@ -134,7 +134,7 @@ export class BoxView {
       ...this.#events,
       extra,
     ].join('\n');
-    // No secret ever leaves in a diagnostics file, whatever a log line carried.
+    // No secret ever leaves in a diagnostics file, whatever a log line or tor warning carried.
     return owner.redact(text);
   }
 

@@ -17,6 +17,7 @@ import {
 import type { ConfigStore } from './config/store.js';
 import { obxError } from './errors.js';
 import { hashPassword, passwordProblem, verifyPassword } from './lib/password.js';
+import { redact } from './lib/redact.js';
 
 export function newSessionKey(): string {
   return randomBytes(32).toString('hex');
@@ -124,11 +125,12 @@ export class OwnerAccount {
     return key;
   }
 
-  /** `text` with the password hash and the session key replaced by [redacted]. */
+  /**
+   * `text` with the password hash, the session key and every bridge's address, fingerprint and `cert=`
+   * (configured or only named by tor) replaced by [redacted] (firmware/lib/redact.ts).
+   */
   redact(text: string): string {
-    const { passwordHash, sessionKey } = this.#config.get().web;
-    let out = text;
-    for (const secret of [passwordHash, sessionKey]) if (secret) out = out.split(secret).join('[redacted]');
-    return out;
+    const { web, tor } = this.#config.get();
+    return redact(text, { secrets: [web.passwordHash, web.sessionKey], bridges: tor.bridges });
   }
 }
