@@ -92,7 +92,13 @@ export class Daemon {
     this.bus = new EventBus(opts.log.child({ component: 'bus' }));
     this.ipc = new IpcServer(socketPath(opts.stateDir));
     this.ipc.register('status', async () => this.status());
-    this.#network = new BoxNetwork({ config: this.config, stateDir: opts.stateDir, log: opts.log });
+    this.#network = new BoxNetwork({
+      config: this.config,
+      stateDir: opts.stateDir,
+      // systemd's RuntimeDirectory (/run/onionbox, tmpfs) on the box, as the firewall phase uses it
+      runtimeDir: process.env.RUNTIME_DIRECTORY,
+      log: opts.log,
+    });
     this.#web = new WebPage({
       config: this.config,
       log: opts.log,

@@ -6,7 +6,7 @@
  *   const cfg = config.get().network;
  *   const lanDhcp = createLanDhcp({
  *     settings: { interface: cfg.lanInterface, lanAddr: `${cfg.lanAddress}/${cfg.lanPrefix}`,
- *                 leaseFile: join(stateDir, 'dnsmasq.leases'), wan: WAN_SUBNET_OR_NULL },
+ *                 leaseFile: join(runtimeDir, 'dnsmasq.leases'), wan: WAN_SUBNET_OR_NULL },
  *     confPath: join(stateDir, 'dnsmasq.conf'), log });
  *   await lanDhcp.start();                      // after the lockdown ruleset is loaded; stop() on exit
  *   const wan = cfg.upstreamWifi ? new NetworkManagerWan({ interface: cfg.upstreamWifi.interface }) : null;

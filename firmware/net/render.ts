@@ -131,7 +131,8 @@ export interface LanDhcp {
 }
 
 export const DEFAULT_LEASE_SECONDS = 12 * 3600;
-export const DEFAULT_LEASE_FILE = '/var/lib/onionbox/dnsmasq.leases';
+/** In memory (systemd's RuntimeDirectory, tmpfs): the LAN's MACs and hostnames never reach the SD card. */
+export const DEFAULT_LEASE_FILE = '/run/onionbox/dnsmasq.leases';
 const SAFE_PATH = /^\/(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/)*[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const MAX_POOL = 253;
 
@@ -187,7 +188,9 @@ function prefixToMask(prefix: number): string {
  * DNSPort on the box's LAN address, through the firewall's redirect), it binds only the LAN interface,
  * hands out the pool with the box as router and DNS server (the DNS server listed twice, as Pi-hole
  * does, so clients that add their own servers when given a single one keep ours), and keeps its leases
- * where the page reads them.
+ * where the page reads them (in /run/onionbox on the box: memory, not the SD card). `quiet-dhcp` keeps
+ * each DHCPDISCOVER/OFFER/REQUEST/ACK (a device's MAC and hostname) out of the journal; the start-up
+ * lines ("DHCP, IP range ...", "DHCP, sockets bound ...") and errors are still logged.
  */
 export function renderDnsmasq(input: unknown): string {
   const d = validateLanDhcp(input);
@@ -200,6 +203,7 @@ export function renderDnsmasq(input: unknown): string {
     `dhcp-option=option:router,${box}`,
     `dhcp-option=option:dns-server,${box},${box}`,
     `dhcp-leasefile=${d.leaseFile}`,
+    'quiet-dhcp',
   ];
   return `${HEADER}${lines.join('\n')}\n`;
 }

@@ -25,6 +25,11 @@ import type { Service } from '../service.js';
 export interface BoxNetworkOptions {
   config: ConfigStore;
   stateDir: string;
+  /**
+   * Files that must not outlive a boot nor reach the SD card (dnsmasq's leases): systemd's
+   * RuntimeDirectory, /run/onionbox, on the box; stateDir when not given.
+   */
+  runtimeDir?: string | undefined;
   log: Logger;
 }
 
@@ -213,7 +218,8 @@ export class BoxNetwork {
     });
   }
 
+  /** The LAN's leases (MACs, hostnames) live in memory, not on the SD card. */
   #leaseFile(): string {
-    return join(this.#opts.stateDir, 'dnsmasq.leases');
+    return join(this.#opts.runtimeDir ?? this.#opts.stateDir, 'dnsmasq.leases');
   }
 }

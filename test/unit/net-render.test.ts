@@ -49,7 +49,8 @@ const AP = {
   security: 'wpa2',
 };
 
-const DHCP = { interface: 'wlan0', lanAddr: '10.42.0.1/24', leaseFile: '/var/lib/onionbox/dnsmasq.leases' };
+/** The lease file left to its default: /run/onionbox (memory, not the SD card). */
+const DHCP = { interface: 'wlan0', lanAddr: '10.42.0.1/24' };
 
 t.test('golden files', async (t) => {
   golden(t, 'hostapd-wpa2.conf', renderHostapd(AP));
@@ -211,9 +212,20 @@ t.test('dnsmasq: DHCP only, on the LAN, the box as router and DNS', async (t) =>
   const body = s.split('\n').filter((l) => l && !l.startsWith('#'));
   t.same(
     body.map((l) => l.split('=')[0]),
-    ['port', 'interface', 'bind-interfaces', 'dhcp-range', 'dhcp-option', 'dhcp-option', 'dhcp-leasefile'],
+    [
+      'port',
+      'interface',
+      'bind-interfaces',
+      'dhcp-range',
+      'dhcp-option',
+      'dhcp-option',
+      'dhcp-leasefile',
+      'quiet-dhcp',
+    ],
     'no other options',
   );
+  t.match(s, /^dhcp-leasefile=\/run\/onionbox\/dnsmasq\.leases$/m, 'leases in memory, not on the SD card');
+  t.match(s, /^quiet-dhcp$/m, 'no DHCP exchange (MAC, hostname) in the journal');
   t.match(s, /^port=0$/m, 'its DNS is off');
   t.match(s, /^dhcp-range=10\.42\.0\.2,10\.42\.0\.254,255\.255\.255\.0,43200$/m);
   t.match(s, /^dhcp-option=option:dns-server,10\.42\.0\.1,10\.42\.0\.1$/m, 'DNS advertised twice');
