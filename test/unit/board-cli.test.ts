@@ -6,6 +6,7 @@ import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
 import { BoxController, registerBoardIpc } from '../../firmware/box.js';
 import type { FirewallModeName } from '../../firmware/box-api.js';
+import { PRESS_SHOWN_MS } from '../../firmware/claim.js';
 import { runCli } from '../../firmware/cli/index.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
@@ -18,7 +19,10 @@ t.test('board commands', async (t) => {
   const config = new ConfigStore(dir);
   await config.load();
   const bus = new EventBus();
-  const board = new SimBoard();
+  // The real clock, moved on by the 3 s a claim's id must be on the OLED before a press approves it.
+  let skew = 0;
+  const now = () => Date.now() + skew;
+  const board = new SimBoard({ now });
   let kernel: FirewallModeName | null = null;
   const box = new BoxController({
     config,
@@ -41,6 +45,7 @@ t.test('board commands', async (t) => {
     simulate: true,
     clock: unchangedClock,
     sim: board.controls(),
+    now,
   });
   await box.start();
   t.teardown(() => box.stop());
@@ -59,6 +64,7 @@ t.test('board commands', async (t) => {
   t.equal(await runCli(['board', 'switch', 'off'], ctx), 0);
   t.equal(kernel, 'routing');
   const claim = box.startClaim();
+  skew += PRESS_SHOWN_MS;
   t.equal(await runCli(['board', 'press'], ctx), 0);
   t.equal(box.claimProgress(claim.ticket).state, 'approved', 'the press reached the box');
   t.equal(await runCli(['board', 'press', '--hold', '3'], ctx), 0);
