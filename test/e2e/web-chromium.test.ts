@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import t from 'tap';
-import { PRESS_SHOWN_MS } from '../../firmware/claim.js';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { browserContext, CHROMIUM, liveApp, shot } from '../browser/chromium.js';
 import { BRIDGE } from '../helpers/web.js';
 

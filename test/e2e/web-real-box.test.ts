@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import t, { type Test } from 'tap';
-import { PRESS_SHOWN_MS } from '../../firmware/claim.js';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { browserContext, CHROMIUM, shot } from '../browser/chromium.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
 import { startSimBox } from '../helpers/sim-box.js';
@@ -82,7 +82,7 @@ t.test('JavaScript on: the same journey, and the box switch shown live', { skip:
       process.execPath,
       [
         ...nodeTsArgs(),
-        `${root}firmware/cli.ts`,
+        `${root}firmware/cli/main.ts`,
         '--state-dir',
         d.world.boxStateDir,
         'board',

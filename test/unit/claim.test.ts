@@ -13,7 +13,7 @@ import {
   newClaimCode,
   PRESS_NOTICE_MS,
   PRESS_SHOWN_MS,
-} from '../../firmware/claim.js';
+} from '../../firmware/owner/claim.js';
 
 function ledger() {
   let now = 1_000_000;

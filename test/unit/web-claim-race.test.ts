@@ -8,7 +8,7 @@ import {
   CODE_FREE_FAILURES,
   CODE_MAX_DELAY_MS,
   MAX_CODE_FAILURES,
-} from '../../firmware/claim.js';
+} from '../../firmware/owner/claim.js';
 import { Client, csrfFrom, GOOD_PASSWORD, webHarness } from '../helpers/web.js';
 
 /** The page without its per-request CSRF token. */

@@ -1,6 +1,6 @@
 /**
  * The first-boot claim's physical-presence ledger: pure logic with an injected clock and random source,
- * used by BoxController.
+ * used by the owner's account (firmware/owner/owner.ts), which BoxController holds.
  *
  * Two ways to show presence:
  *   - a press of the claim button approves a claim only when it is the one claim pending and its short
@@ -18,7 +18,7 @@
  * The press that starts a reset hold does not count: the reset clears every pending claim.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { obxError } from './errors.js';
+import { obxError } from '../errors.js';
 
 /** How long a pending claim waits for a press, and how long an approval stays valid. */
 export const CLAIM_WINDOW_MS = 10 * 60_000;
