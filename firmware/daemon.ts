@@ -155,7 +155,10 @@ export class Daemon {
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
-      const network = await this.#run(networkPhase({ ...root, tor, web }));
+      // dnsmasq's leases in systemd's RuntimeDirectory (/run/onionbox, tmpfs) on the box, as the firewall
+      // phase's scripts: the LAN's MACs and hostnames never reach the SD card
+      const runtimeDir = process.env.RUNTIME_DIRECTORY;
+      const network = await this.#run(networkPhase({ ...root, runtimeDir, tor, web }));
       this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));

@@ -135,6 +135,11 @@ export const Errors = Object.freeze({
     403,
   ),
   WEB_LOGIN_FAILED: spec('OBX_ERR_WEB_LOGIN_FAILED', 'Wrong password', 401),
+  WEB_CLAIM_LIMIT: spec(
+    'OBX_ERR_WEB_CLAIM_LIMIT',
+    'Too many claims are waiting for a press of the button; try again later',
+    429,
+  ),
   WEB_THROTTLED: spec('OBX_ERR_WEB_THROTTLED', 'Too many attempts; wait before trying again', 429),
   WEB_FORM_INVALID: spec('OBX_ERR_WEB_FORM_INVALID', 'Some fields need attention', 400),
   WEB_BODY_TOO_LARGE: spec('OBX_ERR_WEB_BODY_TOO_LARGE', 'The form sent too much data', 413),

@@ -9,6 +9,7 @@
  * routes/sim.ts.
  */
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import fastifyCookie, { Signer } from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
@@ -52,6 +53,11 @@ export interface BoxWebDeps {
 export interface WebLimits {
   /** Open TCP connections; further ones are closed at once by the kernel-facing server. */
   maxConnections: number;
+  /**
+   * Open TCP connections from one client address; further ones from it are closed at once, so one LAN
+   * device cannot hold every connection the page has.
+   */
+  maxConnectionsPerAddress: number;
   /** A socket with no traffic for this long is closed (SSE streams send a ping every 25 s). */
   connectionTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
@@ -64,6 +70,7 @@ export interface WebLimits {
 
 export const WEB_LIMITS: Readonly<WebLimits> = Object.freeze({
   maxConnections: 128,
+  maxConnectionsPerAddress: 8,
   connectionTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxRequestsPerSocket: 100,
@@ -99,6 +106,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   });
   // Beyond this the server closes new connections at once (Node's net.Server maxConnections).
   app.server.maxConnections = limits.maxConnections;
+  limitPerAddress(app, limits.maxConnectionsPerAddress);
   const { box } = deps;
   const now = deps.now ?? Date.now;
   const ctx: WebContext = {
@@ -218,6 +226,25 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     for (const end of ctx.streams) end();
   });
   return app;
+}
+
+/** Closes a new connection at once when its address already holds `max` open ones. */
+function limitPerAddress(app: FastifyInstance, max: number): void {
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
 }
 
 declare module 'fastify' {

@@ -6,7 +6,10 @@
  *   y 28     detail (tor's summary, the fault, why killed) when the bar is shown, else blank
  *   y 37     kill switch: on / off / BROKEN, and "web: on" for the page's kill switch
  *   y 46     web page address
- *   y 55     claim code while unclaimed, and the id of the claim a press would approve ("id K7P2")
+ *   y 55     claim code while unclaimed, and the id of the claim a press would approve
+ *            ("code K7P2QXWM id K7P2": 8 + 4 characters fit the 21 with single spaces)
+ *   y 46-55  for a few seconds after a refused press, instead of the two lines above:
+ *            "press refused:" and why ("more than one claim", "claim id too new")
  */
 import type { Screen } from '../../firmware/state/machine.js';
 import { charsPerLine, Framebuffer, WIDTH } from './framebuffer.js';
@@ -49,10 +52,19 @@ export function renderScreen(screen: Screen, fb: Framebuffer = new Framebuffer()
     fb.drawText(fit(screen.detail), 0, 19);
   }
   fb.drawText(fit(switchLine(screen)), 0, 37);
+  const notice = screen.claimCode !== null ? (screen.claimNotice ?? null) : null;
+  if (notice !== null) {
+    const split = notice.indexOf(':');
+    const [first, second] =
+      split < 0 ? [notice, ''] : [notice.slice(0, split + 1), notice.slice(split + 1).trim()];
+    fb.drawText(fit(first), 0, 46);
+    fb.drawText(fit(second), 0, 55);
+    return fb;
+  }
   fb.drawText(fit(`web: ${screen.lanAddress}`), 0, 46);
   if (screen.claimCode !== null) {
     const line = screen.claimId
-      ? `code ${screen.claimCode}  id ${screen.claimId}`
+      ? `code ${screen.claimCode} id ${screen.claimId}`
       : `claim code: ${screen.claimCode}`;
     fb.drawText(fit(line), 0, 55);
   }

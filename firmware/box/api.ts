@@ -185,6 +185,8 @@ export interface AccessPointView {
   country: string;
   channel: number;
   security: 'wpa2' | 'wpa2-wpa3';
+  /** Devices on the box's Wi-Fi cannot reach each other (false: local casting allowed). */
+  isolateClients: boolean;
 }
 
 export interface NetworkView {
@@ -214,6 +216,8 @@ export interface AccessPointInput {
   country: string;
   channel: number;
   security: 'wpa2' | 'wpa2-wpa3';
+  /** false: devices on the box's Wi-Fi may reach each other (casting); true by default. */
+  isolateClients?: boolean | undefined;
 }
 
 /** Networking commands; a box started without network control rejects them with OBX_ERR_NET_UNAVAILABLE. */

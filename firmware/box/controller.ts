@@ -16,8 +16,9 @@
  * carries `alert` from then on and the OLED shows the fault until the retry restores the target mode.
  *
  * Claim and password belong to the box (firmware/owner/claim.ts): while the box is unclaimed, a one-time
- * 6-digit code is shown on the OLED with the id of the newest pending claim; a press of the claim button
- * approves that one claim only, and nothing outside that browser learns of the press (no status event).
+ * 8-character code is shown on the OLED with the id of the newest pending claim; a press of the claim
+ * button approves that claim only when it is the one pending and its id has been shown for 3 s (else the
+ * OLED says the press was refused), and nothing outside that browser learns of the press (no status event).
  * Holding the claim button for 10 s at boot (down when onionboxd starts, or pressed within the first
  * `bootResetWindowMs`, default 60 s) clears the password and rotates the session key (resetClaim()): the
  * box is unclaimed again, every session ends, the hold's own press approves nothing, and neither old
@@ -428,8 +429,12 @@ export class BoxController implements BoxApi {
   #button(e: ButtonEvent): void {
     if (e.kind === 'press') {
       // Only the approved browser learns of the press: the OLED changes, no status event goes out.
-      const id = this.#owner.press(e.at);
-      this.#record(id ? `claim button pressed: claim ${id} approved` : 'claim button pressed');
+      const outcome = this.#owner.press(e.at);
+      this.#record(
+        'approved' in outcome
+          ? `claim button pressed: claim ${outcome.approved} approved`
+          : `claim button pressed: ${outcome.refused === 'no claim' ? 'no claim pending' : `refused (${outcome.refused})`}`,
+      );
       this.#render();
       return;
     }

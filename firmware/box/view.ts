@@ -98,6 +98,7 @@ export class BoxView {
       lanAddress: this.#deps.lanAddress(),
       claimCode: claim?.code ?? null,
       claimId: claim?.id ?? null,
+      claimNotice: claim?.notice ?? null,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {
@@ -129,7 +130,7 @@ export class BoxView {
       ...this.#events,
       extra,
     ].join('\n');
-    // No secret ever leaves in a diagnostics file, whatever a log line carried.
+    // No secret ever leaves in a diagnostics file, whatever a log line or tor warning carried.
     return owner.redact(text);
   }
 

@@ -20,10 +20,11 @@ function parse(argv: string[], options: CliOptions, required: string[]) {
 
 export const netRenderHostapdCommand: CliCommand = {
   name: 'net render hostapd',
-  summary: "Print the access point's hostapd.conf (WPA2-PSK/CCMP; --security wpa2-wpa3 adds SAE)",
+  summary:
+    "Print the access point's hostapd.conf (WPA2/WPA3 transition and isolated clients unless told otherwise)",
   usage:
     'onionbox net render hostapd --interface IF --ssid SSID --passphrase PASS --country CC --channel N ' +
-    '[--security wpa2|wpa2-wpa3]',
+    '[--security wpa2|wpa2-wpa3] [--bssid LOCAL-MAC] [--casting]',
   async run(argv, ctx) {
     const v = parse(
       argv,
@@ -34,11 +35,15 @@ export const netRenderHostapdCommand: CliCommand = {
         country: { type: 'string' },
         channel: { type: 'string' },
         security: { type: 'string' },
+        bssid: { type: 'string' },
+        casting: { type: 'boolean' },
       },
       ['interface', 'ssid', 'passphrase', 'country', 'channel'],
     );
     const { renderHostapd } = await import('../net/render.js');
-    ctx.out(renderHostapd({ ...v, security: v.security ?? 'wpa2' }));
+    // parse() types every value as a string; --casting is a flag (true when given)
+    const { casting, ...rest } = v as Record<string, unknown>;
+    ctx.out(renderHostapd({ ...rest, isolateClients: casting !== true }));
     return 0;
   },
 };

@@ -3,6 +3,7 @@
  * pure function of the document. The store backs up the file before writing a migrated document.
  */
 import { obxError } from '../errors.js';
+import { randomBssid } from '../net/grammar.js';
 import { CONFIG_VERSION } from './schema.js';
 
 export type Migration = (doc: Record<string, unknown>) => Record<string, unknown>;
@@ -11,6 +12,9 @@ export type Migration = (doc: Record<string, unknown>) => Record<string, unknown
  * migrations[n] turns version n into n + 1.
  *  1 -> 2: networking (issue 12): `network.accessPoint` and `network.upstreamWifi`, both null (no access
  *          point until the owner gives it a passphrase; the WAN stays on Ethernet).
+ *  2 -> 3: Wi-Fi guests isolated (issue 23): a configured access point gains `isolateClients: true` and
+ *          a random locally administered `bssid` (the one migration that draws randomness: the BSSID is
+ *          generated once per box; `accessPointDefaults` takes the source for tests).
  */
 export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({
   1: (doc: Record<string, unknown>) => {
@@ -18,7 +22,23 @@ export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({
     if (network === null || typeof network !== 'object' || Array.isArray(network)) return doc;
     return { ...doc, network: { ...network, accessPoint: null, upstreamWifi: null } };
   },
+  2: (doc: Record<string, unknown>) => accessPointDefaults(doc, randomBssid),
 });
+
+/** 2 -> 3: an existing access point isolates its clients and gets its own BSSID from `bssid()`. */
+export function accessPointDefaults(
+  doc: Record<string, unknown>,
+  bssid: () => string,
+): Record<string, unknown> {
+  const network = doc.network;
+  if (network === null || typeof network !== 'object' || Array.isArray(network)) return doc;
+  const ap = (network as Record<string, unknown>).accessPoint;
+  if (ap === null || typeof ap !== 'object' || Array.isArray(ap)) return doc;
+  return {
+    ...doc,
+    network: { ...network, accessPoint: { ...ap, isolateClients: true, bssid: bssid() } },
+  };
+}
 
 export function migrate(
   doc: unknown,

@@ -7,7 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { IPV4_PATTERN } from '../lib/ipv4.js';
 
-export const CONFIG_VERSION = 2 as const;
+export const CONFIG_VERSION = 3 as const;
 
 /** Linux interface names: IFNAMSIZ-1 characters from a conservative set. */
 export const InterfaceName = Type.String({
@@ -73,7 +73,19 @@ export const AccessPointSettings = Type.Object(
     country: Type.String({ pattern: '^[A-Z]{2}$', description: 'Regulatory country (ISO 3166-1 alpha-2)' }),
     channel: Type.Integer({ minimum: 1, maximum: 48, description: '1-13, or 36, 40, 44, 48' }),
     security: Type.Union([Type.Literal('wpa2'), Type.Literal('wpa2-wpa3')], {
-      description: 'WPA2-PSK/CCMP, or WPA2/WPA3 (SAE) transition mode',
+      description: 'WPA2-PSK/CCMP, or WPA2/WPA3 (SAE) transition mode (the default)',
+    }),
+    isolateClients: Type.Boolean({
+      description:
+        "Devices on the box's Wi-Fi reach the box (and tor), not each other (hostapd ap_isolate). " +
+        'Off only for households that cast to a TV or print over Wi-Fi: then any guest with the ' +
+        "passphrase can reach (and ARP-spoof) the others, the owner's phone included.",
+      default: true,
+    }),
+    bssid: Type.String({
+      // the shape here; locally administered and unicast: firmware/net/grammar.ts parseBssid (config-check)
+      pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$',
+      description: 'Random locally administered unicast MAC, generated once per box (never the vendor MAC)',
     }),
   },
   { additionalProperties: false, requiresRestart: true },

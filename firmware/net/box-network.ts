@@ -16,7 +16,7 @@ import type { NetworkChangeSystem } from '../box/network-change.js';
 import type { AccessPointConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
-import { netsOverlap, parseCidr } from './grammar.js';
+import { netsOverlap, parseCidr, randomBssid } from './grammar.js';
 import type { LanDhcp } from './lan-dhcp.js';
 import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
@@ -75,7 +75,13 @@ export async function networkStatus(
     wan,
     wanProblem,
     accessPoint: ap
-      ? { ssid: ap.ssid, country: ap.country, channel: ap.channel, security: ap.security }
+      ? {
+          ssid: ap.ssid,
+          country: ap.country,
+          channel: ap.channel,
+          security: ap.security,
+          isolateClients: ap.isolateClients,
+        }
       : null,
     lan: { interface: n.lanInterface, address: n.lanAddress, prefix: n.lanPrefix, devices },
     sharedRadio: network?.sharedRadio ?? false,
@@ -143,6 +149,9 @@ export async function setAccessPoint(
     country: ap.country,
     channel: ap.channel,
     security: ap.security,
+    isolateClients: ap.isolateClients,
+    // generated once per box, kept across changes of the other settings
+    bssid: current.accessPoint?.bssid ?? randomBssid(),
   };
   await config.update((c) => ({ ...c, network: { ...c.network, accessPoint: stored } }));
   await network?.applyAccessPoint?.(stored);

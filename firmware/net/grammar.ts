@@ -11,6 +11,7 @@
  *   LAN range    a private (10/8 or 192.168/16) host address with prefix 16-30 that overlaps neither
  *                tor's VirtualAddrNetworkIPv4 (172.16.0.0/12) nor the WAN's subnet.
  */
+import { randomBytes } from 'node:crypto';
 import { obxError } from '../errors.js';
 import { ipv4ToInt, isHostAddress, isIpv4, networkOf } from '../firewall/params.js';
 import { COUNTRY_CODES } from '../tor/countries.js';
@@ -105,6 +106,28 @@ export function parseChannel(input: unknown): number {
     throw bad(`channel ${shown(String(input))} is not 1-13 or one of 36, 40, 44, 48`, 'channel');
   }
   return n;
+}
+
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+/**
+ * The access point's BSSID: a unicast, locally administered MAC (first octet: bit 1 set, bit 0 clear),
+ * so it is never the Pi's vendor address that wardriving databases map. Lower-case, colon-separated.
+ */
+export function parseBssid(input: unknown): string {
+  const mac = typeof input === 'string' ? input.toLowerCase() : '';
+  if (!MAC.test(mac)) throw bad(`BSSID ${shown(input)} is not six colon-separated hex bytes`, 'bssid');
+  const first = Number.parseInt(mac.slice(0, 2), 16);
+  if ((first & 0x01) !== 0) throw bad(`BSSID ${shown(input)} is a multicast address`, 'bssid');
+  if ((first & 0x02) === 0) throw bad(`BSSID ${shown(input)} is not locally administered`, 'bssid');
+  return mac;
+}
+
+/** A random BSSID for one box: locally administered, unicast (generated once, kept in the config). */
+export function randomBssid(bytes: (n: number) => Uint8Array = (n) => randomBytes(n)): string {
+  const b = Uint8Array.from(bytes(6).subarray(0, 6));
+  b[0] = ((b[0] ?? 0) & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 export function parseSecurity(input: unknown): WifiSecurity {

@@ -30,6 +30,11 @@ import { NetworkManagerWan } from './wifi.js';
 export interface BoxNetworkOptions {
   config: ConfigStore;
   stateDir: string;
+  /**
+   * Files that must not outlive a boot nor reach the SD card (dnsmasq's leases): systemd's
+   * RuntimeDirectory, /run/onionbox, on the box; stateDir when not given.
+   */
+  runtimeDir?: string | undefined;
   log: Logger;
   /** tor and the page, which a network change moves to the new network. */
   peers: ChangePeers;
@@ -260,7 +265,8 @@ export class BoxNetwork implements NetworkLike {
     });
   }
 
+  /** The LAN's leases (MACs, hostnames) live in memory, not on the SD card. */
   #leaseFile(): string {
-    return join(this.#opts.stateDir, 'dnsmasq.leases');
+    return join(this.#opts.runtimeDir ?? this.#opts.stateDir, 'dnsmasq.leases');
   }
 }

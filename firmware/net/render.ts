@@ -11,6 +11,7 @@ import { intToIpv4, ipv4ToInt, networkOf } from '../firewall/params.js';
 import {
   type Ipv4Net,
   type Passphrase,
+  parseBssid,
   parseChannel,
   parseInterface,
   parseLanRange,
@@ -60,9 +61,17 @@ export interface AccessPoint {
   readonly country: string;
   readonly channel: number;
   readonly security: WifiSecurity;
+  /** Stations cannot reach each other through the access point (hostapd ap_isolate). */
+  readonly isolateClients: boolean;
+  /** The box's own locally administered BSSID; null: the interface's (vendor) MAC. */
+  readonly bssid: string | null;
 }
 
-/** { interface, ssid, passphrase, country, channel, security? } -> a parsed AccessPoint. */
+/**
+ * { interface, ssid, passphrase, country, channel, security?, isolateClients?, bssid? } -> a parsed
+ * AccessPoint. Defaults: WPA2/WPA3 transition (WPA2 for a 64-hex key, which SAE cannot use), clients
+ * isolated.
+ */
 export function validateAccessPoint(input: unknown): AccessPoint {
   const o = objectOf(input);
   const ap = collect<AccessPoint>({
@@ -71,7 +80,21 @@ export function validateAccessPoint(input: unknown): AccessPoint {
     passphrase: () => parsePassphrase(o.passphrase),
     country: () => parseWifiCountry(o.country),
     channel: () => parseChannel(o.channel),
-    security: () => parseSecurity(o.security ?? 'wpa2'),
+    security: () =>
+      parseSecurity(
+        o.security ??
+          (typeof o.passphrase === 'string' && /^[0-9A-Fa-f]{64}$/.test(o.passphrase) ? 'wpa2' : 'wpa2-wpa3'),
+      ),
+    isolateClients: () => {
+      const v = o.isolateClients ?? true;
+      if (typeof v !== 'boolean') {
+        throw obxError('NET_VALUE_INVALID', 'isolateClients must be true or false', {
+          details: { isolateClients: 'must be true or false' },
+        });
+      }
+      return v;
+    },
+    bssid: () => (o.bssid === undefined || o.bssid === null ? null : parseBssid(o.bssid)),
   });
   if (ap.security === 'wpa2-wpa3' && ap.passphrase.kind === 'psk') {
     throw obxError('NET_VALUE_INVALID', 'passphrase: WPA3 (SAE) needs a passphrase, not a 64-hex key', {
@@ -88,8 +111,12 @@ function isNonAsciiUtf8(b: Buffer): boolean {
 
 /**
  * hostapd.conf for the box's access point. The SSID goes out as `ssid2=` in hex, so every byte is exact
- * and nothing in it is syntax. WPA2-PSK with CCMP by default; `wpa2-wpa3` adds SAE in transition mode
- * with optional (never mandatory) management frame protection, which the Pi's onboard chip tolerates.
+ * and nothing in it is syntax. `wpa2-wpa3` (the default) is WPA2-PSK and SAE in transition mode: MFP
+ * optional for WPA2 stations (`ieee80211w=1`, which the Pi's onboard chip tolerates) and required for
+ * SAE ones (`sae_require_mfp=1`), as hostapd.conf describes transition mode; `wpa2` is WPA2-PSK/CCMP.
+ * `ap_isolate=1` (the default) stops hostapd bridging frames between stations: a guest with the
+ * passphrase cannot reach or ARP-spoof another device on the box's Wi-Fi. `bssid=` is the box's own
+ * random locally administered address (nl80211 sets it on the interface), never the vendor MAC.
  * The country is set (with 802.11d) because hostapd without one fails on 5 GHz and stays rfkill-bound.
  */
 export function renderHostapd(input: unknown): string {
@@ -98,6 +125,7 @@ export function renderHostapd(input: unknown): string {
   const lines = [
     `interface=${ap.interface}`,
     'driver=nl80211',
+    ...(ap.bssid !== null ? [`bssid=${ap.bssid}`] : []),
     `ssid2=${ap.ssid.toString('hex')}`,
     ...(isNonAsciiUtf8(ap.ssid) ? ['utf8_ssid=1'] : []),
     `country_code=${ap.country}`,
@@ -109,6 +137,7 @@ export function renderHostapd(input: unknown): string {
     'wmm_enabled=1',
     'auth_algs=1',
     'ignore_broadcast_ssid=0',
+    ...(ap.isolateClients ? ['ap_isolate=1'] : []),
     'wpa=2',
     `wpa_key_mgmt=${ap.security === 'wpa2-wpa3' ? 'WPA-PSK SAE' : 'WPA-PSK'}`,
     'rsn_pairwise=CCMP',
@@ -131,7 +160,8 @@ export interface LanDhcp {
 }
 
 export const DEFAULT_LEASE_SECONDS = 12 * 3600;
-export const DEFAULT_LEASE_FILE = '/var/lib/onionbox/dnsmasq.leases';
+/** In memory (systemd's RuntimeDirectory, tmpfs): the LAN's MACs and hostnames never reach the SD card. */
+export const DEFAULT_LEASE_FILE = '/run/onionbox/dnsmasq.leases';
 const SAFE_PATH = /^\/(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/)*[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const MAX_POOL = 253;
 
@@ -187,7 +217,9 @@ function prefixToMask(prefix: number): string {
  * DNSPort on the box's LAN address, through the firewall's redirect), it binds only the LAN interface,
  * hands out the pool with the box as router and DNS server (the DNS server listed twice, as Pi-hole
  * does, so clients that add their own servers when given a single one keep ours), and keeps its leases
- * where the page reads them.
+ * where the page reads them (in /run/onionbox on the box: memory, not the SD card). `quiet-dhcp` keeps
+ * each DHCPDISCOVER/OFFER/REQUEST/ACK (a device's MAC and hostname) out of the journal; the start-up
+ * lines ("DHCP, IP range ...", "DHCP, sockets bound ...") and errors are still logged.
  */
 export function renderDnsmasq(input: unknown): string {
   const d = validateLanDhcp(input);
@@ -200,6 +232,7 @@ export function renderDnsmasq(input: unknown): string {
     `dhcp-option=option:router,${box}`,
     `dhcp-option=option:dns-server,${box},${box}`,
     `dhcp-leasefile=${d.leaseFile}`,
+    'quiet-dhcp',
   ];
   return `${HEADER}${lines.join('\n')}\n`;
 }

@@ -9,12 +9,14 @@ import type { ClaimRequest } from '../box/api.js';
 import type { ConfigStore } from '../config/store.js';
 import { obxError } from '../errors.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../lib/password.js';
+import { redact } from '../lib/redact.js';
 import {
   type ClaimDisplay,
   ClaimLedger,
   type ClaimProgress,
   type ClaimTicket,
   type PresenceProof,
+  type PressOutcome,
 } from './claim.js';
 
 export function newSessionKey(): string {
@@ -51,9 +53,9 @@ export class OwnerAccount {
     return this.isClaimed() ? { state: 'none', id: null } : this.#claims.progress(ticket);
   }
 
-  /** A press of the claim button: approves one pending claim; returns its id (null: nothing pending). */
-  press(at: number): string | null {
-    return this.isClaimed() ? null : this.#claims.press(at);
+  /** A press of the claim button: approves the one pending claim, or nothing (and says why). */
+  press(at: number): PressOutcome {
+    return this.isClaimed() ? { refused: 'no claim' } : this.#claims.press(at);
   }
 
   /** What the OLED shows, null once claimed. */
@@ -123,11 +125,12 @@ export class OwnerAccount {
     return key;
   }
 
-  /** `text` with the password hash and the session key replaced by [redacted]. */
+  /**
+   * `text` with the password hash, the session key and every bridge's address, fingerprint and `cert=`
+   * (configured or only named by tor) replaced by [redacted] (firmware/lib/redact.ts).
+   */
   redact(text: string): string {
-    const { passwordHash, sessionKey } = this.#config.get().web;
-    let out = text;
-    for (const secret of [passwordHash, sessionKey]) if (secret) out = out.split(secret).join('[redacted]');
-    return out;
+    const { web, tor } = this.#config.get();
+    return redact(text, { secrets: [web.passwordHash, web.sessionKey], bridges: tor.bridges });
   }
 }

@@ -18,17 +18,20 @@ import type { WebPage } from './web.js';
 export function networkPhase(deps: {
   config: ConfigStore;
   stateDir: string;
+  /** Where dnsmasq's leases go: systemd's RuntimeDirectory (/run/onionbox, memory) on the box. */
+  runtimeDir?: string | undefined;
   tor: TorSupervisor;
   web: WebPage;
   log: Logger;
 }): Phase<BoxNetwork> {
-  const { config, stateDir, tor, web, log } = deps;
+  const { config, stateDir, runtimeDir, tor, web, log } = deps;
   return {
     name: 'network',
     start: async () =>
       new BoxNetwork({
         config,
         stateDir,
+        runtimeDir,
         log,
         peers: {
           reconnectTor: async (lanAddress) => {

@@ -74,6 +74,8 @@ export interface Screen {
   claimCode: string | null;
   /** Id of the pending claim a press of the button would approve (shown beside the code), else null. */
   claimId?: string | null | undefined;
+  /** Why the last press of the claim button approved nothing (shown for a few seconds instead of the code). */
+  claimNotice?: string | null | undefined;
 }
 
 export interface MachineView {
@@ -81,7 +83,7 @@ export interface MachineView {
   firewallMode: FirewallModeName;
   leds: LedPattern;
   explanation: string;
-  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId'>;
+  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId' | 'claimNotice'>;
 }
 
 export const INITIAL_TOR: Readonly<TorStatus> = Object.freeze({

@@ -66,9 +66,8 @@ async function serve(dir: string, port: number, netns: string): Promise<void> {
     sim: board.controls(),
   });
   await box.start();
-  const { ticket } = box.startClaim();
-  board.pressButton();
-  await box.claim({ password: PASSWORD, ticket });
+  // claimed with the OLED's code (a press approves a claim id only after 3 s on the OLED)
+  await box.claim({ password: PASSWORD, code: box.claimDisplay()?.code });
   const app = buildWebApp({ log: pino({ level: 'warn' }), box, simulate: true });
   await app.listen({ host: '127.0.0.1', port });
   process.stdout.write(`ready ${box.appliedMode}\n`);

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import t from 'tap';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { browserContext, CHROMIUM, liveApp, shot } from '../helpers/chromium.js';
 import { BRIDGE } from '../helpers/web.js';
 
@@ -56,6 +57,8 @@ if (!existsSync(CHROMIUM)) {
     t.equal(claimId, box.oledClaimId, 'the page and the OLED show the same claim id');
     await page.click('nav >> text=Simulator');
     await shot(page, 'simulator');
+    // the owner reads the id on the OLED before pressing (the box approves an id shown for 3 s)
+    box.advance(PRESS_SHOWN_MS);
     await page.click('text=Press the claim button');
     t.not(box.buttonPressedAt, null);
     await page.goto(`${base}/claim`);

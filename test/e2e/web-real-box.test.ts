@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import t, { type Test } from 'tap';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { browserContext, CHROMIUM, shot } from '../helpers/chromium.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
 import { startWorldWithPage } from '../helpers/sim-world.js';
@@ -30,6 +31,8 @@ async function claimThroughThePage(t: Test, page: Page, base: string): Promise<v
   await page.click('button:has-text("Start a claim")');
   t.match(await page.textContent('#claim-id'), /^[A-Z0-9]{4}$/);
   await page.click('nav >> text=Simulator');
+  // as the owner would: read the id on the OLED first (a press approves an id shown for 3 s)
+  await page.waitForTimeout(PRESS_SHOWN_MS + 500);
   await page.click('text=Press the claim button');
   await page.goto(new URL('/claim', base).href);
   t.match(await page.textContent('#presence'), /was pressed for this browser/);

@@ -16,6 +16,7 @@ import { BoxController, type SystemClock } from '../../firmware/box/controller.j
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { LeakTester } from '../../firmware/leak-test/leak-test.js';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { FakeFirewall } from './fake-firewall.js';
 import { FakeNetwork } from './fake-network.js';
 import { FakeTor } from './fake-tor.js';
@@ -53,9 +54,12 @@ export class TestBox {
    */
   leakTest: LeakTester;
   #listeners = 0;
+  /** Added to the box's clock (advance()): a press can come seconds after a claim without a wait. */
+  #skewMs = 0;
 
   private constructor(dir: string, opts: TestBoxOptions) {
-    const now = opts.now ?? Date.now;
+    const base = opts.now ?? Date.now;
+    const now = () => base() + this.#skewMs;
     this.config = new ConfigStore(dir);
     this.board = new SimBoard({ now });
     this.tor = new FakeTor(this.bus);
@@ -145,6 +149,20 @@ export class TestBox {
   /** A press of the claim button on the board. */
   press(): void {
     this.board.pressButton();
+  }
+
+  /** Moves the box's clock (and its board's) forward. */
+  advance(ms: number): void {
+    this.#skewMs += ms;
+  }
+
+  /**
+   * The owner's press: once the pending claim's id has been on the OLED for PRESS_SHOWN_MS (the box's
+   * clock moves on instead of the test waiting), the claim button is pressed (held `holdMs`).
+   */
+  pressWhenShown(holdMs?: number): void {
+    this.advance(PRESS_SHOWN_MS);
+    this.board.pressButton(holdMs);
   }
 
   /** tor's bootstrap advancing, as its STATUS_CLIENT events reach the box. */

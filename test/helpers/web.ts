@@ -122,7 +122,7 @@ export async function claimed(h: WebHarness, password = GOOD_PASSWORD): Promise<
   const c = new Client(h.app);
   const start = await c.post('/claim/start', {}, '/claim');
   if (start.statusCode !== 303) throw new Error(`claim start failed: ${start.statusCode}`);
-  h.box.press();
+  h.box.pressWhenShown();
   const res = await c.post('/claim', { password, confirm: password }, '/claim');
   if (res.statusCode !== 303) throw new Error(`claim failed: ${res.statusCode} ${res.body}`);
   return c;

@@ -10,6 +10,7 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { registerBoardIpc } from '../../firmware/control/commands.js';
 import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
+import { PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { FakeFirewall } from '../helpers/fake-firewall.js';
 import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
@@ -20,7 +21,10 @@ t.test('board commands', async (t) => {
   const config = new ConfigStore(dir);
   await config.load();
   const bus = new EventBus();
-  const board = new SimBoard();
+  // The real clock, moved on by the 3 s a claim's id must be on the OLED before a press approves it.
+  let skew = 0;
+  const now = () => Date.now() + skew;
+  const board = new SimBoard({ now });
   const firewall = new FakeFirewall();
   const box = new BoxController({
     config,
@@ -32,6 +36,7 @@ t.test('board commands', async (t) => {
     simulate: true,
     clock: unchangedClock,
     sim: board.controls(),
+    now,
   });
   await box.start();
   t.teardown(() => box.stop());
@@ -50,6 +55,7 @@ t.test('board commands', async (t) => {
   t.equal(await runCli(['board', 'switch', 'off'], ctx), 0);
   t.equal(firewall.kernel, 'routing');
   const claim = box.startClaim();
+  skew += PRESS_SHOWN_MS;
   t.equal(await runCli(['board', 'press'], ctx), 0);
   t.equal(box.claimProgress(claim.ticket).state, 'approved', 'the press reached the box');
   t.equal(await runCli(['board', 'press', '--hold', '3'], ctx), 0);

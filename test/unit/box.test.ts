@@ -16,6 +16,7 @@ import { ConfigStore } from '../../firmware/config/store.js';
 import { registerBoardIpc } from '../../firmware/control/commands.js';
 import { IpcServer, ipcCall } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
+import { CODE_MAX_DELAY_MS, PRESS_SHOWN_MS } from '../../firmware/owner/claim.js';
 import type { TorStatus } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { FAKE_COUNTERS, FakeFirewall } from '../helpers/fake-firewall.js';
@@ -54,9 +55,16 @@ async function setup(
   await config.load();
   if (opts.softKill) await config.update((c) => ({ ...c, softKill: true }));
   const bus = new EventBus();
+  // The real clock, moved forward by advance() (a press seconds after a claim, without waiting).
+  let skew = 0;
+  const now = () => Date.now() + skew;
+  const advance = (ms: number) => {
+    skew += ms;
+  };
   const board = new SimBoard({
     initialSwitch: opts.initialSwitch ?? 'released',
     buttonHeldAtBoot: opts.held ?? false,
+    now,
   });
   const tor = startingTor(bus);
   const firewall = new FakeFirewall();
@@ -72,6 +80,7 @@ async function setup(
     simulate: true,
     sim: board.controls(),
     retryMs: opts.retryMs ?? 10,
+    now,
     containment: opts.containment,
     clock: {
       set: async (ms) => {
@@ -80,7 +89,7 @@ async function setup(
     },
   });
   t.teardown(() => box.stop());
-  return { dir, config, bus, board, tor, firewall, box, lines, clock: () => clockSet };
+  return { dir, config, bus, board, tor, firewall, box, lines, clock: () => clockSet, advance };
 }
 
 t.test('boot: lockdown until tor is ready, then routing; LEDs and OLED follow', async (t) => {
@@ -267,10 +276,10 @@ t.test('web kill switch reports an apply that could not be done', async (t) => {
 t.test(
   'claim: code and claim id on the OLED; a press approves one claim and tells no one else',
   async (t) => {
-    const { box, board, config } = await setup(t);
+    const { box, board, config, advance } = await setup(t);
     await box.start();
     const shown = box.claimDisplay();
-    t.match(shown?.code, /^\d{6}$/);
+    t.match(shown?.code, /^[ACDEFHJKMNPRTUVWXY34679]{8}$/);
     t.equal(board.screen()?.claimCode, shown?.code);
     t.equal(board.screen()?.claimId, null, 'no claim pending yet');
     const seen: BoxStatus[] = [];
@@ -279,6 +288,7 @@ t.test(
     const a = box.startClaim();
     t.equal(box.claimProgress(a.ticket).state, 'waiting', 'a press before the claim started does not count');
     t.equal(board.screen()?.claimId, a.id, 'the OLED shows the pending claim id');
+    advance(PRESS_SHOWN_MS);
     board.pressButton();
     t.same(box.claimProgress(a.ticket), { state: 'approved', id: a.id });
     t.same(box.claimProgress('someone-else'), { state: 'none', id: null });
@@ -307,15 +317,17 @@ t.test(
 );
 
 t.test('wrong codes are counted box-wide: the 10th replaces the code on the OLED', async (t) => {
-  const { box, board } = await setup(t);
+  const { box, board, advance } = await setup(t);
   await box.start();
   const first = box.claimDisplay()?.code ?? '';
-  const wrong = first === '000000' ? '000001' : '000000';
+  const wrong = first === '00000000' ? '00000001' : '00000000';
   for (let i = 0; i < 9; i++) {
     t.equal(await box.claim({ password: 'violet tractor umbrella 42', code: wrong }), 'no-presence');
+    advance(CODE_MAX_DELAY_MS); // past the box-wide wait between wrong codes
   }
   t.equal(box.claimDisplay()?.code, first, 'nine wrong codes: same code');
   await box.claim({ password: 'violet tractor umbrella 42', code: wrong });
+  advance(CODE_MAX_DELAY_MS);
   const second = box.claimDisplay()?.code;
   t.not(second, first, 'the tenth: a new code');
   t.equal(board.screen()?.claimCode, second, 'and the OLED shows it');
@@ -327,7 +339,9 @@ t.test('the press of a reset hold approves nothing; the reset leaves no old secr
   const config = new ConfigStore(dir);
   await config.load();
   const bus = new EventBus();
-  const board = new SimBoard();
+  let skew = 0;
+  const now = () => Date.now() + skew;
+  const board = new SimBoard({ now });
   const box = new BoxController({
     config,
     bus,
@@ -337,15 +351,18 @@ t.test('the press of a reset hold approves nothing; the reset leaves no old secr
     log: logger().log,
     simulate: true,
     clock: unchangedClock,
+    now,
   });
   t.teardown(() => box.stop());
   await box.start();
   const a = box.startClaim();
+  skew += PRESS_SHOWN_MS;
   board.pressButton(10_000); // within the boot window: press + hold
   while (box.claimProgress(a.ticket).state !== 'none') await new Promise((r) => setTimeout(r, 5));
   t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: a.ticket }), 'no-presence');
   // claimed, then reset: neither the hash nor the old key survives in config.json or its backup
   const b = box.startClaim();
+  skew += PRESS_SHOWN_MS;
   board.pressButton();
   t.equal(await box.claim({ password: 'violet tractor umbrella 42', ticket: b.ticket }), 'claimed');
   const hash = config.get().web.passwordHash ?? 'x';

@@ -59,9 +59,33 @@ t.test('with network adapters', async (t) => {
     channel: 11,
     security: 'wpa2',
   });
+  const bssid = network.applied[0]?.bssid;
+  t.match(bssid, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, "the box's own random BSSID (issue 23)");
   t.same(network.applied, [
-    { ssid: 'Box', passphrase: 'abcdefgh', country: 'NL', channel: 11, security: 'wpa2' },
+    {
+      ssid: 'Box',
+      passphrase: 'abcdefgh',
+      country: 'NL',
+      channel: 11,
+      security: 'wpa2',
+      isolateClients: true,
+      bssid,
+    },
   ]);
+  await box.setAccessPoint({
+    ssid: 'Box',
+    passphrase: '',
+    country: 'NL',
+    channel: 11,
+    security: 'wpa2',
+    isolateClients: false,
+  });
+  t.same(
+    network.applied[1],
+    { ...network.applied[0], isolateClients: false },
+    'casting allowed; the BSSID stays the one drawn first',
+  );
+  t.equal((await box.networkStatus()).accessPoint?.isolateClients, false);
   t.equal((await box.networkStatus()).accessPoint?.country, 'NL');
   t.notOk('passphrase' in ((await box.networkStatus()).accessPoint ?? {}), 'the view has no passphrase');
   const bad = await box

@@ -16,7 +16,16 @@ async function cli(argv: string[]) {
 
 const fixture = (n: string) => readFileSync(new URL(`../fixtures/net/${n}`, import.meta.url), 'utf8');
 const HOSTAPD = ['net', 'render', 'hostapd', '--interface', 'wlan0', '--ssid', 'Onionbox'];
-const HOSTAPD_REST = ['--passphrase', 'correct horse battery', '--country', 'DE', '--channel', '6'];
+const HOSTAPD_REST = [
+  '--passphrase',
+  'correct horse battery',
+  '--country',
+  'DE',
+  '--channel',
+  '6',
+  '--security',
+  'wpa2',
+];
 
 t.test('render hostapd', async (t) => {
   const r = await cli([...HOSTAPD, ...HOSTAPD_REST]);
@@ -37,10 +46,10 @@ t.test('render hostapd', async (t) => {
     'fr',
     '--channel',
     '44',
-    '--security',
-    'wpa2-wpa3',
+    '--bssid',
+    '7a:3f:09:c1:55:e2',
   ]);
-  t.equal(w3.out, fixture('hostapd-wpa3-5ghz.conf'));
+  t.equal(w3.out, fixture('hostapd-wpa3-5ghz.conf'), 'WPA2/WPA3 without --security');
 });
 
 t.test('render dnsmasq', async (t) => {

@@ -8,11 +8,13 @@ import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import {
   netsOverlap,
+  parseBssid,
   parseChannel,
   parseLanRange,
   parsePassphrase,
   parseSsid,
   parseWifiCountry,
+  randomBssid,
 } from '../../firmware/net/grammar.js';
 import {
   dhcpPool,
@@ -49,16 +51,24 @@ const AP = {
   security: 'wpa2',
 };
 
-const DHCP = { interface: 'wlan0', lanAddr: '10.42.0.1/24', leaseFile: '/var/lib/onionbox/dnsmasq.leases' };
+/** The lease file left to its default: /run/onionbox (memory, not the SD card). */
+const DHCP = { interface: 'wlan0', lanAddr: '10.42.0.1/24' };
 
 t.test('golden files', async (t) => {
   golden(t, 'hostapd-wpa2.conf', renderHostapd(AP));
   golden(
     t,
     'hostapd-wpa3-5ghz.conf',
-    renderHostapd({ ...AP, ssid: 'Café ☕ net', channel: 44, country: 'fr', security: 'wpa2-wpa3' }),
+    renderHostapd({
+      ...AP,
+      ssid: 'Café ☕ net',
+      channel: 44,
+      country: 'fr',
+      security: 'wpa2-wpa3',
+      bssid: '7a:3f:09:c1:55:e2',
+    }),
   );
-  golden(t, 'hostapd-psk.conf', renderHostapd({ ...AP, passphrase: 'AB'.repeat(32) }));
+  golden(t, 'hostapd-psk.conf', renderHostapd({ ...AP, passphrase: 'AB'.repeat(32), isolateClients: false }));
   golden(t, 'dnsmasq.conf', renderDnsmasq(DHCP));
   golden(
     t,
@@ -211,9 +221,20 @@ t.test('dnsmasq: DHCP only, on the LAN, the box as router and DNS', async (t) =>
   const body = s.split('\n').filter((l) => l && !l.startsWith('#'));
   t.same(
     body.map((l) => l.split('=')[0]),
-    ['port', 'interface', 'bind-interfaces', 'dhcp-range', 'dhcp-option', 'dhcp-option', 'dhcp-leasefile'],
+    [
+      'port',
+      'interface',
+      'bind-interfaces',
+      'dhcp-range',
+      'dhcp-option',
+      'dhcp-option',
+      'dhcp-leasefile',
+      'quiet-dhcp',
+    ],
     'no other options',
   );
+  t.match(s, /^dhcp-leasefile=\/run\/onionbox\/dnsmasq\.leases$/m, 'leases in memory, not on the SD card');
+  t.match(s, /^quiet-dhcp$/m, 'no DHCP exchange (MAC, hostname) in the journal');
   t.match(s, /^port=0$/m, 'its DNS is off');
   t.match(s, /^dhcp-range=10\.42\.0\.2,10\.42\.0\.254,255\.255\.255\.0,43200$/m);
   t.match(s, /^dhcp-option=option:dns-server,10\.42\.0\.1,10\.42\.0\.1$/m, 'DNS advertised twice');
@@ -313,4 +334,64 @@ t.test('validateAccessPoint returns parsed, frozen values', async (t) => {
   t.ok(Object.isFrozen(ap));
   t.equal(ap.country, 'DE');
   t.equal(ap.security, 'wpa2');
+});
+
+t.test('Wi-Fi guests isolated by default; WPA2/WPA3 transition by default (issue 23)', async (t) => {
+  const { security: _s, ...noSecurity } = AP;
+  const s = renderHostapd(noSecurity);
+  t.match(s, /^ap_isolate=1$/m, 'stations cannot reach each other through the box');
+  t.match(s, /^wpa_key_mgmt=WPA-PSK SAE$/m, 'WPA2 and WPA3 (SAE) by default');
+  t.match(s, /^ieee80211w=1$/m, 'management frame protection optional for WPA2 stations');
+  t.match(s, /^sae_require_mfp=1$/m, 'and required for WPA3 ones');
+  const hex = renderHostapd({ ...noSecurity, passphrase: 'AB'.repeat(32) });
+  t.match(hex, /^wpa_key_mgmt=WPA-PSK$/m, 'a 64-hex key (no SAE possible) falls back to WPA2');
+  const casting = renderHostapd({ ...AP, isolateClients: false });
+  t.notMatch(casting, /ap_isolate/, 'the household that casts turns isolation off');
+  t.ok(
+    isObxError(
+      caught(() => renderHostapd({ ...AP, isolateClients: 'yes' })),
+      'NET_VALUE_INVALID',
+    ),
+  );
+  t.notMatch(s, /^bssid=/m, 'no BSSID given: the interface keeps its own');
+});
+
+t.test('BSSID: random, locally administered, unicast; anything else refused', async (t) => {
+  for (let i = 0; i < 200; i++) {
+    const mac = randomBssid();
+    t.equal(parseBssid(mac), mac);
+  }
+  t.equal(
+    randomBssid(() => new Uint8Array([0xff, 1, 2, 3, 4, 5])),
+    'fe:01:02:03:04:05',
+    'bit 1 set, bit 0 clear',
+  );
+  t.equal(
+    randomBssid(() => new Uint8Array([0x00, 0xab, 0, 0, 0, 0x10])),
+    '02:ab:00:00:00:10',
+  );
+  t.equal(parseBssid('7A:3F:09:C1:55:E2'), '7a:3f:09:c1:55:e2');
+  for (const bad of [
+    'b8:27:eb:12:34:56', // the Pi's vendor OUI: globally administered
+    '7b:3f:09:c1:55:e2', // multicast
+    '7a:3f:09:c1:55', // five bytes
+    '7a-3f-09-c1-55-e2',
+    '7a:3f:09:c1:55:e2\nap_isolate=0',
+    42,
+  ]) {
+    t.ok(
+      isObxError(
+        caught(() => parseBssid(bad)),
+        'NET_VALUE_INVALID',
+      ),
+      String(bad),
+    );
+    t.ok(
+      isObxError(
+        caught(() => renderHostapd({ ...AP, bssid: bad })),
+        'NET_VALUE_INVALID',
+      ),
+      `render: ${bad}`,
+    );
+  }
 });

@@ -248,3 +248,31 @@ t.test('an adapter that reports a NACK as EIO: warned once, retried, never throw
   await oled.stop();
   t.equal(oled.state, 'stopped');
 });
+
+/** Whether rows y..y+7 of `fb` hold exactly `text` drawn at x 0. */
+function rowShows(fb: Framebuffer, y: number, text: string): boolean {
+  const want = new Framebuffer();
+  want.drawText(text, 0, y);
+  for (let yy = y; yy < y + 8; yy++)
+    for (let x = 0; x < WIDTH; x++) if (fb.getPixel(x, yy) !== want.getPixel(x, yy)) return false;
+  return true;
+}
+
+t.test(
+  'the 8-character claim code and its id fit one line; a refused press is said in their place',
+  async (t) => {
+    const claim = { ...base, claimCode: 'K7P2QXWM', claimId: 'K7P2' };
+    const fb = renderScreen(claim);
+    t.ok(rowShows(fb, 55, 'code K7P2QXWM id K7P2'), 'whole, not cut with a dot');
+    t.ok(rowShows(fb, 46, 'web: 10.42.0.1'));
+    const refused = renderScreen({ ...claim, claimNotice: 'press refused: more than one claim' });
+    t.ok(rowShows(refused, 46, 'press refused:'));
+    t.ok(rowShows(refused, 55, 'more than one claim'));
+    const claimedBox = renderScreen({
+      ...base,
+      claimCode: null,
+      claimNotice: 'press refused: more than one claim',
+    });
+    t.ok(rowShows(claimedBox, 46, 'web: 10.42.0.1'), 'no notice once claimed');
+  },
+);

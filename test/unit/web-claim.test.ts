@@ -66,7 +66,7 @@ t.test(
     const h = await webHarness(t);
     const c = new Client(h.app);
     await c.post('/claim/start', {}, '/claim');
-    h.box.sim?.pressClaimButton();
+    h.box.pressWhenShown();
     const page = await c.get('/claim');
     t.match(page.body, /button on the box was pressed for this browser/);
     for (const [pw, confirm, field, msg] of [
@@ -92,7 +92,7 @@ t.test('a second claim is refused once the box is claimed', async (t) => {
   const a = new Client(h.app);
   const b = new Client(h.app, '10.42.0.99');
   await a.post('/claim/start', {}, '/claim');
-  h.box.sim?.pressClaimButton();
+  h.box.pressWhenShown();
   const tokenB = csrfFrom((await b.get('/claim')).body);
   t.equal(
     (await a.post('/claim', { password: GOOD_PASSWORD, confirm: GOOD_PASSWORD }, '/claim')).statusCode,

@@ -6,6 +6,7 @@
 import { type IncomingMessage, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
+import { WEB_LIMITS } from '../../web/app.js';
 import { claimed, HOST, webHarness } from '../helpers/web.js';
 
 async function listen(h: Awaited<ReturnType<typeof webHarness>>): Promise<number> {
@@ -13,17 +14,18 @@ async function listen(h: Awaited<ReturnType<typeof webHarness>>): Promise<number
   return (h.app.server.address() as { port: number }).port;
 }
 
-function open(port: number): Promise<Socket> {
+/** A connection from `from` (any 127/8 address is loopback on Linux: another "device"). */
+function open(port: number, from = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
+    const s = connect({ port, host: '127.0.0.1', localAddress: from }, () => resolve(s));
     s.on('error', reject);
   });
 }
 
 /** One GET on a fresh socket: the status line, or 'closed' when the server hung up without answering. */
-function probe(port: number, path = '/claim'): Promise<string> {
+function probe(port: number, path = '/claim', from = '127.0.0.1'): Promise<string> {
   return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () =>
+    const s = connect({ port, host: '127.0.0.1', localAddress: from }, () =>
       s.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`),
     );
     let data = '';
@@ -59,6 +61,25 @@ t.test(
     for (const s of idle) s.destroy();
     await new Promise((r) => setTimeout(r, 100));
     t.equal(await probe(port), 'HTTP/1.1 200 OK', 'the page answers again');
+  },
+);
+
+t.test(
+  'one address holds at most 8 connections; other devices still reach the page (issue 23)',
+  async (t) => {
+    const h = await webHarness(t);
+    const port = await listen(h);
+    t.equal(WEB_LIMITS.maxConnectionsPerAddress, 8);
+    // one device opens idle connections, as many as it can: once all 128 were its own
+    const idle = await Promise.all(Array.from({ length: 8 }, () => open(port, '127.0.0.7')));
+    t.teardown(() => {
+      for (const s of idle) s.destroy();
+    });
+    t.equal(await probe(port, '/claim', '127.0.0.7'), 'closed', 'its ninth is closed unanswered');
+    t.equal(await probe(port, '/claim', '127.0.0.8'), 'HTTP/1.1 200 OK', 'another device is answered');
+    idle.pop()?.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(await probe(port, '/claim', '127.0.0.7'), 'HTTP/1.1 200 OK', 'one closed: room again');
   },
 );
 

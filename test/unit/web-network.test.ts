@@ -127,7 +127,15 @@ t.test('access point: all field errors at once, input kept, nothing changed; the
   t.equal(configText(h), before);
   const ok = await c.post('/network/access-point', AP, '/network');
   t.equal(ok.statusCode, 303);
-  t.same(h.box.config.get().network.accessPoint, { ...AP, channel: 6, security: 'wpa2' });
+  const bssid = h.box.config.get().network.accessPoint?.bssid;
+  t.match(bssid, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'a random locally administered BSSID (issue 23)');
+  t.same(h.box.config.get().network.accessPoint, {
+    ...AP,
+    channel: 6,
+    security: 'wpa2',
+    isolateClients: true,
+    bssid,
+  });
   t.equal(h.box.network?.applied.length, 1, 'applied after it was stored');
   const page = await c.get('/network');
   t.match(page.body, /id="ap-ssid"[^>]*value="Onionbox"/);
@@ -141,7 +149,30 @@ t.test('access point: all field errors at once, input kept, nothing changed; the
   t.equal(keep.statusCode, 303, 'empty passphrase keeps the current one');
   t.equal(h.box.config.get().network.accessPoint?.passphrase, AP.passphrase);
   t.equal(h.box.config.get().network.accessPoint?.channel, 44);
+  t.equal(h.box.config.get().network.accessPoint?.bssid, bssid, 'the BSSID is drawn once');
 });
+
+t.test(
+  'access point defaults: neutral name, WPA2/WPA3, guests isolated; casting with its warning (issue 23)',
+  async (t) => {
+    const { h, c } = await setup(t);
+    const fresh = (await c.get('/network')).body;
+    t.match(fresh, /id="ap-ssid"[^>]*value="Home Wi-Fi"/, 'a neutral name is offered');
+    t.notMatch(fresh, /id="ap-ssid"[^>]*value="Onionbox"/);
+    t.match(fresh, /<option value="wpa2-wpa3" selected>/, 'WPA2/WPA3 transition is the default');
+    t.match(fresh, /<input type="checkbox" id="ap-casting" name="casting" aria-describedby/, 'casting off');
+    t.match(fresh, /id="ap-casting-warning"[\s\S]*ARP spoofing/, 'the warning says what casting costs');
+    t.equal(
+      (await c.post('/network/access-point', { ...AP, security: 'wpa2-wpa3' }, '/network')).statusCode,
+      303,
+    );
+    t.equal(h.box.config.get().network.accessPoint?.isolateClients, true, 'isolated unless asked');
+    const cast = await c.post('/network/access-point', { ...AP, passphrase: '', casting: 'on' }, '/network');
+    t.equal(cast.statusCode, 303);
+    t.equal(h.box.config.get().network.accessPoint?.isolateClients, false, 'the household that casts');
+    t.match((await c.get('/network')).body, /id="ap-casting" name="casting" checked/);
+  },
+);
 
 t.test('CSRF and a box without network control', async (t) => {
   const { h, c } = await setup(t);

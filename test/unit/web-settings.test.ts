@@ -187,6 +187,30 @@ t.test(
   },
 );
 
+t.test("diagnostics never name a bridge: configured, or only in tor's warnings (issue 23)", async (t) => {
+  const { h, c } = await setup(t);
+  await h.box.config.update((cfg) => ({ ...cfg, tor: { ...cfg.tor, useBridges: true, bridges: [BRIDGE] } }));
+  const [, address, fingerprint, cert] = /^obfs4 (\S+) (\S+) cert=(\S+)/.exec(BRIDGE) ?? [];
+  h.box.tor.warnings.push(
+    `Problem bootstrapping. Stuck at 10%: Connected to a relay. (count 3; host ${fingerprint} at ${address})`,
+    'Proxy Client: unable to connect with 203.0.113.5:9001 ID=<none> RSA_ID=$FEDCBA9876543210FEDCBA9876543210FEDCBA98',
+  );
+  h.box.setBootstrap(10, 'Connected to a relay');
+  h.box.extraDiagnostics = `bridge line: ${BRIDGE}`;
+  const res = await c.get('/settings/diagnostics.txt');
+  t.equal(res.statusCode, 200);
+  t.match(res.body, /tor warning: Problem bootstrapping/, 'the warnings are there');
+  for (const secret of [
+    address,
+    fingerprint,
+    cert,
+    '192.0.2.1',
+    '203.0.113.5',
+    'FEDCBA9876543210FEDCBA9876543210FEDCBA98',
+  ])
+    t.notOk(res.body.includes(secret ?? 'x'), `no ${secret}`);
+});
+
 t.test('status page: kill switch (software vs hardware), new identity, circuits and counters', async (t) => {
   const { h, c } = await setup(t);
   h.box.setBootstrap(100, 'Done');

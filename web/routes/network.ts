@@ -14,6 +14,7 @@ import {
   CHANNELS,
   checkAccessPoint,
   checkJoin,
+  DEFAULT_AP_SSID,
   type JoinInput,
 } from '../lib/forms/network.js';
 import { flashFor, type PluginOpts, page, requireOwner, type WebContext } from './common.js';
@@ -45,10 +46,12 @@ async function networkPage(reply: FastifyReply, ctx: WebContext, state: NetworkS
       scanProblem: state.scanProblem ?? null,
       join: state.join ?? { ssid: '', hidden: false },
       ap: state.ap ?? {
-        ssid: ap?.ssid ?? 'Onionbox',
+        // neutral: nothing in the name says "Tor router" to a wardriving database
+        ssid: ap?.ssid ?? DEFAULT_AP_SSID,
         country: ap?.country ?? '',
         channel: String(ap?.channel ?? 6),
-        security: ap?.security ?? 'wpa2',
+        security: ap?.security ?? 'wpa2-wpa3',
+        casting: ap ? !ap.isolateClients : false,
       },
       apConfigured: ap !== null,
       countries: COUNTRIES,

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { describeError, isObxError } from '../../firmware/errors.js';
+import { redact } from '../../firmware/lib/redact.js';
 import { newPasswordErrors } from '../lib/forms/auth.js';
 import { type FieldErrors, field, fieldErrors } from '../lib/forms/fields.js';
 import {
@@ -137,10 +138,9 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
   });
 
   app.get('/settings/diagnostics.txt', async (_req, reply) => {
-    let text = await ctx.box.diagnostics();
-    // Defence in depth: the box promises no secrets; make sure of the one this page knows.
-    const key = ctx.box.sessionKey();
-    if (key) text = text.split(key).join('[redacted]');
+    // Defence in depth: the box promises no secrets; make sure of the one this page knows (and of any
+    // bridge-shaped text: firmware/lib/redact.ts).
+    const text = redact(await ctx.box.diagnostics(), { secrets: [ctx.box.sessionKey()] });
     const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
     reply
       .type('text/plain; charset=utf-8')

@@ -25,11 +25,19 @@ export interface JoinInput {
   hidden: boolean;
 }
 
+/**
+ * The name the form offers for the box's Wi-Fi: neutral and common, so neither the air nor a wardriving
+ * database (which geolocates SSIDs) says "Tor router here"; the owner may choose any.
+ */
+export const DEFAULT_AP_SSID = 'Home Wi-Fi';
+
 export interface AccessPointFormInput {
   ssid: string;
   country: string;
   channel: string;
   security: string;
+  /** Devices on the box's Wi-Fi may reach each other (client isolation off). */
+  casting: boolean;
 }
 
 /** A checked form with the input kept as typed (passphrases left out), for the page to show again. */
@@ -73,6 +81,7 @@ export function accessPointInput(body: unknown): AccessPointFormInput {
     country: (field(body, 'country') ?? '').slice(0, 10),
     channel: (field(body, 'channel') ?? '').slice(0, 10),
     security: (field(body, 'security') ?? '').slice(0, 20),
+    casting: checkbox(body, 'casting'),
   };
 }
 
@@ -94,5 +103,9 @@ export function checkAccessPoint(body: unknown): CheckedInput<AccessPointInput, 
   ) {
     return { ok: false, errors, input };
   }
-  return { ok: true, value: { ssid: input.ssid, passphrase, country, channel, security }, input };
+  return {
+    ok: true,
+    value: { ssid: input.ssid, passphrase, country, channel, security, isolateClients: !input.casting },
+    input,
+  };
 }
