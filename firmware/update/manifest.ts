@@ -7,6 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type ErrorName, obxError } from '../errors.js';
+import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
 
 export const MANIFEST_FORMAT = 1 as const;
 
@@ -53,15 +54,8 @@ const compiled = TypeCompiler.Compile(ManifestSchema);
 
 /** Field path -> problem, empty when the document is a valid manifest. */
 export function manifestProblems(doc: unknown): Record<string, string> {
+  if (!compiled.Check(doc)) return schemaProblems(compiled, doc);
   const problems: Record<string, string> = {};
-  if (!compiled.Check(doc)) {
-    for (const e of compiled.Errors(doc)) {
-      const path = e.path === '' ? '/' : e.path;
-      if (!(path in problems)) problems[path] = e.message;
-      if (Object.keys(problems).length >= 20) break;
-    }
-    return problems;
-  }
   if (Date.parse(doc.expires) <= Date.parse(doc.released)) problems['/expires'] = 'must be after released';
   if (Number.isNaN(Date.parse(doc.released))) problems['/released'] = 'not a date';
   if (Number.isNaN(Date.parse(doc.expires))) problems['/expires'] = 'not a date';
@@ -82,13 +76,8 @@ export function parseManifest(bytes: Uint8Array | string): Readonly<Manifest> {
     throw obxError('UPDATE_MANIFEST_INVALID', 'not JSON', { cause: err });
   }
   const problems = manifestProblems(doc);
-  const fields = Object.keys(problems);
-  if (fields.length > 0) {
-    const summary = fields
-      .slice(0, 3)
-      .map((f) => `${f} ${problems[f]}`)
-      .join('; ');
-    throw obxError('UPDATE_MANIFEST_INVALID', summary, { details: problems });
+  if (Object.keys(problems).length > 0) {
+    throw obxError('UPDATE_MANIFEST_INVALID', problemSummary(problems), { details: problems });
   }
   return Object.freeze({ ...(doc as Manifest), bundle: Object.freeze({ ...(doc as Manifest).bundle }) });
 }

@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { problemSummary } from '../../firmware/lib/schema-problems.js';
 import { type Manifest, manifestProblems } from '../../firmware/update/manifest.js';
 import { parseSecretKey, signMinisign } from './minisign-sign.js';
 
@@ -47,9 +48,8 @@ export function buildManifest(input: ManifestInput): Manifest {
     minVersion: input.minVersion,
   };
   const problems = manifestProblems(manifest);
-  const fields = Object.keys(problems);
-  if (fields.length > 0) {
-    throw new Error(`the manifest would be refused: ${fields.map((f) => `${f} ${problems[f]}`).join('; ')}`);
+  if (Object.keys(problems).length > 0) {
+    throw new Error(`the manifest would be refused: ${problemSummary(problems)}`);
   }
   return manifest;
 }

@@ -11,6 +11,7 @@ import {
   verifyMinisign,
 } from '../../firmware/update/minisign.js';
 import { parseSecretKey, publicKeyText, signMinisign } from '../../scripts/release/minisign-sign.js';
+import { hasMinisign } from '../helpers/minisign.js';
 
 const dir = new URL('../fixtures/update/', import.meta.url);
 const read = (name: string) => readFileSync(new URL(name, dir), 'utf8');
@@ -19,15 +20,6 @@ const current = parsePublicKey(read('test-current.pub'));
 const next = parsePublicKey(read('test-next.pub'));
 const foreign = parsePublicKey(read('test-foreign.pub'));
 const trust: TrustedKeys = { keys: [current, next] };
-
-function hasMinisign(): boolean {
-  try {
-    execFileSync('minisign', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test("this Node's OpenSSL has BLAKE2b-512", async (t) => {
   t.ok(getHashes().includes('blake2b512'));

@@ -7,19 +7,11 @@ import t, { type Test } from 'tap';
 import { parseManifest } from '../../firmware/update/manifest.js';
 import { parsePublicKey, verifyMinisign } from '../../firmware/update/minisign.js';
 import { buildManifest, signRelease } from '../../scripts/release/sign-manifest.js';
+import { hasMinisign } from '../helpers/minisign.js';
 
 const fixture = (name: string) => new URL(`../fixtures/update/${name}`, import.meta.url);
 const keyText = readFileSync(fixture('test-current.key'), 'utf8');
 const pub = parsePublicKey(readFileSync(fixture('test-current.pub'), 'utf8'));
-
-function hasMinisign(): boolean {
-  try {
-    execFileSync('minisign', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'obx-release-'));
