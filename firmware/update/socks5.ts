@@ -164,10 +164,18 @@ export function torConnect(options: TorConnectOptions): Connect {
     if (!https) return socket;
     return await new Promise<Socket>((resolve, reject) => {
       const tls = tlsConnect({ socket, servername: host });
-      tls.once('secureConnect', () => resolve(tls));
-      tls.once('error', (err) =>
-        reject(obxError('UPDATE_DOWNLOAD_FAILED', `TLS: ${err.message}`, { cause: err })),
-      );
+      const timer = setTimeout(() => {
+        tls.destroy();
+        reject(obxError('UPDATE_DOWNLOAD_FAILED', 'TLS handshake timed out'));
+      }, options.timeoutMs ?? 120_000);
+      tls.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(tls);
+      });
+      tls.once('error', (err) => {
+        clearTimeout(timer);
+        reject(obxError('UPDATE_DOWNLOAD_FAILED', `TLS: ${err.message}`, { cause: err }));
+      });
     });
   };
 }

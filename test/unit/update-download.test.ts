@@ -366,6 +366,12 @@ t.test('SOCKS5 refusals are named', async (t) => {
     }),
     { message: /timed out/ },
   );
+  // An https mirror whose far end does not speak TLS: a named failure, not a plain-text fetch.
+  const plain = await serve(t, (_req, res) => res.end('not TLS'));
+  await t.rejects(
+    torConnect({ socksPort: socks.port, username: 'u' })(new URL(`https://mirror.example:${plain.port}/`)),
+    { code: 'OBX_ERR_UPDATE_DOWNLOAD_FAILED', message: /TLS/ },
+  );
   await t.rejects(torConnect({ socksPort: socks.port, username: 'u' })(new URL('ftp://x.onion/')), {
     code: 'OBX_ERR_UPDATE_DOWNLOAD_FAILED',
   });
