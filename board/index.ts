@@ -3,7 +3,7 @@
  * Raspberry Pi's GPIO and OLED. Each is loaded only when chosen (the simulator never loads onoff or
  * i2c-bus; the box never loads the simulated board).
  */
-import type { SimBoardControls } from '../firmware/box-api.js';
+import type { SimBoardControls } from '../firmware/box/api.js';
 import type { BoardConfig } from '../firmware/config/schema.js';
 import type { Board, BoardLogger } from './types.js';
 
@@ -19,7 +19,7 @@ export async function createBoard(opts: {
 }> {
   if (opts.simulate) {
     const { SimBoard } = await import('./sim/board.js');
-    const board = new SimBoard();
+    const board = new SimBoard({ log: opts.log });
     return { board, sim: board.controls() };
   }
   const { GpioBoard } = await import('./gpio/board.js');

@@ -1,18 +1,24 @@
 /**
- * onionboxd's composition: a list of phases, each a service with start()/stop(). Start runs them in
- * order; stop runs them in reverse and never throws, so SIGTERM always ends cleanly.
+ * onionboxd's composition: a list of phases, each a function in firmware/phases/ that takes what it
+ * needs (typed) and returns a Phase<T> with start()/stop(). Start runs them in order (start() below is
+ * the list); what a phase's start returns is what later phases are handed, so a phase cannot come
+ * before the one whose result it takes. Stop runs them in reverse and never throws, so SIGTERM always
+ * ends cleanly.
  *
  * The simulator runs exactly this, inside its "box" network namespace: the only platform choices are
  * the board (GPIO or SimBoard) and the clock (set, or only recorded, in the simulator), made once by the
- * first phase (firmware/platform.ts, which also finds tor's uid and data directory); a private Tor
- * network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
+ * first phase (firmware/platform/platform.ts, which also finds tor's uid and data directory); a private
+ * Tor network is plain data (`--test-network FILE`: torrc lines and the check URL), never a code path.
  *
- * Phases, in the order that keeps the box closed (start() below; each in firmware/phases/):
+ * Phases, in the order that keeps the box closed:
  *   platform       Pi or simulator: board, clock, tor's user, uid and data directory
  *   firewall       open the nft session (the boot lockdown table is still in the kernel)
  *   relay-seed     fill the relay set before anything applies it: authorities and fallbacks (the test
  *                  network's, or tor's built-in lists), bridges, the cached consensus
- *   tor-supervisor the supervisor (not started yet) and its control-socket commands
+ *   tor-supervisor the supervisor (not started yet)
+ *   network        BoxNetwork (firmware/net/network.ts): the network the box runs on, the one answer to
+ *                  "which network" (firewall parameters, overlap check, leak test, OLED), and a network
+ *                  change's system steps (which move tor and the page); nothing runs yet
  *   box            board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs
@@ -21,7 +27,8 @@
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   tor-start      starts tor in the background: the state machine opens the LAN only when it is ready
  *   relay-follow   the relay set follows tor's consensus from here on
- *   web, ipc       the page on the LAN address, the CLI's control socket
+ *   web            the page on the LAN address
+ *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
  *
  * The relay set has one owner, RelaySet (firmware/tor/relay-set.ts): the firewall's parameters read its
  * current() and every change after the seed (new bridges, a new consensus) goes through it to the
@@ -32,25 +39,24 @@
  * loads `lockdown`. A crash leaves the last ruleset in the kernel (it never forwards); the unit's
  * ExecStopPost then loads the boot lockdown.
  *
- * Each phase is handed the objects it needs here; what its start returns
- * (the platform, the firewall, the relay set, tor, the box) is what later phases are handed. Two objects
- * are made before the phases, because a network change reaches them after start: the network the box
- * runs on with its LAN/WAN children (phases/network.ts) and the page (phases/web.ts).
+ * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the network
+ * is handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
  */
 import type { Logger } from 'pino';
-import type { BoxController } from './box.js';
+import type { BoxController } from './box/controller.js';
 import { ConfigStore } from './config/store.js';
+import { IpcServer, socketPath } from './control/socket.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
-import { IpcServer, socketPath } from './ipc.js';
-import { leaseCidr } from './net/wan-lease.js';
+import type { Phase } from './lib/service.js';
+import type { BoxNetwork } from './net/network.js';
 import { boxPhase } from './phases/box.js';
+import { controlPhase } from './phases/control.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
-import { BoxNetwork } from './phases/network.js';
-import { relayFollowPhase, relaySeedPhase, torSetupPhase, torStartPhase } from './phases/tor.js';
-import { WebPage } from './phases/web.js';
-import { choosePlatform, type Platform } from './platform.js';
-import type { Phase } from './service.js';
+import { lanPhase, networkPhase, wanLeasePhase } from './phases/network.js';
+import { platformPhase } from './phases/platform.js';
+import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
+import { WebPage, webPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 
@@ -76,23 +82,20 @@ export class Daemon {
   readonly ipc: IpcServer;
   readonly startedAt = Date.now();
   readonly #opts: DaemonOptions;
-  /** The network the box runs on and its LAN/WAN children (a network change reaches them after start). */
-  readonly #network: BoxNetwork;
-  /** The page (a network change moves it to the new LAN address). */
+  /** The page (made before the phases: the box is handed it, for a network change's new LAN address). */
   readonly #web: WebPage;
   #configSource = '';
   #started: Phase<unknown>[] = [];
   /** Kept for status(): what the phases returned. */
   #box: BoxController | null = null;
   #relays: RelaySet | null = null;
+  #network: BoxNetwork | null = null;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
     this.config = new ConfigStore(opts.stateDir, opts.log.child({ component: 'config' }));
     this.bus = new EventBus(opts.log.child({ component: 'bus' }));
     this.ipc = new IpcServer(socketPath(opts.stateDir));
-    this.ipc.register('status', async () => this.status());
-    this.#network = new BoxNetwork({ config: this.config, stateDir: opts.stateDir, log: opts.log });
     this.#web = new WebPage({
       config: this.config,
       log: opts.log,
@@ -131,16 +134,15 @@ export class Daemon {
         : '',
       relays: this.#relays?.current().length ?? 0,
       relaySet: this.#relays?.sizes() ?? null,
-      dhcpServers: this.#network.dhcpServers(),
+      dhcpServers: this.#network?.dhcpServers() ?? [],
       testNetwork: this.#opts.testNetwork !== undefined,
     };
   }
 
   /** The phases, in order; each is handed what earlier ones returned. */
   async start(): Promise<void> {
-    const { log, stateDir, testNetwork } = this.#opts;
+    const { log, stateDir, testNetwork, simulate, torDataDir } = this.#opts;
     const { config, bus, ipc } = this;
-    const network = this.#network;
     const loaded = await config.load();
     this.#configSource = loaded.source;
     log.info({ source: loaded.source, path: config.path }, 'configuration loaded');
@@ -148,25 +150,23 @@ export class Daemon {
     const root = { config, bus, ipc, stateDir, testNetwork, log };
     const web = this.#web;
     try {
-      const platform = await this.#run(platformPhase(this.#opts, config));
+      const platform = await this.#run(platformPhase({ ...root, simulate, torDataDir }));
       const firewall = await this.#run(firewallPhase(root));
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
+      const network = await this.#run(networkPhase({ ...root, tor, web }));
+      this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
-      const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network, web }));
+      const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));
       this.#box = box;
-      await this.#run(
-        network.wanLeasePhase(async (lease) => {
-          box.wanLease(leaseCidr(lease));
-          await box.reapply();
-        }),
-      );
-      await this.#run(network.lanPhase());
+      await this.#run(wanLeasePhase({ network, box }));
+      await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
-      await this.#run(web.phase(box, () => network.current().lanAddress));
-      await this.#run({ name: 'ipc', start: () => ipc.start(), stop: () => ipc.stop() });
+      await this.#run(webPhase({ web, box, network }));
+      const torCheckHere = () => torCheck(testNetwork);
+      await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });
@@ -183,6 +183,7 @@ export class Daemon {
     }
     this.#started = [];
     this.#box = null;
+    this.#network = null;
   }
 
   /** Starts one phase; once started, stop() stops it (in reverse order). */
@@ -192,20 +193,4 @@ export class Daemon {
     this.#opts.log.debug({ service: phase.name }, 'service started');
     return out;
   }
-}
-
-/** Phase `platform`: Pi or simulator, chosen once (firmware/platform.ts). */
-function platformPhase(opts: DaemonOptions, config: ConfigStore): Phase<Platform> {
-  return {
-    name: 'platform',
-    start: () =>
-      choosePlatform({
-        simulate: opts.simulate,
-        stateDir: opts.stateDir,
-        torDataDir: opts.torDataDir,
-        board: config.get().board,
-        log: opts.log,
-      }),
-    stop: async () => undefined,
-  };
 }

@@ -103,7 +103,7 @@ export const Errors = Object.freeze({
     'The leak self-test is not available on this box',
     503,
   ),
-  // box controller and board (firmware/box.ts, board/)
+  // box controller and board (firmware/box/controller.ts, board/)
   BOX_BAD_INPUT: spec('OBX_ERR_BOX_BAD_INPUT', 'Bad request to the box', 400),
   BOX_APPLY_FAILED: spec(
     'OBX_ERR_BOX_APPLY_FAILED',

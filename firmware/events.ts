@@ -1,14 +1,14 @@
 /**
  * One typed event bus for the firmware. Listeners are keyed by owner so a service can drop all of its
  * listeners at stop(); a listener that throws is logged and contained, so the daemon survives it.
- * Every event the firmware sends is declared here, in BoxEvents.
+ * Every event the firmware sends is declared here, in TorEvents: so far they are all tor's.
  */
 import type { Logger } from 'pino';
 import type { TorStatus } from './state/machine.js';
 import type { ClockSkew } from './tor/supervisor.js';
 
-/** Every event on the bus and its payload (all sent by the tor supervisor, firmware/tor/supervisor.ts). */
-export interface BoxEvents {
+/** Every event on the bus and its payload: tor's, all sent by the tor supervisor (firmware/tor/supervisor.ts). */
+export interface TorEvents {
   /** tor's status changed (phase, bootstrap progress, ready); the box's state machine follows it. */
   'tor:status': TorStatus;
   /** A WARN/ERR line from tor, for the page's warnings. */
@@ -21,7 +21,7 @@ export interface BoxEvents {
 
 type Listener<T> = (payload: T) => void | Promise<void>;
 
-export class EventBus<Events extends object = BoxEvents> {
+export class EventBus<Events extends object = TorEvents> {
   readonly #listeners = new Map<keyof Events, Map<Listener<never>, string>>();
 
   readonly #log: Pick<Logger, 'error'> | undefined;

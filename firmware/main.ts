@@ -5,7 +5,7 @@
  * the simulator runs it inside its own network namespace (scripts/sim/), never on the host.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { parseDaemonArgs } from './args.js';
+import { parseDaemonArgs } from './cli/args.js';
 import { Daemon } from './daemon.js';
 import { describeError } from './errors.js';
 import { createSdNotifier } from './lib/sd-notify.js';

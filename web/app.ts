@@ -20,7 +20,7 @@ import fastifyView from '@fastify/view';
 import { Eta } from 'eta';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { BoxApi } from '../firmware/box-api.js';
+import type { BoxApi } from '../firmware/box/api.js';
 import { isObxError, ObxError, obxError } from '../firmware/errors.js';
 import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';

@@ -65,8 +65,12 @@ export class GpioBoard implements Board {
   #pollTimer: NodeJS.Timeout | null = null;
   #oled: Ssd1306 | null = null;
   readonly #fb = new Framebuffer();
-  readonly #switchListeners = new Listeners<SwitchPosition>();
-  readonly #buttonListeners = new Listeners<ButtonEvent>();
+  readonly #switchListeners = new Listeners<SwitchPosition>((err) => {
+    this.#opts.log.error({ err: describeError(err) }, 'switch listener failed');
+  });
+  readonly #buttonListeners = new Listeners<ButtonEvent>((err) => {
+    this.#opts.log.error({ err: describeError(err) }, 'button listener failed');
+  });
   readonly #now: () => number;
 
   readonly #opts: GpioBoardOptions;
@@ -278,9 +282,7 @@ export class GpioBoard implements Board {
   }
 
   #emitButton(e: ButtonEvent): void {
-    this.#buttonListeners.emitEach(e, (err) => {
-      this.#opts.log.error({ err: describeError(err) }, 'button listener failed');
-    });
+    this.#buttonListeners.emit(e);
   }
 
   #drawLeds(): void {

@@ -3,13 +3,15 @@
  * simulator panel, the CLI (`onionbox board switch on|off`, `onionbox board press`) and tests can flip.
  * LEDs are plain state; the OLED is the same framebuffer code the real display uses, readable as a PNG.
  */
-import type { SimBoardControls } from '../../firmware/box-api.js';
+import type { SimBoardControls } from '../../firmware/box/api.js';
+import { describeError } from '../../firmware/errors.js';
 import { Listeners } from '../../firmware/lib/listeners.js';
 import { Framebuffer } from '../oled/framebuffer.js';
 import { framebufferToPng } from '../oled/png.js';
 import { renderScreen } from '../oled/screens.js';
 import {
   type Board,
+  type BoardLogger,
   type ButtonEvent,
   HOLD_MS,
   type LedPattern,
@@ -23,6 +25,8 @@ export interface SimBoardOptions {
   /** Claim button held down at power-on. */
   buttonHeldAtBoot?: boolean;
   now?: () => number;
+  /** Where a throwing switch or button listener is reported (the others still run). */
+  log?: BoardLogger | undefined;
 }
 
 export class SimBoard implements Board {
@@ -33,8 +37,13 @@ export class SimBoard implements Board {
   #physical: SwitchPosition;
   #leds: LedPattern = { green: 'off', amber: 'off', red: 'off' };
   #screen: Screen | null = null;
-  readonly #switchListeners = new Listeners<SwitchPosition>();
-  readonly #buttonListeners = new Listeners<ButtonEvent>();
+  readonly #switchListeners = new Listeners<SwitchPosition>((err) => {
+    this.#log?.error({ err: describeError(err) }, 'switch listener failed');
+  });
+  readonly #buttonListeners = new Listeners<ButtonEvent>((err) => {
+    this.#log?.error({ err: describeError(err) }, 'button listener failed');
+  });
+  readonly #log: BoardLogger | undefined;
   readonly #now: () => number;
   readonly #bootHeld: boolean;
 
@@ -43,6 +52,7 @@ export class SimBoard implements Board {
     this.#switch = 'unreadable';
     this.#now = opts.now ?? Date.now;
     this.#bootHeld = opts.buttonHeldAtBoot ?? false;
+    this.#log = opts.log;
   }
 
   async start(): Promise<void> {

@@ -9,11 +9,11 @@
  */
 import { join } from 'node:path';
 import { handOver, readConfigFileNoFollow } from '../../board/gpio/handover.js';
-import { parseCliArgs, stringOption } from '../args.js';
 import { type BoardConfig, defaultConfig } from '../config/schema.js';
 import { parseConfigText } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
 import { systemUser } from '../tor/process.js';
+import { parseCliArgs, stringOption } from './args.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 

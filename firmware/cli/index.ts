@@ -3,8 +3,8 @@
  * $ONIONBOX_STATE_DIR, or the running simulator's box when started from its checkout). Subcommands are matched on their longest name prefix ("firewall render").
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from '../args.js';
 import { describeError, isObxError } from '../errors.js';
+import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from './args.js';
 import { boardHandoverCommand, boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
 import { leakTestCommand } from './leak-test.js';

@@ -1,6 +1,6 @@
 /** `onionbox leak-test [--json]`: runs the box's leak self-test (as the page's button does). */
 
-import type { LeakReport } from '../box-api.js';
+import type { LeakReport } from '../box/api.js';
 import { daemonQueryCommand } from './status.js';
 
 const MARK = { pass: 'ok     ', fail: 'LEAK   ', 'not-run': 'not run' } as const;

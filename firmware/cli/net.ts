@@ -7,8 +7,9 @@
  * onionboxd (the same path as the page: lockdown while it changes, back to routing once tor is ready
  * again; firmware/net/change.ts). It waits for the whole change (tor may take a minute to reconnect).
  */
-import { type CliOptions, parseCliArgs } from '../args.js';
+
 import { obxError } from '../errors.js';
+import { type CliOptions, parseCliArgs } from './args.js';
 import { daemonCall } from './status.js';
 import type { CliCommand } from './types.js';
 

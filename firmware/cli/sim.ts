@@ -8,8 +8,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
+import { parseCliArgs } from './args.js';
 import type { CliCommand } from './types.js';
 
 export const SIM_DIR = '.onionbox-sim';

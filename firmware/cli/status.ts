@@ -1,6 +1,6 @@
-import { parseCliArgs } from '../args.js';
+import { ipcCall, socketPath } from '../control/socket.js';
 import { obxError } from '../errors.js';
-import { ipcCall, socketPath } from '../ipc.js';
+import { parseCliArgs } from './args.js';
 import type { CliCommand } from './types.js';
 
 /** Calls onionboxd over its control socket; a clear error when it is not running. */
@@ -30,7 +30,7 @@ export function daemonQueryCommand<T>(spec: {
   summary: string;
   /** Without the trailing ` [--json]`, which every such command takes. */
   usage: string;
-  /** The IPC command (firmware/ipc.ts handlers). */
+  /** The IPC command (firmware/control/socket.ts handlers). */
   call: string;
   timeoutMs?: number;
   format: (answer: T) => string;

@@ -1,12 +1,12 @@
 /**
  * `onionbox tor status|newnym|circuits|check|bridges`: talk to the running onionboxd over its control socket
- * (handlers in firmware/tor/ipc.ts).
+ * (handlers in firmware/control/commands.ts).
  */
 
-import { parseCliArgs } from '../args.js';
-import type { CircuitInfo } from '../box-api.js';
+import type { CircuitInfo } from '../box/api.js';
+import type { TorStatusReply } from '../control/commands.js';
 import { obxError } from '../errors.js';
-import type { TorStatusReply } from '../tor/ipc.js';
+import { parseCliArgs } from './args.js';
 import { daemonCall, daemonQueryCommand } from './status.js';
 import type { CliCommand } from './types.js';
 

@@ -7,8 +7,8 @@
  * keyfile directory (tests).
  */
 import { readFile } from 'node:fs/promises';
-import { type CliOptions, parseCliArgs } from '../args.js';
 import { obxError } from '../errors.js';
+import { type CliOptions, parseCliArgs } from './args.js';
 import type { CliCommand } from './types.js';
 
 const impl = () => import('../net/wifi.js');

@@ -118,7 +118,7 @@ export class ConfigStore {
     opts: { forgetPrevious?: boolean } = {},
   ): Promise<Readonly<Config>> {
     const run = this.#queue.then(async () => {
-      const next = validateConfig(change(this.get()));
+      const next = validateConfig(change(this.get())); // the one validation that decides what is stored
       await this.#write(next, opts.forgetPrevious !== true);
       this.#config = next;
       return next;

@@ -27,7 +27,7 @@
  * the long-lived `nft -i` session and its fallback) is nft-link.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { DropCounters } from '../box-api.js';
+import type { DropCounters } from '../box/api.js';
 import { obxError } from '../errors.js';
 import {
   addCounters,
@@ -363,7 +363,7 @@ export class Firewall {
 }
 
 /**
- * The shape firmware/box.ts asks for (apply(mode), counters()): binds the firewall to the parameters the
+ * The shape firmware/box/controller.ts asks for (apply(mode), counters()): binds the firewall to the parameters the
  * daemon knows (interfaces, addresses, tor's uid, ports and the current relay set).
  */
 export function firewallForBox(

@@ -5,7 +5,7 @@
  * arguments change nothing.
  */
 import { readFileSync } from 'node:fs';
-import { type CliOptions, parseCliArgs, parsePort } from '../args.js';
+import { type CliOptions, parseCliArgs, parsePort } from '../cli/args.js';
 import type { CliContext } from '../cli/types.js';
 import { obxError } from '../errors.js';
 import { Firewall } from './apply.js';

@@ -9,7 +9,7 @@
  * document with our table object, `list chains` the chain objects of our table, `list counters` a
  * document without chains, `list set` the document with our relay set.
  */
-import type { DropCounters } from '../box-api.js';
+import type { DropCounters } from '../box/api.js';
 import type { RelayEndpoint } from './params.js';
 import {
   counterName,

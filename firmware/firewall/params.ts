@@ -12,6 +12,11 @@ export { intToIpv4, ipv4ToInt, isIpv4 };
 export type FirewallMode = 'lockdown' | 'connecting' | 'routing' | 'killed';
 export const FIREWALL_MODES: readonly FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
 
+/** The modes that give the LAN nothing (no mode yet counts as open: not proven closed). */
+export function isClosed(mode: FirewallMode | null): boolean {
+  return mode === 'killed' || mode === 'lockdown';
+}
+
 export interface RelayEndpoint {
   address: string;
   port: number;

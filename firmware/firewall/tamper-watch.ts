@@ -8,6 +8,7 @@
  * logged: the next apply reports that.
  */
 import { describeError, isObxError } from '../errors.js';
+import { Listeners } from '../lib/listeners.js';
 import type { Log } from '../log.js';
 
 /** How long after a mode switch its rule-level audit runs. */
@@ -19,7 +20,9 @@ export class TamperWatch {
   /** False while there is nothing to audit (before the first apply, after stop). */
   readonly #ready: () => boolean;
   readonly #log: Log | undefined;
-  readonly #listeners = new Set<(reason: string) => void>();
+  readonly #listeners = new Listeners<string>((err) => {
+    this.#log?.error({ err: describeError(err) }, 'firewall tamper listener failed');
+  });
   #periodic: NodeJS.Timeout | null = null;
   #afterSwitch: NodeJS.Timeout | null = null;
 
@@ -43,8 +46,7 @@ export class TamperWatch {
   }
 
   onTamper(listener: (reason: string) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Audits now. False when the table is missing or differs (then the listeners have heard why). */
@@ -60,13 +62,7 @@ export class TamperWatch {
       }
       const reason = e.message.replace(/^[^:]*: /, '');
       this.#log?.error({ trigger, reason }, 'firewall ruleset changed outside onionboxd');
-      for (const l of [...this.#listeners]) {
-        try {
-          l(reason);
-        } catch (err) {
-          this.#log?.error({ err: describeError(err) }, 'firewall tamper listener failed');
-        }
-      }
+      this.#listeners.emit(reason);
       return false;
     }
   }

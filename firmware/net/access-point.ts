@@ -9,22 +9,20 @@
  *
  * Daemon wiring: `createAccessPoint({ settings: { ...config.network.accessPoint, interface:
  * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, log })`, started when
- * `network.accessPoint` is set; `update()` from createBoxNetwork's applyAccessPoint.
+ * `network.accessPoint` is set; `update()` from BoxNetwork's applyAccessPoint (firmware/net/network.ts).
  */
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
-import type { Service } from '../service.js';
+import type { Service } from '../lib/service.js';
+import type { Log } from '../log.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
 import { SupervisedChild } from './supervised-child.js';
 
-interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts). */
+type Logger = Log;
 
 export interface AccessPointOptions {
   /** { interface, ssid, passphrase, country, channel, security } */

@@ -1,6 +1,6 @@
 /**
- * The networking half of the BoxApi (firmware/box-api.ts BoxNetworkApi), as functions of the config
- * store and a NetworkLike (the adapters). BoxController delegates here, so firmware/box.ts only gains
+ * The networking half of the BoxApi (firmware/box/api.ts BoxNetworkApi), as functions of the config
+ * store and a NetworkLike (the adapters). BoxController delegates here, so firmware/box/controller.ts only gains
  * one line per command. Every input is validated before anything runs, the config is written only
  * after the system took the change, and a passphrase never goes back to the page or into a log.
  */
@@ -11,7 +11,8 @@ import type {
   NetworkView,
   WanView,
   WifiNetworkView,
-} from '../box-api.js';
+} from '../box/api.js';
+import type { NetworkChangeSystem } from '../box/network-change.js';
 import type { AccessPointConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { describeError, obxError } from '../errors.js';
@@ -21,7 +22,7 @@ import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
 import { keyMgmtFor, type NetworkManagerWan } from './wifi.js';
 
-/** What the box's network adapters offer; the daemon builds one with createBoxNetwork(). */
+/** What the page's network commands need of the box's network (BoxNetwork, firmware/net/network.ts). */
 export interface NetworkLike {
   /** The interface NetworkManager joins Wi-Fi networks with, or null when the WAN is Ethernet only. */
   readonly wifiInterface: string | null;
@@ -31,8 +32,13 @@ export interface NetworkLike {
   scan(): Promise<WifiNetworkView[]>;
   join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView>;
   leases(): Promise<Lease[]>;
-  /** Renders and applies the access point (hostapd); absent until the hostapd adapter exists. */
+  /** Renders and applies the access point (hostapd); absent in a stand-in without one. */
   applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
+  /**
+   * The system side of a WAN/LAN change (firmware/net/change.ts) and its current(), the network the box
+   * runs on; absent: the box cannot change its network (NET_UNAVAILABLE) and runs on the config's.
+   */
+  readonly change?: NetworkChangeSystem | undefined;
 }
 
 function need(network: NetworkLike | undefined): NetworkLike {
@@ -142,12 +148,11 @@ export async function setAccessPoint(
   await network?.applyAccessPoint?.(stored);
 }
 
-/** The daemon's NetworkLike from the adapters (see firmware/net/index.ts). */
-export function createBoxNetwork(opts: {
+/** The Wi-Fi client and the LAN's leases as NetworkLike (BoxNetwork delegates its page commands here). */
+export function networkAdapters(opts: {
   wan: NetworkManagerWan | null;
   lan: LanDhcp | null;
   sharedRadio: boolean;
-  applyAccessPoint?: (ap: AccessPointConfig) => Promise<void>;
 }): NetworkLike {
   const wan = opts.wan;
   return {
@@ -166,6 +171,5 @@ export function createBoxNetwork(opts: {
           })
         : Promise.reject(obxError('NET_UNAVAILABLE')),
     leases: () => (opts.lan ? opts.lan.leases() : Promise.resolve([])),
-    ...(opts.applyAccessPoint ? { applyAccessPoint: opts.applyAccessPoint } : {}),
   };
 }

@@ -25,7 +25,9 @@
  * The executor stops at the first failing step and reports which one; the caller (BoxController)
  * leaves the box closed with a 'network' fault and does not commit: the old config stays.
  */
+import type { NetworkConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
+import type { Log } from '../log.js';
 import { parseInterface, parseLanRange } from './grammar.js';
 
 /** The parts of the network configuration a change plan looks at. */
@@ -36,6 +38,17 @@ export interface NetworkShape {
   lanPrefix: number;
   /** An access point is configured (hostapd runs on the LAN interface). */
   accessPoint: boolean;
+}
+
+/** The configured network's shape (the network the box runs on until a change replaces it). Pure. */
+export function configuredNetwork(n: NetworkConfig): NetworkShape {
+  return {
+    wanInterface: n.wanInterface,
+    lanInterface: n.lanInterface,
+    lanAddress: n.lanAddress,
+    lanPrefix: n.lanPrefix,
+    accessPoint: n.accessPoint !== null,
+  };
 }
 
 export type ChangeStep =
@@ -161,10 +174,8 @@ export type ChangeHandlers = {
   [K in ChangeStepKind]: (step: Extract<ChangeStep, { kind: K }>) => Promise<void>;
 };
 
-export interface ChangeLogger {
-  info(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** What the executor logs with: part of the one Log (firmware/log.ts). */
+export type ChangeLogger = Pick<Log, 'info' | 'error'>;
 
 /**
  * Runs the steps in order, each by its handler. The first failure stops the run and is thrown as

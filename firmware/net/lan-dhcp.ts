@@ -16,18 +16,16 @@ import { basename, dirname, join } from 'node:path';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile, fsyncDirectory } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
-import type { Service } from '../service.js';
+import type { Service } from '../lib/service.js';
+import type { Log } from '../log.js';
 import { type Lease, parseLeases } from './parse.js';
 import { type LanDhcp as LanDhcpParams, renderDnsmasq, validateLanDhcp } from './render.js';
 import { SupervisedChild } from './supervised-child.js';
 
 export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq';
 
-interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts). */
+type Logger = Log;
 
 export interface LanDhcpOptions {
   /** { interface, lanAddr: 'A.B.C.D/N', leaseFile?, leaseSeconds?, wan?: { address, prefix } } */

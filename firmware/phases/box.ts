@@ -1,6 +1,6 @@
 /**
  * onionboxd's `box` phase: the clock service, the board and the state machine (BoxController) bound to
- * the firewall, tor, the network and the leak self-test, and the box's control-socket commands. Its
+ * the firewall, tor, the network and the leak self-test. Its
  * start reads the kill switch and applies the first (closed) mode, replacing whatever table the kernel
  * holds (boot lockdown, or a crashed run's `routing`) before tor runs; its stop loads `lockdown` after
  * the box let go of the board.
@@ -8,58 +8,36 @@
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { BoxController, registerBoardIpc } from '../box.js';
-import type { NetworkChangeInput } from '../box-network-change.js';
+import { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
-import { describeError, obxError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { type Firewall, type FirewallParams, firewallForBox } from '../firewall/apply.js';
-import type { IpcServer } from '../ipc.js';
 import { LeakTester } from '../leak-test/leak-test.js';
-import type { Platform } from '../platform.js';
-import type { Phase } from '../service.js';
+import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
+import type { Platform } from '../platform/platform.js';
 import { ClockService } from '../tor/clock.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
-import type { BoxNetwork } from './network.js';
 import { torCheck } from './tor.js';
-import type { WebPage } from './web.js';
 
 export interface BoxPhaseDeps {
   config: ConfigStore;
   bus: EventBus;
-  ipc: IpcServer;
   platform: Platform;
   firewall: Firewall;
   /** The firewall's parameters as they stand (phases/firewall.ts firewallParams). */
   params: () => FirewallParams;
   tor: TorSupervisor;
   network: BoxNetwork;
-  /** The page, moved by a network change to the new LAN address. */
-  web: WebPage;
   stateDir: string;
   testNetwork: TestNetwork | undefined;
   log: Logger;
 }
 
-/** The control socket's `net.change` arguments, typed (the plan validates the values). */
-export function networkChangeArgs(args: Record<string, unknown>): NetworkChangeInput {
-  const out: NetworkChangeInput = {};
-  for (const k of ['wanInterface', 'lanInterface', 'lanAddress'] as const) {
-    const v = args[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string') throw obxError('NET_VALUE_INVALID', `${k} must be a string`);
-    out[k] = v;
-  }
-  if (args.lanPrefix !== undefined) {
-    if (typeof args.lanPrefix !== 'number') throw obxError('NET_VALUE_INVALID', 'lanPrefix must be a number');
-    out.lanPrefix = args.lanPrefix;
-  }
-  return out;
-}
-
 export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
-  const { config, bus, ipc, platform, firewall: fw, tor, network, params } = deps;
+  const { config, bus, platform, firewall: fw, tor, network, params } = deps;
   const log = deps.log.child({ component: 'box' });
   let clock: ClockService | null = null;
   let box: BoxController | null = null;
@@ -75,16 +53,8 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
       await clock.start();
       const clockRef = clock;
       let torWasRunning = false;
-      const adapters = network.adapters();
       const controller = new BoxController({
-        network: adapters,
-        networkChange: network.changeSystem({
-          reconnectTor: async (lanAddress) => {
-            const ready = await tor.networkChanged({ lanAddress });
-            if (ready !== true) throw new Error(`tor is not ready over the new network: ${ready}`);
-          },
-          relistenWeb: (lanAddress) => deps.web.relisten(lanAddress),
-        }),
+        network,
         config,
         bus,
         board: platform.board,
@@ -110,10 +80,6 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
       await controller.start();
       // The first (closed) mode is in the kernel before tor runs: after a crash it may still hold `routing`.
       await controller.settled();
-      registerBoardIpc(ipc, controller);
-      ipc.register('box.leakTest', () => controller.runLeakTest());
-      // `onionbox net set`: the same path as the page's forms (firmware/net/change.ts)
-      ipc.register('net.change', async (args) => controller.changeNetwork(networkChangeArgs(args)));
       return controller;
     },
     stop: async () => {
@@ -131,16 +97,16 @@ export function boxPhase(deps: BoxPhaseDeps): Phase<BoxController> {
 
 /** The leak self-test, on the box's real firewall, sysctls and WAN (firmware/leak-test/). */
 function leakTester(deps: BoxPhaseDeps & { routing: () => boolean }): LeakTester {
-  const { firewall: fw, config } = deps;
+  const { firewall: fw, network } = deps;
   return new LeakTester({
     firewallMode: () => fw.current(),
     audit: () => fw.audit(),
     routing: deps.routing,
     torCheck: () => torCheck(deps.testNetwork),
-    wanInterface: () => config.get().network.wanInterface,
-    dhcpServers: () => deps.network.dhcpServers(),
+    wanInterface: () => network.current().wanInterface,
+    dhcpServers: () => network.dhcpServers(),
     wanAddresses: () => {
-      const addrs = networkInterfaces()[config.get().network.wanInterface] ?? [];
+      const addrs = networkInterfaces()[network.current().wanInterface] ?? [];
       return addrs.filter((a) => a.family === 'IPv4').map((a) => a.address);
     },
   });

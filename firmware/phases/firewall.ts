@@ -1,18 +1,18 @@
 /**
  * onionboxd's firewall phase (the nft session; the boot lockdown table is still in the kernel) and the
  * parameters every apply renders from, read from their owners: the network the box runs on and the WAN
- * lease's DHCP server (phases/network.ts), tor's uid (the platform), the page's port (the config) and
- * the relay set (tor/relay-set.ts, its only owner).
+ * lease's DHCP server (BoxNetwork, net/network.ts), tor's uid (the platform), the page's port (the
+ * config) and the relay set (tor/relay-set.ts, its only owner).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import { Firewall, type FirewallParams } from '../firewall/apply.js';
-import type { Platform } from '../platform.js';
-import type { Phase } from '../service.js';
+import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
+import type { Platform } from '../platform/platform.js';
 import type { RelaySet } from '../tor/relay-set.js';
-import type { BoxNetwork } from './network.js';
 import { TOR_PORTS } from './tor.js';
 
 /** Phase `firewall`: opens the nft session. */

@@ -11,11 +11,9 @@ import type { ConfigStore } from '../config/store.js';
 import { describeError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Firewall } from '../firewall/apply.js';
-import type { IpcServer } from '../ipc.js';
-import type { Platform } from '../platform.js';
-import type { Phase, Service } from '../service.js';
+import type { Phase } from '../lib/service.js';
+import type { Platform } from '../platform/platform.js';
 import { DEFAULT_CHECK_URL, TorCheck } from '../tor/check.js';
-import { registerTorIpc } from '../tor/ipc.js';
 import { RelaySet } from '../tor/relay-set.js';
 import { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
@@ -66,11 +64,10 @@ export function relaySeedPhase(deps: {
   };
 }
 
-/** Phase `tor-supervisor`: creates the supervisor and its control-socket commands; tor starts later. */
+/** Phase `tor-supervisor`: creates the supervisor; tor starts later. */
 export function torSetupPhase(deps: {
   config: ConfigStore;
   bus: EventBus;
-  ipc: IpcServer;
   platform: Platform;
   relays: RelaySet;
   stateDir: string;
@@ -110,8 +107,6 @@ export function torSetupPhase(deps: {
         // new bridges must be in the relay set before tor dials them (else they roll back)
         beforeReload: (settings) => deps.relays.settingsChanged(settings),
       });
-      registerTorIpc(deps.ipc, tor);
-      deps.ipc.register('tor.check', () => torCheck(deps.testNetwork));
       return tor;
     },
     stop: async () => undefined,
@@ -119,7 +114,7 @@ export function torSetupPhase(deps: {
 }
 
 /** Phase `tor-start`: starts tor in the background; the state machine opens the LAN only when tor is ready. */
-export function torStartPhase(deps: { tor: TorSupervisor; log: Logger }): Service {
+export function torStartPhase(deps: { tor: TorSupervisor; log: Logger }): Phase<void> {
   const { tor } = deps;
   const log = deps.log.child({ component: 'tor' });
   let starting: Promise<void> | null = null;
@@ -143,7 +138,7 @@ export function relayFollowPhase(deps: {
   relays: RelaySet;
   bus: EventBus;
   log: Logger;
-}): Service {
+}): Phase<void> {
   const { tor, relays, bus } = deps;
   const log = deps.log.child({ component: 'relays' });
   let timer: NodeJS.Timeout | null = null;

@@ -1,13 +1,15 @@
 /**
- * The page (web/app.ts) on the box's LAN address: phase `web`, and the move to a new LAN address that a
- * network change's `web-listen` step asks for.
+ * The page (web/app.ts) on the box's LAN address: phase `web` (webPhase), and WebPage, the page's holder
+ * made before the phases (a network change's `web-listen` step moves it to a new LAN address, and the
+ * box is made before the page).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildWebApp } from '../../web/app.js';
-import type { BoxController } from '../box.js';
+import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
-import type { Service } from '../service.js';
+import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
 
 export interface WebPageOptions {
   config: ConfigStore;
@@ -33,19 +35,15 @@ export class WebPage {
     return this.#address;
   }
 
-  /** Phase `web`: the page for `box`, on the LAN address the box runs on now. */
-  phase(box: BoxController, lanAddress: () => string): Service {
-    return {
-      name: 'web',
-      start: () => {
-        this.#box = box;
-        return this.#listen(this.#opts.listenHost ?? lanAddress());
-      },
-      stop: async () => {
-        await this.#app?.close();
-        this.#app = null;
-      },
-    };
+  /** The page for `box` on `lanAddress` (unless it was told where to listen): phase `web`'s start. */
+  async listen(box: BoxController, lanAddress: string): Promise<void> {
+    this.#box = box;
+    await this.#listen(this.#opts.listenHost ?? lanAddress);
+  }
+
+  async close(): Promise<void> {
+    await this.#app?.close();
+    this.#app = null;
   }
 
   /** After a LAN address change: the page on the new address (unless it was told where to listen). */
@@ -65,4 +63,13 @@ export class WebPage {
     const actualPort = addr && typeof addr === 'object' ? addr.port : port;
     this.#address = `http://${host}${actualPort === 80 ? '' : `:${actualPort}`}/`;
   }
+}
+
+/** Phase `web`: the page for the box, on the LAN address the box runs on now. */
+export function webPhase(deps: { web: WebPage; box: BoxController; network: BoxNetwork }): Phase<void> {
+  return {
+    name: 'web',
+    start: () => deps.web.listen(deps.box, deps.network.current().lanAddress),
+    stop: () => deps.web.close(),
+  };
 }

@@ -1,13 +1,13 @@
 /**
  * The box's state machine: pure functions from (state, input) to state, and from state to what the
  * firewall, the LEDs and the OLED must show. No I/O, no clock: the BoxController feeds it inputs and
- * carries out its outputs (firmware/box.ts).
+ * carries out its outputs (firmware/box/controller.ts).
  *
  * The invariant every input sequence keeps (test/unit/state-machine.test.ts checks it with generated
  * sequences): the firewall mode is 'routing' only when tor reports ready, the hardware kill switch is
  * readable and released, the web page's kill switch is off, and no fault is pending.
  */
-import type { BoxStateName, FirewallModeName } from '../box-api.js';
+import type { BoxStateName, FirewallModeName } from '../box/api.js';
 
 /** What tor's supervisor (firmware/tor/) emits as 'tor:status' on the EventBus. */
 export interface TorStatus {
@@ -15,6 +15,8 @@ export interface TorStatus {
   progress: number;
   summary: string;
   ready: boolean;
+  /** tor's PID while it runs (the supervisor's; the machine ignores it). */
+  pid?: number;
 }
 
 /** Hardware kill switch. An unreadable, unexportable or unwatchable pin counts as engaged. */

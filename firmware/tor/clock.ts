@@ -17,6 +17,7 @@ import type { EventBus } from '../events.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
 import { CLOCK_MAX_MS, CLOCK_MIN_MS } from '../lib/clock-range.js';
 import { exec } from '../lib/exec.js';
+import type { Log } from '../log.js';
 import type { ClockSkew } from './supervisor.js';
 
 /** Earliest plausible time: this firmware's build year. Nothing before it is believed. */
@@ -79,10 +80,8 @@ export async function setSystemClock(epochMs: number): Promise<void> {
   if (!r.ok) throw obxError('CLOCK_INVALID', `date -s failed: ${r.error ?? `exit ${r.code}`}`);
 }
 
-export interface ClockLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** What the clock service logs with: part of the one Log (firmware/log.ts). */
+export type ClockLogger = Pick<Log, 'info' | 'warn'>;
 
 export interface ClockServiceOptions {
   /** File holding the last known time (in the state directory). */

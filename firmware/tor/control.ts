@@ -7,6 +7,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { obxError } from '../errors.js';
+import { Listeners } from '../lib/listeners.js';
 import {
   type ControlReply,
   isOk,
@@ -42,8 +43,9 @@ export class TorControl {
   #sock: Socket | null = null;
   #splitter = new ReplySplitter();
   #pending: Pending[] = [];
-  #listeners = new Set<(ev: TorEvent) => void>();
-  #closeListeners = new Set<(err?: Error) => void>();
+  // a listener's bug must not break the connection: contained (the supervisor logs its own)
+  readonly #listeners = new Listeners<TorEvent>(() => undefined);
+  readonly #closeListeners = new Listeners<Error | undefined>(() => undefined);
   #closed = false;
   #events = new Set<string>();
 
@@ -228,13 +230,11 @@ export class TorControl {
 
   /** Registers an event listener; returns the unsubscribe function. */
   onEvent(listener: (ev: TorEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   onClose(listener: (err?: Error) => void): () => void {
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
+    return this.#closeListeners.add(listener);
   }
 
   close(): void {
@@ -263,13 +263,7 @@ export class TorControl {
         } catch {
           continue;
         }
-        for (const l of [...this.#listeners]) {
-          try {
-            l(ev);
-          } catch {
-            // a listener's bug must not break the connection
-          }
-        }
+        this.#listeners.emit(ev);
         continue;
       }
       const pending = this.#pending.shift();
@@ -281,13 +275,7 @@ export class TorControl {
     if (this.#closed) return;
     this.#closed = true;
     for (const p of this.#pending.splice(0)) p.reject(err);
-    for (const l of [...this.#closeListeners]) {
-      try {
-        l(err);
-      } catch {
-        // contained
-      }
-    }
+    this.#closeListeners.emit(err);
   }
 }
 

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { obxError } from '../errors.js';
 import { followLines, LastLines } from '../lib/child-lines.js';
+import { clipText } from '../lib/clip.js';
 
 /**
  * tor's environment: onionboxd's without systemd's notify socket and watchdog variables (tor would
@@ -65,9 +66,9 @@ export class TorProcess {
         env: torEnvironment(process.env),
       },
     );
-    // tor's stdout and stderr, each split into lines on its own; kept printable ASCII and short.
+    // tor's stdout and stderr, each split into lines on its own; printable ASCII, cut at a word (…).
     followLines([this.child.stdout, this.child.stderr], (line) => {
-      const clean = line.replace(/[^\x20-\x7e]/g, '').slice(0, 300);
+      const clean = clipText(line.replace(/[^\x20-\x7e]/g, ''), 300);
       if (!clean) return;
       this.#logLines.push(clean);
       onLine(clean);

@@ -2,7 +2,7 @@
  * What the box asks a running tor: its circuits with each hop's address and country, and the relays of
  * its consensus (the firewall's relay set; tor/relay-set.ts adds authorities, fallbacks and bridges).
  */
-import type { CircuitInfo } from '../box-api.js';
+import type { CircuitInfo } from '../box/api.js';
 import type { RelayEndpoint } from '../firewall/params.js';
 import type { TorControl } from './control.js';
 import { parseRouterLine } from './protocol.js';

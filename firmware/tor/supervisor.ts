@@ -18,12 +18,14 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ApplyTorResult, CircuitInfo } from '../box-api.js';
+import type { ApplyTorResult, CircuitInfo } from '../box/api.js';
 import type { TorConfig } from '../config/schema.js';
 import { describeError, isObxError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { RelayEndpoint } from '../firewall/params.js';
-import type { TorStatus as MachineTorStatus } from '../state/machine.js';
+import { clipText } from '../lib/clip.js';
+import type { Log } from '../log.js';
+import type { TorStatus } from '../state/machine.js';
 import { connectControl, type TorControl } from './control.js';
 import { torSettingsProblems } from './grammar.js';
 import { prepareDataDir, TorProcess } from './process.js';
@@ -41,13 +43,8 @@ import {
 import { renderTorrc, type TorRuntime } from './torrc.js';
 import { TorrcFiles } from './torrc-files.js';
 
-/**
- * The supervisor's status: the state machine's TorStatus (firmware/state/machine.ts, which declares the
- * 'tor:status' event) plus tor's PID while it runs.
- */
-export interface TorStatus extends MachineTorStatus {
-  pid?: number;
-}
+/** The supervisor's status: TorStatus is declared once, in firmware/state/machine.ts (with tor's PID). */
+export type { TorStatus };
 
 export interface ClockSkew {
   /** Seconds our clock is ahead of the source (negative: we are behind). */
@@ -60,11 +57,8 @@ export interface ClockSkew {
 
 export type { ApplyTorResult };
 
-export interface SupervisorLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The firmware's one logger interface (firmware/log.ts). */
+export type SupervisorLogger = Log;
 
 export interface TorSupervisorOptions {
   bus: EventBus;
@@ -246,6 +240,7 @@ export class TorSupervisor {
   }
 
   async #apply(settings: TorConfig): Promise<ApplyTorResult> {
+    // Stays beside the store's check: the gate before tor's own file, naming every field to any caller.
     const problems = torSettingsProblems(settings);
     if (Object.keys(problems).length > 0) {
       const summary = Object.entries(problems)
@@ -420,7 +415,7 @@ export class TorSupervisor {
   }
 
   #warn(message: string): void {
-    const m = message.slice(0, 300);
+    const m = clipText(message, 300);
     if (this.#warnings[this.#warnings.length - 1] === m) return;
     this.#warnings.push(m);
     if (this.#warnings.length > MAX_WARNINGS) this.#warnings.shift();

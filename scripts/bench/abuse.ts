@@ -26,7 +26,7 @@ const RSS_GOAL_MB = 96;
 async function serve(dir: string, port: number, netns: string): Promise<void> {
   const { pino } = await import('pino');
   const { SimBoard } = await import('../../board/sim/board.js');
-  const { BoxController } = await import('../../firmware/box.js');
+  const { BoxController } = await import('../../firmware/box/controller.js');
   const { ConfigStore } = await import('../../firmware/config/store.js');
   const { EventBus } = await import('../../firmware/events.js');
   const { Firewall } = await import('../../firmware/firewall/apply.js');

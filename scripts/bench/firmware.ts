@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { buildWorld, HOSTNAME, type World } from '../sim/world.js';
 import { cpuSeconds, rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';

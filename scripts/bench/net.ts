@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';

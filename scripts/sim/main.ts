@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { buildWorld, HOSTNAME, namespacesOf, stopNamespaceProcesses, type World } from './world.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;

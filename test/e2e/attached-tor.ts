@@ -11,7 +11,7 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TorLike } from '../../firmware/box.js';
+import type { TorLike } from '../../firmware/box/controller.js';
 import type { EventBus } from '../../firmware/events.js';
 import { connectControl, type TorControl } from '../../firmware/tor/control.js';
 import {

@@ -79,7 +79,7 @@ t.test('JavaScript on: the same journey, and the box switch shown live', { skip:
       process.execPath,
       [
         ...nodeTsArgs(),
-        `${root}firmware/cli.ts`,
+        `${root}firmware/cli/main.ts`,
         '--state-dir',
         d.world.boxStateDir,
         'board',

@@ -4,7 +4,7 @@
  * adapter (validateUpstreamWifi) and fails like it: unknown network NET_WIFI_NOT_FOUND, wrong
  * passphrase NET_WIFI_AUTH_FAILED. Every join and applied access point is recorded.
  */
-import type { JoinWifiInput, WanView, WifiNetworkView } from '../../firmware/box-api.js';
+import type { JoinWifiInput, WanView, WifiNetworkView } from '../../firmware/box/api.js';
 import type { AccessPointConfig } from '../../firmware/config/schema.js';
 import { obxError } from '../../firmware/errors.js';
 import type { NetworkLike } from '../../firmware/net/box-network.js';

@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ipcCall, socketPath } from '../../firmware/ipc.js';
+import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { buildWorld, type World, type WorldOptions } from '../../scripts/sim/world.js';
 import type { Frame } from './netns.js';
 import { nodeTsArgs } from './node-ts.js';
@@ -81,7 +81,7 @@ export function lastCurlFailure(): string {
 }
 
 function cliArgs(w: World, args: string[]): string[] {
-  return [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', w.boxStateDir, ...args];
+  return [...nodeTsArgs(), `${root}firmware/cli/main.ts`, '--state-dir', w.boxStateDir, ...args];
 }
 
 /** `onionbox ARGS` against the world's box, to its end (30 s at most). */

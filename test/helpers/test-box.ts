@@ -1,5 +1,5 @@
 /**
- * The real box for web tests: firmware/box.ts's BoxController with its real ConfigStore (in a temp
+ * The real box for web tests: firmware/box/controller.ts's BoxController with its real ConfigStore (in a temp
  * directory), EventBus, state machine, OwnerAccount and a SimBoard. Only tor and the firewall are
  * stand-ins, at the interfaces the box takes (TorLike, FirewallLike), plus the network adapters
  * (FakeNetwork, at NetworkLike) and the system clock (SystemClock): everything the page sees (status,
@@ -11,7 +11,6 @@
  */
 import { SimBoard } from '../../board/sim/board.js';
 import type { BoardLogger } from '../../board/types.js';
-import { BoxController, type FirewallLike, type SystemClock, type TorLike } from '../../firmware/box.js';
 import type {
   ApplyTorResult,
   BoxStatus,
@@ -19,7 +18,13 @@ import type {
   DropCounters,
   FirewallModeName,
   SimBoardControls,
-} from '../../firmware/box-api.js';
+} from '../../firmware/box/api.js';
+import {
+  BoxController,
+  type FirewallLike,
+  type SystemClock,
+  type TorLike,
+} from '../../firmware/box/controller.js';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { obxError } from '../../firmware/errors.js';

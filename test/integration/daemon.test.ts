@@ -8,7 +8,7 @@ import { tmpDir } from '../helpers/tmp.js';
 const root = new URL('../../', import.meta.url).pathname;
 
 function cli(args: string[]) {
-  return spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli.ts`, ...args], {
+  return spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli/main.ts`, ...args], {
     encoding: 'utf8',
   });
 }
@@ -75,7 +75,7 @@ t.test('onionbox CLI usage', async (t) => {
   const extra = cli(['--state-dir', '/nonexistent', 'status', '--yaml']);
   t.equal(extra.status, 2);
   t.match(extra.stderr, /Unknown option '--yaml'/);
-  const sim = spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli.ts`, 'sim', 'info'], {
+  const sim = spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli/main.ts`, 'sim', 'info'], {
     encoding: 'utf8',
     cwd: tmpDir(t),
   });

@@ -287,7 +287,7 @@ t.test('firewall applier in a namespace', { skip }, async (t) => {
     );
     t.equal(fw.current(), 'killed');
     t.notMatch(await nsRun(ns, 'nft', ['list', 'table', 'inet', 'onionbox']), /dnat/);
-    // the shape firmware/box.ts uses
+    // the shape firmware/box/controller.ts uses
     const bound = firewallForBox(fw, () => SAMPLE);
     t.equal((await bound.apply('routing')).mode, 'routing');
     t.ok('udp' in (await bound.counters()));

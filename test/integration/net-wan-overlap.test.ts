@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController, type TorLike } from '../../firmware/box.js';
+import { BoxController, type TorLike } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { Firewall, firewallForBox } from '../../firmware/firewall/apply.js';

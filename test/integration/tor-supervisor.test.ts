@@ -7,14 +7,14 @@ import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import type { CircuitInfo } from '../../firmware/box-api.js';
+import type { CircuitInfo } from '../../firmware/box/api.js';
 import { runCli } from '../../firmware/cli/index.js';
 import { defaultConfig, type TorConfig } from '../../firmware/config/schema.js';
+import { registerTorIpc } from '../../firmware/control/commands.js';
+import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
-import { IpcServer, socketPath } from '../../firmware/ipc.js';
 import { TorCheck } from '../../firmware/tor/check.js';
 import { connectControl } from '../../firmware/tor/control.js';
-import { registerTorIpc } from '../../firmware/tor/ipc.js';
 import { systemUser } from '../../firmware/tor/process.js';
 import { type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js';
 import type { TorRuntime } from '../../firmware/tor/torrc.js';
@@ -288,7 +288,7 @@ t.test('onionbox tor status|circuits|newnym over the control socket', async (t) 
   // The real CLI binary, as the owner would run it.
   const child = spawn(
     process.execPath,
-    [...nodeTsArgs(), `${root}firmware/cli.ts`, '--state-dir', stateDir, 'tor', 'status'],
+    [...nodeTsArgs(), `${root}firmware/cli/main.ts`, '--state-dir', stateDir, 'tor', 'status'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

@@ -1,6 +1,11 @@
 import { resolve } from 'node:path';
 import t from 'tap';
-import { DEFAULT_SIM_STATE_DIR, DEFAULT_STATE_DIR, parseDaemonArgs, parsePort } from '../../firmware/args.js';
+import {
+  DEFAULT_SIM_STATE_DIR,
+  DEFAULT_STATE_DIR,
+  parseDaemonArgs,
+  parsePort,
+} from '../../firmware/cli/args.js';
 
 t.test('daemon args', async (t) => {
   t.same(parseDaemonArgs([]), {

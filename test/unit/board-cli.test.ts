@@ -4,12 +4,13 @@
  */
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController, registerBoardIpc } from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
+import type { FirewallModeName } from '../../firmware/box/api.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { runCli } from '../../firmware/cli/index.js';
 import { ConfigStore } from '../../firmware/config/store.js';
+import { registerBoardIpc } from '../../firmware/control/commands.js';
+import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
-import { IpcServer, socketPath } from '../../firmware/ipc.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { runCli } from '../../firmware/cli/index.js';
-import { IpcServer, socketPath } from '../../firmware/ipc.js';
+import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 t.test('query commands: words, --json, exit status from the answer', async (t) => {

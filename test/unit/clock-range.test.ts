@@ -4,11 +4,11 @@
  */
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController } from '../../firmware/box.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { EventBus } from '../../firmware/events.js';
 import { validEpochMs } from '../../firmware/tor/clock.js';
-import { checkClock } from '../../web/lib/forms.js';
+import { checkClock } from '../../web/lib/forms/settings.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const quiet = { info() {}, warn() {}, error() {} };

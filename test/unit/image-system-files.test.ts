@@ -67,7 +67,7 @@ t.test('the units find what they name where the image puts it', async (t) => {
   // the board's lines and bus are handed to that user by a root step before the daemon starts
   t.match(
     daemon,
-    /^ExecStartPre=-\+\/usr\/bin\/node \/opt\/onionbox\/dist\/firmware\/cli\.js --state-dir \/var\/lib\/onionbox board handover --user onionbox$/m,
+    /^ExecStartPre=-\+\/usr\/bin\/node \/opt\/onionbox\/dist\/firmware\/cli\/main\.js --state-dir \/var\/lib\/onionbox board handover --user onionbox$/m,
   );
 });
 

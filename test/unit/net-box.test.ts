@@ -1,18 +1,23 @@
 /** BoxController's networking commands: delegated to the network adapters, or NET_UNAVAILABLE without. */
+import { pino } from 'pino';
 import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
-import { BoxController } from '../../firmware/box.js';
+import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { createBoxNetwork, lanConflict } from '../../firmware/net/box-network.js';
+import { lanConflict, type NetworkLike, networkAdapters } from '../../firmware/net/box-network.js';
+import { BoxNetwork } from '../../firmware/net/network.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-async function controller(t: Parameters<typeof tmpDir>[0], network?: FakeNetwork) {
-  const config = new ConfigStore(tmpDir(t));
+async function controller(
+  t: Parameters<typeof tmpDir>[0],
+  network?: NetworkLike,
+  config = new ConfigStore(tmpDir(t)),
+) {
   await config.load();
   const board = new SimBoard();
   return new BoxController({
@@ -91,8 +96,8 @@ t.test('without network adapters', async (t) => {
   t.equal(box.settings().network.accessPoint?.ssid, 'Box', 'stored; applied when the adapter exists');
 });
 
-t.test('createBoxNetwork without adapters, and the log redacts passphrases', async (t) => {
-  const n = createBoxNetwork({ wan: null, lan: null, sharedRadio: false });
+t.test('networkAdapters without adapters, and the log redacts passphrases', async (t) => {
+  const n = networkAdapters({ wan: null, lan: null, sharedRadio: false });
   t.equal(n.wifiInterface, null);
   t.same(await n.leases(), []);
   t.ok(isObxError(await n.wanStatus().catch((e) => e), 'NET_UNAVAILABLE'));
@@ -108,4 +113,40 @@ t.test('the WAN lease is checked against the LAN range', async (t) => {
   t.equal(lanConflict('10.42.0.1/24', 'garbage'), null);
   const box = await controller(t, new FakeNetwork());
   t.equal((await box.networkStatus()).lanConflict, null);
+});
+
+/** tor and the page a network change would move: none here (no change runs). */
+const NO_PEERS = { reconnectTor: async () => undefined, relistenWeb: async () => undefined };
+
+t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILABLE', async (t) => {
+  const dir = tmpDir(t);
+  const config = new ConfigStore(dir);
+  await config.load();
+  // the default config: WAN eth0, no Wi-Fi client (the simulator's box)
+  const network = new BoxNetwork({
+    config,
+    stateDir: dir,
+    log: pino({ level: 'silent' }),
+    peers: NO_PEERS,
+    interfaceAddresses: (iface) => (iface === 'eth0' ? ['192.168.1.23/24'] : []),
+  });
+  t.equal(network.wifiInterface, null);
+  const box = await controller(t, network, config);
+  const s = await box.networkStatus();
+  t.equal(s.wanProblem, null, 'no error in place of the WAN');
+  t.match(s.wan, {
+    interface: 'eth0',
+    type: 'ethernet',
+    state: 'connected',
+    address: '192.168.1.23/24',
+    dhcpServer: null,
+  });
+  const none = new BoxNetwork({
+    config,
+    stateDir: dir,
+    log: pino({ level: 'silent' }),
+    peers: NO_PEERS,
+    interfaceAddresses: () => [],
+  });
+  t.match(await none.wanStatus(), { interface: 'eth0', state: 'disconnected', address: null });
 });

@@ -7,13 +7,13 @@
  */
 import t, { type Test } from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
+import type { FirewallModeName } from '../../firmware/box/api.js';
 import {
   BoxController,
   type FirewallLike,
   type NetworkChangeSystem,
   type TorLike,
-} from '../../firmware/box.js';
-import type { FirewallModeName } from '../../firmware/box-api.js';
+} from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
@@ -30,6 +30,7 @@ import {
 import { leaseCidr, maskToPrefix, parseDhcp4 } from '../../firmware/net/wan-lease.js';
 import { initialState, mayRoute, type TorStatus, view } from '../../firmware/state/machine.js';
 import { unchangedClock } from '../helpers/clock.js';
+import { FakeNetwork } from '../helpers/fake-network.js';
 import { after } from '../helpers/machine.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -374,7 +375,7 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
     simulate: true,
     clock: unchangedClock,
     retryMs: 60_000,
-    networkChange: system,
+    network: Object.assign(new FakeNetwork(), { change: system }),
   });
   t.teardown(() => box.stop());
   await box.start();

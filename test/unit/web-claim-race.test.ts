@@ -3,7 +3,7 @@
  * before it; nobody else can tell it happened; wrong codes are counted box-wide and replace the code.
  */
 import t from 'tap';
-import { MAX_CODE_FAILURES } from '../../firmware/claim.js';
+import { MAX_CODE_FAILURES } from '../../firmware/owner/claim.js';
 import { Client, csrfFrom, GOOD_PASSWORD, webHarness } from '../helpers/web.js';
 
 /** The page without its per-request CSRF token. */

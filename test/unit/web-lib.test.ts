@@ -1,14 +1,15 @@
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
+import { newPasswordErrors } from '../../web/lib/forms/auth.js';
+import { field, fieldErrors } from '../../web/lib/forms/fields.js';
 import {
   checkBridges,
   checkClock,
   checkExits,
-  field,
   formatClockInput,
   splitBridgeLines,
   splitCountries,
-} from '../../web/lib/forms.js';
+} from '../../web/lib/forms/settings.js';
 import { allowedHosts, hostAllowed, hostOfHeader } from '../../web/lib/hosts.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../../web/lib/password.js';
 import { SessionStore } from '../../web/lib/sessions.js';
@@ -203,6 +204,43 @@ t.test('exit countries form', async (t) => {
   if (!both.ok) t.match(both.errors.excludeExitNodes, /both|also in/);
   else t.fail('overlap accepted');
   t.notOk(checkExits(cfg, { exitNodes: 'x'.repeat(3000), excludeExitNodes: '', strictNodes: false }).ok);
+});
+
+t.test('problem paths name form fields: one mapping for every page area', async (t) => {
+  const problems = {
+    '/tor/bridges/3': 'bad line',
+    '/tor/bridges': 'too many',
+    '/tor/exitNodes': 'unique',
+    '/web/port': 'out of range',
+  };
+  t.same(fieldErrors(problems, { section: 'tor' }), {
+    bridges: 'bad line',
+    exitNodes: 'unique',
+    form: 'out of range',
+  });
+  const seen: unknown[] = [];
+  const explain = (m: string, at: unknown) => {
+    seen.push(at);
+    return m;
+  };
+  fieldErrors(problems, { section: 'tor', explain });
+  t.same(seen, [{ name: 'bridges', index: 3 }, { name: 'exitNodes' }, { name: 'form' }]);
+  t.same(fieldErrors({ ssid: 'too long', '/network/accessPoint/passphrase': 'too short' }), {
+    ssid: 'too long',
+    passphrase: 'too short',
+  });
+});
+
+t.test('a new password and its confirmation: one check for the claim and the change', async (t) => {
+  const good = 'lantern quietly under seven maples';
+  t.same(newPasswordErrors(good, good), {});
+  t.ok(newPasswordErrors('short', 'short').password);
+  t.same(newPasswordErrors(good, `${good}!`), { confirm: 'The two passwords differ.' });
+  t.same(newPasswordErrors(good, `${good}!`, 'old one'), { confirm: 'The two new passwords differ.' });
+  t.same(newPasswordErrors(good, good, good), {
+    password: 'The new password is the same as the current one.',
+  });
+  t.same(newPasswordErrors(good, good, 'old one'), {});
 });
 
 t.test('clock form', async (t) => {

@@ -1,7 +1,7 @@
 import { PNG } from 'pngjs';
 import t from 'tap';
 import { ConfigStore } from '../../firmware/config/store.js';
-import { OwnerAccount } from '../../firmware/owner.js';
+import { OwnerAccount } from '../../firmware/owner/owner.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { Client, csrfFrom, webHarness } from '../helpers/web.js';
 

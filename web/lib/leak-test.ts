@@ -1,5 +1,5 @@
 /** What the leak self-test page shows: a pure presenter of the box's LeakReport. */
-import type { LeakOutcome, LeakReport } from '../../firmware/box-api.js';
+import type { LeakOutcome, LeakReport } from '../../firmware/box/api.js';
 
 export interface LeakCheckView {
   id: string;

@@ -2,7 +2,7 @@
  * Status in household words: one pure function turns a BoxStatus into what the page (and the live
  * updates over Server-Sent Events) show, so the server-rendered page and the script never disagree.
  */
-import type { BoxStatus, CircuitInfo, DropCounters } from '../../firmware/box-api.js';
+import type { BoxStatus, CircuitInfo, DropCounters } from '../../firmware/box/api.js';
 
 export type Tone = 'ok' | 'wait' | 'stop' | 'bad';
 

@@ -5,8 +5,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
-import { type FieldErrors, field } from '../lib/forms.js';
-import { MIN_PASSWORD_LENGTH, passwordProblem } from '../lib/password.js';
+import { newPasswordErrors } from '../lib/forms/auth.js';
+import { field } from '../lib/forms/fields.js';
+import { MIN_PASSWORD_LENGTH } from '../lib/password.js';
 import type { FailureThrottle } from '../lib/throttle.js';
 import {
   flashFor,
@@ -79,10 +80,7 @@ export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Pro
     const code = field(req.body, 'code');
     const password = field(req.body, 'password') ?? '';
     const confirm = field(req.body, 'confirm') ?? '';
-    const errors: FieldErrors = {};
-    const weak = passwordProblem(password);
-    if (weak) errors.password = weak;
-    else if (confirm !== password) errors.confirm = 'The two passwords differ.';
+    const errors = newPasswordErrors(password, confirm);
     const keep = { code: (code ?? '').slice(0, 32) };
     if (Object.keys(errors).length > 0)
       return page(reply, ctx, 'claim', claimView(req, { errors, ...keep }), 400);

@@ -5,9 +5,10 @@
  * never sent back), nothing changed on error, CSRF, works without JavaScript.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { NetworkView, WifiNetworkView } from '../../firmware/box-api.js';
+import type { NetworkView, WifiNetworkView } from '../../firmware/box/api.js';
 import { describeError, isObxError } from '../../firmware/errors.js';
 import { COUNTRY_CODES } from '../../firmware/tor/countries.js';
+import { type FieldErrors, fieldErrors } from '../lib/forms/fields.js';
 import {
   type AccessPointFormInput,
   CHANNELS,
@@ -15,7 +16,6 @@ import {
   checkJoin,
   type JoinInput,
 } from '../lib/forms/network.js';
-import type { FieldErrors } from '../lib/forms.js';
 import { flashFor, type PluginOpts, page, requireOwner, type WebContext } from './common.js';
 
 const COUNTRIES = [...COUNTRY_CODES].map((c) => c.toUpperCase()).sort();
@@ -78,9 +78,7 @@ function refusal(err: unknown): { errors: FieldErrors; problem: string | null } 
     };
   }
   if (isObxError(err, 'NET_VALUE_INVALID') || isObxError(err, 'CONFIG_INVALID')) {
-    const errors: FieldErrors = {};
-    for (const [k, v] of Object.entries(err.details)) errors[k.split('/').pop() ?? 'form'] ??= v;
-    return { errors, problem: null };
+    return { errors: fieldErrors(err.details), problem: null };
   }
   if (isObxError(err)) return { errors: {}, problem: describeError(err) };
   throw err;

@@ -1,10 +1,13 @@
 /**
  * Settings: bridges, exit countries, clock, password, diagnostics. Each form is validated with the config
- * store's schema (web/lib/forms.ts); on error the page names the field, keeps the input, changes nothing.
+ * store's schema (web/lib/forms/settings.ts); on error the page names the field, keeps the input, changes
+ * nothing.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TorConfig } from '../../firmware/config/schema.js';
 import { describeError, isObxError } from '../../firmware/errors.js';
+import { newPasswordErrors } from '../lib/forms/auth.js';
+import { type FieldErrors, field, fieldErrors } from '../lib/forms/fields.js';
 import {
   type BridgesInput,
   bridgesFromConfig,
@@ -15,11 +18,9 @@ import {
   type ExitsInput,
   exitsFromConfig,
   exitsInput,
-  type FieldErrors,
-  field,
   formatClockInput,
-} from '../lib/forms.js';
-import { MIN_PASSWORD_LENGTH, passwordProblem } from '../lib/password.js';
+} from '../lib/forms/settings.js';
+import { MIN_PASSWORD_LENGTH } from '../lib/password.js';
 import { startSession } from './auth.js';
 import { flashFor, type PluginOpts, page, requireOwner, type WebContext } from './common.js';
 
@@ -72,11 +73,7 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
       return settingsPage(reply, ctx, { ...state, form, problem }, 409);
     } catch (err) {
       if (isObxError(err, 'CONFIG_INVALID')) {
-        const errors: FieldErrors = {};
-        for (const [path, msg] of Object.entries(err.details)) {
-          const name = /^\/tor\/([A-Za-z]+)/.exec(path)?.[1] ?? 'form';
-          errors[name] ??= msg;
-        }
+        const errors = fieldErrors(err.details, { section: 'tor' });
         return settingsPage(reply, ctx, { ...state, form, errors, problem: describeError(err) }, 400);
       }
       throw err;
@@ -117,11 +114,7 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
     const current = field(req.body, 'current') ?? '';
     const password = field(req.body, 'password') ?? '';
     const confirm = field(req.body, 'confirm') ?? '';
-    const errors: FieldErrors = {};
-    const weak = passwordProblem(password);
-    if (weak) errors.password = weak;
-    else if (confirm !== password) errors.confirm = 'The two new passwords differ.';
-    else if (password === current) errors.password = 'The new password is the same as the current one.';
+    const errors = newPasswordErrors(password, confirm, current);
     if (Object.keys(errors).length > 0) return settingsPage(reply, ctx, { errors, form: 'password' }, 400);
     const verdict = ctx.loginThrottle.check(req.ip);
     if (!verdict.allowed) {

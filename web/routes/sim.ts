@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
-import { field } from '../lib/forms.js';
+import { field } from '../lib/forms/fields.js';
 import { type PluginOpts, page } from './common.js';
 
 export async function simRoutes(app: FastifyInstance, { ctx }: PluginOpts): Promise<void> {

@@ -1,7 +1,7 @@
 /** The status page, its live updates (Server-Sent Events), the kill switch and New identity. */
 import type { FastifyInstance } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
-import { field } from '../lib/forms.js';
+import { field } from '../lib/forms/fields.js';
 import { describeCircuits, describeCounters, describeStatus } from '../lib/status-presenters.js';
 import { flashFor, type PluginOpts, page, requireOwner } from './common.js';
 

@@ -5,7 +5,7 @@
  * Problems come back per field, in words; the input is kept as typed, except passphrases, which are
  * never sent back to the browser.
  */
-import type { AccessPointInput, JoinWifiInput } from '../../../firmware/box-api.js';
+import type { AccessPointInput, JoinWifiInput } from '../../../firmware/box/api.js';
 import { isObxError } from '../../../firmware/errors.js';
 import {
   CHANNELS_5,
@@ -16,7 +16,7 @@ import {
   parseSsid,
   parseWifiCountry,
 } from '../../../firmware/net/grammar.js';
-import { checkbox, type FieldErrors, field } from '../forms.js';
+import { type Checked, checkbox, type FieldErrors, field } from './fields.js';
 
 export const CHANNELS: readonly number[] = [...CHANNELS_24, ...CHANNELS_5];
 
@@ -32,7 +32,8 @@ export interface AccessPointFormInput {
   security: string;
 }
 
-export type Checked<T, I> = { ok: true; value: T; input: I } | { ok: false; errors: FieldErrors; input: I };
+/** A checked form with the input kept as typed (passphrases left out), for the page to show again. */
+export type CheckedInput<T, I> = Checked<T> & { input: I };
 
 function sentence(s: string): string {
   return `${s.charAt(0).toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? '' : '.'}`;
@@ -49,7 +50,7 @@ function check<T>(errors: FieldErrors, name: string, fn: () => T): T | undefined
   }
 }
 
-export function checkJoin(body: unknown): Checked<JoinWifiInput, JoinInput> {
+export function checkJoin(body: unknown): CheckedInput<JoinWifiInput, JoinInput> {
   const input: JoinInput = {
     ssid: (field(body, 'ssid') ?? '').slice(0, 200),
     hidden: checkbox(body, 'hidden'),
@@ -76,7 +77,7 @@ export function accessPointInput(body: unknown): AccessPointFormInput {
 }
 
 /** An empty passphrase keeps the current one (the box decides whether there is one). */
-export function checkAccessPoint(body: unknown): Checked<AccessPointInput, AccessPointFormInput> {
+export function checkAccessPoint(body: unknown): CheckedInput<AccessPointInput, AccessPointFormInput> {
   const input = accessPointInput(body);
   const passphrase = field(body, 'passphrase') ?? '';
   const errors: FieldErrors = {};

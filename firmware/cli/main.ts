@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from './cli/index.js';
+import { runCli } from './index.js';
 
 runCli(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -4,12 +4,13 @@
  * and board. The web never touches the system directly.
  */
 
-import type { ClaimProgress, ClaimTicket } from './claim.js';
-import type { Config, TorConfig } from './config/schema.js';
-import type { LeakReport } from './leak-test/judge.js';
+import type { Config, TorConfig } from '../config/schema.js';
+import type { FirewallMode } from '../firewall/params.js';
+import type { LeakReport } from '../leak-test/judge.js';
+import type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 
-export type { ClaimProgress, ClaimTicket } from './claim.js';
-export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from './leak-test/judge.js';
+export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from '../leak-test/judge.js';
+export type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 
 /** The box's settings as the page may read them: everything but the owner's secrets. */
 export type PageSettings = Readonly<Omit<Config, 'web'> & { web: { readonly port: number } }>;
@@ -24,7 +25,8 @@ export interface ClaimRequest {
 }
 
 export type BoxStateName = 'booting' | 'connecting' | 'routing' | 'killed' | 'tor-down' | 'error';
-export type FirewallModeName = 'lockdown' | 'connecting' | 'routing' | 'killed';
+/** The firewall's mode, declared once in firmware/firewall/params.ts (the name the page knows). */
+export type FirewallModeName = FirewallMode;
 
 export interface CircuitHop {
   fingerprint: string;
@@ -150,6 +152,8 @@ export interface WanView {
   /** A.B.C.D/N or null */
   address: string | null;
   gateway: string | null;
+  /** The DHCP server that leased the address, when known (the box's WAN lease watcher). */
+  dhcpServer?: string | null;
   /** Wi-Fi only */
   ssid: string | null;
   signal: number | null;

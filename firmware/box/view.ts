@@ -1,20 +1,21 @@
 /**
  * What the box shows of itself, from the state machine's view (firmware/state/machine.ts `view`): the
  * LEDs and the OLED (with the LAN address and, while unclaimed, the claim code), the page's status and
- * its listeners, the diagnostics text and the box's recent events. BoxController (firmware/box.ts) calls
+ * its listeners, the diagnostics text and the box's recent events. BoxController (firmware/box/controller.ts) calls
  * render() after every change; the board and the listeners hear only real changes.
  */
-import type { Board, BoardLogger } from '../board/types.js';
-import type { BoxStatus } from './box-api.js';
-import type { ModeReconciler } from './box-reconcile.js';
-import type { ConfigStore } from './config/store.js';
-import { describeError } from './errors.js';
-import type { OwnerAccount } from './owner.js';
-import { type Screen, view } from './state/machine.js';
+import type { Board, BoardLogger } from '../../board/types.js';
+import { describeError } from '../errors.js';
+import { Listeners } from '../lib/listeners.js';
+import type { OwnerAccount } from '../owner/owner.js';
+import { type Screen, view } from '../state/machine.js';
+import type { BoxStatus } from './api.js';
+import type { ModeReconciler } from './reconcile.js';
 
 export interface BoxViewDeps {
   core: ModeReconciler;
-  config: ConfigStore;
+  /** The LAN address the box runs on now (the network's owner, firmware/net/network.ts). */
+  lanAddress(): string;
   owner: OwnerAccount;
   board: Board;
   log: BoardLogger;
@@ -36,7 +37,9 @@ export class BoxView {
   #lastStatus = '';
   #events: string[] = [];
   #alert: string | undefined;
-  readonly #listeners = new Set<(s: BoxStatus) => void>();
+  readonly #listeners = new Listeners<BoxStatus>((err) => {
+    this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
+  });
 
   constructor(deps: BoxViewDeps) {
     this.#deps = deps;
@@ -82,8 +85,7 @@ export class BoxView {
   }
 
   onStatus(listener: (status: BoxStatus) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** LEDs and OLED when they changed; the status to its listeners when it changed (or when forced). */
@@ -93,7 +95,7 @@ export class BoxView {
     const claim = owner.display();
     const screen: Screen = {
       ...v.screen,
-      lanAddress: this.#deps.config.get().network.lanAddress,
+      lanAddress: this.#deps.lanAddress(),
       claimCode: claim?.code ?? null,
       claimId: claim?.id ?? null,
     };
@@ -107,13 +109,7 @@ export class BoxView {
     const statusKey = JSON.stringify({ ...s, at: 0, uptimeSeconds: 0 });
     if (statusKey !== this.#lastStatus || forceStatus) {
       this.#lastStatus = statusKey;
-      for (const l of [...this.#listeners]) {
-        try {
-          l(s);
-        } catch (err) {
-          this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
-        }
-      }
+      this.#listeners.emit(s);
     }
   }
 

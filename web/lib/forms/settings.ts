@@ -1,28 +1,15 @@
 /**
- * Form parsing and validation. Every form is turned into the config store's own types and checked with
- * the config store's own schema (configProblems on the whole candidate document, including the grammars
- * subsystems register), so the page and the store cannot disagree. Problems come back per form field,
- * in words, with the owner's input kept as typed.
+ * The settings page's forms: tor's bridges and exit countries, the clock. The tor forms are turned into
+ * the config store's own types and checked with the config store's own schema (configProblems on the
+ * whole candidate document, including the grammars subsystems register), so the page and the store
+ * cannot disagree. Problems come back per form field, in words, with the owner's input kept as typed.
+ * The password change is checked like the claim (web/lib/forms/auth.ts).
  */
-import type { PageSettings } from '../../firmware/box-api.js';
-import type { TorConfig } from '../../firmware/config/schema.js';
-import { configProblems } from '../../firmware/config/validate.js';
-import { CLOCK_RANGE_TEXT, clockInRange } from '../../firmware/lib/clock-range.js';
-
-export type FormBody = Record<string, unknown>;
-export type FieldErrors = Record<string, string>;
-
-/** The string value of a form field; arrays (a repeated field) and anything else count as missing. */
-export function field(body: unknown, name: string): string | undefined {
-  if (body === null || typeof body !== 'object') return undefined;
-  const v = (body as FormBody)[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
-export function checkbox(body: unknown, name: string): boolean {
-  const v = field(body, name);
-  return v === 'on' || v === '1' || v === 'true';
-}
+import type { PageSettings } from '../../../firmware/box/api.js';
+import type { TorConfig } from '../../../firmware/config/schema.js';
+import { configProblems } from '../../../firmware/config/validate.js';
+import { CLOCK_RANGE_TEXT, clockInRange } from '../../../firmware/lib/clock-range.js';
+import { type Checked, checkbox, type FieldErrors, type FieldRef, field, fieldErrors } from './fields.js';
 
 export const MAX_TEXTAREA = 40_000;
 
@@ -90,8 +77,6 @@ export function splitCountries(text: string): string[] {
     .filter((c) => c !== '');
 }
 
-export type Checked<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors };
-
 /** Candidate tor settings from the bridges form, validated against the store's schema. */
 export function checkBridges(current: PageSettings, input: BridgesInput): Checked<TorConfig> {
   if (input.bridges.length > MAX_TEXTAREA) {
@@ -105,9 +90,6 @@ export function checkBridges(current: PageSettings, input: BridgesInput): Checke
     bridges: lines,
   };
   const errors = torProblems(current, tor, lines);
-  if (input.useBridges && !input.builtinSnowflake && lines.length === 0 && !errors.bridges) {
-    errors.bridges = 'Paste at least one bridge line, or choose the built-in snowflake bridge.';
-  }
   return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value: tor };
 }
 
@@ -122,6 +104,8 @@ export function checkExits(current: PageSettings, input: ExitsInput): Checked<To
     strictNodes: input.strictNodes,
   };
   const errors = torProblems(current, tor, []);
+  // Stays: the store's grammar names an overlap only once the schema passed; a list the schema refused
+  // ("xx1 de") would hide it.
   const both = tor.exitNodes.filter((c) => tor.excludeExitNodes.includes(c));
   if (both.length > 0 && !errors.excludeExitNodes) {
     errors.excludeExitNodes = `${both.join(', ')} cannot be both allowed and excluded.`;
@@ -129,23 +113,21 @@ export function checkExits(current: PageSettings, input: ExitsInput): Checked<To
   return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value: tor };
 }
 
-/** The store's validation of a candidate tor section, mapped to form fields in words. */
+/**
+ * The store's validation of a candidate tor section, mapped to form fields in words. The store decides
+ * (it checks again when the box stores them); this early run names the field in the owner's words
+ * before a round trip to the box.
+ */
 export function torProblems(current: PageSettings, tor: TorConfig, lines: string[]): FieldErrors {
   // The page never holds the owner's secrets: the candidate document gets neutral ones (same schema).
   const web = { port: current.web.port, passwordHash: null, sessionKey: null };
-  const problems = configProblems({ ...current, web, tor });
-  const errors: FieldErrors = {};
-  for (const [path, message] of Object.entries(problems)) {
-    const m = /^\/tor\/([A-Za-z]+)(?:\/([0-9]+))?/.exec(path);
-    const name = m?.[1] ?? 'form';
-    if (errors[name]) continue;
-    const index = m?.[2] === undefined ? undefined : Number(m[2]);
-    errors[name] = explain(name, index, message, tor, lines);
-  }
-  return errors;
+  return fieldErrors(configProblems({ ...current, web, tor }), {
+    section: 'tor',
+    explain: (message, at) => explain(at, message, tor, lines),
+  });
 }
 
-function explain(name: string, index: number | undefined, message: string, tor: TorConfig, lines: string[]) {
+function explain({ name, index }: FieldRef, message: string, tor: TorConfig, lines: string[]): string {
   if (name === 'bridges') {
     if (index === undefined) {
       return /fewer|less or equal|at most 32/i.test(message) ? 'At most 32 bridge lines.' : message;
@@ -170,8 +152,6 @@ function explain(name: string, index: number | undefined, message: string, tor: 
   }
   return message;
 }
-
-export { CLOCK_MAX_MS as CLOCK_MAX, CLOCK_MIN_MS as CLOCK_MIN } from '../../firmware/lib/clock-range.js';
 
 /** The time from the clock form: the browser's own time (set by the script) or a typed UTC time. */
 export function checkClock(body: unknown): Checked<number> {

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { obxError } from './errors.js';
+import { obxError } from '../errors.js';
 
 export type CliOptions = NonNullable<ParseArgsConfig['options']>;
 

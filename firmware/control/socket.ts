@@ -1,12 +1,14 @@
 /**
- * Local control socket between the `onionbox` CLI and onionboxd: a Unix socket (mode 0600, root only)
- * carrying one JSON request and one JSON reply per connection. Subsystems register named handlers.
- * The web page does not use it: it runs inside onionboxd.
+ * Local control socket between the `onionbox` CLI and onionboxd: a Unix socket in the state directory,
+ * mode 0600, owned by onionboxd's user (`onionbox` on the box, from its unit; so root or that user may
+ * connect), carrying one JSON request and one JSON reply per connection. The commands, their arguments
+ * and handlers are all in firmware/control/commands.ts. The web page does not use it: it runs inside
+ * onionboxd.
  */
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { describeError, ObxError } from './errors.js';
+import { describeError, ObxError } from '../errors.js';
 
 export type IpcHandler = (args: Record<string, unknown>) => Promise<unknown>;
 

@@ -1,31 +1,31 @@
 /**
  * The box's side of a WAN/LAN change and of the WAN's lease (firmware/net/change.ts has the pure plan
- * and the executor). BoxController (firmware/box.ts) hands both calls here:
+ * and the executor). BoxController (firmware/box/controller.ts) hands both calls here:
  *
  *   changeNetwork(input): plan (bad values throw, nothing ran) -> close (state machine: lockdown) ->
- *     the daemon's system steps (firewall names, WAN watcher, LAN address, DHCP, access point, tor's and
- *     the page's listen address) -> commit (config) -> reconnect (firewall `connecting`, tor proves a new
- *     circuit) -> open (the machine routes again once tor is ready). A failing step leaves the box closed
- *     with a 'network' fault, the system put back to the old network as far as it goes, the old config
- *     kept.
+ *     firewall (the new names; lockdown again) -> the network's system steps the difference needs (WAN
+ *     watcher, LAN address, DHCP, access point, tor's and the page's listen address) -> reconnect
+ *     (firewall `connecting`, tor proves a new circuit) -> commit (config) -> open (the machine routes
+ *     again once tor is ready): the order of planNetworkChange (firmware/net/change.ts). A failing step
+ *     leaves the box closed with a 'network' fault, the system put back to the old network as far as it
+ *     goes, the old config kept.
  *   wanLease(cidr): a leased WAN subnet overlapping the LAN range closes the box with a 'wan' fault.
  *
  * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
- * the daemon owns the system steps (NetworkChangeSystem).
+ * the network's owner (BoxNetwork.change, firmware/net/network.ts) owns the system steps.
  */
-import type { BoardLogger } from '../board/types.js';
-import type { FirewallModeName } from './box-api.js';
-import type { ModeReconciler } from './box-reconcile.js';
-import type { ConfigStore } from './config/store.js';
-import { describeError, obxError } from './errors.js';
-import { lanConflict } from './net/box-network.js';
+import type { BoardLogger } from '../../board/types.js';
+import { describeError, obxError } from '../errors.js';
+import { isClosed } from '../firewall/params.js';
+import { lanConflict } from '../net/box-network.js';
 import {
   type ChangeHandlers,
   type ChangeStep,
   executeNetworkChange,
   type NetworkShape,
   planNetworkChange,
-} from './net/change.js';
+} from '../net/change.js';
+import type { ModeReconciler } from './reconcile.js';
 
 /** The daemon's executors for the system steps of a network change (one per step kind). */
 export type NetworkChangeSystem = Omit<ChangeHandlers, 'close' | 'open' | 'commit' | 'reconnect'> & {
@@ -43,7 +43,8 @@ export type NetworkChangeInput = Partial<Omit<NetworkShape, 'accessPoint'>>;
 export interface NetworkChangerDeps {
   /** The system steps; without them changeNetwork() says NET_UNAVAILABLE. */
   system: NetworkChangeSystem | undefined;
-  config: ConfigStore;
+  /** The network the box runs on now (the network's owner, firmware/net/network.ts). */
+  current(): NetworkShape;
   core: ModeReconciler;
   log: BoardLogger;
   /** The current mode again with fresh parameters (BoxController.reapply). */
@@ -94,8 +95,8 @@ export class NetworkChanger {
    * closes the box with a 'wan' fault saying what to do; a lease that no longer overlaps clears it.
    */
   wanLease(wanCidr: string | null): void {
-    const { config, core, log } = this.#deps;
-    const n = config.get().network;
+    const { core, log } = this.#deps;
+    const n = this.#deps.current();
     const conflict = lanConflict(`${n.lanAddress}/${n.lanPrefix}`, wanCidr);
     const had = core.state.faults.wan !== undefined;
     if (conflict !== null) {
@@ -184,8 +185,4 @@ function pickShape(input: NetworkChangeInput): Partial<NetworkShape> {
   if (input.lanAddress !== undefined) out.lanAddress = input.lanAddress;
   if (input.lanPrefix !== undefined) out.lanPrefix = input.lanPrefix;
   return out;
-}
-
-function isClosed(mode: FirewallModeName | null): boolean {
-  return mode === 'killed' || mode === 'lockdown';
 }

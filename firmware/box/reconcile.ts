@@ -1,6 +1,6 @@
 /**
  * The box's reconcile core: the state machine's state, and the one loop that brings the firewall to the
- * mode that state wants. BoxController (firmware/box.ts) feeds it inputs (switch edges, tor status, the
+ * mode that state wants. BoxController (firmware/box/controller.ts) feeds it inputs (switch edges, tor status, the
  * page's kill switch, faults) and renders LEDs, OLED and status after each change; this file owns what
  * happens between an input and the kernel.
  *
@@ -11,10 +11,11 @@
  * target is tried again. If nft refuses even the closed modes, the containment (onionboxd stops tor)
  * holds until a ruleset loads again.
  */
-import type { BoardLogger } from '../board/types.js';
-import type { DropCounters, FirewallModeName } from './box-api.js';
-import { describeError } from './errors.js';
-import { initialState, type MachineInput, type MachineState, step, view } from './state/machine.js';
+import type { BoardLogger } from '../../board/types.js';
+import { describeError } from '../errors.js';
+import { isClosed } from '../firewall/params.js';
+import { initialState, type MachineInput, type MachineState, step, view } from '../state/machine.js';
+import type { DropCounters, FirewallModeName } from './api.js';
 
 /** Implemented by firmware/firewall/ (Firewall). */
 export interface FirewallLike {
@@ -201,8 +202,4 @@ export class ModeReconciler {
     }, this.#deps.retryMs ?? 5000);
     this.#retry.unref();
   }
-}
-
-function isClosed(mode: FirewallModeName | null): boolean {
-  return mode === 'killed' || mode === 'lockdown';
 }

@@ -8,12 +8,12 @@
  * only uid the firewall lets out on the WAN), and tor's data directory.
  */
 import { join } from 'node:path';
-import { createBoard } from '../board/index.js';
-import type { Board, BoardLogger } from '../board/types.js';
-import type { SimBoardControls } from './box-api.js';
-import type { BoardConfig } from './config/schema.js';
-import { setSystemClock } from './tor/clock.js';
-import { systemUser } from './tor/process.js';
+import { createBoard } from '../../board/index.js';
+import type { Board, BoardLogger } from '../../board/types.js';
+import type { SimBoardControls } from '../box/api.js';
+import type { BoardConfig } from '../config/schema.js';
+import { setSystemClock } from '../tor/clock.js';
+import { systemUser } from '../tor/process.js';
 
 /** tor runs as Debian's tor user on the box and in the simulator alike. */
 export const TOR_USER = 'debian-tor';

@@ -1,6 +1,6 @@
 /**
  * The first-boot claim's physical-presence ledger: pure logic with an injected clock and random source,
- * used by BoxController.
+ * used by the owner's account (firmware/owner/owner.ts), which BoxController holds.
  *
  * Two ways to show presence:
  *   - a press of the claim button approves exactly one pending claim: the newest one a browser started

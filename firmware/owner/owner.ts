@@ -1,11 +1,14 @@
 /**
- * The owner's account on the box: the claim (presence ledger, firmware/claim.ts), the password hash and
+ * The owner's account on the box: the claim (presence ledger, firmware/owner/claim.ts), the password hash and
  * the session key, all in the config store. BoxController wraps it (adds the OLED and the event log).
  * Every write of a secret forgets the
  * previous document (config.json.bak holds the new one too): an old hash or key never stays on disk.
  */
 import { randomBytes } from 'node:crypto';
-import type { ClaimRequest } from './box-api.js';
+import type { ClaimRequest } from '../box/api.js';
+import type { ConfigStore } from '../config/store.js';
+import { obxError } from '../errors.js';
+import { hashPassword, passwordProblem, verifyPassword } from '../lib/password.js';
 import {
   type ClaimDisplay,
   ClaimLedger,
@@ -13,9 +16,6 @@ import {
   type ClaimTicket,
   type PresenceProof,
 } from './claim.js';
-import type { ConfigStore } from './config/store.js';
-import { obxError } from './errors.js';
-import { hashPassword, passwordProblem, verifyPassword } from './lib/password.js';
 
 export function newSessionKey(): string {
   return randomBytes(32).toString('hex');
