@@ -115,6 +115,50 @@ export const Errors = Object.freeze({
     'Only the simulated board can be flipped from here',
     409,
   ),
+  // updates (firmware/update/)
+  UPDATE_MANIFEST_INVALID: spec('OBX_ERR_UPDATE_MANIFEST_INVALID', 'The update manifest is malformed', 400),
+  UPDATE_SIGNATURE_INVALID: spec(
+    'OBX_ERR_UPDATE_SIGNATURE_INVALID',
+    'The update signature does not verify',
+    400,
+  ),
+  UPDATE_KEY_UNKNOWN: spec(
+    'OBX_ERR_UPDATE_KEY_UNKNOWN',
+    'The update is signed by a key this box does not know',
+    400,
+  ),
+  UPDATE_KEY_REVOKED: spec('OBX_ERR_UPDATE_KEY_REVOKED', 'The update is signed by a revoked key', 400),
+  UPDATE_NOT_NEWER: spec(
+    'OBX_ERR_UPDATE_NOT_NEWER',
+    'The offered version is not newer than the running one',
+    409,
+  ),
+  UPDATE_WRONG_BOARD: spec('OBX_ERR_UPDATE_WRONG_BOARD', 'The update is for another board', 409),
+  UPDATE_EXPIRED: spec('OBX_ERR_UPDATE_EXPIRED', 'The update manifest has expired', 409),
+  UPDATE_BELOW_MINIMUM: spec(
+    'OBX_ERR_UPDATE_BELOW_MINIMUM',
+    'The running version is too old to update to this release directly',
+    409,
+  ),
+  UPDATE_FAILED_BEFORE: spec(
+    'OBX_ERR_UPDATE_FAILED_BEFORE',
+    'This version failed on this box before and is not retried automatically',
+    409,
+  ),
+  UPDATE_TOO_LARGE: spec('OBX_ERR_UPDATE_TOO_LARGE', 'The update is larger than this box accepts', 413),
+  UPDATE_DOWNLOAD_FAILED: spec('OBX_ERR_UPDATE_DOWNLOAD_FAILED', 'The update download failed', 502),
+  UPDATE_DOWNLOAD_STALLED: spec('OBX_ERR_UPDATE_DOWNLOAD_STALLED', 'The update download stalled', 504),
+  UPDATE_DOWNLOAD_OVERSIZE: spec(
+    'OBX_ERR_UPDATE_DOWNLOAD_OVERSIZE',
+    'The server sent more than the manifest announced',
+    502,
+  ),
+  UPDATE_HASH_MISMATCH: spec(
+    'OBX_ERR_UPDATE_HASH_MISMATCH',
+    'The downloaded bundle does not match the manifest',
+    502,
+  ),
+  UPDATE_SOCKS_FAILED: spec('OBX_ERR_UPDATE_SOCKS_FAILED', "tor's SOCKS port refused the connection", 502),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),

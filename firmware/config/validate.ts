@@ -6,6 +6,7 @@
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { obxError } from '../errors.js';
+import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
 import { networkProblems } from '../net/config-check.js';
 import { torSettingsProblems } from '../tor/grammar.js';
 import { type Config, ConfigSchema } from './schema.js';
@@ -25,15 +26,8 @@ export function configProblems(
   doc: unknown,
   checks: readonly ConfigCheck[] = CONFIG_CHECKS,
 ): Record<string, string> {
+  if (!compiled.Check(doc)) return schemaProblems(compiled, doc);
   const problems: Record<string, string> = {};
-  if (!compiled.Check(doc)) {
-    for (const e of compiled.Errors(doc)) {
-      const path = e.path === '' ? '/' : e.path;
-      if (!(path in problems)) problems[path] = e.message;
-      if (Object.keys(problems).length >= 20) break;
-    }
-    return problems;
-  }
   for (const check of checks) Object.assign(problems, check(doc));
   return problems;
 }
@@ -41,13 +35,8 @@ export function configProblems(
 /** Validates and returns a deep-frozen copy, or throws OBX_ERR_CONFIG_INVALID with field details. */
 export function validateConfig(doc: unknown): Readonly<Config> {
   const problems = configProblems(doc);
-  const fields = Object.keys(problems);
-  if (fields.length > 0) {
-    const summary = fields
-      .slice(0, 3)
-      .map((f) => `${f} ${problems[f]}`)
-      .join('; ');
-    throw obxError('CONFIG_INVALID', summary, { details: problems });
+  if (Object.keys(problems).length > 0) {
+    throw obxError('CONFIG_INVALID', problemSummary(problems), { details: problems });
   }
   return deepFreeze(structuredClone(doc as Config));
 }

@@ -1,0 +1,142 @@
+/**
+ * `npm run release -- --bundle FILE --board BOARD [...]`: writes the signed update manifest for a bundle
+ * file, FILE.manifest.json beside it (or in --out), and its minisign signature (.minisig), in minisign's
+ * format (`minisign -V -p KEY.pub -m manifest.json` accepts it).
+ *
+ * The Ed25519 secret key is an unencrypted minisign key (`minisign -G -W`, or a decrypted copy of the
+ * release key made with `minisign -C -W` on the release machine), read from ONIONBOX_RELEASE_KEY (its
+ * text) or from --key FILE / ONIONBOX_RELEASE_KEY_FILE: never from the repository, and a key file inside
+ * this checkout is refused.
+ *
+ * Not built yet: the RAUC bundle itself (it needs the A/B image of the appliance issue); pass any file.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { problemSummary } from '../../firmware/lib/schema-problems.js';
+import { type Manifest, manifestProblems } from '../../firmware/update/manifest.js';
+import { parseSecretKey, signMinisign } from './minisign-sign.js';
+
+const REPO = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface ManifestInput {
+  readonly version: string;
+  readonly compatible: string;
+  readonly bundleName: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly released: Date;
+  readonly expiresDays: number;
+  readonly notes: string;
+  readonly minVersion: string;
+}
+
+/** The manifest document, checked against the same schema the box checks it with. */
+export function buildManifest(input: ManifestInput): Manifest {
+  const released = new Date(Math.floor(input.released.getTime() / 1000) * 1000);
+  const manifest: Manifest = {
+    format: 1,
+    version: input.version,
+    compatible: input.compatible,
+    bundle: { name: input.bundleName, size: input.size, sha256: input.sha256 },
+    released: released.toISOString().replace('.000Z', 'Z'),
+    expires: new Date(released.getTime() + input.expiresDays * DAY_MS).toISOString().replace('.000Z', 'Z'),
+    notes: input.notes,
+    minVersion: input.minVersion,
+  };
+  const problems = manifestProblems(manifest);
+  if (Object.keys(problems).length > 0) {
+    throw new Error(`the manifest would be refused: ${problemSummary(problems)}`);
+  }
+  return manifest;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function readKey(keyFile: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  if (env.ONIONBOX_RELEASE_KEY) return env.ONIONBOX_RELEASE_KEY;
+  const file = keyFile ?? env.ONIONBOX_RELEASE_KEY_FILE;
+  if (!file) {
+    throw new Error(
+      'no release key: set ONIONBOX_RELEASE_KEY or ONIONBOX_RELEASE_KEY_FILE, or pass --key FILE',
+    );
+  }
+  const real = await realpath(file);
+  const rel = relative(await realpath(REPO), real);
+  if (!rel.startsWith('..') && !rel.startsWith('/')) {
+    throw new Error(`the release key ${file} is inside the repository: keep it outside the checkout`);
+  }
+  return await readFile(real, 'utf8');
+}
+
+export interface SignedFiles {
+  readonly manifestPath: string;
+  readonly signaturePath: string;
+  readonly manifest: Manifest;
+}
+
+export async function signRelease(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<SignedFiles> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      bundle: { type: 'string' },
+      board: { type: 'string' },
+      out: { type: 'string' },
+      version: { type: 'string' },
+      'min-version': { type: 'string' },
+      'expires-days': { type: 'string', default: '90' },
+      notes: { type: 'string' },
+      key: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.bundle || !values.board) {
+    throw new Error(
+      'usage: npm run release -- --bundle FILE --board BOARD [--version X.Y.Z] [--min-version X.Y.Z] ' +
+        '[--expires-days N] [--notes FILE] [--out DIR] [--key FILE]',
+    );
+  }
+  const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version?: unknown };
+  const version = values.version ?? String(pkg.version);
+  const epoch = env.SOURCE_DATE_EPOCH;
+  const manifest = buildManifest({
+    version,
+    compatible: values.board,
+    bundleName: basename(values.bundle),
+    size: (await stat(values.bundle)).size,
+    sha256: await sha256File(values.bundle),
+    released: epoch ? new Date(Number(epoch) * 1000) : new Date(),
+    expiresDays: Number(values['expires-days']),
+    notes: values.notes ? (await readFile(values.notes, 'utf8')).trim() : '',
+    minVersion: values['min-version'] ?? '0.0.0',
+  });
+  const key = parseSecretKey(await readKey(values.key, env));
+  const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+  const out = values.out ?? dirname(values.bundle);
+  const manifestPath = join(out, `${basename(values.bundle)}.manifest.json`);
+  const signaturePath = `${manifestPath}.minisig`;
+  const signature = signMinisign(bytes, key, {
+    trustedComment: `onionbox ${manifest.version} ${manifest.compatible} released ${manifest.released}`,
+    untrustedComment: `onionbox release manifest, key ${key.keyId}`,
+  });
+  await writeFile(manifestPath, bytes);
+  await writeFile(signaturePath, signature);
+  return { manifestPath, signaturePath, manifest };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
+  try {
+    const signed = await signRelease(process.argv.slice(2), process.env);
+    process.stdout.write(`${signed.manifestPath}\n${signed.signaturePath}\n`);
+  } catch (err) {
+    process.stderr.write(`release: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
