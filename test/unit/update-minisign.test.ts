@@ -11,7 +11,7 @@ import {
   verifyMinisign,
 } from '../../firmware/update/minisign.js';
 import { parseSecretKey, publicKeyText, signMinisign } from '../../scripts/release/minisign-sign.js';
-import { hasMinisign } from '../helpers/minisign.js';
+import { minisignSkipReason } from '../helpers/minisign.js';
 
 const dir = new URL('../fixtures/update/', import.meta.url);
 const read = (name: string) => readFileSync(new URL(name, dir), 'utf8');
@@ -156,53 +156,43 @@ t.test('our signer reads minisign secret keys and writes what we and minisign ve
   t.throws(() => parseSecretKey(corrupt.toString('base64')), /corrupt/);
 });
 
-t.test(
-  'minisign -V accepts our signatures',
-  { skip: hasMinisign() ? false : 'minisign not installed' },
-  async (t) => {
-    const tmp = mkdtempSync(join(tmpdir(), 'obx-minisign-'));
-    t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-    const key = parseSecretKey(read('test-next.key'));
-    const file = join(tmp, 'm.json');
-    writeFileSync(file, manifest);
-    writeFileSync(join(tmp, 'k.pub'), publicKeyText(key));
-    for (const prehash of [true, false]) {
-      writeFileSync(
-        `${file}.minisig`,
-        signMinisign(manifest, key, { trustedComment: `prehash ${prehash}`, prehash }),
-      );
-      const out = execFileSync('minisign', ['-V', '-p', join(tmp, 'k.pub'), '-m', file], {
-        encoding: 'utf8',
-      });
-      t.match(out, /Signature and comment signature verified/);
-      t.match(out, new RegExp(`Trusted comment: prehash ${prehash}`));
-    }
-    // minisign -H requires the prehashed algorithm: ours is.
-    writeFileSync(`${file}.minisig`, signMinisign(manifest, key, { trustedComment: 'x' }));
-    execFileSync('minisign', ['-V', '-H', '-p', join(tmp, 'k.pub'), '-m', file], { stdio: 'ignore' });
-    // And it refuses a file we did not sign.
-    writeFileSync(file, 'changed');
-    t.throws(() =>
-      execFileSync('minisign', ['-V', '-p', join(tmp, 'k.pub'), '-m', file], { stdio: 'ignore' }),
+t.test('minisign -V accepts our signatures', { skip: minisignSkipReason() }, async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'obx-minisign-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const key = parseSecretKey(read('test-next.key'));
+  const file = join(tmp, 'm.json');
+  writeFileSync(file, manifest);
+  writeFileSync(join(tmp, 'k.pub'), publicKeyText(key));
+  for (const prehash of [true, false]) {
+    writeFileSync(
+      `${file}.minisig`,
+      signMinisign(manifest, key, { trustedComment: `prehash ${prehash}`, prehash }),
     );
-  },
-);
-
-t.test(
-  'keys made now with minisign -G -W verify too',
-  { skip: hasMinisign() ? false : 'minisign not installed' },
-  async (t) => {
-    const tmp = mkdtempSync(join(tmpdir(), 'obx-minisign-'));
-    t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-    const run = (args: string[]) => execFileSync('minisign', args, { cwd: tmp, stdio: 'ignore' });
-    run(['-G', '-W', '-p', 'k.pub', '-s', 'k.key']);
-    writeFileSync(join(tmp, 'f'), 'x'.repeat(100_000));
-    run(['-S', '-s', 'k.key', '-m', 'f', '-t', 'fresh']);
-    const key = parsePublicKey(readFileSync(join(tmp, 'k.pub'), 'utf8'));
-    const v = verifyMinisign(readFileSync(join(tmp, 'f')), readFileSync(join(tmp, 'f.minisig'), 'utf8'), {
-      keys: [key],
+    const out = execFileSync('minisign', ['-V', '-p', join(tmp, 'k.pub'), '-m', file], {
+      encoding: 'utf8',
     });
-    t.equal(v.trustedComment, 'fresh');
-    t.equal(parseSecretKey(readFileSync(join(tmp, 'k.key'), 'utf8')).keyId, key.keyId);
-  },
-);
+    t.match(out, /Signature and comment signature verified/);
+    t.match(out, new RegExp(`Trusted comment: prehash ${prehash}`));
+  }
+  // minisign -H requires the prehashed algorithm: ours is.
+  writeFileSync(`${file}.minisig`, signMinisign(manifest, key, { trustedComment: 'x' }));
+  execFileSync('minisign', ['-V', '-H', '-p', join(tmp, 'k.pub'), '-m', file], { stdio: 'ignore' });
+  // And it refuses a file we did not sign.
+  writeFileSync(file, 'changed');
+  t.throws(() => execFileSync('minisign', ['-V', '-p', join(tmp, 'k.pub'), '-m', file], { stdio: 'ignore' }));
+});
+
+t.test('keys made now with minisign -G -W verify too', { skip: minisignSkipReason() }, async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'obx-minisign-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const run = (args: string[]) => execFileSync('minisign', args, { cwd: tmp, stdio: 'ignore' });
+  run(['-G', '-W', '-p', 'k.pub', '-s', 'k.key']);
+  writeFileSync(join(tmp, 'f'), 'x'.repeat(100_000));
+  run(['-S', '-s', 'k.key', '-m', 'f', '-t', 'fresh']);
+  const key = parsePublicKey(readFileSync(join(tmp, 'k.pub'), 'utf8'));
+  const v = verifyMinisign(readFileSync(join(tmp, 'f')), readFileSync(join(tmp, 'f.minisig'), 'utf8'), {
+    keys: [key],
+  });
+  t.equal(v.trustedComment, 'fresh');
+  t.equal(parseSecretKey(readFileSync(join(tmp, 'k.key'), 'utf8')).keyId, key.keyId);
+});
