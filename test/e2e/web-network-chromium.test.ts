@@ -73,13 +73,17 @@ if (!existsSync(CHROMIUM)) {
       await page.selectOption('#ap-security', 'wpa2-wpa3');
       await page.click("text=Save the box's Wi-Fi");
       await page.waitForURL(`${base}/network?done=ap-saved`);
-      t.same(box.config.get().network.accessPoint, {
+      const { bssid, ...stored } = box.config.get().network.accessPoint ?? { bssid: '' };
+      t.same(stored, {
         ssid: 'Onionbox Küche',
         passphrase: 'correct horse battery',
         country: 'DE',
         channel: 44,
         security: 'wpa2-wpa3',
+        isolateClients: true,
       });
+      // the box's own random BSSID: locally administered, unicast
+      t.match(bssid, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/);
       t.equal(await page.inputValue('#ap-ssid'), 'Onionbox Küche');
       t.equal(await page.inputValue('#ap-passphrase'), '', 'the stored passphrase is never shown');
       await shot(page, js ? 'network-saved' : 'network-saved-nojs');
