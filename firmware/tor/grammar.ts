@@ -140,9 +140,8 @@ export function torSettingsProblems(tor: TorConfig, base = '/tor'): Record<strin
   }
   const overlap = tor.exitNodes.filter((cc) => tor.excludeExitNodes.includes(cc));
   if (overlap.length > 0) problems[`${base}/excludeExitNodes`] = `also in exitNodes: ${overlap.join(', ')}`;
-  if (tor.useBridges && tor.bridges.length === 0 && !tor.builtinSnowflake) {
-    problems[`${base}/bridges`] =
-      'useBridges is on but there is no bridge line (and built-in snowflake is off)';
+  if (tor.useBridges && tor.bridges.length === 0) {
+    problems[`${base}/bridges`] = 'useBridges is on but there is no bridge line';
   }
   return problems;
 }

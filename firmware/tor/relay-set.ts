@@ -23,14 +23,12 @@ import { isHostAddress, type RelayEndpoint, validateRelays } from '../firewall/p
 import { parseRelayEndpoints } from '../firewall/relays.js';
 import { builtinDirsFromBinary, dirsFromTorrcLines, torrcNamesDirs } from './dirs.js';
 import { parseBridgeLine } from './grammar.js';
-import { BUILTIN_SNOWFLAKE } from './torrc.js';
 
 /** The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. */
 export function bridgeEndpoints(settings: TorConfig): RelayEndpoint[] {
   if (!settings.useBridges) return [];
-  const lines = [...settings.bridges, ...(settings.builtinSnowflake ? BUILTIN_SNOWFLAKE : [])];
   const out: RelayEndpoint[] = [];
-  for (const l of lines) {
+  for (const l of settings.bridges) {
     const b = parseBridgeLine(l);
     if (!b.address.includes(':') && isHostAddress(b.address)) out.push({ address: b.address, port: b.port });
   }

@@ -50,15 +50,6 @@ export const EXTRA_KEYWORDS: ReadonlySet<string> = new Set([
   'UseMicrodescriptors',
 ]);
 
-/**
- * Built-in snowflake bridges as shipped by Tor Browser (tor-browser-build's pt_config.json); these need
- * UDP for WebRTC on the WAN side, which the firewall's page must say.
- */
-export const BUILTIN_SNOWFLAKE: readonly string[] = [
-  'snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72 fingerprint=2B280B23E1107BB62ABFC40DDCC8824814F80A72 url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
-  'snowflake 192.0.2.4:80 8838024498816A039FCBBAB14E6F40A0843051FA fingerprint=8838024498816A039FCBBAB14E6F40A0843051FA url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
-];
-
 const SAFE_PATH = /^\/[A-Za-z0-9_./-]{1,200}$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
@@ -139,8 +130,6 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
 
   // Bridges.
   const bridges = tor.bridges.map((b) => formatBridgeLine(parseBridgeLine(b)));
-  if (tor.builtinSnowflake)
-    bridges.push(...BUILTIN_SNOWFLAKE.map((b) => formatBridgeLine(parseBridgeLine(b))));
   if (tor.useBridges) {
     if (bridges.length === 0)
       throw obxError('TOR_BRIDGE_INVALID', 'useBridges is on but there is no bridge line');
