@@ -61,6 +61,7 @@ import { MASKED_UNITS, networkManagerFiles, placeSystemFiles } from './system-fi
 const lists: Record<string, readonly string[]> = {
   packages: recipe.PACKAGES,
   'build-packages': recipe.BUILD_PACKAGES,
+  'forky-packages': recipe.FORKY_PACKAGES,
   'native-addons': recipe.NATIVE_ADDONS,
   masked: MASKED_UNITS,
   disabled: recipe.DISABLED_UNITS,

@@ -31,8 +31,8 @@ export const PACKAGES: readonly string[] = [
   // the firmware and its helpers
   'nodejs',
   'tor',
-  'obfs4proxy',
-  'snowflake-client',
+  // the one pluggable-transport binary (obfs4, webtunnel, meek_lite, snowflake): from forky, see below
+  'lyrebird',
   'nftables',
   // the kill switch flushes the LAN's redirected flows (firmware/firewall/apply.ts runs conntrack -D)
   'conntrack',
@@ -44,6 +44,12 @@ export const PACKAGES: readonly string[] = [
   'iw',
   'rfkill',
 ];
+
+/**
+ * Packages taken from Debian forky, each pinned by name: images/build adds forky as a source with every
+ * other forky package pinned out (priority -1). lyrebird is packaged from forky on and needs only libc.
+ */
+export const FORKY_PACKAGES: readonly string[] = ['lyrebird'];
 
 /** Installed only to compile the native addons (onoff's epoll, i2c-bus) inside the arm64 root, then purged. */
 export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g++', 'make', 'python3'];

@@ -7,7 +7,7 @@
 import type { TorConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
 import { isIpv4 } from '../lib/ipv4.js';
-import { formatBridgeLine, parseBridgeLine, parseCountry } from './grammar.js';
+import { formatBridgeLine, parseBridgeLine, parseCountry, TRANSPORTS, type Transport } from './grammar.js';
 
 export type PortSpec = { host: string; port: number } | { unix: string };
 
@@ -31,9 +31,8 @@ export interface TorRuntime {
   logFile?: string | undefined;
   /** Trusted extra lines (the private network's client lines); keywords from EXTRA_KEYWORDS only. */
   extraLines?: readonly string[] | undefined;
-  /** Pluggable transport binaries (Debian paths by default). */
-  obfs4proxy?: string | undefined;
-  snowflakeClient?: string | undefined;
+  /** The pluggable-transport binary, lyrebird (default /usr/bin/lyrebird, Debian's path). */
+  lyrebird?: string | undefined;
 }
 
 /** Keywords that extra (non-owner) lines may carry: the test network's options, nothing about ports. */
@@ -92,6 +91,19 @@ export function checkExtraLine(line: unknown): string {
   return line;
 }
 
+/**
+ * The ClientTransportPlugin lines for the transports in use, all run by lyrebird: obfs4, webtunnel and
+ * meek_lite share one process; snowflake gets a line (and a process) of its own, as Tor Browser does.
+ */
+export function transportPluginLines(used: ReadonlySet<Transport>, lyrebird?: string): string[] {
+  const bin = path(lyrebird ?? '/usr/bin/lyrebird', 'lyrebird');
+  const shared = TRANSPORTS.filter((t) => t !== 'snowflake' && used.has(t));
+  const lines: string[] = [];
+  if (shared.length > 0) lines.push(`ClientTransportPlugin ${shared.join(',')} exec ${bin}`);
+  if (used.has('snowflake')) lines.push(`ClientTransportPlugin snowflake exec ${bin}`);
+  return lines;
+}
+
 /** Renders the whole torrc. Throws (and renders nothing) on any invalid value. */
 export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
   const lines: string[] = [
@@ -129,23 +141,13 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
   lines.push(`ControlPort ${portSpec(rt.control, 'control')}`, 'CookieAuthentication 1');
 
   // Bridges.
-  const bridges = tor.bridges.map((b) => formatBridgeLine(parseBridgeLine(b)));
+  const parsed = tor.bridges.map((b) => parseBridgeLine(b));
+  const bridges = parsed.map(formatBridgeLine);
   if (tor.useBridges) {
     if (bridges.length === 0)
       throw obxError('TOR_BRIDGE_INVALID', 'useBridges is on but there is no bridge line');
     lines.push('UseBridges 1');
-    const used = new Set<string>(bridges.map((b) => b.split(' ')[0] ?? ''));
-    const obfs = ['obfs4', 'meek_lite'].filter((t) => used.has(t));
-    if (obfs.length > 0) {
-      lines.push(
-        `ClientTransportPlugin ${obfs.join(',')} exec ${path(rt.obfs4proxy ?? '/usr/bin/obfs4proxy', 'obfs4proxy')}`,
-      );
-    }
-    if (used.has('snowflake')) {
-      lines.push(
-        `ClientTransportPlugin snowflake exec ${path(rt.snowflakeClient ?? '/usr/bin/snowflake-client', 'snowflakeClient')}`,
-      );
-    }
+    lines.push(...transportPluginLines(new Set(parsed.map((b) => b.transport)), rt.lyrebird));
     for (const b of bridges) lines.push(`Bridge ${b}`);
   }
 

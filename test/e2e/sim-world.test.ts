@@ -11,7 +11,7 @@
  *     address and ORPort; the DHCP client renews by unicast through the firewall and keeps its address;
  *   - the kill switch cuts the device and releases it;
  *   - the page answers the LAN device and never the internet side;
- *   - with an obfs4 bridge configured, the box bootstraps through obfs4proxy to the bridge only;
+ *   - with an obfs4 bridge configured, the box bootstraps through lyrebird to the bridge only;
  *   - after stop nothing is left: namespaces, /etc/netns, processes.
  */
 import { spawnSync } from 'node:child_process';
@@ -32,7 +32,7 @@ import { boxStatus, cli, lanCurl, macOf, startWorld, until, wanLeaks } from '../
 import { tmpDir } from '../helpers/tmp.js';
 
 const _root = new URL('../../', import.meta.url).pathname;
-const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'obfs4proxy']);
+const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'lyrebird']);
 
 t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
   const dir = tmpDir(t);
@@ -210,7 +210,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
 });
 
 t.test(
-  'with an obfs4 bridge: a fresh box bootstraps through obfs4proxy, to the bridge only',
+  'with an obfs4 bridge: a fresh box bootstraps through lyrebird, to the bridge only',
   { skip, timeout: 300_000 },
   async (t) => {
     const dir = tmpDir(t);
@@ -239,8 +239,8 @@ t.test(
       60_000,
     );
     t.equal(seen.trim(), EXIT_ADDR);
-    const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'obfs4proxy'], { encoding: 'utf8' });
-    t.equal(obfs.status, 0, 'obfs4proxy runs as debian-tor');
+    const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'lyrebird'], { encoding: 'utf8' });
+    t.equal(obfs.status, 0, 'lyrebird runs as debian-tor');
     await world.stop();
     const tcp = parsePcap(readFileSync(world.captureFile ?? '')).filter(
       (f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6,

@@ -78,8 +78,8 @@ t.test('bridges, transports and countries render from parsed values', async (t) 
   );
   const lines = text.split('\n');
   t.ok(lines.includes('UseBridges 1'));
-  t.ok(lines.includes('ClientTransportPlugin obfs4,meek_lite exec /usr/bin/obfs4proxy'));
-  t.ok(lines.includes('ClientTransportPlugin snowflake exec /usr/bin/snowflake-client'));
+  t.ok(lines.includes('ClientTransportPlugin obfs4,meek_lite exec /usr/bin/lyrebird'));
+  t.ok(lines.includes('ClientTransportPlugin snowflake exec /usr/bin/lyrebird'), 'snowflake on its own line');
   t.ok(lines.includes(`Bridge ${OBFS4}`));
   t.ok(lines.includes(`Bridge ${MEEK}`));
   t.ok(lines.includes(`Bridge ${VANILLA}`));
@@ -117,10 +117,7 @@ const ATTACKS: [string, string][] = [
   ['comment', `${OBFS4} #comment`],
   ['empty', ''],
   ['only Bridge', 'Bridge'],
-  [
-    'unsupported transport',
-    'webtunnel 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567 url=https://x/',
-  ],
+  ['unsupported transport', 'obfs3 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567'],
   [
     'hostname instead of address',
     'obfs4 bridge.example:443 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc',
@@ -324,7 +321,7 @@ t.test('optional runtime lines', async (t) => {
       owningPid: 4242,
       logFile: '/var/log/tor/notices.log',
       safeSocks: false,
-      obfs4proxy: '/opt/pt/obfs4proxy',
+      lyrebird: '/opt/pt/lyrebird',
       extraLines: ['TestingTorNetwork 1', 'ClientRejectInternalAddresses 0'],
     },
   );
@@ -333,7 +330,7 @@ t.test('optional runtime lines', async (t) => {
     '__OwningControllerProcess 4242',
     'Log notice file /var/log/tor/notices.log',
     'SafeSocks 0',
-    'ClientTransportPlugin obfs4 exec /opt/pt/obfs4proxy',
+    'ClientTransportPlugin obfs4 exec /opt/pt/lyrebird',
     'TestingTorNetwork 1',
     'ClientRejectInternalAddresses 0',
     'ExitNodes {de}',
