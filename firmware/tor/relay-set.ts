@@ -23,13 +23,19 @@ import { isHostAddress, type RelayEndpoint, validateRelays } from '../firewall/p
 import { parseRelayEndpoints } from '../firewall/relays.js';
 import { builtinDirsFromBinary, dirsFromTorrcLines, torrcNamesDirs } from './dirs.js';
 import { parseBridgeLine } from './grammar.js';
+import { dialsBridgeAddress } from './transports.js';
 
-/** The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. */
+/**
+ * The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. Only
+ * vanilla and obfs4 bridges: the address in a webtunnel, meek_lite or snowflake line is a placeholder that
+ * is never contacted, so it never enters the set (transports.ts says what those transports need instead).
+ */
 export function bridgeEndpoints(settings: TorConfig): RelayEndpoint[] {
   if (!settings.useBridges) return [];
   const out: RelayEndpoint[] = [];
   for (const l of settings.bridges) {
     const b = parseBridgeLine(l);
+    if (!dialsBridgeAddress(b.transport)) continue;
     if (!b.address.includes(':') && isHostAddress(b.address)) out.push({ address: b.address, port: b.port });
   }
   return out;
