@@ -42,6 +42,7 @@
  * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the network
  * is handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BoxController } from './box/controller.js';
 import { ConfigStore } from './config/store.js';
@@ -163,7 +164,11 @@ export class Daemon {
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));
       this.#box = box;
-      await this.#run(wanLeasePhase({ network, box }));
+      // a change of transports changes rules (firmware/tor/transports.ts): the whole ruleset again
+      relays.onRulesChanged(() => box.reapply());
+      // tor's own resolv.conf (its unit binds it over /etc/resolv.conf): the WAN's resolvers only
+      const resolvConf = join(runtimeDir ?? stateDir, 'tor-resolv.conf');
+      await this.#run(wanLeasePhase({ network, box, resolvConf }));
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));

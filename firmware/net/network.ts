@@ -98,6 +98,11 @@ export class BoxNetwork implements NetworkLike {
     return this.#net ?? configuredNetwork(this.#opts.config.get().network);
   }
 
+  /** The WAN lease's resolvers (tor's uid may ask them for its transports), when known. */
+  resolvers(): string[] {
+    return [...(this.#lease?.resolvers ?? [])];
+  }
+
   /** The WAN lease's DHCP server (the firewall lets the DHCP client renew with it), when known. */
   dhcpServers(): string[] {
     return this.#lease?.serverId ? [this.#lease.serverId] : [];

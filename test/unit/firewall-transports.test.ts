@@ -10,7 +10,8 @@ import t from 'tap';
 import { defaultConfig, type TorConfig } from '../../firmware/config/schema.js';
 import { inRanges, NOT_PUBLIC, notPublicRanges, validateParams } from '../../firmware/firewall/params.js';
 import { type FirewallMode, type FirewallParams, renderRuleset } from '../../firmware/firewall/render.js';
-import { bridgeEndpoints } from '../../firmware/tor/relay-set.js';
+import { parseDhcp4, renderResolvConf } from '../../firmware/net/wan-lease.js';
+import { bridgeEndpoints, RelaySet } from '../../firmware/tor/relay-set.js';
 import { transportNeeds, transportOpenings } from '../../firmware/tor/transports.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
 import { TRANSPORT_LINES } from '../helpers/bridge.js';
@@ -196,4 +197,48 @@ t.test('the non-public ranges: the LAN added when outside them; parameters check
       udp: true,
     },
   );
+});
+
+t.test('the lease names the resolvers; tor gets them in its own resolv.conf', async (t) => {
+  const lease = parseDhcp4(
+    [
+      'DHCP4.OPTION[1]:dhcp_server_identifier = 192.168.1.1',
+      'DHCP4.OPTION[2]:domain_name_servers = 192.168.1.1 9.9.9.9 192.168.1.1 224.0.0.1 x;y',
+      'DHCP4.OPTION[3]:ip_address = 192.168.1.20',
+    ].join('\n'),
+  );
+  t.same(lease.resolvers, ['192.168.1.1', '9.9.9.9'], 'unicast IPv4 only, once each');
+  t.equal(
+    renderResolvConf(lease.resolvers ?? []),
+    '# Rendered by onionboxd from the WAN lease: for tor and its transports only.\nnameserver 192.168.1.1\nnameserver 9.9.9.9\noptions edns0 timeout:2 attempts:2\n',
+  );
+  t.notMatch(renderResolvConf(['1.1.1.1\nnameserver 6.6.6.6']), /6\.6\.6\.6/, 'nothing but addresses');
+});
+
+t.test('the relay set owns the transports: a change of needs reloads the whole ruleset', async (t) => {
+  const published: string[] = [];
+  let reapplied = 0;
+  const set = new RelaySet({
+    torrcLines: [
+      'DirAuthority test orport=5000 no-v2 198.18.0.10:7000 0123456789ABCDEF0123456789ABCDEF01234567',
+    ],
+    dataDir: '/nonexistent',
+    publish: async (_r, why) => {
+      published.push(why);
+    },
+  });
+  await set.seed(torWith([]));
+  set.onRulesChanged(async () => {
+    reapplied++;
+  });
+  t.same(set.transportNeeds(), { dns: false, tcpPorts: [], udp: false });
+  await set.settingsChanged(torWith(VARIANTS.obfs4 ?? []));
+  t.same([published.length, reapplied], [1, 0], 'obfs4: only the set changes');
+  await set.settingsChanged(torWith(VARIANTS.snowflake ?? []));
+  t.same([published.length, reapplied], [1, 1], 'snowflake: new rules, the whole ruleset');
+  t.same(set.transportNeeds(), { dns: true, tcpPorts: [443], udp: true });
+  await set.settingsChanged(torWith(VARIANTS.snowflake ?? []));
+  t.same([published.length, reapplied], [2, 1], 'same needs: the set only');
+  await set.settingsChanged(torWith(VARIANTS.snowflake ?? [], false));
+  t.same([published.length, reapplied], [2, 2], 'bridges off: the openings close');
 });
