@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import type { TransportOpenings } from '../../firmware/firewall/params.js';
 import { renderRuleset } from '../../firmware/firewall/render.js';
 import { judgeProbe, type ProbeResult } from '../../firmware/leak-test/judge.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
@@ -26,6 +27,13 @@ import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const execFileP = promisify(execFile);
+/** The firewall's openings of each transport (firmware/tor/transports.ts); obfs4 opens nothing. */
+const TRANSPORT_VARIANTS: Record<string, Omit<TransportOpenings, 'resolvers'> | undefined> = {
+  obfs4: undefined,
+  webtunnel: { tcpPorts: [443, 8443], udp: false },
+  meek_lite: { tcpPorts: [443], udp: false },
+  snowflake: { tcpPorts: [443], udp: true },
+};
 const skip = rootSkipReason(['ip', 'nft', 'conntrack', 'dnsmasq']);
 const MODEM = '192.0.2.1';
 const BOX = '192.0.2.2';
@@ -105,6 +113,31 @@ t.test('leak probes in namespaces', { skip }, async (t) => {
     t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'pass');
     t.equal(judgeProbe('clearnet-udp', MODEM, r.udp).outcome, 'pass');
   });
+
+  t.test(
+    'every transport variant (routing): still stopped inside the box, the modem as the resolver',
+    async (t) => {
+      // The worst case for the transports' DNS opening: the modem is the WAN's resolver. Only tor's uid may
+      // ask it; the probes (root, as onionboxd's own sockets would be) must still be refused.
+      for (const [name, transports] of Object.entries(TRANSPORT_VARIANTS)) {
+        const file = join(dir, `routing-${name}.nft`);
+        writeFileSync(
+          file,
+          renderRuleset('routing', {
+            ...SAMPLE,
+            wanIf,
+            dhcpServers: [MODEM],
+            ...(transports ? { transports: { ...transports, resolvers: [MODEM] } } : {}),
+          }),
+        );
+        await nsRun(box, 'nft', ['-f', file]);
+        const r = await probe(box);
+        await nsRun(box, 'nft', ['delete', 'table', 'inet', 'onionbox']);
+        t.same(r.tcp, { kind: 'silent', tracked: false }, `${name}: the SYN never got a confirmed entry`);
+        t.same(r.udp, { kind: 'error', code: 'EPERM' }, `${name}: the output hook refused the datagram`);
+      }
+    },
+  );
 
   t.test('dropped by the modem, not the box: conntrack shows the packets left', async (t) => {
     // The box tracks connections (as its own table makes it) but lets everything out.
