@@ -15,6 +15,7 @@ import { bridgeEndpoints, RelaySet } from '../../firmware/tor/relay-set.js';
 import { transportNeeds, transportOpenings } from '../../firmware/tor/transports.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
 import { TRANSPORT_LINES } from '../helpers/bridge.js';
+import { chainBody } from '../helpers/nft-script.js';
 
 const RESOLVER = '198.18.0.53';
 export const VARIANTS: Record<string, string[]> = {
@@ -34,15 +35,6 @@ function paramsFor(tor: TorConfig): FirewallParams {
     relays: [...SAMPLE.relays, ...bridgeEndpoints(tor)],
     transports: transportOpenings(transportNeeds(tor), [RESOLVER]),
   };
-}
-
-function chainBody(script: string, name: string): string[] {
-  const m = new RegExp(`\\n  chain ${name} \\{\\n((?: {4}.*\\n)*) {2}\\}`).exec(script);
-  if (!m) throw new Error(`no chain ${name}`);
-  return (m[1] ?? '')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.trim());
 }
 
 t.test('what each transport needs', async (t) => {
