@@ -20,6 +20,8 @@
  * "Tor is blocked here" (an owner setting) skips the direct attempt: the box starts with the try-list.
  */
 
+import { parseStatusEvent, type TorEvent } from './protocol.js';
+
 /** How long bootstrap may stand still before the box checks the internet (Tor Browser: 60-90 s). */
 export const STALL_MS = 75_000;
 /** How long one candidate may take to reach routing. */
@@ -314,4 +316,29 @@ export function assistOledLine(s: AssistState): string {
     }
   })();
   return line.slice(0, 21);
+}
+
+/**
+ * The assist's event in one of tor's: `STATUS_CLIENT ... BOOTSTRAP PROGRESS= ... WARNING= REASON=
+ * RECOMMENDATION=` and `STATUS_GENERAL ... CLOCK_SKEW`; null for anything else. Progress 100 is passed
+ * on as tor says it: the adapter feeds "reached routing" (readiness, an exit circuit) as progress 100
+ * too, since "Bootstrapped 100%" can come before an exit relay is known. Throws on a malformed event
+ * (OBX_ERR_TOR_PROTOCOL), as the parser does.
+ */
+export function assistEventOf(ev: TorEvent, at: number): AssistEvent | null {
+  if (ev.type !== 'STATUS_CLIENT' && ev.type !== 'STATUS_GENERAL') return null;
+  const st = parseStatusEvent(ev);
+  if (st.action === 'CLOCK_SKEW') return { type: 'clock-skew', at };
+  if (st.action !== 'BOOTSTRAP' || ev.type !== 'STATUS_CLIENT') return null;
+  const progress = Number(st.args.PROGRESS);
+  if (!Number.isInteger(progress) || progress < 0 || progress > 100) return null;
+  const severity = st.severity === 'WARN' || st.severity === 'ERR' ? st.severity : 'NOTICE';
+  return {
+    type: 'bootstrap',
+    at,
+    progress,
+    severity,
+    reason: st.args.REASON,
+    recommendation: st.args.RECOMMENDATION,
+  };
 }

@@ -8,6 +8,7 @@ import t from 'tap';
 import {
   type AssistEvent,
   type AssistState,
+  assistEventOf,
   assistOledLine,
   type Candidate,
   describeAssist,
@@ -17,6 +18,7 @@ import {
   TRY_MS,
   tryList,
 } from '../../firmware/tor/assist.js';
+import { parseEvent, parseTranscript } from '../../firmware/tor/protocol.js';
 
 const OBFS = { transport: 'obfs4', lines: ['obfs4 203.0.113.1:443 A cert=x'] };
 const SNOW = { transport: 'snowflake', lines: ['snowflake 192.0.2.3:80 B'] };
@@ -286,4 +288,38 @@ t.test('invariants over random event sequences', async (t) => {
     { numRuns: 2000, seed: 21 },
   );
   t.pass('2000 random sequences hold the invariants');
+});
+
+t.test("tor's events as the assist's (control-spec STATUS_CLIENT / STATUS_GENERAL lines)", async (t) => {
+  const ev = (line: string) => {
+    const [reply] = parseTranscript(`${line}\r\n`);
+    if (!reply) throw new Error('no reply');
+    return assistEventOf(parseEvent(reply), 7);
+  };
+  t.same(ev('650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=10 TAG=conn_done SUMMARY="Connected to a relay"'), {
+    type: 'bootstrap',
+    at: 7,
+    progress: 10,
+    severity: 'NOTICE',
+    reason: undefined,
+    recommendation: undefined,
+  });
+  t.same(
+    ev(
+      '650 STATUS_CLIENT WARN BOOTSTRAP PROGRESS=5 TAG=conn SUMMARY="Connecting to a relay" WARNING="No route to host" REASON=NOROUTE COUNT=1 RECOMMENDATION=warn HOSTID="0123456789ABCDEF0123456789ABCDEF01234567" HOSTADDR="198.18.0.99:443"',
+    ),
+    { type: 'bootstrap', at: 7, progress: 5, severity: 'WARN', reason: 'NOROUTE', recommendation: 'warn' },
+  );
+  t.same(ev('650 STATUS_GENERAL WARN CLOCK_SKEW SKEW=-7200 SOURCE=OR:198.18.0.10:5000'), {
+    type: 'clock-skew',
+    at: 7,
+  });
+  t.equal(ev('650 STATUS_CLIENT NOTICE CIRCUIT_ESTABLISHED'), null);
+  t.equal(ev('650 STATUS_GENERAL NOTICE BOOTSTRAP PROGRESS=5'), null, 'bootstrap is a client status');
+  t.equal(ev('650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=101'), null);
+  t.equal(ev('650 CIRC 1 BUILT'), null);
+  const noroute = ev(
+    '650 STATUS_CLIENT WARN BOOTSTRAP PROGRESS=5 TAG=conn REASON=NOROUTE RECOMMENDATION=warn',
+  );
+  if (noroute) t.equal(stepAssist(initialAssist(), noroute).state.phase, 'no-network', 'fed straight in');
 });
