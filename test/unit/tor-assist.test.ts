@@ -18,6 +18,8 @@ import {
   TRY_MS,
   tryList,
 } from '../../firmware/tor/assist.js';
+import { builtinCandidates } from '../../firmware/tor/builtin-bridges.js';
+import { parseBridgeLine } from '../../firmware/tor/grammar.js';
 import { parseEvent, parseTranscript } from '../../firmware/tor/protocol.js';
 
 const OBFS = { transport: 'obfs4', lines: ['obfs4 203.0.113.1:443 A cert=x'] };
@@ -322,4 +324,22 @@ t.test("tor's events as the assist's (control-spec STATUS_CLIENT / STATUS_GENERA
     '650 STATUS_CLIENT WARN BOOTSTRAP PROGRESS=5 TAG=conn REASON=NOROUTE RECOMMENDATION=warn',
   );
   if (noroute) t.equal(stepAssist(initialAssist(), noroute).state.phase, 'no-network', 'fed straight in');
+});
+
+t.test('the built-in lines shipped with the release: every one parses; last on the try-list', async (t) => {
+  const builtin = builtinCandidates();
+  t.same(
+    builtin.map((c) => [c.transport, c.lines.length]),
+    [
+      ['obfs4', 11],
+      ['snowflake', 2],
+    ],
+  );
+  for (const c of builtin)
+    for (const l of c.lines) t.equal(parseBridgeLine(l).transport, c.transport, l.slice(0, 40));
+  const list = tryList({ country: [SNOW], builtin });
+  t.same(
+    list.map((c) => `${c.source} ${c.transport}`),
+    ['moat-country snowflake', 'builtin obfs4', 'builtin snowflake'],
+  );
 });
