@@ -139,6 +139,58 @@ t.test('leak probes in namespaces', { skip }, async (t) => {
     },
   );
 
+  t.test(
+    "tor's uid itself: DNS to the resolver only while a transport needs it; never to private UDP",
+    async (t) => {
+      // A positive control for the openings: the same DNS query sent as tor's uid (SAMPLE.torUid), from
+      // python3 under setpriv: answered only with a transport that needs DNS configured.
+      const asTor = async (target: string, port: number): Promise<string> => {
+        const script = [
+          'import socket,sys',
+          's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1.5)',
+          "q=bytes.fromhex('123401000001000000000000076578616d706c6503636f6d0000010001')",
+          'try:',
+          '  s.sendto(q,(sys.argv[1],int(sys.argv[2]))); s.recvfrom(512); print("answered")',
+          'except PermissionError: print("EPERM")',
+          'except socket.timeout: print("silent")',
+        ].join('\n');
+        const uid = String(SAMPLE.torUid);
+        const { stdout } = await execFileP('ip', [
+          'netns',
+          'exec',
+          box,
+          'setpriv',
+          `--reuid=${uid}`,
+          `--regid=${uid}`,
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          script,
+          target,
+          String(port),
+        ]);
+        return stdout.trim();
+      };
+      for (const [name, transports] of Object.entries(TRANSPORT_VARIANTS)) {
+        const file = join(dir, `tor-${name}.nft`);
+        writeFileSync(
+          file,
+          renderRuleset('connecting', {
+            ...SAMPLE,
+            wanIf,
+            ...(transports ? { transports: { ...transports, resolvers: [MODEM] } } : {}),
+          }),
+        );
+        await nsRun(box, 'nft', ['-f', file]);
+        const dns = await asTor(MODEM, 53);
+        const stray = await asTor('192.0.2.77', 40000); // private (documentation) range: never
+        await nsRun(box, 'nft', ['delete', 'table', 'inet', 'onionbox']);
+        t.equal(dns, transports ? 'answered' : 'EPERM', `${name}: tor's DNS to the WAN's resolver`);
+        t.equal(stray, 'EPERM', `${name}: tor's UDP to a non-public address refused in the box`);
+      }
+    },
+  );
+
   t.test('dropped by the modem, not the box: conntrack shows the packets left', async (t) => {
     // The box tracks connections (as its own table makes it) but lets everything out.
     const boxFile = join(dir, 'track.nft');
