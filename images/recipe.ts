@@ -83,6 +83,9 @@ export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hos
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
+  // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
+  'onionbox-dnsmasq.path',
+  'onionbox-hostapd.path',
   'onionbox-growroot.service',
   // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
   'onionbox-selftest-early.service',
@@ -351,3 +354,10 @@ export const IMAGER_DEVICES: readonly string[] = ['pi3-64bit', 'pi4-64bit'];
 
 /** The system user onionboxd runs as (tor's debian-tor comes with the tor package). */
 export const FIRMWARE_USER = 'onionbox';
+
+/**
+ * The system users of the units onionboxd configures but does not run (issue 23), each with its own
+ * group of the same name: dnsmasq (onionbox-dnsmasq.service) and hostapd (onionbox-hostapd.service).
+ * onionboxd's unit takes both groups as supplementary groups (their leases and PID files).
+ */
+export const HELPER_USERS: readonly string[] = ['onionbox-dhcp', 'onionbox-ap'];
