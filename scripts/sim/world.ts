@@ -40,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
+import { HelperUnit } from './helper-units.js';
 
 const execFileP = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -765,6 +766,17 @@ async function startOnionboxd(b: Build): Promise<void> {
     testNetwork,
     `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
   );
+  // dnsmasq's own unit, as systemd runs it on a Pi (its user, capabilities, restart on a new config):
+  // onionboxd only writes the config; its leases and PID file go under the world's runtime root
+  const runDir = join(b.dir, 'run');
+  const dnsmasq = new HelperUnit({
+    name: 'dnsmasq',
+    netns: b.netns.box,
+    paths: { '/var/lib/onionbox': boxStateDir, '/run': runDir },
+    logFile: join(b.dir, 'dnsmasq.log'),
+  });
+  dnsmasq.start();
+  b.cleanups.push(() => dnsmasq.stop());
   const command = opts.daemonCommand ?? [
     process.execPath,
     '--max-semi-space-size=1',
@@ -776,7 +788,16 @@ async function startOnionboxd(b: Build): Promise<void> {
     'onionboxd',
     b.netns.box,
     command[0] as string,
-    [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
+    [
+      ...command.slice(1),
+      '--simulate',
+      '--state-dir',
+      boxStateDir,
+      '--test-network',
+      testNetwork,
+      '--run-dir',
+      runDir,
+    ],
     {
       ...process.env,
       ...opts.daemonEnv,

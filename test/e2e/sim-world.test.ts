@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
+import { capEff, uidOf, userName } from '../../scripts/sim/helper-units.js';
 import {
   ADDR,
   EXIT_ADDR,
@@ -60,6 +61,14 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   );
   const route = await world.exec(world.netns.lan, 'ip', ['route', 'show', 'default']);
   t.match(route, new RegExp(`default via ${ADDR.boxLan.replace(/\./g, '\\.')}`), 'and its router is the box');
+  // ... which runs as its own unit says (issue 23): its own user, only its three capabilities, its
+  // leases in its own runtime directory (memory), none in the box's state directory
+  const dnsmasqPid = Number(readFileSync(join(dir, 'run/onionbox-dhcp/dnsmasq.pid'), 'utf8').trim());
+  t.equal(userName(uidOf(dnsmasqPid) ?? -1), 'onionbox-dhcp', 'dnsmasq runs as onionbox-dhcp');
+  t.comment(`dnsmasq (pid ${dnsmasqPid}) CapEff ${capEff(dnsmasqPid)}`);
+  t.equal(capEff(dnsmasqPid), '0000000000003400', 'with NET_BIND_SERVICE, NET_ADMIN and NET_RAW only');
+  t.match(readFileSync(join(dir, 'run/onionbox-dhcp/dnsmasq.leases'), 'utf8'), lanAddr ?? '-');
+  t.notOk(existsSync(join(dir, 'box/dnsmasq.leases')), 'no lease file in the state directory');
 
   const routing = await until(
     'routing',
