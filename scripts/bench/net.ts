@@ -61,7 +61,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
       const unit = new HelperUnit({
         name: 'dnsmasq',
         netns: box,
-        paths: { '/var/lib/onionbox': d, '/run': join(d, 'run') },
+        pathMap: { '/var/lib/onionbox': d, '/run': join(d, 'run') },
       });
       unit.start();
       const run = join(d, 'run/onionbox-dhcp');

@@ -1,23 +1,22 @@
 /**
  * systemd's part for the units onionboxd configures but does not run (dnsmasq, hostapd: issue 23), where
- * there is no systemd (the simulator, the tests). Everything comes from the unit files in
- * firmware/system/systemd/, as systemd would read them:
+ * there is no systemd (the simulator, the tests), on top of the unit runner (scripts/sim/units.ts: the
+ * command line, user, capabilities, runtime directory and Restart= as systemd would). What this adds,
+ * from the same unit files in firmware/system/systemd/:
  *
- *   onionbox-NAME.path     PathChanged=: a new configuration file restarts the service (systemd: through
- *                          onionbox-restart@NAME.service)
- *   onionbox-NAME.service  ExecStart= (with %d, the credentials directory), User=/Group=, the ambient
- *                          capabilities (also the bounding set), LoadCredential= (the file copied at each
- *                          start into a directory only that user can read), RuntimeDirectory= (+Mode,
- *                          owned by the user), Type=simple (Restart=always after RestartSec=) or
- *                          Type=forking (PIDFile=)
+ *   onionbox-NAME.path     PathChanged=: every new configuration file restarts the service (on a box:
+ *                          through onionbox-restart@NAME.service, `systemctl restart --no-block`;
+ *                          restarts queued before one begins merge into it, as systemd's jobs do)
+ *   LoadCredential=        the file copied at each start into a credentials directory only the service's
+ *                          user can read, named by %d in ExecStart=
+ *   ConditionPathExists=   no start without its configuration
+ *   Type=forking           the main process is the one in PIDFile= (hostapd -B); the parent's exit 0 is
+ *                          no failure
  *
- * The process runs under the unit's user with exactly its capabilities (`setpriv`), inside a network
- * namespace when given one (`ip netns exec`). Paths in the unit files are moved by prefix (`paths`:
- * /var/lib/onionbox -> the world's state directory, /run -> its runtime root), so parallel worlds do not
- * share files. Not emulated: the sandboxing directives (ProtectSystem=, SystemCallFilter=, ...), which
- * systemd-analyze checks (test/integration/systemd-security.test.ts).
+ * Paths in the unit files move by prefix into the world (`pathMap`, longest prefix wins), so parallel
+ * worlds do not share files.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -33,97 +32,110 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseUnitLines } from './unit-file.js';
+import { mapPath, planUnit, type RunningUnit, startUnit, type UnitPlan, type UnitSpawn } from './units.js';
 
 const UNIT_DIR = fileURLToPath(new URL('../../firmware/system/systemd/', import.meta.url));
-
-/** One unit file: section -> key -> raw values in order (keys may repeat). */
-export function readUnitFile(text: string): Record<string, Record<string, string[]>> {
-  const out: Record<string, Record<string, string[]>> = {};
-  let section = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const s = /^\[(.+)\]$/.exec(line);
-    if (s?.[1]) {
-      section = s[1];
-      continue;
-    }
-    const kv = /^([A-Za-z]+)=(.*)$/.exec(line);
-    if (!kv?.[1] || !section) throw new Error(`helper-units: bad unit line: ${line}`);
-    out[section] ??= {};
-    const sec = out[section] as Record<string, string[]>;
-    sec[kv[1]] = [...(sec[kv[1]] ?? []), kv[2] ?? ''];
-  }
-  return out;
-}
 
 export interface HelperUnitOptions {
   /** dnsmasq or hostapd: onionbox-NAME.path and onionbox-NAME.service */
   name: 'dnsmasq' | 'hostapd';
-  /** Path prefixes moved, e.g. { '/var/lib/onionbox': stateDir, '/run': runDir }. */
-  paths: Record<string, string>;
-  /** Run inside this network namespace. */
+  /** Unit path prefix -> world path, e.g. { '/var/lib/onionbox': stateDir, '/run': runDir }. */
+  pathMap: Record<string, string>;
+  /** How a process of the unit starts (the world's tracked spawn); default: spawned here. */
+  spawn?: UnitSpawn | undefined;
+  /** With the default spawn: inside this network namespace. */
   netns?: string | undefined;
+  /** With the default spawn: where its output goes (default: discarded). */
+  logFile?: string | undefined;
   /** Another program in place of ExecStart's (a test's fake hostapd). */
   binary?: string | undefined;
-  /** Where its output goes (default: discarded). */
-  logFile?: string | undefined;
-  /** The unit files' directory (default firmware/system/systemd/). */
-  unitDir?: string | undefined;
 }
 
-interface ServiceSpec {
-  type: 'simple' | 'forking';
-  argv: string[];
-  user: string;
-  group: string;
-  caps: string[];
-  credential: { name: string; source: string } | null;
-  runtimeDir: { path: string; mode: number } | null;
-  pidFile: string | null;
-  restartSec: number;
-  conditionPath: string | null;
-}
-
-function one(sec: Record<string, string[]> | undefined, key: string): string | undefined {
-  const v = sec?.[key];
-  return v === undefined ? undefined : v[v.length - 1];
-}
-
-function idOf(kind: 'passwd' | 'group', name: string): number {
-  const line = readFileSync(`/etc/${kind}`, 'utf8')
+function idsOf(user: string): [number, number] {
+  const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
-    .find((l) => l.split(':')[0] === name);
-  const id = line === undefined ? Number.NaN : Number(line.split(':')[2]);
-  if (!Number.isInteger(id)) {
-    throw new Error(`helper-units: no ${kind === 'passwd' ? 'user' : 'group'} ${name} (run scripts/setup)`);
-  }
-  return id;
+    .find((l) => l.split(':')[0] === user);
+  const f = line?.split(':') ?? [];
+  if (f.length < 4)
+    throw new Error(`helper-units: no user ${user} on this machine (scripts/setup creates it)`);
+  return [Number(f[2]), Number(f[3])];
 }
 
-/** A running stand-in for one helper unit. */
+function readPid(file: string | null): number | null {
+  if (file === null || !existsSync(file)) return null;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function killAndWait(pid: number): Promise<void> {
+  if (!signal(pid, 'SIGTERM')) return;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+  }
+  signal(pid, 'SIGKILL');
+}
+
+/** One helper unit and its .path trigger. */
 export class HelperUnit {
   readonly #opts: HelperUnitOptions;
-  readonly #spec: ServiceSpec;
   readonly #watchPath: string;
+  readonly #plan: UnitPlan;
+  readonly #forking: boolean;
+  readonly #pidFile: string | null;
+  readonly #credential: { name: string; source: string } | null;
+  readonly #condition: string | null;
+  readonly #credDir: string;
   #watcher: FSWatcher | null = null;
-  #child: ChildProcess | null = null;
-  #stopping = false;
+  #running: RunningUnit | null = null;
   #queue: Promise<void> = Promise.resolve();
-  #credDir: string | null = null;
-  #restartTimer: NodeJS.Timeout | null = null;
-  #starts = 0;
   #pending = false;
+  #stopping = false;
+  #starts = 0;
 
   constructor(opts: HelperUnitOptions) {
     this.#opts = opts;
-    const dir = opts.unitDir ?? UNIT_DIR;
-    const path = readUnitFile(readFileSync(join(dir, `onionbox-${opts.name}.path`), 'utf8'));
-    const svc = readUnitFile(readFileSync(join(dir, `onionbox-${opts.name}.service`), 'utf8'));
-    const changed = one(path.Path, 'PathChanged');
+    const read = (f: string) => readFileSync(join(UNIT_DIR, f), 'utf8');
+    const path = parseUnitLines(read(`onionbox-${opts.name}.path`));
+    const changed = path.Path?.PathChanged?.at(-1);
     if (!changed) throw new Error(`helper-units: onionbox-${opts.name}.path has no PathChanged=`);
-    this.#watchPath = this.#move(changed);
-    this.#spec = this.#service(svc);
+    this.#watchPath = mapPath(changed, opts.pathMap);
+    const text = read(`onionbox-${opts.name}.service`);
+    const unit = parseUnitLines(text);
+    const svc = unit.Service ?? {};
+    this.#credDir = mkdtempSync('/tmp/onionbox-credentials-');
+    this.#plan = planUnit(text, {
+      name: opts.name,
+      pathMap: opts.pathMap,
+      specifiers: { d: this.#credDir },
+    });
+    if (opts.binary) this.#plan.main.argv[0] = opts.binary;
+    const type = svc.Type?.at(-1) ?? 'simple';
+    if (type !== 'simple' && type !== 'forking') throw new Error(`helper-units: Type=${type} not emulated`);
+    this.#forking = type === 'forking';
+    // the forking parent's exit 0 is its start, not an end to restart after
+    if (this.#forking && this.#plan.restart === 'always') this.#plan.restart = 'on-failure';
+    const pidFile = svc.PIDFile?.at(-1);
+    this.#pidFile = pidFile ? mapPath(pidFile, opts.pathMap) : null;
+    const cred = svc.LoadCredential?.at(-1);
+    const m = cred === undefined ? null : /^([A-Za-z0-9._-]+):(\/\S+)$/.exec(cred);
+    this.#credential = m ? { name: m[1] as string, source: mapPath(m[2] as string, opts.pathMap) } : null;
+    const condition = unit.Unit?.ConditionPathExists?.at(-1);
+    this.#condition = condition ? mapPath(condition, opts.pathMap) : null;
   }
 
   /** How many times the service was started. */
@@ -131,41 +143,31 @@ export class HelperUnit {
     return this.#starts;
   }
 
-  /** The service's main process (Type=forking: from its PID file), or null. */
+  /** The service's main process (Type=forking: the one its PID file names), or null. */
   pid(): number | null {
-    if (this.#spec.type === 'forking') {
-      const file = this.#spec.pidFile;
-      if (file === null || !existsSync(file)) return null;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      return Number.isInteger(pid) && pid > 0 ? pid : null;
-    }
-    const c = this.#child;
-    return c && c.exitCode === null && c.signalCode === null ? (c.pid ?? null) : null;
+    if (this.#forking) return readPid(this.#pidFile);
+    const main = this.#running?.main();
+    return main && main.child.exitCode === null && main.child.signalCode === null ? main.pid : null;
   }
 
-  /** Watches the configuration file (the .path unit); starts the service when the file exists. */
+  /** Watches the configuration file, as the enabled .path unit does. */
   start(): void {
     mkdirSync(dirname(this.#watchPath), { recursive: true });
     this.#watcher = watch(dirname(this.#watchPath), (_event, file) => {
       if (file === basename(this.#watchPath)) this.#trigger();
     });
-    if (this.#spec.runtimeDir) this.#makeRuntimeDir(this.#spec.runtimeDir);
   }
 
+  /** Stops watching and ends the service (as stopping onionboxd does, PartOf=). */
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#watcher?.close();
     this.#watcher = null;
-    if (this.#restartTimer) clearTimeout(this.#restartTimer);
     await this.#queue;
-    await this.#kill();
-    if (this.#credDir) rmSync(this.#credDir, { recursive: true, force: true });
+    await this.#end();
+    rmSync(this.#credDir, { recursive: true, force: true });
   }
 
-  /**
-   * `systemctl restart --no-block`: queued, one at a time; triggers that arrive before a queued restart
-   * begins merge into it (as systemd merges restart jobs).
-   */
   #trigger(): void {
     if (this.#stopping || this.#pending) return;
     this.#pending = true;
@@ -178,155 +180,46 @@ export class HelperUnit {
       .catch(() => undefined);
   }
 
+  async #end(): Promise<void> {
+    const running = this.#running;
+    this.#running = null;
+    running?.stop();
+    const pid = this.#forking ? readPid(this.#pidFile) : (running?.main()?.pid ?? null);
+    if (pid !== null) await killAndWait(pid);
+  }
+
   async #restart(): Promise<void> {
-    await this.#kill();
+    await this.#end();
     if (this.#stopping) return;
-    const s = this.#spec;
-    if (s.conditionPath !== null && !existsSync(s.conditionPath)) return;
-    const uid = idOf('passwd', s.user);
-    const gid = idOf('group', s.group);
-    if (s.runtimeDir) this.#makeRuntimeDir(s.runtimeDir);
-    let argv = s.argv;
-    if (s.credential) {
-      // LoadCredential=: a copy only the service's user can read, made at each start
-      if (this.#credDir) rmSync(this.#credDir, { recursive: true, force: true });
-      const credDir = mkdtempSync('/tmp/onionbox-cred-');
-      this.#credDir = credDir;
-      const file = join(credDir, s.credential.name);
-      copyFileSync(s.credential.source, file);
-      chmodSync(file, 0o400);
+    if (this.#condition !== null && !existsSync(this.#condition)) return;
+    const user = this.#plan.credentials.user;
+    if (this.#credential && user) {
+      // LoadCredential=: a copy, made at each start, that only the service's user can read
+      const [uid, gid] = idsOf(user);
+      chmodSync(this.#credDir, 0o700);
+      const file = join(this.#credDir, this.#credential.name);
+      rmSync(file, { force: true });
+      copyFileSync(this.#credential.source, file);
       chownSync(file, uid, gid);
-      chmodSync(credDir, 0o500);
-      chownSync(credDir, uid, gid);
-      argv = argv.map((a) => a.replaceAll('%d', credDir));
+      chmodSync(file, 0o400);
+      chownSync(this.#credDir, uid, gid);
+      chmodSync(this.#credDir, 0o500);
     }
-    const [cmd, ...args] = argv;
-    if (cmd === undefined) throw new Error('helper-units: empty ExecStart=');
-    const caps = s.caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',') || '-all';
-    const setpriv = [
-      'setpriv',
-      `--reuid=${uid}`,
-      `--regid=${gid}`,
-      '--clear-groups',
-      `--inh-caps=${caps}`,
-      ...(s.caps.length > 0 ? [`--ambient-caps=${caps}`] : []),
-      `--bounding-set=${caps}`,
-      '--',
-      this.#opts.binary ?? cmd,
-      ...args,
-    ];
-    const full = this.#opts.netns ? ['ip', 'netns', 'exec', this.#opts.netns, ...setpriv] : setpriv;
-    const out = this.#opts.logFile ? openSync(this.#opts.logFile, 'a') : 'ignore';
-    const child = spawn(full[0] as string, full.slice(1), { stdio: ['ignore', out, out] });
-    this.#child = child;
     this.#starts++;
-    child.once('exit', () => {
-      if (this.#child !== child || this.#stopping || s.type === 'forking') return;
-      // Restart=always
-      this.#restartTimer = setTimeout(() => this.#trigger(), s.restartSec * 1000);
+    const running = startUnit(this.#plan, this.#opts.spawn ?? ((n, a, e) => this.#spawn(n, a, e)));
+    this.#running = running;
+    await running.started;
+  }
+
+  #spawn(_name: string, argv: string[], env: Record<string, string>): { pid: number; child: ChildProcess } {
+    const full = this.#opts.netns ? ['ip', 'netns', 'exec', this.#opts.netns, ...argv] : argv;
+    const out = this.#opts.logFile ? openSync(this.#opts.logFile, 'a') : 'ignore';
+    const child = spawn(full[0] as string, full.slice(1), {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, ...env },
     });
+    return { pid: child.pid ?? 0, child };
   }
-
-  async #kill(): Promise<void> {
-    const child = this.#child;
-    this.#child = null;
-    const pid = this.pid() ?? (child?.pid ? child.pid : null);
-    if (this.#spec.type === 'forking') {
-      const main = this.#mainPidOfFile();
-      if (main !== null) await killAndWait(main);
-      return;
-    }
-    if (child && child.exitCode === null && child.signalCode === null && pid !== null) {
-      const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      signal(pid, 'SIGTERM');
-      const t = setTimeout(() => signal(pid, 'SIGKILL'), 5000);
-      await gone;
-      clearTimeout(t);
-    }
-  }
-
-  #mainPidOfFile(): number | null {
-    const file = this.#spec.pidFile;
-    if (file === null || !existsSync(file)) return null;
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  }
-
-  #makeRuntimeDir(r: { path: string; mode: number }): void {
-    mkdirSync(r.path, { recursive: true });
-    chownSync(r.path, idOf('passwd', this.#spec.user), idOf('group', this.#spec.group));
-    chmodSync(r.path, r.mode);
-  }
-
-  #move(path: string): string {
-    for (const [from, to] of Object.entries(this.#opts.paths)) {
-      if (path === from || path.startsWith(`${from}/`)) return to + path.slice(from.length);
-    }
-    return path;
-  }
-
-  #service(unit: Record<string, Record<string, string[]>>): ServiceSpec {
-    const svc = unit.Service;
-    const type = one(svc, 'Type') ?? 'simple';
-    if (type !== 'simple' && type !== 'forking') throw new Error(`helper-units: Type=${type} not emulated`);
-    const exec = one(svc, 'ExecStart');
-    const user = one(svc, 'User');
-    if (!exec || !user) throw new Error('helper-units: the unit needs ExecStart= and User=');
-    const cred = one(svc, 'LoadCredential');
-    const credMatch = cred === undefined ? null : /^([A-Za-z0-9._-]+):(\/\S+)$/.exec(cred);
-    const runtime = one(svc, 'RuntimeDirectory');
-    const pidFile = one(svc, 'PIDFile');
-    const condition = one(unit.Unit, 'ConditionPathExists');
-    return {
-      type,
-      argv: exec
-        .split(/\s+/)
-        .filter((a) => a !== '')
-        .map((a) => this.#moveArg(a)),
-      user,
-      group: one(svc, 'Group') ?? user,
-      caps: (svc?.AmbientCapabilities ?? []).flatMap((v) => v.split(/\s+/)).filter((c) => c !== ''),
-      credential: credMatch
-        ? { name: credMatch[1] as string, source: this.#move(credMatch[2] as string) }
-        : null,
-      runtimeDir: runtime
-        ? {
-            path: this.#move(`/run/${runtime}`),
-            mode: Number.parseInt(one(svc, 'RuntimeDirectoryMode') ?? '0755', 8),
-          }
-        : null,
-      pidFile: pidFile ? this.#move(pidFile) : null,
-      restartSec: Number(one(svc, 'RestartSec') ?? '0.1'),
-      conditionPath: condition ? this.#move(condition) : null,
-    };
-  }
-
-  /** An argument that is a path (or `--opt=PATH`) moves with its prefix. */
-  #moveArg(arg: string): string {
-    const m = /^(--[a-z-]+=)?(\/.*)$/.exec(arg);
-    return m ? `${m[1] ?? ''}${this.#move(m[2] as string)}` : arg;
-  }
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone
-  }
-}
-
-async function killAndWait(pid: number): Promise<void> {
-  signal(pid, 'SIGTERM');
-  for (let i = 0; i < 50; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  signal(pid, 'SIGKILL');
 }
 
 /** A running process's effective capabilities as /proc shows them (CapEff, hex), or null. */
@@ -348,11 +241,10 @@ export function uidOf(pid: number): number | null {
   }
 }
 
-/** The user name of a uid (getent), for reports. */
+/** The name of a uid from /etc/passwd (for checks and reports), or the number. */
 export function userName(uid: number): string {
-  try {
-    return execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] ?? String(uid);
-  } catch {
-    return String(uid);
-  }
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[2] === String(uid));
+  return line?.split(':')[0] ?? String(uid);
 }

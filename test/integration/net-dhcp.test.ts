@@ -27,7 +27,7 @@ t.test('LAN DHCP with real dnsmasq', { skip }, async (t) => {
   const unit = new HelperUnit({
     name: 'dnsmasq',
     netns: box,
-    paths: { '/var/lib/onionbox': dir, '/run': join(dir, 'run') },
+    pathMap: { '/var/lib/onionbox': dir, '/run': join(dir, 'run') },
     logFile: join(dir, 'dnsmasq.log'),
   });
   unit.start();

@@ -11,8 +11,8 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { parseUnit } from '../helpers/unit-file.js';
 
 const UNIT = fileURLToPath(new URL('../../firmware/system/systemd/onionboxd.service', import.meta.url));
 /** systemd-analyze's --threshold is the exposure times ten. */
