@@ -50,6 +50,8 @@ export interface HelperUnitOptions {
   logFile?: string | undefined;
   /** Another program in place of ExecStart's (a test's fake hostapd). */
   binary?: string | undefined;
+  /** Where the credentials go (made here, removed at stop(); default: a new directory in /tmp). */
+  credentialsDir?: string | undefined;
 }
 
 function idsOf(user: string): [number, number] {
@@ -117,7 +119,8 @@ export class HelperUnit {
     const text = read(`onionbox-${opts.name}.service`);
     const unit = parseUnitLines(text);
     const svc = unit.Service ?? {};
-    this.#credDir = mkdtempSync('/tmp/onionbox-credentials-');
+    this.#credDir = opts.credentialsDir ?? mkdtempSync('/tmp/onionbox-credentials-');
+    mkdirSync(this.#credDir, { recursive: true, mode: 0o700 });
     this.#plan = planUnit(text, {
       name: opts.name,
       pathMap: opts.pathMap,

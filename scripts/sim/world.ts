@@ -779,6 +779,7 @@ async function startOnionboxd(b: Build): Promise<void> {
   const dnsmasq = new HelperUnit({
     name: 'dnsmasq',
     pathMap: simPathMap(b),
+    credentialsDir: join(b.dir, 'credentials-dnsmasq'),
     spawn: (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
   });
   dnsmasq.start();

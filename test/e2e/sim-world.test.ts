@@ -67,6 +67,8 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   const dnsmasqPid = Number(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.pid'), 'utf8').trim());
   t.equal(userName(uidOf(dnsmasqPid) ?? -1), 'onionbox-dhcp', 'dnsmasq runs as onionbox-dhcp');
   t.comment(`dnsmasq (pid ${dnsmasqPid}) CapEff ${capEff(dnsmasqPid)}`);
+  const daemon = world.daemon()?.pid ?? 0;
+  t.comment(`onionboxd (pid ${daemon}, ${userName(uidOf(daemon) ?? -1)}) CapEff ${capEff(daemon)}`);
   t.equal(capEff(dnsmasqPid), '0000000000003400', 'with NET_BIND_SERVICE, NET_ADMIN and NET_RAW only');
   t.match(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.leases'), 'utf8'), lanAddr ?? '-');
   t.notOk(existsSync(join(dir, 'box/dnsmasq.leases')), 'no lease file in the state directory');
