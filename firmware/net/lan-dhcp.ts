@@ -31,7 +31,7 @@ export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq';
 type Logger = Log;
 
 export interface LanDhcpOptions {
-  /** { interface, lanAddr: 'A.B.C.D/N', leaseFile?, leaseSeconds?, wan?: { address, prefix } } */
+  /** { interface, lanAddr: 'A.B.C.D/N', leaseFile?, pidFile?, leaseSeconds?, wan?: { address, prefix } } */
   settings: unknown;
   /**
    * The live dnsmasq.conf, the file onionbox-dnsmasq.service loads (its directory must exist). The last
