@@ -74,8 +74,8 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
 
 /**
  * Units the packages enable that the image disables but does not mask: NetworkManager starts
- * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and onionboxd starts hostapd with its
- * own rendered config.
+ * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and hostapd runs from the box's own
+ * unit (onionbox-hostapd.service, under its own user) with onionboxd's rendered config, never Debian's.
  */
 export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hostapd.service'];
 

@@ -169,6 +169,12 @@ t.test('paths map at a boundary, the longest prefix first', async (t) => {
   t.equal(mapPath('/var/lib/tor/x', pathMap), '/w/tor-data/x');
   t.equal(mapPath('relative', pathMap), 'relative');
   t.same(splitWords(' a  "b c" \'d\' '), ['a', 'b c', 'd']);
+  t.same(
+    splitWords('--conf-file=%d/dnsmasq.conf', { d: '/cred' }),
+    ['--conf-file=/cred/dnsmasq.conf'],
+    '%d when given',
+  );
+  t.throws(() => splitWords('-P %t/x.pid', { d: '/cred' }), 'a specifier not given is refused');
 });
 
 t.test('Restart= decides from the exit', async (t) => {
