@@ -205,6 +205,10 @@ t.test('each helper is restarted by a .path unit watching the file onionboxd wri
     t.same(unit.Install?.WantedBy, ['paths.target']);
     const svc = parseUnit(readFileSync(unitPath(`onionbox-${name}.service`), 'utf8'));
     t.same(svc.Unit?.PartOf, ['onionboxd.service'], `${name}: stops and restarts with onionboxd`);
+    t.notOk(
+      (svc.Unit?.After ?? []).includes('onionboxd.service'),
+      `${name}: not ordered after onionboxd, which waits for it before it is ready`,
+    );
     t.same(svc.Unit?.Requires, ['onionbox-lockdown.service'], `${name}: never before the boot lockdown`);
     t.same(svc.Unit?.ConditionPathExists, [`/var/lib/onionbox/${name}.conf`]);
     t.same(svc.Install, undefined, `${name}: started only for a configuration, never enabled on its own`);
