@@ -74,6 +74,11 @@ export interface DaemonOptions {
   testNetwork?: TestNetwork | undefined;
   /** tor's data directory: default <state dir>/tor/data; on the box Debian's /var/lib/tor (the unit). */
   torDataDir?: string | undefined;
+  /**
+   * systemd's runtime root (%t, default /run), where dnsmasq's and hostapd's own units keep their
+   * runtime directories; the simulator, which plays systemd's part, gives its own.
+   */
+  runDir?: string | undefined;
   log: Logger;
 }
 
@@ -156,10 +161,9 @@ export class Daemon {
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
-      // dnsmasq's leases in systemd's RuntimeDirectory (/run/onionbox, tmpfs) on the box, as the firewall
-      // phase's scripts: the LAN's MACs and hostnames never reach the SD card
-      const runtimeDir = process.env.RUNTIME_DIRECTORY;
-      const network = await this.#run(networkPhase({ ...root, runtimeDir, tor, web }));
+      // dnsmasq's leases and PID file in its own unit's runtime directory (/run/onionbox-dhcp, tmpfs):
+      // the LAN's MACs and hostnames never reach the SD card
+      const network = await this.#run(networkPhase({ ...root, runDir: this.#opts.runDir, tor, web }));
       this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));

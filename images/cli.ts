@@ -2,7 +2,7 @@
  * The image build's window onto the recipe: images/build (bash) asks this for lists and rendered files,
  * so the data and the renderers exist once, in TypeScript, with unit tests.
  *
- *   tsx images/cli.ts list packages|build-packages|native-addons|masked|enabled|remove-paths|remove-modules
+ *   tsx images/cli.ts list packages|build-packages|native-addons|masked|enabled|helper-users|remove-paths|remove-modules
  *   tsx images/cli.ts render config.txt|cmdline.txt|fstab|raspi-firmware|raspi-firmware-custom|raspi-extra-cmdline [--kernel VERSION]
  *   tsx images/cli.ts image-manifest --name NAME --dpkg DPKG.tsv --debs SHA256SUMS --links LINKS.tsv [--ss SS.txt]
  *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
@@ -71,6 +71,7 @@ const lists: Record<string, readonly string[]> = {
   'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
   'gconv-keep': recipe.GCONV_KEEP,
   'node-modules-prune': recipe.NODE_MODULES_PRUNE,
+  'helper-users': recipe.HELPER_USERS,
 };
 
 function optFlag(args: string[], name: string): string | undefined {

@@ -80,8 +80,8 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
 
 /**
  * Units the packages enable that the image disables but does not mask: NetworkManager starts
- * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and onionboxd starts hostapd with its
- * own rendered config.
+ * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and hostapd runs from the box's own
+ * unit (onionbox-hostapd.service, under its own user) with onionboxd's rendered config, never Debian's.
  */
 export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hostapd.service'];
 
@@ -89,6 +89,9 @@ export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hos
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
+  // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
+  'onionbox-dnsmasq.path',
+  'onionbox-hostapd.path',
   'onionbox-growroot.service',
   // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
   'onionbox-selftest-early.service',
@@ -357,3 +360,10 @@ export const IMAGER_DEVICES: readonly string[] = ['pi3-64bit', 'pi4-64bit'];
 
 /** The system user onionboxd runs as (tor's debian-tor comes with the tor package). */
 export const FIRMWARE_USER = 'onionbox';
+
+/**
+ * The system users of the units onionboxd configures but does not run (issue 23), each with its own
+ * group of the same name: dnsmasq (onionbox-dnsmasq.service) and hostapd (onionbox-hostapd.service).
+ * onionboxd's unit takes both groups as supplementary groups (their leases and PID files).
+ */
+export const HELPER_USERS: readonly string[] = ['onionbox-dhcp', 'onionbox-ap'];

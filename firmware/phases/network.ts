@@ -19,20 +19,20 @@ import type { WebPage } from './web.js';
 export function networkPhase(deps: {
   config: ConfigStore;
   stateDir: string;
-  /** Where dnsmasq's leases go: systemd's RuntimeDirectory (/run/onionbox, memory) on the box. */
-  runtimeDir?: string | undefined;
+  /** systemd's runtime root (/run on the box), where dnsmasq's and hostapd's units keep their files. */
+  runDir?: string | undefined;
   tor: TorSupervisor;
   web: WebPage;
   log: Logger;
 }): Phase<BoxNetwork> {
-  const { config, stateDir, runtimeDir, tor, web, log } = deps;
+  const { config, stateDir, runDir, tor, web, log } = deps;
   return {
     name: 'network',
     start: async () =>
       new BoxNetwork({
         config,
         stateDir,
-        runtimeDir,
+        runDir,
         log,
         peers: {
           reconnectTor: async (lanAddress) => {

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
+import { capEff, uidOf, userName } from '../../scripts/sim/helper-units.js';
 import {
   ADDR,
   EXIT_ADDR,
@@ -37,6 +38,7 @@ const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient
 t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
   const dir = tmpDir(t);
   const prefix = uniquePrefix();
+  const t0 = Date.now();
   const world = await startWorld(t, { prefix, dir, capture: true });
   const boxMac = await macOf(world, world.netns.box, 'eth0');
 
@@ -60,6 +62,16 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   );
   const route = await world.exec(world.netns.lan, 'ip', ['route', 'show', 'default']);
   t.match(route, new RegExp(`default via ${ADDR.boxLan.replace(/\./g, '\\.')}`), 'and its router is the box');
+  // ... which runs as its own unit says (issue 23): its own user, only its three capabilities, its
+  // leases in its own runtime directory (memory), none in the box's state directory
+  const dnsmasqPid = Number(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.pid'), 'utf8').trim());
+  t.equal(userName(uidOf(dnsmasqPid) ?? -1), 'onionbox-dhcp', 'dnsmasq runs as onionbox-dhcp');
+  t.comment(`dnsmasq (pid ${dnsmasqPid}) CapEff ${capEff(dnsmasqPid)}`);
+  const daemon = world.daemon()?.pid ?? 0;
+  t.comment(`onionboxd (pid ${daemon}, ${userName(uidOf(daemon) ?? -1)}) CapEff ${capEff(daemon)}`);
+  t.equal(capEff(dnsmasqPid), '0000000000003400', 'with NET_BIND_SERVICE, NET_ADMIN and NET_RAW only');
+  t.match(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.leases'), 'utf8'), lanAddr ?? '-');
+  t.notOk(existsSync(join(dir, 'box/dnsmasq.leases')), 'no lease file in the state directory');
 
   const routing = await until(
     'routing',
@@ -69,6 +81,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
     },
     120_000,
   );
+  t.comment(`routing ${((Date.now() - t0) / 1000).toFixed(1)} s after the world began (time to routing)`);
   t.match(String(routing.tor), /^ready 100%/);
   t.same(routing.dhcpServers, [EXIT_ADDR], "the modem's DHCP server is the firewall's DHCP exception");
   const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
