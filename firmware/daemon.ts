@@ -171,7 +171,7 @@ export class Daemon {
       // a change of transports changes rules (firmware/tor/transports.ts): the whole ruleset again
       relays.onRulesChanged(() => box.reapply());
       // tor's own resolv.conf (its unit binds it over /etc/resolv.conf): the WAN's resolvers only
-      const resolvConf = join(runtimeDir ?? stateDir, 'tor-resolv.conf');
+      const resolvConf = join(process.env.RUNTIME_DIRECTORY ?? stateDir, 'tor-resolv.conf');
       await this.#run(wanLeasePhase({ network, box, resolvConf }));
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
