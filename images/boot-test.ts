@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   }
   const img = join(out, `${name}.img`);
   const uboot = join(out, `${name}.u-boot-qemu.bin`);
-  for (const f of [img, `${img}.xz`, uboot]) {
+  for (const f of [img, uboot]) {
     if (!existsSync(f)) fail(`${f} is missing: build the image first (npm run image)`);
   }
   const manifest = parseImageManifest(JSON.parse(await readFile(join(out, `${name}.manifest.json`), 'utf8')));
