@@ -29,6 +29,8 @@
  *   relay-follow   the relay set follows tor's consensus from here on
  *   web            the page on the LAN address
  *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
+ *   slot           asks for the running A/B slot to be marked good once the box routes, or after some
+ *                  healthy minutes without a WAN (firmware/update/slot.ts)
  *
  * The relay set has one owner, RelaySet (firmware/tor/relay-set.ts): the firewall's parameters read its
  * current() and every change after the seed (new bridges, a new consensus) goes through it to the
@@ -60,6 +62,7 @@ import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhas
 import { WebPage, webPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
+import { slotPhase } from './update/slot.js';
 
 export { TOR_PORTS } from './phases/tor.js';
 
@@ -179,6 +182,8 @@ export class Daemon {
       await this.#run(webPhase({ web, box, network }));
       const torCheckHere = () => torCheck(testNetwork);
       await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
+      // the A/B slot: asks (through /run/onionbox) for the running slot to be marked good once it routes
+      await this.#run(slotPhase({ runtimeDir, box, network, log: log.child({ component: 'slot' }) }));
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });

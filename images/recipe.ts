@@ -12,6 +12,33 @@ export const COMPONENTS = ['main', 'non-free-firmware'] as const;
 /** File system labels: cmdline.txt and fstab name the partitions by label, never by device. */
 export const ROOT_LABEL = 'ONIONROOT';
 export const BOOT_LABEL = 'ONIONBOOT';
+export const DATA_LABEL = 'ONIONDATA';
+
+/**
+ * The A/B layout on the SD card (MBR, FAT first for the Pi's firmware): 1 FAT (firmware, U-Boot, boot.scr,
+ * onionbox.env), 2 slot A, 3 slot B (made at first boot at the card's end), 4 data (in the image right after
+ * slot A, grown at first boot). A slot's size is fixed: an update writes a whole slot into the other one.
+ */
+export const BOOT_PARTITION_MB = 64;
+export const SLOT_MB = 1024;
+export const DATA_IMAGE_MB = 32;
+/** The MBR's disk identifier, the same on every box: RAUC names the slots /dev/disk/by-partuuid/6f6e6962-0N. */
+export const DISK_ID = '0x6f6e6962';
+
+/**
+ * What the box writes, kept on the data partition and bound into the read-only root: directory under
+ * /data, and the path (relative to the root) it is mounted on. The build moves what the image has at these
+ * paths (owner and mode included) into the data partition's first contents.
+ */
+export const DATA_BINDS: readonly { dir: string; mountPoint: string }[] = [
+  { dir: 'onionbox', mountPoint: 'var/lib/onionbox' }, // the firmware's settings and secrets
+  { dir: 'tor', mountPoint: 'var/lib/tor' }, // tor's keys, consensus, guards
+  { dir: 'nm-connections', mountPoint: 'etc/NetworkManager/system-connections' }, // the WAN's profiles
+  { dir: 'NetworkManager', mountPoint: 'var/lib/NetworkManager' }, // leases, timestamps
+  { dir: 'systemd', mountPoint: 'var/lib/systemd' }, // random seed, timers
+  { dir: 'rauc', mountPoint: 'var/lib/rauc' }, // RAUC's slot status
+  { dir: 'journal', mountPoint: 'var/log/journal' }, // what journald keeps
+];
 
 /** What the box runs. Installed with --no-install-recommends; nothing else is asked for. */
 export const PACKAGES: readonly string[] = [
@@ -43,6 +70,13 @@ export const PACKAGES: readonly string[] = [
   'dnsmasq-base',
   'iw',
   'rfkill',
+  // the A/B layout: U-Boot for the Pi (rpi_arm64/u-boot.bin goes to the FAT partition), RAUC owns the slot
+  // states through U-Boot's environment (libubootenv's fw_printenv/fw_setenv), its D-Bus service answers
+  // `rauc status`
+  'u-boot-rpi',
+  'rauc',
+  'rauc-service',
+  'libubootenv-tool',
 ];
 
 /**
@@ -52,7 +86,17 @@ export const PACKAGES: readonly string[] = [
 export const FORKY_PACKAGES: readonly string[] = ['lyrebird'];
 
 /** Installed only to compile the native addons (onoff's epoll, i2c-bus) inside the arm64 root, then purged. */
-export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g++', 'make', 'python3'];
+export const BUILD_PACKAGES: readonly string[] = [
+  'node-gyp',
+  'libnode-dev',
+  'g++',
+  'make',
+  'python3',
+  // mkimage makes boot.scr; u-boot-qemu's qemu_arm64/u-boot.bin is what the emulated boot test boots
+  // through (copied out beside the image, never into it)
+  'u-boot-tools',
+  'u-boot-qemu',
+];
 
 /** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
 export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
@@ -76,6 +120,8 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
   'e2scrub_all.timer',
   'fstrim.timer',
   'dpkg-db-backup.timer',
+  // RAUC's own "mark good once booted": the box marks its slot good only when it routes (onionbox-mark-good)
+  'rauc-mark-good.service',
 ];
 
 /**
@@ -92,8 +138,9 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
   'onionbox-dnsmasq.path',
   'onionbox-hostapd.path',
-  'onionbox-growroot.service',
-  // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
+  'onionbox-firstboot.service',
+  'onionbox-mark-good.path',
+  // test only: both are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
   'onionbox-selftest-early.service',
   'onionbox-selftest.service',
 ];
@@ -113,6 +160,8 @@ export const ALLOWED_ENABLED_UNITS: readonly string[] = [
   'systemd-pstore.service',
   'systemd-network-generator.service',
   'dbus-org.freedesktop.nm-dispatcher.service',
+  // RAUC's D-Bus service (rauc-service); it answers `rauc status` and writes U-Boot's environment
+  'rauc.service',
 ];
 
 /** A socket the image may listen on: protocol and local address:port, and which program owns it. */
