@@ -183,7 +183,14 @@ export class Daemon {
       const torCheckHere = () => torCheck(testNetwork);
       await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
       // the A/B slot: asks (through /run/onionbox) for the running slot to be marked good once it routes
-      await this.#run(slotPhase({ runtimeDir, box, network, log: log.child({ component: 'slot' }) }));
+      await this.#run(
+        slotPhase({
+          runtimeDir: process.env.RUNTIME_DIRECTORY,
+          box,
+          network,
+          log: log.child({ component: 'slot' }),
+        }),
+      );
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });

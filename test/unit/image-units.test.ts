@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { parseUnit } from '../helpers/unit-file.js';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 
 const dir = new URL('../../images/system/', import.meta.url).pathname;
 const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
