@@ -57,6 +57,7 @@ async function main(): Promise<number> {
   const daemon = new Daemon({
     testNetwork,
     torDataDir: args.torDataDir,
+    releaseDir: args.releaseDir,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,

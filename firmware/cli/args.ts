@@ -60,6 +60,8 @@ export interface DaemonArgs {
   testNetwork: string | undefined;
   /** tor's data directory (default <state dir>/tor/data; the box's unit gives Debian's /var/lib/tor). */
   torDataDir: string | undefined;
+  /** The image's release files (release.json, release-keys/): default /etc/onionbox; the simulator's own. */
+  releaseDir: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -81,6 +83,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     'log-level': { type: 'string' },
     'test-network': { type: 'string' },
     'tor-data-dir': { type: 'string' },
+    'release-dir': { type: 'string' },
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
@@ -109,5 +112,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   );
   const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
   const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
-  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir };
+  const releaseDir = typeof v['release-dir'] === 'string' ? resolve(v['release-dir']) : undefined;
+  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir, releaseDir };
 }

@@ -64,6 +64,8 @@ export interface UpdateServiceDeps {
   readonly image: ImageInfo;
   /** The image's release keys; null: the image has none, updates are off. */
   readonly trust: TrustedKeys | null;
+  /** Why updates are off when the image's release files say so (release-files.ts), in words. */
+  readonly offReason?: string | null;
   readonly settings: () => Readonly<UpdateConfig>;
   readonly connect: Connect;
   readonly installer: Installer;
@@ -204,6 +206,7 @@ export class UpdateService {
   }
 
   #disabledReason(): string | null {
+    if (this.#d.offReason) return this.#d.offReason;
     if (this.#d.trust === null || this.#d.trust.keys.length === 0) return 'this image holds no release key';
     const s = this.#d.settings();
     if (s.onion === null && s.mirror === null) return 'no update source is configured';
@@ -263,6 +266,7 @@ export class UpdateService {
    * installs and restarts. Nothing waits for the night.
    */
   async install(): Promise<UpdateStatus> {
+    await this.#settled();
     await this.#exclusive(async () => {
       if (this.#state.phase === 'available') await this.#download();
       if (this.#state.phase !== 'ready')
@@ -278,6 +282,7 @@ export class UpdateService {
    * directory and installed.
    */
   async installFile(bundle: string, manifestFile: string, signatureFile: string): Promise<UpdateStatus> {
+    await this.#settled();
     await this.#exclusive(async () => {
       const keys = this.#trust();
       const text = await readCapped(manifestFile, MANIFEST_MAX_BYTES);
@@ -317,6 +322,11 @@ export class UpdateService {
   }
 
   // --- the steps ---
+
+  /** The owner's install waits for a check or download that is finishing, rather than fail as busy. */
+  async #settled(): Promise<void> {
+    await this.#busy?.catch(() => undefined);
+  }
 
   async #exclusive(work: () => Promise<void>): Promise<void> {
     if (this.#busy) throw obxError('UPDATE_BUSY', `the updater is ${this.#state.phase}`);
