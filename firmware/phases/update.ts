@@ -9,13 +9,18 @@ import { join } from 'node:path';
 import type { BoxController } from '../box/controller.js';
 import { type UpdateConfig, updateSettings } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
-import { describeError } from '../errors.js';
+import { describeError, obxError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Phase } from '../lib/service.js';
 import type { Logger } from '../log.js';
 import { RaucDbusInstaller } from '../update/rauc.js';
 import { DEFAULT_RELEASE_DIR, loadReleaseFiles } from '../update/release-files.js';
-import { UPDATE_SOCKS_USERNAME, UpdateService, type UpdateStatus } from '../update/service.js';
+import {
+  type ImageInfo,
+  UPDATE_SOCKS_USERNAME,
+  UpdateService,
+  type UpdateStatus,
+} from '../update/service.js';
 import { torConnect } from '../update/socks5.js';
 import { dangerousVersionWarning, imageAgeWarning } from '../update/words.js';
 import { TOR_PORTS } from './tor.js';
@@ -50,6 +55,42 @@ export function oledWarning(dangerousTor: boolean, oldImage: boolean): string | 
 
 const WARNING_REFRESH_MS = 60 * 60_000;
 
+/** The updater when it could not start (its directory unwritable, ...): off, saying why; nothing runs. */
+export function disabledUpdates(image: ImageInfo, reason: string): Updates {
+  const status = (): UpdateStatus => ({
+    enabled: false,
+    disabledReason: reason,
+    phase: 'idle',
+    running: image.version,
+    compatible: image.compatible,
+    built: image.built?.toISOString() ?? null,
+    target: null,
+    result: null,
+    failed: [],
+    lastCheck: null,
+    nextCheck: null,
+    available: null,
+    progress: null,
+    policy: 'night',
+  });
+  const off = async (): Promise<UpdateStatus> => {
+    throw obxError('UPDATE_NOT_CONFIGURED', reason);
+  };
+  return {
+    status,
+    check: off,
+    install: off,
+    installFile: off,
+    setPolicy: async () => {
+      throw obxError('UPDATE_NOT_CONFIGURED', reason);
+    },
+    warnings: () => {
+      const old = imageAgeWarning(image.built, new Date());
+      return old ? [old] : [];
+    },
+  };
+}
+
 export function updatePhase(deps: UpdatePhaseDeps): Phase<Updates> {
   const log = deps.log.child({ component: 'update' });
   let service: UpdateService | null = null;
@@ -73,7 +114,13 @@ export function updatePhase(deps: UpdatePhaseDeps): Phase<Updates> {
         torReady: routing,
         log,
       });
-      await s.start();
+      try {
+        await s.start();
+      } catch (err) {
+        // The updater must never keep the router from starting: it is off, with the reason.
+        log.error({ err: describeError(err) }, 'the updater could not start; updates are off');
+        return disabledUpdates(release.image, `the updater could not start: ${describeError(err)}`);
+      }
       service = s;
       const kept = () => {
         if (routing())

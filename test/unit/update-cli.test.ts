@@ -13,7 +13,7 @@ import {
   updateInstallArgs,
 } from '../../firmware/control/commands.js';
 import { IpcServer, socketPath } from '../../firmware/control/socket.js';
-import { oledWarning } from '../../firmware/phases/update.js';
+import { disabledUpdates, oledWarning } from '../../firmware/phases/update.js';
 import { initialState, view } from '../../firmware/state/machine.js';
 import type { UpdateStatus } from '../../firmware/update/service.js';
 import {
@@ -179,4 +179,17 @@ t.test('the OLED: the warning on the last line once claimed, never over the clai
     updateWarning: 'UPDATE: tor outdated',
   });
   t.equal(lastLine(codeAndWarning), lastLine(code), 'the claim code keeps its line');
+});
+
+t.test('an updater that could not start is off and says why; the router is not held up', async (t) => {
+  const u = disabledUpdates(
+    { version: '1.0.0', compatible: 'onionbox-rpi3', built: new Date('2026-01-01T00:00:00Z') },
+    'the updater could not start: EACCES',
+  );
+  t.match(u.status(), { enabled: false, disabledReason: /EACCES/, running: '1.0.0', phase: 'idle' });
+  t.match(phaseInWords(u.status()), /Updates are off: the updater could not start/);
+  await t.rejects(u.check(), { code: 'OBX_ERR_UPDATE_NOT_CONFIGURED' });
+  await t.rejects(u.install(), { code: 'OBX_ERR_UPDATE_NOT_CONFIGURED' });
+  await t.rejects(u.setPolicy('ask'), { code: 'OBX_ERR_UPDATE_NOT_CONFIGURED' });
+  t.match(u.warnings()[0], /months old/);
 });
