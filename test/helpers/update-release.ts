@@ -13,6 +13,7 @@ import { parsePublicKey, type TrustedKeys } from '../../firmware/update/minisign
 import type { Connect } from '../../firmware/update/socks5.js';
 import { parseSecretKey, signMinisign } from '../../scripts/release/minisign-sign.js';
 import { buildManifest, type ManifestInput } from '../../scripts/release/sign-manifest.js';
+import { serveReleaseFile } from '../../scripts/sim/release-handler.js';
 
 const FIXTURES = new URL('../fixtures/update/', import.meta.url).pathname;
 
@@ -101,30 +102,7 @@ export async function serveRelease(dir: string, intercept?: FileHandler): Promis
   const server = createServer((req, res) => {
     paths.push(req.url ?? '');
     if (intercept?.(req, res)) return;
-    const name = (req.url ?? '/').slice(1);
-    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
-      res.writeHead(404).end();
-      return;
-    }
-    let body: Buffer;
-    try {
-      body = readFileSync(join(dir, name));
-    } catch {
-      res.writeHead(404).end();
-      return;
-    }
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (range) {
-      const start = Number(range[1]);
-      res.writeHead(206, {
-        'Content-Length': body.length - start,
-        'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`,
-      });
-      res.end(body.subarray(start));
-      return;
-    }
-    res.writeHead(200, { 'Content-Length': body.length });
-    res.end(body);
+    serveReleaseFile(dir, req, res);
   });
   server.on('connection', (s) => {
     sockets.add(s);
