@@ -27,6 +27,8 @@
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   tor-start      starts tor in the background: the state machine opens the LAN only when it is ready
  *   relay-follow   the relay set follows tor's consensus from here on
+ *   update         the updater (firmware/update/): the image's release files, its saved state, the daily
+ *                  timer; fetches only through tor's SocksPort once the box routes
  *   web            the page on the LAN address
  *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
  *   slot           asks for the running A/B slot to be marked good once the box routes, or after some
@@ -59,10 +61,12 @@ import { firewallParams, firewallPhase } from './phases/firewall.js';
 import { lanPhase, networkPhase, wanLeasePhase } from './phases/network.js';
 import { platformPhase } from './phases/platform.js';
 import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
+import { type Updates, updatePhase } from './phases/update.js';
 import { WebPage, webPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 import { slotPhase } from './update/slot.js';
+import { updateSummary } from './update/words.js';
 
 export { TOR_PORTS } from './phases/tor.js';
 
@@ -82,6 +86,8 @@ export interface DaemonOptions {
    * runtime directories; the simulator, which plays systemd's part, gives its own.
    */
   runDir?: string | undefined;
+  /** The image's release files (release.json, release-keys/): default /etc/onionbox. */
+  releaseDir?: string | undefined;
   log: Logger;
 }
 
@@ -99,6 +105,7 @@ export class Daemon {
   #box: BoxController | null = null;
   #relays: RelaySet | null = null;
   #network: BoxNetwork | null = null;
+  #updates: Updates | null = null;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -145,6 +152,7 @@ export class Daemon {
       relaySet: this.#relays?.sizes() ?? null,
       dhcpServers: this.#network?.dhcpServers() ?? [],
       testNetwork: this.#opts.testNetwork !== undefined,
+      update: this.#updates ? updateSummary(this.#updates.status()) : 'not started',
     };
   }
 
@@ -179,9 +187,16 @@ export class Daemon {
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
+      const updates = await this.#run(
+        updatePhase({ config, box, bus, stateDir, releaseDir: this.#opts.releaseDir, log }),
+      );
+      this.#updates = updates;
+      web.updates = updates;
       await this.#run(webPhase({ web, box, network }));
       const torCheckHere = () => torCheck(testNetwork);
-      await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
+      await this.#run(
+        controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere, updates }),
+      );
       // the A/B slot: asks (through /run/onionbox) for the running slot to be marked good once it routes
       await this.#run(
         slotPhase({
@@ -208,6 +223,7 @@ export class Daemon {
     this.#started = [];
     this.#box = null;
     this.#network = null;
+    this.#updates = null;
   }
 
   /** Starts one phase; once started, stop() stops it (in reverse order). */

@@ -169,6 +169,16 @@ export const Errors = Object.freeze({
     502,
   ),
   UPDATE_SOCKS_FAILED: spec('OBX_ERR_UPDATE_SOCKS_FAILED', "tor's SOCKS port refused the connection", 502),
+  UPDATE_FETCH_FAILED: spec('OBX_ERR_UPDATE_FETCH_FAILED', 'The update manifest could not be fetched', 502),
+  UPDATE_NO_SPACE: spec('OBX_ERR_UPDATE_NO_SPACE', 'The data partition has no room for the update', 507),
+  UPDATE_NOT_CONFIGURED: spec('OBX_ERR_UPDATE_NOT_CONFIGURED', 'Updates are not set up on this box', 409),
+  UPDATE_BUSY: spec('OBX_ERR_UPDATE_BUSY', 'The updater is busy', 409),
+  UPDATE_NOTHING_TO_INSTALL: spec(
+    'OBX_ERR_UPDATE_NOTHING_TO_INSTALL',
+    'No update is waiting to be installed',
+    409,
+  ),
+  UPDATE_INSTALL_FAILED: spec('OBX_ERR_UPDATE_INSTALL_FAILED', 'RAUC did not install the update', 502),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),

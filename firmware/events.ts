@@ -17,6 +17,8 @@ export interface TorEvents {
   'tor:clock-skew': ClockSkew;
   /** tor has a new consensus (NEWCONSENSUS): the relay set may have changed. */
   'tor:consensus': undefined;
+  /** tor's version is not in the consensus's recommended list (STATUS_GENERAL DANGEROUS_VERSION). */
+  'tor:dangerous-version': { current: string; reason: string };
 }
 
 type Listener<T> = (payload: T) => void | Promise<void>;

@@ -58,6 +58,7 @@ async function main(): Promise<number> {
     testNetwork,
     torDataDir: args.torDataDir,
     runDir: args.runDir,
+    releaseDir: args.releaseDir,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,

@@ -27,16 +27,21 @@ import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';
 import { FailureThrottle } from './lib/throttle.js';
 import { authRoutes } from './routes/auth.js';
-import { renderError, type WebContext } from './routes/common.js';
+import { renderError, type UpdatePageTarget, type WebContext } from './routes/common.js';
 import { leakTestRoutes } from './routes/leak-test.js';
 import { networkRoutes } from './routes/network.js';
 import { settingsRoutes } from './routes/settings.js';
 import { simRoutes } from './routes/sim.js';
 import { statusRoutes } from './routes/status.js';
+import { updateRoutes } from './routes/update.js';
+
+export type { UpdatePageTarget } from './routes/common.js';
 
 export interface BoxWebDeps {
   log: Logger;
   box: BoxApi;
+  /** The updater (the page's update section); absent: no such section. */
+  updates?: UpdatePageTarget | undefined;
   simulate: boolean;
   /** Extra names the page answers to besides network.lanAddress and network.hostname (Host allowlist). */
   allowedHosts?: readonly string[] | undefined;
@@ -111,6 +116,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   const now = deps.now ?? Date.now;
   const ctx: WebContext = {
     box,
+    updates: deps.updates,
     simulate: deps.simulate && box.sim !== undefined,
     sessions: new SessionStore({ now }),
     loginThrottle: new FailureThrottle({ now }),
@@ -219,6 +225,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     await root.register(settingsRoutes, { ctx });
     await root.register(networkRoutes, { ctx });
     await root.register(leakTestRoutes, { ctx });
+    if (ctx.updates) await root.register(updateRoutes, { ctx });
     if (ctx.simulate) await root.register(simRoutes, { ctx });
   });
 

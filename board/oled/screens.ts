@@ -7,7 +7,8 @@
  *   y 37     kill switch: on / off / BROKEN, and "web: on" for the page's kill switch
  *   y 46     web page address
  *   y 55     claim code while unclaimed, and the id of the claim a press would approve
- *            ("code K7P2QXWM id K7P2": 8 + 4 characters fit the 21 with single spaces)
+ *            ("code K7P2QXWM id K7P2": 8 + 4 characters fit the 21 with single spaces); once claimed,
+ *            the updater's warning ("UPDATE: tor outdated", "UPDATE: software old")
  *   y 46-55  for a few seconds after a refused press, instead of the two lines above:
  *            "press refused:" and why ("more than one claim", "claim id too new")
  */
@@ -67,6 +68,8 @@ export function renderScreen(screen: Screen, fb: Framebuffer = new Framebuffer()
       ? `code ${screen.claimCode} id ${screen.claimId}`
       : `claim code: ${screen.claimCode}`;
     fb.drawText(fit(line), 0, 55);
+  } else if (screen.updateWarning) {
+    fb.drawText(fit(screen.updateWarning), 0, 55);
   }
   return fb;
 }

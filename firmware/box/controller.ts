@@ -243,6 +243,12 @@ export class BoxController implements BoxApi {
     return this.#view.onStatus(listener);
   }
 
+  /** The updater's warning for the OLED (tor no longer recommended, an old image), or null. */
+  setUpdateWarning(text: string | null): void {
+    this.#view.updateWarning(text);
+    this.#render();
+  }
+
   circuits(): Promise<CircuitInfo[]> {
     return this.#deps.tor.circuits();
   }

@@ -37,6 +37,7 @@ export class BoxView {
   #lastStatus = '';
   #events: string[] = [];
   #alert: string | undefined;
+  #updateWarning: string | null = null;
   readonly #listeners = new Listeners<BoxStatus>((err) => {
     this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
   });
@@ -52,6 +53,11 @@ export class BoxView {
 
   started(at: number): void {
     this.#startedAt = at;
+  }
+
+  /** A short warning for the OLED from the updater (null: none). */
+  updateWarning(text: string | null): void {
+    this.#updateWarning = text;
   }
 
   /** A sentence the page's status carries from now on (`alert`). */
@@ -99,6 +105,7 @@ export class BoxView {
       claimCode: claim?.code ?? null,
       claimId: claim?.id ?? null,
       claimNotice: claim?.notice ?? null,
+      updateWarning: this.#updateWarning,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {

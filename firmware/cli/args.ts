@@ -62,6 +62,8 @@ export interface DaemonArgs {
   torDataDir: string | undefined;
   /** systemd's runtime root (default /run): dnsmasq's and hostapd's units keep their files under it. */
   runDir: string | undefined;
+  /** The image's release files (release.json, release-keys/): default /etc/onionbox; the simulator's own. */
+  releaseDir: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -84,6 +86,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     'test-network': { type: 'string' },
     'tor-data-dir': { type: 'string' },
     'run-dir': { type: 'string' },
+    'release-dir': { type: 'string' },
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
@@ -113,5 +116,16 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
   const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
   const runDir = typeof v['run-dir'] === 'string' ? resolve(v['run-dir']) : undefined;
-  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir, runDir };
+  const releaseDir = typeof v['release-dir'] === 'string' ? resolve(v['release-dir']) : undefined;
+  return {
+    simulate,
+    stateDir,
+    listenHost,
+    listenPort,
+    logLevel,
+    testNetwork,
+    torDataDir,
+    runDir,
+    releaseDir,
+  };
 }

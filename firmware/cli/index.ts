@@ -13,6 +13,7 @@ import { readSimInfo, SIM_COMMANDS } from './sim.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
+import { UPDATE_COMMANDS } from './update.js';
 import { WIFI_COMMANDS } from './wifi.js';
 
 /** Options before the command word. */
@@ -31,6 +32,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...TOR_COMMANDS,
   ...NET_COMMANDS,
   ...WIFI_COMMANDS,
+  ...UPDATE_COMMANDS,
   ...SIM_COMMANDS,
 ];
 

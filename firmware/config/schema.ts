@@ -155,6 +155,29 @@ export const BoardSettings = Type.Object(
   { additionalProperties: false },
 );
 
+/** An onion service's base URL: http (onion services are end-to-end already), a v3 address, a path ending in /. */
+export const UPDATE_ONION_URL_PATTERN =
+  '^http://[a-z2-7]{56}\\.onion(:[1-9][0-9]{0,4})?/([A-Za-z0-9._~-]+/)*$';
+/** An HTTPS mirror's base URL: a DNS name (resolved by the exit), a path ending in /. No user, query or fragment. */
+export const UPDATE_MIRROR_URL_PATTERN =
+  '^https://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+(:[1-9][0-9]{0,4})?/([A-Za-z0-9._~-]+/)*$';
+
+export const UpdateSettings = Type.Object(
+  {
+    onion: Type.Union([Type.Null(), Type.String({ pattern: UPDATE_ONION_URL_PATTERN, maxLength: 256 })], {
+      description: 'The release onion service, tried first (base URL ending in /)',
+    }),
+    mirror: Type.Union([Type.Null(), Type.String({ pattern: UPDATE_MIRROR_URL_PATTERN, maxLength: 256 })], {
+      description: 'The HTTPS mirror, reached through a tor exit, tried second (base URL ending in /)',
+    }),
+    policy: Type.Union([Type.Literal('night'), Type.Literal('ask')], {
+      description:
+        '"night": download at once, install and restart between 02:00 and 05:00; "ask": wait for the owner',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     version: Type.Literal(CONFIG_VERSION),
@@ -164,6 +187,8 @@ export const ConfigSchema = Type.Object(
     board: BoardSettings,
     /** Kill switch engaged from the web page (the hardware switch is read live, never stored). */
     softKill: Type.Boolean(),
+    /** Where updates come from and when they install; absent: updateSettings() defaults (no source yet). */
+    update: Type.Optional(UpdateSettings),
   },
   { additionalProperties: false, title: 'Onionbox configuration', $id: 'onionbox-config' },
 );
@@ -175,6 +200,12 @@ export type AccessPointConfig = Static<typeof AccessPointSettings>;
 export type UpstreamWifiConfig = Static<typeof UpstreamWifiSettings>;
 export type WebConfig = Static<typeof WebSettings>;
 export type BoardConfig = Static<typeof BoardSettings>;
+export type UpdateConfig = Static<typeof UpdateSettings>;
+
+/** The update settings, with their defaults when the document has none. */
+export function updateSettings(config: Readonly<Config>): Readonly<UpdateConfig> {
+  return config.update ?? { onion: null, mirror: null, policy: 'night' };
+}
 
 /** What a fresh box starts with. No password: the first owner claims the box (physical presence). */
 export function defaultConfig(): Config {

@@ -16,11 +16,17 @@
  *   tor.circuits               tor's circuits
  *   tor.check                  "is this Tor?" through tor's SOCKS port
  *   tor.bridges {bridges}      the page's bridge form: the same validation, rollback and storage
+ *   update.status              the updater's status (firmware/update/service.ts)
+ *   update.check               check now, through tor
+ *   update.install {bundle?, manifest?, signature?}   install what is available or ready now, or an
+ *                              offline bundle with its manifest and signature (absolute paths the daemon
+ *                              can read; the same checks as a download)
  */
 import type { BoxApi, CircuitInfo, LeakReport, SimBoardControls } from '../box/api.js';
 import type { NetworkChangeInput } from '../box/network-change.js';
 import { obxError } from '../errors.js';
 import type { TorStatus } from '../tor/supervisor.js';
+import type { UpdateStatus } from '../update/service.js';
 import type { IpcServer } from './socket.js';
 
 type Register = Pick<IpcServer, 'register'>;
@@ -46,12 +52,21 @@ export type BoxTarget = BoxApi & {
   changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }>;
 };
 
+/** What the update commands need of the updater (UpdateService implements it). */
+export interface UpdateIpcTarget {
+  status(): UpdateStatus;
+  check(): Promise<UpdateStatus>;
+  install(): Promise<UpdateStatus>;
+  installFile(bundle: string, manifest: string, signature: string): Promise<UpdateStatus>;
+}
+
 /** Everything the commands act on: what the daemon's phases returned. */
 export interface ControlTargets {
   status(): Record<string, unknown>;
   box: BoxTarget;
   tor: TorIpcTarget;
   torCheck(): Promise<unknown>;
+  updates: UpdateIpcTarget;
 }
 
 /** Registers every command (the `ipc` phase, before the socket listens). */
@@ -63,6 +78,38 @@ export function registerControlCommands(ipc: Register, t: ControlTargets): void 
   ipc.register('net.change', async (args) => t.box.changeNetwork(networkChangeArgs(args)));
   registerTorIpc(ipc, t.tor);
   ipc.register('tor.check', () => t.torCheck());
+  registerUpdateIpc(ipc, t.updates);
+}
+
+/** `update.install`: nothing, or three absolute paths of plain characters. */
+export function updateInstallArgs(
+  args: Record<string, unknown>,
+): { bundle: string; manifest: string; signature: string } | null {
+  const keys = ['bundle', 'manifest', 'signature'] as const;
+  if (keys.every((k) => args[k] === undefined)) return null;
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const v = args[k];
+    if (typeof v !== 'string' || !/^\/[A-Za-z0-9._/+-]{1,4095}$/.test(v) || v.includes('/../')) {
+      throw obxError('BOX_BAD_INPUT', `"${k}" must be an absolute path of plain characters`);
+    }
+    out[k] = v;
+  }
+  return {
+    bundle: out.bundle as string,
+    manifest: out.manifest as string,
+    signature: out.signature as string,
+  };
+}
+
+/** The updater: `onionbox update status|check|install [FILE]`. */
+export function registerUpdateIpc(ipc: Register, updates: UpdateIpcTarget): void {
+  ipc.register('update.status', async () => updates.status());
+  ipc.register('update.check', () => updates.check());
+  ipc.register('update.install', async (args) => {
+    const files = updateInstallArgs(args);
+    return files ? updates.installFile(files.bundle, files.manifest, files.signature) : updates.install();
+  });
 }
 
 // --- argument schemas ---

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildWebApp } from '../../web/app.js';
+import { buildWebApp, type UpdatePageTarget } from '../../web/app.js';
 import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Phase } from '../lib/service.js';
@@ -25,6 +25,8 @@ export class WebPage {
   #app: FastifyInstance | null = null;
   #box: BoxController | null = null;
   #address = '';
+  /** The updater, for the page's update section (set by the daemon before the `web` phase). */
+  updates: UpdatePageTarget | null = null;
 
   constructor(opts: WebPageOptions) {
     this.#opts = opts;
@@ -57,7 +59,12 @@ export class WebPage {
     const box = this.#box;
     if (!box) throw new Error('web started before box');
     const port = this.#opts.listenPort ?? this.#opts.config.get().web.port;
-    this.#app = buildWebApp({ log: this.#opts.log, box, simulate: this.#opts.simulate });
+    this.#app = buildWebApp({
+      log: this.#opts.log,
+      box,
+      simulate: this.#opts.simulate,
+      ...(this.updates ? { updates: this.updates } : {}),
+    });
     await this.#app.listen({ host, port });
     const addr = this.#app.server.address();
     const actualPort = addr && typeof addr === 'object' ? addr.port : port;

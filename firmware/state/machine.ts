@@ -76,6 +76,8 @@ export interface Screen {
   claimId?: string | null | undefined;
   /** Why the last press of the claim button approved nothing (shown for a few seconds instead of the code). */
   claimNotice?: string | null | undefined;
+  /** A short update warning (tor no longer recommended, old software) shown once the box is claimed. */
+  updateWarning?: string | null | undefined;
 }
 
 export interface MachineView {
@@ -83,7 +85,7 @@ export interface MachineView {
   firewallMode: FirewallModeName;
   leds: LedPattern;
   explanation: string;
-  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId' | 'claimNotice'>;
+  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId' | 'claimNotice' | 'updateWarning'>;
 }
 
 export const INITIAL_TOR: Readonly<TorStatus> = Object.freeze({

@@ -228,6 +228,18 @@ export function parseStatusEvent(ev: TorEvent): StatusEvent {
   return { kind: ev.type, severity, action, args: keywords };
 }
 
+/**
+ * `650 STATUS_GENERAL WARN DANGEROUS_VERSION CURRENT=0.4.7.16 REASON=OBSOLETE RECOMMENDED="..."`: tor's
+ * version is not in the consensus's recommended list (REASON NEW, OBSOLETE or UNRECOMMENDED). Null for any
+ * other event.
+ */
+export function dangerousVersionOf(ev: TorEvent): { current: string; reason: string } | null {
+  if (ev.type !== 'STATUS_GENERAL') return null;
+  const st = parseStatusEvent(ev);
+  if (st.action !== 'DANGEROUS_VERSION') return null;
+  return { current: st.args.CURRENT ?? '', reason: st.args.REASON ?? '' };
+}
+
 export interface Bootstrap {
   progress: number;
   tag: string;

@@ -9,7 +9,8 @@
  * port uses SAFECOOKIE.
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
- * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS).
+ * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS),
+ * 'tor:dangerous-version' (STATUS_GENERAL DANGEROUS_VERSION, for the update warning).
  *
  * Over 400 lines (about a fifth of it comments, the options' documentation among them) because start,
  * apply with rollback, the network change (networkChanged), restart and stop share one control
@@ -29,7 +30,7 @@ import type { TorStatus } from '../state/machine.js';
 import { type ControlOptions, connectControl, type TorControl } from './control.js';
 import { torSettingsProblems } from './grammar.js';
 import { prepareDataDir, TorProcess } from './process.js';
-import { parseBootstrap, parseStatusEvent, type TorEvent } from './protocol.js';
+import { dangerousVersionOf, parseBootstrap, parseStatusEvent, type TorEvent } from './protocol.js';
 import { TorQueries } from './queries.js';
 import {
   extendedCircuit,
@@ -444,6 +445,11 @@ export class TorSupervisor {
             });
           }
           this.#warn(`clock skew reported by ${st.args.SOURCE ?? 'tor'}: ${skew ?? '?'} s`);
+        }
+        const dangerous = dangerousVersionOf(ev);
+        if (dangerous) {
+          this.#opts.bus.emit('tor:dangerous-version', dangerous);
+          this.#warn(`tor ${dangerous.current} is not recommended by the consensus (${dangerous.reason})`);
         }
       } else if (ev.type === 'NEWCONSENSUS') {
         this.#opts.bus.emit('tor:consensus', undefined);

@@ -3,8 +3,11 @@
  * No I/O, no clock: the updater (not built yet: it needs the A/B image) feeds it what the check, the
  * download, the signature and hash checks, RAUC and the trial boot report, and shows its state.
  *
- *   idle -> checking -> available -> downloading -> verifying -> installing -> trial-boot -> good
- *                                                                                          \-> fell-back
+ *   idle -> checking -> available -> downloading -> verifying -> ready -> installing -> trial-boot -> good
+ *                                                                                                   \-> fell-back
+ *
+ * `ready` holds a verified bundle until the owner's policy says install ("install and restart at night"
+ * waits for the night, "ask me first" for the owner's yes).
  *
  * Every failure before the trial boot goes back to idle with the reason in words and the old slot
  * untouched; a version that fell back is remembered in `failed` and never offered again (a fresh 'found'
@@ -18,6 +21,7 @@ export type UpdatePhase =
   | 'available'
   | 'downloading'
   | 'verifying'
+  | 'ready'
   | 'installing'
   | 'trial-boot'
   | 'good'
@@ -48,6 +52,7 @@ export type UpdateInput =
   | { type: 'download-failed'; reason: string }
   | { type: 'verified' }
   | { type: 'verify-failed'; reason: string }
+  | { type: 'install' }
   | { type: 'installed' }
   | { type: 'install-failed'; reason: string }
   | { type: 'routing' }
@@ -71,7 +76,8 @@ export const UPDATE_EDGES: Readonly<Record<UpdatePhase, readonly UpdatePhase[]>>
   checking: ['idle', 'available'],
   available: ['checking', 'downloading', 'idle'],
   downloading: ['verifying', 'idle'],
-  verifying: ['installing', 'idle'],
+  verifying: ['ready', 'idle'],
+  ready: ['installing', 'checking', 'idle'],
   installing: ['trial-boot', 'idle'],
   'trial-boot': ['good', 'fell-back'],
   good: ['idle', 'checking'],
@@ -87,10 +93,14 @@ export function updateStep(state: UpdateState, input: UpdateInput): UpdateState 
     case 'good':
     case 'fell-back':
     case 'available':
+    case 'ready':
       if (input.type === 'check') return to('checking', { target: null });
       if (input.type === 'dismiss' && state.phase !== 'idle') return to('idle', { target: null });
       if (input.type === 'download' && state.phase === 'available') {
         return to('downloading', { progress: { done: 0, total: 0 } });
+      }
+      if (input.type === 'install' && state.phase === 'ready') {
+        return to('installing', { result: `installing ${state.target}` });
       }
       return state;
     case 'checking':
@@ -111,7 +121,9 @@ export function updateStep(state: UpdateState, input: UpdateInput): UpdateState 
       if (input.type === 'download-failed') return back(`download failed: ${input.reason}`);
       return state;
     case 'verifying':
-      if (input.type === 'verified') return to('installing');
+      if (input.type === 'verified') {
+        return to('ready', { result: `${state.target} is downloaded, verified and ready to install` });
+      }
       if (input.type === 'verify-failed') return back(`refused: ${input.reason}`);
       return state;
     case 'installing':

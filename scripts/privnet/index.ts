@@ -422,6 +422,9 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
           'TestingDirAuthVoteGuardIsStrict 1',
           `TestingDirAuthVoteExit ${exitRelay.fingerprint}`,
           'TestingDirAuthVoteExitIsStrict 1',
+          // Every relay an HSDir from the first consensus: onion services (the update server's) publish
+          // their descriptors at once instead of waiting hours of uptime for the flag.
+          'TestingDirAuthVoteHSDir *',
           // Relays that all started together have about the median uptime: without these, the guards
           // may miss the Stable flag, and circuits that need uptime (conflux legs) find no first hop.
           'AuthDirVoteStableGuaranteeMinUptime 0',

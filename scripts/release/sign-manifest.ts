@@ -1,14 +1,16 @@
 /**
- * `npm run release -- --bundle FILE --board BOARD [...]`: writes the signed update manifest for a bundle
- * file, FILE.manifest.json beside it (or in --out), and its minisign signature (.minisig), in minisign's
- * format (`minisign -V -p KEY.pub -m manifest.json` accepts it).
+ * `npm run release -- --rootfs IMAGE --board BOARD [...]`: builds the RAUC bundle of a built image's root
+ * slot (./rauc-bundle.ts: verity format, CMS-signed with the release certificate and key from
+ * --cert/--rauc-key or ONIONBOX_RAUC_CERT_FILE/ONIONBOX_RAUC_KEY_FILE) as
+ * `onionbox-BOARD-VERSION.raucb` in --out, then signs its update manifest.
+ * `npm run release -- --bundle FILE --board BOARD [...]`: only the manifest, for a bundle built before.
+ * The manifest is FILE.manifest.json beside the bundle (or in --out) with its minisign signature
+ * (.minisig), in minisign's format (`minisign -V -p KEY.pub -m manifest.json` accepts it).
  *
  * The Ed25519 secret key is an unencrypted minisign key (`minisign -G -W`, or a decrypted copy of the
  * release key made with `minisign -C -W` on the release machine), read from ONIONBOX_RELEASE_KEY (its
  * text) or from --key FILE / ONIONBOX_RELEASE_KEY_FILE: never from the repository, and a key file inside
  * this checkout is refused.
- *
- * Not built yet: the RAUC bundle itself (it needs the A/B image of the appliance issue); pass any file.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -18,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { problemSummary } from '../../firmware/lib/schema-problems.js';
 import { type Manifest, manifestProblems } from '../../firmware/update/manifest.js';
 import { parseSecretKey, signMinisign } from './minisign-sign.js';
+import { buildRaucBundle } from './rauc-bundle.js';
 
 const REPO = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -68,12 +71,17 @@ async function readKey(keyFile: string | undefined, env: NodeJS.ProcessEnv): Pro
       'no release key: set ONIONBOX_RELEASE_KEY or ONIONBOX_RELEASE_KEY_FILE, or pass --key FILE',
     );
   }
+  return await readFile(await outsideCheckout(file, 'the release key'), 'utf8');
+}
+
+/** The real path of a key file, refused when it lies inside this checkout. */
+async function outsideCheckout(file: string, what: string): Promise<string> {
   const real = await realpath(file);
   const rel = relative(await realpath(REPO), real);
   if (!rel.startsWith('..') && !rel.startsWith('/')) {
-    throw new Error(`the release key ${file} is inside the repository: keep it outside the checkout`);
+    throw new Error(`${what} ${file} is inside the repository: keep it outside the checkout`);
   }
-  return await readFile(real, 'utf8');
+  return real;
 }
 
 export interface SignedFiles {
@@ -94,17 +102,41 @@ export async function signRelease(argv: readonly string[], env: NodeJS.ProcessEn
       'expires-days': { type: 'string', default: '90' },
       notes: { type: 'string' },
       key: { type: 'string' },
+      rootfs: { type: 'string' },
+      cert: { type: 'string' },
+      'rauc-key': { type: 'string' },
     },
     strict: true,
   });
-  if (!values.bundle || !values.board) {
+  if ((!values.bundle && !values.rootfs) || (values.bundle && values.rootfs) || !values.board) {
     throw new Error(
-      'usage: npm run release -- --bundle FILE --board BOARD [--version X.Y.Z] [--min-version X.Y.Z] ' +
-        '[--expires-days N] [--notes FILE] [--out DIR] [--key FILE]',
+      'usage: npm run release -- (--rootfs IMAGE [--cert FILE] [--rauc-key FILE] | --bundle FILE) --board BOARD ' +
+        '[--version X.Y.Z] [--min-version X.Y.Z] [--expires-days N] [--notes FILE] [--out DIR] [--key FILE]',
     );
   }
   const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version?: unknown };
   const version = values.version ?? String(pkg.version);
+  if (values.rootfs) {
+    const cert = values.cert ?? env.ONIONBOX_RAUC_CERT_FILE;
+    const raucKey = values['rauc-key'] ?? env.ONIONBOX_RAUC_KEY_FILE;
+    if (!cert || !raucKey) {
+      throw new Error(
+        'no RAUC signing certificate and key: pass --cert FILE --rauc-key FILE or set ONIONBOX_RAUC_CERT_FILE and ONIONBOX_RAUC_KEY_FILE',
+      );
+    }
+    await outsideCheckout(raucKey, 'the RAUC signing key');
+    const out = values.out ?? dirname(values.rootfs);
+    values.bundle = join(out, `onionbox-${values.board}-${version}.raucb`);
+    await buildRaucBundle({
+      rootfs: values.rootfs,
+      out: values.bundle,
+      compatible: values.board,
+      version,
+      cert,
+      key: await realpath(raucKey),
+    });
+  }
+  if (!values.bundle) throw new Error('no bundle');
   const epoch = env.SOURCE_DATE_EPOCH;
   const manifest = buildManifest({
     version,

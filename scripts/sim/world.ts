@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
+import { onionServiceTorrc } from '../privnet/onion-service.js';
 import { HelperUnit } from './helper-units.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
@@ -126,7 +127,17 @@ export interface WorldOptions {
    * cable; with `capture`, each modem port has its own capture (`captureFiles`).
    */
   secondWan?: boolean;
+  /**
+   * Updates (issue 20): a release server in the internet namespace (`serverDir`'s files on WEB_ADDR:8081)
+   * behind an onion service of the private Tor network (its tor in the internet namespace too, its keys
+   * prepared in `onionDir` by makeOnionKeys, so the box's configuration can name it), and the box's image
+   * release files (`releaseDir`: release.json, release-keys/) given to onionboxd as --release-dir.
+   */
+  updates?: { serverDir: string; onionDir: string; releaseDir: string };
 }
+
+/** Where the simulated release server listens (its onion service's HiddenServicePort points here). */
+export const UPDATE_SERVER_PORT = 8081;
 
 export interface Timings {
   [part: string]: number;
@@ -339,6 +350,7 @@ function worldSteps(opts: WorldOptions): Step[] {
       : [waitForWanLease, timing('box WAN lease (DHCP)')]),
     privateTorNetworkReady,
     timing('private Tor network'),
+    ...(opts.updates ? [startUpdateServer, timing('update server and its onion service')] : []),
     // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
     // 5. the LAN device asks the box's DHCP server for its address, router and DNS
     ...(worst
@@ -759,6 +771,38 @@ async function privateTorNetworkReady(b: Build): Promise<void> {
   b.privnet = await b.privnetStarting;
 }
 
+/** The release server and its onion service, both in the internet namespace (WorldOptions.updates). */
+async function startUpdateServer(b: Build): Promise<void> {
+  const u = b.opts.updates;
+  if (!u || !b.privnet) throw new Error('sim: the update server needs the private Tor network');
+  const script = new URL(
+    import.meta.url.endsWith('.ts') ? './update-server.ts' : './update-server.js',
+    import.meta.url,
+  ).pathname;
+  const nodeArgs = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), script] : [script];
+  track(b, 'update-server', b.netns.inet, process.execPath, [
+    ...nodeArgs,
+    '--host',
+    WEB_ADDR,
+    '--port',
+    String(UPDATE_SERVER_PORT),
+    '--dir',
+    u.serverDir,
+  ]);
+  const torDir = join(b.dir, 'update-onion');
+  mkdirSync(torDir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    join(torDir, 'torrc'),
+    onionServiceTorrc({
+      dir: torDir,
+      hsDir: u.onionDir,
+      networkLines: b.privnet.clientTorrcLines,
+      target: `${WEB_ADDR}:${UPDATE_SERVER_PORT}`,
+    }),
+  );
+  track(b, 'update-onion', b.netns.inet, 'tor', ['-f', join(torDir, 'torrc'), '--ignore-missing-torrc']);
+}
+
 /** onionboxd as on a Pi, with the simulated board, pointed at the private network (--test-network). */
 async function startOnionboxd(b: Build): Promise<void> {
   const { opts, boxStateDir } = b;
@@ -788,8 +832,15 @@ async function startOnionboxd(b: Build): Promise<void> {
   const plan = planUnit(readFileSync(join(UNIT_DIR, 'onionboxd.service'), 'utf8'), {
     name: 'onionboxd',
     pathMap: simPathMap(b),
-    // systemd's runtime root (%t) in the world: where dnsmasq's and hostapd's units keep their files
-    extraArgs: ['--simulate', '--test-network', testNetwork, '--run-dir', join(b.dir, 'runroot')],
+    extraArgs: [
+      '--simulate',
+      '--test-network',
+      testNetwork,
+      // systemd's runtime root (%t) in the world: where dnsmasq's and hostapd's units keep their files
+      '--run-dir',
+      join(b.dir, 'runroot'),
+      ...(opts.updates ? ['--release-dir', opts.updates.releaseDir] : []),
+    ],
   });
   if (opts.daemonCommand) plan.main = replaceProgram(plan.main, 'dist/firmware/main.js', opts.daemonCommand);
   // what Debian's tor package leaves for the unit: /var/lib/tor, debian-tor's, 2700

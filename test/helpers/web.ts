@@ -8,7 +8,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { buildWebApp, type WebLimits } from '../../web/app.js';
+import { buildWebApp, type UpdatePageTarget, type WebLimits } from '../../web/app.js';
 import { TestBox, type TestBoxOptions } from './test-box.js';
 import { tmpDir } from './tmp.js';
 
@@ -28,7 +28,11 @@ export interface WebHarness {
 
 export async function webHarness(
   t: Test,
-  opts: TestBoxOptions & { now?: () => number; limits?: Partial<WebLimits> } = {},
+  opts: TestBoxOptions & {
+    now?: () => number;
+    limits?: Partial<WebLimits>;
+    updates?: UpdatePageTarget;
+  } = {},
 ): Promise<WebHarness> {
   const dir = tmpDir(t, 'onionbox-web-');
   const box = await TestBox.create(dir, opts);
@@ -47,6 +51,7 @@ export async function webHarness(
     simulate: opts.simulate ?? true,
     now: opts.now,
     limits: opts.limits,
+    updates: opts.updates,
   });
   await app.ready();
   t.teardown(() => app.close());

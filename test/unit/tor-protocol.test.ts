@@ -9,6 +9,7 @@ import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import {
   type ControlReply,
+  dangerousVersionOf,
   parseBootstrap,
   parseCircuitLine,
   parseCircuitStatus,
@@ -147,6 +148,23 @@ t.test('CLOCK_SKEW (control-spec example form)', async (t) => {
     ),
   );
   t.equal(c.args.MIN_SKEW, '-7200');
+});
+
+t.test('DANGEROUS_VERSION: the version and the reason; other events are not it', async (t) => {
+  const ev = (line: string) => parseEvent(parseTranscript(`${line}\r\n`)[0] as ControlReply);
+  t.same(
+    dangerousVersionOf(
+      ev(
+        '650 STATUS_GENERAL WARN DANGEROUS_VERSION CURRENT=0.4.7.16 REASON=OBSOLETE RECOMMENDED="0.4.8.9,0.4.9.1-alpha"',
+      ),
+    ),
+    { current: '0.4.7.16', reason: 'OBSOLETE' },
+  );
+  t.equal(dangerousVersionOf(ev('650 STATUS_GENERAL WARN CLOCK_SKEW SKEW=-3600 SOURCE=CONSENSUS')), null);
+  t.equal(
+    dangerousVersionOf(ev('650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"')),
+    null,
+  );
 });
 
 t.test('quoted strings: escapes both ways', async (t) => {

@@ -18,6 +18,7 @@ const journey: UpdateInput[] = [
   { type: 'progress', done: 10, total: 100 },
   { type: 'downloaded' },
   { type: 'verified' },
+  { type: 'install' },
   { type: 'installed' },
 ];
 
@@ -34,6 +35,7 @@ t.test('the happy path: idle to good, running becomes the new version only at ro
     'downloading',
     'downloading',
     'verifying',
+    'ready',
     'installing',
     'trial-boot',
   ]);
@@ -73,7 +75,7 @@ t.test(
       [journey.slice(0, 3), { type: 'download-failed', reason: 'stalled' }, /download failed: stalled/],
       [journey.slice(0, 5), { type: 'verify-failed', reason: 'hash mismatch' }, /refused: hash mismatch/],
       [
-        journey.slice(0, 6),
+        journey.slice(0, 7),
         { type: 'install-failed', reason: 'rauc refused' },
         /install failed: rauc refused/,
       ],
@@ -89,6 +91,16 @@ t.test(
   },
 );
 
+t.test('ready waits for the owner or the night: install, a new check, or dismiss', async (t) => {
+  const ready = updateAfter(start, journey.slice(0, 6));
+  t.equal(ready.phase, 'ready');
+  t.match(ready.result, /1\.1\.0 is downloaded, verified and ready to install/);
+  t.equal(updateStep(ready, { type: 'install' }).phase, 'installing');
+  t.equal(updateStep(ready, { type: 'check' }).phase, 'checking');
+  t.equal(updateStep(ready, { type: 'dismiss' }).phase, 'idle');
+  t.equal(updateStep(ready, { type: 'installed' }), ready, 'installed only after install');
+});
+
 t.test('table: inputs out of place change nothing', async (t) => {
   const cases: [UpdateInput[], UpdateInput][] = [
     [[], { type: 'download' }],
@@ -100,7 +112,10 @@ t.test('table: inputs out of place change nothing', async (t) => {
     [journey.slice(0, 3), { type: 'check' }],
     [journey.slice(0, 3), { type: 'routing' }],
     [journey.slice(0, 5), { type: 'downloaded' }],
-    [journey.slice(0, 6), { type: 'check' }],
+    [journey.slice(0, 6), { type: 'installed' }],
+    [journey.slice(0, 7), { type: 'check' }],
+    [journey.slice(0, 7), { type: 'install' }],
+    [journey.slice(0, 3), { type: 'install' }],
     [journey, { type: 'check' }],
     [journey, { type: 'dismiss' }],
     [journey, { type: 'install-failed', reason: 'x' }],
@@ -123,6 +138,7 @@ const input: fc.Arbitrary<UpdateInput> = fc.oneof(
   fc.constant({ type: 'download-failed' as const, reason: 'x' }),
   fc.constant({ type: 'verified' as const }),
   fc.constant({ type: 'verify-failed' as const, reason: 'x' }),
+  fc.constant({ type: 'install' as const }),
   fc.constant({ type: 'installed' as const }),
   fc.constant({ type: 'install-failed' as const, reason: 'x' }),
   fc.constant({ type: 'routing' as const }),
@@ -156,7 +172,9 @@ t.test('properties over generated input sequences', async (t) => {
           return false;
         }
         // A version that failed is never offered, fetched, installed or tried again.
-        if (['available', 'downloading', 'verifying', 'installing', 'trial-boot'].includes(n.phase)) {
+        if (
+          ['available', 'downloading', 'verifying', 'ready', 'installing', 'trial-boot'].includes(n.phase)
+        ) {
           if (n.target === null || n.failed.includes(n.target)) return false;
         }
         // Only a fall-back adds a failed version.

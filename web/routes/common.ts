@@ -2,12 +2,24 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BoxApi } from '../../firmware/box/api.js';
 import { type ObxError, obxError } from '../../firmware/errors.js';
+import type { UpdateStatus } from '../../firmware/update/service.js';
 import type { WebLimits } from '../app.js';
 import type { SessionStore } from '../lib/sessions.js';
 import type { FailureThrottle } from '../lib/throttle.js';
 
+/** The updater as the page sees it (firmware/phases/update.ts Updates). */
+export interface UpdatePageTarget {
+  status(): UpdateStatus;
+  check(): Promise<UpdateStatus>;
+  install(): Promise<UpdateStatus>;
+  setPolicy(policy: 'night' | 'ask'): Promise<void>;
+  warnings(): string[];
+}
+
 export interface WebContext {
   box: BoxApi;
+  /** The updater; absent in tests and builds that have none (the page then has no update section). */
+  updates?: UpdatePageTarget | undefined;
   simulate: boolean;
   sessions: SessionStore;
   loginThrottle: FailureThrottle;
@@ -39,6 +51,7 @@ export async function page(
     loggedIn: reply.request.ownerSession !== null,
     claimed: isClaimed(ctx),
     simulate: ctx.simulate,
+    hasUpdates: ctx.updates !== undefined,
     refresh: false,
     live: false,
     flash: null,
@@ -59,6 +72,7 @@ export async function renderError(reply: FastifyReply, ctx: WebContext, err: Obx
     loggedIn: false,
     claimed: isClaimed(ctx),
     simulate: ctx.simulate,
+    hasUpdates: false,
     refresh: false,
     live: false,
     flash: null,
@@ -95,6 +109,9 @@ const DONE: Record<string, string> = {
   'wifi-joined':
     'Joined. The box now reaches the internet through this Wi-Fi network; Tor reconnects over it.',
   'ap-saved': 'Access point settings saved. Devices reconnect with the new name or passphrase.',
+  'update-checking': 'Checking for an update through Tor. This page shows the result in a moment.',
+  'update-installing': 'The update is being fetched and installed; the box restarts when it is written.',
+  'update-policy': 'Update policy saved.',
 };
 
 /** Fixed messages after a redirect, chosen by key: nothing from the URL is ever echoed. */

@@ -22,6 +22,7 @@ export async function statusRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
       view,
       circuits,
       counters,
+      updateWarnings: ctx.updates?.warnings() ?? [],
       flash: flashFor(req.query),
       refresh: view.transient,
       live: true,

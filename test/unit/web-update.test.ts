@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import type { UpdateConfig } from '../../firmware/config/schema.js';
+import type { Installer } from '../../firmware/update/rauc.js';
+import { UpdateService } from '../../firmware/update/service.js';
+import type { UpdatePageTarget } from '../../web/app.js';
+import { loopbackConnect, makeRelease, publish, serveRelease, testTrust } from '../helpers/update-release.js';
+import { claimed, webHarness } from '../helpers/web.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+async function updates(
+  t: Test,
+  opts: { built?: Date; dangerous?: boolean } = {},
+): Promise<{ target: UpdatePageTarget; installs: string[]; settings: UpdateConfig }> {
+  const root = mkdtempSync(join(tmpdir(), 'obx-webupd-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  publish(join(root, 'rel'), makeRelease('1.1.0', { notes: 'Tor 0.4.9.\n<b>not bold</b>' }));
+  const server = await serveRelease(join(root, 'rel'));
+  t.teardown(() => server.close());
+  const installs: string[] = [];
+  const installer: Installer = {
+    install: async (p) => {
+      installs.push(p);
+    },
+    restart: async () => undefined,
+  };
+  const settings: UpdateConfig = { onion: server.base, mirror: null, policy: 'ask' };
+  const service = new UpdateService({
+    dir: join(root, 'updates'),
+    image: {
+      version: '1.0.0',
+      compatible: 'onionbox-test',
+      built: opts.built ?? new Date(Date.now() - 10 * DAY),
+    },
+    trust: testTrust(),
+    settings: () => settings,
+    connect: loopbackConnect,
+    installer,
+    log: pino({ level: 'silent' }),
+    bootId: async () => '11111111-1111-4111-8111-111111111111',
+    freeBytes: async () => 1e9,
+    torReady: () => false, // no scheduled check: only the page's "Check now"
+  });
+  await service.start();
+  t.teardown(() => service.stop());
+  const target: UpdatePageTarget = {
+    status: () => service.status(),
+    check: () => service.check(),
+    install: () => service.install(),
+    setPolicy: async (p) => {
+      settings.policy = p;
+    },
+    warnings: () => {
+      const w: string[] = [];
+      if (opts.dangerous) w.push("The Tor network no longer recommends this box's tor: update the box soon.");
+      if (opts.built && Date.now() - opts.built.getTime() > 200 * DAY)
+        w.push("This box's software is 7 months old");
+      return w;
+    },
+  };
+  return { target, installs, settings };
+}
+
+async function until(f: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
+t.test('the update page: version and age, check now, the notes escaped, install, the policy', async (t) => {
+  const u = await updates(t);
+  const h = await webHarness(t, { updates: u.target });
+  const c = await claimed(h);
+  const first = await c.get('/update');
+  t.equal(first.statusCode, 200);
+  t.match(first.body, /id="running">1\.0\.0 \(built \d{4}-\d\d-\d\d, 10 days ago\)/);
+  t.match(first.body, /has not checked for an update yet/);
+  t.notMatch(first.body, /<script>(?!.*src)/, 'no inline script');
+  const checked = await c.post('/update/check', {}, '/update');
+  t.equal(checked.statusCode, 303);
+  t.equal(checked.headers.location, '/update?done=update-checking');
+  await until(() => u.target.status().phase === 'available');
+  const shown = await c.get('/update');
+  t.match(shown.body, /Version 1\.1\.0 is available: install it when you are ready/);
+  t.match(shown.body, /<h2>Version 1\.1\.0<\/h2>/);
+  t.match(shown.body, /&lt;b&gt;not bold&lt;\/b&gt;/, 'release notes are escaped');
+  t.match(shown.body, /from the onion service/);
+  t.match(shown.body, /Install now and restart/);
+
+  t.match(shown.body, /value="ask" checked/);
+  const policy = await c.post('/update/policy', { policy: 'night' }, '/update');
+  t.equal(policy.statusCode, 303);
+  t.equal(u.settings.policy, 'night');
+  u.settings.policy = 'ask';
+  t.equal((await c.post('/update/policy', { policy: 'always' }, '/update')).statusCode, 400);
+
+  const install = await c.post('/update/install', {}, '/update');
+  t.equal(install.statusCode, 303);
+  await until(() => u.installs.length === 1);
+  t.match(u.installs[0], /1\.1\.0-onionbox-1\.1\.0\.raucb$/);
+  t.equal(u.target.status().phase, 'trial-boot');
+  t.equal((await c.post('/update/install', {}, '/update')).statusCode, 409, 'nothing left to install');
+});
+
+t.test('without a session the update page is closed; forms need the CSRF token', async (t) => {
+  const u = await updates(t);
+  const h = await webHarness(t, { updates: u.target });
+  await claimed(h);
+  const anon = await h.app.inject({ method: 'GET', url: '/update', headers: { host: '10.42.0.1' } });
+  t.equal(anon.statusCode, 303);
+  t.equal(anon.headers.location, '/login');
+  const c = await claimed(await webHarness(t, { updates: u.target }));
+  const noCsrf = await c.post('/update/check', {});
+  t.equal(noCsrf.statusCode, 403);
+  t.equal(u.target.status().phase, 'idle');
+});
+
+t.test(
+  'warnings: an old image and a tor the network no longer recommends, on the status and update pages',
+  async (t) => {
+    const u = await updates(t, { built: new Date(Date.now() - 220 * DAY), dangerous: true });
+    const h = await webHarness(t, { updates: u.target });
+    const c = await claimed(h);
+    const status = await c.get('/');
+    t.match(status.body, /class="update-warning" role="alert"[^>]*>The Tor network no longer recommends/);
+    t.match(status.body, /software is 7 months old/);
+    t.match(status.body, /href="\/update">Updates<\/a>/);
+    const page = await c.get('/update');
+    t.match(page.body, /no longer recommends/);
+  },
+);
+
+t.test('a page without an updater has no update link and no update route', async (t) => {
+  const h = await webHarness(t);
+  const c = await claimed(h);
+  t.notMatch((await c.get('/')).body, /href="\/update"/);
+  t.equal((await c.get('/update')).statusCode, 404);
+});
