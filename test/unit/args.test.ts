@@ -16,6 +16,7 @@ t.test('daemon args', async (t) => {
     logLevel: undefined,
     testNetwork: undefined,
     torDataDir: undefined,
+    runDir: undefined,
     releaseDir: undefined,
   });
   t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
@@ -37,10 +38,12 @@ t.test('daemon args', async (t) => {
     logLevel: 'debug',
     testNetwork: undefined,
     torDataDir: undefined,
+    runDir: undefined,
     releaseDir: undefined,
   });
   t.equal(parseDaemonArgs(['--test-network', 'net.json']).testNetwork, resolve('net.json'));
   t.equal(parseDaemonArgs(['--release-dir', 'etc/onionbox']).releaseDir, resolve('etc/onionbox'));
+  t.equal(parseDaemonArgs(['--run-dir', 'run']).runDir, resolve('run'));
   for (const bad of [
     ['--bogus'],
     ['--listen', 'localhost'],
