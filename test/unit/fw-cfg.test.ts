@@ -6,6 +6,7 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { runCli } from '../../firmware/cli/index.js';
 import { firmwareTestNetwork, fwCfgHandover, hasFwCfgDevice } from '../../firmware/tor/fw-cfg.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -78,4 +79,17 @@ t.test('the daemon reads the entry with the --test-network schema', async (t) =>
   await t.rejects(firmwareTestNetwork(entry), { code: 'OBX_ERR_TOR_VALUE_INVALID' }, 'an unknown key');
   writeFileSync(entry, 'x'.repeat(70_000));
   await t.rejects(firmwareTestNetwork(entry), /too long/);
+});
+
+t.test('`onionbox fw-cfg handover`: root, a system user, and nothing to do on this machine', async (t) => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const cli = (argv: string[]) => runCli(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  t.equal(await cli(['fw-cfg', 'handover']), 2);
+  t.match(err.join(''), /--user NAME .* is required/);
+  t.equal(await cli(['fw-cfg', 'handover', '--user', 'x;y']), 2, 'a name outside the allowlist');
+  if (process.getuid?.() === 0 && !(await hasFwCfgDevice())) {
+    t.equal(await cli(['fw-cfg', 'handover', '--user', 'root']), 0);
+    t.match(out.join(''), /no fw_cfg device: nothing to hand over/);
+  }
 });
