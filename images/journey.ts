@@ -219,4 +219,3 @@ export async function journeyAfterBoot(
   });
   return { results, firstFetchAt };
 }
-
