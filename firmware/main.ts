@@ -10,6 +10,7 @@ import { Daemon } from './daemon.js';
 import { describeError } from './errors.js';
 import { createSdNotifier } from './lib/sd-notify.js';
 import { createLogger } from './log.js';
+import { firmwareTestNetwork } from './tor/fw-cfg.js';
 import { loadTestNetwork, type TestNetwork } from './tor/test-network.js';
 
 /**
@@ -46,13 +47,14 @@ async function main(): Promise<number> {
   }
   const log = createLogger({ level: args.logLevel, pretty: false });
   let testNetwork: TestNetwork | undefined;
-  if (args.testNetwork !== undefined) {
-    try {
-      testNetwork = await loadTestNetwork(args.testNetwork);
-    } catch (err) {
-      process.stderr.write(`onionboxd: ${describeError(err)}\n`);
-      return 2;
-    }
+  try {
+    // --test-network FILE (the simulator), else what an emulator handed over as firmware data (fw_cfg);
+    // a Pi has neither
+    testNetwork =
+      args.testNetwork !== undefined ? await loadTestNetwork(args.testNetwork) : await firmwareTestNetwork();
+  } catch (err) {
+    process.stderr.write(`onionboxd: ${describeError(err)}\n`);
+    return 2;
   }
   const daemon = new Daemon({
     testNetwork,

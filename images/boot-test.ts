@@ -3,11 +3,13 @@
  * (u-boot-qemu's qemu_arm64 build as -bios, copied out by the image build) and the image's own boot.scr,
  * the same script a Pi runs: it picks slot A, counts the try in onionbox.env and loads the slot's kernel,
  * initrd and device tree. On a qcow2 overlay (4 GiB: the first boot makes slot B and grows the data
- * partition), with two virtio NICs:
- *   WAN (eth0): QEMU's user network with restrict=on (its DHCP answers; nothing reaches the host's
- *     network or the internet), every frame the box sends captured by filter-dump;
- *   LAN (eth1): a tap device inside this test's own network namespace, where a LAN client (10.42.0.50)
- *     fetches the page and probes the WAN side.
+ * partition), inside the simulator's world (images/journey.ts):
+ *   WAN (eth0): a tap bridged to the world's modem (DHCP, DNS for sim.test) and private Tor network,
+ *     whose authorities reach the image as firmware data (fw_cfg); every frame the box sends captured;
+ *   LAN (eth1): a tap bridged to the world's LAN device, which takes its lease from the image's dnsmasq,
+ *     fetches the page, probes the WAN side and, once tor routes, fetches http://web.sim.test/ip.
+ * Nothing reaches the host's network: QEMU runs in the world's box namespace, where its taps are.
+ * ONIONBOX_IMAGE_MEM sets the guest's memory in MB (default 1024; 512 is the Zero 2 W's).
  * The image's test-only units run because the test hands the guest the fw_cfg item opt/onionbox/selftest
  * (a device of the emulator: nothing on the SD card or in U-Boot's environment can switch them on); they
  * report over the serial console. Prints one line per check and "N passed, N failed".
@@ -20,26 +22,26 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parsePcap, parseSerial, wanLeaks, wanLeaseAddress } from './boot-report.js';
 import { checkManifest, parseImageManifest, parseSs, socketAllowed } from './check.js';
+import { journeyAfterBoot, lanLease, startJourney, wanPageAnswers } from './journey.js';
+import { formatStepTimes } from './journey-report.js';
 
 const execFileP = promisify(execFile);
 const repo = resolve(new URL('..', import.meta.url).pathname);
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
 const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
 const name = `onionbox-${version}-arm64`;
-const NS = `obx-img-${process.pid}`;
-const TAP = `obxlan${process.pid % 100000}`;
 const LAN_BOX = '10.42.0.1';
-const LAN_CLIENT = '10.42.0.50';
 const PROBE_TARGET = '198.51.100.7'; // TEST-NET-2: never a relay, never reachable
-const WAN_FWD_PORT = 18000 + (process.pid % 1000);
-const BOOT_TIMEOUT_S = Number(process.env.ONIONBOX_IMAGE_BOOT_TIMEOUT ?? 1800);
+const MODEM = '198.18.0.1'; // the world's modem: on the WAN's subnet, never reachable from the LAN
+const BOOT_TIMEOUT_S = Number(process.env.ONIONBOX_IMAGE_BOOT_TIMEOUT ?? 2700);
+const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 
 interface Result {
   name: string;
@@ -61,7 +63,8 @@ async function run(cmd: string, args: string[], allowFail = false): Promise<{ st
     throw err;
   }
 }
-const inNs = (args: string[], allowFail = true) => run('ip', ['netns', 'exec', NS, ...args], allowFail);
+let LAN_NS = '';
+const inNs = (args: string[], allowFail = true) => run('ip', ['netns', 'exec', LAN_NS, ...args], allowFail);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -90,11 +93,16 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) fail('run as root (it makes a network namespace and a tap device)');
+  if (process.getuid?.() !== 0) fail('run as root (it makes network namespaces and tap devices)');
+  if (!Number.isInteger(MEM_MB) || MEM_MB < 256 || MEM_MB > 4096) fail('ONIONBOX_IMAGE_MEM: 256-4096 (MB)');
   for (const [tool, pkg] of [
     ['qemu-system-aarch64', 'qemu-system-arm'],
     ['qemu-img', 'qemu-utils'],
     ['curl', 'curl'],
+    ['tcpdump', 'tcpdump'],
+    ['dhclient', 'isc-dhcp-client'],
+    ['dnsmasq', 'dnsmasq-base'],
+    ['tor', 'tor'],
   ]) {
     const r = await run('sh', ['-c', `command -v ${tool}`], true);
     if (!r.ok) fail(`${tool} is missing: apt-get install ${pkg} (or run images/setup)`);
@@ -113,18 +121,19 @@ async function main(): Promise<void> {
   );
 
   const dir = await mkdtemp(join(tmpdir(), 'onionbox-image-test-'));
+  await chmod(dir, 0o711); // the world's privnet tors (debian-tor) traverse it to their own directories
   const overlay = join(dir, 'overlay.qcow2');
   const serial = join(dir, 'serial.log');
-  const pcap = join(dir, 'wan.pcap');
   const monitor = join(dir, 'monitor.sock');
   let qemu: ChildProcess | null = null;
+  let journey: Awaited<ReturnType<typeof startJourney>> | null = null;
   const cleanup = async () => {
     if (qemu?.pid !== undefined && qemu.exitCode === null) {
       process.kill(qemu.pid, 'SIGTERM');
       await sleep(1000);
       if (qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL');
     }
-    await run('ip', ['netns', 'del', NS], true);
+    await journey?.stop().catch(() => undefined);
     if (!process.argv.includes('--keep')) await rm(dir, { recursive: true, force: true });
     else process.stdout.write(`# kept ${dir}\n`);
   };
@@ -132,12 +141,16 @@ async function main(): Promise<void> {
   try {
     // a 4 GiB overlay: room for slot B (as large as A) and a grown data partition
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', img, '-F', 'raw', overlay, '4G']);
-    await run('ip', ['netns', 'add', NS]);
-    await inNs(['ip', 'link', 'set', 'lo', 'up'], false);
+    // the world around the image: the modem, the private Tor network, the LAN device (images/journey.ts)
+    const tw = Date.now();
+    journey = await startJourney(join(dir, 'world'), (l) => process.stdout.write(`# world: ${l}\n`));
+    const j = journey;
+    LAN_NS = j.lanNs;
+    process.stdout.write(`# the world is up in ${((Date.now() - tw) / 1000).toFixed(1)} s\n`);
     const args = [
       'netns',
       'exec',
-      NS,
+      j.qemuNs,
       'qemu-system-aarch64',
       '-M',
       'virt,acpi=off',
@@ -146,7 +159,7 @@ async function main(): Promise<void> {
       '-smp',
       '2',
       '-m',
-      '1024',
+      String(MEM_MB),
       '-accel',
       'tcg,thread=multi',
       // U-Boot, then the image's boot.scr (the kernel command line is the script's, as on a Pi)
@@ -158,18 +171,8 @@ async function main(): Promise<void> {
       `if=none,id=hd,file=${overlay},format=qcow2`,
       '-device',
       'virtio-blk-pci,drive=hd',
-      // WAN: user network, restricted (DHCP only, nothing leaves); the page must not answer through it
-      '-netdev',
-      `user,id=wan,restrict=on,hostfwd=tcp:127.0.0.1:${WAN_FWD_PORT}-10.0.2.15:80`,
-      '-device',
-      'virtio-net-pci,netdev=wan,mac=52:54:00:0b:00:01,romfile=',
-      '-object',
-      `filter-dump,id=wandump,netdev=wan,queue=rx,file=${pcap}`,
-      // LAN: a tap in this test's namespace
-      '-netdev',
-      `tap,id=lan,ifname=${TAP},script=no,downscript=no`,
-      '-device',
-      'virtio-net-pci,netdev=lan,mac=52:54:00:0b:00:02,romfile=',
+      // WAN and LAN: taps in the world's box namespace; the test network as firmware data (fw_cfg)
+      ...j.qemuArgs,
       '-display',
       'none',
       '-monitor',
@@ -180,11 +183,8 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     qemu = spawn('nice', ['-n', '10', 'ip', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
     const elapsed = () => ((Date.now() - t0) / 1000).toFixed(1);
-    // the LAN client: the tap's host side in our namespace
-    for (let i = 0; i < 50 && !(await inNs(['ip', 'link', 'show', TAP])).ok; i++) await sleep(200);
-    await inNs(['ip', 'addr', 'add', `${LAN_CLIENT}/24`, 'dev', TAP], false);
-    await inNs(['ip', 'link', 'set', TAP, 'up'], false);
-    await inNs(['ip', 'route', 'add', 'default', 'via', LAN_BOX], false);
+    let leasing: Promise<void> | null = null;
+    let leaseError = '';
 
     const readSerial = () => (existsSync(serial) ? readFileSync(serial, 'utf8') : '');
     let pageAt: string | undefined;
@@ -203,7 +203,13 @@ async function main(): Promise<void> {
           );
         }
       }
-      if (pageAt === undefined) {
+      // the LAN device asks for its lease once onionboxd (and its dnsmasq) has taken over
+      if (leasing === null && seen.has('firewall-took-over')) {
+        leasing = j.world.leaseLanDevice(600_000).catch((err: unknown) => {
+          leaseError = String(err);
+        });
+      }
+      if (pageAt === undefined && lanLease(j) !== null) {
         const r = await inNs([
           'curl',
           '-s',
@@ -220,25 +226,14 @@ async function main(): Promise<void> {
         if (r.ok && /^[1-4][0-9][0-9]$/.test(r.stdout.trim())) {
           pageAt = elapsed();
           process.stdout.write(`# [${pageAt} s] the page answers on the LAN (HTTP ${r.stdout.trim()})\n`);
-          const w = await inNs([
-            'curl',
-            '-s',
-            '-o',
-            '/dev/null',
-            '-m',
-            '10',
-            '-w',
-            '%{http_code}',
-            `http://127.0.0.1:${WAN_FWD_PORT}/`,
-          ]);
-          wanPageAnswered = w.ok && /^[1-5][0-9][0-9]$/.test(w.stdout.trim());
+          wanPageAnswered = await wanPageAnswers(j);
         }
       }
       if (pageAt !== undefined && !probed) {
         probed = true;
         // LAN-side probes towards the WAN: TCP, UDP (DNS to the outside), ICMP; none may appear on the WAN
         await inNs(['curl', '-s', '-m', '5', `http://${PROBE_TARGET}:7777/`]);
-        await inNs(['curl', '-s', '-m', '5', 'http://10.0.2.2:7777/']);
+        await inNs(['curl', '-s', '-m', '5', `http://${MODEM}:7777/`]);
         await inNs(['ping', '-c', '2', '-W', '2', PROBE_TARGET]);
         await inNs(['sh', '-c', `exec 3<>/dev/udp/${PROBE_TARGET}/53; printf probe >&3`]);
         await inNs(['bash', '-c', `printf probe > /dev/udp/${PROBE_TARGET}/53`]);
@@ -252,6 +247,21 @@ async function main(): Promise<void> {
       if (rep.done && probed) break;
       await sleep(2000);
     }
+    // the journey: the first fetch through tor, the kill switch on the LAN device, the WAN capture
+    const booted = parseSerial(readSerial());
+    const journeyRun =
+      qemu.exitCode === null
+        ? await journeyAfterBoot(
+            j,
+            {
+              elapsed: () => (Date.now() - t0) / 1000,
+              holdPowerButton: (ms) => holdPowerButton(monitor, ms),
+              log: (l) => process.stdout.write(`# [${elapsed()} s] ${l}\n`),
+            },
+            600,
+          )
+        : { results: [], firstFetchAt: undefined };
+    if (leaseError !== '') process.stdout.write(`# LAN lease: ${leaseError}\n`);
     const rep = parseSerial(readSerial());
     const total = elapsed();
     const reported = new Set<string>();
@@ -259,6 +269,12 @@ async function main(): Promise<void> {
       if (reported.has(c.check)) continue; // a line the journal echoed to the console again
       reported.add(c.check);
       if (c.check === 'onionboxd-rss') record('onionboxd RSS in the emulated box', true, c.detail);
+      else if (c.check === 'box-rss')
+        record(
+          `box processes' RSS at routing (-m ${MEM_MB})`,
+          c.pass && /\boom=0\b/.test(c.detail),
+          c.detail,
+        );
       else record(`box: ${c.check}`, c.pass, `${c.detail} (t=${c.t} s on the box)`);
     }
     const ubootLine = /Onionbox: booting slot ([AB]) \(BOOT_A_LEFT=([0-9]) BOOT_B_LEFT=([0-9]) saved\)/.exec(
@@ -296,8 +312,18 @@ async function main(): Promise<void> {
         ? off.map((s) => `${s.program} ${s.proto} ${s.address}:${s.port}`).join(', ')
         : `${sockets.length} sockets`,
     );
-    if (existsSync(pcap)) {
-      const p = parsePcap(await readFile(pcap));
+    for (const r of journeyRun.results) record(r.name, r.pass, r.detail);
+    const boxT = (check: string) => booted.checks.find((c) => c.check === check && c.pass)?.t;
+    process.stdout.write(
+      `# steps: power-on -> ${formatStepTimes({
+        lockdown: boxT('lockdown-before-links'),
+        page: pageAt === undefined ? undefined : Number(pageAt),
+        torRouting: boxT('tor-routing'),
+        firstFetch: journeyRun.firstFetchAt,
+      })}\n`,
+    );
+    if (existsSync(j.wanPcap)) {
+      const p = parsePcap(await readFile(j.wanPcap));
       const dhcp = p.ipv4.filter((f) => f.srcPort === 68 && f.dstPort === 67).length;
       const leaks = wanLeaks(p, { lanNet: '10.42.0.0', probeTarget: PROBE_TARGET });
       record('WAN capture works (DHCP from the box seen)', dhcp > 0, `${p.frames} frames, ${dhcp} DHCP`);

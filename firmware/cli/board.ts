@@ -49,18 +49,30 @@ export const boardPressCommand: CliCommand = {
   },
 };
 
+/**
+ * A root step's `--user NAME` (the firmware's system user, allowlisted) and its uid and gid; refuses
+ * unless run as root.
+ */
+export async function rootStepUser(
+  argv: string[],
+  command: string,
+): Promise<{ user: string; owner: { uid: number; gid: number } }> {
+  const user = stringOption(parseCliArgs(argv, { user: { type: 'string' } }).values, 'user');
+  if (user === undefined || !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+    throw obxError('CLI_USAGE', "--user NAME (the firmware's system user) is required");
+  if (process.getuid?.() !== 0) throw obxError('CLI_USAGE', `${command} must run as root`);
+  const owner = await systemUser(user).catch(() => {
+    throw obxError('CLI_USAGE', `no system user "${user}"`);
+  });
+  return { user, owner };
+}
+
 export const boardHandoverCommand: CliCommand = {
   name: 'board handover',
   summary: 'Root, before onionboxd: give the configured GPIO lines and OLED bus to the firmware user',
   usage: 'onionbox board handover --user NAME',
   async run(argv, ctx) {
-    const user = stringOption(parseCliArgs(argv, { user: { type: 'string' } }).values, 'user');
-    if (user === undefined || !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
-      throw obxError('CLI_USAGE', "--user NAME (the firmware's system user) is required");
-    if (process.getuid?.() !== 0) throw obxError('CLI_USAGE', 'board handover must run as root');
-    const owner = await systemUser(user).catch(() => {
-      throw obxError('CLI_USAGE', `no system user "${user}"`);
-    });
+    const { user, owner } = await rootStepUser(argv, 'board handover');
     const board = await boardSettings(ctx.stateDir, ctx.err);
     const result = await handOver({
       config: board,

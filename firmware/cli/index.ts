@@ -7,6 +7,7 @@ import { describeError, isObxError } from '../errors.js';
 import { DEFAULT_STATE_DIR, parseCliArgs, stringOption } from './args.js';
 import { boardHandoverCommand, boardPressCommand, boardSwitchCommand } from './board.js';
 import { firewallCommands } from './firewall.js';
+import { fwCfgHandoverCommand } from './fw-cfg.js';
 import { leakTestCommand } from './leak-test.js';
 import { NET_COMMANDS } from './net.js';
 import { readSimInfo, SIM_COMMANDS } from './sim.js';
@@ -27,6 +28,7 @@ export const COMMANDS: readonly CliCommand[] = [
   boardSwitchCommand,
   boardPressCommand,
   boardHandoverCommand,
+  fwCfgHandoverCommand,
   ...firewallCommands,
   leakTestCommand,
   ...TOR_COMMANDS,

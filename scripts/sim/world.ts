@@ -42,6 +42,7 @@ import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
 import { onionServiceTorrc } from '../privnet/onion-service.js';
+import { wireExternalBox } from './external-box.js';
 import { HelperUnit } from './helper-units.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
@@ -116,9 +117,11 @@ export interface WorldOptions {
    * before any link, WAN by DHCP, onionboxd started), or the firewall leak test's worst case: IPv6 and
    * forwarding left ON (the ruleset alone must hold), a static WAN address, the boot lockdown only when
    * `bootLockdown`, no onionboxd (the test drives tor and the firewall itself), and an IPv6 address on
-   * the LAN device.
+   * the LAN device. Or an `external` box (the emulated image, scripts/sim/external-box.ts): the box
+   * namespace only wires QEMU's taps to the world; the LAN device asks for its lease when the caller says
+   * (`leaseLanDevice`), once the box is up.
    */
-  box?: 'as-shipped' | 'worst-case';
+  box?: 'as-shipped' | 'worst-case' | 'external';
   /** With `box: 'worst-case'`: load the boot lockdown ruleset before the links exist. */
   bootLockdown?: boolean;
   /**
@@ -175,6 +178,11 @@ export interface World {
   spawn(name: string, ns: string | null, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Tracked;
   /** onionboxd's process. */
   daemon(): Tracked | null;
+  /**
+   * The LAN device asks the box's DHCP server for its address, router and DNS (worlds with an `external`
+   * box, once it is up); resolves when it has its lease, rejects after `timeoutMs`.
+   */
+  leaseLanDevice(timeoutMs: number): Promise<void>;
   /**
    * Lets the host's browser reach the page as a LAN device would: a relay in the LAN device's namespace
    * (a Unix socket in `dir`) and a listener on 127.0.0.1:port (0: any free port) that pipes into it.
@@ -327,6 +335,23 @@ type Step = (b: Build) => Promise<void> | void;
  */
 function worldSteps(opts: WorldOptions): Step[] {
   const worst = opts.box === 'worst-case';
+  if (opts.box === 'external') {
+    return [
+      makeNamespaces,
+      ipv6OffOn('inet', 'lan', 'box'),
+      makeLinks,
+      ipv6OffOnLinks,
+      addressTheInternet,
+      ...(opts.capture ? [startCaptures] : []),
+      (b) => wireExternalBox(b.netns.box, { wan: BOX_WAN_IF, lan: BOX_LAN_IF }),
+      makeLanNetnsDir,
+      timing('namespaces'),
+      startModem,
+      startPrivateTorNetwork,
+      privateTorNetworkReady,
+      timing('private Tor network'),
+    ];
+  }
   return [
     // 1. namespaces and links; the box closed before any link exists
     makeNamespaces,
@@ -541,10 +566,10 @@ function startDhclient(
   ]);
 }
 
-/** Waits (30 s at most) until a file exists: a lease recorded by the DHCP client's hook script. */
-async function waitForFile(file: string, what: string): Promise<void> {
+/** Waits (30 s by default) until a file exists: a lease recorded by the DHCP client's hook script. */
+async function waitForFile(file: string, what: string, timeoutMs = 30_000): Promise<void> {
   for (let i = 0; !existsSync(file); i++) {
-    if (i > 300) throw new Error(`sim: ${what} in 30 s`);
+    if (i * 100 > timeoutMs) throw new Error(`sim: ${what} in ${timeoutMs / 1000} s`);
     await sleep(100);
   }
 }
@@ -589,7 +614,7 @@ async function applyBoxSysctls(b: Build): Promise<void> {
 }
 
 /** IPv6 off in the namespaces around the box. */
-function ipv6OffOn(...which: ('inet' | 'lan')[]): Step {
+function ipv6OffOn(...which: ('inet' | 'lan' | 'box')[]): Step {
   return async (b) => {
     for (const ns of which.map((w) => b.netns[w])) {
       await nsExec(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
@@ -899,13 +924,13 @@ function runnerEnv(): Record<string, string> {
 }
 
 /** The LAN device asks the box's DHCP server for its address, router and DNS. */
-async function lanDeviceByDhcp(b: Build): Promise<void> {
+async function lanDeviceByDhcp(b: Build, timeoutMs = 30_000): Promise<void> {
   const resolv = `/etc/netns/${b.netns.lan}/resolv.conf`;
   startDhclient(b, 'lan-dhclient', b.netns.lan, LAN_IF, LAN_DHCLIENT_CONF, {
     OBX_SIM_LEASE: b.lanLeaseFile,
     OBX_SIM_RESOLV: resolv,
   });
-  await waitForFile(resolv, "the LAN device got no lease from the box's DHCP server");
+  await waitForFile(resolv, "the LAN device got no lease from the box's DHCP server", timeoutMs);
 }
 
 // ---- the built world ----
@@ -928,6 +953,7 @@ function worldOf(b: Build): World {
     spawn: (name, ns, cmd, args, env) => track(b, name, ns, cmd, args, env),
     exposePage: (port) => exposePage(b, port),
     daemon: () => b.daemon,
+    leaseLanDevice: (timeoutMs) => lanDeviceByDhcp(b, timeoutMs),
     info: () => worldInfo(b),
     stop: () => stopWorld(b),
   };

@@ -69,6 +69,11 @@ t.test('the units find what they name where the image puts it', async (t) => {
     daemon,
     /^ExecStartPre=-\+\/usr\/bin\/node \/opt\/onionbox\/dist\/firmware\/cli\/main\.js --state-dir \/var\/lib\/onionbox board handover --user onionbox$/m,
   );
+  // and, in QEMU only, the emulator's test network (fw_cfg); the step is a no-op on a Pi
+  t.match(
+    daemon,
+    /^ExecStartPre=-\+\/usr\/bin\/node \/opt\/onionbox\/dist\/firmware\/cli\/main\.js fw-cfg handover --user onionbox$/m,
+  );
 });
 
 t.test('the lockdown drop-in goes to every unit that brings a link up', async (t) => {
