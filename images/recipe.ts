@@ -77,6 +77,8 @@ export const PACKAGES: readonly string[] = [
   'rauc',
   'rauc-service',
   'libubootenv-tool',
+  // gdbus: the updater hands a verified bundle to rauc-service over D-Bus (firmware/update/rauc.ts)
+  'libglib2.0-bin',
 ];
 
 /**
