@@ -47,6 +47,7 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
   t.same([...(svc.CapabilityBoundingSet ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same([...(svc.AmbientCapabilities ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same(svc.NoNewPrivileges, ['yes']);
+  t.same(svc.NotifyAccess, ['main'], 'only the main process is heard (no child keeps the watchdog fed)');
   t.same(svc.ProtectSystem, ['strict']);
   t.same(svc.PrivateTmp, ['yes']);
   t.same([...(svc.RestrictAddressFamilies ?? [])].sort(), ['AF_INET', 'AF_NETLINK', 'AF_UNIX']);
