@@ -73,6 +73,8 @@ export interface DaemonOptions {
   testNetwork?: TestNetwork | undefined;
   /** tor's data directory: default <state dir>/tor/data; on the box Debian's /var/lib/tor (the unit). */
   torDataDir?: string | undefined;
+  /** tor in its own unit, on this control socket (onionbox-tor.service); absent: onionboxd spawns tor. */
+  torControlSocket?: string | undefined;
   log: Logger;
 }
 
@@ -141,7 +143,7 @@ export class Daemon {
 
   /** The phases, in order; each is handed what earlier ones returned. */
   async start(): Promise<void> {
-    const { log, stateDir, testNetwork, simulate, torDataDir } = this.#opts;
+    const { log, stateDir, testNetwork, simulate, torDataDir, torControlSocket } = this.#opts;
     const { config, bus, ipc } = this;
     const loaded = await config.load();
     this.#configSource = loaded.source;
@@ -154,7 +156,7 @@ export class Daemon {
       const firewall = await this.#run(firewallPhase(root));
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
-      const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
+      const tor = await this.#run(torSetupPhase({ ...root, platform, relays, torControlSocket }));
       // dnsmasq's leases in systemd's RuntimeDirectory (/run/onionbox, tmpfs) on the box, as the firewall
       // phase's scripts: the LAN's MACs and hostnames never reach the SD card
       const runtimeDir = process.env.RUNTIME_DIRECTORY;

@@ -57,6 +57,7 @@ async function main(): Promise<number> {
   const daemon = new Daemon({
     testNetwork,
     torDataDir: args.torDataDir,
+    torControlSocket: args.torControlSocket,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,

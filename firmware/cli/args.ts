@@ -60,6 +60,11 @@ export interface DaemonArgs {
   testNetwork: string | undefined;
   /** tor's data directory (default <state dir>/tor/data; the box's unit gives Debian's /var/lib/tor). */
   torDataDir: string | undefined;
+  /**
+   * tor runs in its own unit and listens on this control socket (the box: /run/onionbox-tor/control);
+   * onionboxd then never spawns tor. Absent: onionboxd spawns tor itself (development, tests).
+   */
+  torControlSocket: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -81,6 +86,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     'log-level': { type: 'string' },
     'test-network': { type: 'string' },
     'tor-data-dir': { type: 'string' },
+    'tor-control-socket': { type: 'string' },
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
@@ -109,5 +115,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   );
   const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
   const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
-  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir };
+  const torControlSocket =
+    typeof v['tor-control-socket'] === 'string' ? resolve(v['tor-control-socket']) : undefined;
+  return { simulate, stateDir, listenHost, listenPort, logLevel, testNetwork, torDataDir, torControlSocket };
 }

@@ -82,6 +82,14 @@ export interface TorSupervisorOptions {
    * before a rollback): the firewall's relay set must already hold new bridges when tor dials them.
    */
   beforeReload?: ((settings: TorConfig) => Promise<void>) | undefined;
+  /**
+   * tor runs in its own unit (onionbox-tor.service, as debian-tor): systemd starts, restarts and stops it.
+   * The supervisor writes and verifies the torrc (against `verifyDataDir`, a private directory of its own:
+   * tor's is debian-tor's) and drives tor only over the control socket: RELOAD after a new torrc; a closed
+   * socket is tor's death (status crashed, the LAN stays closed) and it reconnects once systemd has
+   * restarted tor. Without it (tests, development) the supervisor spawns tor itself.
+   */
+  external?: { verifyDataDir: string } | undefined;
 }
 
 const MAX_WARNINGS = 20;
@@ -113,16 +121,23 @@ export class TorSupervisor {
   #applyQueue: Promise<unknown> = Promise.resolve();
   /** When tor last honoured a NEWNYM (or started: be conservative). */
   #lastNewnymAt = 0;
+  /** tor's PID when it runs in its own unit (GETINFO process/pid). */
+  #unitPid: number | undefined;
 
   constructor(opts: TorSupervisorOptions) {
     this.#opts = opts;
     this.#settings = opts.settings;
     this.#backoff = opts.backoffMs?.initial ?? 250;
-    this.#files = new TorrcFiles(opts.torrcPath, opts.torBinary ?? 'tor');
+    this.#files = new TorrcFiles(opts.torrcPath, opts.torBinary ?? 'tor', opts.external?.verifyDataDir);
   }
 
   get settings(): TorConfig {
     return this.#settings;
+  }
+
+  /** tor runs in its own unit (the supervisor attaches to its control socket, never spawns it). */
+  get external(): boolean {
+    return this.#opts.external !== undefined;
   }
 
   get torrcPath(): string {
@@ -143,7 +158,7 @@ export class TorSupervisor {
 
   /** tor's PID, while it runs. */
   get pid(): number | undefined {
-    return this.#proc?.pid;
+    return this.#proc?.pid ?? this.#unitPid;
   }
 
   /** The connected control client (for tests and benchmarks); null while tor is down. */
@@ -163,6 +178,10 @@ export class TorSupervisor {
     try {
       const text = renderTorrc(this.#settings, this.#opts.runtime);
       await mkdir(dirname(this.#files.path), { recursive: true });
+      if (this.#opts.external) {
+        await this.#startExternal(text);
+        return;
+      }
       await prepareDataDir(this.#opts.runtime.dataDir, this.#opts.runtime.user);
       try {
         // The torrc counts as working once tor runs with it and its control port answers.
@@ -184,6 +203,83 @@ export class TorSupervisor {
       this.#proc?.kill();
       throw err;
     }
+  }
+
+  /**
+   * tor in its own unit: the torrc verified and installed before this resolves (tor's unit starts after
+   * onionboxd reports ready, and reads it), then the control socket is attached in the background.
+   */
+  async #startExternal(text: string): Promise<void> {
+    try {
+      await this.#files.adopt(text, { use: async () => true });
+    } catch (err) {
+      if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
+      if (!(await this.#files.restoreGood())) throw err;
+      this.#warn(`running with the last working torrc: ${describeError(err)}`);
+      this.#opts.log?.error(
+        { err: describeError(err) },
+        'configured tor settings refused; using the last working torrc',
+      );
+    }
+    this.#dispatch({ type: 'starting' });
+    this.#attachSoon(0);
+  }
+
+  #attachSoon(delayMs: number): void {
+    if (this.#stopping) return;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      void this.#attach();
+    }, delayMs);
+  }
+
+  #nextBackoff(): number {
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, this.#opts.backoffMs?.max ?? 30_000);
+    return delay;
+  }
+
+  /** Connects to the unit's tor over its control socket (retrying while systemd starts it). */
+  async #attach(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#lastNewnymAt = Date.now() - NEWNYM_INTERVAL_MS;
+    let control: TorControl;
+    try {
+      control = await connectControl(this.#controlOptions(), this.#opts.startTimeoutMs ?? 30_000);
+    } catch (err) {
+      if (generation !== this.#generation || this.#stopping) return;
+      this.#opts.log?.error({ err: describeError(err) }, "tor's control socket is not answering");
+      this.#dispatch({ type: 'crashed', summary: `tor is not answering (${describeError(err)})` });
+      // if the torrc is what keeps tor from starting, systemd's next start uses the last working one
+      await this.#files.restoreGood().catch(() => false);
+      this.#attachSoon(this.#nextBackoff());
+      return;
+    }
+    if (generation !== this.#generation || this.#stopping) {
+      control.close();
+      return;
+    }
+    control.onClose(() => this.#onControlClosed(generation));
+    try {
+      const pid = Number((await control.getInfo('process/pid'))['process/pid']);
+      this.#unitPid = Number.isInteger(pid) && pid > 0 ? pid : undefined;
+      await this.#take(control);
+      this.#opts.log?.info({ pid: this.#unitPid }, "attached to tor's control socket");
+    } catch (err) {
+      this.#opts.log?.warn({ err: describeError(err) }, 'tor control setup failed');
+      control.close();
+    }
+  }
+
+  /** tor in its own unit: the control socket closed, so tor exited (systemd restarts it) or hung up. */
+  #onControlClosed(generation: number): void {
+    if (generation !== this.#generation || this.#stopping) return;
+    this.#control = null;
+    this.#unitPid = undefined;
+    this.#opts.log?.error({}, "tor's control socket closed: tor exited or hung up; waiting for its restart");
+    this.#dispatch({ type: 'crashed', summary: 'tor exited; restarting' });
+    this.#attachSoon(this.#nextBackoff());
   }
 
   async stop(): Promise<void> {
@@ -396,8 +492,14 @@ export class TorSupervisor {
       control.close();
       return;
     }
-    this.#control = control;
     proc.onExit((code, signal) => this.#onExit(generation, proc, code, signal));
+    await this.#take(control);
+    this.#opts.log?.info({ pid: proc.pid }, 'tor started');
+  }
+
+  /** A connected control socket becomes the supervisor's: ownership, events, the bootstrap so far. */
+  async #take(control: TorControl): Promise<void> {
+    this.#control = control;
     control.onEvent((ev) => this.#onEvent(ev));
     // tor exits if this connection closes (and, via __OwningControllerProcess, if we die).
     await control.command('TAKEOWNERSHIP');
@@ -406,7 +508,6 @@ export class TorSupervisor {
     const phase = (await control.getInfo('status/bootstrap-phase'))['status/bootstrap-phase'] ?? '';
     const b = parseBootstrap(phase);
     this.#dispatch({ type: 'bootstrap', progress: b.progress, summary: b.summary });
-    this.#opts.log?.info({ pid: proc.pid }, 'tor started');
   }
 
   #controlOptions(): ControlOptions {
@@ -470,7 +571,7 @@ export class TorSupervisor {
     }
     this.#readiness = next;
     const running = next.status.phase === 'bootstrapping' || next.status.phase === 'ready';
-    const pid = running ? this.#proc?.pid : undefined;
+    const pid = running ? this.pid : undefined;
     this.#setStatus({ ...next.status, ...(pid ? { pid } : {}) });
     if (!wasReady && next.status.ready) {
       this.#backoff = this.#opts.backoffMs?.initial ?? 250;
