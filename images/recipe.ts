@@ -64,7 +64,7 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
   'apt-daily.service',
   'apt-daily-upgrade.service',
   'ModemManager.service',
-  'tor.service', // onionboxd runs and supervises tor itself (as debian-tor)
+  'tor.service', // the box's tor is onionbox-tor.service (debian-tor), driven by onionboxd
   'tor@default.service',
   'e2scrub_reap.service',
   'e2scrub_all.timer',
@@ -83,6 +83,8 @@ export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hos
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
+  // WantedBy=onionboxd.service: starts after onionboxd has written the torrc
+  'onionbox-tor.service',
   'onionbox-growroot.service',
   // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
   'onionbox-selftest-early.service',

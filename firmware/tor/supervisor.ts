@@ -4,15 +4,17 @@
  *   - process.ts: the tor process (environment, user, data directory, spawn, exit),
  *   - readiness.ts: readiness as a pure reducer over tor's events,
  *   - queries.ts: circuits and the consensus's relays,
- * and owns the control-port connection, restarts after a crash (with backoff) and settings changes
- * with rollback to the last working torrc. In production tor drops to `User debian-tor`; the control
- * port uses SAFECOOKIE.
+ * and owns the control connection, restarts after a crash (with backoff) and settings changes with
+ * rollback to the last working torrc. On the box tor runs in its own unit (onionbox-tor.service, as
+ * debian-tor; option `external`): the supervisor never spawns it, attaches to its ControlSocket, and
+ * attaches again after systemd restarts it. Spawned (tests, development), tor drops to `User debian-tor`.
+ * The control client uses SAFECOOKIE only, with the cookie's path pinned.
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS).
  *
- * Over 400 lines (about a fifth of it comments, the options' documentation among them) because start,
- * apply with rollback, the network change (networkChanged), restart and stop share one control
+ * Over 600 lines (about a fifth of it comments, the options' documentation among them) because start,
+ * attach, apply with rollback, the network change (networkChanged), restart and stop share one control
  * connection, one launch generation and one apply queue: split further, each part would need all three.
  * What needs none of them is in the modules above.
  */
@@ -183,20 +185,9 @@ export class TorSupervisor {
         return;
       }
       await prepareDataDir(this.#opts.runtime.dataDir, this.#opts.runtime.user);
-      try {
-        // The torrc counts as working once tor runs with it and its control port answers.
-        await this.#files.adopt(text, { use: () => this.#launch().then(() => true as const) });
-      } catch (err) {
-        if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
-        // Keep the box working: run the last torrc tor was ready with, and say so.
-        if (!(await this.#files.restoreGood())) throw err;
-        this.#warn(`running with the last working torrc: ${describeError(err)}`);
-        this.#opts.log?.error(
-          { err: describeError(err) },
-          'configured tor settings refused; using the last working torrc',
-        );
+      // The torrc counts as working once tor runs with it and its control port answers.
+      if (await this.#adoptAtStart(text, () => this.#launch().then(() => true as const)))
         await this.#launch();
-      }
     } catch (err) {
       this.#running = false;
       this.#dispatch({ type: 'failed', summary: describeError(err) });
@@ -206,12 +197,13 @@ export class TorSupervisor {
   }
 
   /**
-   * tor in its own unit: the torrc verified and installed before this resolves (tor's unit starts after
-   * onionboxd reports ready, and reads it), then the control socket is attached in the background.
+   * The torrc at start: verified, installed and used; refused by tor, the last torrc tor was ready with is
+   * installed instead and the box keeps working, saying so (true). Nothing to fall back to: throws.
    */
-  async #startExternal(text: string): Promise<void> {
+  async #adoptAtStart(text: string, use: () => Promise<true>): Promise<boolean> {
     try {
-      await this.#files.adopt(text, { use: async () => true });
+      await this.#files.adopt(text, { use });
+      return false;
     } catch (err) {
       if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
       if (!(await this.#files.restoreGood())) throw err;
@@ -220,7 +212,16 @@ export class TorSupervisor {
         { err: describeError(err) },
         'configured tor settings refused; using the last working torrc',
       );
+      return true;
     }
+  }
+
+  /**
+   * tor in its own unit: the torrc verified and installed before this resolves (tor's unit starts after
+   * onionboxd reports ready, and reads it), then the control socket is attached in the background.
+   */
+  async #startExternal(text: string): Promise<void> {
+    await this.#adoptAtStart(text, async () => true);
     this.#dispatch({ type: 'starting' });
     this.#attachSoon(0);
   }
