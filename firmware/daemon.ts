@@ -88,6 +88,8 @@ export interface DaemonOptions {
   runDir?: string | undefined;
   /** The image's release files (release.json, release-keys/): default /etc/onionbox. */
   releaseDir?: string | undefined;
+  /** tor in its own unit, on this control socket (onionbox-tor.service); absent: onionboxd spawns tor. */
+  torControlSocket?: string | undefined;
   log: Logger;
 }
 
@@ -158,7 +160,7 @@ export class Daemon {
 
   /** The phases, in order; each is handed what earlier ones returned. */
   async start(): Promise<void> {
-    const { log, stateDir, testNetwork, simulate, torDataDir } = this.#opts;
+    const { log, stateDir, testNetwork, simulate, torDataDir, torControlSocket } = this.#opts;
     const { config, bus, ipc } = this;
     const loaded = await config.load();
     this.#configSource = loaded.source;
@@ -171,7 +173,7 @@ export class Daemon {
       const firewall = await this.#run(firewallPhase(root));
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
-      const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
+      const tor = await this.#run(torSetupPhase({ ...root, platform, relays, torControlSocket }));
       // dnsmasq's leases and PID file in its own unit's runtime directory (/run/onionbox-dhcp, tmpfs):
       // the LAN's MACs and hostnames never reach the SD card
       const network = await this.#run(networkPhase({ ...root, runDir: this.#opts.runDir, tor, web }));

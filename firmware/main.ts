@@ -61,6 +61,7 @@ async function main(): Promise<number> {
     torDataDir: args.torDataDir,
     runDir: args.runDir,
     releaseDir: args.releaseDir,
+    torControlSocket: args.torControlSocket,
     simulate: args.simulate,
     stateDir: args.stateDir,
     listenHost: args.listenHost,

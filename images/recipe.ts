@@ -116,7 +116,7 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
   'apt-daily.service',
   'apt-daily-upgrade.service',
   'ModemManager.service',
-  'tor.service', // onionboxd runs and supervises tor itself (as debian-tor)
+  'tor.service', // the box's tor is onionbox-tor.service (debian-tor), driven by onionboxd
   'tor@default.service',
   'e2scrub_reap.service',
   'e2scrub_all.timer',
@@ -140,6 +140,8 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
   'onionbox-dnsmasq.path',
   'onionbox-hostapd.path',
+  // WantedBy=onionboxd.service: starts after onionboxd has written the torrc
+  'onionbox-tor.service',
   'onionbox-firstboot.service',
   'onionbox-mark-good.path',
   // test only: both are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest

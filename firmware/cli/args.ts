@@ -64,6 +64,11 @@ export interface DaemonArgs {
   runDir: string | undefined;
   /** The image's release files (release.json, release-keys/): default /etc/onionbox; the simulator's own. */
   releaseDir: string | undefined;
+  /**
+   * tor runs in its own unit and listens on this control socket (the box: /run/onionbox-tor/control);
+   * onionboxd then never spawns tor. Absent: onionboxd spawns tor itself (development, tests).
+   */
+  torControlSocket: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -87,6 +92,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     'tor-data-dir': { type: 'string' },
     'run-dir': { type: 'string' },
     'release-dir': { type: 'string' },
+    'tor-control-socket': { type: 'string' },
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
@@ -117,6 +123,8 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
   const runDir = typeof v['run-dir'] === 'string' ? resolve(v['run-dir']) : undefined;
   const releaseDir = typeof v['release-dir'] === 'string' ? resolve(v['release-dir']) : undefined;
+  const torControlSocket =
+    typeof v['tor-control-socket'] === 'string' ? resolve(v['tor-control-socket']) : undefined;
   return {
     simulate,
     stateDir,
@@ -127,5 +135,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     torDataDir,
     runDir,
     releaseDir,
+    torControlSocket,
   };
 }

@@ -1,9 +1,11 @@
 /**
- * systemd readiness and watchdog. Node cannot send on a Unix datagram socket by itself, so this calls
- * systemd's own `systemd-notify` (argument array, no shell; the unit sets NotifyAccess=all). Without
- * NOTIFY_SOCKET (simulator, tests, not under systemd) every call is a no-op.
+ * systemd readiness and watchdog, sent by onionboxd's main process itself: a Unix datagram to
+ * NOTIFY_SOCKET through `unix-dgram` (a small native module: Node has no AF_UNIX datagram socket). The unit
+ * says NotifyAccess=main, so systemd takes READY=1 and WATCHDOG=1 only from the main PID: a child (tor,
+ * dnsmasq, hostapd, or an exploited parser's shell) cannot keep a stopped daemon "alive" (issue 23).
+ * Without NOTIFY_SOCKET (simulator, tests, not under systemd) every call is a no-op.
  */
-import { exec } from './exec.js';
+import { createRequire } from 'node:module';
 
 export interface SdNotifier {
   ready(status?: string): Promise<void>;
@@ -13,18 +15,51 @@ export interface SdNotifier {
   startWatchdog(): () => void;
 }
 
+/** Closes the notification socket (it keeps the event loop alive while open); a later send reopens it. */
+export function closeNotifySocket(): void {
+  socket?.close();
+  socket = null;
+}
+
+/** Sends one notification datagram (newline-separated assignments) to the socket's path. */
+export type NotifySend = (socketPath: string, message: string) => Promise<void>;
+
+/** The part of unix-dgram's socket this file uses (the package has no types). */
+interface DgramSocket {
+  close(): void;
+  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+}
+interface UnixDgram {
+  createSocket(type: 'unix_dgram'): DgramSocket;
+}
+
+let socket: DgramSocket | null = null;
+
+/** unix-dgram's sendto from this process; loaded on first use (only under systemd). */
+export const sendDatagram: NotifySend = (socketPath, message) =>
+  new Promise((resolve) => {
+    if (!socket) {
+      const mod = createRequire(import.meta.url)('unix-dgram') as UnixDgram;
+      socket = mod.createSocket('unix_dgram');
+      socket.on('error', () => undefined); // a lost notification is retried by the next one
+    }
+    const buf = Buffer.from(message, 'utf8');
+    // a failure is ignored: systemd's watchdog is the judge of a daemon that cannot notify
+    socket.send(buf, 0, buf.length, socketPath, () => resolve());
+  });
+
 const SAFE_STATUS = /^[\x20-\x7e]{0,200}$/;
 
 export function createSdNotifier(
   env: NodeJS.ProcessEnv = process.env,
-  binary = 'systemd-notify',
+  sendOne: NotifySend = sendDatagram,
 ): SdNotifier {
-  const enabled = typeof env.NOTIFY_SOCKET === 'string' && env.NOTIFY_SOCKET !== '';
+  const path = env.NOTIFY_SOCKET ?? '';
+  // systemd gives services a path (/run/systemd/notify); an abstract socket (@...) is not supported here
+  const enabled = path.startsWith('/');
   const send = (assignments: string[]): Promise<void> =>
-    enabled
-      ? // --pid: the message is about onionboxd, not the short-lived helper process; a failure is ignored
-        exec(binary, [`--pid=${process.pid}`, ...assignments], { env, timeoutMs: 5000 }).then(() => undefined)
-      : Promise.resolve();
+    enabled ? sendOne(path, assignments.join('\n')) : Promise.resolve();
   const statusLine = (text: string) => `STATUS=${SAFE_STATUS.test(text) ? text : 'status unavailable'}`;
   return {
     ready: (status) => send(['READY=1', ...(status ? [statusLine(status)] : [])]),

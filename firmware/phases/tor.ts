@@ -5,7 +5,7 @@
  * needs by the composition root (firmware/daemon.ts).
  */
 import { chmod, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import { describeError } from '../errors.js';
@@ -72,6 +72,8 @@ export function torSetupPhase(deps: {
   relays: RelaySet;
   stateDir: string;
   testNetwork: TestNetwork | undefined;
+  /** tor in its own unit (onionbox-tor.service) on this control socket; absent: spawned here. */
+  torControlSocket?: string | undefined;
   log: Logger;
 }): Phase<TorSupervisor> {
   const { stateDir, platform } = deps;
@@ -86,18 +88,32 @@ export function torSetupPhase(deps: {
       // box keeps in them is 0600 (config, secrets) or tor's own.
       await chmod(stateDir, 0o711);
       await chmod(torDir, 0o711);
-      const runtime: TorRuntime = {
+      const unit = deps.torControlSocket;
+      const common = {
         dataDir: platform.tor.dataDir,
-        control: { host: '127.0.0.1', port: TOR_PORTS.control },
         socks: { host: '127.0.0.1', port: TOR_PORTS.socks },
         lanAddress: cfg.network.lanAddress,
         transPort: TOR_PORTS.trans,
         dnsPort: TOR_PORTS.dns,
-        user: platform.tor.user,
-        owningPid: process.pid,
         extraLines: deps.testNetwork?.torrc ?? [],
       };
-      await mkdir(runtime.dataDir, { recursive: true, mode: 0o700 });
+      const runtime: TorRuntime =
+        unit !== undefined
+          ? {
+              // tor's own unit runs it as debian-tor: no User switch, no owning PID (systemd owns it); the
+              // control socket and cookie in its RuntimeDirectory, for its group (which onionboxd is in)
+              ...common,
+              control: { unix: unit },
+              cookieFile: join(dirname(unit), 'control_auth_cookie'),
+              controlGroup: true,
+            }
+          : {
+              ...common,
+              control: { host: '127.0.0.1', port: TOR_PORTS.control },
+              user: platform.tor.user,
+              owningPid: process.pid,
+            };
+      if (unit === undefined) await mkdir(runtime.dataDir, { recursive: true, mode: 0o700 });
       const tor = new TorSupervisor({
         bus: deps.bus,
         log: deps.log.child({ component: 'tor' }),
@@ -106,6 +122,7 @@ export function torSetupPhase(deps: {
         runtime,
         // new bridges must be in the relay set before tor dials them (else they roll back)
         beforeReload: (settings) => deps.relays.settingsChanged(settings),
+        external: unit !== undefined ? { verifyDataDir: join(torDir, 'verify') } : undefined,
       });
       return tor;
     },
@@ -124,6 +141,9 @@ export function torStartPhase(deps: { tor: TorSupervisor; log: Logger }): Phase<
       starting = tor.start().catch((err: unknown) => {
         log.error({ err: describeError(err) }, 'tor did not start; the LAN stays closed');
       });
+      // tor in its own unit starts after onionboxd is ready and reads the torrc: have it written by then
+      // (start() resolves once the torrc is installed; the control socket is attached in the background)
+      if (tor.external) await starting;
     },
     stop: async () => {
       await starting;
@@ -154,9 +174,15 @@ export function relayFollowPhase(deps: {
     name: 'relay-follow',
     start: async () => {
       let wasReady = false;
+      let wasUp = false;
       bus.on('tor:status', 'relays', (s) => {
-        if (s.ready && !wasReady) void refresh('tor ready');
+        // a (re)started tor may hold a cached consensus whose guards the set lacks (onionboxd cannot read
+        // tor's data directory when tor runs in its own unit): refresh as soon as its control answers
+        const up = s.phase === 'bootstrapping' || s.phase === 'ready';
+        if (up && !wasUp) void refresh('tor connected');
+        else if (s.ready && !wasReady) void refresh('tor ready');
         wasReady = s.ready;
+        wasUp = up;
       });
       bus.on('tor:consensus', 'relays', () => void refresh('new consensus'));
       timer = setInterval(() => void refresh('timer'), RELAY_REFRESH_MS);

@@ -4,16 +4,18 @@
  *   - process.ts: the tor process (environment, user, data directory, spawn, exit),
  *   - readiness.ts: readiness as a pure reducer over tor's events,
  *   - queries.ts: circuits and the consensus's relays,
- * and owns the control-port connection, restarts after a crash (with backoff) and settings changes
- * with rollback to the last working torrc. In production tor drops to `User debian-tor`; the control
- * port uses SAFECOOKIE.
+ * and owns the control connection, restarts after a crash (with backoff) and settings changes with
+ * rollback to the last working torrc. On the box tor runs in its own unit (onionbox-tor.service, as
+ * debian-tor; option `external`): the supervisor never spawns it, attaches to its ControlSocket, and
+ * attaches again after systemd restarts it. Spawned (tests, development), tor drops to `User debian-tor`.
+ * The control client uses SAFECOOKIE only, with the cookie's path pinned.
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS),
  * 'tor:dangerous-version' (STATUS_GENERAL DANGEROUS_VERSION, for the update warning).
  *
- * Over 400 lines (about a fifth of it comments, the options' documentation among them) because start,
- * apply with rollback, the network change (networkChanged), restart and stop share one control
+ * Over 600 lines (about a fifth of it comments, the options' documentation among them) because start,
+ * attach, apply with rollback, the network change (networkChanged), restart and stop share one control
  * connection, one launch generation and one apply queue: split further, each part would need all three.
  * What needs none of them is in the modules above.
  */
@@ -83,6 +85,14 @@ export interface TorSupervisorOptions {
    * before a rollback): the firewall's relay set must already hold new bridges when tor dials them.
    */
   beforeReload?: ((settings: TorConfig) => Promise<void>) | undefined;
+  /**
+   * tor runs in its own unit (onionbox-tor.service, as debian-tor): systemd starts, restarts and stops it.
+   * The supervisor writes and verifies the torrc (against `verifyDataDir`, a private directory of its own:
+   * tor's is debian-tor's) and drives tor only over the control socket: RELOAD after a new torrc; a closed
+   * socket is tor's death (status crashed, the LAN stays closed) and it reconnects once systemd has
+   * restarted tor. Without it (tests, development) the supervisor spawns tor itself.
+   */
+  external?: { verifyDataDir: string } | undefined;
 }
 
 const MAX_WARNINGS = 20;
@@ -114,16 +124,23 @@ export class TorSupervisor {
   #applyQueue: Promise<unknown> = Promise.resolve();
   /** When tor last honoured a NEWNYM (or started: be conservative). */
   #lastNewnymAt = 0;
+  /** tor's PID when it runs in its own unit (GETINFO process/pid). */
+  #unitPid: number | undefined;
 
   constructor(opts: TorSupervisorOptions) {
     this.#opts = opts;
     this.#settings = opts.settings;
     this.#backoff = opts.backoffMs?.initial ?? 250;
-    this.#files = new TorrcFiles(opts.torrcPath, opts.torBinary ?? 'tor');
+    this.#files = new TorrcFiles(opts.torrcPath, opts.torBinary ?? 'tor', opts.external?.verifyDataDir);
   }
 
   get settings(): TorConfig {
     return this.#settings;
+  }
+
+  /** tor runs in its own unit (the supervisor attaches to its control socket, never spawns it). */
+  get external(): boolean {
+    return this.#opts.external !== undefined;
   }
 
   get torrcPath(): string {
@@ -144,7 +161,7 @@ export class TorSupervisor {
 
   /** tor's PID, while it runs. */
   get pid(): number | undefined {
-    return this.#proc?.pid;
+    return this.#proc?.pid ?? this.#unitPid;
   }
 
   /** The connected control client (for tests and benchmarks); null while tor is down. */
@@ -164,27 +181,107 @@ export class TorSupervisor {
     try {
       const text = renderTorrc(this.#settings, this.#opts.runtime);
       await mkdir(dirname(this.#files.path), { recursive: true });
-      await prepareDataDir(this.#opts.runtime.dataDir, this.#opts.runtime.user);
-      try {
-        // The torrc counts as working once tor runs with it and its control port answers.
-        await this.#files.adopt(text, { use: () => this.#launch().then(() => true as const) });
-      } catch (err) {
-        if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
-        // Keep the box working: run the last torrc tor was ready with, and say so.
-        if (!(await this.#files.restoreGood())) throw err;
-        this.#warn(`running with the last working torrc: ${describeError(err)}`);
-        this.#opts.log?.error(
-          { err: describeError(err) },
-          'configured tor settings refused; using the last working torrc',
-        );
-        await this.#launch();
+      if (this.#opts.external) {
+        await this.#startExternal(text);
+        return;
       }
+      await prepareDataDir(this.#opts.runtime.dataDir, this.#opts.runtime.user);
+      // The torrc counts as working once tor runs with it and its control port answers.
+      if (await this.#adoptAtStart(text, () => this.#launch().then(() => true as const)))
+        await this.#launch();
     } catch (err) {
       this.#running = false;
       this.#dispatch({ type: 'failed', summary: describeError(err) });
       this.#proc?.kill();
       throw err;
     }
+  }
+
+  /**
+   * The torrc at start: verified, installed and used; refused by tor, the last torrc tor was ready with is
+   * installed instead and the box keeps working, saying so (true). Nothing to fall back to: throws.
+   */
+  async #adoptAtStart(text: string, use: () => Promise<true>): Promise<boolean> {
+    try {
+      await this.#files.adopt(text, { use });
+      return false;
+    } catch (err) {
+      if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
+      if (!(await this.#files.restoreGood())) throw err;
+      this.#warn(`running with the last working torrc: ${describeError(err)}`);
+      this.#opts.log?.error(
+        { err: describeError(err) },
+        'configured tor settings refused; using the last working torrc',
+      );
+      return true;
+    }
+  }
+
+  /**
+   * tor in its own unit: the torrc verified and installed before this resolves (tor's unit starts after
+   * onionboxd reports ready, and reads it), then the control socket is attached in the background.
+   */
+  async #startExternal(text: string): Promise<void> {
+    await this.#adoptAtStart(text, async () => true);
+    this.#dispatch({ type: 'starting' });
+    this.#attachSoon(0);
+  }
+
+  #attachSoon(delayMs: number): void {
+    if (this.#stopping) return;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      void this.#attach();
+    }, delayMs);
+  }
+
+  #nextBackoff(): number {
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, this.#opts.backoffMs?.max ?? 30_000);
+    return delay;
+  }
+
+  /** Connects to the unit's tor over its control socket (retrying while systemd starts it). */
+  async #attach(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#lastNewnymAt = Date.now() - NEWNYM_INTERVAL_MS;
+    let control: TorControl;
+    try {
+      control = await connectControl(this.#controlOptions(), this.#opts.startTimeoutMs ?? 30_000);
+    } catch (err) {
+      if (generation !== this.#generation || this.#stopping) return;
+      this.#opts.log?.error({ err: describeError(err) }, "tor's control socket is not answering");
+      this.#dispatch({ type: 'crashed', summary: `tor is not answering (${describeError(err)})` });
+      // if the torrc is what keeps tor from starting, systemd's next start uses the last working one
+      await this.#files.restoreGood().catch(() => false);
+      this.#attachSoon(this.#nextBackoff());
+      return;
+    }
+    if (generation !== this.#generation || this.#stopping) {
+      control.close();
+      return;
+    }
+    control.onClose(() => this.#onControlClosed(generation));
+    try {
+      const pid = Number((await control.getInfo('process/pid'))['process/pid']);
+      this.#unitPid = Number.isInteger(pid) && pid > 0 ? pid : undefined;
+      await this.#take(control);
+      this.#opts.log?.info({ pid: this.#unitPid }, "attached to tor's control socket");
+    } catch (err) {
+      this.#opts.log?.warn({ err: describeError(err) }, 'tor control setup failed');
+      control.close();
+    }
+  }
+
+  /** tor in its own unit: the control socket closed, so tor exited (systemd restarts it) or hung up. */
+  #onControlClosed(generation: number): void {
+    if (generation !== this.#generation || this.#stopping) return;
+    this.#control = null;
+    this.#unitPid = undefined;
+    this.#opts.log?.error({}, "tor's control socket closed: tor exited or hung up; waiting for its restart");
+    this.#dispatch({ type: 'crashed', summary: 'tor exited; restarting' });
+    this.#attachSoon(this.#nextBackoff());
   }
 
   async stop(): Promise<void> {
@@ -397,8 +494,14 @@ export class TorSupervisor {
       control.close();
       return;
     }
-    this.#control = control;
     proc.onExit((code, signal) => this.#onExit(generation, proc, code, signal));
+    await this.#take(control);
+    this.#opts.log?.info({ pid: proc.pid }, 'tor started');
+  }
+
+  /** A connected control socket becomes the supervisor's: ownership, events, the bootstrap so far. */
+  async #take(control: TorControl): Promise<void> {
+    this.#control = control;
     control.onEvent((ev) => this.#onEvent(ev));
     // tor exits if this connection closes (and, via __OwningControllerProcess, if we die).
     await control.command('TAKEOWNERSHIP');
@@ -407,7 +510,6 @@ export class TorSupervisor {
     const phase = (await control.getInfo('status/bootstrap-phase'))['status/bootstrap-phase'] ?? '';
     const b = parseBootstrap(phase);
     this.#dispatch({ type: 'bootstrap', progress: b.progress, summary: b.summary });
-    this.#opts.log?.info({ pid: proc.pid }, 'tor started');
   }
 
   #controlOptions(): ControlOptions {
@@ -476,7 +578,7 @@ export class TorSupervisor {
     }
     this.#readiness = next;
     const running = next.status.phase === 'bootstrapping' || next.status.phase === 'ready';
-    const pid = running ? this.#proc?.pid : undefined;
+    const pid = running ? this.pid : undefined;
     this.#setStatus({ ...next.status, ...(pid ? { pid } : {}) });
     if (!wasReady && next.status.ready) {
       this.#backoff = this.#opts.backoffMs?.initial ?? 250;

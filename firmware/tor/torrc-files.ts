@@ -4,7 +4,7 @@
  * every change goes through is here: write `.new`, verify it, install it, and keep it as `.good` once tor
  * is ready with it. Every write is atomic (a power cut leaves the old or the new file).
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { obxError } from '../errors.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
@@ -14,10 +14,22 @@ import { torEnvironment } from './process.js';
 export async function verifyTorrc(
   torBinary: string,
   torrc: string,
+  dataDir?: string,
 ): Promise<{ ok: boolean; output: string }> {
   const r = await exec(
     torBinary,
-    ['--verify-config', '--defaults-torrc', '/dev/null', '-f', torrc, '--ignore-missing-torrc', '--hush'],
+    [
+      '--verify-config',
+      '--defaults-torrc',
+      '/dev/null',
+      '-f',
+      torrc,
+      '--ignore-missing-torrc',
+      '--hush',
+      // tor checks that it can use its DataDirectory; with tor in its own unit that is debian-tor's
+      // (0700), so onionboxd verifies the rest of the file against a private directory of its own
+      ...(dataDir === undefined ? [] : ['--DataDirectory', dataDir]),
+    ],
     { timeoutMs: 30_000, env: torEnvironment(process.env) },
   );
   const output = `${r.stdout}${r.stderr}`
@@ -30,12 +42,16 @@ export async function verifyTorrc(
 
 export class TorrcFiles {
   readonly #torBinary: string;
+  readonly #verifyDataDir: string | undefined;
   constructor(
     /** Where tor's torrc lives. */
     readonly path: string,
     torBinary: string,
+    /** A DataDirectory of onionboxd's own for `--verify-config` (tor in its own unit); default the torrc's. */
+    verifyDataDir?: string,
   ) {
     this.#torBinary = torBinary;
+    this.#verifyDataDir = verifyDataDir;
   }
 
   get candidatePath(): string {
@@ -52,7 +68,8 @@ export class TorrcFiles {
    */
   async verify(text: string): Promise<void> {
     await atomicWriteFile(this.candidatePath, text, 0o644);
-    const verified = await verifyTorrc(this.#torBinary, this.candidatePath);
+    if (this.#verifyDataDir !== undefined) await mkdir(this.#verifyDataDir, { recursive: true, mode: 0o700 });
+    const verified = await verifyTorrc(this.#torBinary, this.candidatePath, this.#verifyDataDir);
     if (!verified.ok) throw obxError('TOR_CONFIG_REJECTED', verified.output || 'tor --verify-config failed');
   }
 

@@ -20,6 +20,13 @@ export interface TorRuntime {
    * refuses a listener naming another). Default `<dataDir>/control_auth_cookie`.
    */
   cookieFile?: string | undefined;
+  /**
+   * tor in its own unit (onionbox-tor.service, as debian-tor): the control socket and the cookie are for
+   * its group, which onionboxd joins (SupplementaryGroups=debian-tor): `ControlSocket PATH
+   * RelaxDirModeCheck` (the directory is the unit's 0750 RuntimeDirectory), `ControlSocketsGroupWritable 1`,
+   * `CookieAuthFileGroupReadable 1`. Needs a unix `control`.
+   */
+  controlGroup?: boolean | undefined;
   /** SocksPort, 127.0.0.1:9050 in production. */
   socks: PortSpec;
   /** LAN address for TransPort/DNSPort (router mode). Absent: no TransPort/DNSPort. */
@@ -148,11 +155,15 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
     if (rt.dnsPort !== undefined) lines.push(`DNSPort ${lan}:${portNumber(rt.dnsPort, 'dnsPort')}`);
   }
   lines.push('AutomapHostsOnResolve 1', 'VirtualAddrNetworkIPv4 172.16.0.0/12', 'ClientUseIPv6 0');
-  lines.push(
-    `ControlPort ${portSpec(rt.control, 'control')}`,
-    'CookieAuthentication 1',
-    `CookieAuthFile ${path(cookiePath(rt), 'cookieFile')}`,
-  );
+  if (rt.controlGroup) {
+    if (!('unix' in rt.control)) throw invalid('controlGroup needs a unix control socket');
+    lines.push(
+      `ControlSocket ${path(rt.control.unix, 'control')} RelaxDirModeCheck`,
+      'ControlSocketsGroupWritable 1',
+    );
+  } else lines.push(`ControlPort ${portSpec(rt.control, 'control')}`);
+  lines.push('CookieAuthentication 1', `CookieAuthFile ${path(cookiePath(rt), 'cookieFile')}`);
+  if (rt.controlGroup) lines.push('CookieAuthFileGroupReadable 1');
 
   // Bridges.
   const parsed = tor.bridges.map((b) => parseBridgeLine(b));

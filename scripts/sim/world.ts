@@ -887,6 +887,17 @@ async function startOnionboxd(b: Build): Promise<void> {
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 60_000);
+  // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
+  // debian-tor with no capability, restarted by the runner as systemd would (Restart=always)
+  const tor = startUnit(
+    planUnit(readFileSync(join(UNIT_DIR, 'onionbox-tor.service'), 'utf8'), {
+      name: 'onionbox-tor',
+      pathMap: simPathMap(b),
+    }),
+    (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+  );
+  b.units.push(tor);
+  await tor.started;
 }
 
 /** Where the units' absolute paths live in this world. */
@@ -899,6 +910,7 @@ function simPathMap(b: Build): Record<string, string> {
     '/run/onionbox': join(b.dir, 'run'),
     // every other runtime directory (onionbox-dhcp, onionbox-ap): not inside onionboxd's own
     '/run': join(b.dir, 'runroot'),
+    '/run/onionbox-tor': join(b.dir, 'run-tor'),
   };
 }
 

@@ -3,9 +3,10 @@
  * one private Tor network (loopback, dynamic ports) shared by the whole file.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import type { CircuitInfo } from '../../firmware/box/api.js';
 import { runCli } from '../../firmware/cli/index.js';
@@ -20,6 +21,7 @@ import { type TorStatus, TorSupervisor } from '../../firmware/tor/supervisor.js'
 import type { TorRuntime } from '../../firmware/tor/torrc.js';
 import { freePorts, startPrivnet } from '../../scripts/privnet/index.js';
 import { socksHttpGet } from '../../scripts/privnet/socks.js';
+import { planUnit, startUnit } from '../../scripts/sim/units.js';
 import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -383,6 +385,92 @@ t.test('production mode: tor starts as root and runs as User debian-tor', { skip
   );
   t.equal(statSync(join(d, 'data')).uid, uid, 'its data directory belongs to it');
 });
+
+t.test(
+  "tor in its own unit (onionbox-tor.service through the unit runner): attach, death, systemd's restart, reload",
+  { skip: needsRoot, timeout: 240_000 },
+  async (t) => {
+    const udir = join(dir, 'unit');
+    mkdirSync(udir, { recursive: true });
+    chmodSync(dir, 0o711); // debian-tor traverses to its torrc, as in /var/lib/onionbox
+    chmodSync(udir, 0o711);
+    const pathMap = {
+      '/var/lib/onionbox': join(udir, 'box'),
+      '/var/lib/tor': join(udir, 'tor-data'),
+      '/run/onionbox-tor': join(udir, 'run-tor'),
+    };
+    const plan = planUnit(readFileSync(join(root, 'firmware/system/systemd/onionbox-tor.service'), 'utf8'), {
+      name: 'onionbox-tor',
+      pathMap,
+    });
+    mkdirSync(join(udir, 'box', 'tor'), { recursive: true, mode: 0o711 });
+    chmodSync(join(udir, 'box'), 0o711);
+    chmodSync(join(udir, 'box', 'tor'), 0o711);
+    const [unitSocks] = await freePorts(1);
+    const unitBus = new EventBus();
+    const seen: TorStatus[] = [];
+    unitBus.on('tor:status', 'test', (s) => {
+      seen.push(s as TorStatus);
+    });
+    const unitSup = new TorSupervisor({
+      bus: unitBus,
+      settings: defaultConfig().tor,
+      torrcPath: join(udir, 'box', 'tor', 'torrc'),
+      runtime: {
+        dataDir: join(udir, 'tor-data'),
+        socks: { host: '127.0.0.1', port: unitSocks ?? 0 },
+        control: { unix: join(udir, 'run-tor', 'control') },
+        cookieFile: join(udir, 'run-tor', 'control_auth_cookie'),
+        controlGroup: true,
+        safeSocks: false,
+        extraLines: net.clientTorrcLines,
+      },
+      applyTimeoutMs: 30_000,
+      backoffMs: { initial: 200, max: 1000 },
+      external: { verifyDataDir: join(udir, 'box', 'tor', 'verify') },
+    });
+    await unitSup.start();
+    t.ok(statSync(join(udir, 'box', 'tor', 'torrc')).isFile(), 'the torrc is written before tor starts');
+    t.equal(unitSup.pid, undefined, 'the supervisor spawned nothing');
+    const unit = startUnit(plan, (_name, argv, env) => {
+      const child = spawn(argv[0] ?? '', argv.slice(1), { env, stdio: 'ignore' });
+      return { pid: child.pid ?? 0, child };
+    });
+    t.teardown(async () => {
+      unit.stop();
+      await unitSup.stop();
+      const m = unit.main();
+      if (m && m.child.exitCode === null) m.child.kill('SIGKILL');
+    });
+    await unit.started;
+    t.ok(await unitSup.waitReady(90_000), "ready through the unit's tor");
+    const first = unitSup.pid;
+    t.equal(first, unit.main()?.pid, "tor's PID from GETINFO process/pid is the unit's main process");
+    const st = first ? readFileSync(`/proc/${first}/status`, 'utf8') : '';
+    t.match(st, new RegExp(`\\nUid:\\t${(await systemUser('debian-tor')).uid}\\t`), 'as debian-tor');
+    t.match(st, /\nCapEff:\t0+\n/, 'with no capability');
+
+    // tor dies: the control socket closes, the supervisor says so (the LAN would close), systemd restarts it
+    if (first) process.kill(first, 'SIGKILL');
+    for (let i = 0; i < 100 && !seen.some((s) => s.phase === 'crashed'); i++) await sleep(100);
+    t.ok(
+      seen.some((s) => s.phase === 'crashed' && !s.ready),
+      'crashed, not ready, as soon as the socket closed',
+    );
+    t.ok(await unitSup.waitReady(90_000), 'ready again after the restart');
+    t.ok(unit.starts() >= 2, `the unit restarted tor (${unit.starts()} starts)`);
+    t.not(unitSup.pid, first, 'a new tor');
+
+    // new settings: the torrc is rewritten and tor reloads it over the socket (the same process)
+    const before = unitSup.pid;
+    const r = await unitSup.applySettings({
+      ...defaultConfig().tor,
+      strictNodes: !defaultConfig().tor.strictNodes,
+    });
+    t.equal(r.ok, true, r.message);
+    t.equal(unitSup.pid, before, 'SIGNAL RELOAD, not a restart');
+  },
+);
 
 t.test('stop: tor exits and the status says stopped', async (t) => {
   const pid = sup.pid;

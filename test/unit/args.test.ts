@@ -18,6 +18,7 @@ t.test('daemon args', async (t) => {
     torDataDir: undefined,
     runDir: undefined,
     releaseDir: undefined,
+    torControlSocket: undefined,
   });
   t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
   t.equal(parseDaemonArgs(['--state-dir', 'rel/dir']).stateDir, resolve('rel/dir'));
@@ -40,6 +41,7 @@ t.test('daemon args', async (t) => {
     torDataDir: undefined,
     runDir: undefined,
     releaseDir: undefined,
+    torControlSocket: undefined,
   });
   t.equal(parseDaemonArgs(['--test-network', 'net.json']).testNetwork, resolve('net.json'));
   t.equal(parseDaemonArgs(['--release-dir', 'etc/onionbox']).releaseDir, resolve('etc/onionbox'));

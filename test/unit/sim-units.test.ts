@@ -63,12 +63,38 @@ t.test('onionboxd.service: its command line in the world, the simulator argument
   t.equal(argv[0], 'setpriv');
   t.ok(argv.includes('--reuid=onionbox') && argv.includes('--regid=onionbox'));
   t.ok(
-    argv.includes('--groups=onionbox,onionbox-dhcp,onionbox-ap'),
-    "SupplementaryGroups=: dnsmasq's leases and the helpers' PID files",
+    argv.includes('--groups=onionbox,debian-tor,onionbox-dhcp,onionbox-ap'),
+    "SupplementaryGroups=: tor's control socket, dnsmasq's leases and the helpers' PID files",
   );
   t.ok(argv.includes('--no-new-privs'));
+  t.notOk(plan.credentials.ambientCaps.includes('setuid'), 'no CAP_SETUID any more');
   t.equal(argv[argv.indexOf('--') + 1], '/usr/local/bin/node');
 });
+
+t.test(
+  'onionbox-tor.service: tor as debian-tor, no capability, the socket directory for its group',
+  async (t) => {
+    const plan = planUnit(unitText('onionbox-tor.service'), {
+      name: 'onionbox-tor',
+      pathMap: { ...pathMap, '/run/onionbox-tor': '/w/run-tor' },
+    });
+    t.same(plan.main.argv, ['/usr/bin/tor', '--defaults-torrc', '/dev/null', '-f', '/w/box/tor/torrc']);
+    t.same(plan.pre[0]?.argv.at(-1), '--verify-config');
+    t.same(plan.credentials.boundingSet, [], 'an empty bounding set');
+    t.same(plan.credentials.ambientCaps, []);
+    t.equal(plan.restart, 'always');
+    t.same(
+      plan.directories.map((d) => [d.kind, d.path, d.mode.toString(8)]),
+      [
+        ['runtime', '/w/run-tor', '750'],
+        ['state', '/w/tor-data', '700'],
+      ],
+    );
+    const argv = commandArgv(plan, plan.main);
+    t.ok(argv.includes('--reuid=debian-tor') && argv.includes('--init-groups'));
+    t.ok(argv.includes('--bounding-set=-all'));
+  },
+);
 
 t.test('setpriv arguments: groups, capabilities and bounding set as systemd sets them', async (t) => {
   t.same(

@@ -360,3 +360,33 @@ t.test('optional runtime lines', async (t) => {
   });
   t.throws(() => checkExtraLine(42), { code: 'OBX_ERR_TOR_VALUE_INVALID' });
 });
+
+t.test("tor in its own unit: the control socket and the cookie for tor's group, pinned", async (t) => {
+  const text = renderTorrc(baseTor(), {
+    dataDir: '/var/lib/tor',
+    socks: { host: '127.0.0.1', port: 9050 },
+    control: { unix: '/run/onionbox-tor/control' },
+    cookieFile: '/run/onionbox-tor/control_auth_cookie',
+    controlGroup: true,
+  });
+  const lines = text.split('\n');
+  for (const l of [
+    'ControlSocket /run/onionbox-tor/control RelaxDirModeCheck',
+    'ControlSocketsGroupWritable 1',
+    'CookieAuthentication 1',
+    'CookieAuthFile /run/onionbox-tor/control_auth_cookie',
+    'CookieAuthFileGroupReadable 1',
+  ])
+    t.ok(lines.includes(l), l);
+  t.notMatch(text, /^(User|ControlPort|__OwningControllerProcess) /m, 'no user switch, no TCP control port');
+  t.throws(
+    () =>
+      renderTorrc(baseTor(), {
+        dataDir: '/var/lib/tor',
+        socks: { host: '127.0.0.1', port: 9050 },
+        control: { host: '127.0.0.1', port: 9051 },
+        controlGroup: true,
+      }),
+    { code: 'OBX_ERR_TOR_VALUE_INVALID' },
+  );
+});
