@@ -101,7 +101,7 @@ export const BUILD_PACKAGES: readonly string[] = [
 ];
 
 /** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
-export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
+export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus', 'unix-dgram'];
 
 /**
  * Units the image masks besides firmware/system/masked-units.txt (the firmware's list of what would flush
@@ -194,7 +194,6 @@ export const ALLOWED_SOCKETS: readonly AllowedSocket[] = [
     program: 'tor',
     why: "tor's SocksPort (the box's checks)",
   },
-  { proto: 'tcp', address: '127.0.0.1', port: 9051, program: 'tor', why: "tor's ControlPort (onionboxd)" },
   { proto: 'tcp', address: '10.42.0.1', port: 9040, program: 'tor', why: "tor's TransPort for the LAN" },
   { proto: 'udp', address: '10.42.0.1', port: 5353, program: 'tor', why: "tor's DNSPort for the LAN" },
   { proto: 'udp', address: '*', port: 67, program: 'dnsmasq', why: 'DHCP for the LAN (port=0: no DNS)' },

@@ -41,7 +41,7 @@ const good: ImageManifest = {
   maskedUnits: [...MASKED_UNITS],
   listening: [
     { proto: 'tcp', address: '10.42.0.1', port: 80, program: 'node' },
-    { proto: 'tcp', address: '127.0.0.1', port: 9051, program: 'tor' },
+    { proto: 'tcp', address: '127.0.0.1', port: 9050, program: 'tor' },
   ],
 };
 
