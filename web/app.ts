@@ -21,7 +21,7 @@ import fastifyView from '@fastify/view';
 import { Eta } from 'eta';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { BoxApi } from '../firmware/box/api.js';
+import type { PageApi } from '../firmware/box/api.js';
 import { isObxError, ObxError, obxError } from '../firmware/errors.js';
 import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';
@@ -36,7 +36,7 @@ import { statusRoutes } from './routes/status.js';
 
 export interface BoxWebDeps {
   log: Logger;
-  box: BoxApi;
+  box: PageApi;
   simulate: boolean;
   /** Extra names the page answers to besides network.lanAddress and network.hostname (Host allowlist). */
   allowedHosts?: readonly string[] | undefined;

@@ -232,7 +232,10 @@ export class BoxController implements BoxApi {
 
   settings(): PageSettings {
     const c = this.#config.get();
-    return { ...c, web: { port: c.web.port } };
+    const ap = c.network.accessPoint;
+    // The page never reads a secret back: not the owner's, not the access point's passphrase.
+    const accessPoint = ap === null ? null : (({ passphrase: _, ...rest }) => rest)(ap);
+    return { ...c, network: { ...c.network, accessPoint }, web: { port: c.web.port } };
   }
 
   isClaimed(): boolean {

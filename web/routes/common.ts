@@ -1,13 +1,13 @@
 /** What the route plugins share: the context object, page rendering, the owner guard, flash messages. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BoxApi } from '../../firmware/box/api.js';
+import type { PageApi } from '../../firmware/box/api.js';
 import { type ObxError, obxError } from '../../firmware/errors.js';
 import type { WebLimits } from '../app.js';
 import type { SessionStore } from '../lib/sessions.js';
 import type { FailureThrottle } from '../lib/throttle.js';
 
 export interface WebContext {
-  box: BoxApi;
+  box: PageApi;
   simulate: boolean;
   sessions: SessionStore;
   loginThrottle: FailureThrottle;
