@@ -61,3 +61,51 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
     'devices: the OLED bus and rfkill only (GPIO is sysfs)',
   );
 });
+
+// ---- the page's unit (issue 23: the page in its own process)
+
+const WEB_UNIT = fileURLToPath(
+  new URL('../../firmware/system/systemd/onionbox-web.service', import.meta.url),
+);
+/** The page's unit: at most 2.0 (issue 23). */
+const WEB_THRESHOLD = 20;
+/** Loopback and the LAN ranges the box allows (firmware/net/grammar.ts), nothing else. */
+const WEB_PEERS = ['localhost', '10.0.0.0/8', '192.168.0.0/16'];
+
+t.test('the page unit: systemd-analyze security --offline scores it at most 2.0', async (t) => {
+  const r = await analyze([
+    'security',
+    '--offline=true',
+    `--threshold=${WEB_THRESHOLD}`,
+    '--no-pager',
+    WEB_UNIT,
+  ]);
+  const score = Number(/Overall exposure level for onionbox-web\.service: ([0-9.]+)/.exec(r.out)?.[1]);
+  t.ok(score <= WEB_THRESHOLD / 10, `exposure ${score}`);
+  t.equal(r.code, 0, 'systemd-analyze passes the threshold');
+});
+
+t.test(
+  'the page unit: own user, port 80 its one capability, IPv4 and Unix sockets, LAN and loopback peers',
+  async (t) => {
+    const svc = parseUnit(readFileSync(WEB_UNIT, 'utf8')).Service ?? {};
+    t.same(svc.User, ['onionbox-web']);
+    t.same(svc.Group, ['onionbox-web']);
+    t.same(svc.CapabilityBoundingSet, ['CAP_NET_BIND_SERVICE']);
+    t.same(svc.AmbientCapabilities, ['CAP_NET_BIND_SERVICE']);
+    t.same(svc.NoNewPrivileges, ['yes']);
+    t.same(svc.ProtectSystem, ['strict']);
+    t.same(svc.PrivateDevices, ['yes']);
+    t.same(svc.ReadWritePaths, undefined, 'it writes nothing');
+    t.same([...(svc.RestrictAddressFamilies ?? [])].sort(), ['AF_INET', 'AF_UNIX']);
+    t.same(svc.IPAddressDeny, ['any']);
+    t.same(svc.IPAddressAllow, WEB_PEERS);
+    t.ok((svc.SystemCallFilter ?? []).includes('@system-service'));
+    t.ok((svc.SystemCallFilter ?? []).includes('~@privileged'));
+    t.match(
+      svc.ExecStart?.join(' '),
+      /^\/usr\/bin\/node .*\/opt\/onionbox\/dist\/web\/main\.js --state-dir \/var\/lib\/onionbox$/,
+    );
+    t.notMatch(svc.ExecStart?.join(' '), /--listen/, "the page follows the box's LAN address");
+  },
+);

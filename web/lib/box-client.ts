@@ -96,6 +96,7 @@ export class BoxClient implements PageApi {
   readonly #path: string;
   readonly #opts: Required<BoxClientOptions>;
   readonly #listeners = new Set<(status: BoxStatus) => void>();
+  readonly #changed = new Set<() => void>();
   #mirror: Mirror | null = null;
   #watch: Socket | null = null;
   #connected = false;
@@ -170,6 +171,12 @@ export class BoxClient implements PageApi {
   onStatus(listener: (status: BoxStatus) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Called after every new Mirror (status or settings changed); returns the unsubscribe. */
+  onMirror(listener: () => void): () => void {
+    this.#changed.add(listener);
+    return () => this.#changed.delete(listener);
   }
 
   // ---- commands
@@ -272,6 +279,7 @@ export class BoxClient implements PageApi {
   #take(mirror: Mirror): void {
     const before = this.#mirror;
     this.#mirror = mirror;
+    for (const listener of this.#changed) listener();
     if (before && JSON.stringify(before.status) === JSON.stringify(mirror.status)) return;
     for (const listener of this.#listeners) {
       try {
