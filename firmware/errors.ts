@@ -58,6 +58,16 @@ export const Errors = Object.freeze({
   TOR_OPERATION_FAILED: spec('OBX_ERR_TOR_OPERATION_FAILED', 'tor refused a control command', 502),
   TOR_CONTROL_CLOSED: spec('OBX_ERR_TOR_CONTROL_CLOSED', 'The tor control connection closed', 503),
   TOR_AUTH_FAILED: spec('OBX_ERR_TOR_AUTH_FAILED', 'Authentication to the tor control port failed', 500),
+  TOR_AUTH_NULL_REFUSED: spec(
+    'OBX_ERR_TOR_AUTH_NULL_REFUSED',
+    'The tor control listener accepts no secret (NULL authentication): not our tor',
+    500,
+  ),
+  TOR_COOKIE_PATH_REFUSED: spec(
+    'OBX_ERR_TOR_COOKIE_PATH_REFUSED',
+    'The tor control listener named a cookie file other than the configured one',
+    500,
+  ),
   TOR_CHECK_FAILED: spec('OBX_ERR_TOR_CHECK_FAILED', 'The "is this Tor?" check failed', 502),
   CLOCK_INVALID: spec('OBX_ERR_CLOCK_INVALID', 'Time rejected', 400),
   // firewall

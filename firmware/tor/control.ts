@@ -1,7 +1,14 @@
 /**
  * Our tor control-port client: one socket, commands answered in order, async events (650) dispatched to
- * listeners. Authentication: SAFECOOKIE (HMAC-SHA256 challenge, server hash verified), falling back to
- * COOKIE, or NULL when tor offers only that. Parsing lives in protocol.ts; this file only does I/O.
+ * listeners. Authentication: SAFECOOKIE only (HMAC-SHA256 challenge, server hash verified), with the
+ * cookie read from the one path the caller pins (the torrc's CookieAuthFile):
+ *   - a listener offering NULL (no secret at all) is not our tor (ours always has CookieAuthentication 1):
+ *     refused with OBX_ERR_TOR_AUTH_NULL_REFUSED, and we never send an AUTHENTICATE without a secret;
+ *   - a listener naming another COOKIEFILE is refused (OBX_ERR_TOR_COOKIE_PATH_REFUSED) before any file
+ *     is read: a process that squats the control port during tor's restart cannot make us read (and
+ *     prove knowledge of) a file of its choosing;
+ *   - plain COOKIE would hand the cookie itself to whoever listens: refused, SAFECOOKIE proves both sides.
+ * Parsing lives in protocol.ts; this file only does I/O.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -24,6 +31,14 @@ import {
 } from './protocol.js';
 
 export type ControlEndpoint = { host: string; port: number } | { path: string };
+
+export interface ControlOptions {
+  /** TCP (127.0.0.1:9051) or a Unix ControlSocket. */
+  endpoint: ControlEndpoint;
+  /** The cookie's path as the torrc pins it (CookieAuthFile): the only file ever read, and the only
+   * COOKIEFILE a listener may name. */
+  cookieFile: string;
+}
 
 const SERVER_KEY = 'Tor safe cookie authentication server-to-controller hash';
 const CLIENT_KEY = 'Tor safe cookie authentication controller-to-server hash';
@@ -52,7 +67,13 @@ export class TorControl {
   /** A command without a reply after this long closes the connection. */
   commandTimeoutMs = 30_000;
 
-  constructor(readonly endpoint: ControlEndpoint) {}
+  readonly endpoint: ControlEndpoint;
+  readonly cookieFile: string;
+
+  constructor(opts: ControlOptions) {
+    this.endpoint = opts.endpoint;
+    this.cookieFile = opts.cookieFile;
+  }
 
   get connected(): boolean {
     return this.#sock !== null && !this.#closed;
@@ -83,48 +104,50 @@ export class TorControl {
     sock.on('close', () => this.#fail(obxError('TOR_CONTROL_CLOSED', 'connection closed')));
   }
 
-  /** PROTOCOLINFO, then SAFECOOKIE (preferred), COOKIE or NULL. */
+  /** PROTOCOLINFO, then SAFECOOKIE with the pinned cookie; anything else is refused (see the file's top). */
   async authenticate(): Promise<void> {
     const info = await this.send('PROTOCOLINFO 1');
     let methods: string[] = [];
-    let cookieFile = '';
+    let cookieFile: string | undefined;
     for (const line of info.lines) {
       if (line.text.startsWith('AUTH ')) {
         const { keywords } = parseKeywords(line.text.slice(5));
-        methods = (keywords.METHODS ?? '').split(',');
-        cookieFile = keywords.COOKIEFILE ?? '';
+        methods = (keywords.METHODS ?? '').split(',').filter((m) => m !== '');
+        cookieFile = keywords.COOKIEFILE;
       }
-    }
-    if (methods.includes('SAFECOOKIE') && cookieFile) {
-      const cookie = await this.#readCookie(cookieFile);
-      const clientNonce = randomBytes(32);
-      const challenge = await this.send(`AUTHCHALLENGE SAFECOOKIE ${clientNonce.toString('hex')}`);
-      const text = replyText(challenge);
-      const { keywords } = parseKeywords(text.replace(/^AUTHCHALLENGE /, ''));
-      const serverHash = Buffer.from(keywords.SERVERHASH ?? '', 'hex');
-      const serverNonce = Buffer.from(keywords.SERVERNONCE ?? '', 'hex');
-      if (serverHash.length !== 32 || serverNonce.length !== 32) {
-        throw obxError('TOR_AUTH_FAILED', 'malformed AUTHCHALLENGE reply');
-      }
-      const msg = Buffer.concat([cookie, clientNonce, serverNonce]);
-      const expected = createHmac('sha256', SERVER_KEY).update(msg).digest();
-      if (!timingSafeEqual(expected, serverHash)) {
-        throw obxError('TOR_AUTH_FAILED', 'tor did not prove it knows the cookie (server hash mismatch)');
-      }
-      const clientHash = createHmac('sha256', CLIENT_KEY).update(msg).digest('hex');
-      await this.#auth(`AUTHENTICATE ${clientHash}`);
-      return;
-    }
-    if (methods.includes('COOKIE') && cookieFile) {
-      const cookie = await this.#readCookie(cookieFile);
-      await this.#auth(`AUTHENTICATE ${cookie.toString('hex')}`);
-      return;
     }
     if (methods.includes('NULL')) {
-      await this.#auth('AUTHENTICATE');
-      return;
+      throw obxError(
+        'TOR_AUTH_NULL_REFUSED',
+        `the listener on ${describeEndpoint(this.endpoint)} accepts no secret (METHODS=${methods.join(',')})`,
+      );
     }
-    throw obxError('TOR_AUTH_FAILED', `no supported method (tor offers ${methods.join(',') || 'none'})`);
+    if (!methods.includes('SAFECOOKIE')) {
+      throw obxError('TOR_AUTH_FAILED', `no SAFECOOKIE (tor offers ${methods.join(',') || 'none'})`);
+    }
+    if (cookieFile !== this.cookieFile) {
+      throw obxError(
+        'TOR_COOKIE_PATH_REFUSED',
+        `the listener names ${JSON.stringify(cookieFile ?? '')}, not ${JSON.stringify(this.cookieFile)}`,
+      );
+    }
+    const cookie = await this.#readCookie(this.cookieFile);
+    const clientNonce = randomBytes(32);
+    const challenge = await this.send(`AUTHCHALLENGE SAFECOOKIE ${clientNonce.toString('hex')}`);
+    const text = replyText(challenge);
+    const { keywords } = parseKeywords(text.replace(/^AUTHCHALLENGE /, ''));
+    const serverHash = Buffer.from(keywords.SERVERHASH ?? '', 'hex');
+    const serverNonce = Buffer.from(keywords.SERVERNONCE ?? '', 'hex');
+    if (serverHash.length !== 32 || serverNonce.length !== 32) {
+      throw obxError('TOR_AUTH_FAILED', 'malformed AUTHCHALLENGE reply');
+    }
+    const msg = Buffer.concat([cookie, clientNonce, serverNonce]);
+    const expected = createHmac('sha256', SERVER_KEY).update(msg).digest();
+    if (!timingSafeEqual(expected, serverHash)) {
+      throw obxError('TOR_AUTH_FAILED', 'tor did not prove it knows the cookie (server hash mismatch)');
+    }
+    const clientHash = createHmac('sha256', CLIENT_KEY).update(msg).digest('hex');
+    await this.#auth(`AUTHENTICATE ${clientHash}`);
   }
 
   async #readCookie(path: string): Promise<Buffer> {
@@ -279,12 +302,23 @@ export class TorControl {
   }
 }
 
+function describeEndpoint(e: ControlEndpoint): string {
+  return 'path' in e ? e.path : `${e.host}:${e.port}`;
+}
+
+/** Refusals that no retry can cure: the listener is not our tor, or our cookie is wrong. */
+const FINAL_AUTH_ERRORS = new Set([
+  'OBX_ERR_TOR_AUTH_FAILED',
+  'OBX_ERR_TOR_AUTH_NULL_REFUSED',
+  'OBX_ERR_TOR_COOKIE_PATH_REFUSED',
+]);
+
 /** Connects and authenticates, retrying until tor's control port is up (tor writes it after start). */
-export async function connectControl(endpoint: ControlEndpoint, timeoutMs = 15_000): Promise<TorControl> {
+export async function connectControl(opts: ControlOptions, timeoutMs = 15_000): Promise<TorControl> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
-    const c = new TorControl(endpoint);
+    const c = new TorControl(opts);
     try {
       await c.connect(Math.max(500, deadline - Date.now()));
       await c.authenticate();
@@ -292,7 +326,7 @@ export async function connectControl(endpoint: ControlEndpoint, timeoutMs = 15_0
     } catch (err) {
       c.close();
       last = err;
-      if ((err as { code?: string }).code === 'OBX_ERR_TOR_AUTH_FAILED') throw err;
+      if (FINAL_AUTH_ERRORS.has((err as { code?: string }).code ?? '')) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }

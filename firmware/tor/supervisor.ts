@@ -26,7 +26,7 @@ import type { RelayEndpoint } from '../firewall/params.js';
 import { clipText } from '../lib/clip.js';
 import type { Log } from '../log.js';
 import type { TorStatus } from '../state/machine.js';
-import { connectControl, type TorControl } from './control.js';
+import { type ControlOptions, connectControl, type TorControl } from './control.js';
 import { torSettingsProblems } from './grammar.js';
 import { prepareDataDir, TorProcess } from './process.js';
 import { parseBootstrap, parseStatusEvent, type TorEvent } from './protocol.js';
@@ -40,7 +40,7 @@ import {
   readinessEventOf,
   reduceReadiness,
 } from './readiness.js';
-import { renderTorrc, type TorRuntime } from './torrc.js';
+import { cookiePath, renderTorrc, type TorRuntime } from './torrc.js';
 import { TorrcFiles } from './torrc-files.js';
 
 /** The supervisor's status: TorStatus is declared once, in firmware/state/machine.ts (with tor's PID). */
@@ -389,7 +389,7 @@ export class TorSupervisor {
     });
     this.#proc = proc;
     const control = await Promise.race([
-      connectControl(this.#controlEndpoint(), this.#opts.startTimeoutMs ?? 30_000),
+      connectControl(this.#controlOptions(), this.#opts.startTimeoutMs ?? 30_000),
       proc.exited,
     ]);
     if (generation !== this.#generation || this.#stopping) {
@@ -409,9 +409,13 @@ export class TorSupervisor {
     this.#opts.log?.info({ pid: proc.pid }, 'tor started');
   }
 
-  #controlEndpoint() {
-    const c = this.#opts.runtime.control;
-    return 'unix' in c ? { path: c.unix } : { host: c.host, port: c.port };
+  #controlOptions(): ControlOptions {
+    const rt = this.#opts.runtime;
+    const c = rt.control;
+    return {
+      endpoint: 'unix' in c ? { path: c.unix } : { host: c.host, port: c.port },
+      cookieFile: cookiePath(rt),
+    };
   }
 
   #warn(message: string): void {

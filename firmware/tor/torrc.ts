@@ -15,6 +15,11 @@ export interface TorRuntime {
   dataDir: string;
   /** ControlPort: 127.0.0.1:9051 in production, a unix socket or a free port in tests. */
   control: PortSpec;
+  /**
+   * CookieAuthFile: the control cookie's one path, pinned in the torrc and in the control client (which
+   * refuses a listener naming another). Default `<dataDir>/control_auth_cookie`.
+   */
+  cookieFile?: string | undefined;
   /** SocksPort, 127.0.0.1:9050 in production. */
   socks: PortSpec;
   /** LAN address for TransPort/DNSPort (router mode). Absent: no TransPort/DNSPort. */
@@ -90,6 +95,11 @@ function portSpec(spec: PortSpec, what: string): string {
   return `${ipv4(spec.host, what)}:${portNumber(spec.port, what)}`;
 }
 
+/** The control cookie's path: the runtime's CookieAuthFile, or tor's default in its data directory. */
+export function cookiePath(rt: Pick<TorRuntime, 'dataDir' | 'cookieFile'>): string {
+  return rt.cookieFile ?? `${rt.dataDir}/control_auth_cookie`;
+}
+
 /** Validates an extra line: printable, known keyword, no port options. */
 export function checkExtraLine(line: unknown): string {
   if (typeof line !== 'string' || !/^[\x20-\x7e]{1,500}$/.test(line)) {
@@ -135,7 +145,11 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
     if (rt.dnsPort !== undefined) lines.push(`DNSPort ${lan}:${portNumber(rt.dnsPort, 'dnsPort')}`);
   }
   lines.push('AutomapHostsOnResolve 1', 'VirtualAddrNetworkIPv4 172.16.0.0/12', 'ClientUseIPv6 0');
-  lines.push(`ControlPort ${portSpec(rt.control, 'control')}`, 'CookieAuthentication 1');
+  lines.push(
+    `ControlPort ${portSpec(rt.control, 'control')}`,
+    'CookieAuthentication 1',
+    `CookieAuthFile ${path(cookiePath(rt), 'cookieFile')}`,
+  );
 
   // Bridges.
   const bridges = tor.bridges.map((b) => formatBridgeLine(parseBridgeLine(b)));

@@ -562,6 +562,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       `ControlPort unix:${join(probeDir, 'control')}`,
       `SocksPort unix:${join(probeDir, 'socks')}`,
       'CookieAuthentication 1',
+      `CookieAuthFile ${join(probeDir, 'control_auth_cookie')}`,
       `Log notice file ${join(probeDir, 'notice.log')}`,
       `__OwningControllerProcess ${process.pid}`,
     ];
@@ -574,7 +575,13 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     );
     let control: TorControl | null = null;
     try {
-      control = await connectControl({ path: join(probeDir, 'control') }, 20_000);
+      control = await connectControl(
+        {
+          endpoint: { path: join(probeDir, 'control') },
+          cookieFile: join(probeDir, 'control_auth_cookie'),
+        },
+        20_000,
+      );
       let lastHup = Date.now();
       for (;;) {
         if (probe.exitCode !== null)

@@ -25,6 +25,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -40,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
+import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
 const execFileP = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,6 +53,8 @@ const PAGE_RELAY = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './page-relay.ts' : './page-relay.js', import.meta.url),
 );
 export const DHCLIENT_SCRIPT = join(ROOT, 'scripts/sim/dhclient-script');
+/** The units the image installs; the world starts the box's processes from them (scripts/sim/units.ts). */
+export const UNIT_DIR = join(ROOT, 'firmware/system/systemd');
 
 /** The world's addresses. The LAN is the box's default (10.42.0.1/24); the internet is 198.18.0.0/24. */
 export const ADDR = Object.freeze({
@@ -384,6 +388,8 @@ interface Build {
   leaseFile: string;
   lanLeaseFile: string;
   boxStateDir: string;
+  /** The box's units started through the unit runner (stopped from restarting first at stop()). */
+  units: RunningUnit[];
 }
 
 /** Checks the prefix and the directory (made, traversable by the box's tor); starts nothing. */
@@ -427,6 +433,7 @@ function newBuild(opts: WorldOptions): Build {
     leaseFile: wanLeaseFile(dir, BOX_WAN_IF),
     lanLeaseFile: join(dir, 'lan-lease.env'),
     boxStateDir: join(dir, 'box'),
+    units: [],
   };
 }
 
@@ -530,6 +537,7 @@ async function waitForFile(file: string, what: string): Promise<void> {
 }
 
 async function stopWorld(b: Build): Promise<void> {
+  for (const u of b.units) u.stop();
   // the page relay and the daemon first (the daemon's tor goes with it), then the rest, by PID
   for (const t of [...b.tracked].reverse()) await stopTracked(t, t === b.daemon ? 15_000 : 5000);
   await b.privnet?.stop().catch(() => undefined);
@@ -765,27 +773,64 @@ async function startOnionboxd(b: Build): Promise<void> {
     testNetwork,
     `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
   );
-  const command = opts.daemonCommand ?? [
-    process.execPath,
-    '--max-semi-space-size=1',
-    '--max-old-space-size=64',
-    join(ROOT, 'dist/firmware/main.js'),
-  ];
-  b.daemon = track(
-    b,
-    'onionboxd',
-    b.netns.box,
-    command[0] as string,
-    [...command.slice(1), '--simulate', '--state-dir', boxStateDir, '--test-network', testNetwork],
+  // as systemd starts it: onionboxd.service's command line, user, capabilities and directories
+  const plan = planUnit(readFileSync(join(UNIT_DIR, 'onionboxd.service'), 'utf8'), {
+    name: 'onionboxd',
+    pathMap: simPathMap(b),
+    extraArgs: ['--simulate', '--test-network', testNetwork],
+  });
+  if (opts.daemonCommand) plan.main = replaceProgram(plan.main, 'dist/firmware/main.js', opts.daemonCommand);
+  // what Debian's tor package leaves for the unit: /var/lib/tor, debian-tor's, 2700
+  mkdirSync(join(b.dir, 'tor-data'), { recursive: true });
+  chownSync(join(b.dir, 'tor-data'), ...userIds('debian-tor'));
+  chmodSync(join(b.dir, 'tor-data'), 0o2700);
+  const unit = startUnit(
+    plan,
+    (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
     {
-      ...process.env,
       ...opts.daemonEnv,
-      PATH: `${SIM_BIN}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      ...runnerEnv(),
+      PATH: `${SIM_BIN}:${SYSTEMD_PATH}`,
       OBX_SIM_WAN_LEASE: b.leaseFile,
-      MALLOC_MMAP_THRESHOLD_: '131072',
     },
   );
+  b.units.push(unit);
+  await unit.started;
+  b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
+  if (!b.daemon) throw new Error('sim: onionboxd did not start');
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 60_000);
+}
+
+/** Where the units' absolute paths live in this world. */
+function simPathMap(b: Build): Record<string, string> {
+  return {
+    '/opt/onionbox': ROOT.replace(/\/$/, ''),
+    '/usr/bin/node': process.execPath,
+    '/var/lib/onionbox': b.boxStateDir,
+    '/var/lib/tor': join(b.dir, 'tor-data'),
+    '/run/onionbox': join(b.dir, 'run'),
+  };
+}
+
+/** uid and gid of a system user (the units' users exist on the host: scripts/setup). */
+function userIds(name: string): [number, number] {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name) return [Number(f[2]), Number(f[3])];
+  }
+  throw new Error(`sim: no user ${name} on this machine (scripts/setup creates it)`);
+}
+
+/**
+ * The test runner's variables (tap's TypeScript loader and coverage), for a daemon run from source under
+ * tap: the unit's own environment is systemd's, and knows nothing of them.
+ */
+function runnerEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && /^(NODE_V8_COVERAGE$|NODE_OPTIONS$|TS_NODE_|_TAPJS|TAP)/.test(k)) out[k] = v;
+  }
+  return out;
 }
 
 /** The LAN device asks the box's DHCP server for its address, router and DNS. */

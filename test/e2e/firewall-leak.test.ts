@@ -20,7 +20,7 @@ import { Firewall } from '../../firmware/firewall/apply.js';
 import { compareShape, parseTableJson } from '../../firmware/firewall/kernel-table.js';
 import type { FirewallMode } from '../../firmware/firewall/params.js';
 import { buildRuleset } from '../../firmware/firewall/render.js';
-import { attachTor, controlSocketLines } from '../helpers/attached-tor.js';
+import { type AttachedControl, attachTor, controlSocketLines } from '../helpers/attached-tor.js';
 import { startFirewallBox } from '../helpers/firewall-box.js';
 import {
   BOX_LAN,
@@ -183,10 +183,10 @@ t.test('end-to-end leak test: lan -> box (nft + tor) -> inet', { skip, timeout: 
   };
 
   /** The box's tor, with a control socket the BoxController's tor adapter attaches to. */
-  let torControl = '';
+  let torControl: AttachedControl = { socket: '', cookieFile: '' };
   const startBoxTor = async (): Promise<BoxTor> => {
     const ctl = controlSocketLines(t, { uid: topo.torUid, gid: topo.torGid });
-    torControl = ctl.socket;
+    torControl = ctl;
     return topo.startTor({ extraLines: ctl.lines });
   };
   let tor: BoxTor = await startBoxTor();

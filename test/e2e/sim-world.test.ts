@@ -37,6 +37,7 @@ const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient
 t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
   const dir = tmpDir(t);
   const prefix = uniquePrefix();
+  const t0 = Date.now();
   const world = await startWorld(t, { prefix, dir, capture: true });
   const boxMac = await macOf(world, world.netns.box, 'eth0');
 
@@ -69,6 +70,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
     },
     120_000,
   );
+  t.comment(`routing ${((Date.now() - t0) / 1000).toFixed(1)} s after the world began (time to routing)`);
   t.match(String(routing.tor), /^ready 100%/);
   t.same(routing.dhcpServers, [EXIT_ADDR], "the modem's DHCP server is the firewall's DHCP exception");
   const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);

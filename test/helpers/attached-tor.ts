@@ -32,12 +32,18 @@ import type { Teardown } from './netns.js';
 export function controlSocketLines(
   t: Teardown,
   ids: { uid: number; gid: number },
-): { socket: string; lines: string[] } {
+): AttachedControl & { lines: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'onionbox-boxctl-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   chownSync(dir, ids.uid, ids.gid);
   const socket = join(dir, 'control');
-  return { socket, lines: [`ControlPort unix:${socket}`, 'CookieAuthentication 1'] };
+  // the cookie's path is pinned on both sides: the client refuses a listener naming another
+  const cookieFile = join(dir, 'control_auth_cookie');
+  return {
+    socket,
+    cookieFile,
+    lines: [`ControlPort unix:${socket}`, 'CookieAuthentication 1', `CookieAuthFile ${cookieFile}`],
+  };
 }
 
 export interface AttachedTor extends TorLike {
@@ -49,8 +55,17 @@ export interface AttachedTor extends TorLike {
   close(): void;
 }
 
-export async function attachTor(bus: EventBus, socket: string, pid: number): Promise<AttachedTor> {
-  const control: TorControl = await connectControl({ path: socket }, 30_000);
+/** A tor's control socket and the cookie file its torrc pins. */
+export interface AttachedControl {
+  socket: string;
+  cookieFile: string;
+}
+
+export async function attachTor(bus: EventBus, ctl: AttachedControl, pid: number): Promise<AttachedTor> {
+  const control: TorControl = await connectControl(
+    { endpoint: { path: ctl.socket }, cookieFile: ctl.cookieFile },
+    30_000,
+  );
   let status: TorStatus = { phase: 'starting', progress: 0, summary: 'attaching', ready: false, pid };
   const history: TorStatus[] = [];
   const waiters = new Set<() => void>();

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 import {
   addAddr,
   describeFrame,
@@ -25,7 +26,6 @@ import {
   uniqueSuffix,
 } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { parseUnit } from '../helpers/unit-file.js';
 
 const SYSTEM = fileURLToPath(new URL('../../firmware/system/', import.meta.url));
 const LOCKDOWN = join(SYSTEM, 'onionbox-lockdown.nft');

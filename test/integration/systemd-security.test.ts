@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { parseUnit } from '../helpers/unit-file.js';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 
 const UNIT = fileURLToPath(new URL('../../firmware/system/systemd/onionboxd.service', import.meta.url));
 /** systemd-analyze's --threshold is the exposure times ten. */

@@ -13,9 +13,9 @@ import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { systemUser } from '../../firmware/tor/process.js';
 import { renderTorrc } from '../../firmware/tor/torrc.js';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 import { makeNetns, nsRun, rootSkipReason } from '../helpers/netns.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { parseUnit } from '../helpers/unit-file.js';
 
 const UNIT = fileURLToPath(new URL('../../firmware/system/systemd/onionboxd.service', import.meta.url));
 const skip = rootSkipReason(['ip', 'tor', 'setpriv']);

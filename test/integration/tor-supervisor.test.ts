@@ -147,7 +147,8 @@ t.test('NEWNYM: the next stream uses a different circuit', async (t) => {
 });
 
 t.test('SAFECOOKIE: our client authenticates to the real tor; a wrong cookie is refused', async (t) => {
-  const c = await connectControl({ host: '127.0.0.1', port: controlPort ?? 0 });
+  const cookieFile = join(dir, 'box', 'data', 'control_auth_cookie');
+  const c = await connectControl({ endpoint: { host: '127.0.0.1', port: controlPort ?? 0 }, cookieFile });
   t.match(await c.version(), /^0\.4\.9/);
   await t.rejects(c.command('GETINFO no-such-key'), { code: 'OBX_ERR_TOR_OPERATION_FAILED', message: /552/ });
   c.close();
@@ -157,7 +158,7 @@ t.test('SAFECOOKIE: our client authenticates to the real tor; a wrong cookie is 
       const cmd = d.toString();
       if (cmd.startsWith('PROTOCOLINFO')) {
         s.write(
-          `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="${join(dir, 'box', 'data', 'control_auth_cookie')}"\r\n250 OK\r\n`,
+          `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="${cookieFile}"\r\n250 OK\r\n`,
         );
       } else if (cmd.startsWith('AUTHCHALLENGE')) {
         s.write(`250 AUTHCHALLENGE SERVERHASH=${'00'.repeat(32)} SERVERNONCE=${'11'.repeat(32)}\r\n`);
@@ -168,7 +169,10 @@ t.test('SAFECOOKIE: our client authenticates to the real tor; a wrong cookie is 
   t.teardown(() => fake.close());
   const addr = fake.address();
   await t.rejects(
-    connectControl({ host: '127.0.0.1', port: addr && typeof addr === 'object' ? addr.port : 0 }),
+    connectControl({
+      endpoint: { host: '127.0.0.1', port: addr && typeof addr === 'object' ? addr.port : 0 },
+      cookieFile,
+    }),
     {
       code: 'OBX_ERR_TOR_AUTH_FAILED',
     },

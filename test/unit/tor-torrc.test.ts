@@ -55,6 +55,7 @@ t.test('production torrc carries the reference router lines (docs/architecture.m
     'ClientUseIPv6 0',
     'ControlPort 127.0.0.1:9051',
     'CookieAuthentication 1',
+    'CookieAuthFile /var/lib/tor/control_auth_cookie',
   ]) {
     t.ok(text.split('\n').includes(line), line);
   }
