@@ -59,8 +59,6 @@ async function main(): Promise<number> {
     torDataDir: args.torDataDir,
     simulate: args.simulate,
     stateDir: args.stateDir,
-    listenHost: args.listenHost,
-    listenPort: args.listenPort,
     log,
   });
   const sd = createSdNotifier();
@@ -93,8 +91,8 @@ async function main(): Promise<number> {
     log.flush?.();
     return 1;
   }
-  log.info({ address: daemon.address, simulate: args.simulate }, 'onionboxd ready');
-  await sd.ready(`web page at ${daemon.address}`);
+  log.info({ pageSocket: daemon.pageSocket, simulate: args.simulate }, 'onionboxd ready');
+  await sd.ready(`page socket at ${daemon.pageSocket}`);
   stopWatchdog = sd.startWatchdog();
   return -1; // keep running
 }

@@ -83,6 +83,8 @@ export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hos
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
+  // the page in its own process (issue 23)
+  'onionbox-web.service',
   'onionbox-growroot.service',
   // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
   'onionbox-selftest-early.service',

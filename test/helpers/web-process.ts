@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseUnit } from './unit-file.js';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const WEB_UNIT_FILE = `${ROOT}firmware/system/systemd/onionbox-web.service`;

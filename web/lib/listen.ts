@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { PageSettings } from '../../firmware/box/api.js';
-import { DEFAULT_STATE_DIR, parseCliArgs, parsePort } from '../../firmware/cli/args.js';
+import { DEFAULT_STATE_DIR, parseCliArgs, parseListen } from '../../firmware/cli/args.js';
 import { obxError } from '../../firmware/errors.js';
 
 export interface ListenAddress {
@@ -27,12 +27,7 @@ export function parseWebArgs(argv: readonly string[]): WebArgs {
     listen: { type: 'string' },
     'log-level': { type: 'string' },
   }).values;
-  let listen: WebArgs['listen'] = null;
-  if (typeof v.listen === 'string') {
-    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(v.listen);
-    if (!m?.[1]) throw obxError('CLI_USAGE', `--listen must be IPV4:PORT, got "${v.listen}"`);
-    listen = { host: m[1], port: parsePort(m[2] ?? '', '--listen', 0) };
-  }
+  const listen = typeof v.listen === 'string' ? parseListen(v.listen) : null;
   const logLevel = typeof v['log-level'] === 'string' ? v['log-level'] : undefined;
   if (
     logLevel !== undefined &&
