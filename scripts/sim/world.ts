@@ -805,7 +805,7 @@ async function startOnionboxd(b: Build): Promise<void> {
   await unit.started;
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
-  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 60_000);
+  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
 }
 
 /**
@@ -829,7 +829,8 @@ async function startWeb(b: Build): Promise<void> {
   await unit.started;
   const web = b.tracked.findLast((x) => x.name === 'onionbox-web');
   if (!web) throw new Error('sim: onionbox-web did not start');
-  await waitForLog(web, /"msg":"onionbox-web listening"/, 60_000);
+  // from source under tap's loader on a loaded machine this has taken 55 s
+  await waitForLog(web, /"msg":"onionbox-web listening"/, 180_000);
 }
 
 /** Where the units' absolute paths live in this world. */
@@ -934,8 +935,9 @@ async function exposePage(b: Build, port: number): Promise<string> {
     '--target',
     `${ADDR.boxLan}:80`,
   ]);
+  // 60 s: under load (two cores, tap's loader) the relay's start alone has taken more than 15 s
   for (let i = 0; !existsSync(sock); i++) {
-    if (i > 150 || relay.child.exitCode !== null) {
+    if (i > 600 || relay.child.exitCode !== null) {
       throw new Error(`sim: the page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
     }
     await sleep(100);
