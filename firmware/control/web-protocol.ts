@@ -12,12 +12,14 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
+import type { ApplyTorResult, BoxStatus, ClaimProgress, ClaimTicket, LeakReport } from '../box/api.js';
 import {
   AccessPointSettings,
   BoardSettings,
   CONFIG_VERSION,
   NetworkSettings,
   Port,
+  type TorConfig,
   TorSettings,
 } from '../config/schema.js';
 import { type ErrorName, obxError } from '../errors.js';
@@ -368,3 +370,16 @@ export function checked<T extends TSchema>(
   const problems = schemaProblems(check, value);
   throw obxError(code, `${what}: ${problemSummary(problems)}`, { details: problems });
 }
+
+// ---- the schemas and the BoxApi's types say the same (a compile error when one changes alone)
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Expect<T extends true> = T;
+export type ProtocolMatchesApi = [
+  Expect<Same<Static<typeof BoxStatusSchema>, Omit<BoxStatus, 'alert'> & { alert?: string }>>,
+  Expect<Same<Static<typeof LeakReportSchema>, LeakReport>>,
+  Expect<Same<WebResult<'web.startClaim'>, ClaimTicket>>,
+  Expect<Same<WebResult<'web.claimProgress'>, ClaimProgress>>,
+  Expect<Same<WebResult<'web.applyTorSettings'>, ApplyTorResult>>,
+  Expect<Same<WebArgs<'web.applyTorSettings'>['settings'], TorConfig>>,
+];
