@@ -20,7 +20,7 @@ async function until(
   t: { fail(msg: string): void },
   what: string,
   ok: () => boolean,
-  ms = 5000,
+  ms = 20_000,
 ): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
