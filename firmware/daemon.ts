@@ -30,6 +30,8 @@
  *   page-socket    the page's socket (web.sock): the page runs in its own process (onionbox-web.service,
  *                  web/main.ts) and reaches the box only through it; onionboxd listens on no TCP port
  *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
+ *   slot           asks for the running A/B slot to be marked good once the box routes, or after some
+ *                  healthy minutes without a WAN (firmware/update/slot.ts)
  *
  * The relay set has one owner, RelaySet (firmware/tor/relay-set.ts): the firewall's parameters read its
  * current() and every change after the seed (new bridges, a new consensus) goes through it to the
@@ -40,6 +42,7 @@
  * loads `lockdown`. A crash leaves the last ruleset in the kernel (it never forwards); the unit's
  * ExecStopPost then loads the boot lockdown.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BoxController } from './box/controller.js';
 import { ConfigStore } from './config/store.js';
@@ -57,6 +60,7 @@ import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhas
 import { pageSocketPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
+import { slotPhase } from './update/slot.js';
 
 export { TOR_PORTS } from './phases/tor.js';
 
@@ -68,6 +72,11 @@ export interface DaemonOptions {
   testNetwork?: TestNetwork | undefined;
   /** tor's data directory: default <state dir>/tor/data; on the box Debian's /var/lib/tor (the unit). */
   torDataDir?: string | undefined;
+  /**
+   * systemd's runtime root (%t, default /run), where dnsmasq's and hostapd's own units keep their
+   * runtime directories; the simulator, which plays systemd's part, gives its own.
+   */
+  runDir?: string | undefined;
   log: Logger;
 }
 
@@ -140,21 +149,28 @@ export class Daemon {
       const relays = await this.#run(relaySeedPhase({ ...root, platform, firewall }));
       this.#relays = relays;
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays }));
-      // dnsmasq's leases in systemd's RuntimeDirectory (/run/onionbox, tmpfs) on the box, as the firewall
-      // phase's scripts: the LAN's MACs and hostnames never reach the SD card
-      const runtimeDir = process.env.RUNTIME_DIRECTORY;
-      const network = await this.#run(networkPhase({ ...root, runtimeDir, tor }));
+      // dnsmasq's leases and PID file in its own unit's runtime directory (/run/onionbox-dhcp, tmpfs):
+      // the LAN's MACs and hostnames never reach the SD card
+      const network = await this.#run(networkPhase({ ...root, runDir: this.#opts.runDir, tor }));
       this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));
       this.#box = box;
-      await this.#run(wanLeasePhase({ network, box }));
+      // a change of transports changes rules (firmware/tor/transports.ts): the whole ruleset again
+      relays.onRulesChanged(() => box.reapply());
+      // tor's own resolv.conf (its unit binds it over /etc/resolv.conf): the WAN's resolvers only
+      const resolvConf = join(process.env.RUNTIME_DIRECTORY ?? stateDir, 'tor-resolv.conf');
+      await this.#run(wanLeasePhase({ network, box, resolvConf }));
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
       await this.#run(pageSocketPhase({ config, box, stateDir }));
       const torCheckHere = () => torCheck(testNetwork);
       await this.#run(controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere }));
+      // the A/B slot: asks (through /run/onionbox) for the running slot to be marked good once it routes
+      // onionboxd's own runtime directory (systemd's RuntimeDirectory, /run/onionbox)
+      const runtimeDir = process.env.RUNTIME_DIRECTORY;
+      await this.#run(slotPhase({ runtimeDir, box, network, log: log.child({ component: 'slot' }) }));
     } catch (err) {
       await this.stop();
       throw obxError('DAEMON_START_FAILED', describeError(err), { cause: err });

@@ -57,6 +57,7 @@ async function main(): Promise<number> {
   const daemon = new Daemon({
     testNetwork,
     torDataDir: args.torDataDir,
+    runDir: args.runDir,
     simulate: args.simulate,
     stateDir: args.stateDir,
     log,

@@ -1,12 +1,16 @@
 /**
- * npm run image:test: boots the built image in QEMU (the image's own arm64 kernel and initrd,
- * -M virt -cpu cortex-a72, TCG) on a qcow2 overlay, with two virtio NICs:
+ * npm run image:test: boots the built image in QEMU (-M virt -cpu cortex-a72, TCG) through U-Boot
+ * (u-boot-qemu's qemu_arm64 build as -bios, copied out by the image build) and the image's own boot.scr,
+ * the same script a Pi runs: it picks slot A, counts the try in onionbox.env and loads the slot's kernel,
+ * initrd and device tree. On a qcow2 overlay (4 GiB: the first boot makes slot B and grows the data
+ * partition), with two virtio NICs:
  *   WAN (eth0): QEMU's user network with restrict=on (its DHCP answers; nothing reaches the host's
  *     network or the internet), every frame the box sends captured by filter-dump;
  *   LAN (eth1): a tap device inside this test's own network namespace, where a LAN client (10.42.0.50)
  *     fetches the page and probes the WAN side.
- * The image's test-only units run because the test adds onionbox.selftest=1 to the kernel command line;
- * they report over the serial console. Prints one line per check and "N passed, N failed".
+ * The image's test-only units run because the test hands the guest the fw_cfg item opt/onionbox/selftest
+ * (a device of the emulator: nothing on the SD card or in U-Boot's environment can switch them on); they
+ * report over the serial console. Prints one line per check and "N passed, N failed".
  * The board is QEMU virt's PL061 GPIO controller (`acpi=off`: QEMU's power button is then its line 3, and
  * gpio-keys is kept off it), driven by the unchanged GpioBoard as the firmware's user: when the box asks
  * (`OBX-SELFTEST-HOLD power SECONDS` on the console), this side holds the power button, i.e. turns the kill
@@ -96,7 +100,8 @@ async function main(): Promise<void> {
     if (!r.ok) fail(`${tool} is missing: apt-get install ${pkg} (or run images/setup)`);
   }
   const img = join(out, `${name}.img`);
-  for (const f of [img, `${img}.xz`, join(out, `${name}.vmlinuz`), join(out, `${name}.initrd`)]) {
+  const uboot = join(out, `${name}.u-boot-qemu.bin`);
+  for (const f of [img, uboot]) {
     if (!existsSync(f)) fail(`${f} is missing: build the image first (npm run image)`);
   }
   const manifest = parseImageManifest(JSON.parse(await readFile(join(out, `${name}.manifest.json`), 'utf8')));
@@ -125,20 +130,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
-    // a 2 GiB overlay: the first-boot grow has room to grow into
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', img, '-F', 'raw', overlay, '2G']);
+    // a 4 GiB overlay: room for slot B (as large as A) and a grown data partition
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', img, '-F', 'raw', overlay, '4G']);
     await run('ip', ['netns', 'add', NS]);
     await inNs(['ip', 'link', 'set', 'lo', 'up'], false);
-    const cmdline = [
-      'console=ttyAMA0',
-      'root=LABEL=ONIONROOT',
-      'rw',
-      'rootwait',
-      'net.ifnames=0',
-      'onionbox.selftest=1',
-      // PL061 line 3 is the kill switch here, not a power key
-      'module_blacklist=gpio_keys',
-    ].join(' ');
     const args = [
       'netns',
       'exec',
@@ -154,12 +149,11 @@ async function main(): Promise<void> {
       '1024',
       '-accel',
       'tcg,thread=multi',
-      '-kernel',
-      join(out, `${name}.vmlinuz`),
-      '-initrd',
-      join(out, `${name}.initrd`),
-      '-append',
-      cmdline,
+      // U-Boot, then the image's boot.scr (the kernel command line is the script's, as on a Pi)
+      '-bios',
+      uboot,
+      '-fw_cfg',
+      'name=opt/onionbox/selftest,string=1',
       '-drive',
       `if=none,id=hd,file=${overlay},format=qcow2`,
       '-device',
@@ -182,7 +176,6 @@ async function main(): Promise<void> {
       `unix:${monitor},server=on,wait=off`,
       '-serial',
       `file:${serial}`,
-      '-no-reboot',
     ];
     const t0 = Date.now();
     qemu = spawn('nice', ['-n', '10', 'ip', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -268,6 +261,16 @@ async function main(): Promise<void> {
       if (c.check === 'onionboxd-rss') record('onionboxd RSS in the emulated box', true, c.detail);
       else record(`box: ${c.check}`, c.pass, `${c.detail} (t=${c.t} s on the box)`);
     }
+    const ubootLine = /Onionbox: booting slot ([AB]) \(BOOT_A_LEFT=([0-9]) BOOT_B_LEFT=([0-9]) saved\)/.exec(
+      readSerial(),
+    );
+    record(
+      "U-Boot ran the image's boot.scr and counted the try",
+      ubootLine !== null,
+      ubootLine === null
+        ? 'no "Onionbox: booting slot" line from U-Boot on the console'
+        : `slot ${ubootLine[1]}, BOOT_A_LEFT=${ubootLine[2]} BOOT_B_LEFT=${ubootLine[3]} saved before booting`,
+    );
     record(
       'self-test finished',
       rep.done,

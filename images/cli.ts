@@ -2,7 +2,7 @@
  * The image build's window onto the recipe: images/build (bash) asks this for lists and rendered files,
  * so the data and the renderers exist once, in TypeScript, with unit tests.
  *
- *   tsx images/cli.ts list packages|build-packages|native-addons|masked|enabled|remove-paths|remove-modules
+ *   tsx images/cli.ts list packages|build-packages|native-addons|masked|enabled|helper-users|remove-paths|remove-modules|data-binds|layout
  *   tsx images/cli.ts render config.txt|cmdline.txt|fstab|raspi-firmware|raspi-firmware-custom|raspi-extra-cmdline [--kernel VERSION]
  *   tsx images/cli.ts image-manifest --name NAME --dpkg DPKG.tsv --debs SHA256SUMS --links LINKS.tsv [--ss SS.txt]
  *   tsx images/cli.ts imager --image FILE.img.xz --extract-size N --extract-sha256 HEX --url URL --version V --date YYYY-MM-DD
@@ -61,6 +61,7 @@ import { MASKED_UNITS, networkManagerFiles, placeSystemFiles } from './system-fi
 const lists: Record<string, readonly string[]> = {
   packages: recipe.PACKAGES,
   'build-packages': recipe.BUILD_PACKAGES,
+  'forky-packages': recipe.FORKY_PACKAGES,
   'native-addons': recipe.NATIVE_ADDONS,
   masked: MASKED_UNITS,
   disabled: recipe.DISABLED_UNITS,
@@ -70,6 +71,19 @@ const lists: Record<string, readonly string[]> = {
   'keep-dtb-dirs': recipe.KEEP_DTB_DIRS,
   'gconv-keep': recipe.GCONV_KEEP,
   'node-modules-prune': recipe.NODE_MODULES_PRUNE,
+  'helper-users': recipe.HELPER_USERS,
+  // "DIR MOUNTPOINT": a directory of the data partition and where it is bound in the root
+  'data-binds': recipe.DATA_BINDS.map((b) => `${b.dir} ${b.mountPoint}`),
+  // "NAME VALUE": the A/B layout's numbers and labels, as shell assignments take them
+  layout: [
+    `BOOT_SIZE_MB ${recipe.BOOT_PARTITION_MB}`,
+    `SLOT_MB ${recipe.SLOT_MB}`,
+    `DATA_IMAGE_MB ${recipe.DATA_IMAGE_MB}`,
+    `DISK_ID ${recipe.DISK_ID}`,
+    `ROOT_LABEL ${recipe.ROOT_LABEL}`,
+    `BOOT_LABEL ${recipe.BOOT_LABEL}`,
+    `DATA_LABEL ${recipe.DATA_LABEL}`,
+  ],
 };
 
 function optFlag(args: string[], name: string): string | undefined {

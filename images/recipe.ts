@@ -12,6 +12,33 @@ export const COMPONENTS = ['main', 'non-free-firmware'] as const;
 /** File system labels: cmdline.txt and fstab name the partitions by label, never by device. */
 export const ROOT_LABEL = 'ONIONROOT';
 export const BOOT_LABEL = 'ONIONBOOT';
+export const DATA_LABEL = 'ONIONDATA';
+
+/**
+ * The A/B layout on the SD card (MBR, FAT first for the Pi's firmware): 1 FAT (firmware, U-Boot, boot.scr,
+ * onionbox.env), 2 slot A, 3 slot B (made at first boot at the card's end), 4 data (in the image right after
+ * slot A, grown at first boot). A slot's size is fixed: an update writes a whole slot into the other one.
+ */
+export const BOOT_PARTITION_MB = 64;
+export const SLOT_MB = 1024;
+export const DATA_IMAGE_MB = 32;
+/** The MBR's disk identifier, the same on every box: RAUC names the slots /dev/disk/by-partuuid/6f6e6962-0N. */
+export const DISK_ID = '0x6f6e6962';
+
+/**
+ * What the box writes, kept on the data partition and bound into the read-only root: directory under
+ * /data, and the path (relative to the root) it is mounted on. The build moves what the image has at these
+ * paths (owner and mode included) into the data partition's first contents.
+ */
+export const DATA_BINDS: readonly { dir: string; mountPoint: string }[] = [
+  { dir: 'onionbox', mountPoint: 'var/lib/onionbox' }, // the firmware's settings and secrets
+  { dir: 'tor', mountPoint: 'var/lib/tor' }, // tor's keys, consensus, guards
+  { dir: 'nm-connections', mountPoint: 'etc/NetworkManager/system-connections' }, // the WAN's profiles
+  { dir: 'NetworkManager', mountPoint: 'var/lib/NetworkManager' }, // leases, timestamps
+  { dir: 'systemd', mountPoint: 'var/lib/systemd' }, // random seed, timers
+  { dir: 'rauc', mountPoint: 'var/lib/rauc' }, // RAUC's slot status
+  { dir: 'journal', mountPoint: 'var/log/journal' }, // what journald keeps
+];
 
 /** What the box runs. Installed with --no-install-recommends; nothing else is asked for. */
 export const PACKAGES: readonly string[] = [
@@ -31,8 +58,8 @@ export const PACKAGES: readonly string[] = [
   // the firmware and its helpers
   'nodejs',
   'tor',
-  'obfs4proxy',
-  'snowflake-client',
+  // the one pluggable-transport binary (obfs4, webtunnel, meek_lite, snowflake): from forky, see below
+  'lyrebird',
   'nftables',
   // the kill switch flushes the LAN's redirected flows (firmware/firewall/apply.ts runs conntrack -D)
   'conntrack',
@@ -43,10 +70,33 @@ export const PACKAGES: readonly string[] = [
   'dnsmasq-base',
   'iw',
   'rfkill',
+  // the A/B layout: U-Boot for the Pi (rpi_arm64/u-boot.bin goes to the FAT partition), RAUC owns the slot
+  // states through U-Boot's environment (libubootenv's fw_printenv/fw_setenv), its D-Bus service answers
+  // `rauc status`
+  'u-boot-rpi',
+  'rauc',
+  'rauc-service',
+  'libubootenv-tool',
 ];
 
+/**
+ * Packages taken from Debian forky, each pinned by name: images/build adds forky as a source with every
+ * other forky package pinned out (priority -1). lyrebird is packaged from forky on and needs only libc.
+ */
+export const FORKY_PACKAGES: readonly string[] = ['lyrebird'];
+
 /** Installed only to compile the native addons (onoff's epoll, i2c-bus) inside the arm64 root, then purged. */
-export const BUILD_PACKAGES: readonly string[] = ['node-gyp', 'libnode-dev', 'g++', 'make', 'python3'];
+export const BUILD_PACKAGES: readonly string[] = [
+  'node-gyp',
+  'libnode-dev',
+  'g++',
+  'make',
+  'python3',
+  // mkimage makes boot.scr; u-boot-qemu's qemu_arm64/u-boot.bin is what the emulated boot test boots
+  // through (copied out beside the image, never into it)
+  'u-boot-tools',
+  'u-boot-qemu',
+];
 
 /** npm packages with native code rebuilt for arm64 (their package directories under node_modules). */
 export const NATIVE_ADDONS: readonly string[] = ['epoll', 'i2c-bus'];
@@ -70,12 +120,14 @@ export const IMAGE_MASKED_UNITS: readonly string[] = [
   'e2scrub_all.timer',
   'fstrim.timer',
   'dpkg-db-backup.timer',
+  // RAUC's own "mark good once booted": the box marks its slot good only when it routes (onionbox-mark-good)
+  'rauc-mark-good.service',
 ];
 
 /**
  * Units the packages enable that the image disables but does not mask: NetworkManager starts
- * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and onionboxd starts hostapd with its
- * own rendered config.
+ * wpa_supplicant over D-Bus when it needs it (a mask would stop that), and hostapd runs from the box's own
+ * unit (onionbox-hostapd.service, under its own user) with onionboxd's rendered config, never Debian's.
  */
 export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hostapd.service'];
 
@@ -85,8 +137,12 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionboxd.service',
   // the page in its own process (issue 23)
   'onionbox-web.service',
-  'onionbox-growroot.service',
-  // test only: both do nothing unless the kernel command line has onionbox.selftest=1 (never set by the image)
+  // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
+  'onionbox-dnsmasq.path',
+  'onionbox-hostapd.path',
+  'onionbox-firstboot.service',
+  'onionbox-mark-good.path',
+  // test only: both are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
   'onionbox-selftest-early.service',
   'onionbox-selftest.service',
 ];
@@ -106,6 +162,8 @@ export const ALLOWED_ENABLED_UNITS: readonly string[] = [
   'systemd-pstore.service',
   'systemd-network-generator.service',
   'dbus-org.freedesktop.nm-dispatcher.service',
+  // RAUC's D-Bus service (rauc-service); it answers `rauc status` and writes U-Boot's environment
+  'rauc.service',
 ];
 
 /** A socket the image may listen on: protocol and local address:port, and which program owns it. */
@@ -353,3 +411,10 @@ export const IMAGER_DEVICES: readonly string[] = ['pi3-64bit', 'pi4-64bit'];
 
 /** The system user onionboxd runs as (tor's debian-tor comes with the tor package). */
 export const FIRMWARE_USER = 'onionbox';
+
+/**
+ * The system users of the units onionboxd configures but does not run (issue 23), each with its own
+ * group of the same name: dnsmasq (onionbox-dnsmasq.service) and hostapd (onionbox-hostapd.service).
+ * onionboxd's unit takes both groups as supplementary groups (their leases and PID files).
+ */
+export const HELPER_USERS: readonly string[] = ['onionbox-dhcp', 'onionbox-ap'];

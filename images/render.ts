@@ -4,7 +4,10 @@
  * that a later kernel update regenerates the same boot files. Every input is checked first; a bad value
  * throws ImageRecipeError and nothing is rendered.
  */
-import { BOOT_LABEL, ROOT_LABEL } from './recipe.js';
+import { BOOT_LABEL, DATA_BINDS, DATA_LABEL, ROOT_LABEL } from './recipe.js';
+
+/** U-Boot's file name on the FAT partition (Debian's u-boot-rpi rpi_arm64/u-boot.bin). */
+export const UBOOT_BIN = 'u-boot.bin';
 
 export class ImageRecipeError extends Error {
   override name = 'ImageRecipeError';
@@ -83,21 +86,20 @@ export function bootConfigSettings(text: string): string[] {
 }
 
 /**
- * config.txt on the FAT partition: 64-bit, the UART on, Debian's kernel and initrd, then our lines. The
- * same settings, in the same order, as raspi-firmware's kernel hook writes from /etc/default (the build
- * runs the hook and refuses to go on when the two disagree).
+ * config.txt on the FAT partition: 64-bit, the UART on, U-Boot as the "kernel" (it runs boot.scr, which
+ * picks slot A or B and loads that slot's own kernel, initrd and device tree), then our lines. Nothing
+ * rewrites it on a box: the root is read-only and a new kernel comes as a whole slot.
  */
 export function renderConfigTxt(o: BootOptions): string {
   checkBoot(o);
   const settings = bootConfigSettings(o.bootConfigLines);
   return [
-    '# Onionbox: Raspberry Pi firmware settings (written by the image build; raspi-firmware rewrites this',
-    '# file on kernel updates from /etc/default/raspi-firmware and /etc/default/raspi-firmware-custom).',
+    '# Onionbox: Raspberry Pi firmware settings (written by the image build). The firmware starts U-Boot,',
+    "# whose boot script (boot.scr) boots slot A or B with that slot's kernel, initrd and device tree.",
     'arm_64bit=1',
     'enable_uart=1',
     'upstream_kernel=1',
-    `kernel=vmlinuz-${o.kernelVersion}`,
-    `initramfs initrd.img-${o.kernelVersion}`,
+    `kernel=${UBOOT_BIN}`,
     '',
     '# Onionbox board: I2C for the OLED, pulls for the kill switch and the claim button, LEDs off',
     ...settings,
@@ -127,16 +129,27 @@ export function renderCmdlineTxt(o: BootOptions): string {
   return `${cmdlineArgs(o).join(' ')}\n`;
 }
 
-/** /etc/fstab: the root and /boot/firmware by label (raspi-firmware's kernel hook writes there). */
+/**
+ * /etc/fstab. No line for the root: U-Boot's script names the slot (root=PARTUUID=...) and mounts it `ro`,
+ * and nothing remounts it writable. The FAT partition (U-Boot's slot states, written by RAUC through
+ * fw_setenv) and the data partition by label; everything the box writes is bound from /data into the
+ * places the programs expect it; /var/tmp (PrivateTmp= needs it writable) is a small tmpfs.
+ */
 export function renderFstab(o: Pick<BootOptions, 'rootLabel' | 'bootLabel'>): string {
   check(o.rootLabel, LABEL, 'root label');
   check(o.bootLabel, LABEL, 'boot label');
+  check(DATA_LABEL, LABEL, 'data label');
+  const row = (what: string, where: string, type: string, opts: string, pass: number) =>
+    `${what.padEnd(23)} ${where.padEnd(40)} ${type.padEnd(6)} ${opts.padEnd(48)} 0 ${pass}`;
   return [
-    '# Onionbox file systems. /boot/firmware must be mounted for kernel updates (raspi-firmware copies',
-    '# the kernel, initrd and device trees there).',
-    '# <file system>        <mount point>    <type>  <options>                      <dump> <pass>',
-    `${`LABEL=${o.rootLabel}`.padEnd(23)} /                ext4    rw,noatime,errors=remount-ro   0      1`,
-    `${`LABEL=${o.bootLabel}`.padEnd(23)} /boot/firmware   vfat    rw,noatime,umask=0077          0      2`,
+    '# Onionbox file systems. The root (slot A or B) is mounted read-only from the kernel command line.',
+    '# <file system>        <mount point>                            <type> <options>                                        <dump> <pass>',
+    row(`LABEL=${o.bootLabel}`, '/boot/firmware', 'vfat', 'rw,noatime,nosuid,nodev,noexec,umask=0077', 2),
+    row(`LABEL=${DATA_LABEL}`, '/data', 'ext4', 'rw,noatime,nosuid,nodev,noexec', 2),
+    ...DATA_BINDS.map((b) =>
+      row(`/data/${b.dir}`, `/${b.mountPoint}`, 'none', 'bind,x-systemd.requires-mounts-for=/data', 0),
+    ),
+    row('tmpfs', '/var/tmp', 'tmpfs', 'rw,nosuid,nodev,mode=1777,size=16m', 0),
     '',
   ].join('\n');
 }

@@ -44,7 +44,7 @@ export function placeSystemFile(rel: string): Placement[] {
   if (/^[0-9]{2}-[a-z0-9-]+\.conf$/.test(rel)) return [{ dest: `etc/sysctl.d/${rel}`, mode: 0o644 }];
   const module = /^modules-load\.d\/([a-z0-9-]+\.conf)$/.exec(rel);
   if (module?.[1] !== undefined) return [{ dest: `etc/modules-load.d/${module[1]}`, mode: 0o644 }];
-  const unit = /^systemd\/([a-z0-9@-]+\.(service|timer|socket|target))$/.exec(rel);
+  const unit = /^systemd\/([a-z0-9@-]+\.(service|timer|socket|target|path))$/.exec(rel);
   if (unit?.[1] !== undefined) return [{ dest: `etc/systemd/system/${unit[1]}`, mode: 0o644 }];
   if (rel === 'systemd/onionbox-network-requires-lockdown.conf') {
     return NETWORK_UNITS.map((u) => ({

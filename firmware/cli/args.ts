@@ -58,6 +58,8 @@ export interface DaemonArgs {
   testNetwork: string | undefined;
   /** tor's data directory (default <state dir>/tor/data; the box's unit gives Debian's /var/lib/tor). */
   torDataDir: string | undefined;
+  /** systemd's runtime root (default /run): dnsmasq's and hostapd's units keep their files under it. */
+  runDir: string | undefined;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/onionbox';
@@ -85,6 +87,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     'log-level': { type: 'string' },
     'test-network': { type: 'string' },
     'tor-data-dir': { type: 'string' },
+    'run-dir': { type: 'string' },
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
@@ -105,5 +108,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   );
   const testNetwork = typeof v['test-network'] === 'string' ? resolve(v['test-network']) : undefined;
   const torDataDir = typeof v['tor-data-dir'] === 'string' ? resolve(v['tor-data-dir']) : undefined;
-  return { simulate, stateDir, logLevel, testNetwork, torDataDir };
+  const runDir = typeof v['run-dir'] === 'string' ? resolve(v['run-dir']) : undefined;
+  return { simulate, stateDir, logLevel, testNetwork, torDataDir, runDir };
 }

@@ -15,6 +15,12 @@ export type Migration = (doc: Record<string, unknown>) => Record<string, unknown
  *  2 -> 3: Wi-Fi guests isolated (issue 23): a configured access point gains `isolateClients: true` and
  *          a random locally administered `bssid` (the one migration that draws randomness: the BSSID is
  *          generated once per box; `accessPointDefaults` takes the source for tests).
+ *  3 -> 4: no built-in snowflake (issue 21): `tor.builtinSnowflake` is gone. It could never connect (the
+ *          firewall lets tor out over TCP to known relays only; snowflake needs DNS, a CDN front and UDP),
+ *          so the box offers it no more until snowflake works end to end. Bridge lines the owner
+ *          entered stay as they were; a box that had only the built-in snowflake has no bridge line
+ *          left, so `useBridges` turns off (tor then connects to public guards: the box never connected
+ *          before, and the settings page shows bridges off).
  */
 export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({
   1: (doc: Record<string, unknown>) => {
@@ -23,7 +29,18 @@ export const MIGRATIONS: Readonly<Record<number, Migration>> = Object.freeze({
     return { ...doc, network: { ...network, accessPoint: null, upstreamWifi: null } };
   },
   2: (doc: Record<string, unknown>) => accessPointDefaults(doc, randomBssid),
+  3: dropBuiltinSnowflake,
 });
+
+/** 3 -> 4: `tor.builtinSnowflake` removed; bridges stay on only where the owner's own lines remain. */
+export function dropBuiltinSnowflake(doc: Record<string, unknown>): Record<string, unknown> {
+  const tor = doc.tor;
+  if (tor === null || typeof tor !== 'object' || Array.isArray(tor)) return doc;
+  const { builtinSnowflake, ...rest } = tor as Record<string, unknown>;
+  const ownLines = Array.isArray(rest.bridges) && rest.bridges.length > 0;
+  const useBridges = builtinSnowflake === true && !ownLines ? false : rest.useBridges;
+  return { ...doc, tor: { ...rest, useBridges } };
+}
 
 /** 2 -> 3: an existing access point isolates its clients and gets its own BSSID from `bssid()`. */
 export function accessPointDefaults(

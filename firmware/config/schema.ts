@@ -7,7 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { IPV4_PATTERN } from '../lib/ipv4.js';
 
-export const CONFIG_VERSION = 3 as const;
+export const CONFIG_VERSION = 4 as const;
 
 /** Linux interface names: IFNAMSIZ-1 characters from a conservative set. */
 export const InterfaceName = Type.String({
@@ -37,10 +37,6 @@ export const TorSettings = Type.Object(
     bridges: Type.Array(PrintableLine(1024, 'A bridge line as given by bridges.torproject.org'), {
       maxItems: 32,
       default: [],
-    }),
-    builtinSnowflake: Type.Boolean({
-      default: false,
-      description: 'Use the built-in snowflake bridge (needs UDP for WebRTC on the WAN side)',
     }),
     exitNodes: Type.Array(Type.String({ pattern: '^[a-z]{2}$' }), {
       maxItems: 64,
@@ -187,7 +183,6 @@ export function defaultConfig(): Config {
     tor: {
       useBridges: false,
       bridges: [],
-      builtinSnowflake: false,
       exitNodes: [],
       excludeExitNodes: [],
       strictNodes: false,

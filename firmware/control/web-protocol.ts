@@ -223,7 +223,6 @@ const TorSettingsShape = Type.Object(
   {
     useBridges: Type.Boolean(),
     bridges: Type.Array(Str(4096), { maxItems: 256 }),
-    builtinSnowflake: Type.Boolean(),
     exitNodes: Type.Array(Str(16), { maxItems: 512 }),
     excludeExitNodes: Type.Array(Str(16), { maxItems: 512 }),
     strictNodes: Type.Boolean(),

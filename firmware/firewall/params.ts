@@ -42,7 +42,57 @@ export interface FirewallParams {
    * unicast, besides broadcasting (UDP 68 -> 67 only). Absent or empty: broadcast only.
    */
   dhcpServers?: string[] | undefined;
+  /** Openings for the configured pluggable transports (absent: none). */
+  transports?: TransportOpenings | undefined;
 }
+
+/**
+ * What tor's uid may send on the WAN besides TCP to the relay set, while a pluggable transport that needs
+ * it is configured (firmware/tor/transports.ts). Absent: nothing.
+ */
+export interface TransportOpenings {
+  /** The WAN's own resolvers (from the lease): tor's uid may ask them on port 53 (UDP and TCP). */
+  resolvers: string[];
+  /** TCP ports tor's uid may open to public addresses (fronts and webtunnel hosts: 443). */
+  tcpPorts: number[];
+  /** UDP from tor's uid to public addresses, never to ports 53 or 123 (snowflake). */
+  udp: boolean;
+}
+
+/**
+ * Addresses tor's uid never reaches through a transport opening: this network, private ranges (RFC 1918),
+ * CGNAT (100.64/10), loopback, link-local, the documentation ranges (bridge-line placeholders), multicast
+ * and class E. The LAN is added when outside these.
+ */
+export const NOT_PUBLIC: readonly string[] = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.168.0.0/16',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+];
+
+/** Whether addr lies in one of the CIDR ranges. */
+export function inRanges(addr: string, ranges: readonly string[]): boolean {
+  const a = ipv4ToInt(addr);
+  return ranges.some((r) => {
+    const [net = '', len = '32'] = r.split('/');
+    const size = 2 ** (32 - Number(len));
+    return Math.floor(a / size) === Math.floor(ipv4ToInt(net) / size);
+  });
+}
+
+/** At most this many transport TCP ports and resolvers. */
+export const MAX_TRANSPORT_PORTS = 8;
+export const MAX_RESOLVERS = 4;
 
 /** At most this many DHCP servers (one lease per WAN interface; room for a change of network). */
 export const MAX_DHCP_SERVERS = 4;
@@ -93,6 +143,7 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     'webPort',
     'relays',
     'dhcpServers',
+    'transports',
   ]);
   for (const k of Object.keys(p)) if (!known.has(k)) bad[k] = 'unknown parameter';
   for (const k of ['lanIf', 'wanIf'] as const) {
@@ -162,6 +213,7 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
       }
     }
   }
+  const transports = validateTransports(p.transports, p.lanAddr, p.lanPrefix, bad);
   const names = Object.keys(bad);
   if (names.length > 0) {
     throw obxError('FIREWALL_INVALID_PARAMS', names.map((n) => `${n}: ${bad[n]}`).join('; '), {
@@ -185,7 +237,61 @@ export function validateParams(input: unknown): Readonly<FirewallParams> {
     webPort: p.webPort as number,
     relays: json !== null ? lastRelays.result : normaliseRelays(relays), // frozen, shared
     dhcpServers: Object.freeze(dhcpServers.sort()) as string[],
+    ...(transports ? { transports } : {}),
   });
+}
+
+/** The transport openings, checked; undefined when absent. Problems go into `bad`. */
+function validateTransports(
+  v: unknown,
+  lanAddr: unknown,
+  lanPrefix: unknown,
+  bad: Record<string, string>,
+): TransportOpenings | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    bad.transports = 'must be {resolvers, tcpPorts, udp}';
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  if (Object.keys(o).some((k) => !['resolvers', 'tcpPorts', 'udp'].includes(k))) {
+    bad.transports = 'unknown field (resolvers, tcpPorts, udp)';
+  }
+  const lan =
+    isIpv4(lanAddr) && typeof lanPrefix === 'number' && lanPrefix >= 8 && lanPrefix <= 30
+      ? [`${networkOf(lanAddr, lanPrefix)}/${lanPrefix}`]
+      : [];
+  const resolvers: string[] = [];
+  if (!Array.isArray(o.resolvers) || o.resolvers.length > MAX_RESOLVERS) {
+    bad['transports/resolvers'] = `must be a list of at most ${MAX_RESOLVERS} IPv4 addresses`;
+  } else {
+    for (const a of o.resolvers as unknown[]) {
+      if (!isIpv4(a) || !isHostAddress(a) || inRanges(a, lan)) {
+        bad['transports/resolvers'] = 'must be unicast IPv4 addresses outside the LAN';
+      } else if (!resolvers.includes(a)) resolvers.push(a);
+    }
+  }
+  const tcpPorts: number[] = [];
+  if (!Array.isArray(o.tcpPorts) || o.tcpPorts.length > MAX_TRANSPORT_PORTS) {
+    bad['transports/tcpPorts'] = `must be a list of at most ${MAX_TRANSPORT_PORTS} ports`;
+  } else {
+    for (const port of o.tcpPorts as unknown[]) {
+      if (!isPort(port) || port === 53) bad['transports/tcpPorts'] = 'must be ports 1-65535 other than 53';
+      else if (!tcpPorts.includes(port)) tcpPorts.push(port);
+    }
+  }
+  if (typeof o.udp !== 'boolean') bad['transports/udp'] = 'must be true or false';
+  return Object.freeze({
+    resolvers: Object.freeze(resolvers.sort()) as string[],
+    tcpPorts: Object.freeze(tcpPorts.sort((a, b) => a - b)) as number[],
+    udp: o.udp === true,
+  });
+}
+
+/** NOT_PUBLIC plus the LAN's own range when no listed range holds it (nft refuses overlapping elements). */
+export function notPublicRanges(lanAddr: string, lanPrefix: number): string[] {
+  const lanNet = networkOf(lanAddr, lanPrefix);
+  return inRanges(lanNet, NOT_PUBLIC) ? [...NOT_PUBLIC] : [...NOT_PUBLIC, `${lanNet}/${lanPrefix}`];
 }
 
 let lastRelays: { json: string | null; result: RelayEndpoint[] } = { json: null, result: [] };

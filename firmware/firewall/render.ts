@@ -20,7 +20,7 @@
  * counts and drops.
  */
 import type { FirewallMode, FirewallParams } from './params.js';
-import { validateParams } from './params.js';
+import { notPublicRanges, validateParams } from './params.js';
 
 export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
 
@@ -98,6 +98,30 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
         ]
       : []),
   ];
+  // Pluggable transports (firmware/tor/transports.ts): tor's uid only, only while one is configured, only
+  // to public addresses; DNS only to the WAN's own resolvers. Replies come back as the reply direction
+  // of a flow tor's uid opened.
+  const tx = torOnWan ? p.transports : undefined;
+  const notPublic = `{ ${notPublicRanges(p.lanAddr, p.lanPrefix).join(', ')} }`;
+  const txOut: string[] = [];
+  const txIn: string[] = [];
+  if (tx && tx.resolvers.length > 0 && (tx.tcpPorts.length > 0 || tx.udp)) {
+    const r = `{ ${tx.resolvers.join(', ')} }`;
+    txOut.push(`meta skuid ${p.torUid} ip daddr ${r} meta l4proto { tcp, udp } th dport 53 accept`);
+    txIn.push(
+      `ct state established ct direction reply ip saddr ${r} meta l4proto { tcp, udp } th sport 53 accept`,
+    );
+  }
+  if (tx && tx.tcpPorts.length > 0) {
+    const ports = `{ ${tx.tcpPorts.join(', ')} }`;
+    txOut.push(`meta skuid ${p.torUid} ip daddr != ${notPublic} tcp dport ${ports} accept`);
+    txIn.push(`ct state established ct direction reply ip saddr != ${notPublic} tcp sport ${ports} accept`);
+  }
+  if (tx?.udp) {
+    txOut.push(`meta skuid ${p.torUid} ip daddr != ${notPublic} udp dport != { 53, 123 } accept`);
+    txIn.push(`ct state established ct direction reply ip saddr != ${notPublic} meta l4proto udp accept`);
+  }
+  wanReplies.push(...txIn);
   // Outside routing, LAN packets to TransPort/DNSPort are dropped whatever their conntrack state.
   // What the LAN may always send to the box itself: the web page and DHCP (prerouting and input alike).
   const lanToBox = [
@@ -223,6 +247,7 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
       rules: [
         `meta skuid 0 udp sport 68 udp dport 67 ip daddr ${dhcpTargets} accept`,
         ...(torOnWan ? [`meta skuid ${p.torUid} ip daddr . tcp dport @${RELAY_SET} accept`] : []),
+        ...txOut,
       ],
     },
     {

@@ -1,15 +1,17 @@
 /**
- * The box's access point: hostapd as a Service. start() validates and renders hostapd.conf
- * (render.ts), sets the regulatory country first (`rfkill unblock wlan`: Wi-Fi stays blocked until a
- * country is set; `iw reg set CC`), replaces the live file atomically and runs `hostapd CONF` in the
- * foreground until it prints AP-ENABLED. The last config that reached AP-ENABLED is kept as
- * `<conf>.good`: when new settings fail (hostapd exits or never enables), that one is put back and
- * started again, and the caller gets OBX_ERR_NET_AP_FAILED with hostapd's last lines. A crash after
- * AP-ENABLED restarts hostapd with backoff; stop() ends the PID it started.
+ * The box's access point: hostapd as a Service. hostapd runs as a systemd unit of its own under its own
+ * user (onionbox-hostapd.service): onionboxd neither starts nor stops it (unit-child.ts). start()
+ * validates and renders hostapd.conf (render.ts), sets the regulatory country first (`rfkill unblock
+ * wlan`: Wi-Fi stays blocked until a country is set; `iw reg set CC`), then replaces the live file
+ * atomically: the rename has systemd restart hostapd with it (onionbox-hostapd.path), and start()
+ * resolves once hostapd's PID file names a new process that keeps running. The last config that ran is
+ * kept as `<conf>.good`: when new settings fail (hostapd exits or never starts), that one is put back
+ * (and so started again), and the caller gets OBX_ERR_NET_AP_FAILED. A crash is systemd's to restart.
  *
  * Daemon wiring: `createAccessPoint({ settings: { ...config.network.accessPoint, interface:
- * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, log })`, started when
- * `network.accessPoint` is set; `update()` from BoxNetwork's applyAccessPoint (firmware/net/network.ts).
+ * config.network.lanInterface }, confPath: STATE_DIR/hostapd.conf, pidFile: /run/onionbox-ap/hostapd.pid,
+ * log })`, started when `network.accessPoint` is set; `update()` from BoxNetwork's applyAccessPoint
+ * (firmware/net/network.ts).
  */
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -19,7 +21,7 @@ import { exec } from '../lib/exec.js';
 import type { Service } from '../lib/service.js';
 import type { Log } from '../log.js';
 import { renderHostapd, validateAccessPoint } from './render.js';
-import { SupervisedChild } from './supervised-child.js';
+import { UnitChild } from './unit-child.js';
 
 /** The firmware's one logger interface (firmware/log.ts). */
 type Logger = Log;
@@ -27,14 +29,21 @@ type Logger = Log;
 export interface AccessPointOptions {
   /** { interface, ssid, passphrase, country, channel, security } */
   settings: unknown;
+  /** The live hostapd.conf, the file onionbox-hostapd.service loads. */
   confPath: string;
-  hostapd?: string;
+  /** The PID file hostapd writes (`-P`, in onionbox-hostapd.service: /run/onionbox-ap/hostapd.pid). */
+  pidFile: string;
   iw?: string;
   rfkill?: string;
   log?: Logger;
+  /** How long a restarted hostapd may take to run (default 20 s). */
   startTimeoutMs?: number;
-  backoffMs?: { initial: number; max: number };
+  /** How long it must then keep running (default 1 s: a setting refused after it forked). */
+  settleMs?: number;
 }
+
+/** The systemd unit hostapd runs in (named in errors: its journal has hostapd's own words). */
+const UNIT = 'onionbox-hostapd';
 
 async function run(cmd: string, args: string[]): Promise<void> {
   const r = await exec(cmd, args, { timeoutMs: 15_000 });
@@ -46,37 +55,21 @@ async function run(cmd: string, args: string[]): Promise<void> {
 export class AccessPoint implements Service {
   readonly name = 'access-point';
   #opts: AccessPointOptions;
-  readonly #child: SupervisedChild;
+  readonly #unit: UnitChild;
+  #pid: number | null = null;
 
   constructor(opts: AccessPointOptions) {
     this.#opts = opts;
-    this.#child = new SupervisedChild({
-      command: () => [this.#opts.hostapd ?? '/usr/sbin/hostapd', [this.#opts.confPath]],
-      output: 'both',
-      ready: /AP-ENABLED/,
+    this.#unit = new UnitChild({
+      pidFile: opts.pidFile,
       startTimeoutMs: opts.startTimeoutMs ?? 20_000,
-      backoffMs: opts.backoffMs ?? { initial: 1000, max: 30_000 },
-      // hostapd never prints the passphrase; keep the lines short anyway
-      maxLineLength: 200,
-      failure: (kind, detail, lines) => {
-        const why =
-          kind === 'timeout'
-            ? 'hostapd did not enable the access point in time'
-            : kind === 'exited'
-              ? `hostapd ${detail}`
-              : detail;
-        return obxError('NET_AP_FAILED', `${why}: ${lines.slice(-4).join(' | ')}`);
-      },
-      onCrash: (why) => this.#opts.log?.error({}, `hostapd ${why}; restarting`),
+      settleMs: opts.settleMs ?? 1000,
     });
   }
 
+  /** The hostapd that last started with settings from here (null before). */
   get pid(): number | null {
-    return this.#child.pid;
-  }
-
-  get restarts(): number {
-    return this.#child.restarts;
+    return this.#pid;
   }
 
   async start(): Promise<void> {
@@ -89,38 +82,42 @@ export class AccessPoint implements Service {
     this.#opts.settings = settings;
   }
 
-  async stop(): Promise<void> {
-    await this.#child.stop();
-  }
+  /** hostapd's unit stops with onionboxd's (PartOf=): nothing of it is onionboxd's to end. */
+  async stop(): Promise<void> {}
 
   async #apply(settings: unknown): Promise<void> {
     const ap = validateAccessPoint(settings);
     const text = renderHostapd(settings);
     const conf = this.#opts.confPath;
-    await this.#child.kill();
     await run(this.#opts.rfkill ?? 'rfkill', ['unblock', 'wlan']);
     await run(this.#opts.iw ?? 'iw', ['reg', 'set', ap.country]);
+    const before = await this.#unit.pid();
     await atomicWriteFile(conf, text, 0o600);
     try {
-      await this.#child.launch();
+      this.#pid = await this.#unit.waitForStart(before);
     } catch (err) {
+      const failure = obxError(
+        'NET_AP_FAILED',
+        `hostapd did not start with these settings (${describeError(err)}); its log: journalctl -u ${UNIT}`,
+      );
       const good = await readFile(`${conf}.good`, 'utf8').catch(() => null);
-      if (good === null || good === text) throw err;
+      if (good === null || good === text) throw failure;
       this.#opts.log?.warn(
         { err: describeError(err) },
         'hostapd failed with the new settings; restoring the last working ones',
       );
+      const country = /^country_code=([A-Z]{2})$/m.exec(good)?.[1];
+      if (country) await run(this.#opts.iw ?? 'iw', ['reg', 'set', country]).catch(() => undefined);
+      const failed = await this.#unit.pid();
       await copyFile(`${conf}.good`, `${conf}.restore`);
       await rename(`${conf}.restore`, conf);
       await fsyncDirectory(dirname(conf));
-      const country = /^country_code=([A-Z]{2})$/m.exec(good)?.[1];
-      if (country) await run(this.#opts.iw ?? 'iw', ['reg', 'set', country]).catch(() => undefined);
-      await this.#child
-        .launch()
-        .catch((e) =>
-          this.#opts.log?.error({ err: describeError(e) }, 'the last working hostapd config failed too'),
-        );
-      throw err;
+      try {
+        this.#pid = await this.#unit.waitForStart(failed);
+      } catch (e) {
+        this.#opts.log?.error({ err: describeError(e) }, 'the last working hostapd config failed too');
+      }
+      throw failure;
     }
     await atomicWriteFile(`${conf}.good`, text, 0o600);
   }

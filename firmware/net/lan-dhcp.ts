@@ -1,15 +1,18 @@
 /**
  * The LAN's DHCP server: dnsmasq (Debian's dnsmasq-base, /usr/sbin/dnsmasq) with DHCP only (`port=0`),
- * as a Service. start() renders the config from validated settings, checks it with
- * `dnsmasq --test --conf-file=FILE` before it replaces the live file (atomically: candidate file,
- * rename, fsync of the directory), then runs `dnsmasq --keep-in-foreground` and supervises it
- * (supervised-child.ts): a crash restarts it with backoff, stop() ends exactly the PID it started. update() swaps in new settings the
- * same way and restarts dnsmasq (it does not re-read its main config on SIGHUP); if the new config does
- * not start, the previous one is put back. leases() reads the lease file for the page.
+ * as a Service. dnsmasq runs as a systemd unit of its own under its own user (onionbox-dnsmasq.service):
+ * onionboxd neither starts nor stops it (unit-child.ts). start() renders the config from validated
+ * settings, checks it with `dnsmasq --test --conf-file=FILE` before it replaces the live file (atomically:
+ * candidate file, rename, fsync of the directory); the rename is what has systemd restart dnsmasq with it
+ * (onionbox-dnsmasq.path), and start() resolves once dnsmasq's PID file names a new running process.
+ * A crash is systemd's to restart (Restart=always). update() swaps in new settings the same way; if the
+ * new config does not start, the previous one is put back (which restarts dnsmasq again). leases() reads
+ * the lease file for the page (dnsmasq's runtime directory, readable through onionboxd's group
+ * onionbox-dhcp).
  *
- * Daemon wiring: `createLanDhcp({ settings: { interface, lanAddr: 'A.B.C.D/N', leaseFile, wan },
+ * Daemon wiring: `createLanDhcp({ settings: { interface, lanAddr: 'A.B.C.D/N', leaseFile, pidFile, wan },
  * confPath: STATE_DIR/dnsmasq.conf, log })`, started after the firewall's lockdown is loaded (the LAN
- * may reach DHCP in every mode) and stopped on shutdown.
+ * may reach DHCP in every mode). stop() ends nothing: dnsmasq's unit stops with onionboxd's (PartOf=).
  */
 import { copyFile, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -20,7 +23,7 @@ import type { Service } from '../lib/service.js';
 import type { Log } from '../log.js';
 import { type Lease, parseLeases } from './parse.js';
 import { type LanDhcp as LanDhcpParams, renderDnsmasq, validateLanDhcp } from './render.js';
-import { SupervisedChild } from './supervised-child.js';
+import { pidRuns, UnitChild } from './unit-child.js';
 
 export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq';
 
@@ -28,23 +31,23 @@ export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq';
 type Logger = Log;
 
 export interface LanDhcpOptions {
-  /** { interface, lanAddr: 'A.B.C.D/N', leaseFile?, leaseSeconds?, wan?: { address, prefix } } */
+  /** { interface, lanAddr: 'A.B.C.D/N', leaseFile?, pidFile?, leaseSeconds?, wan?: { address, prefix } } */
   settings: unknown;
-  /** The live dnsmasq.conf (its directory must exist). The last good copy is kept as `<file>.good`. */
+  /**
+   * The live dnsmasq.conf, the file onionbox-dnsmasq.service loads (its directory must exist). The last
+   * good copy is kept as `<file>.good`.
+   */
   confPath: string;
-  /** The dnsmasq binary (default /usr/sbin/dnsmasq). */
+  /** The dnsmasq binary that checks a config (`--test`; default /usr/sbin/dnsmasq). */
   dnsmasq?: string;
   log?: Logger;
-  /** Restart backoff after a crash (ms): first delay and cap. Default 500 ms doubling to 30 s. */
-  backoffMs?: { initial: number; max: number };
-  /** How long start() waits for dnsmasq to bind its DHCP socket (default 10 s). */
+  /** How long start() waits for the restarted dnsmasq to bind its DHCP socket (default 15 s). */
   startTimeoutMs?: number;
 }
 
 export interface LanDhcpStatus {
   readonly running: boolean;
   readonly pid: number | null;
-  readonly restarts: number;
   readonly lastError: string | null;
   readonly interface: string | null;
   readonly range: { start: string; end: string } | null;
@@ -67,71 +70,47 @@ export class LanDhcp implements Service {
   #opts: LanDhcpOptions;
   #params: LanDhcpParams | null = null;
   #lastError: string | null = null;
-  readonly #child: SupervisedChild;
+  #child: UnitChild | null = null;
+  #childPidFile: string | null = null;
+  #pid: number | null = null;
 
   constructor(opts: LanDhcpOptions) {
     this.#opts = opts;
-    this.#child = new SupervisedChild({
-      command: () =>
-        command(opts, [
-          '--keep-in-foreground',
-          `--conf-file=${opts.confPath}`,
-          '--pid-file=',
-          '--log-facility=-',
-        ]),
-      output: 'stderr',
-      ready: /DHCP, sockets bound|DHCP, IP range/,
-      startTimeoutMs: opts.startTimeoutMs ?? 10_000,
-      backoffMs: opts.backoffMs ?? { initial: 500, max: 30_000 },
-      maxLineLength: 1000,
-      failure: (kind, detail, lines) => {
-        const last = lines.slice(-3).join(' | ');
-        const why =
-          kind === 'timeout' ? `dnsmasq did not bind its DHCP socket: ${last}` : `dnsmasq ${detail}: ${last}`;
-        this.#lastError = why;
-        return obxError('NET_DHCP_FAILED', why);
-      },
-      onReady: (pid) => this.#opts.log?.info({ pid }, 'dnsmasq serving DHCP on the LAN'),
-      onCrash: (why) => {
-        this.#lastError = `dnsmasq ${why}: ${this.#child.lines.slice(-3).join(' | ')}`;
-        this.#opts.log?.error({}, `${this.#lastError}; restarting`);
-      },
-      onRestartFailed: (err) => this.#opts.log?.error({ err: describeError(err) }, 'dnsmasq restart failed'),
-    });
   }
 
   async start(): Promise<void> {
+    const params = validateLanDhcp(this.#opts.settings);
+    const before = await this.#unit(params).pid();
     this.#params = await this.#install(this.#opts.settings);
-    await this.#child.launch();
+    await this.#started(before);
     await copyFile(this.#opts.confPath, `${this.#opts.confPath}.good`);
   }
 
-  async stop(): Promise<void> {
-    await this.#child.stop();
-  }
+  /** dnsmasq's unit stops with onionboxd's (PartOf=): nothing of it is onionboxd's to end. */
+  async stop(): Promise<void> {}
 
   /**
-   * New settings: validated, rendered, checked by `dnsmasq --test`, swapped in, dnsmasq restarted. On
-   * any failure the previous config is back in place and running; nothing changed.
+   * New settings: validated, rendered, checked by `dnsmasq --test`, swapped in (dnsmasq restarts with
+   * them). On any failure the previous config is back in place and running; nothing changed.
    */
   async update(settings: unknown): Promise<void> {
     const previous = this.#params;
+    const before = previous ? await this.#unit(previous).pid() : null;
     const params = await this.#install(settings);
-    await this.#child.kill();
     try {
-      await this.#child.launch();
+      await this.#started(before);
     } catch (err) {
       this.#opts.log?.warn(
         { err: describeError(err) },
         'new DHCP config did not start; restoring the last good one',
       );
+      const failed = await this.#unit(params).pid();
       await rename(`${this.#opts.confPath}.good`, this.#opts.confPath).catch(() => undefined);
       await copyFile(this.#opts.confPath, `${this.#opts.confPath}.good`).catch(() => undefined);
       this.#params = previous;
-      await this.#child.launch().catch(() => undefined);
+      await this.#started(failed).catch(() => undefined);
       throw err;
     }
-    this.#params = params;
     this.#opts.settings = settings;
     await copyFile(this.#opts.confPath, `${this.#opts.confPath}.good`);
   }
@@ -139,13 +118,40 @@ export class LanDhcp implements Service {
   status(): LanDhcpStatus {
     const p = this.#params;
     return Object.freeze({
-      running: this.#child.running,
-      pid: this.#child.pid,
-      restarts: this.#child.restarts,
+      running: this.#pid !== null && pidRuns(this.#pid),
+      pid: this.#pid,
       lastError: this.#lastError,
       interface: p?.interface ?? null,
       range: p ? { start: p.rangeStart, end: p.rangeEnd } : null,
     });
+  }
+
+  /** The PID file of these settings (its path is in the rendered config). */
+  #unit(params: LanDhcpParams): UnitChild {
+    if (this.#child === null || this.#childPidFile !== params.pidFile) {
+      this.#childPidFile = params.pidFile;
+      this.#child = new UnitChild({
+        pidFile: params.pidFile,
+        startTimeoutMs: this.#opts.startTimeoutMs ?? 15_000,
+        settleMs: 200,
+      });
+    }
+    return this.#child;
+  }
+
+  /** Waits for a dnsmasq other than `before` (the restart the new config file caused). */
+  async #started(before: number | null): Promise<void> {
+    const params = this.#params;
+    if (!params) throw obxError('NET_DHCP_FAILED', 'no DHCP settings installed');
+    try {
+      this.#pid = await this.#unit(params).waitForStart(before);
+    } catch (err) {
+      const why = `dnsmasq did not start with the new configuration (${describeError(err)}); its log: journalctl -u onionbox-dnsmasq`;
+      this.#lastError = why;
+      throw obxError('NET_DHCP_FAILED', why);
+    }
+    this.#lastError = null;
+    this.#opts.log?.info({ pid: this.#pid }, 'dnsmasq serving DHCP on the LAN');
   }
 
   /** The current leases (empty when the file does not exist yet). */

@@ -24,6 +24,7 @@ import { configuredNetwork, type NetworkShape } from './change.js';
 import { createLanDhcp, type LanDhcp } from './lan-dhcp.js';
 import { removeLanAddress, setLanAddress } from './lan-link.js';
 import type { Lease } from './parse.js';
+import { DHCP_RUNTIME_DIR } from './render.js';
 import { leaseCidr, type WanLease, WanLeaseWatcher } from './wan-lease.js';
 import { NetworkManagerWan } from './wifi.js';
 
@@ -31,10 +32,10 @@ export interface BoxNetworkOptions {
   config: ConfigStore;
   stateDir: string;
   /**
-   * Files that must not outlive a boot nor reach the SD card (dnsmasq's leases): systemd's
-   * RuntimeDirectory, /run/onionbox, on the box; stateDir when not given.
+   * systemd's runtime root (%t: /run on the box, the default), where dnsmasq's and hostapd's units keep
+   * their runtime directories (onionbox-dhcp: leases and PID file, in memory; onionbox-ap: PID file).
    */
-  runtimeDir?: string | undefined;
+  runDir?: string | undefined;
   log: Logger;
   /** tor and the page, which a network change moves to the new network. */
   peers: ChangePeers;
@@ -54,6 +55,9 @@ export interface ChangePeers {
   /** tor over the new network (where it listens on the LAN, when that changed). */
   reconnectTor(lanAddress: string | undefined): Promise<void>;
 }
+
+/** hostapd's runtime directory (onionbox-hostapd.service's RuntimeDirectory): its PID file. */
+const AP_RUNTIME_DIR = 'onionbox-ap';
 
 export class BoxNetwork implements NetworkLike {
   readonly #opts: BoxNetworkOptions;
@@ -79,7 +83,8 @@ export class BoxNetwork implements NetworkLike {
       settings: {
         interface: net.lanInterface,
         lanAddr: `${net.lanAddress}/${net.lanPrefix}`,
-        leaseFile: this.#leaseFile(),
+        leaseFile: this.#dhcpFile('dnsmasq.leases'),
+        pidFile: this.#dhcpFile('dnsmasq.pid'),
       },
       confPath: join(opts.stateDir, 'dnsmasq.conf'),
       log: opts.log.child({ component: 'lan-dhcp' }),
@@ -97,6 +102,11 @@ export class BoxNetwork implements NetworkLike {
   /** The network the box runs on now. */
   current(): NetworkShape {
     return this.#net ?? configuredNetwork(this.#opts.config.get().network);
+  }
+
+  /** The WAN lease's resolvers (tor's uid may ask them for its transports), when known. */
+  resolvers(): string[] {
+    return [...(this.#lease?.resolvers ?? [])];
   }
 
   /** The WAN lease's DHCP server (the firewall lets the DHCP client renew with it), when known. */
@@ -217,7 +227,8 @@ export class BoxNetwork implements NetworkLike {
         await this.#lanDhcp.update({
           interface: step.lanInterface,
           lanAddr: `${step.lanAddress}/${step.lanPrefix}`,
-          leaseFile: this.#leaseFile(),
+          leaseFile: this.#dhcpFile('dnsmasq.leases'),
+          pidFile: this.#dhcpFile('dnsmasq.pid'),
         });
       },
       'access-point': async (step) => {
@@ -261,12 +272,13 @@ export class BoxNetwork implements NetworkLike {
     return createAccessPoint({
       settings,
       confPath: join(this.#opts.stateDir, 'hostapd.conf'),
+      pidFile: join(this.#opts.runDir ?? '/run', AP_RUNTIME_DIR, 'hostapd.pid'),
       log: this.#opts.log.child({ component: 'access-point' }),
     });
   }
 
-  /** The LAN's leases (MACs, hostnames) live in memory, not on the SD card. */
-  #leaseFile(): string {
-    return join(this.#opts.runtimeDir ?? this.#opts.stateDir, 'dnsmasq.leases');
+  /** dnsmasq's runtime directory: the LAN's leases (MACs, hostnames) live in memory, not on the SD card. */
+  #dhcpFile(name: string): string {
+    return join(this.#opts.runDir ?? '/run', DHCP_RUNTIME_DIR, name);
   }
 }

@@ -153,6 +153,8 @@ export interface LanDhcp {
   readonly interface: string;
   readonly lan: Ipv4Net;
   readonly leaseFile: string;
+  /** Where dnsmasq writes its PID once its DHCP socket is bound (onionboxd's sign that it runs). */
+  readonly pidFile: string;
   /** Lease time in seconds (dnsmasq's minimum is 120). */
   readonly leaseSeconds: number;
   readonly rangeStart: string;
@@ -160,8 +162,14 @@ export interface LanDhcp {
 }
 
 export const DEFAULT_LEASE_SECONDS = 12 * 3600;
-/** In memory (systemd's RuntimeDirectory, tmpfs): the LAN's MACs and hostnames never reach the SD card. */
-export const DEFAULT_LEASE_FILE = '/run/onionbox/dnsmasq.leases';
+/**
+ * dnsmasq's own runtime directory (onionbox-dnsmasq.service's RuntimeDirectory: tmpfs, 0750
+ * onionbox-dhcp, kept across its restarts): the LAN's MACs and hostnames never reach the SD card, and
+ * onionboxd reads them through its supplementary group.
+ */
+export const DHCP_RUNTIME_DIR = 'onionbox-dhcp';
+export const DEFAULT_LEASE_FILE = `/run/${DHCP_RUNTIME_DIR}/dnsmasq.leases`;
+export const DEFAULT_DHCP_PID_FILE = `/run/${DHCP_RUNTIME_DIR}/dnsmasq.pid`;
 const SAFE_PATH = /^\/(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/)*[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const MAX_POOL = 253;
 
@@ -186,14 +194,21 @@ export function dhcpPool(lan: Ipv4Net): { start: string; end: string } {
   return { start: intToIpv4(start), end: intToIpv4(end) };
 }
 
-/** { interface, lanAddr: "A.B.C.D/N", leaseFile?, leaseSeconds?, wan?: {address, prefix} } */
+/** { interface, lanAddr: "A.B.C.D/N", leaseFile?, pidFile?, leaseSeconds?, wan?: {address, prefix} } */
 export function validateLanDhcp(input: unknown): LanDhcp {
   const o = objectOf(input);
   const wan = o.wan as Ipv4Net | null | undefined;
-  const v = collect<{ interface: string; lan: Ipv4Net; leaseFile: string; leaseSeconds: number }>({
+  const v = collect<{
+    interface: string;
+    lan: Ipv4Net;
+    leaseFile: string;
+    pidFile: string;
+    leaseSeconds: number;
+  }>({
     interface: () => parseInterface(o.interface),
     lan: () => parseLanRange(o.lanAddr, wan),
     leaseFile: () => parsePath(o.leaseFile ?? DEFAULT_LEASE_FILE, 'leaseFile'),
+    pidFile: () => parsePath(o.pidFile ?? DEFAULT_DHCP_PID_FILE, 'pidFile'),
     leaseSeconds: () => {
       const s = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
       if (typeof s !== 'number' || !Number.isInteger(s) || s < 120 || s > 7 * 86400) {
@@ -217,7 +232,8 @@ function prefixToMask(prefix: number): string {
  * DNSPort on the box's LAN address, through the firewall's redirect), it binds only the LAN interface,
  * hands out the pool with the box as router and DNS server (the DNS server listed twice, as Pi-hole
  * does, so clients that add their own servers when given a single one keep ours), and keeps its leases
- * where the page reads them (in /run/onionbox on the box: memory, not the SD card). `quiet-dhcp` keeps
+ * where the page reads them (in /run/onionbox-dhcp on the box: memory, not the SD card), and writes its
+ * PID file there once its DHCP socket is bound (how onionboxd sees it run). `quiet-dhcp` keeps
  * each DHCPDISCOVER/OFFER/REQUEST/ACK (a device's MAC and hostname) out of the journal; the start-up
  * lines ("DHCP, IP range ...", "DHCP, sockets bound ...") and errors are still logged.
  */
@@ -232,6 +248,7 @@ export function renderDnsmasq(input: unknown): string {
     `dhcp-option=option:router,${box}`,
     `dhcp-option=option:dns-server,${box},${box}`,
     `dhcp-leasefile=${d.leaseFile}`,
+    `pid-file=${d.pidFile}`,
     'quiet-dhcp',
   ];
   return `${HEADER}${lines.join('\n')}\n`;

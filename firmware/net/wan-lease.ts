@@ -18,6 +18,16 @@ export interface WanLease {
   address: string | null;
   /** The leased subnet's prefix length (from subnet_mask), or null. */
   prefix: number | null;
+  /** The WAN's resolvers (domain_name_servers): only tor's uid may ask them, for its transports. */
+  resolvers?: string[];
+}
+
+/** The resolv.conf tor's unit binds over /etc/resolv.conf: the WAN's own resolvers, nothing else. Pure. */
+export function renderResolvConf(resolvers: readonly string[]): string {
+  const lines = ['# Rendered by onionboxd from the WAN lease: for tor and its transports only.'];
+  for (const r of resolvers) if (isIpv4(r) && isHostAddress(r)) lines.push(`nameserver ${r}`);
+  lines.push('options edns0 timeout:2 attempts:2');
+  return `${lines.join('\n')}\n`;
 }
 
 /** A dotted netmask as a prefix length, or null when it is not a contiguous mask. Pure. */
@@ -40,6 +50,7 @@ export function parseDhcp4(text: string): WanLease {
   let serverId: string | null = null;
   let address: string | null = null;
   let prefix: number | null = null;
+  const resolvers: string[] = [];
   for (const line of text.split('\n')) {
     const m = /^DHCP4\.OPTION\[[0-9]+\]:([a-z0-9_]+) = (.*)$/.exec(line.trimEnd());
     if (!m) continue;
@@ -48,11 +59,18 @@ export function parseDhcp4(text: string): WanLease {
       prefix = maskToPrefix(value);
       continue;
     }
+    if (m[1] === 'domain_name_servers') {
+      for (const r of value.split(/\s+/)) {
+        if (isIpv4(r) && isHostAddress(r) && !resolvers.includes(r) && resolvers.length < 4)
+          resolvers.push(r);
+      }
+      continue;
+    }
     if (!isIpv4(value) || !isHostAddress(value)) continue;
     if (m[1] === 'dhcp_server_identifier') serverId = value;
     else if (m[1] === 'ip_address') address = value;
   }
-  return { serverId, address, prefix };
+  return { serverId, address, prefix, resolvers };
 }
 
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;

@@ -13,6 +13,7 @@ import type { Phase } from '../lib/service.js';
 import type { BoxNetwork } from '../net/network.js';
 import type { Platform } from '../platform/platform.js';
 import type { RelaySet } from '../tor/relay-set.js';
+import { transportOpenings } from '../tor/transports.js';
 import { TOR_PORTS } from './tor.js';
 
 /** Phase `firewall`: opens the nft session. */
@@ -57,6 +58,7 @@ export function firewallParams(deps: {
       webPort: deps.config.get().web.port,
       relays: deps.relays.current(),
       dhcpServers: deps.network.dhcpServers(),
+      transports: transportOpenings(deps.relays.transportNeeds(), deps.network.resolvers()),
     };
   };
 }

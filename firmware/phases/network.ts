@@ -8,28 +8,29 @@
 import type { Logger } from 'pino';
 import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
+import { atomicWriteFile } from '../lib/atomic-write.js';
 import type { Phase } from '../lib/service.js';
 import { BoxNetwork } from '../net/network.js';
-import { leaseCidr } from '../net/wan-lease.js';
+import { leaseCidr, renderResolvConf } from '../net/wan-lease.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
 
 /** Phase `network`: the network the box runs on, from the loaded config; a change moves tor. */
 export function networkPhase(deps: {
   config: ConfigStore;
   stateDir: string;
-  /** Where dnsmasq's leases go: systemd's RuntimeDirectory (/run/onionbox, memory) on the box. */
-  runtimeDir?: string | undefined;
+  /** systemd's runtime root (/run on the box), where dnsmasq's and hostapd's units keep their files. */
+  runDir?: string | undefined;
   tor: TorSupervisor;
   log: Logger;
 }): Phase<BoxNetwork> {
-  const { config, stateDir, runtimeDir, tor, log } = deps;
+  const { config, stateDir, runDir, tor, log } = deps;
   return {
     name: 'network',
     start: async () =>
       new BoxNetwork({
         config,
         stateDir,
-        runtimeDir,
+        runDir,
         log,
         peers: {
           reconnectTor: async (lanAddress) => {
@@ -42,14 +43,24 @@ export function networkPhase(deps: {
   };
 }
 
-/** Phase `wan-lease`: the WAN's DHCP server for the firewall's DHCP exception; each lease to the box. */
-export function wanLeasePhase(deps: { network: BoxNetwork; box: BoxController }): Phase<void> {
-  const { network, box } = deps;
+/**
+ * Phase `wan-lease`: the WAN's DHCP server for the firewall's DHCP exception, its resolvers for tor's
+ * transports (the firewall's openings, and `resolvConf`: the file tor's unit is to bind over
+ * /etc/resolv.conf, 0644 so tor's uid reads it); each lease to the box.
+ */
+export function wanLeasePhase(deps: {
+  network: BoxNetwork;
+  box: BoxController;
+  resolvConf?: string | undefined;
+}): Phase<void> {
+  const { network, box, resolvConf } = deps;
   return {
     name: 'wan-lease',
     start: () =>
       network.startWanLease(async (lease) => {
         box.wanLease(leaseCidr(lease));
+        if (resolvConf !== undefined)
+          await atomicWriteFile(resolvConf, renderResolvConf(lease.resolvers ?? []), 0o644);
         await box.reapply();
       }),
     stop: () => network.stopWanLease(),

@@ -23,15 +23,19 @@ import { isHostAddress, type RelayEndpoint, validateRelays } from '../firewall/p
 import { parseRelayEndpoints } from '../firewall/relays.js';
 import { builtinDirsFromBinary, dirsFromTorrcLines, torrcNamesDirs } from './dirs.js';
 import { parseBridgeLine } from './grammar.js';
-import { BUILTIN_SNOWFLAKE } from './torrc.js';
+import { dialsBridgeAddress, NO_TRANSPORT_NEEDS, type TransportNeeds, transportNeeds } from './transports.js';
 
-/** The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. */
+/**
+ * The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. Only
+ * vanilla and obfs4 bridges: the address in a webtunnel, meek_lite or snowflake line is a placeholder that
+ * is never contacted, so it never enters the set (transports.ts says what those transports need instead).
+ */
 export function bridgeEndpoints(settings: TorConfig): RelayEndpoint[] {
   if (!settings.useBridges) return [];
-  const lines = [...settings.bridges, ...(settings.builtinSnowflake ? BUILTIN_SNOWFLAKE : [])];
   const out: RelayEndpoint[] = [];
-  for (const l of lines) {
+  for (const l of settings.bridges) {
     const b = parseBridgeLine(l);
+    if (!dialsBridgeAddress(b.transport)) continue;
     if (!b.address.includes(':') && isHostAddress(b.address)) out.push({ address: b.address, port: b.port });
   }
   return out;
@@ -59,15 +63,35 @@ export interface RelaySetOptions {
   publish(relays: RelayEndpoint[], why: string): Promise<void>;
 }
 
+/** Whether two transport needs open the same firewall rules. */
+function sameNeeds(a: TransportNeeds, b: TransportNeeds): boolean {
+  return a.dns === b.dns && a.udp === b.udp && a.tcpPorts.join(',') === b.tcpPorts.join(',');
+}
+
 export class RelaySet {
   #dirs: RelayEndpoint[] = [];
   #bridges: RelayEndpoint[] = [];
   #consensus: RelayEndpoint[] = [];
   #current: RelayEndpoint[] = [];
+  #needs: TransportNeeds = NO_TRANSPORT_NEEDS;
+  #rulesChanged: (() => Promise<void>) | null = null;
 
   readonly #opts: RelaySetOptions;
   constructor(opts: RelaySetOptions) {
     this.#opts = opts;
+  }
+
+  /** What the configured transports need beyond the set (firewall's transport openings). */
+  transportNeeds(): TransportNeeds {
+    return this.#needs;
+  }
+
+  /**
+   * Who loads the whole ruleset again when the transports' needs change (the box's reapply: its
+   * parameters read transportNeeds() and current()). Until set, only the set is published.
+   */
+  onRulesChanged(reapply: () => Promise<void>): void {
+    this.#rulesChanged = reapply;
   }
 
   /** The set as it stands. */
@@ -96,13 +120,20 @@ export class RelaySet {
     }
     this.#consensus = await this.#cachedConsensus();
     this.#bridges = bridgeEndpoints(settings);
+    this.#needs = transportNeeds(settings);
     return this.#compose();
   }
 
   /** New settings (before tor reloads with them): their bridges replace the previous ones. */
   settingsChanged(settings: TorConfig): Promise<void> {
     this.#bridges = bridgeEndpoints(settings);
-    return this.#opts.publish(this.#compose(), 'bridges changed');
+    const needs = transportNeeds(settings);
+    const changed = !sameNeeds(needs, this.#needs);
+    this.#needs = needs;
+    const relays = this.#compose();
+    // new transport openings are rules, not set elements: the whole ruleset (which carries the set)
+    if (changed && this.#rulesChanged) return this.#rulesChanged();
+    return this.#opts.publish(relays, 'bridges changed');
   }
 
   /** tor reported its consensus (GETINFO ns/all plus bridges, as the supervisor gives). */

@@ -7,7 +7,7 @@
 import type { TorConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';
 import { isIpv4 } from '../lib/ipv4.js';
-import { formatBridgeLine, parseBridgeLine, parseCountry } from './grammar.js';
+import { formatBridgeLine, parseBridgeLine, parseCountry, TRANSPORTS, type Transport } from './grammar.js';
 
 export type PortSpec = { host: string; port: number } | { unix: string };
 
@@ -36,9 +36,8 @@ export interface TorRuntime {
   logFile?: string | undefined;
   /** Trusted extra lines (the private network's client lines); keywords from EXTRA_KEYWORDS only. */
   extraLines?: readonly string[] | undefined;
-  /** Pluggable transport binaries (Debian paths by default). */
-  obfs4proxy?: string | undefined;
-  snowflakeClient?: string | undefined;
+  /** The pluggable-transport binary, lyrebird (default /usr/bin/lyrebird, Debian's path). */
+  lyrebird?: string | undefined;
 }
 
 /** Keywords that extra (non-owner) lines may carry: the test network's options, nothing about ports. */
@@ -54,15 +53,6 @@ export const EXTRA_KEYWORDS: ReadonlySet<string> = new Set([
   'AssumeReachable',
   'UseMicrodescriptors',
 ]);
-
-/**
- * Built-in snowflake bridges as shipped by Tor Browser (tor-browser-build's pt_config.json); these need
- * UDP for WebRTC on the WAN side, which the firewall's page must say.
- */
-export const BUILTIN_SNOWFLAKE: readonly string[] = [
-  'snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72 fingerprint=2B280B23E1107BB62ABFC40DDCC8824814F80A72 url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
-  'snowflake 192.0.2.4:80 8838024498816A039FCBBAB14E6F40A0843051FA fingerprint=8838024498816A039FCBBAB14E6F40A0843051FA url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478,stun:stun.bluesip.net:3478,stun:stun.dus.net:3478,stun:stun.epygi.com:3478,stun:stun.sonetel.com:3478,stun:stun.uls.co.za:3478,stun:stun.voipgate.com:3478,stun:stun.voys.nl:3478 utls-imitate=hellorandomizedalpn',
-];
 
 const SAFE_PATH = /^\/[A-Za-z0-9_./-]{1,200}$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -111,6 +101,19 @@ export function checkExtraLine(line: unknown): string {
   return line;
 }
 
+/**
+ * The ClientTransportPlugin lines for the transports in use, all run by lyrebird: obfs4, webtunnel and
+ * meek_lite share one process; snowflake gets a line (and a process) of its own, as Tor Browser does.
+ */
+export function transportPluginLines(used: ReadonlySet<Transport>, lyrebird?: string): string[] {
+  const bin = path(lyrebird ?? '/usr/bin/lyrebird', 'lyrebird');
+  const shared = TRANSPORTS.filter((t) => t !== 'snowflake' && used.has(t));
+  const lines: string[] = [];
+  if (shared.length > 0) lines.push(`ClientTransportPlugin ${shared.join(',')} exec ${bin}`);
+  if (used.has('snowflake')) lines.push(`ClientTransportPlugin snowflake exec ${bin}`);
+  return lines;
+}
+
 /** Renders the whole torrc. Throws (and renders nothing) on any invalid value. */
 export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
   const lines: string[] = [
@@ -152,25 +155,13 @@ export function renderTorrc(tor: TorConfig, rt: TorRuntime): string {
   );
 
   // Bridges.
-  const bridges = tor.bridges.map((b) => formatBridgeLine(parseBridgeLine(b)));
-  if (tor.builtinSnowflake)
-    bridges.push(...BUILTIN_SNOWFLAKE.map((b) => formatBridgeLine(parseBridgeLine(b))));
+  const parsed = tor.bridges.map((b) => parseBridgeLine(b));
+  const bridges = parsed.map(formatBridgeLine);
   if (tor.useBridges) {
     if (bridges.length === 0)
       throw obxError('TOR_BRIDGE_INVALID', 'useBridges is on but there is no bridge line');
     lines.push('UseBridges 1');
-    const used = new Set<string>(bridges.map((b) => b.split(' ')[0] ?? ''));
-    const obfs = ['obfs4', 'meek_lite'].filter((t) => used.has(t));
-    if (obfs.length > 0) {
-      lines.push(
-        `ClientTransportPlugin ${obfs.join(',')} exec ${path(rt.obfs4proxy ?? '/usr/bin/obfs4proxy', 'obfs4proxy')}`,
-      );
-    }
-    if (used.has('snowflake')) {
-      lines.push(
-        `ClientTransportPlugin snowflake exec ${path(rt.snowflakeClient ?? '/usr/bin/snowflake-client', 'snowflakeClient')}`,
-      );
-    }
+    lines.push(...transportPluginLines(new Set(parsed.map((b) => b.transport)), rt.lyrebird));
     for (const b of bridges) lines.push(`Bridge ${b}`);
   }
 

@@ -17,21 +17,18 @@
  * Each change is checked: the box routes, the kernel's ruleset names the new port, and the LAN device
  * fetches through tor. onionboxd's RSS is read after the last change.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { LanDhcp } from '../../firmware/net/lan-dhcp.js';
 import { dhcpLease } from '../../test/helpers/dhcp-client.js';
 import { addAddr, linkUp, makeNetns, makeVeth, nsRun } from '../../test/helpers/netns.js';
+import { HelperUnit } from '../sim/helper-units.js';
 import { BOX_WAN_IF, BOX_WAN2_IF, buildWorld, EXIT_ADDR, HOSTNAME, type World } from '../sim/world.js';
 import { Cleanup } from './helpers.js';
 import { percentile, rssBytes } from './proc.js';
 import type { BenchResult, BenchSuite } from './types.js';
-
-/** Real dnsmasq in the box namespace ($OBX_DNSMASQ_NETNS), for LanDhcp running on the host. */
-const DNSMASQ_IN_NETNS = fileURLToPath(new URL('../../test/helpers/bin/dnsmasq-in-netns', import.meta.url));
 
 function verbose(s: string): void {
   if (process.env.BENCH_VERBOSE) process.stderr.write(`${s}\n`);
@@ -43,7 +40,6 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
   c.teardown(() => rmSync(dir, { recursive: true, force: true }));
   try {
     const box = await makeNetns(c, 'bnbox');
-    process.env.OBX_DNSMASQ_NETNS = box;
     const dev = await makeNetns(c, 'bndev');
     await makeVeth(box, 'lan0', dev, 'dev0');
     await addAddr(box, 'lan0', '10.42.0.1/24');
@@ -56,18 +52,35 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
       verbose(`lease ${i}: ${l.ms.toFixed(1)} ms ${l.vars.new_ip_address}`);
       return l.ms;
     };
-    const start = async (leaseFile: string) => {
+    // real dnsmasq in the box namespace, run as its unit says (scripts/sim/helper-units.ts); LanDhcp on
+    // the host writes its config. A fresh directory: a fresh lease file.
+    chmodSync(dir, 0o711);
+    const start = async () => {
+      const d = mkdtempSync(join(dir, 'l-'));
+      chmodSync(d, 0o711);
+      const unit = new HelperUnit({
+        name: 'dnsmasq',
+        netns: box,
+        pathMap: { '/var/lib/onionbox': d, '/run': join(d, 'run') },
+      });
+      unit.start();
+      const run = join(d, 'run/onionbox-dhcp');
       const lan = new LanDhcp({
-        settings: { interface: 'lan0', lanAddr: '10.42.0.1/24', leaseFile, leaseSeconds: 600 },
-        confPath: join(dir, 'dnsmasq.conf'),
-        dnsmasq: DNSMASQ_IN_NETNS,
+        settings: {
+          interface: 'lan0',
+          lanAddr: '10.42.0.1/24',
+          leaseFile: join(run, 'dnsmasq.leases'),
+          pidFile: join(run, 'dnsmasq.pid'),
+          leaseSeconds: 600,
+        },
+        confPath: join(d, 'dnsmasq.conf'),
       });
       await lan.start();
-      return lan;
+      return unit;
     };
     const fresh: number[] = [];
     for (let i = 0; i < 6; i++) {
-      const lan = await start(join(mkdtempSync(join(dir, 'l-')), 'leases'));
+      const lan = await start();
       try {
         const ms = await lease(i);
         if (i > 0) fresh.push(ms); // the first run warms the page cache for dhclient and dnsmasq
@@ -75,7 +88,7 @@ async function measure(): Promise<{ fresh: number[]; known: number[] }> {
         await lan.stop();
       }
     }
-    const lan = await start(join(dir, 'known.leases'));
+    const lan = await start();
     c.teardown(() => lan.stop());
     await lease(-1); // the device's first visit
     const known: number[] = [];

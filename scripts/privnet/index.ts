@@ -48,7 +48,7 @@ export interface PrivnetOptions {
   /** Extra ports the exit accepts (besides the HTTP server's). Default [80, 443]. */
   exitPorts?: number[];
   /**
-   * Also run an obfs4 bridge (BridgeRelay, unpublished, Debian's obfs4proxy as server transport) and
+   * Also run an obfs4 bridge (BridgeRelay, unpublished, lyrebird as server transport) and
    * expose its bridge line: a client with UseBridges reaches the network through obfs4.
    */
   obfs4Bridge?: boolean;
@@ -482,7 +482,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         'PublishServerDescriptor 0',
         'ExitRelay 0',
         'ExitPolicy reject *:*',
-        'ServerTransportPlugin obfs4 exec /usr/bin/obfs4proxy',
+        'ServerTransportPlugin obfs4 exec /usr/bin/lyrebird',
         `ServerTransportListenAddr obfs4 ${address}:${ptPort}`,
         'ExtORPort auto',
         ...(loopback ? [] : [`OutboundBindAddress ${address}`]),

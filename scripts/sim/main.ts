@@ -32,7 +32,7 @@ export const TOOLS: Record<string, string> = {
   nft: 'nftables',
   tor: 'tor',
   'tor-gencert': 'tor',
-  obfs4proxy: 'obfs4proxy',
+  lyrebird: 'lyrebird',
   dnsmasq: 'dnsmasq-base',
   dhclient: 'isc-dhcp-client',
   tcpdump: 'tcpdump',

@@ -67,6 +67,11 @@ export interface PlanOptions {
   pathMap: Record<string, string>;
   /** Appended to ExecStart= (the simulator's own: --simulate, --test-network FILE). */
   extraArgs?: string[] | undefined;
+  /**
+   * Specifiers the unit's command lines use, as systemd expands them: `{ d: DIR }` for %d (the
+   * credentials directory). Any other `%` is refused.
+   */
+  specifiers?: Record<string, string> | undefined;
 }
 
 /** systemd's default PATH for services. */
@@ -77,7 +82,8 @@ export const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * whitespace separates, double or single quotes group (no escapes inside). `$` and `%` (variable and
  * specifier expansion) are refused rather than passed on unexpanded.
  */
-export function splitWords(value: string): string[] {
+export function splitWords(value: string, specifiers: Record<string, string> = {}): string[] {
+  value = value.replace(/%([a-zA-Z])/g, (m, k: string) => specifiers[k] ?? m);
   if (/[$%]/.test(value)) throw new Error(`units: expansion not supported in ${JSON.stringify(value)}`);
   const words: string[] = [];
   const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
@@ -94,11 +100,15 @@ export function mapPath(value: string, pathMap: Record<string, string>): string 
   return value;
 }
 
-function parseCommand(line: string, pathMap: Record<string, string>): UnitCommand {
+function parseCommand(
+  line: string,
+  pathMap: Record<string, string>,
+  specifiers: Record<string, string> = {},
+): UnitCommand {
   const m = /^([-+@!:]*)(.*)$/.exec(line.trim());
   const prefix = m?.[1] ?? '';
   if (/[@!:]/.test(prefix)) throw new Error(`units: command prefix ${prefix} not supported`);
-  const argv = splitWords(m?.[2] ?? '').map((w) => mapPath(w, pathMap));
+  const argv = splitWords(m?.[2] ?? '', specifiers).map((w) => mapPath(w, pathMap));
   if (argv.length === 0 || !argv[0]?.startsWith('/'))
     throw new Error(`units: a command needs an absolute executable: ${line}`);
   return { argv, ignoreFailure: prefix.includes('-'), privileged: prefix.includes('+') };
@@ -121,10 +131,10 @@ export function planUnit(text: string, opts: PlanOptions): UnitPlan {
   const svc = parseUnitLines(text).Service;
   if (!svc) throw new Error(`units: ${opts.name} has no [Service] section`);
   const one = (key: string): string | undefined => svc[key]?.at(-1);
-  const words = (key: string): string[] => (svc[key] ?? []).flatMap(splitWords);
+  const words = (key: string): string[] => (svc[key] ?? []).flatMap((v) => splitWords(v));
   const start = svc.ExecStart ?? [];
   if (start.length !== 1) throw new Error(`units: ${opts.name} needs exactly one ExecStart=`);
-  const main = parseCommand(start[0] ?? '', opts.pathMap);
+  const main = parseCommand(start[0] ?? '', opts.pathMap, opts.specifiers);
   main.argv.push(...(opts.extraArgs ?? []));
 
   const env: Record<string, string> = {};

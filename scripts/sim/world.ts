@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
+import { HelperUnit } from './helper-units.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
 const execFileP = promisify(execFile);
@@ -780,11 +781,22 @@ async function startOnionboxd(b: Build): Promise<void> {
     testNetwork,
     `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
   );
+  // dnsmasq's own unit, as systemd runs it on a Pi (its user, capabilities, restart on a new config):
+  // onionboxd only writes the config (issue 23)
+  const dnsmasq = new HelperUnit({
+    name: 'dnsmasq',
+    pathMap: simPathMap(b),
+    credentialsDir: join(b.dir, 'credentials-dnsmasq'),
+    spawn: (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+  });
+  dnsmasq.start();
+  b.cleanups.push(() => dnsmasq.stop());
   // as systemd starts it: onionboxd.service's command line, user, capabilities and directories
   const plan = planUnit(readFileSync(join(UNIT_DIR, 'onionboxd.service'), 'utf8'), {
     name: 'onionboxd',
     pathMap: simPathMap(b),
-    extraArgs: ['--simulate', '--test-network', testNetwork],
+    // systemd's runtime root (%t) in the world: where dnsmasq's and hostapd's units keep their files
+    extraArgs: ['--simulate', '--test-network', testNetwork, '--run-dir', join(b.dir, 'runroot')],
   });
   if (opts.daemonCommand) plan.main = replaceProgram(plan.main, 'dist/firmware/main.js', opts.daemonCommand);
   // what Debian's tor package leaves for the unit: /var/lib/tor, debian-tor's, 2700
@@ -841,6 +853,8 @@ function simPathMap(b: Build): Record<string, string> {
     '/var/lib/onionbox': b.boxStateDir,
     '/var/lib/tor': join(b.dir, 'tor-data'),
     '/run/onionbox': join(b.dir, 'run'),
+    // every other runtime directory (onionbox-dhcp, onionbox-ap): not inside onionboxd's own
+    '/run': join(b.dir, 'runroot'),
   };
 }
 

@@ -11,7 +11,7 @@
  *     address and ORPort; the DHCP client renews by unicast through the firewall and keeps its address;
  *   - the kill switch cuts the device and releases it;
  *   - the page answers the LAN device and never the internet side;
- *   - with an obfs4 bridge configured, the box bootstraps through obfs4proxy to the bridge only;
+ *   - with an obfs4 bridge configured, the box bootstraps through lyrebird to the bridge only;
  *   - after stop nothing is left: namespaces, /etc/netns, processes.
  */
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
+import { capEff, uidOf, userName } from '../../scripts/sim/helper-units.js';
 import {
   ADDR,
   EXIT_ADDR,
@@ -32,7 +33,7 @@ import { boxStatus, cli, lanCurl, macOf, startWorld, until, wanLeaks } from '../
 import { tmpDir } from '../helpers/tmp.js';
 
 const _root = new URL('../../', import.meta.url).pathname;
-const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'obfs4proxy']);
+const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'lyrebird']);
 
 t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async (t) => {
   const dir = tmpDir(t);
@@ -61,6 +62,16 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
   );
   const route = await world.exec(world.netns.lan, 'ip', ['route', 'show', 'default']);
   t.match(route, new RegExp(`default via ${ADDR.boxLan.replace(/\./g, '\\.')}`), 'and its router is the box');
+  // ... which runs as its own unit says (issue 23): its own user, only its three capabilities, its
+  // leases in its own runtime directory (memory), none in the box's state directory
+  const dnsmasqPid = Number(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.pid'), 'utf8').trim());
+  t.equal(userName(uidOf(dnsmasqPid) ?? -1), 'onionbox-dhcp', 'dnsmasq runs as onionbox-dhcp');
+  t.comment(`dnsmasq (pid ${dnsmasqPid}) CapEff ${capEff(dnsmasqPid)}`);
+  const daemon = world.daemon()?.pid ?? 0;
+  t.comment(`onionboxd (pid ${daemon}, ${userName(uidOf(daemon) ?? -1)}) CapEff ${capEff(daemon)}`);
+  t.equal(capEff(dnsmasqPid), '0000000000003400', 'with NET_BIND_SERVICE, NET_ADMIN and NET_RAW only');
+  t.match(readFileSync(join(dir, 'runroot/onionbox-dhcp/dnsmasq.leases'), 'utf8'), lanAddr ?? '-');
+  t.notOk(existsSync(join(dir, 'box/dnsmasq.leases')), 'no lease file in the state directory');
 
   const routing = await until(
     'routing',
@@ -212,7 +223,7 @@ t.test('the whole box in the simulated world', { skip, timeout: 420_000 }, async
 });
 
 t.test(
-  'with an obfs4 bridge: a fresh box bootstraps through obfs4proxy, to the bridge only',
+  'with an obfs4 bridge: a fresh box bootstraps through lyrebird, to the bridge only',
   { skip, timeout: 300_000 },
   async (t) => {
     const dir = tmpDir(t);
@@ -241,8 +252,8 @@ t.test(
       60_000,
     );
     t.equal(seen.trim(), EXIT_ADDR);
-    const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'obfs4proxy'], { encoding: 'utf8' });
-    t.equal(obfs.status, 0, 'obfs4proxy runs as debian-tor');
+    const obfs = spawnSync('pgrep', ['-u', 'debian-tor', '-x', 'lyrebird'], { encoding: 'utf8' });
+    t.equal(obfs.status, 0, 'lyrebird runs as debian-tor');
     await world.stop();
     const tcp = parsePcap(readFileSync(world.captureFile ?? '')).filter(
       (f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6,

@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import type { TransportOpenings } from '../../firmware/firewall/params.js';
 import { renderRuleset } from '../../firmware/firewall/render.js';
 import { judgeProbe, type ProbeResult } from '../../firmware/leak-test/judge.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
@@ -26,6 +27,13 @@ import { nodeTsArgs } from '../helpers/node-ts.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const execFileP = promisify(execFile);
+/** The firewall's openings of each transport (firmware/tor/transports.ts); obfs4 opens nothing. */
+const TRANSPORT_VARIANTS: Record<string, Omit<TransportOpenings, 'resolvers'> | undefined> = {
+  obfs4: undefined,
+  webtunnel: { tcpPorts: [443, 8443], udp: false },
+  meek_lite: { tcpPorts: [443], udp: false },
+  snowflake: { tcpPorts: [443], udp: true },
+};
 const skip = rootSkipReason(['ip', 'nft', 'conntrack', 'dnsmasq']);
 const MODEM = '192.0.2.1';
 const BOX = '192.0.2.2';
@@ -105,6 +113,83 @@ t.test('leak probes in namespaces', { skip }, async (t) => {
     t.equal(judgeProbe('clearnet-tcp', MODEM, r.tcp).outcome, 'pass');
     t.equal(judgeProbe('clearnet-udp', MODEM, r.udp).outcome, 'pass');
   });
+
+  t.test(
+    'every transport variant (routing): still stopped inside the box, the modem as the resolver',
+    async (t) => {
+      // The worst case for the transports' DNS opening: the modem is the WAN's resolver. Only tor's uid may
+      // ask it; the probes (root, as onionboxd's own sockets would be) must still be refused.
+      for (const [name, transports] of Object.entries(TRANSPORT_VARIANTS)) {
+        const file = join(dir, `routing-${name}.nft`);
+        writeFileSync(
+          file,
+          renderRuleset('routing', {
+            ...SAMPLE,
+            wanIf,
+            dhcpServers: [MODEM],
+            ...(transports ? { transports: { ...transports, resolvers: [MODEM] } } : {}),
+          }),
+        );
+        await nsRun(box, 'nft', ['-f', file]);
+        const r = await probe(box);
+        await nsRun(box, 'nft', ['delete', 'table', 'inet', 'onionbox']);
+        t.same(r.tcp, { kind: 'silent', tracked: false }, `${name}: the SYN never got a confirmed entry`);
+        t.same(r.udp, { kind: 'error', code: 'EPERM' }, `${name}: the output hook refused the datagram`);
+      }
+    },
+  );
+
+  t.test(
+    "tor's uid itself: DNS to the resolver only while a transport needs it; never to private UDP",
+    async (t) => {
+      // A positive control for the openings: the same DNS query sent as tor's uid (SAMPLE.torUid), from
+      // python3 under setpriv: answered only with a transport that needs DNS configured.
+      const asTor = async (target: string, port: number): Promise<string> => {
+        const script = [
+          'import socket,sys',
+          's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1.5)',
+          "q=bytes.fromhex('123401000001000000000000076578616d706c6503636f6d0000010001')",
+          'try:',
+          '  s.sendto(q,(sys.argv[1],int(sys.argv[2]))); s.recvfrom(512); print("answered")',
+          'except PermissionError: print("EPERM")',
+          'except socket.timeout: print("silent")',
+        ].join('\n');
+        const uid = String(SAMPLE.torUid);
+        const { stdout } = await execFileP('ip', [
+          'netns',
+          'exec',
+          box,
+          'setpriv',
+          `--reuid=${uid}`,
+          `--regid=${uid}`,
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          script,
+          target,
+          String(port),
+        ]);
+        return stdout.trim();
+      };
+      for (const [name, transports] of Object.entries(TRANSPORT_VARIANTS)) {
+        const file = join(dir, `tor-${name}.nft`);
+        writeFileSync(
+          file,
+          renderRuleset('connecting', {
+            ...SAMPLE,
+            wanIf,
+            ...(transports ? { transports: { ...transports, resolvers: [MODEM] } } : {}),
+          }),
+        );
+        await nsRun(box, 'nft', ['-f', file]);
+        const dns = await asTor(MODEM, 53);
+        const stray = await asTor('192.0.2.77', 40000); // private (documentation) range: never
+        await nsRun(box, 'nft', ['delete', 'table', 'inet', 'onionbox']);
+        t.equal(dns, transports ? 'answered' : 'EPERM', `${name}: tor's DNS to the WAN's resolver`);
+        t.equal(stray, 'EPERM', `${name}: tor's UDP to a non-public address refused in the box`);
+      }
+    },
+  );
 
   t.test('dropped by the modem, not the box: conntrack shows the packets left', async (t) => {
     // The box tracks connections (as its own table makes it) but lets everything out.

@@ -97,7 +97,7 @@ t.test('an overlapping WAN lease closes the box until a lease no longer overlaps
   lease(leaseFile, '198.18.0.2', '255.255.255.0');
   await watcher.start();
   await controller.settled();
-  t.same(watcher.lease, { serverId: '198.18.0.1', address: '198.18.0.2', prefix: 24 });
+  t.same(watcher.lease, { serverId: '198.18.0.1', address: '198.18.0.2', prefix: 24, resolvers: [] });
   t.equal(fw.current(), 'routing', 'a WAN subnet apart from the LAN: routing');
   t.match(await table(), /198\.18\.0\.1/, "the lease's server is the DHCP exception");
 

@@ -1,5 +1,6 @@
 /**
- * Every bridge line the grammar accepts comes back unchanged from real tor: tor cuts a config line at
+ * Every bridge line the grammar accepts, of every transport lyrebird runs (obfs4, webtunnel, meek_lite,
+ * snowflake), comes back unchanged from real tor: tor cuts a config line at
  * '#', so a value with '#' would silently lose its tail (issue 13). Random lines from a wide alphabet go
  * through parseBridgeLine; the accepted ones are written into a torrc and read back with
  * `tor --verify-config` and `tor --dump-config short`.
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { formatBridgeLine, parseBridgeLine } from '../../firmware/tor/grammar.js';
+import { TRANSPORT_LINES } from '../helpers/bridge.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function tor(args: string[]): Promise<{ code: number; out: string }> {
@@ -25,12 +27,32 @@ const FP = '0123456789ABCDEF0123456789ABCDEF01234567';
 // Printable ASCII except space (the word separator): wider than the grammar's value set on purpose.
 const valueChar = fc.constantFrom(...Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i)));
 const value = fc.string({ unit: valueChar, minLength: 1, maxLength: 40 });
+// Values shaped like each key's grammar, with random characters mixed in: most pass, the odd ones show
+// the grammar refusing.
+const hostName = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z]{2,6}){1,2}$/);
+const mixed = (shaped: fc.Arbitrary<string>) => fc.oneof({ arbitrary: shaped, weight: 4 }, value);
+const httpsUrl = fc
+  .tuple(hostName, fc.stringMatching(/^[A-Za-z0-9._~/-]{0,20}$/))
+  .map(([h, p]) => `https://${h}/${p}`);
+const base64 = fc.stringMatching(/^[A-Za-z0-9+/]{20,80}$/);
 const candidate = fc.oneof(
   fc
-    .tuple(value, fc.constantFrom('0', '1', '2'))
+    .tuple(mixed(base64), fc.constantFrom('0', '1', '2'))
     .map(([cert, iat]) => `obfs4 192.0.2.1:443 ${FP} cert=${cert} iat-mode=${iat}`),
-  fc.tuple(value, value).map(([url, front]) => `meek_lite 192.0.2.2:443 ${FP} url=${url} front=${front}`),
-  fc.tuple(value, value).map(([url, fronts]) => `snowflake 192.0.2.3:443 ${FP} url=${url} fronts=${fronts}`),
+  fc
+    .tuple(mixed(httpsUrl), fc.constantFrom('0.0.1', '0.0.2', '1.2'))
+    .map(([url, ver]) => `webtunnel [2001:db8::5]:443 ${FP} url=${url} ver=${ver}`),
+  fc
+    .tuple(mixed(httpsUrl), mixed(hostName))
+    .map(
+      ([url, front]) => `meek_lite 192.0.2.2:443 ${FP} url=${url} front=${front} utls=hellorandomizedalpn`,
+    ),
+  fc
+    .tuple(mixed(httpsUrl), fc.array(hostName, { minLength: 1, maxLength: 3 }), hostName)
+    .map(
+      ([url, fronts, stun]) =>
+        `snowflake 192.0.2.3:443 ${FP} fingerprint=${FP} url=${url} fronts=${fronts.join(',')} ice=stun:${stun}:3478 utls-imitate=hellorandomizedalpn`,
+    ),
 );
 
 t.test('accepted bridge lines survive a round trip through tor unchanged', async (t) => {
@@ -40,14 +62,21 @@ t.test('accepted bridge lines survive a round trip through tor unchanged', async
   const seeds = ['cert=abc#def', 'cert=abc;def', 'cert=a"b', 'cert=a\\b', "cert=a'b"].map(
     (arg) => `obfs4 192.0.2.1:443 ${FP} ${arg} iat-mode=0`,
   );
-  for (const line of [...seeds, ...fc.sample(candidate, { numRuns: 400, seed: 13 })]) {
+  const shipped = Object.values(TRANSPORT_LINES);
+  for (const line of [...seeds, ...shipped, ...fc.sample(candidate, { numRuns: 400, seed: 13 })]) {
     try {
       accepted.add(formatBridgeLine(parseBridgeLine(line)));
     } catch {
       // refused by the grammar: never written
     }
   }
-  t.ok(accepted.size >= 20, `${accepted.size} accepted lines to check`);
+  t.ok(accepted.size >= 100, `${accepted.size} accepted lines to check`);
+  for (const transport of ['obfs4 ', 'webtunnel ', 'meek_lite ', 'snowflake ']) {
+    t.ok(
+      [...accepted].filter((l) => l.startsWith(transport)).length >= 10,
+      `${transport.trim()}: at least 10 accepted lines`,
+    );
+  }
   t.notOk(
     [...accepted].some((l) => l.includes('#')),
     'no accepted line carries a #',
@@ -63,8 +92,8 @@ t.test('accepted bridge lines survive a round trip through tor unchanged', async
         `DataDirectory ${join(dir, 'data')}`,
         'SocksPort 0',
         'UseBridges 1',
-        'ClientTransportPlugin obfs4,meek_lite exec /usr/bin/obfs4proxy',
-        'ClientTransportPlugin snowflake exec /usr/bin/snowflake-client',
+        'ClientTransportPlugin obfs4,webtunnel,meek_lite exec /usr/bin/lyrebird',
+        'ClientTransportPlugin snowflake exec /usr/bin/lyrebird',
         ...batch.map((b) => `Bridge ${b}`),
         '',
       ].join('\n'),

@@ -241,13 +241,13 @@ t.test('good new settings apply and are kept: a working bridge carries every new
   );
 });
 
-t.test("an obfs4 bridge through Debian's obfs4proxy carries the circuits", async (t) => {
+t.test('an obfs4 bridge through lyrebird carries the circuits', async (t) => {
   const bridge = net.obfs4Bridge;
   if (!bridge) throw new Error('privnet without obfs4 bridge');
   const next: TorConfig = { ...defaultConfig().tor, useBridges: true, bridges: [bridge.line] };
   const result = await sup.applySettings(next);
   t.same(result, { ok: true, rolledBack: false, message: 'tor is ready with the new settings' });
-  t.match(readFileSync(torrcPath, 'utf8'), /^ClientTransportPlugin obfs4 exec \/usr\/bin\/obfs4proxy$/m);
+  t.match(readFileSync(torrcPath, 'utf8'), /^ClientTransportPlugin obfs4 exec \/usr\/bin\/lyrebird$/m);
   const got = await socksHttpGet(socks, http.address, http.port, '/bytes/5000');
   t.equal(got.body.length, 5000);
   const exitCircuits = (await sup.circuits()).filter((c) => c.status === 'BUILT' && c.hops.length === 3);
@@ -258,8 +258,8 @@ t.test("an obfs4 bridge through Debian's obfs4proxy carries the circuits", async
   );
   const children = readFileSync(`/proc/${sup.pid}/task/${sup.pid}/children`, 'utf8').trim().split(/\s+/);
   t.ok(
-    children.some((pid) => pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('obfs4proxy')),
-    'tor runs obfs4proxy as its client transport',
+    children.some((pid) => pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('lyrebird')),
+    'tor runs lyrebird as its client transport',
   );
 });
 

@@ -19,6 +19,7 @@ import {
   renderRuleset,
 } from '../../firmware/firewall/render.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
+import { chainBody } from '../helpers/nft-script.js';
 
 function caught(fn: () => unknown): unknown {
   try {
@@ -30,15 +31,6 @@ function caught(fn: () => unknown): unknown {
 }
 
 const MODES: FirewallMode[] = ['lockdown', 'connecting', 'routing', 'killed'];
-
-function chainBody(script: string, name: string): string[] {
-  const m = new RegExp(`\\n  chain ${name} \\{\\n((?: {4}.*\\n)*) {2}\\}`).exec(script);
-  if (!m) throw new Error(`no chain ${name}`);
-  return (m[1] ?? '')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.trim());
-}
 
 t.test('golden ruleset per mode', async (t) => {
   for (const mode of MODES) {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { BOOT_LABEL, ROOT_LABEL } from '../../images/recipe.js';
+import { BOOT_LABEL, DATA_BINDS, DATA_LABEL, ROOT_LABEL } from '../../images/recipe.js';
 import {
   type BootOptions,
   bootConfigSettings,
@@ -31,13 +31,14 @@ function settings(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-t.test('config.txt: 64-bit, UART, the kernel and initrd by version, then the board lines', async (t) => {
+t.test('config.txt: 64-bit, UART, U-Boot as the kernel, then the board lines', async (t) => {
   const s = settings(renderConfigTxt(boot));
   t.equal(s[0], 'arm_64bit=1');
   t.ok(s.includes('arm_64bit=1'));
   t.ok(s.includes('enable_uart=1'));
-  t.ok(s.includes('kernel=vmlinuz-6.12.57+deb13-arm64'));
-  t.ok(s.includes('initramfs initrd.img-6.12.57+deb13-arm64'));
+  t.ok(s.includes('kernel=u-boot.bin'));
+  // the slot's kernel and initrd are U-Boot's to load (boot.scr): the firmware loads neither
+  t.notOk(s.some((l) => l.startsWith('initramfs') || l.includes('vmlinuz')));
   // the lines of images/boot/config.txt: I2C for the OLED, pulls for switch and button, LEDs low
   for (const line of ['dtparam=i2c_arm=on', 'gpio=17=ip,pu', 'gpio=27=ip,pu', 'gpio=22,23,24=op,dl']) {
     t.ok(s.includes(line), line);
@@ -109,25 +110,43 @@ t.test('cmdline.txt refuses bad consoles, labels, kernels and hiding or overridi
   t.match(renderCmdlineTxt({ ...boot, extraCmdline: ['cma=64M'] }), / cma=64M\n$/);
 });
 
-t.test('fstab mounts the root and /boot/firmware by label', async (t) => {
-  const lines = settings(renderFstab(boot)).map((l) => l.split(/\s+/));
-  t.same(
-    lines.map((f) => f.slice(0, 3)),
-    [
-      [`LABEL=${ROOT_LABEL}`, '/', 'ext4'],
-      [`LABEL=${BOOT_LABEL}`, '/boot/firmware', 'vfat'],
-    ],
-  );
-  t.same(
-    lines.map((f) => f.slice(4)),
-    [
-      ['0', '1'],
-      ['0', '2'],
-    ],
-    'root checked first, then the boot partition',
-  );
-  t.throws(() => renderFstab({ rootLabel: 'a b', bootLabel: BOOT_LABEL }), ImageRecipeError);
-});
+t.test(
+  'fstab: no root line (read-only from the command line), FAT and data by label, binds from /data',
+  async (t) => {
+    const lines = settings(renderFstab(boot)).map((l) => l.split(/\s+/));
+    t.notOk(
+      lines.some((f) => f[1] === '/'),
+      'the root is not in fstab: nothing remounts it writable',
+    );
+    t.same(lines[0]?.slice(0, 3), [`LABEL=${BOOT_LABEL}`, '/boot/firmware', 'vfat']);
+    t.same(lines[1]?.slice(0, 3), [`LABEL=${DATA_LABEL}`, '/data', 'ext4']);
+    t.match(lines[1]?.[3] ?? '', /nosuid/);
+    t.match(lines[1]?.[3] ?? '', /nodev/);
+    t.match(lines[1]?.[3] ?? '', /noexec/);
+    const binds = lines.filter((f) => f[2] === 'none');
+    t.same(
+      binds.map((f) => [f[0], f[1]]),
+      DATA_BINDS.map((b) => [`/data/${b.dir}`, `/${b.mountPoint}`]),
+    );
+    for (const f of binds) t.match(f[3] ?? '', /^bind,x-systemd\.requires-mounts-for=\/data$/);
+    // everything the box writes: the firmware's state, tor's, NetworkManager's profiles, RAUC, the journal
+    for (const mp of [
+      '/var/lib/onionbox',
+      '/var/lib/tor',
+      '/etc/NetworkManager/system-connections',
+      '/var/lib/rauc',
+      '/var/log/journal',
+    ]) {
+      t.ok(
+        binds.some((f) => f[1] === mp),
+        mp,
+      );
+    }
+    // PrivateTmp= needs a writable /var/tmp
+    t.same(lines.find((f) => f[1] === '/var/tmp')?.slice(0, 3), ['tmpfs', '/var/tmp', 'tmpfs']);
+    t.throws(() => renderFstab({ rootLabel: 'a b', bootLabel: BOOT_LABEL }), ImageRecipeError);
+  },
+);
 
 t.test("raspi-firmware's settings make a kernel update write the same boot files", async (t) => {
   const def = renderRaspiFirmwareDefault(boot);
@@ -162,31 +181,15 @@ t.test('renderFile: the build asks by name; an unknown name is an error', async 
   }
   t.match(
     renderFile('config.txt', { bootConfigLines: boardLines, kernelVersion: '6.12.1-arm64' }),
-    /vmlinuz-6\.12\.1-arm64/,
+    /^kernel=u-boot\.bin$/m,
   );
   t.throws(() => renderFile('passwd', { bootConfigLines: '' }), /no renderer/);
 });
 
 // What raspi-firmware 1.20240424+ds-6 (trixie) wrote in a chroot from our /etc/default files, by hand
-// from its z50-raspi-firmware hook: ours must carry the same settings in the same order.
-t.test("our config.txt and cmdline.txt carry the same settings as raspi-firmware's hook", async (t) => {
-  const hookConfig = [
-    '# Do not modify this file!',
-    '',
-    '# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode',
-    'arm_64bit=1',
-    '',
-    'enable_uart=1',
-    'upstream_kernel=1',
-    '',
-    'kernel=vmlinuz-6.12.57+deb13-arm64',
-    '# For details on the initramfs directive, see',
-    'initramfs initrd.img-6.12.57+deb13-arm64',
-    '',
-    '# Inserted by /etc/default/raspi-firmware-custom',
-    renderRaspiFirmwareCustom(boardLines),
-  ].join('\n');
-  t.same(bootSettings(renderConfigTxt(boot), 'config.txt'), bootSettings(hookConfig, 'config.txt'));
+// from its z50-raspi-firmware hook: ours must carry the same settings in the same order. (config.txt is
+// no longer the hook's: the firmware starts U-Boot.)
+t.test("our cmdline.txt carries the same settings as raspi-firmware's hook", async (t) => {
   const hookCmdline =
     ' console=tty0 console=ttyS1,115200 root=LABEL=ONIONROOT rw fsck.repair=yes net.ifnames=0  rootwait \n';
   t.same(bootSettings(renderCmdlineTxt(boot), 'cmdline.txt'), bootSettings(hookCmdline, 'cmdline.txt'));

@@ -26,7 +26,7 @@ t.test('a version 1 document gains empty networking settings', async (t) => {
   const { accessPoint: _a, upstreamWifi: _u, ...network1 } = v2.network;
   const v1 = { ...v2, version: 1, network: network1 };
   const r = migrate(v1);
-  t.equal(CONFIG_VERSION, 3);
+  t.equal(CONFIG_VERSION, 4);
   t.ok(r.migrated);
   t.same(r.doc, v2, 'exactly the defaults (no access point: nothing for 2 -> 3 to add)');
   t.same(configProblems(r.doc), {});

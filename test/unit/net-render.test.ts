@@ -229,11 +229,21 @@ t.test('dnsmasq: DHCP only, on the LAN, the box as router and DNS', async (t) =>
       'dhcp-option',
       'dhcp-option',
       'dhcp-leasefile',
+      'pid-file',
       'quiet-dhcp',
     ],
     'no other options',
   );
-  t.match(s, /^dhcp-leasefile=\/run\/onionbox\/dnsmasq\.leases$/m, 'leases in memory, not on the SD card');
+  t.match(
+    s,
+    /^dhcp-leasefile=\/run\/onionbox-dhcp\/dnsmasq\.leases$/m,
+    "leases in memory (dnsmasq's own runtime directory), not on the SD card",
+  );
+  t.match(
+    s,
+    /^pid-file=\/run\/onionbox-dhcp\/dnsmasq\.pid$/m,
+    'the PID file onionboxd watches for a restart',
+  );
   t.match(s, /^quiet-dhcp$/m, 'no DHCP exchange (MAC, hostname) in the journal');
   t.match(s, /^port=0$/m, 'its DNS is off');
   t.match(s, /^dhcp-range=10\.42\.0\.2,10\.42\.0\.254,255\.255\.255\.0,43200$/m);

@@ -10,7 +10,7 @@ t.test('WAN lease: the subnet mask becomes the prefix of the leased subnet', asy
       'DHCP4.OPTION[3]:subnet_mask = 255.255.255.0',
     ].join('\n'),
   );
-  t.same(lease, { serverId: '198.18.0.1', address: '198.18.0.2', prefix: 24 });
+  t.same(lease, { serverId: '198.18.0.1', address: '198.18.0.2', prefix: 24, resolvers: [] });
   t.equal(leaseCidr(lease), '198.18.0.2/24');
   t.equal(leaseCidr({ ...lease, prefix: null }), '198.18.0.2/32', 'unknown mask: the address alone');
   t.equal(leaseCidr({ ...lease, address: null }), null);

@@ -62,7 +62,10 @@ t.test('onionboxd.service: its command line in the world, the simulator argument
   const argv = commandArgv(plan, plan.main);
   t.equal(argv[0], 'setpriv');
   t.ok(argv.includes('--reuid=onionbox') && argv.includes('--regid=onionbox'));
-  t.ok(argv.includes('--init-groups'));
+  t.ok(
+    argv.includes('--groups=onionbox,onionbox-dhcp,onionbox-ap'),
+    "SupplementaryGroups=: dnsmasq's leases and the helpers' PID files",
+  );
   t.ok(argv.includes('--no-new-privs'));
   t.equal(argv[argv.indexOf('--') + 1], '/usr/local/bin/node');
 });
@@ -166,6 +169,12 @@ t.test('paths map at a boundary, the longest prefix first', async (t) => {
   t.equal(mapPath('/var/lib/tor/x', pathMap), '/w/tor-data/x');
   t.equal(mapPath('relative', pathMap), 'relative');
   t.same(splitWords(' a  "b c" \'d\' '), ['a', 'b c', 'd']);
+  t.same(
+    splitWords('--conf-file=%d/dnsmasq.conf', { d: '/cred' }),
+    ['--conf-file=/cred/dnsmasq.conf'],
+    '%d when given',
+  );
+  t.throws(() => splitWords('-P %t/x.pid', { d: '/cred' }), 'a specifier not given is refused');
 });
 
 t.test('Restart= decides from the exit', async (t) => {

@@ -18,7 +18,7 @@ import {
   parseCountry,
   torSettingsProblems,
 } from '../../firmware/tor/grammar.js';
-import { BUILTIN_SNOWFLAKE, checkExtraLine, renderTorrc, type TorRuntime } from '../../firmware/tor/torrc.js';
+import { checkExtraLine, renderTorrc, type TorRuntime } from '../../firmware/tor/torrc.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const execFileP = promisify(execFile);
@@ -28,6 +28,8 @@ const OBFS4 =
 const MEEK =
   'meek_lite 192.0.2.18:80 BE776A53492E1E044A26F17306E1BC46A55A1625 url=https://meek.azureedge.net/ front=ajax.aspnetcdn.com';
 const VANILLA = '[2001:db8::1]:9001 1111111111111111111111111111111111111111';
+const SNOWFLAKE =
+  'snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72 fingerprint=2B280B23E1107BB62ABFC40DDCC8824814F80A72 url=https://1098762253.rsc.cdn77.org/ fronts=app.datapacket.com,www.datapacket.com ice=stun:stun.l.google.com:19302,stun:stun.antisip.com:3478 utls-imitate=hellorandomizedalpn';
 
 const baseTor = (): TorConfig => defaultConfig().tor;
 const runtime = (): TorRuntime => ({
@@ -68,8 +70,7 @@ t.test('bridges, transports and countries render from parsed values', async (t) 
     {
       ...baseTor(),
       useBridges: true,
-      bridges: [OBFS4, MEEK, VANILLA],
-      builtinSnowflake: true,
+      bridges: [OBFS4, MEEK, VANILLA, SNOWFLAKE],
       exitNodes: ['de', 'nl'],
       excludeExitNodes: ['us'],
       strictNodes: true,
@@ -78,12 +79,12 @@ t.test('bridges, transports and countries render from parsed values', async (t) 
   );
   const lines = text.split('\n');
   t.ok(lines.includes('UseBridges 1'));
-  t.ok(lines.includes('ClientTransportPlugin obfs4,meek_lite exec /usr/bin/obfs4proxy'));
-  t.ok(lines.includes('ClientTransportPlugin snowflake exec /usr/bin/snowflake-client'));
+  t.ok(lines.includes('ClientTransportPlugin obfs4,meek_lite exec /usr/bin/lyrebird'));
+  t.ok(lines.includes('ClientTransportPlugin snowflake exec /usr/bin/lyrebird'), 'snowflake on its own line');
   t.ok(lines.includes(`Bridge ${OBFS4}`));
   t.ok(lines.includes(`Bridge ${MEEK}`));
   t.ok(lines.includes(`Bridge ${VANILLA}`));
-  t.equal(lines.filter((l) => l.startsWith('Bridge snowflake ')).length, BUILTIN_SNOWFLAKE.length);
+  t.ok(lines.includes(`Bridge ${SNOWFLAKE}`));
   t.ok(lines.includes('ExitNodes {de},{nl}'));
   t.ok(lines.includes('ExcludeExitNodes {us}'));
   t.ok(lines.includes('StrictNodes 1'));
@@ -117,10 +118,7 @@ const ATTACKS: [string, string][] = [
   ['comment', `${OBFS4} #comment`],
   ['empty', ''],
   ['only Bridge', 'Bridge'],
-  [
-    'unsupported transport',
-    'webtunnel 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567 url=https://x/',
-  ],
+  ['unsupported transport', 'obfs3 192.0.2.1:443 0123456789ABCDEF0123456789ABCDEF01234567'],
   [
     'hostname instead of address',
     'obfs4 bridge.example:443 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc',
@@ -168,7 +166,7 @@ t.test('the config validator refuses bad bridges and countries with field detail
   });
   t.ok(validateConfig({ ...defaultConfig(), tor: { ...baseTor(), useBridges: true, bridges: [OBFS4] } }));
   t.same(torSettingsProblems({ ...baseTor(), useBridges: true }), {
-    '/tor/bridges': 'useBridges is on but there is no bridge line (and built-in snowflake is off)',
+    '/tor/bridges': 'useBridges is on but there is no bridge line',
   });
   t.ok(
     torSettingsProblems({ ...baseTor(), exitNodes: ['de'], excludeExitNodes: ['de'] })[
@@ -287,14 +285,13 @@ t.test('real tor accepts every rendered variant (tor --verify-config)', async (t
       {
         ...baseTor(),
         useBridges: true,
-        bridges: [OBFS4, MEEK, VANILLA],
-        builtinSnowflake: true,
+        bridges: [OBFS4, MEEK, VANILLA, SNOWFLAKE],
         exitNodes: ['de'],
         excludeExitNodes: ['us', 'ru'],
         strictNodes: true,
       },
     ],
-    ['snowflake only', { ...baseTor(), useBridges: true, builtinSnowflake: true }],
+    ['snowflake only', { ...baseTor(), useBridges: true, bridges: [SNOWFLAKE] }],
   ];
   for (const [name, tor] of variants) {
     const path = join(dir, `${name.replace(/\W+/g, '-')}.torrc`);
@@ -325,7 +322,7 @@ t.test('optional runtime lines', async (t) => {
       owningPid: 4242,
       logFile: '/var/log/tor/notices.log',
       safeSocks: false,
-      obfs4proxy: '/opt/pt/obfs4proxy',
+      lyrebird: '/opt/pt/lyrebird',
       extraLines: ['TestingTorNetwork 1', 'ClientRejectInternalAddresses 0'],
     },
   );
@@ -334,7 +331,7 @@ t.test('optional runtime lines', async (t) => {
     '__OwningControllerProcess 4242',
     'Log notice file /var/log/tor/notices.log',
     'SafeSocks 0',
-    'ClientTransportPlugin obfs4 exec /opt/pt/obfs4proxy',
+    'ClientTransportPlugin obfs4 exec /opt/pt/lyrebird',
     'TestingTorNetwork 1',
     'ClientRejectInternalAddresses 0',
     'ExitNodes {de}',

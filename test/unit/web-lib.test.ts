@@ -154,34 +154,29 @@ t.test('bridge form: lines split, validated by the store schema, field-level mes
   ]);
   const ok = checkBridges(cfg, {
     useBridges: true,
-    builtinSnowflake: false,
     bridges: BRIDGE,
   });
   t.ok(ok.ok);
   if (ok.ok) t.same(ok.value.bridges, [BRIDGE]);
   const ctl = checkBridges(cfg, {
     useBridges: true,
-    builtinSnowflake: false,
     bridges: `${BRIDGE}\nbad\u0007line`,
   });
   t.notOk(ctl.ok);
   if (!ctl.ok) t.match(ctl.errors.bridges, /Line 2/);
-  const none = checkBridges(cfg, { useBridges: true, builtinSnowflake: false, bridges: '' });
+  const none = checkBridges(cfg, { useBridges: true, bridges: '' });
   t.notOk(none.ok);
   if (!none.ok) t.match(none.errors.bridges, /at least one|no bridge line/);
   const many = checkBridges(cfg, {
     useBridges: true,
-    builtinSnowflake: false,
     bridges: Array(33).fill('obfs4 x').join('\n'),
   });
   t.notOk(many.ok);
   if (!many.ok) t.match(many.errors.bridges, /32/);
-  const huge = checkBridges(cfg, { useBridges: true, builtinSnowflake: false, bridges: 'x'.repeat(50_000) });
+  const huge = checkBridges(cfg, { useBridges: true, bridges: 'x'.repeat(50_000) });
   t.notOk(huge.ok);
-  t.ok(
-    checkBridges(cfg, { useBridges: true, builtinSnowflake: true, bridges: '' }).ok,
-    'snowflake alone is fine',
-  );
+  const legacy = checkBridges(cfg, { useBridges: true, bridges: '' });
+  t.notOk(legacy.ok, 'no built-in bridge stands in for missing lines (issue 21)');
 });
 
 t.test('exit countries form', async (t) => {

@@ -15,7 +15,6 @@ export const MAX_TEXTAREA = 40_000;
 
 export interface BridgesInput {
   useBridges: boolean;
-  builtinSnowflake: boolean;
   bridges: string;
 }
 
@@ -28,7 +27,6 @@ export interface ExitsInput {
 export function bridgesInput(body: unknown): BridgesInput {
   return {
     useBridges: checkbox(body, 'useBridges'),
-    builtinSnowflake: checkbox(body, 'builtinSnowflake'),
     bridges: field(body, 'bridges') ?? '',
   };
 }
@@ -44,7 +42,6 @@ export function exitsInput(body: unknown): ExitsInput {
 export function bridgesFromConfig(tor: TorConfig): BridgesInput {
   return {
     useBridges: tor.useBridges,
-    builtinSnowflake: tor.builtinSnowflake,
     bridges: tor.bridges.join('\n'),
   };
 }
@@ -86,7 +83,6 @@ export function checkBridges(current: PageSettings, input: BridgesInput): Checke
   const tor: TorConfig = {
     ...current.tor,
     useBridges: input.useBridges,
-    builtinSnowflake: input.builtinSnowflake,
     bridges: lines,
   };
   const errors = torProblems(current, tor, lines);

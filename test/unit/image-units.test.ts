@@ -1,0 +1,79 @@
+/**
+ * The image's own root units (images/system/): each runs with only what its job needs, scored by
+ * `systemd-analyze security --offline=true` (growroot, which they replace, scored 9.5 as plain root), and
+ * the test-only self-test can be switched on by the emulator alone (QEMU's fw_cfg), never by a kernel
+ * argument: on a box the command line is built from U-Boot's environment, a file on the writable FAT.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parseUnit } from '../../scripts/sim/unit-file.js';
+
+const dir = new URL('../../images/system/', import.meta.url).pathname;
+const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
+  'onionbox-firstboot.service': {
+    caps: ['CAP_DAC_OVERRIDE', 'CAP_SYS_ADMIN', 'CAP_SYS_RESOURCE'],
+    threshold: 30,
+  },
+  'onionbox-selftest-early.service': {
+    caps: ['CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_NET_ADMIN'],
+    threshold: 30,
+  },
+  'onionbox-selftest.service': {
+    caps: ['CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_NET_ADMIN', 'CAP_SYS_PTRACE'],
+    threshold: 30,
+  },
+  'onionbox-mark-good.service': { caps: [], threshold: 15 },
+};
+
+function analyze(unit: string, threshold: number): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'systemd-analyze',
+      ['security', '--offline=true', `--threshold=${threshold}`, '--no-pager', `${dir}${unit}`],
+      { timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: `${stdout}${stderr}` }),
+    );
+  });
+}
+
+for (const [unit, want] of Object.entries(ROOT_UNITS)) {
+  t.test(`${unit}: sandboxed to its job`, async (t) => {
+    const svc = parseUnit(readFileSync(`${dir}${unit}`, 'utf8')).Service ?? {};
+    t.same(svc.NoNewPrivileges, ['yes']);
+    t.same(svc.ProtectSystem, ['strict']);
+    t.same(svc.PrivateTmp, ['yes']);
+    t.same(svc.ProtectHome, ['yes']);
+    t.same([...(svc.CapabilityBoundingSet ?? [])].sort(), want.caps, 'only the capabilities it uses');
+    t.notOk(svc.User, 'root (its job needs it) but with the bounding set above');
+    t.ok((svc.SystemCallFilter ?? []).includes('@system-service'));
+    t.same(svc.SystemCallErrorNumber, ['EPERM']);
+    const r = await analyze(unit, want.threshold);
+    const score = Number(/Overall exposure level for [^:]+: ([0-9.]+)/.exec(r.out)?.[1]);
+    t.ok(score <= want.threshold / 10, `exposure ${score} <= ${want.threshold / 10}`);
+    t.equal(r.code, 0, 'systemd-analyze passes the threshold');
+  });
+}
+
+t.test('the self-test is switched on by QEMU fw_cfg only', async (t) => {
+  for (const unit of ['onionbox-selftest-early.service', 'onionbox-selftest.service']) {
+    const text = readFileSync(`${dir}${unit}`, 'utf8');
+    const parsed = parseUnit(text);
+    t.notOk(parsed.Unit?.ConditionKernelCommandLine, `${unit}: no kernel-argument switch`);
+    const cond = (parsed.Service?.ExecCondition ?? []).join(' ');
+    t.match(cond, /devicetree\/base\/fw-cfg@/, `${unit}: needs the emulator's fw-cfg device`);
+    t.match(cond, /qemu_fw_cfg\/by_name\/opt\/onionbox\/selftest\/raw/, `${unit}: and the test's item in it`);
+  }
+  const script = readFileSync(`${dir}onionbox-selftest`, 'utf8');
+  t.notMatch(script, /proc\/cmdline.*selftest/, 'the script does not look at the command line either');
+  t.match(script, /\[ -e \/sys\/firmware\/qemu_fw_cfg\/by_name\/opt\/onionbox\/selftest\/raw \] \|\|/);
+});
+
+t.test('the mark-good trigger carries nothing but "the running slot is good"', async (t) => {
+  const path = parseUnit(readFileSync(`${dir}onionbox-mark-good.path`, 'utf8'));
+  t.same(path.Path?.PathChanged, ['/run/onionbox/slot-good']);
+  const svc = parseUnit(readFileSync(`${dir}onionbox-mark-good.service`, 'utf8')).Service ?? {};
+  t.same(svc.ExecStart, ['/usr/bin/rauc', 'status', 'mark-good', 'booted']);
+  t.same(svc.PrivateNetwork, ['yes']);
+});
