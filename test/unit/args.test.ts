@@ -16,6 +16,7 @@ t.test('daemon args', async (t) => {
     logLevel: undefined,
     testNetwork: undefined,
     torDataDir: undefined,
+    runDir: undefined,
   });
   t.equal(parseDaemonArgs(['--simulate']).stateDir, resolve(DEFAULT_SIM_STATE_DIR), 'made absolute');
   t.equal(parseDaemonArgs(['--state-dir', 'rel/dir']).stateDir, resolve('rel/dir'));
@@ -26,6 +27,7 @@ t.test('daemon args', async (t) => {
     logLevel: 'debug',
     testNetwork: undefined,
     torDataDir: undefined,
+    runDir: undefined,
   });
   t.equal(parseDaemonArgs(['--test-network', 'net.json']).testNetwork, resolve('net.json'));
   for (const bad of [['--bogus'], ['--listen', '127.0.0.1:8081'], ['--log-level', 'loud'], ['extra']]) {
