@@ -47,7 +47,11 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
   const svc = unit.Service ?? {};
   t.same(svc.User, ['onionbox']);
   t.same(svc.Group, ['onionbox']);
-  t.same(svc.SupplementaryGroups, ['onionbox-dhcp', 'onionbox-ap'], "dnsmasq's leases, both PID files");
+  t.same(
+    svc.SupplementaryGroups,
+    ['onionbox-dhcp', 'onionbox-ap', 'onionbox-web'],
+    "dnsmasq's leases, both PID files, the page socket's group",
+  );
   t.same([...(svc.CapabilityBoundingSet ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same([...(svc.AmbientCapabilities ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same(svc.NoNewPrivileges, ['yes']);
