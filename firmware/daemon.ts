@@ -18,7 +18,7 @@
  *   tor-supervisor the supervisor (not started yet)
  *   network        BoxNetwork (firmware/net/network.ts): the network the box runs on, the one answer to
  *                  "which network" (firewall parameters, overlap check, leak test, OLED), and a network
- *                  change's system steps (which move tor and the page); nothing runs yet
+ *                  change's system steps (which move tor); nothing runs yet
  *   box            board + state machine: reads the kill switch, applies the first (closed) mode,
  *                  replacing whatever table the kernel holds (boot lockdown, or a crashed run's
  *                  `routing`) before tor runs
@@ -29,7 +29,8 @@
  *   relay-follow   the relay set follows tor's consensus from here on
  *   update         the updater (firmware/update/): the image's release files, its saved state, the daily
  *                  timer; fetches only through tor's SocksPort once the box routes
- *   web            the page on the LAN address
+ *   page-socket    the page's socket (web.sock): the page runs in its own process (onionbox-web.service,
+ *                  web/main.ts) and reaches the box only through it; onionboxd listens on no TCP port
  *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
  *   slot           asks for the running A/B slot to be marked good once the box routes, or after some
  *                  healthy minutes without a WAN (firmware/update/slot.ts)
@@ -38,19 +39,16 @@
  * current() and every change after the seed (new bridges, a new consensus) goes through it to the
  * firewall's refreshRelays.
  *
- * Stop runs them in reverse: the page goes, then tor (the box sees tor go and closes the LAN, as it would
+ * Stop runs them in reverse: the page's socket goes, then tor (the box sees tor go and closes the LAN, as it would
  * for a crash: nothing is forwarded and TransPort has no listener), then the box lets go of the board and
  * loads `lockdown`. A crash leaves the last ruleset in the kernel (it never forwards); the unit's
  * ExecStopPost then loads the boot lockdown.
- *
- * One object is made before the phases: the page's holder (WebPage, phases/web.ts), because the network
- * is handed it (a network change moves the page to the new LAN address) before the `web` phase starts it.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BoxController } from './box/controller.js';
 import { ConfigStore } from './config/store.js';
-import { IpcServer, socketPath } from './control/socket.js';
+import { IpcServer, socketPath, webSocketPath } from './control/socket.js';
 import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
 import type { Phase } from './lib/service.js';
@@ -62,7 +60,7 @@ import { lanPhase, networkPhase, wanLeasePhase } from './phases/network.js';
 import { platformPhase } from './phases/platform.js';
 import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
 import { type Updates, updatePhase } from './phases/update.js';
-import { WebPage, webPhase } from './phases/web.js';
+import { pageSocketPhase } from './phases/web.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 import { slotPhase } from './update/slot.js';
@@ -74,9 +72,6 @@ export interface DaemonOptions {
   /** The simulated board and clock (SimBoard; the host's clock is never set). Nothing else differs. */
   simulate: boolean;
   stateDir: string;
-  /** Overrides of where the page listens (default: the LAN address and the configured port). */
-  listenHost?: string | undefined;
-  listenPort?: number | undefined;
   /** A private Tor network to join instead of the public one (simulator, emulated image test). */
   testNetwork?: TestNetwork | undefined;
   /** tor's data directory: default <state dir>/tor/data; on the box Debian's /var/lib/tor (the unit). */
@@ -99,8 +94,6 @@ export class Daemon {
   readonly ipc: IpcServer;
   readonly startedAt = Date.now();
   readonly #opts: DaemonOptions;
-  /** The page (made before the phases: the box is handed it, for a network change's new LAN address). */
-  readonly #web: WebPage;
   #configSource = '';
   #started: Phase<unknown>[] = [];
   /** Kept for status(): what the phases returned. */
@@ -114,18 +107,11 @@ export class Daemon {
     this.config = new ConfigStore(opts.stateDir, opts.log.child({ component: 'config' }));
     this.bus = new EventBus(opts.log.child({ component: 'bus' }));
     this.ipc = new IpcServer(socketPath(opts.stateDir));
-    this.#web = new WebPage({
-      config: this.config,
-      log: opts.log,
-      simulate: opts.simulate,
-      listenHost: opts.listenHost,
-      listenPort: opts.listenPort,
-    });
   }
 
-  /** Where the web page answers, once started. */
-  get address(): string {
-    return this.#web.address;
+  /** The page's socket (the page process, onionbox-web, connects to it). */
+  get pageSocket(): string {
+    return webSocketPath(this.#opts.stateDir);
   }
 
   /** The composed box (after start): the web page's and tests' view of it. */
@@ -139,7 +125,7 @@ export class Daemon {
     const box = this.#box?.status();
     return {
       simulate: this.#opts.simulate,
-      address: this.#web.address,
+      pageSocket: this.pageSocket,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       configSource: this.#configSource,
       claimed: cfg.web.passwordHash !== null,
@@ -167,7 +153,6 @@ export class Daemon {
     log.info({ source: loaded.source, path: config.path }, 'configuration loaded');
     // What every phase may be handed; each phase's own type says which of these it takes.
     const root = { config, bus, ipc, stateDir, testNetwork, log };
-    const web = this.#web;
     try {
       const platform = await this.#run(platformPhase({ ...root, simulate, torDataDir }));
       const firewall = await this.#run(firewallPhase(root));
@@ -176,7 +161,7 @@ export class Daemon {
       const tor = await this.#run(torSetupPhase({ ...root, platform, relays, torControlSocket }));
       // dnsmasq's leases and PID file in its own unit's runtime directory (/run/onionbox-dhcp, tmpfs):
       // the LAN's MACs and hostnames never reach the SD card
-      const network = await this.#run(networkPhase({ ...root, runDir: this.#opts.runDir, tor, web }));
+      const network = await this.#run(networkPhase({ ...root, runDir: this.#opts.runDir, tor }));
       this.#network = network;
       const params = firewallParams({ ...root, network, platform, relays });
       const box = await this.#run(boxPhase({ ...root, platform, firewall, params, tor, network }));
@@ -193,8 +178,7 @@ export class Daemon {
         updatePhase({ config, box, bus, stateDir, releaseDir: this.#opts.releaseDir, log }),
       );
       this.#updates = updates;
-      web.updates = updates;
-      await this.#run(webPhase({ web, box, network }));
+      await this.#run(pageSocketPhase({ config, box, stateDir }));
       const torCheckHere = () => torCheck(testNetwork);
       await this.#run(
         controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere, updates }),

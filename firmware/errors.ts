@@ -213,6 +213,9 @@ export const Errors = Object.freeze({
 
 export type ErrorName = keyof typeof Errors;
 
+/** The details key a refusal to retry yet (429) carries its wait in, whole seconds: the page's Retry-After. */
+export const RETRY_AFTER = 'retryAfter';
+
 export function obxError(
   name: ErrorName,
   detail?: string,

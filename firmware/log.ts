@@ -39,12 +39,14 @@ export interface LogOptions {
   pretty?: boolean;
   /** Where JSON lines go; defaults to stdout. */
   destination?: NodeJS.WritableStream;
+  /** The process's name in every line (default onionboxd; the page process: onionbox-web). */
+  name?: string;
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? process.env.ONIONBOX_LOG_LEVEL ?? 'info',
-    base: { name: 'onionboxd' },
+    base: { name: opts.name ?? 'onionboxd' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
   if (opts.pretty) {

@@ -64,8 +64,6 @@ async function main(): Promise<number> {
     torControlSocket: args.torControlSocket,
     simulate: args.simulate,
     stateDir: args.stateDir,
-    listenHost: args.listenHost,
-    listenPort: args.listenPort,
     log,
   });
   const sd = createSdNotifier();
@@ -98,8 +96,8 @@ async function main(): Promise<number> {
     log.flush?.();
     return 1;
   }
-  log.info({ address: daemon.address, simulate: args.simulate }, 'onionboxd ready');
-  await sd.ready(`web page at ${daemon.address}`);
+  log.info({ pageSocket: daemon.pageSocket, simulate: args.simulate }, 'onionboxd ready');
+  await sd.ready(`page socket at ${daemon.pageSocket}`);
   stopWatchdog = sd.startWatchdog();
   return -1; // keep running
 }

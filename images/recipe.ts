@@ -137,6 +137,8 @@ export const DISABLED_UNITS: readonly string[] = ['wpa_supplicant.service', 'hos
 export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-lockdown.service',
   'onionboxd.service',
+  // the page in its own process (issue 23)
+  'onionbox-web.service',
   // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
   'onionbox-dnsmasq.path',
   'onionbox-hostapd.path',

@@ -21,7 +21,7 @@ import fastifyView from '@fastify/view';
 import { Eta } from 'eta';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { BoxApi } from '../firmware/box/api.js';
+import type { PageApi } from '../firmware/box/api.js';
 import { isObxError, ObxError, obxError } from '../firmware/errors.js';
 import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';
@@ -39,7 +39,7 @@ export type { UpdatePageTarget } from './routes/common.js';
 
 export interface BoxWebDeps {
   log: Logger;
-  box: BoxApi;
+  box: PageApi;
   /** The updater (the page's update section); absent: no such section. */
   updates?: UpdatePageTarget | undefined;
   simulate: boolean;

@@ -4,7 +4,7 @@
  * and board. The web never touches the system directly.
  */
 
-import type { Config, TorConfig } from '../config/schema.js';
+import type { AccessPointConfig, Config, NetworkConfig, TorConfig } from '../config/schema.js';
 import type { FirewallMode } from '../firewall/params.js';
 import type { LeakReport } from '../leak-test/judge.js';
 import type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
@@ -12,8 +12,22 @@ import type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from '../leak-test/judge.js';
 export type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
 
-/** The box's settings as the page may read them: everything but the owner's secrets. */
-export type PageSettings = Readonly<Omit<Config, 'web'> & { web: { readonly port: number } }>;
+/**
+ * The box's settings as the page may read them: everything but the owner's secrets (password hash,
+ * session key) and the access point's passphrase (the page never shows it back).
+ */
+export type PageSettings = Readonly<
+  Omit<Config, 'web' | 'network'> & {
+    web: { readonly port: number };
+    network: Omit<NetworkConfig, 'accessPoint'> & {
+      accessPoint: Omit<AccessPointConfig, 'passphrase'> | null;
+    };
+  }
+>;
+
+/** A value, or a promise of it: what the box answers in-process, and what the page's client answers over
+ * the page socket. */
+export type Awaitable<T> = T | Promise<T>;
 
 /** A claim request from the page: the new password and one proof of presence. */
 export interface ClaimRequest {
@@ -81,8 +95,17 @@ export interface ApplyTorResult {
   message: string;
 }
 
+/** The simulated board as the page uses it (in-process, or over the page socket). */
+export interface SimBoardApi {
+  setSwitch(engaged: boolean): Awaitable<void>;
+  pressClaimButton(holdMs?: number): Awaitable<void>;
+  leds(): Awaitable<Record<string, 'off' | 'on' | 'blink'>>;
+  /** The OLED framebuffer as a PNG. */
+  oledPng(): Awaitable<Buffer>;
+}
+
 /** Controls of the simulated board, present only with --simulate. */
-export interface SimBoardControls {
+export interface SimBoardControls extends SimBoardApi {
   setSwitch(engaged: boolean): void;
   pressClaimButton(holdMs?: number): void;
   leds(): Record<string, 'off' | 'on' | 'blink'>;
@@ -115,9 +138,9 @@ export interface BoxApi extends BoxNetworkApi {
    * before it (its id is shown on the OLED beside the code). Throws OBX_ERR_WEB_ALREADY_CLAIMED once
    * claimed.
    */
-  startClaim(): ClaimTicket;
+  startClaim(): Awaitable<ClaimTicket>;
   /** What the holder of `ticket` may know about its own claim; nothing about anyone else's. */
-  claimProgress(ticket: string | null | undefined): ClaimProgress;
+  claimProgress(ticket: string | null | undefined): Awaitable<ClaimProgress>;
   /**
    * Sets the first owner's password when the request shows presence (an approved ticket or the OLED
    * code; wrong codes count box-wide). 'no-presence' changes nothing. Throws
@@ -137,8 +160,14 @@ export interface BoxApi extends BoxNetworkApi {
   sessionKey(): string;
   /** Recent log lines without secrets, for the diagnostics download. */
   diagnostics(): Promise<string>;
-  readonly sim?: SimBoardControls | undefined;
+  readonly sim?: SimBoardApi | undefined;
 }
+
+/**
+ * What the page may ask: the BoxApi but the claim-button reset (a physical act only). The page process's
+ * client (web/lib/box-client.ts) implements exactly this over the page socket.
+ */
+export type PageApi = Omit<BoxApi, 'resetClaim'>;
 
 // ---- networking (issue 12): what the page's "Internet connection and Wi-Fi for your devices" shows
 

@@ -153,7 +153,9 @@ export class BoxController implements BoxApi {
       log: deps.log,
       simulate: deps.simulate,
       now: this.#now,
-      torWarnings: () => deps.tor.lastWarnings(),
+      // tor's warnings name the bridges it tried: redacted like the diagnostics (firmware/lib/redact.ts)
+      // before any status leaves the box's core (the page, its live stream, the page process's Mirror)
+      torWarnings: () => deps.tor.lastWarnings().map((w) => this.#owner.redact(w)),
       diagnostics: deps.diagnostics,
     });
     this.#netChange = new NetworkChanger({
@@ -232,7 +234,10 @@ export class BoxController implements BoxApi {
 
   settings(): PageSettings {
     const c = this.#config.get();
-    return { ...c, web: { port: c.web.port } };
+    const ap = c.network.accessPoint;
+    // The page never reads a secret back: not the owner's, not the access point's passphrase.
+    const accessPoint = ap === null ? null : (({ passphrase: _, ...rest }) => rest)(ap);
+    return { ...c, network: { ...c.network, accessPoint }, web: { port: c.web.port } };
   }
 
   isClaimed(): boolean {

@@ -53,8 +53,6 @@ export function stringOption(v: CliArgs['values'], name: string): string | undef
 export interface DaemonArgs {
   simulate: boolean;
   stateDir: string;
-  listenHost: string | undefined;
-  listenPort: number | undefined;
   logLevel: string | undefined;
   /** A private Tor network's torrc lines and check URL (JSON file), for the simulator and image tests. */
   testNetwork: string | undefined;
@@ -82,11 +80,17 @@ export function parsePort(value: string, flag: string, min = 1): number {
   return n;
 }
 
+/** `--listen IPV4:PORT` (the page process's, for development and tests; port 0: any free port). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(value);
+  if (!m?.[1]) throw obxError('CLI_USAGE', `--listen must be IPV4:PORT, got "${value}"`);
+  return { host: m[1], port: parsePort(m[2] ?? '', '--listen', 0) };
+}
+
 export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const parsed = parseCliArgs(argv, {
     simulate: { type: 'boolean', default: false },
     'state-dir': { type: 'string' },
-    listen: { type: 'string' },
     'log-level': { type: 'string' },
     'test-network': { type: 'string' },
     'tor-data-dir': { type: 'string' },
@@ -96,14 +100,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   });
   const v = parsed.values;
   const simulate = v.simulate === true;
-  let listenHost: string | undefined;
-  let listenPort: number | undefined;
-  if (typeof v.listen === 'string') {
-    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(v.listen);
-    if (!m) throw obxError('CLI_USAGE', `--listen must be IPV4:PORT, got "${v.listen}"`);
-    listenHost = m[1];
-    listenPort = parsePort(m[2] ?? '', '--listen', 0); // 0: any free port (tests)
-  }
   const logLevel = typeof v['log-level'] === 'string' ? v['log-level'] : undefined;
   if (
     logLevel !== undefined &&
@@ -125,16 +121,5 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const releaseDir = typeof v['release-dir'] === 'string' ? resolve(v['release-dir']) : undefined;
   const torControlSocket =
     typeof v['tor-control-socket'] === 'string' ? resolve(v['tor-control-socket']) : undefined;
-  return {
-    simulate,
-    stateDir,
-    listenHost,
-    listenPort,
-    logLevel,
-    testNetwork,
-    torDataDir,
-    runDir,
-    releaseDir,
-    torControlSocket,
-  };
+  return { simulate, stateDir, logLevel, testNetwork, torDataDir, runDir, releaseDir, torControlSocket };
 }

@@ -51,6 +51,7 @@ export class ConfigStore {
   readonly backupPath: string;
   #config: Readonly<Config> | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #changed = new Set<(config: Readonly<Config>) => void>();
 
   readonly #log: Log | undefined;
   constructor(
@@ -108,6 +109,12 @@ export class ConfigStore {
     );
   }
 
+  /** Called with each document update() stored (the page socket's Mirror follows it); returns the unsubscribe. */
+  onChange(listener: (config: Readonly<Config>) => void): () => void {
+    this.#changed.add(listener);
+    return () => this.#changed.delete(listener);
+  }
+
   /**
    * Validates the whole new document, then writes it atomically. Bad input changes nothing.
    * `forgetPrevious`: the backup becomes the new document too, so the previous one (an old password hash
@@ -121,6 +128,13 @@ export class ConfigStore {
       const next = validateConfig(change(this.get())); // the one validation that decides what is stored
       await this.#write(next, opts.forgetPrevious !== true);
       this.#config = next;
+      for (const listener of this.#changed) {
+        try {
+          listener(next);
+        } catch (err) {
+          this.#log?.error({ err: describeError(err) }, 'a configuration listener failed');
+        }
+      }
       return next;
     });
     this.#queue = run.catch(() => undefined);

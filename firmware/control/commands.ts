@@ -47,6 +47,7 @@ export interface TorStatusReply extends TorStatus {
 
 /** The box as the commands see it (BoxController). */
 export type BoxTarget = BoxApi & {
+  readonly sim?: SimBoardControls | undefined;
   settled?(): Promise<void>;
   runLeakTest(): Promise<LeakReport>;
   changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }>;
@@ -160,7 +161,10 @@ export function networkChangeArgs(args: Record<string, unknown>): NetworkChangeI
  * The simulated board (`onionbox board switch on|off`, `onionbox board press`, LEDs; on a real board they
  * answer OBX_ERR_BOARD_NOT_SIMULATED) and `onionbox tor bridges`.
  */
-export function registerBoardIpc(ipc: Register, controller: BoxApi & { settled?(): Promise<void> }): void {
+export function registerBoardIpc(
+  ipc: Register,
+  controller: BoxApi & { readonly sim?: SimBoardControls | undefined; settled?(): Promise<void> },
+): void {
   const sim = (): SimBoardControls => {
     if (!controller.sim) throw obxError('BOARD_NOT_SIMULATED');
     return controller.sim;

@@ -16,7 +16,6 @@
  *   access-point hostapd restarted on the new LAN interface (only when one is configured)
  *   tor-listen   tor's TransPort/DNSPort moved to the new LAN address (torrc re-rendered; the RELOAD
  *                is reconnect's)
- *   web-listen   the page moved to the new LAN address
  *   reconnect    firewall `connecting` with the new names, tor proves a fresh exit circuit
  *   commit       the new network written to the config store (atomic; a power cut before this keeps
  *                the old one, which is what the box boots with)
@@ -65,7 +64,6 @@ export type ChangeStep =
   | { kind: 'dhcp'; lanInterface: string; lanAddress: string; lanPrefix: number }
   | { kind: 'access-point'; lanInterface: string }
   | { kind: 'tor-listen'; lanAddress: string }
-  | { kind: 'web-listen'; lanAddress: string }
   | { kind: 'commit' }
   | { kind: 'reconnect' }
   | { kind: 'open' };
@@ -161,10 +159,8 @@ export function planNetworkChange(current: NetworkShape, wanted: NetworkShape): 
   // tor listens on the LAN address: a new address needs a re-rendered torrc; a new WAN needs nothing
   // of tor's config, only fresh circuits (reconnect).
   if (addressChanged) {
-    steps.push(
-      { kind: 'tor-listen', lanAddress: wanted.lanAddress },
-      { kind: 'web-listen', lanAddress: wanted.lanAddress },
-    );
+    // The page (its own process, onionbox-web) follows the committed LAN address by itself.
+    steps.push({ kind: 'tor-listen', lanAddress: wanted.lanAddress });
   }
   steps.push({ kind: 'reconnect' }, { kind: 'commit' }, { kind: 'open' });
   return steps;

@@ -47,12 +47,13 @@ function kernelAddresses(iface: string): string[] {
   return (networkInterfaces()[iface] ?? []).flatMap((a) => (a.family === 'IPv4' && a.cidr ? [a.cidr] : []));
 }
 
-/** What the network change needs from the rest of the box: tor and the page. */
+/**
+ * What the network change needs from the rest of the box: tor. (The page, its own process, moves to the
+ * new LAN address once the change is committed: it follows the box's settings.)
+ */
 export interface ChangePeers {
   /** tor over the new network (where it listens on the LAN, when that changed). */
   reconnectTor(lanAddress: string | undefined): Promise<void>;
-  /** The page on the new LAN address (nothing when the page was told where to listen). */
-  relistenWeb(lanAddress: string): Promise<void>;
 }
 
 /** hostapd's runtime directory (onionbox-hostapd.service's RuntimeDirectory): its PID file. */
@@ -237,7 +238,6 @@ export class BoxNetwork implements NetworkLike {
       'tor-listen': async (step) => {
         this.#torLanAddress = step.lanAddress;
       },
-      'web-listen': (step) => peers.relistenWeb(step.lanAddress),
       reconnect: () => peers.reconnectTor(this.#torLanAddress),
       commit: async (wanted) => {
         await config.update((c) => ({

@@ -18,7 +18,7 @@
  * The press that starts a reset hold does not count: the reset clears every pending claim.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { obxError } from '../errors.js';
+import { obxError, RETRY_AFTER } from '../errors.js';
 
 /** How long a pending claim waits for a press, and how long an approval stays valid. */
 export const CLAIM_WINDOW_MS = 10 * 60_000;
@@ -140,7 +140,12 @@ export class ClaimLedger {
   start(): ClaimTicket {
     this.#expire();
     if (this.#pending.length >= MAX_PENDING_CLAIMS) {
-      throw obxError('WEB_CLAIM_LIMIT', `${MAX_PENDING_CLAIMS} claims are waiting; type the code instead`);
+      // The first slot frees when the oldest waiting claim expires (a pressed one may end sooner).
+      const oldest = Math.min(...this.#pending.map((p) => p.approvedAt ?? p.startedAt));
+      const wait = Math.max(1, Math.ceil((oldest + CLAIM_WINDOW_MS - this.#now()) / 1000));
+      throw obxError('WEB_CLAIM_LIMIT', `${MAX_PENDING_CLAIMS} claims are waiting; type the code instead`, {
+        details: { [RETRY_AFTER]: String(wait) },
+      });
     }
     let id = newId();
     while (this.#pending.some((p) => p.id === id)) id = newId();
@@ -197,9 +202,13 @@ export class ClaimLedger {
     // Box-wide: a guesser cycling through source addresses waits like one address would.
     const wait = this.codeWaitMs();
     if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
       throw obxError(
         'WEB_THROTTLED',
-        `wrong codes from the LAN: the box checks the next one in ${Math.ceil(wait / 1000)} s`,
+        `wrong codes from the LAN: the box checks the next one in ${seconds} s`,
+        {
+          details: { [RETRY_AFTER]: String(seconds) },
+        },
       );
     }
     const want = normalise(this.#code);

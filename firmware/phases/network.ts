@@ -1,6 +1,6 @@
 /**
  * onionboxd's network phases, on the one network owner (BoxNetwork, firmware/net/network.ts):
- *   network    makes it from the loaded config (nothing runs yet), with tor and the page a network change
+ *   network    makes it from the loaded config (nothing runs yet), with tor, which a network change
  *              moves; what later phases are handed
  *   wan-lease  follows the WAN's lease; every new one goes to the box (overlap check, DHCP exception)
  *   lan        the LAN address, the LAN's DHCP server, the access point when one is set up
@@ -13,19 +13,17 @@ import type { Phase } from '../lib/service.js';
 import { BoxNetwork } from '../net/network.js';
 import { leaseCidr, renderResolvConf } from '../net/wan-lease.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
-import type { WebPage } from './web.js';
 
-/** Phase `network`: the network the box runs on, from the loaded config; a change moves tor and the page. */
+/** Phase `network`: the network the box runs on, from the loaded config; a change moves tor. */
 export function networkPhase(deps: {
   config: ConfigStore;
   stateDir: string;
   /** systemd's runtime root (/run on the box), where dnsmasq's and hostapd's units keep their files. */
   runDir?: string | undefined;
   tor: TorSupervisor;
-  web: WebPage;
   log: Logger;
 }): Phase<BoxNetwork> {
-  const { config, stateDir, runDir, tor, web, log } = deps;
+  const { config, stateDir, runDir, tor, log } = deps;
   return {
     name: 'network',
     start: async () =>
@@ -39,7 +37,6 @@ export function networkPhase(deps: {
             const ready = await tor.networkChanged({ lanAddress });
             if (ready !== true) throw new Error(`tor is not ready over the new network: ${ready}`);
           },
-          relistenWeb: (lanAddress) => web.relisten(lanAddress),
         },
       }),
     stop: async () => undefined,

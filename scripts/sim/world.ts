@@ -380,7 +380,14 @@ function worldSteps(opts: WorldOptions): Step[] {
     // 5. the LAN device asks the box's DHCP server for its address, router and DNS
     ...(worst
       ? []
-      : [startOnionboxd, timing('onionboxd'), lanDeviceByDhcp, timing("LAN device lease (the box's DHCP)")]),
+      : [
+          startOnionboxd,
+          timing('onionboxd'),
+          startWeb,
+          timing('onionbox-web'),
+          lanDeviceByDhcp,
+          timing("LAN device lease (the box's DHCP)"),
+        ]),
   ];
 }
 
@@ -886,7 +893,7 @@ async function startOnionboxd(b: Build): Promise<void> {
   await unit.started;
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
-  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 60_000);
+  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
   // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
   // debian-tor with no capability, restarted by the runner as systemd would (Restart=always)
   const tor = startUnit(
@@ -898,6 +905,31 @@ async function startOnionboxd(b: Build): Promise<void> {
   );
   b.units.push(tor);
   await tor.started;
+}
+
+/**
+ * The page as on a Pi: onionbox-web.service's process (its own user, only CAP_NET_BIND_SERVICE) on the
+ * box's LAN address, talking to onionboxd only through its page socket. Run from source like onionboxd
+ * when the world runs onionboxd from source (daemonCommand).
+ */
+async function startWeb(b: Build): Promise<void> {
+  const plan = planUnit(readFileSync(join(UNIT_DIR, 'onionbox-web.service'), 'utf8'), {
+    name: 'onionbox-web',
+    pathMap: simPathMap(b),
+  });
+  const source = b.opts.daemonCommand?.map((a) => a.replace(/firmware\/main\.ts$/, 'web/main.ts'));
+  if (source) plan.main = replaceProgram(plan.main, 'dist/web/main.js', source);
+  const unit = startUnit(
+    plan,
+    (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+    { ...runnerEnv(), PATH: SYSTEMD_PATH },
+  );
+  b.units.push(unit);
+  await unit.started;
+  const web = b.tracked.findLast((x) => x.name === 'onionbox-web');
+  if (!web) throw new Error('sim: onionbox-web did not start');
+  // from source under tap's loader on a loaded machine this has taken 55 s
+  await waitForLog(web, /"msg":"onionbox-web listening"/, 180_000);
 }
 
 /** Where the units' absolute paths live in this world. */
@@ -1006,8 +1038,9 @@ async function exposePage(b: Build, port: number): Promise<string> {
     '--target',
     `${ADDR.boxLan}:80`,
   ]);
+  // 60 s: under load (two cores, tap's loader) the relay's start alone has taken more than 15 s
   for (let i = 0; !existsSync(sock); i++) {
-    if (i > 150 || relay.child.exitCode !== null) {
+    if (i > 600 || relay.child.exitCode !== null) {
       throw new Error(`sim: the page relay did not start: ${readFileSync(relay.log, 'utf8')}`);
     }
     await sleep(100);

@@ -7,8 +7,12 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import type { Test } from 'tap';
+import type { PageApi } from '../../firmware/box/api.js';
+import { IpcServer, webSocketPath } from '../../firmware/control/socket.js';
+import { registerWebCommands } from '../../firmware/control/web-commands.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
 import { buildWebApp, type UpdatePageTarget, type WebLimits } from '../../web/app.js';
+import { BoxClient } from '../../web/lib/box-client.js';
 import { TestBox, type TestBoxOptions } from './test-box.js';
 import { tmpDir } from './tmp.js';
 
@@ -22,6 +26,8 @@ export const BRIDGE_FAILING = '192.0.2.99:443 0123456789ABCDEF0123456789ABCDEF01
 export interface WebHarness {
   app: FastifyInstance;
   box: TestBox;
+  /** The box as the page sees it: the controller, or the page socket's client (`ipc`). */
+  api: PageApi;
   logs: () => string;
   dir: string;
 }
@@ -32,11 +38,18 @@ export async function webHarness(
     now?: () => number;
     limits?: Partial<WebLimits>;
     updates?: UpdatePageTarget;
+    /**
+     * The page reaches the box over the page socket, as the page process does (web/main.ts), instead of
+     * calling the controller in-process. OBX_WEB_OVER_IPC=1 turns it on for every web test.
+     */
+    ipc?: boolean;
   } = {},
 ): Promise<WebHarness> {
   const dir = tmpDir(t, 'onionbox-web-');
   const box = await TestBox.create(dir, opts);
   t.teardown(() => box.stop());
+  const api =
+    (opts.ipc ?? process.env.OBX_WEB_OVER_IPC === '1') ? await pageSocket(t, dir, box) : box.controller;
   let logs = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -47,7 +60,7 @@ export async function webHarness(
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   const app = buildWebApp({
     log,
-    box: box.controller,
+    box: api,
     simulate: opts.simulate ?? true,
     now: opts.now,
     limits: opts.limits,
@@ -55,7 +68,21 @@ export async function webHarness(
   });
   await app.ready();
   t.teardown(() => app.close());
-  return { app, box, logs: () => logs, dir };
+  return { app, box, api, logs: () => logs, dir };
+}
+
+/** onionboxd's page socket for `box` in `dir`, and the page's client of it (started). */
+export async function pageSocket(t: Test, dir: string, box: TestBox): Promise<BoxClient> {
+  const server = new IpcServer(webSocketPath(dir));
+  registerWebCommands(server, box.controller, (listener) => box.config.onChange(listener));
+  await server.start();
+  const client = new BoxClient(server.path);
+  t.teardown(async () => {
+    client.stop();
+    await server.stop();
+  });
+  await client.start();
+  return client;
 }
 
 /** A browser-like client: keeps cookies, reads CSRF tokens from pages, posts forms. */

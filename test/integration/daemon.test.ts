@@ -17,11 +17,11 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
   const dir = tmpDir(t);
   writeFileSync(join(dir, 'config.json'), '{"version": 1, "tor": ');
   // fails at the configuration, before the firewall or anything else is touched: safe on the host
-  const r = spawnSync(
-    process.execPath,
-    [...nodeTsArgs(), `${root}firmware/main.ts`, '--state-dir', dir, '--listen', '127.0.0.1:0'],
-    { encoding: 'utf8', env: { ...process.env, CI: 'true' }, timeout: 20_000 },
-  );
+  const r = spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/main.ts`, '--state-dir', dir], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: 'true' },
+    timeout: 20_000,
+  });
   t.equal(r.status, 1);
   t.match(r.stdout, /OBX_ERR_CONFIG_UNREADABLE/);
   t.match(r.stdout, /the box stays closed/);

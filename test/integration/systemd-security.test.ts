@@ -22,7 +22,8 @@ const TOR_UNIT = fileURLToPath(
 /** systemd-analyze's --threshold is the exposure times ten. */
 const THRESHOLD = 30;
 
-export const ONIONBOXD_CAPS = ['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_TIME'];
+// no CAP_NET_BIND_SERVICE: the page binds port 80 in its own unit (onionbox-web.service)
+export const ONIONBOXD_CAPS = ['CAP_NET_ADMIN', 'CAP_SYS_TIME'];
 
 function analyze(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -67,7 +68,6 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
   const svc = unit.Service ?? {};
   t.same(svc.User, ['onionbox']);
   t.same(svc.Group, ['onionbox']);
-  t.same(svc.SupplementaryGroups, ['onionbox-dhcp', 'onionbox-ap'], "dnsmasq's leases, both PID files");
   t.same([...(svc.CapabilityBoundingSet ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same([...(svc.AmbientCapabilities ?? [])].sort(), [...ONIONBOXD_CAPS].sort());
   t.same(svc.NoNewPrivileges, ['yes']);
@@ -83,8 +83,8 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
   t.notOk((svc.ReadWritePaths ?? []).includes('/var/lib/tor'), "tor's data is tor's unit's alone");
   t.same(
     svc.SupplementaryGroups,
-    ['debian-tor', 'onionbox-dhcp', 'onionbox-ap'],
-    "tor's control socket and cookie, dnsmasq's leases and the helpers' PID files through their groups",
+    ['debian-tor', 'onionbox-dhcp', 'onionbox-ap', 'onionbox-web'],
+    "tor's control socket and cookie, dnsmasq's leases, the helpers' PID files, the page socket's group",
   );
   t.same(svc.IPAddressDeny, ['any'], 'an egress wall that does not depend on nftables');
   t.same(
@@ -102,6 +102,54 @@ t.test('own user, only the capabilities it uses, no packet sockets, lockdown aft
     'devices: the OLED bus and rfkill only (GPIO is sysfs)',
   );
 });
+
+// ---- the page's unit (issue 23: the page in its own process)
+
+const WEB_UNIT = fileURLToPath(
+  new URL('../../firmware/system/systemd/onionbox-web.service', import.meta.url),
+);
+/** The page's unit: at most 2.0 (issue 23). */
+const WEB_THRESHOLD = 20;
+/** Loopback and the LAN ranges the box allows (firmware/net/grammar.ts), nothing else. */
+const WEB_PEERS = ['localhost', '10.0.0.0/8', '192.168.0.0/16'];
+
+t.test('the page unit: systemd-analyze security --offline scores it at most 2.0', async (t) => {
+  const r = await analyze([
+    'security',
+    '--offline=true',
+    `--threshold=${WEB_THRESHOLD}`,
+    '--no-pager',
+    WEB_UNIT,
+  ]);
+  const score = Number(/Overall exposure level for onionbox-web\.service: ([0-9.]+)/.exec(r.out)?.[1]);
+  t.ok(score <= WEB_THRESHOLD / 10, `exposure ${score}`);
+  t.equal(r.code, 0, 'systemd-analyze passes the threshold');
+});
+
+t.test(
+  'the page unit: own user, port 80 its one capability, IPv4 and Unix sockets, LAN and loopback peers',
+  async (t) => {
+    const svc = parseUnit(readFileSync(WEB_UNIT, 'utf8')).Service ?? {};
+    t.same(svc.User, ['onionbox-web']);
+    t.same(svc.Group, ['onionbox-web']);
+    t.same(svc.CapabilityBoundingSet, ['CAP_NET_BIND_SERVICE']);
+    t.same(svc.AmbientCapabilities, ['CAP_NET_BIND_SERVICE']);
+    t.same(svc.NoNewPrivileges, ['yes']);
+    t.same(svc.ProtectSystem, ['strict']);
+    t.same(svc.PrivateDevices, ['yes']);
+    t.same(svc.ReadWritePaths, undefined, 'it writes nothing');
+    t.same([...(svc.RestrictAddressFamilies ?? [])].sort(), ['AF_INET', 'AF_UNIX']);
+    t.same(svc.IPAddressDeny, ['any']);
+    t.same(svc.IPAddressAllow, WEB_PEERS);
+    t.ok((svc.SystemCallFilter ?? []).includes('@system-service'));
+    t.ok((svc.SystemCallFilter ?? []).includes('~@privileged'));
+    t.match(
+      svc.ExecStart?.join(' '),
+      /^\/usr\/bin\/node .*\/opt\/onionbox\/dist\/web\/main\.js --state-dir \/var\/lib\/onionbox$/,
+    );
+    t.notMatch(svc.ExecStart?.join(' '), /--listen/, "the page follows the box's LAN address");
+  },
+);
 
 const unitPath = (name: string) =>
   fileURLToPath(new URL(`../../firmware/system/systemd/${name}`, import.meta.url));

@@ -51,7 +51,6 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
     dhcp: step('dhcp'),
     'access-point': step('access-point'),
     'tor-listen': step('tor-listen'),
-    'web-listen': step('web-listen'),
     reconnect: async () => {
       calls.push(`reconnect (firewall ${firewall.applies.at(-1)})`);
       if (opts.fail === 'reconnect') throw new Error('tor is not ready over the new network');

@@ -5,7 +5,9 @@
  * web-claim-race.test.ts, with a guesser cycling source addresses.)
  */
 import t from 'tap';
+import { type ObxError, RETRY_AFTER } from '../../firmware/errors.js';
 import {
+  CLAIM_WINDOW_MS,
   ClaimLedger,
   CODE_LENGTH,
   ID_ALPHABET,
@@ -108,6 +110,20 @@ t.test(
     const { claims, tick, now } = ledger();
     for (let i = 0; i < MAX_PENDING_CLAIMS; i++) claims.start();
     t.throws(() => claims.start(), { code: 'OBX_ERR_WEB_CLAIM_LIMIT' });
+    tick(60_000);
+    const full = (() => {
+      try {
+        claims.start();
+      } catch (err) {
+        return err as ObxError;
+      }
+      return null;
+    })();
+    t.equal(
+      full?.details[RETRY_AFTER],
+      String(CLAIM_WINDOW_MS / 1000 - 60),
+      'the wait until the oldest expires',
+    );
     claims.rotate();
     const fresh = claims.start();
     t.same(claims.press(now() - 1), { refused: 'claim id too new' }, 'a press from before the claim');

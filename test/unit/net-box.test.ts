@@ -137,7 +137,7 @@ t.test('the WAN lease is checked against the LAN range', async (t) => {
 });
 
 /** tor and the page a network change would move: none here (no change runs). */
-const NO_PEERS = { reconnectTor: async () => undefined, relistenWeb: async () => undefined };
+const NO_PEERS = { reconnectTor: async () => undefined };
 
 t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILABLE', async (t) => {
   const dir = tmpDir(t);

@@ -63,8 +63,8 @@ t.test('onionboxd.service: its command line in the world, the simulator argument
   t.equal(argv[0], 'setpriv');
   t.ok(argv.includes('--reuid=onionbox') && argv.includes('--regid=onionbox'));
   t.ok(
-    argv.includes('--groups=onionbox,debian-tor,onionbox-dhcp,onionbox-ap'),
-    "SupplementaryGroups=: tor's control socket, dnsmasq's leases and the helpers' PID files",
+    argv.includes('--groups=onionbox,debian-tor,onionbox-dhcp,onionbox-ap,onionbox-web'),
+    "SupplementaryGroups=: tor's control socket, dnsmasq's leases, the helpers' PID files, the page socket",
   );
   t.ok(argv.includes('--no-new-privs'));
   t.notOk(plan.credentials.ambientCaps.includes('setuid'), 'no CAP_SETUID any more');

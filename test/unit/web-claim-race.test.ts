@@ -82,6 +82,8 @@ t.test('a guesser cycling source addresses waits box-wide after five wrong codes
   const right = await owner.post('/claim', { ...form, code: h.box.claimCode }, '/claim');
   t.equal(right.statusCode, 429);
   t.match(right.body, /OBX_ERR_WEB_THROTTLED/);
+  const wait = Number(right.headers['retry-after']);
+  t.ok(wait >= 1 && wait < 60, `Retry-After is the box-wide wait (${wait} s), not the generic minute`);
   t.equal(h.box.config.get().web.passwordHash, null);
   // the wait doubles: one second after the sixth, two after the seventh (the box's clock moves)
   h.box.advance(CODE_BASE_DELAY_MS);

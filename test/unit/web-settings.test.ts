@@ -215,6 +215,14 @@ t.test("diagnostics never name a bridge: configured, or only in tor's warnings (
     'FEDCBA9876543210FEDCBA9876543210FEDCBA98',
   ])
     t.notOk(res.body.includes(secret ?? 'x'), `no ${secret}`);
+  // The status page shows the same warnings, redacted the same way (issue 23), and so does every status
+  // the box hands out (the page process's Mirror, the live stream).
+  const status = await c.get('/');
+  t.match(status.body, /Recent warnings/);
+  t.match(status.body, /Problem bootstrapping/);
+  const everywhere = `${status.body}\n${JSON.stringify(h.box.controller.status())}`;
+  for (const secret of [address, fingerprint, '203.0.113.5', 'FEDCBA9876543210FEDCBA9876543210FEDCBA98'])
+    t.notOk(everywhere.includes(secret ?? 'x'), `status: no ${secret}`);
 });
 
 t.test('status page: kill switch (software vs hardware), new identity, circuits and counters', async (t) => {

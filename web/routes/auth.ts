@@ -52,8 +52,8 @@ function claimTicket(req: FastifyRequest): string | null {
 export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Promise<void> {
   // The page depends only on this browser's own claim: another browser's claim or a press of the
   // button for it changes nothing here.
-  const claimView = (req: FastifyRequest, extra: Record<string, unknown>) => {
-    const progress = ctx.box.claimProgress(claimTicket(req));
+  const claimView = async (req: FastifyRequest, extra: Record<string, unknown>) => {
+    const progress = await ctx.box.claimProgress(claimTicket(req));
     return {
       title: 'Claim this box',
       claim: progress,
@@ -65,12 +65,12 @@ export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Pro
 
   app.get('/claim', async (req, reply) => {
     if (isClaimed(ctx)) return reply.redirect('/login', 303);
-    return page(reply, ctx, 'claim', claimView(req, {}));
+    return page(reply, ctx, 'claim', await claimView(req, {}));
   });
 
   app.post('/claim/start', { preValidation: app.csrfProtection, config: formLimit }, async (_req, reply) => {
     if (isClaimed(ctx)) throw obxError('WEB_ALREADY_CLAIMED');
-    const { ticket } = ctx.box.startClaim();
+    const { ticket } = await ctx.box.startClaim();
     reply.setCookie(CLAIM_COOKIE, ticket, CLAIM_COOKIE_OPTS);
     return reply.redirect('/claim', 303);
   });
@@ -83,7 +83,7 @@ export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Pro
     const errors = newPasswordErrors(password, confirm);
     const keep = { code: (code ?? '').slice(0, 32) };
     if (Object.keys(errors).length > 0)
-      return page(reply, ctx, 'claim', claimView(req, { errors, ...keep }), 400);
+      return page(reply, ctx, 'claim', await claimView(req, { errors, ...keep }), 400);
     takeAttempt(ctx.claimThrottle, req, reply);
     const outcome = await ctx.box.claim({ password, code, ticket: claimTicket(req) });
     if (outcome === 'no-presence') {
@@ -91,7 +91,7 @@ export async function authRoutes(app: FastifyInstance, { ctx }: PluginOpts): Pro
         code && code.trim() !== ''
           ? 'That is not the code the box shows. Check the screen on the box, or start a claim and press its button.'
           : 'Start a claim and press the button on the box (or type the code its screen shows), then send this form again.';
-      return page(reply, ctx, 'claim', claimView(req, { errors, ...keep }), 400);
+      return page(reply, ctx, 'claim', await claimView(req, { errors, ...keep }), 400);
     }
     ctx.claimThrottle.succeed(req.ip);
     req.log.info('box claimed');

@@ -1,7 +1,7 @@
 /** What the route plugins share: the context object, page rendering, the owner guard, flash messages. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BoxApi } from '../../firmware/box/api.js';
-import { type ObxError, obxError } from '../../firmware/errors.js';
+import type { PageApi } from '../../firmware/box/api.js';
+import { type ObxError, obxError, RETRY_AFTER } from '../../firmware/errors.js';
 import type { UpdateStatus } from '../../firmware/update/service.js';
 import type { WebLimits } from '../app.js';
 import type { SessionStore } from '../lib/sessions.js';
@@ -17,7 +17,7 @@ export interface UpdatePageTarget {
 }
 
 export interface WebContext {
-  box: BoxApi;
+  box: PageApi;
   /** The updater; absent in tests and builds that have none (the page then has no update section). */
   updates?: UpdatePageTarget | undefined;
   simulate: boolean;
@@ -63,8 +63,12 @@ export async function page(
 
 /** Error page: no forms on it (it must render even before cookies are parsed), only the way back. */
 export async function renderError(reply: FastifyReply, ctx: WebContext, err: ObxError): Promise<string> {
-  if (err.code === 'OBX_ERR_WEB_THROTTLED' && !reply.hasHeader('Retry-After'))
-    reply.header('Retry-After', '60');
+  // Every 429 says when to come back: the wait the refusal carries (the box-wide code back-off, the claim
+  // cap), else a minute.
+  if (err.statusCode === 429 && !reply.hasHeader('Retry-After')) {
+    const wait = err.details[RETRY_AFTER];
+    reply.header('Retry-After', wait !== undefined && /^[0-9]{1,6}$/.test(wait) ? wait : '60');
+  }
   reply.code(err.statusCode).type('text/html; charset=utf-8');
   return reply.viewAsync('error', {
     title: 'Onionbox',

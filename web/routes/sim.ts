@@ -17,7 +17,7 @@ export async function simRoutes(app: FastifyInstance, { ctx }: PluginOpts): Prom
     const status = ctx.box.status();
     return page(reply, ctx, 'sim', {
       title: 'Simulator',
-      leds: Object.entries(sim.leds()).map(([name, state]) => ({ name, state })),
+      leds: Object.entries(await sim.leds()).map(([name, state]) => ({ name, state })),
       hardware: status.killSwitch.hardware,
       stamp: ctx.now(),
     });
@@ -25,18 +25,18 @@ export async function simRoutes(app: FastifyInstance, { ctx }: PluginOpts): Prom
 
   app.get('/sim/oled.png', async (_req, reply) => {
     reply.type('image/png');
-    return sim.oledPng();
+    return await sim.oledPng();
   });
 
   app.post('/sim/switch', csrf, async (req, reply) => {
     const engaged = field(req.body, 'engaged');
     if (engaged !== '1' && engaged !== '0') throw obxError('WEB_FORM_INVALID', 'engaged must be 1 or 0');
-    sim.setSwitch(engaged === '1');
+    await sim.setSwitch(engaged === '1');
     return reply.redirect('/sim', 303);
   });
 
   app.post('/sim/button', csrf, async (_req, reply) => {
-    sim.pressClaimButton(200);
+    await sim.pressClaimButton(200);
     return reply.redirect('/sim', 303);
   });
 }

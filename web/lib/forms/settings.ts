@@ -114,10 +114,15 @@ export function checkExits(current: PageSettings, input: ExitsInput): Checked<To
  * (it checks again when the box stores them); this early run names the field in the owner's words
  * before a round trip to the box.
  */
+/** Stands in for the access point's passphrase, which the page never holds (the schema needs one). */
+const NEUTRAL_PASSPHRASE = 'neutral-passphrase';
+
 export function torProblems(current: PageSettings, tor: TorConfig, lines: string[]): FieldErrors {
   // The page never holds the owner's secrets: the candidate document gets neutral ones (same schema).
   const web = { port: current.web.port, passwordHash: null, sessionKey: null };
-  return fieldErrors(configProblems({ ...current, web, tor }), {
+  const ap = current.network.accessPoint;
+  const network = { ...current.network, accessPoint: ap && { ...ap, passphrase: NEUTRAL_PASSPHRASE } };
+  return fieldErrors(configProblems({ ...current, network, web, tor }), {
     section: 'tor',
     explain: (message, at) => explain(at, message, tor, lines),
   });
