@@ -964,6 +964,15 @@ function runnerEnv(): Record<string, string> {
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && /^(NODE_V8_COVERAGE$|NODE_OPTIONS$|TS_NODE_|_TAPJS|TAP)/.test(k)) out[k] = v;
   }
+  // Under tap with coverage, the units' processes (their own users, not root) write their coverage and
+  // process info where the runner's root-owned directories are: open those two, sticky, to them.
+  if (out.NODE_V8_COVERAGE !== undefined || Object.keys(out).some((k) => k.startsWith('_TAPJS'))) {
+    for (const d of [out.NODE_V8_COVERAGE, join(process.cwd(), '.tap/processinfo')]) {
+      if (d === undefined) continue;
+      mkdirSync(d, { recursive: true });
+      chmodSync(d, 0o1777);
+    }
+  }
   return out;
 }
 
