@@ -21,6 +21,7 @@ import {
   Port,
   type TorConfig,
   TorSettings,
+  UpdateSettings,
 } from '../config/schema.js';
 import { type ErrorName, obxError } from '../errors.js';
 import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
@@ -80,6 +81,8 @@ export const PageSettingsSchema = Type.Object(
     web: Type.Object({ port: Port }, { additionalProperties: false }),
     board: BoardSettings,
     softKill: Type.Boolean(),
+    // the updater's sources and policy (issue 20): nothing secret
+    update: Type.Optional(UpdateSettings),
   },
   { additionalProperties: false },
 );

@@ -89,6 +89,12 @@ t.test(
     // A key rotated in the store reaches the page without a status change.
     await box.config.update((cfg) => ({ ...cfg, web: { ...cfg.web, sessionKey: 'ab'.repeat(32) } }));
     await until(t, 'the new session key', () => client.sessionKey() === 'ab'.repeat(32));
+
+    // The updater's section (issue 20) passes the page's settings schema and reaches the Mirror.
+    const onion = `http://${'a'.repeat(56)}.onion/`;
+    await box.config.update((cfg) => ({ ...cfg, update: { onion, mirror: null, policy: 'ask' } }));
+    await until(t, 'the update section in the Mirror', () => client.settings().update?.policy === 'ask');
+    t.equal(client.settings().update?.onion, onion);
   },
 );
 
