@@ -54,8 +54,10 @@ t.test('onionboxd.service: its command line in the world, the simulator argument
       ['state', '/w/box', '711'],
     ],
   );
-  // the board hand-over: `-+`, root and failure ignored
-  t.equal(plan.pre.length, 1);
+  // the board hand-over, then the emulator's fw_cfg hand-over: `-+`, root and failure ignored
+  t.equal(plan.pre.length, 2);
+  t.ok(plan.pre[1]?.argv.includes('fw-cfg'), 'the fw_cfg hand-over second');
+  t.equal(plan.pre[1]?.privileged, true);
   t.equal(plan.pre[0]?.privileged, true);
   t.equal(plan.pre[0]?.ignoreFailure, true);
   t.equal(commandArgv(plan, plan.pre[0] ?? plan.main)[0], '/usr/local/bin/node', 'no setpriv for +');
