@@ -26,9 +26,10 @@ export interface WebProcess {
 export function webCommand(
   stateDir: string,
   listen: string,
+  root = ROOT,
 ): { argv: string[]; env: Record<string, string> } {
   const svc = parseUnit(readFileSync(WEB_UNIT_FILE, 'utf8')).Service ?? {};
-  const argv = (svc.ExecStart ?? []).map((a) => a.replace('/opt/onionbox/', ROOT));
+  const argv = (svc.ExecStart ?? []).map((a) => a.replace('/opt/onionbox/', root));
   const at = argv.indexOf('--state-dir');
   if (at >= 0) argv[at + 1] = stateDir;
   argv.push('--listen', listen);
@@ -44,8 +45,10 @@ export function startWebProcess(
   stateDir: string,
   listen = '127.0.0.1:0',
   timeoutMs = 30_000,
+  /** What /opt/onionbox is (a directory holding dist/ and node_modules); default this checkout. */
+  root = ROOT,
 ): Promise<WebProcess> {
-  const { argv, env } = webCommand(stateDir, listen);
+  const { argv, env } = webCommand(stateDir, listen, root);
   const [cmd, ...rest] = argv;
   if (!cmd) throw new Error('onionbox-web.service has no ExecStart');
   const child = spawn(cmd, rest, {
