@@ -9,6 +9,8 @@
  *   tsx images/cli.ts check MANIFEST.json
  *   tsx images/cli.ts install-system ROOT   firmware/system/* and NetworkManager's files into the root
  *   tsx images/cli.ts files-manifest PREFIX=DIR...   sorted path/type/mode/owner/size/sha256 lines
+ *   tsx images/cli.ts release-files ROOT --version V --built EPOCH   /etc/onionbox/release.json and the release
+ *     public keys from ONIONBOX_RELEASE_PUBKEY_FILE / ONIONBOX_RELEASE_NEXT_PUBKEY_FILE (none: no key)
  */
 
 /** One line per file system entry under dir: PREFIX/path, type, mode, uid:gid, size, sha256 or link target. */
@@ -55,6 +57,7 @@ import {
 } from './check.js';
 import { imagerManifest, sha256File } from './manifest.js';
 import * as recipe from './recipe.js';
+import { releaseFiles } from './release-files.js';
 import { renderFile } from './render.js';
 import { MASKED_UNITS, networkManagerFiles, placeSystemFiles } from './system-files.js';
 
@@ -171,6 +174,28 @@ async function main(argv: string[]): Promise<number> {
       lines.push(...(await filesManifest(arg.slice(0, eq), arg.slice(eq + 1))));
     }
     process.stdout.write(`${lines.sort().join('\n')}\n`);
+    return 0;
+  }
+  if (cmd === 'release-files' && what !== undefined) {
+    const keyFile = process.env.ONIONBOX_RELEASE_PUBKEY_FILE;
+    const nextFile = process.env.ONIONBOX_RELEASE_NEXT_PUBKEY_FILE;
+    const files = releaseFiles({
+      version: flag(rest, '--version'),
+      builtEpoch: Number(flag(rest, '--built')),
+      currentKey: keyFile ? await readFile(keyFile, 'utf8') : undefined,
+      nextKey: nextFile ? await readFile(nextFile, 'utf8') : undefined,
+    });
+    for (const f of files) {
+      const dest = join(what, f.path);
+      await mkdir(dirname(dest), { recursive: true, mode: 0o755 });
+      await writeFile(dest, f.text, { mode: f.mode });
+      await chmod(dest, f.mode);
+      process.stdout.write(`/${f.path}\n`);
+    }
+    if (!keyFile)
+      process.stdout.write(
+        'no release key (ONIONBOX_RELEASE_PUBKEY_FILE unset): updates are off on this image\n',
+      );
     return 0;
   }
   if (cmd === 'check' && what !== undefined) {
