@@ -175,7 +175,15 @@ export class Daemon {
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
       const updates = await this.#run(
-        updatePhase({ config, box, bus, stateDir, releaseDir: this.#opts.releaseDir, log }),
+        updatePhase({
+          config,
+          box,
+          bus,
+          stateDir,
+          releaseDir: this.#opts.releaseDir,
+          runtimeDir: process.env.RUNTIME_DIRECTORY,
+          log,
+        }),
       );
       this.#updates = updates;
       await this.#run(pageSocketPhase({ config, box, stateDir }));

@@ -146,6 +146,8 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-tor.service',
   'onionbox-firstboot.service',
   'onionbox-mark-good.path',
+  // the restart after an installed update, asked for by onionboxd through /run/onionbox (no polkitd)
+  'onionbox-reboot.path',
   // test only: both are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
   'onionbox-selftest-early.service',
   'onionbox-selftest.service',

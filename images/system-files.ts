@@ -49,9 +49,6 @@ export function placeSystemFile(rel: string): Placement[] {
   // RAUC's D-Bus service: user onionbox may call exactly InstallBundle (firmware/update/rauc.ts)
   const dbus = /^dbus-1\/([a-z0-9-]+\.conf)$/.exec(rel);
   if (dbus?.[1] !== undefined) return [{ dest: `etc/dbus-1/system.d/${dbus[1]}`, mode: 0o644 }];
-  // the update's restart (systemctl reboot as onionbox): read only where polkitd runs
-  const polkit = /^polkit-1\/([0-9]{2}-[a-z0-9-]+\.rules)$/.exec(rel);
-  if (polkit?.[1] !== undefined) return [{ dest: `etc/polkit-1/rules.d/${polkit[1]}`, mode: 0o644 }];
   if (rel === 'systemd/onionbox-network-requires-lockdown.conf') {
     return NETWORK_UNITS.map((u) => ({
       dest: `etc/systemd/system/${u}.d/onionbox-lockdown.conf`,

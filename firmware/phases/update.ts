@@ -31,6 +31,8 @@ export interface UpdatePhaseDeps {
   bus: EventBus;
   stateDir: string;
   releaseDir: string | undefined;
+  /** onionboxd's RuntimeDirectory (/run/onionbox): where it asks for the restart after an install. */
+  runtimeDir: string | undefined;
   log: Logger;
 }
 
@@ -110,7 +112,7 @@ export function updatePhase(deps: UpdatePhaseDeps): Phase<Updates> {
         offReason: release.problem,
         settings: () => updateSettings(deps.config.get()),
         connect: torConnect({ socksPort: TOR_PORTS.socks, username: UPDATE_SOCKS_USERNAME }),
-        installer: new RaucDbusInstaller(),
+        installer: new RaucDbusInstaller({ runtimeDir: deps.runtimeDir }),
         torReady: routing,
         log,
       });

@@ -11,8 +11,9 @@
  * What the monitor prints is parsed by a pure function (parseRaucSignal).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { isAbsolute } from 'node:path';
-import { obxError } from '../errors.js';
+import { writeFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { describeError, obxError } from '../errors.js';
 import { followLines, LastLines } from '../lib/child-lines.js';
 import { exec } from '../lib/exec.js';
 
@@ -84,19 +85,30 @@ export interface RaucDbusOptions {
   readonly gdbus?: string;
   /** RAUC's whole install (default 30 min: a root slot on an SD card). */
   readonly timeoutMs?: number;
-  /** How the box restarts: argv (default `systemctl reboot`, allowed to user onionbox by polkit). */
-  readonly restartCommand?: readonly [string, ...string[]];
+  /**
+   * Where onionboxd asks for the restart (its RuntimeDirectory, /run/onionbox): it writes
+   * `reboot-requested` there and the root oneshot `onionbox-reboot.service`, started by its `.path` unit,
+   * runs `systemctl reboot`. onionboxd holds no capability and no polkit rule to reboot by itself.
+   */
+  readonly runtimeDir?: string | undefined;
+  /** How the restart is asked for (tests): default, the file above. */
+  readonly requestRestart?: (file: string, reason: string) => Promise<void>;
 }
+
+export const REBOOT_REQUEST_FILE = 'reboot-requested';
 
 export class RaucDbusInstaller implements Installer {
   readonly #gdbus: string;
   readonly #timeoutMs: number;
-  readonly #restart: readonly [string, ...string[]];
+  readonly #runtimeDir: string | undefined;
+  readonly #requestRestart: (file: string, reason: string) => Promise<void>;
 
   constructor(options: RaucDbusOptions = {}) {
     this.#gdbus = options.gdbus ?? 'gdbus';
     this.#timeoutMs = options.timeoutMs ?? 30 * 60_000;
-    this.#restart = options.restartCommand ?? ['systemctl', 'reboot'];
+    this.#runtimeDir = options.runtimeDir;
+    this.#requestRestart =
+      options.requestRestart ?? ((file, reason) => writeFile(file, `${reason}\n`, { mode: 0o600 }));
   }
 
   async install(bundlePath: string, onProgress?: (percent: number, message: string) => void): Promise<void> {
@@ -166,9 +178,18 @@ export class RaucDbusInstaller implements Installer {
   }
 
   async restart(): Promise<void> {
-    const [cmd, ...args] = this.#restart;
-    const r = await exec(cmd, args, { timeoutMs: 60_000 });
-    if (!r.ok) throw obxError('UPDATE_INSTALL_FAILED', `restart: ${r.stderr.trim() || r.error}`);
+    if (this.#runtimeDir === undefined) {
+      throw obxError(
+        'UPDATE_INSTALL_FAILED',
+        'restart: no runtime directory to ask for it; restart the box by hand',
+      );
+    }
+    const file = join(this.#runtimeDir, REBOOT_REQUEST_FILE);
+    try {
+      await this.#requestRestart(file, 'update installed');
+    } catch (err) {
+      throw obxError('UPDATE_INSTALL_FAILED', `restart: could not write ${file}: ${describeError(err)}`);
+    }
   }
 }
 

@@ -7,6 +7,8 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { REBOOT_REQUEST_FILE } from '../../firmware/update/rauc.js';
+import { ENABLED_BY_IMAGE } from '../../images/recipe.js';
 import { parseUnit } from '../../scripts/sim/unit-file.js';
 
 const dir = new URL('../../images/system/', import.meta.url).pathname;
@@ -24,6 +26,7 @@ const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
     threshold: 30,
   },
   'onionbox-mark-good.service': { caps: [], threshold: 15 },
+  'onionbox-reboot.service': { caps: [], threshold: 15 },
 };
 
 function analyze(unit: string, threshold: number): Promise<{ code: number; out: string }> {
@@ -76,4 +79,13 @@ t.test('the mark-good trigger carries nothing but "the running slot is good"', a
   const svc = parseUnit(readFileSync(`${dir}onionbox-mark-good.service`, 'utf8')).Service ?? {};
   t.same(svc.ExecStart, ['/usr/bin/rauc', 'status', 'mark-good', 'booted']);
   t.same(svc.PrivateNetwork, ['yes']);
+});
+
+t.test('the restart after an update: a file in /run, a root oneshot that only reboots', async (t) => {
+  const path = parseUnit(readFileSync(`${dir}onionbox-reboot.path`, 'utf8'));
+  t.same(path.Path?.PathChanged, [`/run/onionbox/${REBOOT_REQUEST_FILE}`], 'the file the firmware writes');
+  const svc = parseUnit(readFileSync(`${dir}onionbox-reboot.service`, 'utf8')).Service ?? {};
+  t.same(svc.ExecStart, ['/usr/bin/systemctl', '--no-block', 'reboot']);
+  t.same(svc.PrivateNetwork, ['yes']);
+  t.ok(ENABLED_BY_IMAGE.includes('onionbox-reboot.path'), 'the image enables its trigger');
 });

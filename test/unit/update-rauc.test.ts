@@ -1,8 +1,13 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { checkBundlePath, parseRaucSignal, RaucDbusInstaller } from '../../firmware/update/rauc.js';
+import {
+  checkBundlePath,
+  parseRaucSignal,
+  RaucDbusInstaller,
+  REBOOT_REQUEST_FILE,
+} from '../../firmware/update/rauc.js';
 
 t.test('gdbus monitor lines: Completed, LastError, Progress; anything else is nothing', async (t) => {
   t.same(parseRaucSignal('/: de.pengutronix.rauc.Installer.Completed (0,)'), {
@@ -123,9 +128,22 @@ t.test(
   },
 );
 
-t.test('restart runs its argv; a failure is reported', async (t) => {
-  await new RaucDbusInstaller({ restartCommand: ['true'] }).restart();
-  await t.rejects(new RaucDbusInstaller({ restartCommand: ['false'] }).restart(), {
+t.test('restart asks through the runtime directory; a failure is reported, never silent', async (t) => {
+  const run = mkdtempSync(join(tmpdir(), 'obx-rauc-restart-'));
+  t.teardown(() => rmSync(run, { recursive: true, force: true }));
+  await new RaucDbusInstaller({ runtimeDir: run }).restart();
+  t.equal(
+    readFileSync(join(run, REBOOT_REQUEST_FILE), 'utf8'),
+    'update installed\n',
+    'the .path unit sees it',
+  );
+  t.equal(statSync(join(run, REBOOT_REQUEST_FILE)).mode & 0o777, 0o600);
+  await t.rejects(new RaucDbusInstaller({ runtimeDir: join(run, 'gone') }).restart(), {
     code: 'OBX_ERR_UPDATE_INSTALL_FAILED',
+    message: /could not write .*gone\/reboot-requested/,
+  });
+  await t.rejects(new RaucDbusInstaller({}).restart(), {
+    code: 'OBX_ERR_UPDATE_INSTALL_FAILED',
+    message: /restart the box by hand/,
   });
 });
