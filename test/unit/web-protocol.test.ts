@@ -3,10 +3,15 @@
  * what onionboxd really sends passes; a malformed request is refused by onionboxd and a malformed reply
  * by the page's client, each with an error that names the field, and neither reaches the other side.
  */
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import t from 'tap';
-import type { IpcHandler, IpcStreamHandler } from '../../firmware/control/socket.js';
+import t, { type Test } from 'tap';
+import {
+  type IpcHandler,
+  IpcServer,
+  type IpcStreamHandler,
+  webSocketPath,
+} from '../../firmware/control/socket.js';
 import { mirrorOf, registerWebCommands } from '../../firmware/control/web-commands.js';
 import {
   checked,
@@ -206,4 +211,141 @@ t.test("the page's client refuses a malformed update reply and keeps its Mirror"
     isObxError(await updates.install().catch((err: unknown) => err), 'DAEMON_NOT_RUNNING'),
     'an unreadable reply: the daemon did not answer',
   );
+});
+
+/** onionboxd's page socket for a TestBox, and the page's client of it. */
+async function socketBox(t: Test) {
+  const dir = tmpDir(t, 'onionbox-proto-');
+  const box = await TestBox.create(dir);
+  const server = new IpcServer(webSocketPath(dir));
+  registerWebCommands(server, box.controller, (l) => box.config.onChange(l));
+  await server.start();
+  const client = new BoxClient(server.path, { reconnectMs: 50 });
+  t.teardown(async () => {
+    client.stop();
+    await server.stop();
+    await box.stop();
+  });
+  await client.start();
+  return { box, client };
+}
+
+/** A value, or the ObxError's code and message: what the page would show. */
+async function outcome(p: () => unknown): Promise<unknown> {
+  try {
+    return { value: (await p()) ?? null };
+  } catch (err) {
+    if (err instanceof ObxError) return { code: err.code, message: err.message, details: err.details };
+    throw err;
+  }
+}
+
+t.test('the network, tor and board commands: the same outcome over the socket as in-process', async (t) => {
+  const { box, client } = await socketBox(t);
+  const c = box.controller;
+  const tor = c.settings().tor;
+  const pairs: [string, () => unknown, () => unknown][] = [
+    ['newIdentity', () => c.newIdentity(), () => client.newIdentity()],
+    ['wifiScan', () => c.wifiScan(), () => client.wifiScan()],
+    [
+      'joinWifi, refused',
+      () => c.joinWifi({ ssid: '', passphrase: null, hidden: false }),
+      () => client.joinWifi({ ssid: '', passphrase: null, hidden: false }),
+    ],
+    [
+      'setAccessPoint, refused',
+      () =>
+        c.setAccessPoint({ ssid: 'Home', passphrase: 'short', country: 'XX', channel: 6, security: 'wpa2' }),
+      () =>
+        client.setAccessPoint({
+          ssid: 'Home',
+          passphrase: 'short',
+          country: 'XX',
+          channel: 6,
+          security: 'wpa2',
+          isolateClients: false,
+        }),
+    ],
+    [
+      'applyTorSettings, refused',
+      () => c.applyTorSettings({ ...tor, exitNodes: ['{zz}x'] }),
+      () => client.applyTorSettings({ ...tor, exitNodes: ['{zz}x'] }),
+    ],
+  ];
+  for (const [what, inProcess, overIpc] of pairs) {
+    const a = await outcome(inProcess);
+    t.same(await outcome(overIpc), a, what);
+  }
+  t.match(
+    await outcome(() => client.applyTorSettings(tor)),
+    { value: { ok: true } },
+    'the same settings again',
+  );
+  await client.sim?.pressClaimButton();
+  t.ok(box.sim?.leds(), 'a press over the socket reaches the simulated board');
+});
+
+t.test('the watch: a malformed line ends it and it comes back; listeners see each Mirror', async (t) => {
+  const dir = tmpDir(t, 'onionbox-proto-');
+  const path = join(dir, 'web.sock');
+  const box = await TestBox.create(join(dir, 'box'));
+  t.teardown(() => box.stop());
+  const good = mirrorOf(box.controller);
+  let watches = 0;
+  const lines = ['not json', JSON.stringify({ ok: true, result: { ...good, sessionKey: 'short' } })];
+  const open: Socket[] = [];
+  const fake = createServer((sock) => {
+    open.push(sock);
+    sock.on('error', () => undefined);
+    sock.on('data', () => {
+      const bad = lines[watches++];
+      sock.write(`${bad ?? JSON.stringify({ ok: true, result: good })}\n`);
+    });
+  });
+  await new Promise<void>((r) => fake.listen(path, () => r()));
+  t.teardown(async () => {
+    for (const s of open) s.destroy();
+    await new Promise<void>((r) => fake.close(() => r()));
+  });
+  const client = new BoxClient(path, { reconnectMs: 20 });
+  t.teardown(() => client.stop());
+  t.throws(
+    () => client.status(),
+    { code: 'OBX_ERR_DAEMON_NOT_RUNNING' },
+    'nothing to read before the first Mirror',
+  );
+  await client.start();
+  t.equal(watches, 3, 'two refused watch lines, each followed by a new connection');
+  t.equal(client.sessionKey(), good.sessionKey, 'only the good Mirror was taken');
+
+  let mirrors = 0;
+  const off = client.onMirror(() => mirrors++);
+  const heard: string[] = [];
+  client.onStatus(() => {
+    throw new Error('a listener that fails');
+  });
+  client.onStatus((s) => heard.push(s.state));
+  for (const s of open) s.destroy(); // onionboxd goes away
+  for (let i = 0; i < 200 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.same(heard.slice(0, 1), ['error'], 'the next listener still hears, after one that threw');
+  t.ok(mirrors >= 1, 'onMirror heard the change');
+  off();
+});
+
+t.test('start() gives up when onionboxd never answers', async (t) => {
+  const dir = tmpDir(t, 'onionbox-proto-');
+  const path = join(dir, 'web.sock');
+  const open: Socket[] = [];
+  const silent = createServer((s) => {
+    open.push(s);
+    s.resume();
+  });
+  await new Promise<void>((r) => silent.listen(path, () => r()));
+  t.teardown(async () => {
+    for (const s of open) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+  const client = new BoxClient(path, { startTimeoutMs: 100 });
+  t.teardown(() => client.stop());
+  await t.rejects(client.start(), { code: 'OBX_ERR_DAEMON_NOT_RUNNING', message: /no answer on/ });
 });
