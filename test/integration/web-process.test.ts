@@ -241,7 +241,11 @@ t.test(
     const status = await send(web.address, jar, '/');
     t.equal(status.status, 200);
     t.match(status.body, /href="\/update">Updates<\/a>/, 'the navigation has the Updates link');
-    t.match(status.body, /class="update-warning"[^>]*>This box&#39;s software is old/, "the updater's warning");
+    t.match(
+      status.body,
+      /class="update-warning"[^>]*>This box&#39;s software is old/,
+      "the updater's warning",
+    );
     const before = await send(web.address, jar, '/update');
     t.equal(before.status, 200, 'the update page is there');
     t.match(before.body, /id="running">1\.0\.0 \(built \d{4}-\d\d-\d\d, 3 days ago\)/);
