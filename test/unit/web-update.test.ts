@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import type { UpdateConfig } from '../../firmware/config/schema.js';
@@ -25,8 +25,9 @@ type Target = Omit<Updates, 'installFile'>;
 
 async function updates(
   t: Test,
-  opts: { built?: Date; dangerous?: boolean } = {},
-): Promise<{ target: Target; installs: string[]; settings: UpdateConfig }> {
+  /** `dir`: the updater's directory of an earlier run (a restart); `bootId`: the kernel's boot id. */
+  opts: { built?: Date; dangerous?: boolean; dir?: string; bootId?: string } = {},
+): Promise<{ target: Target; installs: string[]; settings: UpdateConfig; service: UpdateService }> {
   const root = mkdtempSync(join(tmpdir(), 'obx-webupd-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
   publish(join(root, 'rel'), makeRelease('1.1.0', { notes: 'Tor 0.4.9.\n<b>not bold</b>' }));
@@ -41,7 +42,7 @@ async function updates(
   };
   const settings: UpdateConfig = { onion: server.base, mirror: null, policy: 'ask' };
   const service = new UpdateService({
-    dir: join(root, 'updates'),
+    dir: opts.dir ?? join(root, 'updates'),
     image: {
       version: '1.0.0',
       compatible: 'onionbox-test',
@@ -52,7 +53,7 @@ async function updates(
     connect: loopbackConnect,
     installer,
     log: pino({ level: 'silent' }),
-    bootId: async () => '11111111-1111-4111-8111-111111111111',
+    bootId: async () => opts.bootId ?? '11111111-1111-4111-8111-111111111111',
     freeBytes: async () => 1e9,
     torReady: () => false, // no scheduled check: only the page's "Check now"
   });
@@ -73,7 +74,7 @@ async function updates(
       return w;
     },
   };
-  return { target, installs, settings };
+  return { target, installs, settings, service };
 }
 
 async function until(f: () => boolean): Promise<void> {
@@ -249,3 +250,28 @@ t.test('the status page shows without update warnings when the updater does not 
     t.notMatch(status.body, /update-warning/);
   }
 });
+
+t.test(
+  'a fallback over the page socket: the page says which version failed and where the box is',
+  async (t) => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'obx-webupd-fb-')), 'updates');
+    t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
+    const before = await updates(t, { dir });
+    await before.service.check();
+    await before.service.install();
+    t.equal(before.service.status().phase, 'trial-boot');
+    await before.service.stop();
+    // the next boot runs 1.0.0 again: 1.1.0 never reached Tor on its trial boot
+    const after = await updates(t, { dir, bootId: '22222222-2222-4222-8222-222222222222' });
+    t.equal(after.service.status().phase, 'fell-back');
+    const h = await webHarness(t, { updates: after.target, ipc: true });
+    const c = await claimed(h);
+    const page = await c.get('/update');
+    t.match(
+      page.body,
+      /id="update-state">1\.1\.0 did not reach Tor on its trial boot; the box went back to 1\.0\.0/,
+    );
+    t.match(page.body, /Not tried again automatically \(they did not reach Tor on this box\): 1\.1\.0\./);
+    t.match(page.body, /id="running">1\.0\.0/);
+  },
+);
