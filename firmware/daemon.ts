@@ -30,7 +30,8 @@
  *   update         the updater (firmware/update/): the image's release files, its saved state, the daily
  *                  timer; fetches only through tor's SocksPort once the box routes
  *   page-socket    the page's socket (web.sock): the page runs in its own process (onionbox-web.service,
- *                  web/main.ts) and reaches the box only through it; onionboxd listens on no TCP port
+ *                  web/main.ts) and reaches the box and the updater only through it; onionboxd listens on
+ *                  no TCP port
  *   ipc            every control-socket command (firmware/control/commands.ts), then the socket
  *   slot           asks for the running A/B slot to be marked good once the box routes, or after some
  *                  healthy minutes without a WAN (firmware/update/slot.ts)
@@ -186,7 +187,7 @@ export class Daemon {
         }),
       );
       this.#updates = updates;
-      await this.#run(pageSocketPhase({ config, box, stateDir }));
+      await this.#run(pageSocketPhase({ config, box, stateDir, updates }));
       const torCheckHere = () => torCheck(testNetwork);
       await this.#run(
         controlPhase({ ipc, status: () => this.status(), box, tor, torCheck: torCheckHere, updates }),

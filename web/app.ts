@@ -23,6 +23,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { PageApi } from '../firmware/box/api.js';
 import { isObxError, ObxError, obxError } from '../firmware/errors.js';
+import type { BoxClient } from './lib/box-client.js';
 import { allowedHosts, hostAllowed } from './lib/hosts.js';
 import { SessionStore } from './lib/sessions.js';
 import { FailureThrottle } from './lib/throttle.js';
@@ -83,6 +84,14 @@ export const WEB_LIMITS: Readonly<WebLimits> = Object.freeze({
 });
 
 export type WebDeps = BoxWebDeps;
+
+/**
+ * What the page process (web/main.ts) builds its app from: everything from onionboxd's page socket, the
+ * box, the updater (when onionboxd runs one) and the simulated board's controls (onionboxd --simulate).
+ */
+export function pageDeps(box: BoxClient): Pick<WebDeps, 'box' | 'updates' | 'simulate'> {
+  return { box, updates: box.updates, simulate: box.sim !== undefined };
+}
 
 export const BODY_LIMIT = 64 * 1024;
 export const SESSION_COOKIE = 'obx_sid';

@@ -2,14 +2,15 @@
 /**
  * onionbox-web: the page in its own process (issue 23). It parses the LAN's HTTP with one capability (to
  * bind port 80) and no secret but the session key, and reaches the box only through onionboxd's page
- * socket (web/lib/box-client.ts over firmware/control/web-commands.ts). It listens on the box's LAN
- * address and moves when the owner changes it; `--listen IPV4:PORT` is for development and tests.
+ * socket (web/lib/box-client.ts over firmware/control/web-commands.ts), the updater's Updates section
+ * included. It listens on the box's LAN address and moves when the owner changes it; `--listen
+ * IPV4:PORT` is for development and tests.
  */
 import type { FastifyInstance } from 'fastify';
 import { webSocketPath } from '../firmware/control/socket.js';
 import { describeError } from '../firmware/errors.js';
 import { createLogger } from '../firmware/log.js';
-import { buildWebApp } from './app.js';
+import { buildWebApp, pageDeps } from './app.js';
 import { BoxClient } from './lib/box-client.js';
 import { type ListenAddress, pageAddress, parseWebArgs } from './lib/listen.js';
 
@@ -45,7 +46,7 @@ async function main(): Promise<number> {
       await app?.close();
       app = null;
       at = null;
-      const next = buildWebApp({ log, box, simulate: box.sim !== undefined });
+      const next = buildWebApp({ log, ...pageDeps(box) });
       const address = await next.listen(want);
       app = next;
       at = want;

@@ -8,6 +8,7 @@ import type { AccessPointConfig, Config, NetworkConfig, TorConfig } from '../con
 import type { FirewallMode } from '../firewall/params.js';
 import type { LeakReport } from '../leak-test/judge.js';
 import type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
+import type { UpdateStatus } from '../update/service.js';
 
 export type { LeakCheck, LeakCheckId, LeakOutcome, LeakReport } from '../leak-test/judge.js';
 export type { ClaimProgress, ClaimTicket } from '../owner/claim.js';
@@ -161,6 +162,22 @@ export interface BoxApi extends BoxNetworkApi {
   /** Recent log lines without secrets, for the diagnostics download. */
   diagnostics(): Promise<string>;
   readonly sim?: SimBoardApi | undefined;
+}
+
+/**
+ * The updater as the page uses it (issue 20): in onionboxd the `update` phase's Updates
+ * (firmware/phases/update.ts), in the page process the page socket's client.
+ */
+export interface PageUpdatesApi {
+  status(): Awaitable<UpdateStatus>;
+  /** Warnings for the status page: tor no longer recommended, an old image. */
+  warnings(): Awaitable<string[]>;
+  /** "Check now": resolves with the status after the check. */
+  check(): Promise<UpdateStatus>;
+  /** "Install now": downloads an available update if needed, installs it and restarts the box. */
+  install(): Promise<UpdateStatus>;
+  /** "install and restart at night" (night, the default) or "ask me first" (ask). */
+  setPolicy(policy: UpdateStatus['policy']): Promise<void>;
 }
 
 /**

@@ -7,6 +7,10 @@
  * box's status changes; every other reply carries the Mirror too, so what the page reads back after a
  * command (settings after a save, claimed after a claim) is never older than the command.
  *
+ * The updater's commands (`web.update.*`, issue 20) are the page's Updates section: the updater's status
+ * (firmware/update/service.ts UpdateStatus), the status page's warnings, "Check now", "Install now" and
+ * the owner's policy. The Mirror says whether the box runs an updater (`updates`), as it says `sim`.
+ *
  * The arguments' schemas check shapes and sizes only; the values are the box's own checks' (the config
  * store, tor's grammar, firmware/net's), which give the page its field-level messages as before.
  */
@@ -25,6 +29,8 @@ import {
 } from '../config/schema.js';
 import { type ErrorName, obxError } from '../errors.js';
 import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { NOTES_MAX_LENGTH } from '../update/manifest.js';
+import type { UpdateStatus } from '../update/service.js';
 
 const Str = (maxLength = 4096) => Type.String({ maxLength });
 const Nullable = <T extends TSchema>(s: T) => Type.Union([s, Type.Null()]);
@@ -118,6 +124,8 @@ export const MirrorSchema = Type.Object(
     lastLeakTest: Nullable(LeakReportSchema),
     /** The simulated board's controls exist (onionboxd --simulate). */
     sim: Type.Boolean(),
+    /** The box runs an updater: the `web.update.*` commands answer (the page shows its Updates section). */
+    updates: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -218,6 +226,58 @@ const WifiListSchema = Type.Array(
     { additionalProperties: false },
   ),
   { maxItems: 1024 },
+);
+
+const UPDATE_PHASES = [
+  'idle',
+  'checking',
+  'available',
+  'downloading',
+  'verifying',
+  'ready',
+  'installing',
+  'trial-boot',
+  'good',
+  'fell-back',
+] as const;
+const UpdatePolicySchema = Literals(['night', 'ask'] as const);
+const IsoTime = Str(40);
+const VersionText = Str(64);
+const Bytes = Type.Integer({ minimum: 0 });
+
+/** The updater's status (firmware/update/service.ts UpdateStatus): what the Updates section shows. */
+export const UpdateStatusSchema = Type.Object(
+  {
+    enabled: Type.Boolean(),
+    disabledReason: Nullable(Str()),
+    phase: Literals(UPDATE_PHASES),
+    running: VersionText,
+    compatible: Str(64),
+    built: Nullable(IsoTime),
+    target: Nullable(VersionText),
+    result: Nullable(Str()),
+    failed: Type.Array(VersionText, { maxItems: 256 }),
+    lastCheck: Nullable(
+      Type.Object({ at: IsoTime, ok: Type.Boolean(), result: Str() }, { additionalProperties: false }),
+    ),
+    nextCheck: Nullable(IsoTime),
+    available: Nullable(
+      Type.Object(
+        {
+          version: VersionText,
+          released: IsoTime,
+          expires: IsoTime,
+          notes: Str(NOTES_MAX_LENGTH),
+          size: Bytes,
+          source: Str(300),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    progress: Nullable(Type.Object({ done: Bytes, total: Bytes }, { additionalProperties: false })),
+    policy: UpdatePolicySchema,
+  },
+  { additionalProperties: false },
 );
 
 // ---- the commands' arguments (shapes and sizes; the box checks the values)
@@ -323,6 +383,19 @@ export const WEB_COMMANDS = {
   ),
   /** The OLED's PNG, base64. */
   'web.sim.oled': command(NoArgs, Type.String({ maxLength: 1024 * 1024 })),
+  /** The updater (issue 20; a box without one: OBX_ERR_UPDATE_NOT_CONFIGURED). */
+  'web.update.status': command(NoArgs, UpdateStatusSchema),
+  /** The status page's warnings: tor no longer recommended, an old image. */
+  'web.update.warnings': command(NoArgs, Type.Array(Str(), { maxItems: 16 })),
+  /** "Check now": the reply comes when the check is over (through tor: minutes at most). */
+  'web.update.check': command(NoArgs, UpdateStatusSchema),
+  /** "Install now": download if needed, install, restart; the reply comes when RAUC has written. */
+  'web.update.install': command(NoArgs, UpdateStatusSchema),
+  /** "Install and restart at night" (night) or "ask me first" (ask), stored in the configuration. */
+  'web.update.setPolicy': command(
+    Type.Object({ policy: UpdatePolicySchema }, { additionalProperties: false }),
+    Type.Null(),
+  ),
 } as const;
 
 export type WebCommand = keyof typeof WEB_COMMANDS;
@@ -384,4 +457,12 @@ export type ProtocolMatchesApi = [
   Expect<Same<WebResult<'web.claimProgress'>, ClaimProgress>>,
   Expect<Same<WebResult<'web.applyTorSettings'>, ApplyTorResult>>,
   Expect<Same<WebArgs<'web.applyTorSettings'>['settings'], TorConfig>>,
+  // UpdateStatus's `failed` is a readonly array, the schema's a plain one: the same elements
+  Expect<
+    Same<
+      Static<typeof UpdateStatusSchema>,
+      Omit<UpdateStatus, 'failed'> & { failed: UpdateStatus['failed'][number][] }
+    >
+  >,
+  Expect<Same<WebArgs<'web.update.setPolicy'>['policy'], UpdateStatus['policy']>>,
 ];

@@ -46,9 +46,10 @@ export async function fetchSmall(options: FetchSmallOptions): Promise<Buffer> {
           reject(obxError('UPDATE_FETCH_FAILED', `${url.href}: ${err.message}`, { cause: err })),
         );
         req.once('response', (res) => {
+          // the refusal first: destroying the response emits 'aborted' at once, which is not the reason
           if (res.statusCode !== 200) {
-            res.destroy();
             reject(obxError('UPDATE_FETCH_FAILED', `${url.href}: HTTP ${res.statusCode}`));
+            res.destroy();
             return;
           }
           const chunks: Buffer[] = [];
@@ -56,8 +57,8 @@ export async function fetchSmall(options: FetchSmallOptions): Promise<Buffer> {
           res.on('data', (chunk: Buffer) => {
             length += chunk.length;
             if (length > options.maxBytes) {
-              res.destroy();
               reject(obxError('UPDATE_FETCH_FAILED', `${url.href}: longer than ${options.maxBytes} bytes`));
+              res.destroy();
               return;
             }
             chunks.push(chunk);

@@ -11,7 +11,7 @@ import type { PageApi } from '../../firmware/box/api.js';
 import { IpcServer, webSocketPath } from '../../firmware/control/socket.js';
 import { registerWebCommands } from '../../firmware/control/web-commands.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
-import { buildWebApp, type UpdatePageTarget, type WebLimits } from '../../web/app.js';
+import { buildWebApp, pageDeps, type UpdatePageTarget, type WebLimits } from '../../web/app.js';
 import { BoxClient } from '../../web/lib/box-client.js';
 import { TestBox, type TestBoxOptions } from './test-box.js';
 import { tmpDir } from './tmp.js';
@@ -39,8 +39,9 @@ export async function webHarness(
     limits?: Partial<WebLimits>;
     updates?: UpdatePageTarget;
     /**
-     * The page reaches the box over the page socket, as the page process does (web/main.ts), instead of
-     * calling the controller in-process. OBX_WEB_OVER_IPC=1 turns it on for every web test.
+     * The page reaches the box (and `updates`) over the page socket, built as the page process builds it
+     * (web/main.ts, pageDeps), instead of calling the controller in-process. OBX_WEB_OVER_IPC=1 turns it
+     * on for every web test.
      */
     ipc?: boolean;
   } = {},
@@ -48,8 +49,9 @@ export async function webHarness(
   const dir = tmpDir(t, 'onionbox-web-');
   const box = await TestBox.create(dir, opts);
   t.teardown(() => box.stop());
-  const api =
-    (opts.ipc ?? process.env.OBX_WEB_OVER_IPC === '1') ? await pageSocket(t, dir, box) : box.controller;
+  const client =
+    (opts.ipc ?? process.env.OBX_WEB_OVER_IPC === '1') ? await pageSocket(t, dir, box, opts.updates) : null;
+  const api = client ?? box.controller;
   let logs = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -60,21 +62,26 @@ export async function webHarness(
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   const app = buildWebApp({
     log,
-    box: api,
-    simulate: opts.simulate ?? true,
     now: opts.now,
     limits: opts.limits,
-    updates: opts.updates,
+    ...(client
+      ? pageDeps(client)
+      : { box: box.controller, simulate: opts.simulate ?? true, updates: opts.updates }),
   });
   await app.ready();
   t.teardown(() => app.close());
   return { app, box, api, logs: () => logs, dir };
 }
 
-/** onionboxd's page socket for `box` in `dir`, and the page's client of it (started). */
-export async function pageSocket(t: Test, dir: string, box: TestBox): Promise<BoxClient> {
+/** onionboxd's page socket for `box` (and `updates`) in `dir`, and the page's client of it (started). */
+export async function pageSocket(
+  t: Test,
+  dir: string,
+  box: TestBox,
+  updates?: UpdatePageTarget,
+): Promise<BoxClient> {
   const server = new IpcServer(webSocketPath(dir));
-  registerWebCommands(server, box.controller, (listener) => box.config.onChange(listener));
+  registerWebCommands(server, box.controller, (listener) => box.config.onChange(listener), updates);
   await server.start();
   const client = new BoxClient(server.path);
   t.teardown(async () => {

@@ -3,6 +3,8 @@
  * unbroken health with no WAN; never for a box with a WAN that does not route, never while unhealthy. The
  * adapter asks once per boot, through the request file only.
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import type { BoxStateName, WanView } from '../../firmware/box/api.js';
 import {
@@ -11,9 +13,11 @@ import {
   SLOT_GOOD_FILE,
   SlotGoodReporter,
   type SlotPolicy,
+  slotPhase,
   slotVerdict,
   wanPresent,
 } from '../../firmware/update/slot.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const MIN = 60_000;
 const N = NO_WAN_MINUTES * MIN;
@@ -177,3 +181,40 @@ t.test('without a runtime directory nothing is written', async (t) => {
   t.ok(r.requested);
   t.same(writes, []);
 });
+
+t.test(
+  'the slot phase: started with the daemon, it asks once the box routes; stopped, it samples no more',
+  async (t) => {
+    const runtimeDir = tmpDir(t, 'onionbox-slot-');
+    let state: BoxStateName = 'connecting';
+    let wanAsked = 0;
+    const phase = slotPhase({
+      runtimeDir,
+      box: { status: () => ({ state }) },
+      network: {
+        wanStatus: async () => {
+          wanAsked++;
+          // NetworkManager not answering counts as no WAN, never as a crash
+          throw new Error('NetworkManager is not running');
+        },
+      },
+      log: { info: () => undefined, warn: () => undefined },
+    });
+    t.equal(phase.name, 'slot');
+    const reporter = await phase.start();
+    t.teardown(() => phase.stop());
+    const file = join(runtimeDir, SLOT_GOOD_FILE);
+    for (let i = 0; i < 200 && wanAsked === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    t.ok(wanAsked >= 1, 'start() samples at once');
+    t.notOk(existsSync(file), 'connecting: nothing asked');
+    reporter.start(); // a second start does not add a second timer
+    state = 'routing';
+    await reporter.sample();
+    for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+    t.equal(readFileSync(file, 'utf8'), 'routing\n');
+    t.equal(statSync(file).mode & 0o777, 0o600, 'written with mode 0600');
+    t.ok(reporter.requested);
+    await phase.stop();
+    await phase.stop(); // stopping twice is harmless
+  },
+);

@@ -5,7 +5,8 @@
  * long-lived `web.watch` connection and with every command's reply; every other method is one request.
  * Every reply is checked against the command's schema (firmware/control/web-protocol.ts) before the page
  * sees it, and a refused command throws the same ObxError (code, message, field details) onionboxd threw,
- * so the page shows the same words as when it ran inside onionboxd.
+ * so the page shows the same words as when it ran inside onionboxd. `updates` is the updater (the page's
+ * Updates section) when the Mirror says onionboxd runs one, as `sim` is the simulated board.
  *
  * When onionboxd goes away the watch reconnects every second; meanwhile status() says so (state `error`)
  * and commands fail with OBX_ERR_DAEMON_NOT_RUNNING.
@@ -26,6 +27,7 @@ import type {
   NetworkView,
   PageApi,
   PageSettings,
+  PageUpdatesApi,
   SimBoardApi,
   WifiNetworkView,
 } from '../../firmware/box/api.js';
@@ -42,6 +44,7 @@ import {
   type WebResult,
 } from '../../firmware/control/web-protocol.js';
 import { Errors, ObxError, obxError } from '../../firmware/errors.js';
+import type { UpdateStatus } from '../../firmware/update/service.js';
 
 /** The reply's envelope (firmware/control/socket.ts IpcReply). */
 const EnvelopeSchema = Type.Union([
@@ -69,6 +72,14 @@ const SLOW: ReadonlySet<WebCommand> = new Set([
 ]);
 const SLOW_MS = 180_000;
 const QUICK_MS = 15_000;
+/**
+ * The updater's long commands wait as long as the CLI's (`onionbox update check|install`): a check goes
+ * through tor to two sources; an install downloads the bundle through tor first.
+ */
+const LONG: Partial<Record<WebCommand, number>> = {
+  'web.update.check': 10 * 60_000,
+  'web.update.install': 60 * 60_000,
+};
 /** A Mirror line longer than this ends the watch connection (it reconnects). */
 const MAX_LINE = 4 * 1024 * 1024;
 
@@ -103,6 +114,7 @@ export class BoxClient implements PageApi {
   #stopped = false;
   #retry: NodeJS.Timeout | null = null;
   #sim: SimBoardApi | undefined;
+  #updates: PageUpdatesApi | undefined;
 
   constructor(path: string, opts: BoxClientOptions = {}) {
     this.#path = path;
@@ -118,6 +130,7 @@ export class BoxClient implements PageApi {
       const first = (): void => {
         clearTimeout(deadline);
         this.#sim = this.#mirror?.sim ? this.#simControls() : undefined;
+        this.#updates = this.#mirror?.updates ? this.#updateCommands() : undefined;
         resolve();
       };
       this.#connect(first);
@@ -138,6 +151,11 @@ export class BoxClient implements PageApi {
 
   get sim(): SimBoardApi | undefined {
     return this.#sim;
+  }
+
+  /** The updater, when onionboxd runs one (its first Mirror said so). */
+  get updates(): PageUpdatesApi | undefined {
+    return this.#updates;
   }
 
   // ---- the Mirror
@@ -271,6 +289,18 @@ export class BoxClient implements PageApi {
     };
   }
 
+  #updateCommands(): PageUpdatesApi {
+    return {
+      status: (): Promise<UpdateStatus> => this.#call('web.update.status', {}),
+      warnings: () => this.#call('web.update.warnings', {}),
+      check: (): Promise<UpdateStatus> => this.#call('web.update.check', {}),
+      install: (): Promise<UpdateStatus> => this.#call('web.update.install', {}),
+      setPolicy: async (policy) => {
+        await this.#call('web.update.setPolicy', { policy });
+      },
+    };
+  }
+
   #m(): Mirror {
     if (!this.#mirror) throw obxError('DAEMON_NOT_RUNNING', 'the page has not heard from onionboxd yet');
     return this.#mirror;
@@ -297,7 +327,7 @@ export class BoxClient implements PageApi {
         this.#path,
         cmd,
         args as Record<string, unknown>,
-        SLOW.has(cmd) ? SLOW_MS : QUICK_MS,
+        LONG[cmd] ?? (SLOW.has(cmd) ? SLOW_MS : QUICK_MS),
       );
     } catch (err) {
       throw obxError('DAEMON_NOT_RUNNING', err instanceof Error ? err.message : undefined);

@@ -1,20 +1,16 @@
 /** What the route plugins share: the context object, page rendering, the owner guard, flash messages. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PageApi } from '../../firmware/box/api.js';
+import type { PageApi, PageUpdatesApi } from '../../firmware/box/api.js';
 import { type ObxError, obxError, RETRY_AFTER } from '../../firmware/errors.js';
-import type { UpdateStatus } from '../../firmware/update/service.js';
 import type { WebLimits } from '../app.js';
 import type { SessionStore } from '../lib/sessions.js';
 import type { FailureThrottle } from '../lib/throttle.js';
 
-/** The updater as the page sees it (firmware/phases/update.ts Updates). */
-export interface UpdatePageTarget {
-  status(): UpdateStatus;
-  check(): Promise<UpdateStatus>;
-  install(): Promise<UpdateStatus>;
-  setPolicy(policy: 'night' | 'ask'): Promise<void>;
-  warnings(): string[];
-}
+/**
+ * The updater as the page sees it: over the page socket in the page process (web/lib/box-client.ts
+ * `updates`), or firmware/phases/update.ts Updates in-process (tests).
+ */
+export type UpdatePageTarget = PageUpdatesApi;
 
 export interface WebContext {
   box: PageApi;

@@ -13,16 +13,20 @@ export async function statusRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
   app.get('/', async (req, reply) => {
     const status = ctx.box.status();
     const view = describeStatus(status);
-    const [circuits, counters] = await Promise.all([
+    const [circuits, counters, updateWarnings] = await Promise.all([
       ctx.box.circuits().then(describeCircuits, () => null as ReturnType<typeof describeCircuits> | null),
       ctx.box.counters().then(describeCounters, () => null as ReturnType<typeof describeCounters> | null),
+      // the status page shows without them when the updater does not answer
+      Promise.resolve()
+        .then(() => ctx.updates?.warnings() ?? [])
+        .catch(() => [] as string[]),
     ]);
     return page(reply, ctx, 'status', {
       title: 'Onionbox',
       view,
       circuits,
       counters,
-      updateWarnings: ctx.updates?.warnings() ?? [],
+      updateWarnings,
       flash: flashFor(req.query),
       refresh: view.transient,
       live: true,

@@ -3,6 +3,7 @@
  * update with its notes, the download's progress, the owner's policy ("install and restart at night" or
  * "ask me first"), and the buttons "Check now" and "Install now". A check or an install runs in the
  * background (it goes through tor and may take minutes); the page reloads while it runs. No JavaScript.
+ * In the page process every call goes over onionboxd's page socket (`web.update.*`).
  */
 import type { FastifyInstance } from 'fastify';
 import { obxError } from '../../firmware/errors.js';
@@ -16,7 +17,8 @@ export async function updateRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
   app.addHook('onRequest', requireOwner(ctx));
 
   app.get('/update', async (req, reply) => {
-    const view = describeUpdate(updates.status(), updates.warnings(), new Date(ctx.now()));
+    const [status, warnings] = await Promise.all([updates.status(), updates.warnings()]);
+    const view = describeUpdate(status, warnings, new Date(ctx.now()));
     return page(reply, ctx, 'update', {
       title: 'Updates',
       view,
@@ -32,7 +34,7 @@ export async function updateRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
   });
 
   app.post('/update/install', { preValidation: app.csrfProtection }, async (req, reply) => {
-    const phase = updates.status().phase;
+    const { phase } = await updates.status();
     if (phase !== 'available' && phase !== 'ready') {
       throw obxError('UPDATE_NOTHING_TO_INSTALL', 'check for an update first');
     }
