@@ -67,6 +67,8 @@ const HANDLERS: Handlers = {
   'web.sim.press': (box, a) => done(sim(box).pressClaimButton(a.holdMs)),
   'web.sim.leds': (box) => sim(box).leds(),
   'web.sim.oled': (box) => sim(box).oledPng().toString('base64'),
+  'web.setBlockedHere': (box, a) => done(box.setBlockedHere(a.blockedHere)),
+  'web.assistConsent': (box) => done(box.assistConsent()),
 };
 
 /**
