@@ -243,7 +243,9 @@ export type UpdateConfig = Static<typeof UpdateSettings>;
 export type AssistConfig = Static<typeof AssistSettings>;
 
 /** The connection assist's settings, with their defaults when the document has none. */
-export function assistSettings(config: Readonly<Config>): Readonly<AssistConfig> {
+export function assistSettings(config: {
+  readonly assist?: AssistConfig | undefined;
+}): Readonly<AssistConfig> {
   return config.assist ?? { blockedHere: false, found: null };
 }
 
