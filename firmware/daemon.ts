@@ -144,6 +144,7 @@ export class Daemon {
       dhcpServers: this.#network?.dhcpServers() ?? [],
       testNetwork: this.#opts.testNetwork !== undefined,
       update: this.#updates ? updateSummary(this.#updates.status()) : 'not started',
+      assist: box?.assist?.words ?? 'not started',
     };
   }
 

@@ -390,7 +390,8 @@ export class TorSupervisor {
    * settings back (its `restore`). Verified first (refused: the reason, nothing changed), the relay set
    * updated before the reload (beforeReload), the torrc installed but not kept as the last working one
    * until keepAsGood(). Serialised with applySettings and networkChanged. Resolves true once tor reloaded
-   * (or, while tor is down, once the next start will use it), or with why not.
+   * (or, while tor is down, once the next start will use it), or with why not. tor's open connections are
+   * closed (DisableNetwork 1, then 0), so only the new setting can make it ready.
    */
   trySettings(settings: TorConfig): Promise<true | string> {
     const run = this.#applyQueue.then(async (): Promise<true | string> => {
@@ -414,6 +415,8 @@ export class TorSupervisor {
         return describeError(err);
       }
       this.#dispatch({ type: 'reloading' });
+      // connections of the previous setting would keep carrying circuits: readiness must prove this one
+      await this.#dropConnections();
       await control.signal('NEWNYM').catch(() => undefined);
       this.#lastNewnymAt = Date.now();
       return true;

@@ -20,6 +20,7 @@ import {
 } from '../../firmware/tor/assist-runner.js';
 import { assistBuiltins, MOAT_SKIPPED_WHY } from '../../firmware/tor/builtin-bridges.js';
 import { parseEvent, parseTranscript } from '../../firmware/tor/protocol.js';
+import { parseTestNetwork } from '../../firmware/tor/test-network.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const FP1 = 'A'.repeat(40);
@@ -368,4 +369,38 @@ t.test('ownBridgesOf: the lines the box found are not the owner’s', async (t) 
     false,
   );
   t.equal(ownBridgesOf({ ...tor, useBridges: false }, { blockedHere: false, found: null }), false);
+});
+
+t.test("a test network's own built-in bridges: data, checked by the bridge grammar", async (t) => {
+  const base = {
+    torrc: ['TestingTorNetwork 1'],
+    checkUrl: 'http://web.sim.test/api/ip',
+  };
+  const ok = parseTestNetwork(JSON.stringify({ ...base, builtinBridges: [LINE1, SNOW] }));
+  t.same(ok.builtinBridges, [LINE1, SNOW]);
+  t.same(
+    assistBuiltins(ok.builtinBridges).candidates,
+    [{ transport: 'obfs4', lines: [LINE1] }],
+    'the assist tries its obfs4 lines only',
+  );
+  t.equal(parseTestNetwork(JSON.stringify(base)).builtinBridges, undefined, 'optional');
+  t.throws(
+    () => parseTestNetwork(JSON.stringify({ ...base, builtinBridges: ['obfs4 1.2.3.4:1 X\nUseBridges 0'] })),
+    { code: 'OBX_ERR_TOR_VALUE_INVALID', message: /builtinBridges\[0\]/ },
+  );
+  t.throws(() => parseTestNetwork(JSON.stringify({ ...base, builtinBridges: 'obfs4' })), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+  });
+  t.throws(() => parseTestNetwork(JSON.stringify({ ...base, builtinBridges: [7] })), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+  });
+  t.same(
+    assistBuiltins().candidates.map((c) => c.transport),
+    ['obfs4'],
+    "the release's own list: obfs4 only",
+  );
+  t.same(
+    assistBuiltins().skipped.map((s) => s.step),
+    ['moat', 'transport'],
+  );
 });
