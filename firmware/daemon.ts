@@ -27,6 +27,8 @@
  *                  LAN's DHCP server (dnsmasq, DHCP only: the box is every device's router and DNS)
  *   tor-start      starts tor in the background: the state machine opens the LAN only when it is ready
  *   relay-follow   the relay set follows tor's consensus from here on
+ *   assist         the connection assist (firmware/tor/assist-runner.ts): tells apart no network, a
+ *                  wrong clock and Tor blocked, and when blocked tries the built-in bridges by itself
  *   update         the updater (firmware/update/): the image's release files, its saved state, the daily
  *                  timer; fetches only through tor's SocksPort once the box routes
  *   page-socket    the page's socket (web.sock): the page runs in its own process (onionbox-web.service,
@@ -54,6 +56,7 @@ import { describeError, obxError } from './errors.js';
 import { EventBus } from './events.js';
 import type { Phase } from './lib/service.js';
 import type { BoxNetwork } from './net/network.js';
+import { assistPhase } from './phases/assist.js';
 import { boxPhase } from './phases/box.js';
 import { controlPhase } from './phases/control.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
@@ -142,6 +145,7 @@ export class Daemon {
       dhcpServers: this.#network?.dhcpServers() ?? [],
       testNetwork: this.#opts.testNetwork !== undefined,
       update: this.#updates ? updateSummary(this.#updates.status()) : 'not started',
+      assist: box?.assist?.words ?? 'not started',
     };
   }
 
@@ -175,6 +179,8 @@ export class Daemon {
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
+      // why tor does not connect (no network, clock, blocked) and, when blocked, a bridge found by itself
+      await this.#run(assistPhase({ config, bus, tor, network, box, testNetwork, log }));
       const updates = await this.#run(
         updatePhase({
           config,

@@ -1,10 +1,11 @@
 /**
  * One typed event bus for the firmware. Listeners are keyed by owner so a service can drop all of its
  * listeners at stop(); a listener that throws is logged and contained, so the daemon survives it.
- * Every event the firmware sends is declared here, in TorEvents: so far they are all tor's.
+ * Every event the firmware sends is declared here, in TorEvents: all tor's but `clock:set`.
  */
 import type { Logger } from 'pino';
 import type { TorStatus } from './state/machine.js';
+import type { TorEvent } from './tor/protocol.js';
 import type { ClockSkew } from './tor/supervisor.js';
 
 /** Every event on the bus and its payload: tor's, all sent by the tor supervisor (firmware/tor/supervisor.ts). */
@@ -19,6 +20,10 @@ export interface TorEvents {
   'tor:consensus': undefined;
   /** tor's version is not in the consensus's recommended list (STATUS_GENERAL DANGEROUS_VERSION). */
   'tor:dangerous-version': { current: string; reason: string };
+  /** A STATUS_CLIENT or STATUS_GENERAL event as tor sent it (BOOTSTRAP, CLOCK_SKEW...): the connection assist. */
+  'tor:client-status': TorEvent;
+  /** The clock service set the system clock (firmware/tor/clock.ts): from tor's reports or the owner. */
+  'clock:set': { by: 'tor' | 'owner' | 'saved'; at: number };
 }
 
 type Listener<T> = (payload: T) => void | Promise<void>;

@@ -3,7 +3,9 @@
  * and claim code the controller adds). Layout on 128x64, 5x7 font (21 characters a line):
  *   y 0-13   headline at double size (BOOTING, CONNECTING, ROUTING, KILLED, TOR DOWN, ERROR)
  *   y 17-24  bootstrap progress bar with percentage while connecting; else the detail line
- *   y 28     detail (tor's summary, the fault, why killed) when the bar is shown, else blank
+ *   y 28     detail (tor's summary, the fault, why killed) when the bar is shown, else blank; while
+ *            connecting, the connection assist's line instead when it has one ("blocked: try 2/4",
+ *            "no network: cable?", "clock wrong: fixing")
  *   y 37     kill switch: on / off / BROKEN, and "web: on" for the page's kill switch
  *   y 46     web page address
  *   y 55     claim code while unclaimed, and the id of the claim a press would approve
@@ -48,7 +50,7 @@ export function renderScreen(screen: Screen, fb: Framebuffer = new Framebuffer()
     fb.strokeRect(0, 17, barWidth, 8);
     fb.fillRect(2, 19, Math.round(((barWidth - 4) * pct) / 100), 4);
     fb.drawText(label, WIDTH - (label.length * 6 - 1), 18);
-    fb.drawText(fit(screen.detail), 0, 28);
+    fb.drawText(fit(screen.assist ?? screen.detail), 0, 28);
   } else {
     fb.drawText(fit(screen.detail), 0, 19);
   }

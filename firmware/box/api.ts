@@ -87,6 +87,23 @@ export interface BoxStatus {
   at: number;
   /** Something the owner should know happened (e.g. the firewall rules were changed outside the box). */
   alert?: string | undefined;
+  /** What the connection assist makes of tor's connecting (firmware/tor/assist.ts), once it runs. */
+  assist?: AssistView;
+}
+
+/** The connection assist's state in words, for the page (no JavaScript needed) and the OLED. */
+export interface AssistView {
+  /** The assist's phase (firmware/tor/assist.ts AssistPhase). */
+  phase: string;
+  /** One sentence for a household: "Your internet provider seems to block Tor. Trying a bridge (2 of 4)..." */
+  words: string;
+  /** While a bridge setting is tried: which one, of how many; else null. */
+  attempt: number | null;
+  of: number | null;
+  /** Steps of the try-list the box left out, each with why (Moat not built, snowflake not working). */
+  skipped: string[];
+  /** The owner's own bridges do not get through: the page may let the box try its own (assistConsent). */
+  askOwner: boolean;
 }
 
 export interface ApplyTorResult {
@@ -134,6 +151,13 @@ export interface BoxApi extends BoxNetworkApi {
   applyTorSettings(settings: TorConfig): Promise<ApplyTorResult>;
   /** Sets the system clock from the owner's browser (ms since epoch); rejects absurd values. */
   setClock(epochMs: number): Promise<void>;
+  /** "Tor is blocked here": the connection assist starts with bridges at once (stored; never the owner's lines). */
+  setBlockedHere(blockedHere: boolean): Promise<void>;
+  /**
+   * The owner lets the connection assist try the box's bridges although the owner's own do not get
+   * through (the assist never replaces them otherwise). OBX_ERR_BOX_BAD_INPUT when it is not asking.
+   */
+  assistConsent(): Promise<void>;
   /**
    * Starts a claim for one browser: a press of the claim button approves the newest claim started
    * before it (its id is shown on the OLED beside the code). Throws OBX_ERR_WEB_ALREADY_CLAIMED once

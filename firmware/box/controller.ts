@@ -30,7 +30,7 @@
  * the logic with state of its own is in the modules named above.
  */
 import type { Board, BoardLogger, ButtonEvent } from '../../board/types.js';
-import type { TorConfig } from '../config/schema.js';
+import { assistSettings, type TorConfig } from '../config/schema.js';
 import type { ConfigStore } from '../config/store.js';
 import { validateConfig } from '../config/validate.js';
 import { describeError, obxError } from '../errors.js';
@@ -44,6 +44,7 @@ import { type MachineInput, type MachineState, type TorStatus, view } from '../s
 import type {
   AccessPointInput,
   ApplyTorResult,
+  AssistView,
   BoxApi,
   BoxStatus,
   CircuitInfo,
@@ -129,6 +130,7 @@ export class BoxController implements BoxApi {
   readonly #netChange: NetworkChanger;
   readonly #unsubscribe: (() => void)[] = [];
   readonly #now: () => number;
+  #assist: { consent(): boolean } | null = null;
 
   readonly #deps: BoxControllerDeps;
   constructor(deps: BoxControllerDeps) {
@@ -248,6 +250,17 @@ export class BoxController implements BoxApi {
     return this.#view.onStatus(listener);
   }
 
+  /** The connection assist's state for the page and the OLED (firmware/tor/assist-runner.ts). */
+  setAssist(view: (AssistView & { oled: string }) | null): void {
+    this.#view.assist(view);
+    this.#render();
+  }
+
+  /** The connection assist, for the owner's consent (phase `assist`). */
+  attachAssist(assist: { consent(): boolean } | null): void {
+    this.#assist = assist;
+  }
+
   /** The updater's warning for the OLED (tor no longer recommended, an old image), or null. */
   setUpdateWarning(text: string | null): void {
     this.#view.updateWarning(text);
@@ -318,6 +331,20 @@ export class BoxController implements BoxApi {
     }
     await this.#deps.clock.set(epochMs);
     this.#record(`clock set to ${new Date(epochMs).toISOString()}`);
+  }
+
+  async setBlockedHere(blockedHere: boolean): Promise<void> {
+    if (typeof blockedHere !== 'boolean')
+      throw obxError('BOX_BAD_INPUT', 'blockedHere must be true or false');
+    await this.#config.update((c) => ({ ...c, assist: { ...assistSettings(c), blockedHere } }));
+    this.#record(`connection assist: Tor is blocked here ${blockedHere ? 'on' : 'off'}`);
+  }
+
+  async assistConsent(): Promise<void> {
+    if (!this.#assist?.consent()) {
+      throw obxError('BOX_BAD_INPUT', 'the connection assist is not asking to try its own bridges now');
+    }
+    this.#record('connection assist: the owner lets the box try its own bridges');
   }
 
   startClaim(): ClaimTicket {

@@ -9,7 +9,7 @@ import { describeError } from '../errors.js';
 import { Listeners } from '../lib/listeners.js';
 import type { OwnerAccount } from '../owner/owner.js';
 import { type Screen, view } from '../state/machine.js';
-import type { BoxStatus } from './api.js';
+import type { AssistView, BoxStatus } from './api.js';
 import type { ModeReconciler } from './reconcile.js';
 
 export interface BoxViewDeps {
@@ -38,6 +38,7 @@ export class BoxView {
   #events: string[] = [];
   #alert: string | undefined;
   #updateWarning: string | null = null;
+  #assist: (AssistView & { oled: string }) | null = null;
   readonly #listeners = new Listeners<BoxStatus>((err) => {
     this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
   });
@@ -58,6 +59,11 @@ export class BoxView {
   /** A short warning for the OLED from the updater (null: none). */
   updateWarning(text: string | null): void {
     this.#updateWarning = text;
+  }
+
+  /** The connection assist's state (firmware/tor/assist-runner.ts): the page's words and the OLED's line. */
+  assist(view: (AssistView & { oled: string }) | null): void {
+    this.#assist = view;
   }
 
   /** A sentence the page's status carries from now on (`alert`). */
@@ -87,6 +93,7 @@ export class BoxView {
       simulate: this.#deps.simulate,
       at: now(),
       ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
+      ...(this.#assist !== null ? { assist: pageAssist(this.#assist) } : {}),
     };
   }
 
@@ -106,6 +113,8 @@ export class BoxView {
       claimId: claim?.id ?? null,
       claimNotice: claim?.notice ?? null,
       updateWarning: this.#updateWarning,
+      // while tor connects, the assist's line says why it takes long (blocked, no network, clock)
+      assist: v.state === 'connecting' && this.#assist !== null ? this.#assist.oled : null,
     };
     const key = JSON.stringify([screen, v.leds]);
     if (key !== this.#lastScreen) {
@@ -154,4 +163,10 @@ export class BoxView {
       return [];
     }
   }
+}
+
+/** The assist's view as the page's status carries it (without the OLED's line). */
+function pageAssist(a: AssistView & { oled: string }): AssistView {
+  const { oled: _, ...rest } = a;
+  return { ...rest, skipped: [...rest.skipped] };
 }

@@ -178,6 +178,43 @@ export const UpdateSettings = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Connection assist (firmware/tor/assist.ts): the owner's "Tor is blocked here", and the bridge setting
+ * the box found by itself (kept so a power cut loses nothing; its lines are also `tor.bridges`, and
+ * because they are listed here they count as the box's, not the owner's: the assist may replace them).
+ */
+export const AssistSettings = Type.Object(
+  {
+    blockedHere: Type.Boolean({
+      description: 'Tor is blocked here: start with bridges at once instead of trying Tor directly first',
+    }),
+    found: Type.Union(
+      [
+        Type.Null(),
+        Type.Object(
+          {
+            transport: Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }),
+            lines: Type.Array(PrintableLine(1024, 'A bridge line the box found'), {
+              minItems: 1,
+              maxItems: 32,
+            }),
+            source: Type.Union([
+              Type.Literal('moat-country'),
+              Type.Literal('moat-defaults'),
+              Type.Literal('builtin'),
+            ]),
+            /** When it first reached routing, ms since 1970. */
+            at: Type.Integer({ minimum: 0 }),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { description: 'The bridge setting the connection assist found and kept, or null' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     version: Type.Literal(CONFIG_VERSION),
@@ -189,6 +226,8 @@ export const ConfigSchema = Type.Object(
     softKill: Type.Boolean(),
     /** Where updates come from and when they install; absent: updateSettings() defaults (no source yet). */
     update: Type.Optional(UpdateSettings),
+    /** Connection assist; absent: assistSettings() defaults (not blocked, nothing found). */
+    assist: Type.Optional(AssistSettings),
   },
   { additionalProperties: false, title: 'Onionbox configuration', $id: 'onionbox-config' },
 );
@@ -201,6 +240,14 @@ export type UpstreamWifiConfig = Static<typeof UpstreamWifiSettings>;
 export type WebConfig = Static<typeof WebSettings>;
 export type BoardConfig = Static<typeof BoardSettings>;
 export type UpdateConfig = Static<typeof UpdateSettings>;
+export type AssistConfig = Static<typeof AssistSettings>;
+
+/** The connection assist's settings, with their defaults when the document has none. */
+export function assistSettings(config: {
+  readonly assist?: AssistConfig | undefined;
+}): Readonly<AssistConfig> {
+  return config.assist ?? { blockedHere: false, found: null };
+}
 
 /** The update settings, with their defaults when the document has none. */
 export function updateSettings(config: Readonly<Config>): Readonly<UpdateConfig> {

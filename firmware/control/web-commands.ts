@@ -81,6 +81,8 @@ const HANDLERS: Handlers = {
   'web.update.check': (_box, _a, u) => updater(u).check(),
   'web.update.install': (_box, _a, u) => updater(u).install(),
   'web.update.setPolicy': (_box, a, u) => done(updater(u).setPolicy(a.policy)),
+  'web.setBlockedHere': (box, a) => done(box.setBlockedHere(a.blockedHere)),
+  'web.assistConsent': (box) => done(box.assistConsent()),
 };
 
 /**

@@ -19,6 +19,7 @@ import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import type { ApplyTorResult, BoxStatus, ClaimProgress, ClaimTicket, LeakReport } from '../box/api.js';
 import {
   AccessPointSettings,
+  AssistSettings,
   BoardSettings,
   CONFIG_VERSION,
   NetworkSettings,
@@ -66,6 +67,20 @@ export const BoxStatusSchema = Type.Object(
     simulate: Type.Boolean(),
     at: Type.Number(),
     alert: Type.Optional(Str()),
+    // the connection assist (issue 21)
+    assist: Type.Optional(
+      Type.Object(
+        {
+          phase: Str(32),
+          words: Str(),
+          attempt: Nullable(Type.Integer({ minimum: 1 })),
+          of: Nullable(Type.Integer({ minimum: 1 })),
+          skipped: Type.Array(Str(), { maxItems: 16 }),
+          askOwner: Type.Boolean(),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -89,6 +104,8 @@ export const PageSettingsSchema = Type.Object(
     softKill: Type.Boolean(),
     // the updater's sources and policy (issue 20): nothing secret
     update: Type.Optional(UpdateSettings),
+    // the connection assist's "Tor is blocked here" and the bridge it found (issue 21)
+    assist: Type.Optional(AssistSettings),
   },
   { additionalProperties: false },
 );
@@ -396,6 +413,12 @@ export const WEB_COMMANDS = {
     Type.Object({ policy: UpdatePolicySchema }, { additionalProperties: false }),
     Type.Null(),
   ),
+  // ---- the connection assist (issue 21)
+  'web.setBlockedHere': command(
+    Type.Object({ blockedHere: Type.Boolean() }, { additionalProperties: false }),
+    Type.Null(),
+  ),
+  'web.assistConsent': command(NoArgs, Type.Null()),
 } as const;
 
 export type WebCommand = keyof typeof WEB_COMMANDS;

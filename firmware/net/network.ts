@@ -109,6 +109,11 @@ export class BoxNetwork implements NetworkLike {
     return [...(this.#lease?.resolvers ?? [])];
   }
 
+  /** The WAN has a leased address (the connection assist's "no lease: no network"). */
+  wanLeased(): boolean {
+    return (this.#lease?.address ?? null) !== null;
+  }
+
   /** The WAN lease's DHCP server (the firewall lets the DHCP client renew with it), when known. */
   dhcpServers(): string[] {
     return this.#lease?.serverId ? [this.#lease.serverId] : [];

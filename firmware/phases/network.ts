@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
-import { atomicWriteFile } from '../lib/atomic-write.js';
+import { rewriteInPlace } from '../lib/atomic-write.js';
 import type { Phase } from '../lib/service.js';
 import { BoxNetwork } from '../net/network.js';
 import { leaseCidr, renderResolvConf } from '../net/wan-lease.js';
@@ -43,10 +43,15 @@ export function networkPhase(deps: {
   };
 }
 
+/** tor's resolv.conf is always this long (rewriteInPlace pads it): 4 resolvers take about 120 bytes. */
+export const TOR_RESOLV_SIZE = 512;
+
 /**
  * Phase `wan-lease`: the WAN's DHCP server for the firewall's DHCP exception, its resolvers for tor's
- * transports (the firewall's openings, and `resolvConf`: the file tor's unit is to bind over
- * /etc/resolv.conf, 0644 so tor's uid reads it); each lease to the box.
+ * transports (the firewall's openings, and `resolvConf`: the file tor's unit binds over /etc/resolv.conf,
+ * 0644 so tor's uid reads it); each lease to the box. The file is written at start (no resolver yet: tor's
+ * unit starts only after onionboxd is ready, and its bind needs the file) and then rewritten in place at
+ * each lease: the unit's bind mount holds this one inode, so a rename would never reach tor.
  */
 export function wanLeasePhase(deps: {
   network: BoxNetwork;
@@ -56,13 +61,15 @@ export function wanLeasePhase(deps: {
   const { network, box, resolvConf } = deps;
   return {
     name: 'wan-lease',
-    start: () =>
-      network.startWanLease(async (lease) => {
+    start: async () => {
+      if (resolvConf !== undefined) await rewriteInPlace(resolvConf, renderResolvConf([]), TOR_RESOLV_SIZE);
+      await network.startWanLease(async (lease) => {
         box.wanLease(leaseCidr(lease));
         if (resolvConf !== undefined)
-          await atomicWriteFile(resolvConf, renderResolvConf(lease.resolvers ?? []), 0o644);
+          await rewriteInPlace(resolvConf, renderResolvConf(lease.resolvers ?? []), TOR_RESOLV_SIZE);
         await box.reapply();
-      }),
+      });
+    },
     stop: () => network.stopWanLease(),
   };
 }

@@ -78,6 +78,8 @@ export interface Screen {
   claimNotice?: string | null | undefined;
   /** A short update warning (tor no longer recommended, old software) shown once the box is claimed. */
   updateWarning?: string | null | undefined;
+  /** While connecting: the connection assist's line ("blocked: try 2/4", "no network: cable?"), else null. */
+  assist?: string | null | undefined;
 }
 
 export interface MachineView {
@@ -85,7 +87,7 @@ export interface MachineView {
   firewallMode: FirewallModeName;
   leds: LedPattern;
   explanation: string;
-  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId' | 'claimNotice' | 'updateWarning'>;
+  screen: Omit<Screen, 'lanAddress' | 'claimCode' | 'claimId' | 'claimNotice' | 'updateWarning' | 'assist'>;
 }
 
 export const INITIAL_TOR: Readonly<TorStatus> = Object.freeze({

@@ -29,6 +29,12 @@ export const TRY_MS = 90_000;
 
 export type CandidateSource = 'moat-country' | 'moat-defaults' | 'builtin';
 
+/** A step of the try-list the box could not take, and why in words the page shows (never pretended). */
+export interface AssistSkip {
+  step: 'moat' | 'transport';
+  reason: string;
+}
+
 /** One way to connect: the bridge lines of one setting (all lines of one transport, as Moat gives). */
 export interface Candidate {
   source: CandidateSource;
@@ -63,6 +69,8 @@ export interface AssistState {
   index: number;
   /** What connected: 'direct' (no bridges or the owner's) or a candidate. */
   via: 'direct' | Candidate | null;
+  /** Steps of the try-list left out (Moat not built, a transport that cannot work here), for the page. */
+  skipped: readonly AssistSkip[];
 }
 
 export type AssistEvent =
@@ -79,7 +87,9 @@ export type AssistEvent =
   | { type: 'clock-skew'; at: number }
   | { type: 'clock-set'; at: number }
   | { type: 'internet'; at: number; answers: boolean }
-  | { type: 'candidates'; at: number; list: readonly Candidate[] }
+  | { type: 'candidates'; at: number; list: readonly Candidate[]; skipped?: readonly AssistSkip[] }
+  /** The candidate at `index` could not even be tried (tor refused its torrc): the next one at once. */
+  | { type: 'try-failed'; at: number; index: number }
   | { type: 'owner-consents'; at: number }
   | { type: 'tick'; at: number };
 
@@ -102,6 +112,7 @@ export function initialAssist(at = 0): AssistState {
     candidates: [],
     index: 0,
     via: null,
+    skipped: [],
   };
 }
 
@@ -253,7 +264,10 @@ export function stepAssist(s: AssistState, ev: AssistEvent): Step {
     case 'candidates':
       // never while the owner's own bridges stand (they are replaced only with the owner's word)
       if (s.phase !== 'blocked' || s.ownBridges) return { state: s, actions: [] };
-      return tryCandidate({ ...s, candidates: [...ev.list] }, 0, ev.at);
+      return tryCandidate({ ...s, candidates: [...ev.list], skipped: [...(ev.skipped ?? [])] }, 0, ev.at);
+    case 'try-failed':
+      if (s.phase !== 'trying' || ev.index !== s.index) return { state: s, actions: [] };
+      return tryCandidate(s, s.index + 1, ev.at);
     case 'owner-consents':
       if (s.phase !== 'blocked' || !s.ownBridges) return { state: s, actions: [] };
       return {
@@ -269,9 +283,9 @@ export function describeAssist(s: AssistState): string {
     case 'connecting':
       return `Connecting to Tor (${s.progress} %).`;
     case 'no-network':
-      return 'No internet connection: check the cable or the Wi-Fi network the box joins.';
+      return 'No network: check the cable (or the Wi-Fi network the box joins).';
     case 'clock-wrong':
-      return "The box's clock is wrong, so Tor cannot connect. Set the clock on the settings page.";
+      return "The box's clock is wrong, so Tor cannot connect; correcting it from Tor's answers. If this stays, set the clock on the settings page.";
     case 'checking':
       return 'Tor is slow to connect. Checking whether the internet answers...';
     case 'offline':
@@ -298,15 +312,15 @@ export function assistOledLine(s: AssistState): string {
       case 'connecting':
         return `tor ${s.progress}%`;
       case 'no-network':
-        return 'no network';
+        return 'no network: cable?';
       case 'clock-wrong':
-        return 'clock wrong';
+        return 'clock wrong: fixing';
       case 'checking':
         return 'checking internet';
       case 'offline':
         return 'offline';
       case 'blocked':
-        return s.ownBridges ? 'tor blocked: ask' : 'tor blocked';
+        return s.ownBridges ? 'blocked: see the page' : 'tor blocked';
       case 'trying':
         return `blocked: try ${s.index + 1}/${s.candidates.length}`;
       case 'exhausted':

@@ -41,3 +41,49 @@ export function builtinCandidates(): { transport: string; lines: string[] }[] {
     }),
   }));
 }
+
+/** The transports the connection assist tries from built-in lines: the ones that can connect from the box today. */
+export const ASSIST_TRANSPORTS: readonly string[] = Object.freeze(['obfs4']);
+
+/** Why a transport's built-in lines are not tried (the page shows it; the box never pretends). */
+export const LEFT_OUT_WHY: Readonly<Record<string, string>> = Object.freeze({
+  snowflake:
+    'The built-in snowflake bridges are not tried: snowflake has not connected end to end on the box yet.',
+});
+
+/** Why Moat (the Tor Project's bridge service for a country) is not asked: it is not built yet. */
+export const MOAT_SKIPPED_WHY =
+  'Asking the Tor Project which bridges work in your country (Moat) is not built into the box yet: ' +
+  'it tries the bridges it ships with.';
+
+/**
+ * The built-in part of the try-list: one setting per transport the assist tries (obfs4 today), and the
+ * steps left out with their reasons (Moat, transports that cannot connect). `lines` replaces the
+ * release's list (a test network's own bridges, given as data); every line passes the grammar or this
+ * throws.
+ */
+export function assistBuiltins(lines?: readonly string[]): {
+  candidates: { transport: string; lines: string[] }[];
+  skipped: { step: 'moat' | 'transport'; reason: string }[];
+} {
+  const groups =
+    lines === undefined
+      ? builtinCandidates()
+      : [...new Set(lines.map((l) => parseBridgeLine(l).transport))].map((transport) => ({
+          transport,
+          lines: lines.filter((l) => parseBridgeLine(l).transport === transport),
+        }));
+  const skipped: { step: 'moat' | 'transport'; reason: string }[] = [
+    { step: 'moat', reason: MOAT_SKIPPED_WHY },
+  ];
+  const candidates: { transport: string; lines: string[] }[] = [];
+  for (const g of groups) {
+    if (ASSIST_TRANSPORTS.includes(g.transport)) candidates.push(g);
+    else
+      skipped.push({
+        step: 'transport',
+        reason: LEFT_OUT_WHY[g.transport] ?? `The built-in ${g.transport} bridges are not tried yet.`,
+      });
+  }
+  return { candidates, skipped };
+}

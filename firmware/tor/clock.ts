@@ -156,6 +156,7 @@ export class ClockService {
     if (saved === null || saved <= this.#now()) return false;
     await this.#opts.setSystemTime(saved);
     this.#opts.log?.info({ to: new Date(saved).toISOString() }, 'clock restored from the saved time');
+    this.#opts.bus?.emit('clock:set', { by: 'saved', at: saved });
     return true;
   }
 
@@ -165,6 +166,7 @@ export class ClockService {
     await this.#opts.setSystemTime(t);
     this.#opts.log?.info({ to: new Date(t).toISOString() }, 'clock set by the owner');
     await atomicWriteFile(this.#opts.file, `${JSON.stringify({ savedAt: t })}\n`, 0o600);
+    this.#opts.bus?.emit('clock:set', { by: 'owner', at: t });
   }
 
   /** Acts on one CLOCK_SKEW report per decideSkew(); returns the decision. */
@@ -182,6 +184,7 @@ export class ClockService {
           { adjustMs: decision.adjustMs, reason: decision.reason },
           'clock adjusted from tor',
         );
+        this.#opts.bus?.emit('clock:set', { by: 'tor', at: Math.round(target) });
       } catch (err) {
         this.#opts.log?.warn({ err: (err as Error).message }, 'clock adjustment refused');
         return { adjustMs: 0, reason: (err as Error).message };

@@ -12,7 +12,9 @@
  *
  * Events on the firmware bus: 'tor:status' (every status change), 'tor:warning' (tor WARN/ERR messages),
  * 'tor:clock-skew' (CLOCK_SKEW reports, for clock.ts), 'tor:consensus' (NEWCONSENSUS),
- * 'tor:dangerous-version' (STATUS_GENERAL DANGEROUS_VERSION, for the update warning).
+ * 'tor:dangerous-version' (STATUS_GENERAL DANGEROUS_VERSION, for the update warning),
+ * 'tor:client-status' (every STATUS_CLIENT and STATUS_GENERAL event as tor sent it, for the connection
+ * assist).
  *
  * Over 600 lines (about a fifth of it comments, the options' documentation among them) because start,
  * attach, apply with rollback, the network change (networkChanged), restart and stop share one control
@@ -383,6 +385,60 @@ export class TorSupervisor {
   }
 
   /**
+   * Connection assist (firmware/tor/assist.ts): tor runs with `settings` from now on, without waiting
+   * for readiness and without a rollback: the assist itself times each setting out and puts the stored
+   * settings back (its `restore`). Verified first (refused: the reason, nothing changed), the relay set
+   * updated before the reload (beforeReload), the torrc installed but not kept as the last working one
+   * until keepAsGood(). Serialised with applySettings and networkChanged. Resolves true once tor reloaded
+   * (or, while tor is down, once the next start will use it), or with why not. tor's open connections are
+   * closed (DisableNetwork 1, then 0), so only the new setting can make it ready.
+   */
+  trySettings(settings: TorConfig): Promise<true | string> {
+    const run = this.#applyQueue.then(async (): Promise<true | string> => {
+      const problems = torSettingsProblems(settings);
+      if (Object.keys(problems).length > 0) return Object.values(problems).join('; ');
+      const text = renderTorrc(settings, this.#opts.runtime);
+      try {
+        await this.#files.verify(text);
+      } catch (err) {
+        if (!isObxError(err, 'TOR_CONFIG_REJECTED')) throw err;
+        return describeError(err);
+      }
+      await this.#opts.beforeReload?.(settings);
+      await this.#files.install(text);
+      this.#settings = settings;
+      const control = this.#control;
+      if (!control?.connected) return true;
+      try {
+        await control.signal('RELOAD');
+      } catch (err) {
+        return describeError(err);
+      }
+      this.#dispatch({ type: 'reloading' });
+      // connections of the previous setting would keep carrying circuits: readiness must prove this one
+      await this.#dropConnections();
+      await control.signal('NEWNYM').catch(() => undefined);
+      this.#lastNewnymAt = Date.now();
+      return true;
+    });
+    this.#applyQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The torrc tor runs now becomes the last working one (the assist keeps a setting that routed). */
+  async keepAsGood(): Promise<void> {
+    await this.#files.keepAsGood(await this.#files.current());
+  }
+
+  /**
+   * tor tries to connect again at once (DisableNetwork 1, then 0: every OR connection closed, bootstrap
+   * resumes), e.g. after the clock was corrected. Nothing when tor is down.
+   */
+  async retryNow(): Promise<void> {
+    await this.#dropConnections();
+  }
+
+  /**
    * The box's network changed under tor (firmware/net/change.ts). A new LAN address re-renders the
    * torrc (TransPort/DNSPort listen there); every OR connection is closed (DisableNetwork 1, then 0);
    * then RELOAD (tor re-binds its listeners), NEWNYM, and ready again only once a fresh exit circuit is
@@ -537,6 +593,8 @@ export class TorSupervisor {
       if (ev.type === 'STATUS_CLIENT' || ev.type === 'STATUS_GENERAL') {
         const st = parseStatusEvent(ev);
         if (st.action === 'BOOTSTRAP' && st.args.WARNING) this.#warn(`bootstrap: ${st.args.WARNING}`);
+        // the raw event, for the connection assist (firmware/tor/assist.ts assistEventOf)
+        this.#opts.bus.emit('tor:client-status', ev);
         if (st.action === 'CLOCK_SKEW') {
           const skew = st.args.SKEW ?? st.args.MIN_SKEW;
           if (skew !== undefined && /^-?[0-9]+$/.test(skew)) {

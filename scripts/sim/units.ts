@@ -12,12 +12,16 @@
  * Supported: ExecStartPre= (prefixes `-` ignore failure, `+` full privileges: root, no setpriv),
  * ExecStart=, User=, Group=, SupplementaryGroups=, AmbientCapabilities=, CapabilityBoundingSet=,
  * Environment=, NoNewPrivileges=, Restart= (no, always, on-failure) with RestartSec=, RuntimeDirectory= and StateDirectory=
- * with their *Mode=. The sandboxing options (ProtectSystem=, SystemCallFilter=, IPAddressDeny= ...) are
- * not reproduced: systemd-analyze scores those (test/integration/systemd-security.test.ts).
+ * with their *Mode=, BindReadOnlyPaths= (each command but `+` ones runs in a mount namespace of its own,
+ * `unshare --mount --propagation private`, where scripts/sim/bin/unit-mounts binds each source over its
+ * destination read-only before it execs the command: systemd's semantics, a bind of one file included,
+ * which keeps that file's inode). The other sandboxing options (ProtectSystem=, SystemCallFilter=,
+ * IPAddressDeny= ...) are not reproduced: systemd-analyze scores those
+ * (test/integration/systemd-security.test.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parseUnitLines } from './unit-file.js';
 
 export interface UnitCommand {
@@ -49,6 +53,17 @@ export interface UnitDirectory {
   mode: number;
 }
 
+/** One BindReadOnlyPaths= entry: `[-]SOURCE[:DEST[:OPTIONS]]`, both paths mapped into the world. */
+export interface UnitBind {
+  source: string;
+  dest: string;
+  /** `-`: a missing source is skipped. */
+  optional: boolean;
+}
+
+/** The helper that makes a unit's bind mounts inside its own mount namespace (see the top). */
+export const UNIT_MOUNTS = join(import.meta.dirname, 'bin', 'unit-mounts');
+
 export interface UnitPlan {
   name: string;
   pre: UnitCommand[];
@@ -58,6 +73,8 @@ export interface UnitPlan {
   restart: 'no' | 'always' | 'on-failure';
   restartMs: number;
   directories: UnitDirectory[];
+  /** BindReadOnlyPaths=, in order. */
+  binds: UnitBind[];
 }
 
 export interface PlanOptions {
@@ -112,6 +129,25 @@ function parseCommand(
   if (argv.length === 0 || !argv[0]?.startsWith('/'))
     throw new Error(`units: a command needs an absolute executable: ${line}`);
   return { argv, ignoreFailure: prefix.includes('-'), privileged: prefix.includes('+') };
+}
+
+function unitPath(value: string, key: string): string {
+  if (!isAbsolute(value) || value.split('/').includes('..') || /[\s:]/.test(value))
+    throw new Error(`units: ${key}: not an absolute path: ${value}`);
+  return value;
+}
+
+/** BindReadOnlyPaths= entries as systemd reads them (rbind/norbind options only). */
+function parseBinds(entries: string[], pathMap: Record<string, string>): UnitBind[] {
+  return entries.map((entry) => {
+    const optional = entry.startsWith('-');
+    const [src = '', dst, options, extra] = (optional ? entry.slice(1) : entry).split(':');
+    if (extra !== undefined || (options !== undefined && options !== 'rbind' && options !== 'norbind'))
+      throw new Error(`units: BindReadOnlyPaths=${entry} not supported`);
+    const source = unitPath(src, 'BindReadOnlyPaths');
+    const dest = unitPath(dst === undefined || dst === '' ? src : dst, 'BindReadOnlyPaths');
+    return { source: mapPath(source, pathMap), dest: mapPath(dest, pathMap), optional };
+  });
 }
 
 /** CAP_NET_ADMIN -> net_admin (setpriv's names). */
@@ -180,6 +216,7 @@ export function planUnit(text: string, opts: PlanOptions): UnitPlan {
     restart,
     restartMs: Math.round(Number(restartSec) * 1000),
     directories,
+    binds: parseBinds(words('BindReadOnlyPaths'), opts.pathMap),
   };
 }
 
@@ -210,9 +247,26 @@ export function setprivArgs(c: UnitCredentials): string[] {
   return args.length === 0 ? [] : ['setpriv', ...args, '--'];
 }
 
-/** The argv one of the unit's commands runs as: privileged (`+`) as is, else under setpriv. */
+/**
+ * The argv one of the unit's commands runs as: privileged (`+`) as is (systemd applies neither the
+ * credentials nor the namespacing to those), else under setpriv, and with BindReadOnlyPaths= inside a
+ * mount namespace of its own (unshare, then unit-mounts, then setpriv: the mounts are made as root).
+ */
 export function commandArgv(plan: UnitPlan, cmd: UnitCommand): string[] {
-  return cmd.privileged ? [...cmd.argv] : [...setprivArgs(plan.credentials), ...cmd.argv];
+  if (cmd.privileged) return [...cmd.argv];
+  const run = [...setprivArgs(plan.credentials), ...cmd.argv];
+  if (plan.binds.length === 0) return run;
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    UNIT_MOUNTS,
+    ...plan.binds.flatMap((b) => [b.optional ? '--ro-optional' : '--ro', b.source, b.dest]),
+    '--',
+    ...run,
+  ];
 }
 
 /**

@@ -11,9 +11,15 @@ import t from 'tap';
 import type { CircuitInfo } from '../../firmware/box/api.js';
 import { runCli } from '../../firmware/cli/index.js';
 import { defaultConfig, type TorConfig } from '../../firmware/config/schema.js';
+import { ConfigStore } from '../../firmware/config/store.js';
 import { registerTorIpc } from '../../firmware/control/commands.js';
 import { IpcServer, socketPath } from '../../firmware/control/socket.js';
 import { EventBus } from '../../firmware/events.js';
+import { rewriteInPlace } from '../../firmware/lib/atomic-write.js';
+import { renderResolvConf } from '../../firmware/net/wan-lease.js';
+import { TOR_RESOLV_SIZE } from '../../firmware/phases/network.js';
+import { TRY_MS } from '../../firmware/tor/assist.js';
+import { ConnectionAssist } from '../../firmware/tor/assist-runner.js';
 import { TorCheck } from '../../firmware/tor/check.js';
 import { connectControl } from '../../firmware/tor/control.js';
 import { systemUser } from '../../firmware/tor/process.js';
@@ -265,6 +271,57 @@ t.test('an obfs4 bridge through lyrebird carries the circuits', async (t) => {
   );
 });
 
+t.test('the connection assist on real tor: a dead setting times out, the obfs4 bridge is kept', async (t) => {
+  const bridge = net.obfs4Bridge;
+  if (!bridge) throw new Error('privnet without obfs4 bridge');
+  const FP = '0123456789ABCDEF0123456789ABCDEF01234567';
+  const dead = `obfs4 127.0.0.1:9 ${FP} cert=ssH+9rP8dG2NLDN2XuFw63hIO/9MNNinLmxQDpVa+7kTOa9/m+tGWT1SmSYpQ9uTBGa6Hw iat-mode=0`;
+  // tor not routing when the assist starts: a bridge nothing answers on
+  t.equal(await sup.trySettings({ ...defaultConfig().tor, useBridges: true, bridges: [dead] }), true);
+  const config = new ConfigStore(join(dir, 'assist-config'));
+  await config.load();
+  await config.update((c) => ({ ...c, assist: { blockedHere: true, found: null } }));
+  let now = Date.now();
+  const assist = new ConnectionAssist({
+    bus,
+    tor: sup,
+    config,
+    wan: { link: async () => true, lease: () => true },
+    builtins: () => ({
+      candidates: [
+        { transport: 'obfs4', lines: [dead] },
+        { transport: 'obfs4', lines: [bridge.line] },
+      ],
+      skipped: [],
+    }),
+    show: () => undefined,
+    now: () => now,
+    timer: { every: () => () => undefined },
+  });
+  await assist.start();
+  t.teardown(async () => {
+    await assist.stop();
+    // the tests after this one need a tor that routes, whatever happened here
+    await sup.applySettings({ ...defaultConfig().tor, useBridges: true, bridges: [bridge.line] });
+  });
+  await assist.settled();
+  t.equal(assist.state.phase, 'trying');
+  t.equal(assist.state.index, 0, 'the dead setting first');
+  now += TRY_MS;
+  await assist.tick();
+  await assist.settled();
+  t.equal(assist.state.index, 1, 'timed out: the obfs4 bridge next');
+  t.match(readFileSync(torrcPath, 'utf8'), bridge.fingerprint);
+  for (let i = 0; i < 600 && assist.state.phase !== 'connected'; i++) await sleep(100);
+  await assist.settled();
+  t.equal(assist.state.phase, 'connected', 'tor routes through the bridge the assist tried');
+  t.same(config.get().tor.bridges, [bridge.line], 'stored');
+  t.equal(config.get().assist?.found?.lines[0], bridge.line);
+  t.match(readFileSync(`${torrcPath}.good`, 'utf8'), bridge.fingerprint, "kept as tor's last working torrc");
+  const got = await socksHttpGet(socks, http.address, http.port, '/bytes/1000');
+  t.equal(got.body.length, 1000);
+});
+
 t.test('onionbox tor status|circuits|newnym over the control socket', async (t) => {
   const stateDir = tmpDir(t, 'obx-cli-');
   const ipc = new IpcServer(socketPath(stateDir));
@@ -398,7 +455,11 @@ t.test(
       '/var/lib/onionbox': join(udir, 'box'),
       '/var/lib/tor': join(udir, 'tor-data'),
       '/run/onionbox-tor': join(udir, 'run-tor'),
+      '/run/onionbox': join(udir, 'run'),
     };
+    // onionboxd's part before tor's unit starts: tor's resolv.conf, which the unit binds over /etc/resolv.conf
+    mkdirSync(join(udir, 'run'), { recursive: true, mode: 0o700 });
+    await rewriteInPlace(join(udir, 'run', 'tor-resolv.conf'), renderResolvConf([]), TOR_RESOLV_SIZE);
     const plan = planUnit(readFileSync(join(root, 'firmware/system/systemd/onionbox-tor.service'), 'utf8'), {
       name: 'onionbox-tor',
       pathMap,

@@ -53,6 +53,28 @@ export const SCREENS: Record<string, Screen> = {
     '482913',
   ),
   routing: base,
+  // the connection assist's line while tor connects (firmware/tor/assist.ts assistOledLine)
+  'connecting-blocked': {
+    ...screenOf([
+      released,
+      { type: 'tor', status: { phase: 'bootstrapping', progress: 10, summary: 'Connecting', ready: false } },
+    ]),
+    assist: 'blocked: try 2/4',
+  },
+  'connecting-no-network': {
+    ...screenOf([
+      released,
+      { type: 'tor', status: { phase: 'bootstrapping', progress: 5, summary: 'Connecting', ready: false } },
+    ]),
+    assist: 'no network: cable?',
+  },
+  'connecting-clock': {
+    ...screenOf([
+      released,
+      { type: 'tor', status: { phase: 'bootstrapping', progress: 14, summary: 'Handshaking', ready: false } },
+    ]),
+    assist: 'clock wrong: fixing',
+  },
   killed: screenOf([
     { type: 'switch', position: 'engaged' },
     { type: 'tor', status: READY },
@@ -79,7 +101,7 @@ export const SCREENS: Record<string, Screen> = {
 
 t.test('each screen shows its state', async (t) => {
   for (const [name, screen] of Object.entries(SCREENS))
-    t.equal(screen.state, name.replace(/-(unreadable|web)$/, ''));
+    t.equal(screen.state, name.replace(/-(unreadable|web|blocked|no-network|clock)$/, ''));
 });
 
 for (const controller of ['ssd1306', 'sh1106'] as OledController[]) {

@@ -14,6 +14,7 @@ import {
   shouldRestart,
   splitWords,
   startUnit,
+  UNIT_MOUNTS,
   unitEnvironment,
 } from '../../scripts/sim/units.js';
 
@@ -95,8 +96,44 @@ t.test(
     const argv = commandArgv(plan, plan.main);
     t.ok(argv.includes('--reuid=debian-tor') && argv.includes('--init-groups'));
     t.ok(argv.includes('--bounding-set=-all'));
+    // the WAN's resolvers over /etc/resolv.conf, in tor's own mount namespace only
+    t.same(plan.binds, [{ source: '/w/run/tor-resolv.conf', dest: '/etc/resolv.conf', optional: false }]);
+    t.same(argv.slice(0, 9), [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      UNIT_MOUNTS,
+      '--ro',
+      '/w/run/tor-resolv.conf',
+      '/etc/resolv.conf',
+    ]);
+    t.same(argv.slice(9, 11), ['--', 'setpriv'], 'the mounts as root, then the credentials');
+    t.equal(commandArgv(plan, plan.pre[0] ?? plan.main)[0], 'unshare', 'ExecStartPre= sees the same mounts');
   },
 );
+
+t.test("BindReadOnlyPaths=: only tor's unit has it; entries read as systemd reads them", async (t) => {
+  for (const name of ['onionboxd.service', 'onionbox-web.service', 'onionbox-dnsmasq.service']) {
+    const plan = planUnit(unitText(name), { name, pathMap, specifiers: { d: '/w/creds' } });
+    t.same(plan.binds, [], `${name}: no bind`);
+    t.notOk(commandArgv(plan, plan.main).includes('unshare'), `${name}: no mount namespace`);
+  }
+  const unit = (binds: string) => `[Service]\nExecStart=/bin/true\nBindReadOnlyPaths=${binds}\n`;
+  t.same(planUnit(unit('-/run/onionbox/x /etc/a:/etc/b:norbind'), { name: 'u', pathMap }).binds, [
+    { source: '/w/run/x', dest: '/w/run/x', optional: true },
+    { source: '/etc/a', dest: '/etc/b', optional: false },
+  ]);
+  for (const bad of ['relative:/etc/x', '/etc/a:/etc/b:bogus', '/etc/a:../b', '/etc/a:/etc/b:rbind:x']) {
+    t.throws(() => planUnit(unit(bad), { name: 'u', pathMap }), /BindReadOnlyPaths/, bad);
+  }
+  const privileged = planUnit('[Service]\nExecStart=+/bin/true\nBindReadOnlyPaths=/etc/a\n', {
+    name: 'p',
+    pathMap,
+  });
+  t.same(commandArgv(privileged, privileged.main), ['/bin/true'], '`+`: no namespacing, as systemd');
+});
 
 t.test('setpriv arguments: groups, capabilities and bounding set as systemd sets them', async (t) => {
   t.same(

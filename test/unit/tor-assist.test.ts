@@ -89,7 +89,7 @@ t.test('no network: no link, no lease, or NOROUTE; back when the network is', as
   t.equal(run([start(), { type: 'network', at: 1, link: true, lease: false }]).state.phase, 'no-network');
   const noroute = run([start(), boot(5, 5, { severity: 'WARN', reason: 'NOROUTE', recommendation: 'warn' })]);
   t.equal(noroute.state.phase, 'no-network');
-  t.match(describeAssist(noroute.state), /No internet connection/);
+  t.match(describeAssist(noroute.state), /No network: check the cable/);
   const back = run([{ type: 'network', at: 10, link: true, lease: true }], noroute.state);
   t.equal(back.state.phase, 'connecting', 'the network is back: tor connects again');
   const startedDown = run([{ type: 'network', at: 0, link: false, lease: false }, start()]);
@@ -100,7 +100,7 @@ t.test('clock wrong: CLOCK_SKEW, then the owner sets the clock and tor retries',
   const r = run([start(), boot(1, 10), { type: 'clock-skew', at: 2 }]);
   t.equal(r.state.phase, 'clock-wrong');
   t.match(describeAssist(r.state), /clock is wrong/);
-  t.equal(assistOledLine(r.state), 'clock wrong');
+  t.equal(assistOledLine(r.state), 'clock wrong: fixing');
   t.equal(run([{ type: 'clock-set', at: 3 }], r.state).state.phase, 'connecting');
   t.equal(
     run([{ type: 'clock-set', at: 3 }], initialAssist()).state.phase,
@@ -219,7 +219,7 @@ t.test("the owner's own bridges are never replaced without the owner's word", as
   t.equal(blocked.state.phase, 'blocked');
   t.same(blocked.actions, ['probe-internet'], 'nothing fetched, nothing used');
   t.match(describeAssist(blocked.state), /if you allow it/);
-  t.equal(assistOledLine(blocked.state), 'tor blocked: ask');
+  t.equal(assistOledLine(blocked.state), 'blocked: see the page');
   const ignored = run([{ type: 'candidates', at: 3, list: tryList({ builtin: [OBFS] }) }], blocked.state);
   t.equal(ignored.state.phase, 'blocked', 'candidates arriving anyway are not used');
   t.same(ignored.actions, []);
@@ -343,3 +343,19 @@ t.test('the built-in lines shipped with the release: every one parses; last on t
     ['moat-country snowflake', 'builtin obfs4', 'builtin snowflake'],
   );
 });
+
+t.test(
+  'a setting tor refuses is skipped at once; a stale refusal is ignored; skipped steps kept',
+  async (t) => {
+    const list = tryList({ builtin: [OBFS, SNOW] });
+    const skipped = [{ step: 'moat' as const, reason: 'Moat is not built.' }];
+    const r = run([start(false, true), { type: 'candidates', at: 1, list, skipped }]);
+    t.same(r.state.skipped, skipped, 'the page can say which steps were left out, and why');
+    const stale = run([{ type: 'try-failed', at: 2, index: 1 }], r.state);
+    t.equal(stale.state.index, 0, 'a refusal of another attempt changes nothing');
+    const next = run([{ type: 'try-failed', at: 2, index: 0 }], r.state);
+    t.same(next.actions, ['use snowflake 2/2']);
+    t.equal(next.state.since, 2, 'the next one gets its whole time');
+    t.same(run([{ type: 'try-failed', at: 3, index: 1 }], next.state).actions, ['restore']);
+  },
+);

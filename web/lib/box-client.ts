@@ -227,6 +227,14 @@ export class BoxClient implements PageApi {
     await this.#call('web.setClock', { epochMs });
   }
 
+  async setBlockedHere(blockedHere: boolean): Promise<void> {
+    await this.#call('web.setBlockedHere', { blockedHere });
+  }
+
+  async assistConsent(): Promise<void> {
+    await this.#call('web.assistConsent', {});
+  }
+
   startClaim(): Promise<ClaimTicket> {
     return this.#call('web.startClaim', {});
   }

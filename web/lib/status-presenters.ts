@@ -23,6 +23,20 @@ export interface StatusView {
   softwareSwitch: string;
   softKill: boolean;
   uptime: string;
+  /** The connection assist in words (why tor does not connect, which bridge it tries), or '' for none. */
+  assist: string;
+  /** Steps the assist left out, with why (Moat not built, snowflake not working yet). */
+  assistSkipped: string[];
+  /** The owner's own bridges do not get through: the page offers to let the box try its own. */
+  askOwner: boolean;
+}
+
+/** The assist's words when they add something to the headline ('' while tor simply connects or routes). */
+function assistWords(s: BoxStatus): string {
+  const a = s.assist;
+  if (a === undefined || a.phase === 'connecting') return '';
+  if (a.phase === 'connected') return a.words.startsWith('Connected through') ? a.words : '';
+  return a.words;
 }
 
 export function describeStatus(s: BoxStatus): StatusView {
@@ -72,6 +86,9 @@ export function describeStatus(s: BoxStatus): StatusView {
     softwareSwitch: s.killSwitch.software ? 'On: devices are cut off from this page' : 'Off',
     softKill: s.killSwitch.software,
     uptime: formatUptime(s.uptimeSeconds),
+    assist: assistWords(s),
+    assistSkipped: s.assist && assistWords(s) !== '' ? [...s.assist.skipped] : [],
+    askOwner: s.assist?.askOwner === true,
   };
 }
 

@@ -25,9 +25,11 @@ function liveStatus(section) {
       'hardwareSwitch',
       'softwareSwitch',
       'uptime',
+      'assist',
     ]) {
       setText(name, view[name]);
     }
+    for (const el of document.querySelectorAll('[data-live="assist"]')) el.hidden = view.assist === '';
     const bar = section.querySelector('progress');
     if (bar) {
       bar.hidden = view.progress === null;
@@ -37,7 +39,9 @@ function liveStatus(section) {
     // Kill switch buttons, circuits and counters change meaning with the state: reload once it settles.
     const softChanged =
       String(view.softKill) !== section.dataset.softKill && section.dataset.softKill !== undefined;
-    if ((wasTransient && !view.transient) || softChanged) {
+    // the assist's question (a form) comes and goes with its state: reload to show or drop it
+    const askChanged = view.askOwner !== (document.getElementById('assist-consent') !== null);
+    if ((wasTransient && !view.transient) || softChanged || askChanged) {
       source.close();
       window.location.reload();
     }

@@ -112,6 +112,8 @@ const DONE: Record<string, string> = {
   'update-checking': 'Checking for an update through Tor. This page shows the result in a moment.',
   'update-installing': 'The update is being fetched and installed; the box restarts when it is written.',
   'update-policy': 'Update policy saved.',
+  'assist-consent': 'The box now tries its own bridges. This page says which one, and whether it connects.',
+  'blocked-here': 'Saved. The box starts over with what you chose.',
 };
 
 /** Fixed messages after a redirect, chosen by key: nothing from the URL is ever echoed. */

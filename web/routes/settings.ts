@@ -4,11 +4,11 @@
  * nothing.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { TorConfig } from '../../firmware/config/schema.js';
+import { assistSettings, type TorConfig } from '../../firmware/config/schema.js';
 import { describeError, isObxError } from '../../firmware/errors.js';
 import { redact } from '../../firmware/lib/redact.js';
 import { newPasswordErrors } from '../lib/forms/auth.js';
-import { type FieldErrors, field, fieldErrors } from '../lib/forms/fields.js';
+import { checkbox, type FieldErrors, field, fieldErrors } from '../lib/forms/fields.js';
 import {
   type BridgesInput,
   bridgesFromConfig,
@@ -37,7 +37,9 @@ interface SettingsState {
 }
 
 async function settingsPage(reply: FastifyReply, ctx: WebContext, state: SettingsState, statusCode = 200) {
-  const tor = ctx.box.settings().tor;
+  const settings = ctx.box.settings();
+  const tor = settings.tor;
+  const assist = assistSettings(settings);
   return page(
     reply,
     ctx,
@@ -52,6 +54,11 @@ async function settingsPage(reply: FastifyReply, ctx: WebContext, state: Setting
       problem: state.problem ?? null,
       flash: state.flash ?? null,
       minLength: MIN_PASSWORD_LENGTH,
+      assist: {
+        blockedHere: assist.blockedHere,
+        foundInUse:
+          tor.useBridges && assist.found !== null && tor.bridges.join('\n') === assist.found.lines.join('\n'),
+      },
     },
     statusCode,
   );
@@ -95,6 +102,12 @@ export async function settingsRoutes(app: FastifyInstance, { ctx }: PluginOpts):
     if (!checked.ok)
       return settingsPage(reply, ctx, { exits: input, errors: checked.errors, form: 'exits' }, 400);
     return applyTor(reply, checked.value, { exits: input }, 'exits');
+  });
+
+  /** "Tor is blocked here" (the connection assist starts with bridges at once). */
+  app.post('/settings/blocked-here', csrf, async (req, reply) => {
+    await ctx.box.setBlockedHere(checkbox(req.body, 'blockedHere'));
+    return reply.redirect('/settings?done=blocked-here#blocked-here', 303);
   });
 
   app.post('/settings/clock', csrf, async (req, reply) => {

@@ -82,6 +82,12 @@ export async function statusRoutes(app: FastifyInstance, { ctx }: PluginOpts): P
     return reply.redirect(engage === '1' ? '/?done=kill-on' : '/?done=kill-off', 303);
   });
 
+  /** The owner lets the connection assist try the box's bridges instead of the owner's own. */
+  app.post('/assist/consent', { preValidation: app.csrfProtection }, async (_req, reply) => {
+    await ctx.box.assistConsent();
+    return reply.redirect('/?done=assist-consent', 303);
+  });
+
   app.post('/newnym', { preValidation: app.csrfProtection }, async (_req, reply) => {
     await ctx.box.newIdentity();
     return reply.redirect('/?done=newnym', 303);

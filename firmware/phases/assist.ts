@@ -1,0 +1,56 @@
+/**
+ * onionboxd's `assist` phase: the connection assist (firmware/tor/assist.ts, the pure machine; its adapter
+ * firmware/tor/assist-runner.ts) fed by tor's events, the WAN's link and lease and a timer, driving tor's
+ * bridges and telling the page and the OLED what it makes of tor's connecting. Its built-in bridge lines
+ * are the release's (firmware/tor/builtin-bridges.ts), or a test network's own when it names some (data,
+ * as its authorities are).
+ */
+import type { Logger } from 'pino';
+import type { BoxController } from '../box/controller.js';
+import type { ConfigStore } from '../config/store.js';
+import type { EventBus } from '../events.js';
+import type { Phase } from '../lib/service.js';
+import type { BoxNetwork } from '../net/network.js';
+import { ConnectionAssist, carrier } from '../tor/assist-runner.js';
+import { assistBuiltins } from '../tor/builtin-bridges.js';
+import type { TorSupervisor } from '../tor/supervisor.js';
+import type { TestNetwork } from '../tor/test-network.js';
+
+export function assistPhase(deps: {
+  config: ConfigStore;
+  bus: EventBus;
+  tor: TorSupervisor;
+  network: BoxNetwork;
+  box: BoxController;
+  testNetwork: TestNetwork | undefined;
+  log: Logger;
+}): Phase<ConnectionAssist> {
+  const { box, network, testNetwork } = deps;
+  let assist: ConnectionAssist | null = null;
+  return {
+    name: 'assist',
+    start: async () => {
+      const a = new ConnectionAssist({
+        bus: deps.bus,
+        tor: deps.tor,
+        config: deps.config,
+        wan: {
+          link: () => carrier(network.current().wanInterface),
+          lease: () => network.wanLeased(),
+        },
+        builtins: () => assistBuiltins(testNetwork?.builtinBridges),
+        show: (view) => box.setAssist(view),
+        log: deps.log.child({ component: 'assist' }),
+      });
+      assist = a;
+      box.attachAssist(a);
+      await a.start();
+      return a;
+    },
+    stop: async () => {
+      box.attachAssist(null);
+      await assist?.stop();
+      assist = null;
+    },
+  };
+}
