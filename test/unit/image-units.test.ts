@@ -18,7 +18,7 @@ const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
     threshold: 30,
   },
   'onionbox-selftest-early.service': {
-    caps: ['CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_NET_ADMIN'],
+    caps: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_NET_ADMIN'],
     threshold: 30,
   },
   'onionbox-selftest.service': {
