@@ -78,8 +78,19 @@ export interface Privnet {
   /** torrc lines a client needs to join: DirAuthority ..., TestingTorNetwork 1, ... (no ports). */
   clientTorrcLines: string[];
   http?: { address: string; port: number; url: string };
-  /** With `obfs4Bridge`: the bridge's line for a client (`obfs4 ADDR:PORT FP cert=... iat-mode=0`). */
-  obfs4Bridge?: { line: string; address: string; port: number; fingerprint: string; pid: number };
+  /**
+   * With `obfs4Bridge`: the bridge's line for a client (`obfs4 ADDR:PORT FP cert=... iat-mode=N`, cert and
+   * iat-mode from lyrebird's pt_state/obfs4_bridgeline.txt), the address and obfs4 port a client dials,
+   * the bridge's ORPort (never dialled by a client: a censor does not know it) and fingerprint.
+   */
+  obfs4Bridge?: {
+    line: string;
+    address: string;
+    port: number;
+    orPort: number;
+    fingerprint: string;
+    pid: number;
+  };
   /** Milliseconds from startPrivnet() to ready. */
   startupMs: number;
   /** every relay ip:port a client may connect to (ORPorts; clients tunnel directory requests over them). */
@@ -500,7 +511,15 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       );
       children.push(child);
       names.push('bridge0');
-      bridge = { line: '', address, port: ptPort ?? 0, fingerprint, pid: child.pid ?? 0, dataDir };
+      bridge = {
+        line: '',
+        address,
+        port: ptPort ?? 0,
+        orPort: orPort ?? 0,
+        fingerprint,
+        pid: child.pid ?? 0,
+        dataDir,
+      };
     }
 
     const deadline = t0 + timeoutMs;
@@ -539,14 +558,14 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
 
     if (bridge) {
       const file = join(bridge.dataDir, 'pt_state', 'obfs4_bridgeline.txt');
-      let cert = '';
-      while (!cert) {
+      let line: string | null = null;
+      while (line === null) {
         assertAlive();
         if (Date.now() > deadline) throw new Error('privnet: obfs4 bridge line never appeared');
-        cert = existsSync(file) ? (/cert=(\S+)/.exec(readFileSync(file, 'utf8'))?.[1] ?? '') : '';
-        if (!cert) await sleep(200);
+        line = existsSync(file) ? obfs4BridgeLine(readFileSync(file, 'utf8'), bridge) : null;
+        if (line === null) await sleep(200);
       }
-      bridge.line = `obfs4 ${bridge.address}:${bridge.port} ${bridge.fingerprint} cert=${cert} iat-mode=0`;
+      bridge.line = line;
       log(`obfs4 bridge: ${bridge.line}`);
     }
 
@@ -647,6 +666,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
               line: bridge.line,
               address: bridge.address,
               port: bridge.port,
+              orPort: bridge.orPort,
               fingerprint: bridge.fingerprint,
               pid: bridge.pid,
             },
@@ -661,6 +681,32 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     await stop();
     throw err;
   }
+}
+
+const OBFS4_CERT = /^[A-Za-z0-9+/]{70}(==)?$/;
+
+/**
+ * A client's bridge line from lyrebird's `pt_state/obfs4_bridgeline.txt` (its `Bridge obfs4 <IP
+ * ADDRESS>:<PORT> <FINGERPRINT> cert=... iat-mode=N` template): the placeholders filled with the bridge's
+ * address, its obfs4 port and its fingerprint, cert= and iat-mode= as lyrebird wrote them. Null while the
+ * file holds no complete line yet (lyrebird writes it once it has its keys). Pure.
+ */
+export function obfs4BridgeLine(
+  fileText: string,
+  bridge: { address: string; port: number; fingerprint: string },
+): string | null {
+  if (!IPV4.test(bridge.address)) throw new Error(`privnet: bad bridge address ${bridge.address}`);
+  if (!Number.isInteger(bridge.port) || bridge.port < 1 || bridge.port > 65535)
+    throw new Error(`privnet: bad bridge port ${bridge.port}`);
+  if (!/^[0-9A-F]{40}$/.test(bridge.fingerprint))
+    throw new Error(`privnet: bad bridge fingerprint ${bridge.fingerprint}`);
+  for (const raw of fileText.split('\n')) {
+    const m = /^Bridge obfs4 <IP ADDRESS>:<PORT> <FINGERPRINT> cert=(\S+) iat-mode=([0-2])$/.exec(raw.trim());
+    if (!m?.[1] || !m[2]) continue;
+    if (!OBFS4_CERT.test(m[1])) return null;
+    return `obfs4 ${bridge.address}:${bridge.port} ${bridge.fingerprint} cert=${m[1]} iat-mode=${m[2]}`;
+  }
+  return null;
 }
 
 /** Asks tor for a fresh general-purpose circuit and reports whether it was built ending at `exitFp`. */

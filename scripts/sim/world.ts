@@ -42,6 +42,14 @@ import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
 import { onionServiceTorrc } from '../privnet/onion-service.js';
+import {
+  CENSOR_TABLE,
+  censoredEndpoints,
+  censorRuleset,
+  droppedPackets,
+  type Endpoint,
+  uncensorRuleset,
+} from './censor.js';
 import { wireExternalBox } from './external-box.js';
 import { HelperUnit } from './helper-units.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
@@ -104,6 +112,12 @@ export interface WorldOptions {
   log?: (line: string) => void;
   /** Run an obfs4 bridge on the private network (its line is in `privnet.obfs4Bridge`). */
   obfs4Bridge?: boolean;
+  /**
+   * A censoring ISP (scripts/sim/censor.ts): from before the box starts, the internet drops TCP from the
+   * box's side to every relay's ORPort and DirPort (the authorities' among them), never to bridges.
+   * `World.censor` turns it off and on while the world runs.
+   */
+  censored?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -161,6 +175,8 @@ export interface World {
   boxStateDir: string;
   /** Milliseconds each part took to come up. */
   timings: Timings;
+  /** The censoring ISP (on from the start with `censored`; any world can turn it on later). */
+  censor: Censor;
   /** The pcap file when capturing. */
   captureFile: string | null;
   /** Every capture, by the box interface whose wire it watches (eth0, and eth1 with `secondWan`). */
@@ -194,6 +210,17 @@ export interface World {
   stop(): Promise<void>;
 }
 
+export interface Censor {
+  /** What it blocks when on: every relay's ORPort and DirPort (bridges are not among them). */
+  blocked: readonly Endpoint[];
+  /** Whether the internet censors now. */
+  active(): boolean;
+  /** Censor (true) or stop censoring (false): the internet namespace's table loaded or removed. */
+  set(on: boolean): Promise<void>;
+  /** Packets it dropped since it was last turned on (0 when off). */
+  dropped(): Promise<number>;
+}
+
 export interface WorldInfo {
   pid: number;
   startedAt: string;
@@ -208,7 +235,7 @@ export interface WorldInfo {
     stateDir: string;
     pid: number;
   };
-  internet: { netns: string; hostname: string; exitAddress: string; modem: string };
+  internet: { netns: string; hostname: string; exitAddress: string; modem: string; censored: boolean };
   page: { url: string | null; socket: string | null };
   pids: { name: string; pid: number }[];
 }
@@ -349,6 +376,7 @@ function worldSteps(opts: WorldOptions): Step[] {
       startModem,
       startPrivateTorNetwork,
       privateTorNetworkReady,
+      ...(opts.censored ? [censorOn] : []),
       timing('private Tor network'),
     ];
   }
@@ -374,6 +402,8 @@ function worldSteps(opts: WorldOptions): Step[] {
       ? [staticLanDevice, timing('box links (static WAN)')]
       : [waitForWanLease, timing('box WAN lease (DHCP)')]),
     privateTorNetworkReady,
+    // the ISP censors before the box's first packet to a relay
+    ...(opts.censored ? [censorOn] : []),
     timing('private Tor network'),
     ...(opts.updates ? [startUpdateServer, timing('update server and its onion service')] : []),
     // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
@@ -435,6 +465,8 @@ interface Build {
   boxStateDir: string;
   /** The box's units started through the unit runner (stopped from restarting first at stop()). */
   units: RunningUnit[];
+  /** Whether the censor's table is loaded in the internet namespace. */
+  censoring: boolean;
 }
 
 /** Checks the prefix and the directory (made, traversable by the box's tor); starts nothing. */
@@ -479,6 +511,7 @@ function newBuild(opts: WorldOptions): Build {
     lanLeaseFile: join(dir, 'lan-lease.env'),
     boxStateDir: join(dir, 'box'),
     units: [],
+    censoring: false,
   };
 }
 
@@ -803,6 +836,28 @@ async function privateTorNetworkReady(b: Build): Promise<void> {
   b.privnet = await b.privnetStarting;
 }
 
+/** The censoring ISP, on from the start (WorldOptions.censored). */
+async function censorOn(b: Build): Promise<void> {
+  await setCensor(b, true);
+  b.log(`the internet censors: TCP to ${b.privnet?.relays.length ?? 0} relays' ORPorts and DirPorts dropped`);
+}
+
+/** Loads or removes the censor's table in the internet namespace (scripts/sim/censor.ts). */
+async function setCensor(b: Build, on: boolean): Promise<void> {
+  if (!b.privnet) throw new Error('sim: the censor needs the private Tor network');
+  const file = join(b.dir, 'censor.nft');
+  writeFileSync(file, on ? censorRuleset(censoredEndpoints(b.privnet)) : uncensorRuleset());
+  await nsExec(b.netns.inet, 'nft', ['-f', file]);
+  b.censoring = on;
+}
+
+async function censorDropped(b: Build): Promise<number> {
+  if (!b.censoring) return 0;
+  return droppedPackets(
+    await nsExec(b.netns.inet, 'nft', ['list', 'counter', 'inet', CENSOR_TABLE, 'censored']),
+  );
+}
+
 /** The release server and its onion service, both in the internet namespace (WorldOptions.updates). */
 async function startUpdateServer(b: Build): Promise<void> {
   const u = b.opts.updates;
@@ -997,6 +1052,12 @@ function worldOf(b: Build): World {
     netns: b.netns,
     privnet,
     boxStateDir: b.boxStateDir,
+    censor: {
+      blocked: censoredEndpoints(privnet),
+      active: () => b.censoring,
+      set: (on) => setCensor(b, on),
+      dropped: () => censorDropped(b),
+    },
     timings: b.timings,
     captureFile: b.captureFile,
     captureFiles: b.captureFiles,
@@ -1077,7 +1138,13 @@ function worldInfo(b: Build): WorldInfo {
       stateDir: b.boxStateDir,
       pid: b.daemon?.pid ?? 0,
     },
-    internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
+    internet: {
+      netns: netns.inet,
+      hostname: HOSTNAME,
+      exitAddress: EXIT_ADDR,
+      modem: ADDR.modem,
+      censored: b.censoring,
+    },
     page: { url: b.pageUrl, socket: b.pageUrl ? join(b.dir, 'page.sock') : null },
     pids: b.tracked.map((t) => ({ name: t.name, pid: t.pid })),
   };
