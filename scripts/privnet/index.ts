@@ -13,8 +13,9 @@
  * SIGKILLed harness by at most a few seconds.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -52,6 +53,13 @@ export interface PrivnetOptions {
    * expose its bridge line: a client with UseBridges reaches the network through obfs4.
    */
   obfs4Bridge?: boolean;
+  /**
+   * Also run a webtunnel bridge: a BridgeRelay (unpublished) with webtunnel-server as server transport,
+   * behind a TLS front (tls-front.ts) whose certificate a test CA made here signed, and expose its line
+   * (`webtunnel 192.0.2.3:1 FP url=https://FRONT/SECRET ver=0.0.1`: the address is a placeholder, the
+   * client dials the URL) and the CA's file, which a client must trust (SSL_CERT_FILE for lyrebird).
+   */
+  webtunnelBridge?: boolean;
   /** Give up after this long (default 120 s). */
   timeoutMs?: number;
   /** Progress lines (default: silent). */
@@ -89,6 +97,17 @@ export interface Privnet {
     port: number;
     orPort: number;
     fingerprint: string;
+    pid: number;
+  };
+  /** With `webtunnelBridge`: its line, the TLS front's address and port, and the test CA a client trusts. */
+  webtunnelBridge?: {
+    line: string;
+    url: string;
+    address: string;
+    port: number;
+    fingerprint: string;
+    /** The test CA's certificate (PEM, world-readable in `dir`): SSL_CERT_FILE for the client's lyrebird. */
+    caFile: string;
     pid: number;
   };
   /** Milliseconds from startPrivnet() to ready. */
@@ -522,6 +541,86 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       };
     }
 
+    let webtunnel: (NonNullable<Privnet['webtunnelBridge']> & { dataDir: string }) | null = null;
+    if (opts.webtunnelBridge) {
+      const dataDir = join(opts.dir, 'bridge1');
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const address = loopback ? '127.0.0.1' : (addresses[8] ?? addresses[0] ?? '127.0.0.1');
+      const [orPort, wtPort, frontPort] = loopback ? await freePorts(3) : [5012, 15000, 443];
+      const fingerprint = await fingerprintOf(dataDir, 'bridge1');
+      const pki = await testPki(opts.dir, address);
+      const url = `https://${address}${frontPort === 443 ? '' : `:${frontPort}`}/${randomBytes(12).toString('hex')}`;
+      const lines = [
+        ...networkLines,
+        `DataDirectory ${dataDir}`,
+        'Nickname bridge1',
+        'RunAsDaemon 0',
+        'ShutdownWaitLength 0',
+        'SafeLogging 0',
+        `Log notice file ${join(dataDir, 'notice.log')}`,
+        `PidFile ${join(dataDir, 'pid')}`,
+        'AssumeReachable 1',
+        `Address ${address}`,
+        `ORPort ${address}:${orPort} IPv4Only`,
+        'SocksPort 0',
+        'BridgeRelay 1',
+        'PublishServerDescriptor 0',
+        'ExitRelay 0',
+        'ExitPolicy reject *:*',
+        'ServerTransportPlugin webtunnel exec /usr/bin/webtunnel-server',
+        `ServerTransportListenAddr webtunnel 127.0.0.1:${wtPort}`,
+        `ServerTransportOptions webtunnel url=${url}`,
+        'ExtORPort auto',
+        ...(loopback ? [] : [`OutboundBindAddress ${address}`]),
+        `__OwningControllerProcess ${process.pid}`,
+      ];
+      await writeFile(join(dataDir, 'torrc'), `${lines.join('\n')}\n`, { mode: 0o600 });
+      const child = spawnIn(
+        opts.netns,
+        'tor',
+        ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc'],
+        opts.onSpawn,
+      );
+      children.push(child);
+      names.push('bridge1');
+      const script = new URL(
+        import.meta.url.endsWith('.ts') ? './tls-front.ts' : './tls-front.js',
+        import.meta.url,
+      ).pathname;
+      const nodeArgs = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), script] : [script];
+      const front = spawnIn(
+        opts.netns,
+        process.execPath,
+        [
+          ...nodeArgs,
+          '--host',
+          address,
+          '--port',
+          String(frontPort),
+          '--cert',
+          pki.certFile,
+          '--key',
+          pki.keyFile,
+          '--backend',
+          `127.0.0.1:${wtPort}`,
+        ],
+        opts.onSpawn,
+      );
+      children.push(front);
+      names.push('tls front');
+      await listening(front, 'the TLS front');
+      webtunnel = {
+        line: `webtunnel 192.0.2.3:1 ${fingerprint} url=${url} ver=0.0.1`,
+        url,
+        address,
+        port: frontPort ?? 0,
+        fingerprint,
+        caFile: pki.caFile,
+        pid: child.pid ?? 0,
+        dataDir,
+      };
+    }
+
     const deadline = t0 + timeoutMs;
     const assertAlive = () => {
       for (const [i, c] of children.entries()) {
@@ -567,6 +666,19 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       }
       bridge.line = line;
       log(`obfs4 bridge: ${bridge.line}`);
+    }
+
+    if (webtunnel) {
+      const file = join(webtunnel.dataDir, 'notice.log');
+      while (
+        !(existsSync(file) && /Registered server transport 'webtunnel'/.test(readFileSync(file, 'utf8')))
+      ) {
+        assertAlive();
+        if (Date.now() > deadline)
+          throw new Error('privnet: the webtunnel bridge never registered its transport');
+        await sleep(200);
+      }
+      log(`webtunnel bridge: ${webtunnel.line}`);
     }
 
     const clientTorrcLines = [
@@ -672,6 +784,19 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
             },
           }
         : {}),
+      ...(webtunnel
+        ? {
+            webtunnelBridge: {
+              line: webtunnel.line,
+              url: webtunnel.url,
+              address: webtunnel.address,
+              port: webtunnel.port,
+              fingerprint: webtunnel.fingerprint,
+              caFile: webtunnel.caFile,
+              pid: webtunnel.pid,
+            },
+          }
+        : {}),
       startupMs,
       relayEndpoints: () => publicRelays.map((r) => ({ address: r.address, port: r.orPort })),
       hupRelays,
@@ -681,6 +806,91 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     await stop();
     throw err;
   }
+}
+
+/** Resolves with the port once a child (tls-front.ts, http-server.ts) prints `LISTENING <port>`. */
+function listening(child: ChildProcess, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`privnet: ${what} did not start`)), 20_000);
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /LISTENING ([0-9]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`privnet: ${what} exited with ${code}`));
+    });
+  });
+}
+
+/**
+ * A test CA and a certificate it signed for the webtunnel bridge's TLS front (its address, and the name
+ * webtunnel.sim.test), made with openssl in `dir/pki`. The CA's certificate is world-readable (a client
+ * running as another user, the box's tor, must read it); the keys are not. Nothing here is a secret.
+ */
+async function testPki(
+  dir: string,
+  address: string,
+): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const pki = join(dir, 'pki');
+  await mkdir(pki, { recursive: true, mode: 0o711 });
+  const f = (n: string) => join(pki, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await execFileP('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '30',
+    '-subj',
+    '/CN=onionbox privnet test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  await execFileP('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    f('front.key'),
+    '-out',
+    f('front.csr'),
+    '-subj',
+    '/CN=webtunnel.sim.test',
+  ]);
+  await writeFile(
+    f('front.ext'),
+    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:${address},DNS:webtunnel.sim.test\n`,
+  );
+  await execFileP('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    f('front.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('front.pem'),
+    '-days',
+    '30',
+    '-extfile',
+    f('front.ext'),
+  ]);
+  await chmod(f('ca.pem'), 0o644);
+  return { caFile: f('ca.pem'), certFile: f('front.pem'), keyFile: f('front.key') };
 }
 
 const OBFS4_CERT = /^[A-Za-z0-9+/]{70}(==)?$/;

@@ -13,7 +13,8 @@
  * box's tor runs as debian-tor and cannot traverse a checkout under a private home such as /root.
  *
  * `--censored`: the internet censors (scripts/sim/censor.ts): TCP to every relay's ORPort and DirPort is
- * dropped, bridges are not blocked, and the private network runs an obfs4 bridge whose line is printed.
+ * dropped, bridges are not blocked, and the private network runs an obfs4 bridge and a webtunnel bridge
+ * (behind a TLS front with a test CA) whose lines are printed.
  * The box then reaches tor only once it has that bridge (the page's Settings > Bridges, or `onionbox tor
  * bridges LINE`); `--configure-bridge` starts the box with the line already in its settings.
  *
@@ -40,6 +41,8 @@ export const TOOLS: Record<string, string> = {
   tor: 'tor',
   'tor-gencert': 'tor',
   lyrebird: 'lyrebird',
+  'webtunnel-server': 'webtunnel',
+  openssl: 'openssl',
   dnsmasq: 'dnsmasq-base',
   dhclient: 'isc-dhcp-client',
   tcpdump: 'tcpdump',
@@ -222,6 +225,7 @@ async function main(): Promise<number> {
         ? { daemonCommand: [process.execPath, ...process.execArgv, join(ROOT, 'firmware/main.ts')] }
         : {}),
       obfs4Bridge: values.bridge === true || censored,
+      webtunnelBridge: censored,
       censored,
       ...(configureBridge
         ? {
@@ -250,6 +254,13 @@ async function main(): Promise<number> {
         say(`an obfs4 bridge: ${bridge.line}`);
         say('                 (paste it under Settings > Bridges to reach the network through obfs4)');
       }
+      const webtunnel = world?.privnet.webtunnelBridge;
+      if (webtunnel) {
+        say(`a webtunnel bridge: ${webtunnel.line}`);
+        say(
+          "                 (behind a TLS front whose test CA the box's tor trusts in this simulator only)",
+        );
+      }
       say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
     };
     // behind the censor with no bridge in its settings, the box waits for its owner: say so first
@@ -260,7 +271,7 @@ async function main(): Promise<number> {
       say(
         "the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked",
       );
-      say("the box's tor cannot connect until it has a bridge: paste the obfs4 line above under Settings >");
+      say("the box's tor cannot connect until it has a bridge: paste a bridge line above under Settings >");
       say(`Bridges, or run:  onionbox tor bridges "${bridge?.line ?? 'LINE'}"`);
     } else if (censored) {
       say('the internet censors; the box has the obfs4 bridge in its settings');

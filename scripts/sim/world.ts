@@ -4,13 +4,14 @@
  *
  *   <p>-lan                 <p>-box                                      <p>-inet ("the internet")
  *   LAN device ---------- wlan0 10.42.0.1  [onionboxd --simulate,     eth0 (DHCP) ------ modem0 198.18.0.1
- *   eth0 (DHCP: the box)   tor as debian-tor, nft, dnsmasq, the page on :80]         + .10-.17: private Tor network,
+ *   eth0 (DHCP: the box)   tor as debian-tor, nft, dnsmasq, the page on :80]         + .10-.18: private Tor network,
  *   (resolv.conf: the box)                                                           web.sim.test .16, DNS/DHCP .53
  *
- * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge)
- *   on 198.18.0.10-.17, an HTTP server at web.sim.test (`GET /ip` answers the address it saw), and the
- *   modem: dnsmasq answering names under sim.test (the exit resolves through it) and leasing the box its
- *   WAN address for 2 minutes, so renewals happen while the world runs;
+ * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge
+ *   and a webtunnel bridge behind a TLS front) on 198.18.0.10-.18, an HTTP server at web.sim.test (`GET
+ *   /ip` answers the address it saw), and the modem: dnsmasq answering names under sim.test (the exit
+ *   resolves through it) and leasing the box its WAN address for 2 minutes, so renewals happen while the
+ *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
@@ -74,7 +75,7 @@ export const ADDR = Object.freeze({
   lanDevice: '10.42.0.2',
   modem: '198.18.0.1',
   boxWan: '198.18.0.2',
-  /** privnet: auth0-2, middle0-1, exit0, the HTTP server (web.sim.test), the obfs4 bridge */
+  /** privnet: auth0-2, middle0-1, exit0, the HTTP server (web.sim.test), the obfs4 bridge, the webtunnel front */
   privnet: [
     '198.18.0.10',
     '198.18.0.11',
@@ -84,6 +85,7 @@ export const ADDR = Object.freeze({
     '198.18.0.15',
     '198.18.0.16',
     '198.18.0.17',
+    '198.18.0.18',
   ],
   dns: '198.18.0.53',
   /** The box's address on its second WAN link (worlds with `secondWan`). */
@@ -112,6 +114,13 @@ export interface WorldOptions {
   log?: (line: string) => void;
   /** Run an obfs4 bridge on the private network (its line is in `privnet.obfs4Bridge`). */
   obfs4Bridge?: boolean;
+  /**
+   * Run a webtunnel bridge on the private network: webtunnel-server behind a TLS front on 198.18.0.18:443
+   * whose certificate the network's test CA signed (its line is in `privnet.webtunnelBridge`). The box's
+   * tor unit gets SSL_CERT_FILE naming that CA, so lyrebird's webtunnel client trusts the front: the one
+   * difference from a Pi, where a real webtunnel bridge has a publicly trusted certificate.
+   */
+  webtunnelBridge?: boolean;
   /**
    * A censoring ISP (scripts/sim/censor.ts): from before the box starts, the internet drops TCP from the
    * box's side to every relay's ORPort and DirPort (the authorities' among them), never to bridges.
@@ -780,6 +789,7 @@ function startPrivateTorNetwork(b: Build): void {
     httpPort: 80,
     exitResolvConf: resolvConf,
     obfs4Bridge: b.opts.obfs4Bridge === true,
+    webtunnelBridge: b.opts.webtunnelBridge === true,
     log: (l) => b.log(`privnet: ${l}`),
     onSpawn: (name, pid) => {
       b.others.push({ name, pid });
@@ -947,6 +957,13 @@ async function startOnionboxd(b: Build): Promise<void> {
   b.units.push(unit);
   await unit.started;
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
+  // the webtunnel front's test CA, where debian-tor can read it (the private network's directory is 0700)
+  const torEnv: Record<string, string> = {};
+  if (privnet.webtunnelBridge) {
+    const ca = join(b.dir, 'webtunnel-test-ca.pem');
+    writeFileSync(ca, readFileSync(privnet.webtunnelBridge.caFile), { mode: 0o644 });
+    torEnv.SSL_CERT_FILE = ca;
+  }
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
   // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
@@ -957,6 +974,7 @@ async function startOnionboxd(b: Build): Promise<void> {
       pathMap: simPathMap(b),
     }),
     (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+    torEnv,
   );
   b.units.push(tor);
   await tor.started;

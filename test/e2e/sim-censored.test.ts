@@ -10,6 +10,10 @@
  *     TCP to the bridge's obfs4 port: not one packet towards a blocked relay.
  *   - Without a bridge the box's tor is seen trying the relays and being dropped; the owner then gives it
  *     the line with `onionbox tor bridges` (the page's path: checked, applied, stored) and the box routes.
+ *   - With a webtunnel bridge's line (webtunnel-server behind a TLS front on 198.18.0.18:443 whose
+ *     certificate the private network's test CA signed; the box's tor unit has SSL_CERT_FILE naming that
+ *     CA, the world's one difference from a Pi), the same from an empty data directory: the capture holds
+ *     only TCP to the front's port 443 (the line's address is a placeholder, never dialled).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +34,18 @@ import {
 } from '../helpers/sim-world.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const skip = rootSkipReason(['ip', 'nft', 'tor', 'tcpdump', 'dnsmasq', 'dhclient', 'curl', 'lyrebird']);
+const skip = rootSkipReason([
+  'ip',
+  'nft',
+  'tor',
+  'tcpdump',
+  'dnsmasq',
+  'dhclient',
+  'curl',
+  'lyrebird',
+  'webtunnel-server',
+  'openssl',
+]);
 
 t.test(
   'censored, with an obfs4 bridge in its settings: a fresh box bootstraps through the bridge only',
@@ -181,5 +196,84 @@ t.test(
     t.equal(await world.censor.dropped(), 0);
     const again = await until('a fetch, uncensored', () => lanCurl(world, `http://${HOSTNAME}/ip`), 60_000);
     t.equal(again.trim(), EXIT_ADDR);
+  },
+);
+
+t.test(
+  'censored, with a webtunnel bridge in its settings: a fresh box bootstraps through the TLS front only',
+  { skip, timeout: 420_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const t0 = Date.now();
+    const world = await startWorld(t, {
+      prefix: uniquePrefix(),
+      dir,
+      capture: true,
+      webtunnelBridge: true,
+      censored: true,
+      boxConfig: (privnet) => {
+        const cfg = defaultConfig();
+        const line = privnet.webtunnelBridge?.line ?? '';
+        return { ...cfg, tor: { ...cfg.tor, useBridges: true, bridges: [line] } };
+      },
+    });
+    const bridge = world.privnet.webtunnelBridge;
+    if (!bridge) throw new Error('no webtunnel bridge');
+    t.match(
+      bridge.line,
+      /^webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\/[0-9a-f]{24} ver=0\.0\.1$/,
+    );
+    t.notOk(
+      world.censor.blocked.some((e) => e.address === bridge.address),
+      "the censor does not know the bridge's front",
+    );
+    const boxMac = await macOf(world, world.netns.box, 'eth0');
+    const torrc = readFileSync(join(world.boxStateDir, 'tor/torrc'), 'utf8');
+    t.match(torrc, /^ClientTransportPlugin \S*webtunnel\S* exec \/usr\/bin\/lyrebird$/m);
+    const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
+    t.match(kernel, /tcp dport (\{ )?443/, "the firewall opens TCP 443 for tor's uid (webtunnel)");
+    t.notMatch(kernel, /192\.0\.2\.3/, 'the placeholder address is not in the relay set');
+
+    await until(
+      'routing through webtunnel',
+      async () => (await boxStatus(world)).state === 'routing',
+      240_000,
+    );
+    t.comment(`routing ${((Date.now() - t0) / 1000).toFixed(1)} s after the world began`);
+    const seen = await until(
+      'a fetch through webtunnel',
+      () => lanCurl(world, `http://${HOSTNAME}/ip`),
+      60_000,
+    );
+    t.equal(seen.trim(), EXIT_ADDR, 'the LAN device reaches the web through the webtunnel bridge');
+    const circuits = cli(world, ['tor', 'circuits']);
+    t.match(circuits.stdout, /BUILT\s+\S+\s+bridge1 ->/, 'circuits start at the webtunnel bridge');
+
+    await world.stop();
+    const frames = parsePcap(readFileSync(world.captureFile ?? ''));
+    const tcp = frames.filter((f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6);
+    t.ok(tcp.length > 10, `the box talked over TCP (${tcp.length} frames)`);
+    t.same(
+      [...new Set(tcp.map((f) => `${f.dst}:${f.dport}`))],
+      [`${bridge.address}:${bridge.port}`],
+      "every TCP packet went to the webtunnel front's port 443",
+    );
+    const known = new Set([
+      ADDR.modem,
+      EXIT_ADDR,
+      ...world.privnet.relays.map((r) => r.address),
+      bridge.address,
+    ]);
+    const leaks = wanLeaks(frames, {
+      mac: boxMac,
+      addr: ADDR.boxWan,
+      relays: new Set([`${bridge.address}:${bridge.port}`]),
+      known,
+    });
+    t.same(
+      leaks.slice(0, 10).map(describeFrame),
+      [],
+      'nothing else left the box: ARP, DHCP and the front only',
+    );
   },
 );
