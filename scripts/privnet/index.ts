@@ -633,7 +633,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       }
     };
     const hupRelays = () => {
-      for (const r of [...relays, ...(bridge ? [bridge] : [])]) {
+      for (const r of [...relays, ...(bridge ? [bridge] : []), ...(webtunnel ? [webtunnel] : [])]) {
         try {
           process.kill(r.pid, 'SIGHUP');
         } catch {
@@ -641,6 +641,23 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         }
       }
     };
+
+    // 0. The bridges' transports registered before any SIGHUP: a reload while tor still launches its
+    // managed proxy has left a bridge without its transport.
+    for (const [b, transport] of [
+      [bridge, 'obfs4'],
+      [webtunnel, 'webtunnel'],
+    ] as const) {
+      if (!b) continue;
+      const file = join(b.dataDir, 'notice.log');
+      const registered = new RegExp(`Registered server transport '${transport}'`);
+      while (!(existsSync(file) && registered.test(readFileSync(file, 'utf8')))) {
+        assertAlive();
+        if (Date.now() > deadline)
+          throw new Error(`privnet: the ${transport} bridge never registered its transport`);
+        await sleep(200);
+      }
+    }
 
     // 1. Wait for a consensus listing every relay Running+Valid (in every authority).
     const consensusFiles = relays
@@ -668,18 +685,25 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       log(`obfs4 bridge: ${bridge.line}`);
     }
 
-    if (webtunnel) {
-      const file = join(webtunnel.dataDir, 'notice.log');
-      while (
-        !(existsSync(file) && /Registered server transport 'webtunnel'/.test(readFileSync(file, 'utf8')))
-      ) {
+    if (webtunnel) log(`webtunnel bridge: ${webtunnel.line}`);
+    // A bridge is a new client's only directory: it must serve a consensus with every relay, not one it
+    // fetched while the authorities still listed a few (a client then has no exit until the bridge
+    // fetches again, tens of seconds later).
+    for (const b of [bridge, webtunnel]) {
+      if (!b) continue;
+      const file = join(b.dataDir, 'cached-microdesc-consensus');
+      let lastHup = Date.now();
+      while (consensusRunning(file, t0) < relays.length) {
         assertAlive();
-        if (Date.now() > deadline)
-          throw new Error('privnet: the webtunnel bridge never registered its transport');
-        await sleep(200);
+        if (Date.now() > deadline) throw new Error(`privnet: a bridge has no complete consensus (${file})`);
+        if (Date.now() - lastHup > 8000) {
+          process.kill(b.pid, 'SIGHUP');
+          lastHup = Date.now();
+        }
+        await sleep(250);
       }
-      log(`webtunnel bridge: ${webtunnel.line}`);
     }
+    if (bridge || webtunnel) log(`bridges hold the complete consensus after ${Date.now() - t0} ms`);
 
     const clientTorrcLines = [
       ...networkLines,

@@ -216,7 +216,7 @@ async function main(): Promise<number> {
 
   try {
     say(
-      `building the world: namespaces, the modem, the private Tor network${censored ? ' (behind a censoring ISP, with an obfs4 bridge)' : ''}, the box, a LAN device`,
+      `building the world: namespaces, the modem, the private Tor network${censored ? ' (behind a censoring ISP, with an obfs4 and a webtunnel bridge)' : ''}, the box, a LAN device`,
     );
     world = await buildWorld({
       prefix,

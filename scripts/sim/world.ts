@@ -957,6 +957,8 @@ async function startOnionboxd(b: Build): Promise<void> {
   b.units.push(unit);
   await unit.started;
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
+  if (!b.daemon) throw new Error('sim: onionboxd did not start');
+  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
   // the webtunnel front's test CA, where debian-tor can read it (the private network's directory is 0700)
   const torEnv: Record<string, string> = {};
   if (privnet.webtunnelBridge) {
@@ -964,8 +966,6 @@ async function startOnionboxd(b: Build): Promise<void> {
     writeFileSync(ca, readFileSync(privnet.webtunnelBridge.caFile), { mode: 0o644 });
     torEnv.SSL_CERT_FILE = ca;
   }
-  if (!b.daemon) throw new Error('sim: onionboxd did not start');
-  await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
   // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
   // debian-tor with no capability, restarted by the runner as systemd would (Restart=always)
   const tor = startUnit(
