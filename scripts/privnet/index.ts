@@ -543,6 +543,8 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
 
     let webtunnel: (NonNullable<Privnet['webtunnelBridge']> & { dataDir: string }) | null = null;
     if (opts.webtunnelBridge) {
+      if (!existsSync('/usr/bin/webtunnel-server'))
+        throw new Error('privnet: /usr/bin/webtunnel-server is missing (scripts/setup-lyrebird installs it)');
       const dataDir = join(opts.dir, 'bridge1');
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       const address = loopback ? '127.0.0.1' : (addresses[8] ?? addresses[0] ?? '127.0.0.1');
