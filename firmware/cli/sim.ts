@@ -18,7 +18,8 @@ export interface SimInfo {
   pid: number;
   lan: { netns: string; interface: string; address: string };
   box: { netns: string; lanAddress: string; webPort: number; wanInterface: string; stateDir: string };
-  internet: { netns: string; hostname: string };
+  /** `censored`: the simulated ISP drops TCP to every relay (`npm start -- --censored`). */
+  internet: { netns: string; hostname: string; censored?: boolean };
   page: { url: string | null };
   [k: string]: unknown;
 }
@@ -73,7 +74,7 @@ export const simInfoCommand: CliCommand = {
         `page            ${info.page.url ?? '(no host relay)'}`,
         `LAN device      ${info.lan.address} in ${info.lan.netns} (${info.lan.interface})`,
         `box             ${info.box.lanAddress}:${info.box.webPort} in ${info.box.netns}, WAN ${info.box.wanInterface}`,
-        `internet        ${info.internet.hostname} in ${info.internet.netns}`,
+        `internet        ${info.internet.hostname} in ${info.internet.netns}${info.internet.censored === true ? ', censored (relays blocked, bridges open)' : ''}`,
         `box state       ${info.box.stateDir}`,
         '',
       ].join('\n'),

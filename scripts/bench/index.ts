@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { abuseSuite } from './abuse.js';
 import { boardSuite } from './board.js';
+import { censoredSuite } from './censored.js';
 import { firewallSuite } from './firewall.js';
 import { firmwareSuite } from './firmware.js';
 import { netSuite } from './net.js';
@@ -21,6 +22,7 @@ export const SUITES: readonly BenchSuite[] = [
   torSuite,
   netSuite,
   abuseSuite,
+  censoredSuite,
 ];
 
 const wanted = process.argv.slice(2);

@@ -13,8 +13,9 @@
  * SIGKILLed harness by at most a few seconds.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -52,6 +53,13 @@ export interface PrivnetOptions {
    * expose its bridge line: a client with UseBridges reaches the network through obfs4.
    */
   obfs4Bridge?: boolean;
+  /**
+   * Also run a webtunnel bridge: a BridgeRelay (unpublished) with webtunnel-server as server transport,
+   * behind a TLS front (tls-front.ts) whose certificate a test CA made here signed, and expose its line
+   * (`webtunnel 192.0.2.3:1 FP url=https://FRONT/SECRET ver=0.0.1`: the address is a placeholder, the
+   * client dials the URL) and the CA's file, which a client must trust (SSL_CERT_FILE for lyrebird).
+   */
+  webtunnelBridge?: boolean;
   /** Give up after this long (default 120 s). */
   timeoutMs?: number;
   /** Progress lines (default: silent). */
@@ -78,8 +86,30 @@ export interface Privnet {
   /** torrc lines a client needs to join: DirAuthority ..., TestingTorNetwork 1, ... (no ports). */
   clientTorrcLines: string[];
   http?: { address: string; port: number; url: string };
-  /** With `obfs4Bridge`: the bridge's line for a client (`obfs4 ADDR:PORT FP cert=... iat-mode=0`). */
-  obfs4Bridge?: { line: string; address: string; port: number; fingerprint: string; pid: number };
+  /**
+   * With `obfs4Bridge`: the bridge's line for a client (`obfs4 ADDR:PORT FP cert=... iat-mode=N`, cert and
+   * iat-mode from lyrebird's pt_state/obfs4_bridgeline.txt), the address and obfs4 port a client dials,
+   * the bridge's ORPort (never dialled by a client: a censor does not know it) and fingerprint.
+   */
+  obfs4Bridge?: {
+    line: string;
+    address: string;
+    port: number;
+    orPort: number;
+    fingerprint: string;
+    pid: number;
+  };
+  /** With `webtunnelBridge`: its line, the TLS front's address and port, and the test CA a client trusts. */
+  webtunnelBridge?: {
+    line: string;
+    url: string;
+    address: string;
+    port: number;
+    fingerprint: string;
+    /** The test CA's certificate (PEM, world-readable in `dir`): SSL_CERT_FILE for the client's lyrebird. */
+    caFile: string;
+    pid: number;
+  };
   /** Milliseconds from startPrivnet() to ready. */
   startupMs: number;
   /** every relay ip:port a client may connect to (ORPorts; clients tunnel directory requests over them). */
@@ -500,7 +530,97 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       );
       children.push(child);
       names.push('bridge0');
-      bridge = { line: '', address, port: ptPort ?? 0, fingerprint, pid: child.pid ?? 0, dataDir };
+      bridge = {
+        line: '',
+        address,
+        port: ptPort ?? 0,
+        orPort: orPort ?? 0,
+        fingerprint,
+        pid: child.pid ?? 0,
+        dataDir,
+      };
+    }
+
+    let webtunnel: (NonNullable<Privnet['webtunnelBridge']> & { dataDir: string }) | null = null;
+    if (opts.webtunnelBridge) {
+      if (!existsSync('/usr/bin/webtunnel-server'))
+        throw new Error('privnet: /usr/bin/webtunnel-server is missing (scripts/setup-lyrebird installs it)');
+      const dataDir = join(opts.dir, 'bridge1');
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const address = loopback ? '127.0.0.1' : (addresses[8] ?? addresses[0] ?? '127.0.0.1');
+      const [orPort, wtPort, frontPort] = loopback ? await freePorts(3) : [5012, 15000, 443];
+      const fingerprint = await fingerprintOf(dataDir, 'bridge1');
+      const pki = await testPki(opts.dir, address);
+      const url = `https://${address}${frontPort === 443 ? '' : `:${frontPort}`}/${randomBytes(12).toString('hex')}`;
+      const lines = [
+        ...networkLines,
+        `DataDirectory ${dataDir}`,
+        'Nickname bridge1',
+        'RunAsDaemon 0',
+        'ShutdownWaitLength 0',
+        'SafeLogging 0',
+        `Log notice file ${join(dataDir, 'notice.log')}`,
+        `PidFile ${join(dataDir, 'pid')}`,
+        'AssumeReachable 1',
+        `Address ${address}`,
+        `ORPort ${address}:${orPort} IPv4Only`,
+        'SocksPort 0',
+        'BridgeRelay 1',
+        'PublishServerDescriptor 0',
+        'ExitRelay 0',
+        'ExitPolicy reject *:*',
+        'ServerTransportPlugin webtunnel exec /usr/bin/webtunnel-server',
+        `ServerTransportListenAddr webtunnel 127.0.0.1:${wtPort}`,
+        `ServerTransportOptions webtunnel url=${url}`,
+        'ExtORPort auto',
+        ...(loopback ? [] : [`OutboundBindAddress ${address}`]),
+        `__OwningControllerProcess ${process.pid}`,
+      ];
+      await writeFile(join(dataDir, 'torrc'), `${lines.join('\n')}\n`, { mode: 0o600 });
+      const child = spawnIn(
+        opts.netns,
+        'tor',
+        ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc'],
+        opts.onSpawn,
+      );
+      children.push(child);
+      names.push('bridge1');
+      const script = new URL(
+        import.meta.url.endsWith('.ts') ? './tls-front.ts' : './tls-front.js',
+        import.meta.url,
+      ).pathname;
+      const nodeArgs = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), script] : [script];
+      const front = spawnIn(
+        opts.netns,
+        process.execPath,
+        [
+          ...nodeArgs,
+          '--host',
+          address,
+          '--port',
+          String(frontPort),
+          '--cert',
+          pki.certFile,
+          '--key',
+          pki.keyFile,
+          '--backend',
+          `127.0.0.1:${wtPort}`,
+        ],
+        opts.onSpawn,
+      );
+      children.push(front);
+      names.push('tls front');
+      await listening(front, 'the TLS front');
+      webtunnel = {
+        line: `webtunnel 192.0.2.3:1 ${fingerprint} url=${url} ver=0.0.1`,
+        url,
+        address,
+        port: frontPort ?? 0,
+        fingerprint,
+        caFile: pki.caFile,
+        pid: child.pid ?? 0,
+        dataDir,
+      };
     }
 
     const deadline = t0 + timeoutMs;
@@ -515,7 +635,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       }
     };
     const hupRelays = () => {
-      for (const r of [...relays, ...(bridge ? [bridge] : [])]) {
+      for (const r of [...relays, ...(bridge ? [bridge] : []), ...(webtunnel ? [webtunnel] : [])]) {
         try {
           process.kill(r.pid, 'SIGHUP');
         } catch {
@@ -523,6 +643,23 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         }
       }
     };
+
+    // 0. The bridges' transports registered before any SIGHUP: a reload while tor still launches its
+    // managed proxy has left a bridge without its transport.
+    for (const [b, transport] of [
+      [bridge, 'obfs4'],
+      [webtunnel, 'webtunnel'],
+    ] as const) {
+      if (!b) continue;
+      const file = join(b.dataDir, 'notice.log');
+      const registered = new RegExp(`Registered server transport '${transport}'`);
+      while (!(existsSync(file) && registered.test(readFileSync(file, 'utf8')))) {
+        assertAlive();
+        if (Date.now() > deadline)
+          throw new Error(`privnet: the ${transport} bridge never registered its transport`);
+        await sleep(200);
+      }
+    }
 
     // 1. Wait for a consensus listing every relay Running+Valid (in every authority).
     const consensusFiles = relays
@@ -539,16 +676,36 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
 
     if (bridge) {
       const file = join(bridge.dataDir, 'pt_state', 'obfs4_bridgeline.txt');
-      let cert = '';
-      while (!cert) {
+      let line: string | null = null;
+      while (line === null) {
         assertAlive();
         if (Date.now() > deadline) throw new Error('privnet: obfs4 bridge line never appeared');
-        cert = existsSync(file) ? (/cert=(\S+)/.exec(readFileSync(file, 'utf8'))?.[1] ?? '') : '';
-        if (!cert) await sleep(200);
+        line = existsSync(file) ? obfs4BridgeLine(readFileSync(file, 'utf8'), bridge) : null;
+        if (line === null) await sleep(200);
       }
-      bridge.line = `obfs4 ${bridge.address}:${bridge.port} ${bridge.fingerprint} cert=${cert} iat-mode=0`;
+      bridge.line = line;
       log(`obfs4 bridge: ${bridge.line}`);
     }
+
+    if (webtunnel) log(`webtunnel bridge: ${webtunnel.line}`);
+    // A bridge is a new client's only directory: it must serve a consensus with every relay, not one it
+    // fetched while the authorities still listed a few (a client then has no exit until the bridge
+    // fetches again, tens of seconds later).
+    for (const b of [bridge, webtunnel]) {
+      if (!b) continue;
+      const file = join(b.dataDir, 'cached-microdesc-consensus');
+      let lastHup = Date.now();
+      while (consensusRunning(file, t0) < relays.length) {
+        assertAlive();
+        if (Date.now() > deadline) throw new Error(`privnet: a bridge has no complete consensus (${file})`);
+        if (Date.now() - lastHup > 8000) {
+          process.kill(b.pid, 'SIGHUP');
+          lastHup = Date.now();
+        }
+        await sleep(250);
+      }
+    }
+    if (bridge || webtunnel) log(`bridges hold the complete consensus after ${Date.now() - t0} ms`);
 
     const clientTorrcLines = [
       ...networkLines,
@@ -647,8 +804,22 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
               line: bridge.line,
               address: bridge.address,
               port: bridge.port,
+              orPort: bridge.orPort,
               fingerprint: bridge.fingerprint,
               pid: bridge.pid,
+            },
+          }
+        : {}),
+      ...(webtunnel
+        ? {
+            webtunnelBridge: {
+              line: webtunnel.line,
+              url: webtunnel.url,
+              address: webtunnel.address,
+              port: webtunnel.port,
+              fingerprint: webtunnel.fingerprint,
+              caFile: webtunnel.caFile,
+              pid: webtunnel.pid,
             },
           }
         : {}),
@@ -661,6 +832,117 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     await stop();
     throw err;
   }
+}
+
+/** Resolves with the port once a child (tls-front.ts, http-server.ts) prints `LISTENING <port>`. */
+function listening(child: ChildProcess, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`privnet: ${what} did not start`)), 20_000);
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /LISTENING ([0-9]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`privnet: ${what} exited with ${code}`));
+    });
+  });
+}
+
+/**
+ * A test CA and a certificate it signed for the webtunnel bridge's TLS front (its address, and the name
+ * webtunnel.sim.test), made with openssl in `dir/pki`. The CA's certificate is world-readable (a client
+ * running as another user, the box's tor, must read it); the keys are not. Nothing here is a secret.
+ */
+async function testPki(
+  dir: string,
+  address: string,
+): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const pki = join(dir, 'pki');
+  await mkdir(pki, { recursive: true, mode: 0o711 });
+  const f = (n: string) => join(pki, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await execFileP('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '30',
+    '-subj',
+    '/CN=onionbox privnet test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  await execFileP('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    f('front.key'),
+    '-out',
+    f('front.csr'),
+    '-subj',
+    '/CN=webtunnel.sim.test',
+  ]);
+  await writeFile(
+    f('front.ext'),
+    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:${address},DNS:webtunnel.sim.test\n`,
+  );
+  await execFileP('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    f('front.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('front.pem'),
+    '-days',
+    '30',
+    '-extfile',
+    f('front.ext'),
+  ]);
+  await chmod(f('ca.pem'), 0o644);
+  return { caFile: f('ca.pem'), certFile: f('front.pem'), keyFile: f('front.key') };
+}
+
+const OBFS4_CERT = /^[A-Za-z0-9+/]{70}(==)?$/;
+
+/**
+ * A client's bridge line from lyrebird's `pt_state/obfs4_bridgeline.txt` (its `Bridge obfs4 <IP
+ * ADDRESS>:<PORT> <FINGERPRINT> cert=... iat-mode=N` template): the placeholders filled with the bridge's
+ * address, its obfs4 port and its fingerprint, cert= and iat-mode= as lyrebird wrote them. Null while the
+ * file holds no complete line yet (lyrebird writes it once it has its keys). Pure.
+ */
+export function obfs4BridgeLine(
+  fileText: string,
+  bridge: { address: string; port: number; fingerprint: string },
+): string | null {
+  if (!IPV4.test(bridge.address)) throw new Error(`privnet: bad bridge address ${bridge.address}`);
+  if (!Number.isInteger(bridge.port) || bridge.port < 1 || bridge.port > 65535)
+    throw new Error(`privnet: bad bridge port ${bridge.port}`);
+  if (!/^[0-9A-F]{40}$/.test(bridge.fingerprint))
+    throw new Error(`privnet: bad bridge fingerprint ${bridge.fingerprint}`);
+  for (const raw of fileText.split('\n')) {
+    const m = /^Bridge obfs4 <IP ADDRESS>:<PORT> <FINGERPRINT> cert=(\S+) iat-mode=([0-2])$/.exec(raw.trim());
+    if (!m?.[1] || !m[2]) continue;
+    if (!OBFS4_CERT.test(m[1])) return null;
+    return `obfs4 ${bridge.address}:${bridge.port} ${bridge.fingerprint} cert=${m[1]} iat-mode=${m[2]}`;
+  }
+  return null;
 }
 
 /** Asks tor for a fresh general-purpose circuit and reports whether it was built ending at `exitFp`. */

@@ -12,7 +12,14 @@
  * simulated box's state, tor's data) lives in `--work` (default /run/onionbox-sim-PREFIX), because the
  * box's tor runs as debian-tor and cannot traverse a checkout under a private home such as /root.
  *
+ * `--censored`: the internet censors (scripts/sim/censor.ts): TCP to every relay's ORPort and DirPort is
+ * dropped, bridges are not blocked, and the private network runs an obfs4 bridge and a webtunnel bridge
+ * (behind a TLS front with a test CA) whose lines are printed.
+ * The box then reaches tor only once it has that bridge (the page's Settings > Bridges, or `onionbox tor
+ * bridges LINE`); `--configure-bridge` starts the box with the line already in its settings.
+ *
  * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--work DIR] [--port 8080] [--bridge]
+ *        [--censored [--configure-bridge]]
  *        [--prefix obxsim] [--from-source]   (tests: their own namespace names; onionboxd from source)
  */
 import { spawnSync } from 'node:child_process';
@@ -21,6 +28,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
+import { defaultConfig } from '../../firmware/config/schema.js';
 import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import { buildWorld, HOSTNAME, namespacesOf, stopNamespaceProcesses, type World } from './world.js';
 
@@ -33,6 +41,8 @@ export const TOOLS: Record<string, string> = {
   tor: 'tor',
   'tor-gencert': 'tor',
   lyrebird: 'lyrebird',
+  'webtunnel-server': 'webtunnel',
+  openssl: 'openssl',
   dnsmasq: 'dnsmasq-base',
   dhclient: 'isc-dhcp-client',
   tcpdump: 'tcpdump',
@@ -125,6 +135,8 @@ async function main(): Promise<number> {
       work: { type: 'string' },
       port: { type: 'string', default: '8080' },
       bridge: { type: 'boolean', default: false },
+      censored: { type: 'boolean', default: false },
+      'configure-bridge': { type: 'boolean', default: false },
       prefix: { type: 'string', default: 'obxsim' },
       'from-source': { type: 'boolean', default: false },
     },
@@ -138,6 +150,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const fromSource = values['from-source'] === true;
+  const censored = values.censored === true;
+  const configureBridge = values['configure-bridge'] === true;
+  if (configureBridge && !censored) {
+    process.stdout.write('onionbox sim: --configure-bridge goes with --censored\n');
+    return 2;
+  }
   const work = resolve(values.work ?? `/run/onionbox-sim-${prefix}`);
   const say = (l: string) => process.stdout.write(`onionbox sim: ${l}\n`);
   if (process.getuid?.() !== 0) {
@@ -197,14 +215,27 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0)));
 
   try {
-    say('building the world: namespaces, the modem, the private Tor network, the box, a LAN device');
+    say(
+      `building the world: namespaces, the modem, the private Tor network${censored ? ' (behind a censoring ISP, with an obfs4 and a webtunnel bridge)' : ''}, the box, a LAN device`,
+    );
     world = await buildWorld({
       prefix,
       dir: work,
       ...(fromSource
         ? { daemonCommand: [process.execPath, ...process.execArgv, join(ROOT, 'firmware/main.ts')] }
         : {}),
-      obfs4Bridge: values.bridge === true,
+      obfs4Bridge: values.bridge === true || censored,
+      webtunnelBridge: censored,
+      censored,
+      ...(configureBridge
+        ? {
+            boxConfig: (privnet) => {
+              const cfg = defaultConfig();
+              const line = privnet.obfs4Bridge?.line ?? '';
+              return { ...cfg, tor: { ...cfg.tor, useBridges: true, bridges: [line] } };
+            },
+          }
+        : {}),
       log: (l) => {
         if (!l.startsWith('privnet: ') || /ready after|consensus with all/.test(l)) say(l);
       },
@@ -213,10 +244,43 @@ async function main(): Promise<number> {
     const info = world.info();
     writeFileSync(join(dir, 'sim.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
 
-    // tor's bootstrap, as the box reports it
+    const bridge = world.privnet.obfs4Bridge;
+    const tellPage = () => {
+      say('');
+      say(`the page:        ${url}   (your browser reaches it as a LAN device would)`);
+      say(`a LAN device:    onionbox sim exec -- curl http://${HOSTNAME}/ip   (prints the exit's address)`);
+      say(`kill switch:     onionbox board switch on|off`);
+      if (bridge) {
+        say(`an obfs4 bridge: ${bridge.line}`);
+        say('                 (paste it under Settings > Bridges to reach the network through obfs4)');
+      }
+      const webtunnel = world?.privnet.webtunnelBridge;
+      if (webtunnel) {
+        say(`a webtunnel bridge: ${webtunnel.line}`);
+        say(
+          "                 (behind a TLS front whose test CA the box's tor trusts in this simulator only)",
+        );
+      }
+      say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
+    };
+    // behind the censor with no bridge in its settings, the box waits for its owner: say so first
+    const waitsForOwner = censored && !configureBridge;
+    if (waitsForOwner) {
+      tellPage();
+      say('');
+      say(
+        "the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked",
+      );
+      say("the box's tor cannot connect until it has a bridge: paste a bridge line above under Settings >");
+      say(`Bridges, or run:  onionbox tor bridges "${bridge?.line ?? 'LINE'}"`);
+    } else if (censored) {
+      say('the internet censors; the box has the obfs4 bridge in its settings');
+    }
+
+    // tor's bootstrap, as the box reports it (no deadline while the box waits for its owner's bridge)
     let last = -1;
     let lastTor = '';
-    const deadline = Date.now() + 180_000;
+    const deadline = waitsForOwner ? Number.POSITIVE_INFINITY : Date.now() + 180_000;
     for (;;) {
       const s = await status(world.boxStateDir);
       const progress = Number(s?.torProgress ?? 0);
@@ -237,15 +301,7 @@ async function main(): Promise<number> {
       await sleep(300);
     }
     say(`the box is routing after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    say('');
-    say(`the page:        ${url}   (your browser reaches it as a LAN device would)`);
-    say(`a LAN device:    onionbox sim exec -- curl http://${HOSTNAME}/ip   (prints the exit's address)`);
-    say(`kill switch:     onionbox board switch on|off`);
-    if (world.privnet.obfs4Bridge) {
-      say(`an obfs4 bridge: ${world.privnet.obfs4Bridge.line}`);
-      say('                 (paste it under Settings > Bridges to reach the network through obfs4)');
-    }
-    say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
+    if (!waitsForOwner) tellPage();
   } catch (err) {
     say(`failed: ${(err as Error).message}`);
     await stop('failure');

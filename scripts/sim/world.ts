@@ -4,13 +4,14 @@
  *
  *   <p>-lan                 <p>-box                                      <p>-inet ("the internet")
  *   LAN device ---------- wlan0 10.42.0.1  [onionboxd --simulate,     eth0 (DHCP) ------ modem0 198.18.0.1
- *   eth0 (DHCP: the box)   tor as debian-tor, nft, dnsmasq, the page on :80]         + .10-.17: private Tor network,
+ *   eth0 (DHCP: the box)   tor as debian-tor, nft, dnsmasq, the page on :80]         + .10-.18: private Tor network,
  *   (resolv.conf: the box)                                                           web.sim.test .16, DNS/DHCP .53
  *
- * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge)
- *   on 198.18.0.10-.17, an HTTP server at web.sim.test (`GET /ip` answers the address it saw), and the
- *   modem: dnsmasq answering names under sim.test (the exit resolves through it) and leasing the box its
- *   WAN address for 2 minutes, so renewals happen while the world runs;
+ * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge
+ *   and a webtunnel bridge behind a TLS front) on 198.18.0.10-.18, an HTTP server at web.sim.test (`GET
+ *   /ip` answers the address it saw), and the modem: dnsmasq answering names under sim.test (the exit
+ *   resolves through it) and leasing the box its WAN address for 2 minutes, so renewals happen while the
+ *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
@@ -42,6 +43,14 @@ import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { type Privnet, startPrivnet } from '../privnet/index.js';
 import { onionServiceTorrc } from '../privnet/onion-service.js';
+import {
+  CENSOR_TABLE,
+  censoredEndpoints,
+  censorRuleset,
+  droppedPackets,
+  type Endpoint,
+  uncensorRuleset,
+} from './censor.js';
 import { wireExternalBox } from './external-box.js';
 import { HelperUnit } from './helper-units.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
@@ -66,7 +75,7 @@ export const ADDR = Object.freeze({
   lanDevice: '10.42.0.2',
   modem: '198.18.0.1',
   boxWan: '198.18.0.2',
-  /** privnet: auth0-2, middle0-1, exit0, the HTTP server (web.sim.test), the obfs4 bridge */
+  /** privnet: auth0-2, middle0-1, exit0, the HTTP server (web.sim.test), the obfs4 bridge, the webtunnel front */
   privnet: [
     '198.18.0.10',
     '198.18.0.11',
@@ -76,6 +85,7 @@ export const ADDR = Object.freeze({
     '198.18.0.15',
     '198.18.0.16',
     '198.18.0.17',
+    '198.18.0.18',
   ],
   dns: '198.18.0.53',
   /** The box's address on its second WAN link (worlds with `secondWan`). */
@@ -104,6 +114,19 @@ export interface WorldOptions {
   log?: (line: string) => void;
   /** Run an obfs4 bridge on the private network (its line is in `privnet.obfs4Bridge`). */
   obfs4Bridge?: boolean;
+  /**
+   * Run a webtunnel bridge on the private network: webtunnel-server behind a TLS front on 198.18.0.18:443
+   * whose certificate the network's test CA signed (its line is in `privnet.webtunnelBridge`). The box's
+   * tor unit gets SSL_CERT_FILE naming that CA, so lyrebird's webtunnel client trusts the front: the one
+   * difference from a Pi, where a real webtunnel bridge has a publicly trusted certificate.
+   */
+  webtunnelBridge?: boolean;
+  /**
+   * A censoring ISP (scripts/sim/censor.ts): from before the box starts, the internet drops TCP from the
+   * box's side to every relay's ORPort and DirPort (the authorities' among them), never to bridges.
+   * `World.censor` turns it off and on while the world runs.
+   */
+  censored?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -161,6 +184,8 @@ export interface World {
   boxStateDir: string;
   /** Milliseconds each part took to come up. */
   timings: Timings;
+  /** The censoring ISP (on from the start with `censored`; any world can turn it on later). */
+  censor: Censor;
   /** The pcap file when capturing. */
   captureFile: string | null;
   /** Every capture, by the box interface whose wire it watches (eth0, and eth1 with `secondWan`). */
@@ -194,6 +219,17 @@ export interface World {
   stop(): Promise<void>;
 }
 
+export interface Censor {
+  /** What it blocks when on: every relay's ORPort and DirPort (bridges are not among them). */
+  blocked: readonly Endpoint[];
+  /** Whether the internet censors now. */
+  active(): boolean;
+  /** Censor (true) or stop censoring (false): the internet namespace's table loaded or removed. */
+  set(on: boolean): Promise<void>;
+  /** Packets it dropped since it was last turned on (0 when off). */
+  dropped(): Promise<number>;
+}
+
 export interface WorldInfo {
   pid: number;
   startedAt: string;
@@ -208,7 +244,7 @@ export interface WorldInfo {
     stateDir: string;
     pid: number;
   };
-  internet: { netns: string; hostname: string; exitAddress: string; modem: string };
+  internet: { netns: string; hostname: string; exitAddress: string; modem: string; censored: boolean };
   page: { url: string | null; socket: string | null };
   pids: { name: string; pid: number }[];
 }
@@ -349,6 +385,7 @@ function worldSteps(opts: WorldOptions): Step[] {
       startModem,
       startPrivateTorNetwork,
       privateTorNetworkReady,
+      ...(opts.censored ? [censorOn] : []),
       timing('private Tor network'),
     ];
   }
@@ -374,6 +411,8 @@ function worldSteps(opts: WorldOptions): Step[] {
       ? [staticLanDevice, timing('box links (static WAN)')]
       : [waitForWanLease, timing('box WAN lease (DHCP)')]),
     privateTorNetworkReady,
+    // the ISP censors before the box's first packet to a relay
+    ...(opts.censored ? [censorOn] : []),
     timing('private Tor network'),
     ...(opts.updates ? [startUpdateServer, timing('update server and its onion service')] : []),
     // 4. the box: onionboxd as on a Pi, with the simulated board, joining the private network
@@ -435,6 +474,8 @@ interface Build {
   boxStateDir: string;
   /** The box's units started through the unit runner (stopped from restarting first at stop()). */
   units: RunningUnit[];
+  /** Whether the censor's table is loaded in the internet namespace. */
+  censoring: boolean;
 }
 
 /** Checks the prefix and the directory (made, traversable by the box's tor); starts nothing. */
@@ -479,6 +520,7 @@ function newBuild(opts: WorldOptions): Build {
     lanLeaseFile: join(dir, 'lan-lease.env'),
     boxStateDir: join(dir, 'box'),
     units: [],
+    censoring: false,
   };
 }
 
@@ -747,6 +789,7 @@ function startPrivateTorNetwork(b: Build): void {
     httpPort: 80,
     exitResolvConf: resolvConf,
     obfs4Bridge: b.opts.obfs4Bridge === true,
+    webtunnelBridge: b.opts.webtunnelBridge === true,
     log: (l) => b.log(`privnet: ${l}`),
     onSpawn: (name, pid) => {
       b.others.push({ name, pid });
@@ -801,6 +844,28 @@ async function waitForWanLease(b: Build): Promise<void> {
 async function privateTorNetworkReady(b: Build): Promise<void> {
   if (!b.privnetStarting) throw new Error('sim: the private Tor network was never started');
   b.privnet = await b.privnetStarting;
+}
+
+/** The censoring ISP, on from the start (WorldOptions.censored). */
+async function censorOn(b: Build): Promise<void> {
+  await setCensor(b, true);
+  b.log(`the internet censors: TCP to ${b.privnet?.relays.length ?? 0} relays' ORPorts and DirPorts dropped`);
+}
+
+/** Loads or removes the censor's table in the internet namespace (scripts/sim/censor.ts). */
+async function setCensor(b: Build, on: boolean): Promise<void> {
+  if (!b.privnet) throw new Error('sim: the censor needs the private Tor network');
+  const file = join(b.dir, 'censor.nft');
+  writeFileSync(file, on ? censorRuleset(censoredEndpoints(b.privnet)) : uncensorRuleset());
+  await nsExec(b.netns.inet, 'nft', ['-f', file]);
+  b.censoring = on;
+}
+
+async function censorDropped(b: Build): Promise<number> {
+  if (!b.censoring) return 0;
+  return droppedPackets(
+    await nsExec(b.netns.inet, 'nft', ['list', 'counter', 'inet', CENSOR_TABLE, 'censored']),
+  );
 }
 
 /** The release server and its onion service, both in the internet namespace (WorldOptions.updates). */
@@ -894,6 +959,13 @@ async function startOnionboxd(b: Build): Promise<void> {
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
+  // the webtunnel front's test CA, where debian-tor can read it (the private network's directory is 0700)
+  const torEnv: Record<string, string> = {};
+  if (privnet.webtunnelBridge) {
+    const ca = join(b.dir, 'webtunnel-test-ca.pem');
+    writeFileSync(ca, readFileSync(privnet.webtunnelBridge.caFile), { mode: 0o644 });
+    torEnv.SSL_CERT_FILE = ca;
+  }
   // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
   // debian-tor with no capability, restarted by the runner as systemd would (Restart=always)
   const tor = startUnit(
@@ -902,6 +974,7 @@ async function startOnionboxd(b: Build): Promise<void> {
       pathMap: simPathMap(b),
     }),
     (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+    torEnv,
   );
   b.units.push(tor);
   await tor.started;
@@ -997,6 +1070,12 @@ function worldOf(b: Build): World {
     netns: b.netns,
     privnet,
     boxStateDir: b.boxStateDir,
+    censor: {
+      blocked: censoredEndpoints(privnet),
+      active: () => b.censoring,
+      set: (on) => setCensor(b, on),
+      dropped: () => censorDropped(b),
+    },
     timings: b.timings,
     captureFile: b.captureFile,
     captureFiles: b.captureFiles,
@@ -1077,7 +1156,13 @@ function worldInfo(b: Build): WorldInfo {
       stateDir: b.boxStateDir,
       pid: b.daemon?.pid ?? 0,
     },
-    internet: { netns: netns.inet, hostname: HOSTNAME, exitAddress: EXIT_ADDR, modem: ADDR.modem },
+    internet: {
+      netns: netns.inet,
+      hostname: HOSTNAME,
+      exitAddress: EXIT_ADDR,
+      modem: ADDR.modem,
+      censored: b.censoring,
+    },
     page: { url: b.pageUrl, socket: b.pageUrl ? join(b.dir, 'page.sock') : null },
     pids: b.tracked.map((t) => ({ name: t.name, pid: t.pid })),
   };

@@ -2,7 +2,8 @@
  * `npm start`'s own behaviour (scripts/sim/main.ts), run as a child exactly as `npm start` runs it, but
  * with its own namespace prefix and directory and onionboxd from source: progress and the page's address
  * on the terminal, one simulator at a time, a crashed run cleaned up by the next start, and SIGTERM
- * leaving nothing behind (namespaces, /etc/netns, processes, files).
+ * leaving nothing behind (namespaces, /etc/netns, processes, files). `--censored`: the world says it
+ * censors and prints its bridges, the box waits for its owner's bridge line, then routes through it.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +24,7 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function start(prefix: string, dir: string, port: number): Run {
+function start(prefix: string, dir: string, port: number, extra: string[] = []): Run {
   const child = spawn(
     process.execPath,
     [
@@ -36,6 +37,7 @@ function start(prefix: string, dir: string, port: number): Run {
       '--port',
       String(port),
       '--from-source',
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -145,5 +147,68 @@ t.test(
     for (const p of pids) t.notOk(alive(p.pid), `pid ${p.pid} is gone`);
     const nft = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
     t.notMatch(nft.stdout, /onionbox/, "the host's own ruleset was never touched");
+  },
+);
+
+t.test(
+  'npm start -- --censored: the box waits for a bridge line, then routes through it',
+  { skip, timeout: 400_000 },
+  async (t) => {
+    const prefix = uniquePrefix();
+    const parent = mkdtempSync(join(tmpdir(), 'onionbox-start-'));
+    chmodSync(parent, 0o711); // the box's tor (debian-tor) must traverse it
+    const dir = join(parent, 'sim');
+    t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+    const port = 18_900 + (process.pid % 400);
+    const run = start(prefix, dir, port, ['--censored']);
+    t.teardown(() => stopRun(run));
+    await waitOut(run, /the box's tor cannot connect until it has a bridge/, 240_000, dir);
+    const out = run.out();
+    t.match(out, /behind a censoring ISP/);
+    t.match(
+      out,
+      /the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked/,
+    );
+    t.match(out, /a webtunnel bridge: webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\//);
+    t.notMatch(out, /the box is routing/, 'it does not claim the box routes');
+    const line = /an obfs4 bridge: (obfs4 \S+ [0-9A-F]{40} cert=\S+ iat-mode=[0-2])$/m.exec(out)?.[1];
+    if (!line) throw new Error(`no obfs4 line in:\n${out}`);
+
+    const info = JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as {
+      internet: { censored: boolean };
+      box: { stateDir: string };
+      lan: { netns: string };
+    };
+    t.equal(info.internet.censored, true, 'sim.json says the internet censors');
+    const cli = (args: string[]) =>
+      spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/cli/main.ts`, ...args], {
+        encoding: 'utf8',
+        timeout: 180_000,
+        env: { ...process.env, ONIONBOX_SIM_DIR: dir },
+      });
+    t.match(
+      cli(['sim', 'info']).stdout,
+      /censored \(relays blocked, bridges open\)/,
+      '`onionbox sim info` too',
+    );
+
+    // the owner's bridge line, as the printed command gives it
+    const set = cli(['--state-dir', info.box.stateDir, 'tor', 'bridges', line]);
+    t.equal(set.status, 0, set.stdout + set.stderr);
+    await waitOut(run, /the box is routing after/, 180_000, dir);
+    const seen = spawnSync(
+      'ip',
+      ['netns', 'exec', info.lan.netns, 'curl', '-s', '-m', '20', 'http://web.sim.test/ip'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    t.equal(
+      seen.stdout.trim(),
+      '198.18.0.15',
+      'the LAN device fetches through the bridge (the site sees the exit)',
+    );
+
+    run.child.kill('SIGTERM');
+    t.equal(await run.exited, 0);
+    t.same(await namespacesOf(prefix), [], 'no namespace left');
   },
 );

@@ -5,7 +5,7 @@
  * test drives the firewall and the box's tor itself):
  *
  *   lan ns                 box ns                                  inet ns
- *   client 10.42.0.2 ----- 10.42.0.1 [nft, tor as debian-tor] 198.18.0.2 ---- 198.18.0.1 (+ .10-.17)
+ *   client 10.42.0.2 ----- 10.42.0.1 [nft, tor as debian-tor] 198.18.0.2 ---- 198.18.0.1 (+ .10-.18)
  *   (IPv6 on)              (IPv6 on, forwarding ON: worst case)      private Tor network + HTTP server
  *
  * Order is fail-closed from the first packet: the box loads the static boot lockdown ruleset before any
