@@ -182,3 +182,18 @@ t.test('no proven slot to go back to: stay (the boot counter still handles a pan
 t.test('the trial is judged after the offline mark-good had its chance', async (t) => {
   t.ok(TRIAL_MINUTES > NO_WAN_MINUTES, `${TRIAL_MINUTES} > ${NO_WAN_MINUTES}`);
 });
+
+t.test('the CLI steps take no arguments and are root only', async (t) => {
+  const { runCli } = await import('../../firmware/cli/index.js');
+  for (const step of ['record-good', 'trial-check']) {
+    const err: string[] = [];
+    const code = await runCli(['slot', step, '--force'], { out: () => undefined, err: (s) => err.push(s) });
+    t.equal(code, 2, `slot ${step} --force is refused before anything runs`);
+    t.match(err.join(''), /force/);
+    if (process.getuid?.() !== 0) {
+      const e2: string[] = [];
+      t.equal(await runCli(['slot', step], { out: () => undefined, err: (s) => e2.push(s) }), 2);
+      t.match(e2.join(''), /must run as root/);
+    }
+  }
+});
