@@ -189,7 +189,11 @@ export const Errors = Object.freeze({
     'The record of slots marked good is unreadable',
     500,
   ),
-  UPDATE_ROLLBACK_FAILED: spec('OBX_ERR_UPDATE_ROLLBACK_FAILED', 'The rollback of a failed trial failed', 500),
+  UPDATE_ROLLBACK_FAILED: spec(
+    'OBX_ERR_UPDATE_ROLLBACK_FAILED',
+    'The rollback of a failed trial failed',
+    500,
+  ),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),

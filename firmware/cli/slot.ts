@@ -41,7 +41,7 @@ export const slotTrialCheckCommand: CliCommand = {
     rootOnly(argv, 'slot trial-check');
     try {
       const r = await trialCheck({ log: logTo(ctx) });
-      if (r.rebooting) ctx.out(`rebooting into slot ${r.verdict.action === 'roll-back' ? r.verdict.to : '?'}\n`);
+      if (r.verdict.action === 'roll-back') ctx.out(`rebooting into slot ${r.verdict.to}\n`);
       return 0;
     } catch (err) {
       ctx.err(`in doubt, nothing changed: ${describeError(err)}\n`);

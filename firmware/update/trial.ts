@@ -134,12 +134,16 @@ export function parseRaucStatus(text: string): RootSlots {
   }
   const status = doc as Static<typeof RaucStatusSchema>;
   if (status.booted === null || !new RegExp(BOOTNAME).test(status.booted)) {
-    throw obxError('UPDATE_SLOT_STATUS_INVALID', `no booted slot named (booted: ${JSON.stringify(status.booted)})`);
+    throw obxError(
+      'UPDATE_SLOT_STATUS_INVALID',
+      `no booted slot named (booted: ${JSON.stringify(status.booted)})`,
+    );
   }
   const slots: RootSlot[] = [];
   for (const entry of status.slots) {
     const [name, slot] = Object.entries(entry)[0] as [string, Static<typeof RaucSlotSchema>];
-    if (!SLOT_NAME.test(name)) throw obxError('UPDATE_SLOT_STATUS_INVALID', `a slot named ${JSON.stringify(name)}`);
+    if (!SLOT_NAME.test(name))
+      throw obxError('UPDATE_SLOT_STATUS_INVALID', `a slot named ${JSON.stringify(name)}`);
     if (slot.class !== 'rootfs' || slot.bootname === null) continue;
     if (slot.boot_status === null) {
       throw obxError('UPDATE_SLOT_STATUS_INVALID', `${name}: no boot status for a bootable slot`);
@@ -173,7 +177,10 @@ export const GoodRecordSchema = Type.Object(
           install: Type.Union([
             Type.Null(),
             Type.Object(
-              { timestamp: Type.String({ minLength: 1, maxLength: 64 }), count: Type.Integer({ minimum: 0 }) },
+              {
+                timestamp: Type.String({ minLength: 1, maxLength: 64 }),
+                count: Type.Integer({ minimum: 0 }),
+              },
               { additionalProperties: false },
             ),
           ]),
@@ -235,14 +242,20 @@ function markedGood(record: GoodRecord, slot: RootSlot): boolean {
 export function recordMarkedGood(record: GoodRecord, status: RootSlots, now: Date): GoodRecord {
   const booted = status.slots.find((s) => s.bootname === status.booted);
   if (booted === undefined) {
-    throw obxError('UPDATE_SLOT_STATUS_INVALID', `the booted slot ${status.booted} is not a root slot RAUC knows`);
+    throw obxError(
+      'UPDATE_SLOT_STATUS_INVALID',
+      `the booted slot ${status.booted} is not a root slot RAUC knows`,
+    );
   }
   return {
     format: 1,
     slots: {
       ...record.slots,
       [booted.bootname]: {
-        install: booted.install === null ? null : { timestamp: booted.install.timestamp, count: booted.install.count },
+        install:
+          booted.install === null
+            ? null
+            : { timestamp: booted.install.timestamp, count: booted.install.count },
         markedAt: now.toISOString(),
       },
     },
@@ -258,11 +271,7 @@ export type TrialVerdict =
       readonly words: string;
     };
 
-export type TrialKeepReason =
-  | 'not-a-root-slot'
-  | 'never-installed'
-  | 'marked-good'
-  | 'no-proven-fallback';
+export type TrialKeepReason = 'not-a-root-slot' | 'never-installed' | 'marked-good' | 'no-proven-fallback';
 
 function describe(slot: RootSlot): string {
   const what = slot.version === null ? 'its install' : `version ${slot.version}`;
@@ -297,9 +306,15 @@ export function judgeTrial(status: RootSlots, record: GoodRecord): TrialVerdict 
     };
   }
   if (markedGood(record, booted)) {
-    return { action: 'keep', reason: 'marked-good', words: `${describe(booted)} was marked good: not a trial` };
+    return {
+      action: 'keep',
+      reason: 'marked-good',
+      words: `${describe(booted)} was marked good: not a trial`,
+    };
   }
-  const fallback = status.slots.find((s) => s.bootname !== booted.bootname && s.bootGood && markedGood(record, s));
+  const fallback = status.slots.find(
+    (s) => s.bootname !== booted.bootname && s.bootGood && markedGood(record, s),
+  );
   if (fallback === undefined) {
     return {
       action: 'keep',

@@ -83,9 +83,13 @@ type=ext4
 bootname=B
 `,
   );
-  const bus: ChildProcess = spawn('dbus-daemon', ['--session', '--nofork', '--nopidfile', '--print-address=1'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const bus: ChildProcess = spawn(
+    'dbus-daemon',
+    ['--session', '--nofork', '--nopidfile', '--print-address=1'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   t.teardown(() => {
     bus.kill('SIGTERM');
   });
@@ -126,10 +130,14 @@ bootname=B
           old.kill('SIGTERM');
         });
       }
-      service = spawn('rauc', ['service', `--conf=${join(dir, 'system.conf')}`, `--override-boot-slot=${slot}`], {
-        env,
-        stdio: 'ignore',
-      });
+      service = spawn(
+        'rauc',
+        ['service', `--conf=${join(dir, 'system.conf')}`, `--override-boot-slot=${slot}`],
+        {
+          env,
+          stdio: 'ignore',
+        },
+      );
       for (let i = 0; i < 200; i++) {
         const s = await exec('rauc', ['status', '--output-format=json'], { env });
         if (s.ok && JSON.parse(s.stdout).booted === slot) return;
@@ -141,44 +149,55 @@ bootname=B
   return r;
 }
 
-t.test('v1 on A marked good, v2 installed on B never marked good: B is marked bad, the box reboots', { skip }, async (t) => {
-  const r = await rig(t);
-  // A, the flashed system, reached routing: the mark-good oneshot records it
-  await r.boot('A');
-  await recordGood(r.deps());
-  t.same(JSON.parse(readFileSync(join(r.dir, 'rauc', 'onionbox-good.json'), 'utf8')).slots, {
-    A: { install: null, markedAt: '2026-12-07T13:00:00.000Z' },
-  });
-  // RAUC wrote B (its central status holds the install), B is primary, the box boots it on trial
-  writeFileSync(join(r.dir, 'rauc', 'central.raucs'), B_INSTALL);
-  writeFileSync(join(r.dir, 'left-B'), '2\n'); // U-Boot took one try
-  await r.boot('B');
-  const res = await trialCheck(r.deps());
-  t.match(res, { verdict: { action: 'roll-back', slot: 'B', to: 'A' }, markedBad: true, rebooting: true });
-  t.equal(r.left('B'), '0', "RAUC's mark-bad took B's tries: U-Boot boots A");
-  t.equal(r.left('A'), '3');
-  t.same(r.reboots, [['--no-block', 'reboot']]);
-  t.match(r.log.join('\n'), /slot B \(version 1\.1\.0 of 2026-12-07T12:40:11Z, install #1\) was not marked good/);
-  // back on A: an ordinary boot of a good slot
-  await r.boot('A');
-  const back = await trialCheck(r.deps());
-  t.match(back, { verdict: { action: 'keep', reason: 'never-installed' }, rebooting: false });
-  t.equal(r.reboots.length, 1);
-});
+t.test(
+  'v1 on A marked good, v2 installed on B never marked good: B is marked bad, the box reboots',
+  { skip },
+  async (t) => {
+    const r = await rig(t);
+    // A, the flashed system, reached routing: the mark-good oneshot records it
+    await r.boot('A');
+    await recordGood(r.deps());
+    t.same(JSON.parse(readFileSync(join(r.dir, 'rauc', 'onionbox-good.json'), 'utf8')).slots, {
+      A: { install: null, markedAt: '2026-12-07T13:00:00.000Z' },
+    });
+    // RAUC wrote B (its central status holds the install), B is primary, the box boots it on trial
+    writeFileSync(join(r.dir, 'rauc', 'central.raucs'), B_INSTALL);
+    writeFileSync(join(r.dir, 'left-B'), '2\n'); // U-Boot took one try
+    await r.boot('B');
+    const res = await trialCheck(r.deps());
+    t.match(res, { verdict: { action: 'roll-back', slot: 'B', to: 'A' }, markedBad: true, rebooting: true });
+    t.equal(r.left('B'), '0', "RAUC's mark-bad took B's tries: U-Boot boots A");
+    t.equal(r.left('A'), '3');
+    t.same(r.reboots, [['--no-block', 'reboot']]);
+    t.match(
+      r.log.join('\n'),
+      /slot B \(version 1\.1\.0 of 2026-12-07T12:40:11Z, install #1\) was not marked good/,
+    );
+    // back on A: an ordinary boot of a good slot
+    await r.boot('A');
+    const back = await trialCheck(r.deps());
+    t.match(back, { verdict: { action: 'keep', reason: 'never-installed' }, rebooting: false });
+    t.equal(r.reboots.length, 1);
+  },
+);
 
-t.test('v2 on B marked good once: later boots are never trials, even when it does not route', { skip }, async (t) => {
-  const r = await rig(t);
-  await r.boot('A');
-  await recordGood(r.deps());
-  writeFileSync(join(r.dir, 'rauc', 'central.raucs'), B_INSTALL);
-  await r.boot('B');
-  await recordGood(r.deps()); // B reached routing on its trial
-  await r.boot('B'); // a later boot where tor cannot connect (a censored network)
-  const res = await trialCheck(r.deps());
-  t.match(res, { verdict: { action: 'keep', reason: 'marked-good' }, markedBad: false, rebooting: false });
-  t.equal(r.left('B'), '3');
-  t.same(r.reboots, []);
-});
+t.test(
+  'v2 on B marked good once: later boots are never trials, even when it does not route',
+  { skip },
+  async (t) => {
+    const r = await rig(t);
+    await r.boot('A');
+    await recordGood(r.deps());
+    writeFileSync(join(r.dir, 'rauc', 'central.raucs'), B_INSTALL);
+    await r.boot('B');
+    await recordGood(r.deps()); // B reached routing on its trial
+    await r.boot('B'); // a later boot where tor cannot connect (a censored network)
+    const res = await trialCheck(r.deps());
+    t.match(res, { verdict: { action: 'keep', reason: 'marked-good' }, markedBad: false, rebooting: false });
+    t.equal(r.left('B'), '3');
+    t.same(r.reboots, []);
+  },
+);
 
 t.test('in doubt nothing changes: an unreadable record, RAUC unreachable', { skip }, async (t) => {
   const r = await rig(t);
@@ -190,8 +209,12 @@ t.test('in doubt nothing changes: an unreadable record, RAUC unreachable', { ski
   t.same(r.reboots, []);
   const noBus: TrialRootDeps = {
     ...r.deps(),
-    run: (cmd, args) => exec(cmd, args, { env: { ...r.env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent' } }),
+    run: (cmd, args) =>
+      exec(cmd, args, { env: { ...r.env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent' } }),
   };
-  await t.rejects(trialCheck(noBus), { code: 'OBX_ERR_UPDATE_SLOT_STATUS_INVALID', message: /rauc status failed/ });
+  await t.rejects(trialCheck(noBus), {
+    code: 'OBX_ERR_UPDATE_SLOT_STATUS_INVALID',
+    message: /rauc status failed/,
+  });
   t.same(r.reboots, []);
 });

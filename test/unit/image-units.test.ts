@@ -118,7 +118,11 @@ t.test('the trial check: 15 minutes after boot, root, after a mark-good in fligh
   t.same(unit.Service?.Type, ['oneshot']);
   t.notOk(unit.Service?.ReadWritePaths, 'it writes nothing itself');
   t.same(unit.Service?.PrivateNetwork, ['yes']);
-  t.match((unit.Unit?.After ?? []).join(' '), /onionbox-mark-good\.service/, 'waits for a mark-good in flight');
+  t.match(
+    (unit.Unit?.After ?? []).join(' '),
+    /onionbox-mark-good\.service/,
+    'waits for a mark-good in flight',
+  );
   t.ok(findCommand(['slot', 'trial-check']), 'the CLI has the step');
 });
 

@@ -45,10 +45,16 @@ t.test('RAUC status: the booted slot, boot states and installs', async (t) => {
   t.same(a, { name: 'rootfs.0', bootname: 'A', bootGood: true, install: null, version: null });
   t.same(b, { name: 'rootfs.1', bootname: 'B', bootGood: true, install: B_INSTALL, version: '1.1.0' });
   t.ok(Object.isFrozen(s) && Object.isFrozen(s.slots));
-  const bad = parseRaucStatus(variant((d) => (slot(d, 'rootfs.0').boot_status = 'bad')));
+  const bad = parseRaucStatus(
+    variant((d) => {
+      slot(d, 'rootfs.0').boot_status = 'bad';
+    }),
+  );
   t.equal(bad.slots.find((x) => x.bootname === 'A')?.bootGood, false);
   const other = parseRaucStatus(
-    variant((d) => d.slots.push({ 'appfs.0': { class: 'appfs', bootname: null, state: 'inactive', boot_status: null } })),
+    variant((d) =>
+      d.slots.push({ 'appfs.0': { class: 'appfs', bootname: null, state: 'inactive', boot_status: null } }),
+    ),
   );
   t.equal(other.slots.length, 2, 'a slot that is not a bootable root slot is left out');
 });
@@ -57,25 +63,61 @@ t.test('RAUC status: anything unexpected is a clear error', async (t) => {
   const cases: [string, string, RegExp][] = [
     ['not JSON', 'rauc-Message: no', /not JSON/],
     ['empty', '', /not JSON/],
-    ['no booted slot', variant((d) => (d.booted = null)), /no booted slot/],
-    ['a booted name with a space', variant((d) => (d.booted = 'A B')), /no booted slot/],
+    [
+      'no booted slot',
+      variant((d) => {
+        d.booted = null;
+      }),
+      /no booted slot/,
+    ],
+    [
+      'a booted name with a space',
+      variant((d) => {
+        d.booted = 'A B';
+      }),
+      /no booted slot/,
+    ],
     ['no slots array', variant((d) => delete (d as Json).slots), /slots/],
     ['boot status missing', variant((d) => delete slot(d, 'rootfs.1').boot_status), /boot_status/],
-    ['an unknown boot status', variant((d) => (slot(d, 'rootfs.1').boot_status = 'maybe')), /boot_status/],
-    ['a bootable slot without boot status', variant((d) => (slot(d, 'rootfs.1').boot_status = null)), /no boot status/],
+    [
+      'an unknown boot status',
+      variant((d) => {
+        slot(d, 'rootfs.1').boot_status = 'maybe';
+      }),
+      /boot_status/,
+    ],
+    [
+      'a bootable slot without boot status',
+      variant((d) => {
+        slot(d, 'rootfs.1').boot_status = null;
+      }),
+      /no boot status/,
+    ],
     ['two slots in one entry', variant((d) => Object.assign(d.slots[0] as Json, { x: {} })), /slots\/0/],
     [
       'a slot name with a space',
       variant((d) =>
-        d.slots.push({ 'root fs': { class: 'rootfs', bootname: 'C', state: 'inactive', boot_status: 'good' } }),
+        d.slots.push({
+          'root fs': { class: 'rootfs', bootname: 'C', state: 'inactive', boot_status: 'good' },
+        }),
       ),
       /a slot named "root fs"/,
     ],
-    ['two slots named B', variant((d) => (slot(d, 'rootfs.0').bootname = 'B')), /two slots are named B/],
-    ['an install without count', variant((d) => {
-      const st = slot(d, 'rootfs.1').slot_status as Json;
-      st.installed = { timestamp: 'x' };
-    }), /installed/],
+    [
+      'two slots named B',
+      variant((d) => {
+        slot(d, 'rootfs.0').bootname = 'B';
+      }),
+      /two slots are named B/,
+    ],
+    [
+      'an install without count',
+      variant((d) => {
+        const st = slot(d, 'rootfs.1').slot_status as Json;
+        st.installed = { timestamp: 'x' };
+      }),
+      /installed/,
+    ],
     ['far too long', ' '.repeat(1024 * 1024 + 1), /longer than/],
   ];
   for (const [what, text, msg] of cases) {
@@ -118,13 +160,20 @@ t.test('a trial of a new install that was never marked good goes back to the pro
   const v = judgeTrial(parseRaucStatus(FIXTURE), record({ A: { install: null, markedAt: AT } }));
   t.equal(v.action, 'roll-back');
   t.match(v, { slot: 'B', to: 'A' });
-  t.match(v.words, /slot B \(version 1\.1\.0 of 2026-12-07T12:40:11Z, install #1\) was not marked good within 15 minutes/);
+  t.match(
+    v.words,
+    /slot B \(version 1\.1\.0 of 2026-12-07T12:40:11Z, install #1\) was not marked good within 15 minutes/,
+  );
   // B was good once with an older install: the new one is still on trial
   const older = record({
     A: { install: null, markedAt: AT },
     B: { install: { timestamp: '2026-11-01T10:00:00Z', count: 0 }, markedAt: AT },
   });
-  t.equal(judgeTrial(parseRaucStatus(FIXTURE), older).action, 'roll-back', 'an older install of B does not count');
+  t.equal(
+    judgeTrial(parseRaucStatus(FIXTURE), older).action,
+    'roll-back',
+    'an older install of B does not count',
+  );
   const sameTimeOtherCount = record({
     A: { install: null, markedAt: AT },
     B: { install: { timestamp: B_INSTALL.timestamp, count: 2 }, markedAt: AT },
@@ -132,21 +181,32 @@ t.test('a trial of a new install that was never marked good goes back to the pro
   t.equal(judgeTrial(parseRaucStatus(FIXTURE), sameTimeOtherCount).action, 'roll-back');
 });
 
-t.test('an ordinary boot of a slot marked good before is never rolled back (a censored box stays)', async (t) => {
-  const good = record({
-    A: { install: null, markedAt: AT },
-    B: { install: B_INSTALL, markedAt: AT },
-  });
-  const v = judgeTrial(parseRaucStatus(FIXTURE), good);
-  t.same(v.action, 'keep');
-  t.match(v, { reason: 'marked-good' });
-  // even with its tries used up by U-Boot's count on this boot
-  const spent = parseRaucStatus(variant((d) => (slot(d, 'rootfs.1').boot_status = 'bad')));
-  t.match(judgeTrial(spent, good), { action: 'keep', reason: 'marked-good' });
-});
+t.test(
+  'an ordinary boot of a slot marked good before is never rolled back (a censored box stays)',
+  async (t) => {
+    const good = record({
+      A: { install: null, markedAt: AT },
+      B: { install: B_INSTALL, markedAt: AT },
+    });
+    const v = judgeTrial(parseRaucStatus(FIXTURE), good);
+    t.same(v.action, 'keep');
+    t.match(v, { reason: 'marked-good' });
+    // even with its tries used up by U-Boot's count on this boot
+    const spent = parseRaucStatus(
+      variant((d) => {
+        slot(d, 'rootfs.1').boot_status = 'bad';
+      }),
+    );
+    t.match(judgeTrial(spent, good), { action: 'keep', reason: 'marked-good' });
+  },
+);
 
 t.test('the flashed system is no trial', async (t) => {
-  const onA = parseRaucStatus(variant((d) => (d.booted = 'A')));
+  const onA = parseRaucStatus(
+    variant((d) => {
+      d.booted = 'A';
+    }),
+  );
   t.match(judgeTrial(onA, EMPTY_GOOD_RECORD), { action: 'keep', reason: 'never-installed' });
   t.match(judgeTrial(onA, record({ B: { install: B_INSTALL, markedAt: AT } })), {
     action: 'keep',
@@ -157,7 +217,11 @@ t.test('the flashed system is no trial', async (t) => {
 t.test('no proven slot to go back to: stay (the boot counter still handles a panic)', async (t) => {
   const status = parseRaucStatus(FIXTURE);
   t.match(judgeTrial(status, EMPTY_GOOD_RECORD), { action: 'keep', reason: 'no-proven-fallback' });
-  const aBad = parseRaucStatus(variant((d) => (slot(d, 'rootfs.0').boot_status = 'bad')));
+  const aBad = parseRaucStatus(
+    variant((d) => {
+      slot(d, 'rootfs.0').boot_status = 'bad';
+    }),
+  );
   t.match(judgeTrial(aBad, record({ A: { install: null, markedAt: AT } })), {
     action: 'keep',
     reason: 'no-proven-fallback',
@@ -172,7 +236,11 @@ t.test('no proven slot to go back to: stay (the boot counter still handles a pan
     action: 'keep',
     reason: 'no-proven-fallback',
   });
-  const unknown = parseRaucStatus(variant((d) => (d.booted = 'C')));
+  const unknown = parseRaucStatus(
+    variant((d) => {
+      d.booted = 'C';
+    }),
+  );
   t.match(judgeTrial(unknown, record({ A: { install: null, markedAt: AT } })), {
     action: 'keep',
     reason: 'not-a-root-slot',
