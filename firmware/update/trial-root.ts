@@ -77,7 +77,8 @@ export async function readGoodRecord(d: TrialRootDeps): Promise<GoodRecord> {
 }
 
 /**
- * After `rauc status mark-good booted`: records the booted slot's current install as good. A record that
+ * After `rauc status mark-good booted`: records the booted slot's current install as good (once per
+ * install: a later boot of the same install writes nothing). A record that
  * cannot be read is replaced (it can only make a later trial look unproven, never roll a good slot back:
  * the booted slot is written anew, and a slot missing from it is no fallback).
  */
@@ -91,6 +92,12 @@ export async function recordGood(d: TrialRootDeps): Promise<GoodRecord> {
     record = EMPTY_GOOD_RECORD;
   }
   const next = recordMarkedGood(record, status, (d.now ?? (() => new Date()))());
+  const had = record.slots[status.booted];
+  const now = next.slots[status.booted];
+  if (had && now && JSON.stringify(had.install) === JSON.stringify(now.install)) {
+    d.log(`slot ${status.booted} marked good; its install was recorded good before (${had.markedAt})`);
+    return record; // the same install: no write (an SD card is written once per install, not per boot)
+  }
   await atomicWriteFile(d.recordPath ?? GOOD_RECORD_PATH, `${JSON.stringify(next, null, 2)}\n`, 0o644);
   const entry = next.slots[status.booted];
   d.log(

@@ -191,6 +191,12 @@ t.test(
     writeFileSync(join(r.dir, 'rauc', 'central.raucs'), B_INSTALL);
     await r.boot('B');
     await recordGood(r.deps()); // B reached routing on its trial
+    const path = join(r.dir, 'rauc', 'onionbox-good.json');
+    const first = readFileSync(path, 'utf8');
+    t.match(JSON.parse(first).slots.B, { install: { timestamp: '2026-12-07T12:40:11Z', count: 1 } });
+    await r.boot('B');
+    await recordGood({ ...r.deps(), now: () => new Date('2026-12-08T09:00:00Z') }); // routes again
+    t.equal(readFileSync(path, 'utf8'), first, 'the same install is not written again');
     await r.boot('B'); // a later boot where tor cannot connect (a censored network)
     const res = await trialCheck(r.deps());
     t.match(res, { verdict: { action: 'keep', reason: 'marked-good' }, markedBad: false, rebooting: false });
