@@ -179,6 +179,21 @@ export const Errors = Object.freeze({
     409,
   ),
   UPDATE_INSTALL_FAILED: spec('OBX_ERR_UPDATE_INSTALL_FAILED', 'RAUC did not install the update', 502),
+  UPDATE_SLOT_STATUS_INVALID: spec(
+    'OBX_ERR_UPDATE_SLOT_STATUS_INVALID',
+    "RAUC's slot status could not be read",
+    502,
+  ),
+  UPDATE_GOOD_RECORD_INVALID: spec(
+    'OBX_ERR_UPDATE_GOOD_RECORD_INVALID',
+    'The record of slots marked good is unreadable',
+    500,
+  ),
+  UPDATE_ROLLBACK_FAILED: spec(
+    'OBX_ERR_UPDATE_ROLLBACK_FAILED',
+    'The rollback of a failed trial failed',
+    500,
+  ),
   // daemon
   INTERNAL: spec('OBX_ERR_INTERNAL', 'Internal error', 500),
   DAEMON_NOT_RUNNING: spec('OBX_ERR_DAEMON_NOT_RUNNING', 'onionboxd is not running or not reachable', 503),

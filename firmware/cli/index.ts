@@ -11,6 +11,7 @@ import { fwCfgHandoverCommand } from './fw-cfg.js';
 import { leakTestCommand } from './leak-test.js';
 import { NET_COMMANDS } from './net.js';
 import { readSimInfo, SIM_COMMANDS } from './sim.js';
+import { SLOT_COMMANDS } from './slot.js';
 import { statusCommand } from './status.js';
 import { TOR_COMMANDS } from './tor.js';
 import type { CliCommand, CliContext } from './types.js';
@@ -35,6 +36,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...NET_COMMANDS,
   ...WIFI_COMMANDS,
   ...UPDATE_COMMANDS,
+  ...SLOT_COMMANDS,
   ...SIM_COMMANDS,
 ];
 

@@ -190,6 +190,8 @@ export class UpdateService {
         state = Object.freeze({ ...state, phase: 'available' });
       }
       this.#state = state;
+      // the version that fell back is never installed again: its bundle only takes room on the data partition
+      if (state.phase === 'fell-back') await this.#removeBundles();
     } else {
       this.#saved = this.#toSaved(this.#state, drawCheckMinute(this.#d.random ?? Math.random));
     }

@@ -7,9 +7,11 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { findCommand } from '../../firmware/cli/index.js';
 import { REBOOT_REQUEST_FILE } from '../../firmware/update/rauc.js';
+import { GOOD_RECORD_PATH, TRIAL_MINUTES } from '../../firmware/update/trial.js';
 import { ENABLED_BY_IMAGE } from '../../images/recipe.js';
-import { parseUnit } from '../../scripts/sim/unit-file.js';
+import { parseUnit, parseUnitLines } from '../../scripts/sim/unit-file.js';
 
 const dir = new URL('../../images/system/', import.meta.url).pathname;
 const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
@@ -27,6 +29,7 @@ const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
   },
   'onionbox-mark-good.service': { caps: [], threshold: 15 },
   'onionbox-reboot.service': { caps: [], threshold: 15 },
+  'onionbox-trial.service': { caps: [], threshold: 15 },
 };
 
 function analyze(unit: string, threshold: number): Promise<{ code: number; out: string }> {
@@ -79,6 +82,48 @@ t.test('the mark-good trigger carries nothing but "the running slot is good"', a
   const svc = parseUnit(readFileSync(`${dir}onionbox-mark-good.service`, 'utf8')).Service ?? {};
   t.same(svc.ExecStart, ['/usr/bin/rauc', 'status', 'mark-good', 'booted']);
   t.same(svc.PrivateNetwork, ['yes']);
+  // then the record of which install was marked good, in RAUC's directory on the data partition
+  t.same(parseUnitLines(readFileSync(`${dir}onionbox-mark-good.service`, 'utf8')).Service?.ExecStartPost, [
+    '/usr/bin/node --jitless /opt/onionbox/dist/firmware/cli/main.js slot record-good',
+  ]);
+  t.same(svc.ReadWritePaths, ['/var/lib/rauc'], 'the one writable path');
+  t.ok(GOOD_RECORD_PATH.startsWith('/var/lib/rauc/'));
+  t.ok(findCommand(['slot', 'record-good']), 'the CLI has the step');
+});
+
+/** A unit's node command lines: each runs without the JIT, which MemoryDenyWriteExecute=yes forbids. */
+t.test('node in a root unit runs --jitless under MemoryDenyWriteExecute', async (t) => {
+  for (const unit of ['onionbox-mark-good.service', 'onionbox-trial.service']) {
+    const svc = parseUnitLines(readFileSync(`${dir}${unit}`, 'utf8')).Service ?? {};
+    const lines = [...(svc.ExecStart ?? []), ...(svc.ExecStartPost ?? [])].filter((l) =>
+      l.startsWith('/usr/bin/node'),
+    );
+    t.ok(lines.length > 0, `${unit} runs node`);
+    for (const l of lines) t.match(l, /^\/usr\/bin\/node --jitless /, `${unit}: ${l}`);
+    t.same(svc.MemoryDenyWriteExecute, ['yes']);
+  }
+});
+
+t.test('the trial check: 15 minutes after boot, root, after a mark-good in flight', async (t) => {
+  const timer = parseUnit(readFileSync(`${dir}onionbox-trial.timer`, 'utf8'));
+  t.same(timer.Timer?.OnBootSec, [`${TRIAL_MINUTES}min`], 'the same minutes as the code says');
+  t.same(timer.Timer?.Unit, ['onionbox-trial.service']);
+  t.same(timer.Install?.WantedBy, ['timers.target']);
+  t.ok(ENABLED_BY_IMAGE.includes('onionbox-trial.timer'), 'the image enables the timer');
+  t.notOk(ENABLED_BY_IMAGE.includes('onionbox-trial.service'), 'the service only runs from the timer');
+  const unit = parseUnit(readFileSync(`${dir}onionbox-trial.service`, 'utf8'));
+  t.same(parseUnitLines(readFileSync(`${dir}onionbox-trial.service`, 'utf8')).Service?.ExecStart, [
+    '/usr/bin/node --jitless /opt/onionbox/dist/firmware/cli/main.js slot trial-check',
+  ]);
+  t.same(unit.Service?.Type, ['oneshot']);
+  t.notOk(unit.Service?.ReadWritePaths, 'it writes nothing itself');
+  t.same(unit.Service?.PrivateNetwork, ['yes']);
+  t.match(
+    (unit.Unit?.After ?? []).join(' '),
+    /onionbox-mark-good\.service/,
+    'waits for a mark-good in flight',
+  );
+  t.ok(findCommand(['slot', 'trial-check']), 'the CLI has the step');
 });
 
 t.test('the restart after an update: a file in /run, a root oneshot that only reboots', async (t) => {

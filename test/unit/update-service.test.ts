@@ -149,6 +149,35 @@ t.test('a trial that comes back on the old version fell back; that version is ne
   t.equal(w.installer.installed.length, 1, 'not installed again');
 });
 
+t.test(
+  'a version that fell back stays refused on every later boot, under "install at night" too',
+  async (t) => {
+    const BOOT_C = '33333333-3333-4333-8333-333333333333';
+    const w = await world(t, makeRelease('1.1.0'));
+    const s = await started(t, w.deps());
+    await s.check();
+    await s.install();
+    await s.stop();
+    const back = await started(t, w.deps({ bootId: async () => BOOT_B }));
+    t.equal(back.status().phase, 'fell-back');
+    t.same(bundles(w.dir), [], "the failed version's bundle is removed at once");
+    await back.stop();
+    // a later boot, the owner's default policy: the same manifest is still on the server
+    w.settings = { ...w.settings, policy: 'night' };
+    const later = await started(t, w.deps({ bootId: async () => BOOT_C }));
+    t.same(later.status().failed, ['1.1.0'], 'the failed version is kept on disk');
+    await t.rejects(later.check(), { code: 'OBX_ERR_UPDATE_FAILED_BEFORE' });
+    await t.rejects(later.install(), { code: 'OBX_ERR_UPDATE_NOTHING_TO_INSTALL' });
+    t.equal(w.installer.installed.length, 1, 'never installed again');
+    t.same(bundles(w.dir), [], 'nothing is downloaded for it');
+    // a newer release is an update again
+    publish(w.releases, makeRelease('1.1.1'));
+    const st = await later.check();
+    t.equal(st.target, '1.1.1');
+    t.same(st.failed, ['1.1.0']);
+  },
+);
+
 t.test('the onion service down: the mirror answers; both down: the reasons in words', async (t) => {
   const release = makeRelease('1.2.0');
   const w = await world(t, release);
