@@ -71,10 +71,18 @@ export async function buildRaucBundle(input: BundleInput): Promise<void> {
       join(dir, 'manifest.raucm'),
       renderRaucManifest({ compatible: input.compatible, version: input.version, image }),
     );
-    await execFileP('rauc', ['bundle', `--cert=${input.cert}`, `--key=${input.key}`, dir, input.out], {
-      timeout: 30 * 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    }).catch((err: { stderr?: string; message: string }) => {
+    // xz in 1 MiB blocks, not mksquashfs's default gzip in 128 KiB: the bundle is what every box downloads
+    // through tor (a 1 GB root
+    // slot with 414 MB of files: 182 MB with gzip, 155 MB with xz; see BENCHMARKS.md)
+    const squashfs = '--mksquashfs-args=-comp xz -b 1M';
+    await execFileP(
+      'rauc',
+      ['bundle', `--cert=${input.cert}`, `--key=${input.key}`, squashfs, dir, input.out],
+      {
+        timeout: 30 * 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    ).catch((err: { stderr?: string; message: string }) => {
       throw new Error(`rauc bundle failed: ${(err.stderr ?? err.message).trim()}`);
     });
   } finally {
