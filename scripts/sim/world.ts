@@ -124,7 +124,9 @@ export interface WorldOptions {
   /**
    * A censoring ISP (scripts/sim/censor.ts): from before the box starts, the internet drops TCP from the
    * box's side to every relay's ORPort and DirPort (the authorities' among them), never to bridges.
-   * `World.censor` turns it off and on while the world runs.
+   * `World.censor` turns it off and on while the world runs. With `obfs4Bridge` too, that bridge's line
+   * is the test network's `builtinBridges` (firmware/tor/test-network.ts): the box's connection assist
+   * finds it by itself, as a real box tries the release's built-in lines.
    */
   censored?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
@@ -911,9 +913,20 @@ async function startOnionboxd(b: Build): Promise<void> {
       mode: 0o600,
     });
   const testNetwork = join(b.dir, 'test-network.json');
+  // behind the censor, the network's obfs4 bridge stands in for the release's built-in lines (data the
+  // box reads as a real box reads its own; the release's would dial addresses this world does not have)
+  const builtinBridges = opts.censored && privnet.obfs4Bridge ? [privnet.obfs4Bridge.line] : undefined;
   writeFileSync(
     testNetwork,
-    `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        torrc: privnet.clientTorrcLines,
+        checkUrl: `http://${HOSTNAME}/api/ip`,
+        ...(builtinBridges ? { builtinBridges } : {}),
+      },
+      null,
+      2,
+    )}\n`,
   );
   // dnsmasq's own unit, as systemd runs it on a Pi (its user, capabilities, restart on a new config):
   // onionboxd only writes the config (issue 23)
