@@ -304,7 +304,7 @@ async function main(): Promise<number> {
       say(
         'the box has no bridge: its connection assist should notice that Tor is blocked and try its built-in',
       );
-      say('bridge lines by itself (in this world, the obfs4 bridge above); this takes 2-3 minutes');
+      say('bridge lines by itself (in this world, the obfs4 bridge above); this takes a minute or two');
     } else if (censored) {
       say('the internet censors; the box has the obfs4 bridge in its settings');
     }
@@ -348,7 +348,12 @@ async function main(): Promise<number> {
     } else {
       say(`the box is routing after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (findsItself) {
-        const found = foundBridge(world.boxStateDir);
+        // the assist stores the bridge just after tor routes with it
+        let found = foundBridge(world.boxStateDir);
+        for (let i = 0; i < 50 && !found; i++) {
+          await sleep(300);
+          found = foundBridge(world.boxStateDir);
+        }
         say(
           found
             ? `the box found its bridge by itself (${found.source}) and stored it: ${found.lines.join(' | ')}`

@@ -201,6 +201,7 @@ t.test(
     // it routes by itself: the assist's words on the way, the bridge it stored, a LAN device's fetch
     await waitOut(run, /a LAN device (fetched|could not fetch)/, 600_000, dir);
     const out = run.out();
+    t.comment(out);
     t.match(out, /the box says: Your internet provider seems to block Tor\. Trying a bridge \(1 of 1\)/);
     t.match(out, /the box says: Connected through a obfs4 bridge the box found\./);
     t.match(out, /the box is routing after \d+\.\d s/);
