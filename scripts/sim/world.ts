@@ -129,6 +129,12 @@ export interface WorldOptions {
    * finds it by itself, as a real box tries the release's built-in lines.
    */
   censored?: boolean;
+  /**
+   * Whether the obfs4 bridge is the test network's built-in line (default: with `censored` and
+   * `obfs4Bridge`). false: the box has only the release's lines, which this world cannot reach (a test of
+   * the owner's own line, without the box's find racing it).
+   */
+  builtinBridge?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -915,7 +921,8 @@ async function startOnionboxd(b: Build): Promise<void> {
   const testNetwork = join(b.dir, 'test-network.json');
   // behind the censor, the network's obfs4 bridge stands in for the release's built-in lines (data the
   // box reads as a real box reads its own; the release's would dial addresses this world does not have)
-  const builtinBridges = opts.censored && privnet.obfs4Bridge ? [privnet.obfs4Bridge.line] : undefined;
+  const builtin = opts.builtinBridge ?? opts.censored === true;
+  const builtinBridges = builtin && privnet.obfs4Bridge ? [privnet.obfs4Bridge.line] : undefined;
   writeFileSync(
     testNetwork,
     `${JSON.stringify(
