@@ -61,10 +61,20 @@ t.test(
       240_000,
     );
     t.ok(routed);
-    const config = JSON.parse(readFileSync(join(world.boxStateDir, 'config.json'), 'utf8')) as {
+    // the assist stores the setting just after tor routes with it (one atomic write of config.json)
+    type Stored = {
       tor: { useBridges: boolean; bridges: string[] };
       assist?: { found: { lines: string[]; source: string } | null };
     };
+    const config = await until(
+      'the bridge stored',
+      async () => {
+        const c = JSON.parse(readFileSync(join(world.boxStateDir, 'config.json'), 'utf8')) as Stored;
+        return c.assist?.found ? c : null;
+      },
+      30_000,
+    );
+    t.equal(config.tor.useBridges, true);
     t.same(config.tor.bridges, [bridge.line], 'stored: a power cut loses nothing');
     t.equal(config.assist?.found?.source, 'builtin');
 
