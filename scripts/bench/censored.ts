@@ -122,6 +122,8 @@ async function run(variant: Variant): Promise<BenchResult[]> {
     censored,
     obfs4Bridge: variant === 'obfs4' || variant === 'obfs4-later' || variant === 'obfs4-found',
     webtunnelBridge: variant === 'webtunnel',
+    // the owner's line is measured alone: the box's own find (obfs4-found) must not race it
+    ...(variant === 'obfs4-later' ? { builtinBridge: false } : {}),
     ...(variant === 'obfs4' ? { boxConfig: withBridge((p) => p.obfs4Bridge?.line) } : {}),
     ...(variant === 'webtunnel' ? { boxConfig: withBridge((p) => p.webtunnelBridge?.line) } : {}),
   });
