@@ -6,7 +6,7 @@
  *   - tor's events on the bus: `tor:client-status` (STATUS_CLIENT BOOTSTRAP with WARNING, REASON,
  *     RECOMMENDATION; STATUS_GENERAL CLOCK_SKEW), `tor:status` (ready, an exit circuit built: what
  *     "reached routing" means here, fed as progress 100; tor's own "Bootstrapped 100%" is fed as 99,
- *     since it can come before an exit is usable);
+ *     since it can come before an exit is usable; not ready any more is `lost`);
  *   - `clock:set` from the clock service (firmware/tor/clock.ts, the one place the clock is set, with
  *     CAP_SYS_TIME on the box): tor then retries at once;
  *   - the WAN: the link (the interface's carrier) and the lease (the WAN lease watcher), read at every tick;
@@ -184,6 +184,7 @@ export class ConnectionAssist {
       bus.on('tor:status', 'assist', (s: TorStatus) => {
         if (s.ready && !this.#wasReady)
           this.#feed({ type: 'bootstrap', at: this.#now(), progress: 100, severity: 'NOTICE' });
+        else if (!s.ready && this.#wasReady) this.#feed({ type: 'lost', at: this.#now() });
         this.#wasReady = s.ready;
       }),
       bus.on('clock:set', 'assist', () => {

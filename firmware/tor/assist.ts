@@ -15,7 +15,8 @@
  *   trying       uses one candidate after the other (`use-bridges`), each for at most TRY_MS, and keeps
  *                the first that reaches routing (`keep`)
  *   exhausted    none did (the owner's bridges come back: `restore`)
- *   connected    tor reached routing (directly, with the owner's bridges, or with a candidate)
+ *   connected    tor reached routing (directly, with the owner's bridges, or with a candidate); tor
+ *                losing routing later (`lost`) is connecting again, so a stall is noticed again
  *
  * "Tor is blocked here" (an owner setting) skips the direct attempt: the box starts with the try-list.
  */
@@ -91,6 +92,8 @@ export type AssistEvent =
   /** The candidate at `index` could not even be tried (tor refused its torrc): the next one at once. */
   | { type: 'try-failed'; at: number; index: number }
   | { type: 'owner-consents'; at: number }
+  /** tor no longer routes (its exit circuits lost, tor restarted): from connected, connecting again. */
+  | { type: 'lost'; at: number }
   | { type: 'tick'; at: number };
 
 export type AssistAction =
@@ -268,6 +271,10 @@ export function stepAssist(s: AssistState, ev: AssistEvent): Step {
     case 'try-failed':
       if (s.phase !== 'trying' || ev.index !== s.index) return { state: s, actions: [] };
       return tryCandidate(s, s.index + 1, ev.at);
+    case 'lost':
+      // the way it connected is kept (shown again if it routes again); stalling now counts from here
+      if (s.phase !== 'connected') return { state: s, actions: [] };
+      return { state: at(s, 'connecting', ev.at, { progress: 0 }), actions: [] };
     case 'owner-consents':
       if (s.phase !== 'blocked' || !s.ownBridges) return { state: s, actions: [] };
       return {

@@ -15,8 +15,10 @@
  * `--censored`: the internet censors (scripts/sim/censor.ts): TCP to every relay's ORPort and DirPort is
  * dropped, bridges are not blocked, and the private network runs an obfs4 bridge and a webtunnel bridge
  * (behind a TLS front with a test CA) whose lines are printed.
- * The box then reaches tor only once it has that bridge (the page's Settings > Bridges, or `onionbox tor
- * bridges LINE`); `--configure-bridge` starts the box with the line already in its settings.
+ * The box has no bridge in its settings: its connection assist notices that tor is blocked and tries its
+ * built-in bridge lines, which in this world name the obfs4 bridge (the test network's `builtinBridges`),
+ * stores the one that routes, and a LAN device's fetch through it is printed. `--configure-bridge` starts
+ * the box with the obfs4 line already in its settings instead.
  *
  * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--work DIR] [--port 8080] [--bridge]
  *        [--censored [--configure-bridge]]
@@ -126,6 +128,33 @@ async function status(stateDir: string): Promise<Record<string, unknown> | null>
   } catch {
     return null;
   }
+}
+
+/** The bridge the box's connection assist found and stored (its config.json's `assist.found`), if any. */
+function foundBridge(stateDir: string): { source: string; lines: string[] } | null {
+  try {
+    const c = JSON.parse(readFileSync(join(stateDir, 'config.json'), 'utf8')) as {
+      assist?: { found?: { source?: unknown; lines?: unknown } | null };
+    };
+    const f = c.assist?.found;
+    if (!f || typeof f.source !== 'string' || !Array.isArray(f.lines)) return null;
+    return { source: f.source, lines: f.lines.filter((l): l is string => typeof l === 'string') };
+  } catch {
+    return null;
+  }
+}
+
+/** The LAN device's first fetch through the box (tried for up to a minute): the address the site saw. */
+async function lanFetch(world: World): Promise<string | null> {
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    const body = await world
+      .exec(world.netns.lan, 'curl', ['-s', '-m', '10', `http://${HOSTNAME}/ip`], 15_000)
+      .catch(() => '');
+    if (body.trim()) return body.trim();
+    await sleep(500);
+  }
+  return null;
 }
 
 async function main(): Promise<number> {
@@ -263,24 +292,29 @@ async function main(): Promise<number> {
       }
       say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
     };
-    // behind the censor with no bridge in its settings, the box waits for its owner: say so first
-    const waitsForOwner = censored && !configureBridge;
-    if (waitsForOwner) {
+    // behind the censor with no bridge in its settings, the box finds one by itself: that takes minutes
+    // (tor must stall first), so the page's address comes first and the box's own words while it works
+    const findsItself = censored && !configureBridge;
+    if (findsItself) {
       tellPage();
       say('');
       say(
         "the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked",
       );
-      say("the box's tor cannot connect until it has a bridge: paste a bridge line above under Settings >");
-      say(`Bridges, or run:  onionbox tor bridges "${bridge?.line ?? 'LINE'}"`);
+      say(
+        'the box has no bridge: its connection assist should notice that Tor is blocked and try its built-in',
+      );
+      say('bridge lines by itself (in this world, the obfs4 bridge above); this takes a minute or two');
     } else if (censored) {
       say('the internet censors; the box has the obfs4 bridge in its settings');
     }
 
-    // tor's bootstrap, as the box reports it (no deadline while the box waits for its owner's bridge)
+    // tor's bootstrap and the assist's words, as the box reports them
     let last = -1;
     let lastTor = '';
-    const deadline = waitsForOwner ? Number.POSITIVE_INFINITY : Date.now() + 180_000;
+    let lastAssist = '';
+    const deadline = Date.now() + (findsItself ? 480_000 : 180_000);
+    let routing = false;
     for (;;) {
       const s = await status(world.boxStateDir);
       const progress = Number(s?.torProgress ?? 0);
@@ -293,15 +327,47 @@ async function main(): Promise<number> {
         say(`box tor: ${tor} (see ${join(work, 'onionboxd.log')})`);
       }
       lastTor = tor;
-      if (s?.state === 'routing') break;
-      if (Date.now() > deadline) {
-        say(`the box is not routing yet (state ${String(s?.state)}); see ${join(work, 'onionboxd.log')}`);
+      const assist = String(s?.assist ?? '');
+      if (findsItself && s && assist !== lastAssist && assist !== 'not started') {
+        say(`the box says: ${assist}`);
+        lastAssist = assist;
+      }
+      if (s?.state === 'routing') {
+        routing = true;
         break;
       }
+      if (Date.now() > deadline) break;
       await sleep(300);
     }
-    say(`the box is routing after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    if (!waitsForOwner) tellPage();
+    if (!routing) {
+      say(`the box is not routing yet; see ${join(work, 'onionboxd.log')}`);
+      if (censored) {
+        say(`give it a bridge line yourself:  onionbox tor bridges "${bridge?.line ?? 'LINE'}"`);
+      }
+      if (!findsItself) tellPage();
+    } else {
+      say(`the box is routing after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (findsItself) {
+        // the assist stores the bridge just after tor routes with it
+        let found = foundBridge(world.boxStateDir);
+        for (let i = 0; i < 50 && !found; i++) {
+          await sleep(300);
+          found = foundBridge(world.boxStateDir);
+        }
+        say(
+          found
+            ? `the box found its bridge by itself (${found.source}) and stored it: ${found.lines.join(' | ')}`
+            : 'the box routes, but it stored no bridge it found (see onionboxd.log)',
+        );
+      }
+      if (!findsItself) tellPage();
+      const seen = await lanFetch(world);
+      say(
+        seen
+          ? `a LAN device fetched http://${HOSTNAME}/ip through the box: ${seen} (the exit's address)`
+          : `a LAN device could not fetch http://${HOSTNAME}/ip yet; try: onionbox sim exec -- curl http://${HOSTNAME}/ip`,
+      );
+    }
   } catch (err) {
     say(`failed: ${(err as Error).message}`);
     await stop('failure');

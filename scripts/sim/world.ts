@@ -124,9 +124,17 @@ export interface WorldOptions {
   /**
    * A censoring ISP (scripts/sim/censor.ts): from before the box starts, the internet drops TCP from the
    * box's side to every relay's ORPort and DirPort (the authorities' among them), never to bridges.
-   * `World.censor` turns it off and on while the world runs.
+   * `World.censor` turns it off and on while the world runs. With `obfs4Bridge` too, that bridge's line
+   * is the test network's `builtinBridges` (firmware/tor/test-network.ts): the box's connection assist
+   * finds it by itself, as a real box tries the release's built-in lines.
    */
   censored?: boolean;
+  /**
+   * Whether the obfs4 bridge is the test network's built-in line (default: with `censored` and
+   * `obfs4Bridge`). false: the box has only the release's lines, which this world cannot reach (a test of
+   * the owner's own line, without the box's find racing it).
+   */
+  builtinBridge?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -911,9 +919,21 @@ async function startOnionboxd(b: Build): Promise<void> {
       mode: 0o600,
     });
   const testNetwork = join(b.dir, 'test-network.json');
+  // behind the censor, the network's obfs4 bridge stands in for the release's built-in lines (data the
+  // box reads as a real box reads its own; the release's would dial addresses this world does not have)
+  const builtin = opts.builtinBridge ?? opts.censored === true;
+  const builtinBridges = builtin && privnet.obfs4Bridge ? [privnet.obfs4Bridge.line] : undefined;
   writeFileSync(
     testNetwork,
-    `${JSON.stringify({ torrc: privnet.clientTorrcLines, checkUrl: `http://${HOSTNAME}/api/ip` }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        torrc: privnet.clientTorrcLines,
+        checkUrl: `http://${HOSTNAME}/api/ip`,
+        ...(builtinBridges ? { builtinBridges } : {}),
+      },
+      null,
+      2,
+    )}\n`,
   );
   // dnsmasq's own unit, as systemd runs it on a Pi (its user, capabilities, restart on a new config):
   // onionboxd only writes the config (issue 23)

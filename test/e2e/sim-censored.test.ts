@@ -150,7 +150,15 @@ t.test(
   { skip, timeout: 420_000 },
   async (t) => {
     const dir = tmpDir(t);
-    const world = await startWorld(t, { prefix: uniquePrefix(), dir, obfs4Bridge: true, censored: true });
+    // the box's own find (the connection assist with the bridge as its built-in line) is
+    // sim-censored-assist.test.ts: here only the owner's line may get it through
+    const world = await startWorld(t, {
+      prefix: uniquePrefix(),
+      dir,
+      obfs4Bridge: true,
+      censored: true,
+      builtinBridge: false,
+    });
     const bridge = world.privnet.obfs4Bridge;
     if (!bridge) throw new Error('no bridge');
     const dropped = await until(

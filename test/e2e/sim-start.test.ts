@@ -3,7 +3,8 @@
  * with its own namespace prefix and directory and onionboxd from source: progress and the page's address
  * on the terminal, one simulator at a time, a crashed run cleaned up by the next start, and SIGTERM
  * leaving nothing behind (namespaces, /etc/netns, processes, files). `--censored`: the world says it
- * censors and prints its bridges, the box waits for its owner's bridge line, then routes through it.
+ * censors and prints its bridges; the box, with no bridge in its settings, finds the obfs4 bridge by
+ * itself (its connection assist and built-in lines), routes, and the LAN device fetches through it.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -151,8 +152,8 @@ t.test(
 );
 
 t.test(
-  'npm start -- --censored: the box waits for a bridge line, then routes through it',
-  { skip, timeout: 400_000 },
+  'npm start -- --censored: the box finds its bridge by itself, routes, the LAN device fetches',
+  { skip, timeout: 700_000 },
   async (t) => {
     const prefix = uniquePrefix();
     const parent = mkdtempSync(join(tmpdir(), 'onionbox-start-'));
@@ -162,22 +163,27 @@ t.test(
     const port = 18_900 + (process.pid % 400);
     const run = start(prefix, dir, port, ['--censored']);
     t.teardown(() => stopRun(run));
-    await waitOut(run, /the box's tor cannot connect until it has a bridge/, 240_000, dir);
-    const out = run.out();
-    t.match(out, /behind a censoring ISP/);
+    await waitOut(run, /the box has no bridge: its connection assist should notice/, 240_000, dir);
+    const early = run.out();
+    t.match(early, /behind a censoring ISP/);
     t.match(
-      out,
+      early,
       /the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked/,
     );
-    t.match(out, /a webtunnel bridge: webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\//);
-    t.notMatch(out, /the box is routing/, 'it does not claim the box routes');
-    const line = /an obfs4 bridge: (obfs4 \S+ [0-9A-F]{40} cert=\S+ iat-mode=[0-2])$/m.exec(out)?.[1];
-    if (!line) throw new Error(`no obfs4 line in:\n${out}`);
-
+    t.match(
+      early,
+      /a webtunnel bridge: webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\//,
+    );
+    t.match(
+      early,
+      /the page: +http:\/\/127\.0\.0\.1:\d+\//,
+      'the page first: finding a bridge takes minutes',
+    );
+    const line = /an obfs4 bridge: (obfs4 \S+ [0-9A-F]{40} cert=\S+ iat-mode=[0-2])$/m.exec(early)?.[1];
+    if (!line) throw new Error(`no obfs4 line in:\n${early}`);
     const info = JSON.parse(readFileSync(join(dir, 'sim.json'), 'utf8')) as {
       internet: { censored: boolean };
       box: { stateDir: string };
-      lan: { netns: string };
     };
     t.equal(info.internet.censored, true, 'sim.json says the internet censors');
     const cli = (args: string[]) =>
@@ -192,18 +198,23 @@ t.test(
       '`onionbox sim info` too',
     );
 
-    // the owner's bridge line, as the printed command gives it
-    const set = cli(['--state-dir', info.box.stateDir, 'tor', 'bridges', line]);
-    t.equal(set.status, 0, set.stdout + set.stderr);
-    await waitOut(run, /the box is routing after/, 180_000, dir);
-    const seen = spawnSync(
-      'ip',
-      ['netns', 'exec', info.lan.netns, 'curl', '-s', '-m', '20', 'http://web.sim.test/ip'],
-      { encoding: 'utf8', timeout: 30_000 },
-    );
-    t.equal(
-      seen.stdout.trim(),
-      '198.18.0.15',
+    // it routes by itself: the assist's words on the way, the bridge it stored, a LAN device's fetch
+    await waitOut(run, /a LAN device (fetched|could not fetch)/, 600_000, dir);
+    const out = run.out();
+    t.comment(out);
+    t.match(out, /the box says: Your internet provider seems to block Tor\. Trying a bridge \(1 of 1\)/);
+    t.match(out, /the box says: Connected through a obfs4 bridge the box found\./);
+    t.match(out, /the box is routing after \d+\.\d s/);
+    const found = /the box found its bridge by itself \(builtin\) and stored it: (.*)$/m.exec(out)?.[1];
+    t.equal(found, line, 'the bridge it found is the printed obfs4 bridge');
+    const stored = JSON.parse(readFileSync(join(info.box.stateDir, 'config.json'), 'utf8')) as {
+      tor: { useBridges: boolean; bridges: string[] };
+    };
+    t.equal(stored.tor.useBridges, true);
+    t.same(stored.tor.bridges, [line], "stored in the box's settings");
+    t.match(
+      out,
+      /a LAN device fetched http:\/\/web\.sim\.test\/ip through the box: 198\.18\.0\.15 \(the exit's address\)/,
       'the LAN device fetches through the bridge (the site sees the exit)',
     );
 

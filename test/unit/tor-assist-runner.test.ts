@@ -168,6 +168,31 @@ t.test("a direct connection: tor's own 100 % is not routing; readiness is", asyn
   t.same(w.tor.tried, [], 'nothing was tried');
   await w.advance(STALL_MS * 2);
   t.equal(w.assist.state.phase, 'connected', 'a stall after routing changes nothing');
+  // tor loses routing later (its circuits, a restart): not "connected" any more
+  w.tor.report({ phase: 'bootstrapping', progress: 100, summary: 'circuits lost', ready: false });
+  await w.settled();
+  t.equal(w.assist.state.phase, 'connecting');
+  t.equal(w.last()?.words, 'Connecting to Tor (0 %).');
+  await w.advance(STALL_MS);
+  t.equal(w.assist.state.phase, 'trying', 'lost for STALL_MS with a link and a lease: a bridge is tried');
+  t.same(w.tor.tried[0]?.bridges, [LINE1]);
+});
+
+t.test('routing lost and back through the bridge the box found: its words again', async (t) => {
+  const w = await world(t);
+  w.tor.line(WARN_TIMEOUT);
+  await w.settled();
+  w.tor.ready();
+  await w.settled();
+  t.equal(w.last()?.words, 'Connected through a obfs4 bridge the box found.');
+  w.tor.report({ phase: 'crashed', progress: 0, summary: 'tor exited', ready: false });
+  await w.settled();
+  t.equal(w.assist.state.phase, 'connecting', 'tor restarting is not connected');
+  w.tor.ready();
+  await w.settled();
+  t.equal(w.last()?.words, 'Connected through a obfs4 bridge the box found.');
+  t.equal(w.tor.kept, 1, 'kept once');
+  t.equal(w.tor.tried.length, 1, 'nothing else tried');
 });
 
 t.test('blocked, no own bridges: the built-in obfs4 lines, kept once tor routes, stored', async (t) => {

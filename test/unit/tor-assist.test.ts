@@ -137,6 +137,43 @@ t.test('a warning (not "ignore") or a stall makes the box check the internet', a
   t.equal(same.state.phase, 'checking', 'the same progress again is no progress');
 });
 
+t.test('routing lost later: connecting again, and a stall is noticed again', async (t) => {
+  const connected = run([start(), boot(1000, 100)]);
+  t.equal(connected.state.phase, 'connected');
+  const lost = run([{ type: 'lost', at: 5000 }], connected.state);
+  t.equal(lost.state.phase, 'connecting', 'no longer says "connected"');
+  t.equal(describeAssist(lost.state), 'Connecting to Tor (0 %).');
+  t.same(lost.actions, []);
+  const before = run([{ type: 'tick', at: 5000 + STALL_MS - 1 }], lost.state);
+  t.equal(before.state.phase, 'connecting');
+  const stalled = run([{ type: 'tick', at: 5000 + STALL_MS }], lost.state);
+  t.equal(stalled.state.phase, 'checking', 'no progress since the loss: the internet is checked');
+  t.same(stalled.actions, ['probe-internet']);
+  t.equal(run([boot(6000, 100)], lost.state).state.phase, 'connected', 'routing again');
+  // through a bridge the box found: still that bridge once it routes again
+  const found = tryList({ builtin: [OBFS] });
+  const viaBridge = run([
+    start(),
+    boot(1, 5, { severity: 'WARN', reason: 'TIMEOUT' }),
+    { type: 'internet', at: 2, answers: true },
+    { type: 'candidates', at: 3, list: found },
+    boot(4, 100),
+    { type: 'lost', at: 5 },
+    boot(6, 100),
+  ]);
+  t.equal(viaBridge.state.phase, 'connected');
+  t.same(
+    viaBridge.actions,
+    ['probe-internet', 'fetch-candidates', 'use obfs4 1/1', 'keep obfs4'],
+    'kept once',
+  );
+  t.equal(describeAssist(viaBridge.state), 'Connected through a obfs4 bridge the box found.');
+  for (const phase of ['connecting', 'trying', 'blocked'] as const) {
+    const s = { ...initialAssist(), phase };
+    t.equal(run([{ type: 'lost', at: 9 }], s).state, s, `no effect while ${phase}`);
+  }
+});
+
 t.test('offline: the internet does not answer either; checked again later', async (t) => {
   const r = run([
     start(),
@@ -261,6 +298,7 @@ t.test('invariants over random event sequences', async (t) => {
         'clock-set' as const,
         'tick' as const,
         'owner-consents' as const,
+        'lost' as const,
       ),
     }),
     fc.record({ type: fc.constant('internet' as const), answers: fc.boolean() }),
