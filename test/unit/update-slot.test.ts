@@ -210,7 +210,9 @@ t.test(
     reporter.start(); // a second start does not add a second timer
     state = 'routing';
     await reporter.sample();
-    for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+    // the file appears (open) before its text is written: wait for the text, not only the name
+    const written = () => existsSync(file) && readFileSync(file, 'utf8') !== '';
+    for (let i = 0; i < 200 && !written(); i++) await new Promise((r) => setTimeout(r, 10));
     t.equal(readFileSync(file, 'utf8'), 'routing\n');
     t.equal(statSync(file).mode & 0o777, 0o600, 'written with mode 0600');
     t.ok(reporter.requested);
