@@ -5,10 +5,14 @@
  *   nmcli -t -f DHCP4 device show eth0
  *   DHCP4.OPTION[3]:dhcp_server_identifier = 192.168.1.1
  *
+ * and the DNS servers the DHCP server offered (`domain_name_servers = A B`), which NetworkManager asks for
+ * and reports here even though the box's WAN profile has ignore-auto-dns (so IP4.DNS stays empty and
+ * NetworkManager never uses them itself): they go only into tor's private resolv.conf.
+ *
  * `parseDhcp4` is pure; `WanLeaseWatcher` asks nmcli (argument array, C locale in the child only, exit
- * code checked) at start and every interval, and reports a change of server. Anything unparsable counts
- * as "no server known": the firewall then allows DHCP broadcasts only, and the lease is still kept by
- * the rebinding broadcast.
+ * code checked) at start and every interval, and reports a change of server, address or resolvers.
+ * Anything unparsable counts as "no server known": the firewall then allows DHCP broadcasts only, and the
+ * lease is still kept by the rebinding broadcast.
  */
 import { isHostAddress, isIpv4 } from '../firewall/params.js';
 import { nmcli } from './wifi.js';
@@ -126,7 +130,8 @@ export class WanLeaseWatcher {
       this.#warned = true;
       return;
     }
-    const key = `${lease.serverId}|${lease.address}/${lease.prefix}`;
+    // a new resolver alone is a change too: tor's resolv.conf and the firewall's DNS opening follow it
+    const key = `${lease.serverId}|${lease.address}/${lease.prefix}|${(lease.resolvers ?? []).join(',')}`;
     if (key === this.#last) return;
     this.#last = key;
     this.#lease = lease;

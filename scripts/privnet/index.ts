@@ -60,6 +60,12 @@ export interface PrivnetOptions {
    * client dials the URL) and the CA's file, which a client must trust (SSL_CERT_FILE for lyrebird).
    */
   webtunnelBridge?: boolean;
+  /**
+   * The host name the webtunnel line's `url=` gives (`https://NAME/SECRET`), as a real webtunnel line
+   * does; the client must resolve it to the front's address (the simulated world's resolver answers it).
+   * The front's certificate names it. Default: the front's address itself, no name to resolve.
+   */
+  webtunnelHost?: string;
   /** Give up after this long (default 120 s). */
   timeoutMs?: number;
   /** Progress lines (default: silent). */
@@ -550,8 +556,13 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
       const address = loopback ? '127.0.0.1' : (addresses[8] ?? addresses[0] ?? '127.0.0.1');
       const [orPort, wtPort, frontPort] = loopback ? await freePorts(3) : [5012, 15000, 443];
       const fingerprint = await fingerprintOf(dataDir, 'bridge1');
-      const pki = await testPki(opts.dir, address);
-      const url = `https://${address}${frontPort === 443 ? '' : `:${frontPort}`}/${randomBytes(12).toString('hex')}`;
+      const host = opts.webtunnelHost ?? address;
+      if (
+        !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(host)
+      )
+        throw new Error(`privnet: bad webtunnel host ${host}`);
+      const pki = await testPki(opts.dir, address, host);
+      const url = `https://${host}${frontPort === 443 ? '' : `:${frontPort}`}/${randomBytes(12).toString('hex')}`;
       const lines = [
         ...networkLines,
         `DataDirectory ${dataDir}`,
@@ -855,13 +866,15 @@ function listening(child: ChildProcess, what: string): Promise<number> {
 }
 
 /**
- * A test CA and a certificate it signed for the webtunnel bridge's TLS front (its address, and the name
- * webtunnel.sim.test), made with openssl in `dir/pki`. The CA's certificate is world-readable (a client
- * running as another user, the box's tor, must read it); the keys are not. Nothing here is a secret.
+ * A test CA and a certificate it signed for the webtunnel bridge's TLS front (its address, the name
+ * webtunnel.sim.test, and the line's host when that is another name), made with openssl in `dir/pki`.
+ * The CA's certificate is world-readable (a client running as another user, the box's tor, must read
+ * it); the keys are not. Nothing here is a secret.
  */
 async function testPki(
   dir: string,
   address: string,
+  host: string,
 ): Promise<{ caFile: string; certFile: string; keyFile: string }> {
   const pki = join(dir, 'pki');
   await mkdir(pki, { recursive: true, mode: 0o711 });
@@ -896,7 +909,11 @@ async function testPki(
   ]);
   await writeFile(
     f('front.ext'),
-    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:${address},DNS:webtunnel.sim.test\n`,
+    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=${[
+      `IP:${address}`,
+      'DNS:webtunnel.sim.test',
+      ...(host !== address && host !== 'webtunnel.sim.test' ? [`DNS:${host}`] : []),
+    ].join(',')}\n`,
   );
   await execFileP('openssl', [
     'x509',

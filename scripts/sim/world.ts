@@ -10,12 +10,14 @@
  * - the internet: the private Tor network (3 authorities, 2 middles, 1 exit, optionally an obfs4 bridge
  *   and a webtunnel bridge behind a TLS front) on 198.18.0.10-.18, an HTTP server at web.sim.test (`GET
  *   /ip` answers the address it saw), and the modem: dnsmasq answering names under sim.test (the exit
- *   resolves through it) and leasing the box its WAN address for 2 minutes, so renewals happen while the
+ *   resolves through it; so does the box's lyrebird, for the webtunnel front's name) and leasing the box
+ *   its WAN address, with itself as DNS server, for 2 minutes, so renewals happen while the
  *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
- *   network by a data file (--test-network). Its nmcli is a fake that reports dhclient's lease;
+ *   network by a data file (--test-network). Its nmcli is a fake that reports dhclient's lease as
+ *   NetworkManager would (the DNS servers among its DHCP options);
  * - a LAN device whose dhclient gets its address, router and DNS from the box's DHCP server; its
  *   /etc/netns/<p>-lan/resolv.conf is written from that lease (removed at stop).
  *
@@ -94,6 +96,9 @@ export const ADDR = Object.freeze({
 export const EXIT_ADDR = ADDR.privnet[5] as string;
 export const WEB_ADDR = ADDR.privnet[6] as string;
 export const HOSTNAME = 'web.sim.test';
+/** The webtunnel bridge's TLS front: its line's `url=` names this host, which the modem's resolver answers. */
+export const WEBTUNNEL_HOST = 'webtunnel.sim.test';
+export const WEBTUNNEL_ADDR = ADDR.privnet[8] as string;
 export const BOX_WAN_IF = 'eth0';
 export const BOX_LAN_IF = 'wlan0';
 export const LAN_IF = 'eth0';
@@ -116,7 +121,9 @@ export interface WorldOptions {
   obfs4Bridge?: boolean;
   /**
    * Run a webtunnel bridge on the private network: webtunnel-server behind a TLS front on 198.18.0.18:443
-   * whose certificate the network's test CA signed (its line is in `privnet.webtunnelBridge`). The box's
+   * whose certificate the network's test CA signed (its line is in `privnet.webtunnelBridge`). The line's
+   * `url=` names the front by host name (webtunnel.sim.test), which the modem's resolver answers: the box's
+   * lyrebird resolves it through tor's private resolv.conf (the WAN lease's DNS server). The box's
    * tor unit gets SSL_CERT_FILE naming that CA, so lyrebird's webtunnel client trusts the front: the one
    * difference from a Pi, where a real webtunnel bridge has a publicly trusted certificate.
    */
@@ -347,6 +354,7 @@ export function modemArgs(o: {
     '--no-poll',
     '--log-facility=-',
     `--address=/${HOSTNAME}/${WEB_ADDR}`,
+    `--address=/${WEBTUNNEL_HOST}/${WEBTUNNEL_ADDR}`,
     // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
     '--address=/#/',
     `--dhcp-range=${ADDR.boxWan},${o.lastAddress ?? ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
@@ -362,10 +370,15 @@ request subnet-mask, broadcast-address, routers, domain-name-servers, dhcp-lease
         dhcp-server-identifier, dhcp-renewal-time, dhcp-rebinding-time;
 `;
 
-/** The box's dhclient.conf: asks only for what a router needs, sends no host name or vendor id. */
+/**
+ * The box's dhclient.conf: sends no host name or vendor id, and asks for the DNS servers as
+ * NetworkManager's DHCP client always does (its option table requests domain_name_servers whatever the
+ * profile's ignore-auto-dns says; the box's profile ignores them for its own resolv.conf, and onionboxd
+ * reads them from `nmcli -t -f DHCP4 device show` for tor's private resolv.conf only).
+ */
 export const DHCLIENT_CONF = `# onionbox simulator: the box's DHCP client sends nothing about itself
-request subnet-mask, broadcast-address, routers, dhcp-lease-time, dhcp-server-identifier,
-        dhcp-renewal-time, dhcp-rebinding-time;
+request subnet-mask, broadcast-address, routers, domain-name-servers, dhcp-lease-time,
+        dhcp-server-identifier, dhcp-renewal-time, dhcp-rebinding-time;
 send dhcp-client-identifier = hardware;
 `;
 
@@ -798,6 +811,7 @@ function startPrivateTorNetwork(b: Build): void {
     exitResolvConf: resolvConf,
     obfs4Bridge: b.opts.obfs4Bridge === true,
     webtunnelBridge: b.opts.webtunnelBridge === true,
+    webtunnelHost: WEBTUNNEL_HOST,
     log: (l) => b.log(`privnet: ${l}`),
     onSpawn: (name, pid) => {
       b.others.push({ name, pid });

@@ -12,19 +12,31 @@
  *     the line with `onionbox tor bridges` (the page's path: checked, applied, stored) and the box routes.
  *   - With a webtunnel bridge's line (webtunnel-server behind a TLS front on 198.18.0.18:443 whose
  *     certificate the private network's test CA signed; the box's tor unit has SSL_CERT_FILE naming that
- *     CA, the world's one difference from a Pi), the same from an empty data directory: the capture holds
- *     only TCP to the front's port 443 (the line's address is a placeholder, never dialled).
+ *     CA, the world's one difference from a Pi), the same from an empty data directory. The line's `url=`
+ *     names the front (https://webtunnel.sim.test/...): lyrebird resolves it through tor's private
+ *     resolv.conf, which onionboxd wrote from the WAN lease's DNS server (the modem, as nmcli reports the
+ *     DHCP server's offer), and the firewall lets only tor's uid ask that resolver. The capture holds DNS
+ *     to that resolver (before the first packet to the front) and TCP to the front's port 443 only (the
+ *     line's address is a placeholder, never dialled); root on the box asks the resolver in vain.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../firmware/config/schema.js';
-import { ADDR, EXIT_ADDR, HOSTNAME, uniquePrefix } from '../../scripts/sim/world.js';
+import {
+  ADDR,
+  EXIT_ADDR,
+  HOSTNAME,
+  uniquePrefix,
+  WEBTUNNEL_ADDR,
+  WEBTUNNEL_HOST,
+} from '../../scripts/sim/world.js';
 import { describeFrame, parsePcap, rootSkipReason } from '../helpers/netns.js';
 import {
   boxStatus,
   cli,
   cliAsync,
+  dnsQuery,
   lanCurl,
   lastCurlFailure,
   macOf,
@@ -229,8 +241,10 @@ t.test(
     if (!bridge) throw new Error('no webtunnel bridge');
     t.match(
       bridge.line,
-      /^webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\/[0-9a-f]{24} ver=0\.0\.1$/,
+      /^webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/webtunnel\.sim\.test\/[0-9a-f]{24} ver=0\.0\.1$/,
+      'the line names its front by host name, as a real one does',
     );
+    t.equal(bridge.address, WEBTUNNEL_ADDR);
     t.notOk(
       world.censor.blocked.some((e) => e.address === bridge.address),
       "the censor does not know the bridge's front",
@@ -241,6 +255,24 @@ t.test(
     const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
     t.match(kernel, /tcp dport (\{ )?443/, "the firewall opens TCP 443 for tor's uid (webtunnel)");
     t.notMatch(kernel, /192\.0\.2\.3/, 'the placeholder address is not in the relay set');
+    // the name's way: the lease's DNS server (as nmcli reports it), in tor's resolv.conf and the firewall
+    t.match(
+      readFileSync(join(dir, 'run', 'tor-resolv.conf'), 'utf8'),
+      new RegExp(`^nameserver ${ADDR.dns.replace(/\./g, '\\.')}$`, 'm'),
+      "tor's private resolv.conf names the WAN lease's resolver",
+    );
+    const dnsRules = kernel.split('\n').filter((l) => /th [sd]port 53\b/.test(l) && l.includes(ADDR.dns));
+    t.match(
+      dnsRules.join('\n'),
+      /meta skuid \S+ ip daddr (\{ )?198\.18\.0\.53( \})? meta l4proto \{ tcp, udp \} th dport 53 accept/,
+      "the firewall opens DNS to the lease's resolver for tor's uid",
+    );
+    for (const l of dnsRules)
+      t.match(
+        l.trim(),
+        /^(meta skuid \S+ ip daddr|ct state established ct direction reply ip saddr) (\{ )?198\.18\.0\.53\b/,
+        `and for no one else: ${l.trim()}`,
+      );
 
     await until(
       'routing through webtunnel',
@@ -256,18 +288,44 @@ t.test(
     t.equal(seen.trim(), EXIT_ADDR, 'the LAN device reaches the web through the webtunnel bridge');
     const circuits = cli(world, ['tor', 'circuits']);
     t.match(circuits.stdout, /BUILT\s+\S+\s+bridge1 ->/, 'circuits start at the webtunnel bridge');
+    // the resolver answers tor's uid, and only tor's uid: root on the box (and so any other uid) is dropped
+    t.equal(
+      await dnsQuery(world, world.netns.box, 'debian-tor', ADDR.dns, WEBTUNNEL_HOST),
+      WEBTUNNEL_ADDR,
+      "as tor's uid the box's resolver query is answered with the front's address",
+    );
+    t.equal(
+      await dnsQuery(world, world.netns.box, null, ADDR.dns, WEBTUNNEL_HOST),
+      null,
+      'as root the same query never leaves the box',
+    );
 
     await world.stop();
     const frames = parsePcap(readFileSync(world.captureFile ?? ''));
-    const tcp = frames.filter((f) => f.srcMac === boxMac && f.etherType === 0x0800 && f.proto === 6);
+    const fromBox = frames.filter((f) => f.srcMac === boxMac && f.etherType === 0x0800);
+    const isDns = (f: (typeof frames)[number]) => (f.proto === 6 || f.proto === 17) && f.dport === 53;
+    const tcp = fromBox.filter((f) => f.proto === 6 && !isDns(f));
     t.ok(tcp.length > 10, `the box talked over TCP (${tcp.length} frames)`);
     t.same(
       [...new Set(tcp.map((f) => `${f.dst}:${f.dport}`))],
       [`${bridge.address}:${bridge.port}`],
       "every TCP packet went to the webtunnel front's port 443",
     );
+    const dns = fromBox.filter(isDns);
+    t.same(
+      [...new Set(dns.map((f) => `${f.dst}:${f.dport}`))],
+      [`${ADDR.dns}:53`],
+      `every DNS packet went to the WAN lease's resolver (${dns.length} frames)`,
+    );
+    const firstDns = fromBox.findIndex(isDns);
+    const firstFront = fromBox.findIndex((f) => f.proto === 6 && f.dst === bridge.address);
+    t.ok(
+      firstDns >= 0 && firstDns < firstFront,
+      'the box asked the resolver before its first packet to the front: the name was resolved',
+    );
     const known = new Set([
       ADDR.modem,
+      ADDR.dns, // the box asks for the resolver's link address (ARP) before tor's first lookup
       EXIT_ADDR,
       ...world.privnet.relays.map((r) => r.address),
       bridge.address,
@@ -277,11 +335,12 @@ t.test(
       addr: ADDR.boxWan,
       relays: new Set([`${bridge.address}:${bridge.port}`]),
       known,
+      resolvers: new Set([ADDR.dns]),
     });
     t.same(
       leaks.slice(0, 10).map(describeFrame),
       [],
-      'nothing else left the box: ARP, DHCP and the front only',
+      "nothing else left the box: ARP, DHCP, the lease's resolver and the front only",
     );
   },
 );

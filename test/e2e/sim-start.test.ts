@@ -172,7 +172,7 @@ t.test(
     );
     t.match(
       early,
-      /a webtunnel bridge: webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/198\.18\.0\.18\//,
+      /a webtunnel bridge: webtunnel 192\.0\.2\.3:1 [0-9A-F]{40} url=https:\/\/webtunnel\.sim\.test\//,
     );
     t.match(
       early,

@@ -124,21 +124,73 @@ export async function macOf(w: World, ns: string, ifname: string): Promise<strin
 
 /**
  * The box's frames on a WAN wire that are not ARP about its address, its DHCP client (68 -> 67, to
- * broadcast or a known server), or TCP from its address to a relay. Pure.
+ * broadcast or a known server), TCP from its address to a relay, or (given `resolvers`) DNS from its
+ * address to one of those resolvers. Pure.
  */
 export function wanLeaks(
   frames: Frame[],
-  o: { mac: string; addr: string; relays: Set<string>; known: Set<string> },
+  o: {
+    mac: string;
+    addr: string;
+    relays: Set<string>;
+    known: Set<string>;
+    /** The WAN's resolvers tor's uid may ask (UDP or TCP 53), for its transports; none by default. */
+    resolvers?: Set<string>;
+  },
 ): Frame[] {
+  const dns = (f: Frame) => f.src === o.addr && f.dport === 53 && (o.resolvers?.has(f.dst ?? '') ?? false);
   return frames.filter((f) => {
     if (f.srcMac !== o.mac) return false; // the internet's own frames
     if (f.etherType === 0x0806) return !(f.arpSender === o.addr && o.known.has(f.arpTarget ?? ''));
     if (f.etherType !== 0x0800) return true;
     if (f.proto === 17) {
       const dhcpClient = f.sport === 68 && f.dport === 67;
-      return !(dhcpClient && (f.dst === '255.255.255.255' || o.known.has(f.dst ?? '')));
+      return !(dhcpClient && (f.dst === '255.255.255.255' || o.known.has(f.dst ?? ''))) && !dns(f);
     }
     if (f.proto !== 6) return true;
-    return !(f.src === o.addr && o.relays.has(`${f.dst}:${f.dport}`));
+    return !(f.src === o.addr && o.relays.has(`${f.dst}:${f.dport}`)) && !dns(f);
   });
+}
+
+/**
+ * One DNS query (A record of `name`) to `server`:53 over UDP from namespace `ns`, as `user` (setpriv;
+ * null: root), by a small node child: the address answered, or null when no answer came within 3 s
+ * (the firewall dropped the query). Test code; the query goes only to the world's own resolver.
+ */
+export async function dnsQuery(
+  w: World,
+  ns: string,
+  user: string | null,
+  server: string,
+  name: string,
+): Promise<string | null> {
+  if (!/^[a-z0-9.-]{1,200}$/.test(name) || !/^[0-9.]{7,15}$/.test(server)) throw new Error('bad query');
+  const script = `
+const dgram = require('node:dgram');
+const labels = ${JSON.stringify(name)}.split('.');
+const q = Buffer.concat([
+  Buffer.from([0x4f, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+  ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+  Buffer.from([0, 0, 1, 0, 1]),
+]);
+const s = dgram.createSocket('udp4');
+const timer = setTimeout(() => { console.log('silent'); s.close(); }, 3000);
+s.on('message', (m) => {
+  clearTimeout(timer);
+  const an = m.readUInt16BE(6);
+  console.log(an > 0 ? 'answer ' + [...m.subarray(m.length - 4)].join('.') : 'empty');
+  s.close();
+});
+s.send(q, 53, ${JSON.stringify(server)});
+`;
+  const cmd = user === null ? process.execPath : 'setpriv';
+  const args =
+    user === null
+      ? ['-e', script]
+      : [`--reuid=${user}`, `--regid=${user}`, '--clear-groups', process.execPath, '-e', script];
+  const out = (await w.exec(ns, cmd, args, 15_000)).trim();
+  if (out === 'silent') return null;
+  const m = /^answer ([0-9.]+)$/.exec(out);
+  if (!m?.[1]) throw new Error(`dns probe: ${out}`);
+  return m[1];
 }
