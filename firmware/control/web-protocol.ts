@@ -30,6 +30,7 @@ import {
 } from '../config/schema.js';
 import { type ErrorName, obxError } from '../errors.js';
 import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { UPDATE_PHASES } from '../update/machine.js';
 import { NOTES_MAX_LENGTH } from '../update/manifest.js';
 import type { UpdateStatus } from '../update/service.js';
 
@@ -245,18 +246,6 @@ const WifiListSchema = Type.Array(
   { maxItems: 1024 },
 );
 
-const UPDATE_PHASES = [
-  'idle',
-  'checking',
-  'available',
-  'downloading',
-  'verifying',
-  'ready',
-  'installing',
-  'trial-boot',
-  'good',
-  'fell-back',
-] as const;
 const UpdatePolicySchema = Literals(['night', 'ask'] as const);
 const IsoTime = Str(40);
 const VersionText = Str(64);

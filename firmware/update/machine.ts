@@ -15,17 +15,20 @@
  * nothing. `running` changes only when the new version reaches routing.
  */
 
-export type UpdatePhase =
-  | 'idle'
-  | 'checking'
-  | 'available'
-  | 'downloading'
-  | 'verifying'
-  | 'ready'
-  | 'installing'
-  | 'trial-boot'
-  | 'good'
-  | 'fell-back';
+/** Every phase of the update state machine, in the order a release passes through them. */
+export const UPDATE_PHASES = [
+  'idle',
+  'checking',
+  'available',
+  'downloading',
+  'verifying',
+  'ready',
+  'installing',
+  'trial-boot',
+  'good',
+  'fell-back',
+] as const;
+export type UpdatePhase = (typeof UPDATE_PHASES)[number];
 
 export interface UpdateState {
   readonly phase: UpdatePhase;

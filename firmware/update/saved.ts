@@ -8,29 +8,17 @@ import { readFile } from 'node:fs/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { atomicWriteFile } from '../lib/atomic-write.js';
-import type { UpdatePhase, UpdateState } from './machine.js';
+import { UPDATE_PHASES, type UpdateState } from './machine.js';
 import { MANIFEST_MAX_BYTES, type Manifest, parseManifest, VERSION_PATTERN } from './manifest.js';
 import { SIGNATURE_MAX_BYTES, type TrustedKeys, verifyMinisign } from './minisign.js';
 import { MINUTES_PER_DAY } from './schedule.js';
 
 const Version = Type.String({ pattern: VERSION_PATTERN });
-const PHASES: readonly UpdatePhase[] = [
-  'idle',
-  'checking',
-  'available',
-  'downloading',
-  'verifying',
-  'ready',
-  'installing',
-  'trial-boot',
-  'good',
-  'fell-back',
-];
 
 export const SavedUpdateSchema = Type.Object(
   {
     format: Type.Literal(1),
-    phase: Type.Union(PHASES.map((p) => Type.Literal(p))),
+    phase: Type.Union(UPDATE_PHASES.map((p) => Type.Literal(p))),
     running: Version,
     target: Type.Union([Type.Null(), Version]),
     failed: Type.Array(Version, { maxItems: 256 }),
