@@ -497,17 +497,19 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
     }
     log(`started ${relays.length} relays after ${Date.now() - t0} ms`);
 
-    let bridge: (NonNullable<Privnet['obfs4Bridge']> & { dataDir: string }) | null = null;
-    if (opts.obfs4Bridge) {
-      const dataDir = join(opts.dir, 'bridge0');
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
-      const address = loopback ? '127.0.0.1' : (addresses[7] ?? addresses[0] ?? '127.0.0.1');
-      const [orPort, ptPort] = loopback ? await freePorts(2) : [5010, 5011];
-      const fingerprint = await fingerprintOf(dataDir, 'bridge0');
+    // a bridge relay of the network: its torrc (the same for every transport but the transport's own
+    // lines), then its tor
+    const startBridge = async (
+      dataDir: string,
+      nickname: string,
+      address: string,
+      orPort: number,
+      transportLines: string[],
+    ) => {
       const lines = [
         ...networkLines,
         `DataDirectory ${dataDir}`,
-        'Nickname bridge0',
+        `Nickname ${nickname}`,
         'RunAsDaemon 0',
         'ShutdownWaitLength 0',
         'SafeLogging 0',
@@ -521,8 +523,7 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         'PublishServerDescriptor 0',
         'ExitRelay 0',
         'ExitPolicy reject *:*',
-        'ServerTransportPlugin obfs4 exec /usr/bin/lyrebird',
-        `ServerTransportListenAddr obfs4 ${address}:${ptPort}`,
+        ...transportLines,
         'ExtORPort auto',
         ...(loopback ? [] : [`OutboundBindAddress ${address}`]),
         `__OwningControllerProcess ${process.pid}`,
@@ -535,7 +536,21 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         opts.onSpawn,
       );
       children.push(child);
-      names.push('bridge0');
+      names.push(nickname);
+      return child;
+    };
+
+    let bridge: (NonNullable<Privnet['obfs4Bridge']> & { dataDir: string }) | null = null;
+    if (opts.obfs4Bridge) {
+      const dataDir = join(opts.dir, 'bridge0');
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const address = loopback ? '127.0.0.1' : (addresses[7] ?? addresses[0] ?? '127.0.0.1');
+      const [orPort, ptPort] = loopback ? await freePorts(2) : [5010, 5011];
+      const fingerprint = await fingerprintOf(dataDir, 'bridge0');
+      const child = await startBridge(dataDir, 'bridge0', address, orPort ?? 0, [
+        'ServerTransportPlugin obfs4 exec /usr/bin/lyrebird',
+        `ServerTransportListenAddr obfs4 ${address}:${ptPort}`,
+      ]);
       bridge = {
         line: '',
         address,
@@ -563,39 +578,11 @@ export async function startPrivnet(opts: PrivnetOptions): Promise<Privnet> {
         throw new Error(`privnet: bad webtunnel host ${host}`);
       const pki = await testPki(opts.dir, address, host);
       const url = `https://${host}${frontPort === 443 ? '' : `:${frontPort}`}/${randomBytes(12).toString('hex')}`;
-      const lines = [
-        ...networkLines,
-        `DataDirectory ${dataDir}`,
-        'Nickname bridge1',
-        'RunAsDaemon 0',
-        'ShutdownWaitLength 0',
-        'SafeLogging 0',
-        `Log notice file ${join(dataDir, 'notice.log')}`,
-        `PidFile ${join(dataDir, 'pid')}`,
-        'AssumeReachable 1',
-        `Address ${address}`,
-        `ORPort ${address}:${orPort} IPv4Only`,
-        'SocksPort 0',
-        'BridgeRelay 1',
-        'PublishServerDescriptor 0',
-        'ExitRelay 0',
-        'ExitPolicy reject *:*',
+      const child = await startBridge(dataDir, 'bridge1', address, orPort ?? 0, [
         'ServerTransportPlugin webtunnel exec /usr/bin/webtunnel-server',
         `ServerTransportListenAddr webtunnel 127.0.0.1:${wtPort}`,
         `ServerTransportOptions webtunnel url=${url}`,
-        'ExtORPort auto',
-        ...(loopback ? [] : [`OutboundBindAddress ${address}`]),
-        `__OwningControllerProcess ${process.pid}`,
-      ];
-      await writeFile(join(dataDir, 'torrc'), `${lines.join('\n')}\n`, { mode: 0o600 });
-      const child = spawnIn(
-        opts.netns,
-        'tor',
-        ['-f', join(dataDir, 'torrc'), '--ignore-missing-torrc'],
-        opts.onSpawn,
-      );
-      children.push(child);
-      names.push('bridge1');
+      ]);
       const script = new URL(
         import.meta.url.endsWith('.ts') ? './tls-front.ts' : './tls-front.js',
         import.meta.url,
