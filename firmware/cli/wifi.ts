@@ -3,8 +3,7 @@
  * directly on this machine (as root on the box), not through onionboxd: NetworkManager is already the
  * one owner of the WAN interface, and the commands must work while the daemon is down. The passphrase
  * is never a flag (it would show in the process list): it is read from a file or from stdin.
- * $ONIONBOX_WIFI_INTERFACE stands in for --interface; $ONIONBOX_NM_CONNECTIONS_DIR moves NetworkManager's
- * keyfile directory (tests).
+ * $ONIONBOX_WIFI_INTERFACE stands in for --interface.
  */
 import { readFile } from 'node:fs/promises';
 import { obxError } from '../errors.js';
@@ -91,10 +90,7 @@ export const wifiConnectCommand: CliCommand = {
       passphrase = firstLine(await readStdin());
     }
     const { NetworkManagerWan } = await impl();
-    const st = await new NetworkManagerWan({
-      interface: iface(v),
-      connectionsDir: process.env.ONIONBOX_NM_CONNECTIONS_DIR,
-    }).connect({
+    const st = await new NetworkManagerWan({ interface: iface(v) }).connect({
       ssid: v.ssid,
       passphrase,
       hidden: v.hidden === true,

@@ -272,6 +272,9 @@ export function renderNetworkManagerConf(input: unknown): string {
   const unmanaged = [...new Set(list.map((i) => parseInterface(i, 'unmanaged')))];
   const lines = [
     '[main]',
+    // the image has no polkitd: NetworkManager allows what reaches it, and D-Bus lets only root and
+    // onionboxd's user reach it (firmware/system/dbus-1/onionbox-networkmanager.conf)
+    'auth-polkit=false',
     'dns=none',
     'rc-manager=unmanaged',
     'hostname-mode=none',
@@ -307,11 +310,6 @@ export function ethernetProfileId(iface: string): string {
   return `onionbox-wan-${iface}`;
 }
 
-/** GKeyFile string escaping for the few characters a printable-ASCII value can carry. */
-function keyfileString(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/ /g, '\\s');
-}
-
 const WAN_IP_SECTIONS = [
   '[ipv4]',
   'method=auto',
@@ -322,6 +320,22 @@ const WAN_IP_SECTIONS = [
   '[ipv6]',
   'method=disabled',
   'addr-gen-mode=stable-privacy',
+];
+
+/** WAN_IP_SECTIONS as nmcli `connection add` arguments (the upstream Wi-Fi's profile). */
+const WAN_IP_ARGS = [
+  'ipv4.method',
+  'auto',
+  'ipv4.dhcp-send-hostname',
+  'no',
+  'ipv4.dhcp-client-id',
+  'mac',
+  'ipv4.ignore-auto-dns',
+  'yes',
+  'ipv6.method',
+  'disabled',
+  'ipv6.addr-gen-mode',
+  'stable-privacy',
 ];
 
 /** Keyfile for the WAN on Ethernet: DHCP without a hostname, no IPv6, a stable random cloned MAC. */
@@ -395,43 +409,59 @@ export function validateUpstreamWifi(input: unknown): UpstreamWifi {
 }
 
 /**
- * Keyfile for the upstream Wi-Fi (mode 0600: it holds the passphrase, which so never appears in a
- * process list). The SSID is written as NetworkManager's byte list (`ssid=72;111;...;`), exact for any
- * bytes; the cloned MAC is stable and random per network (its stable-id is per SSID).
+ * nmcli's `connection add` arguments for the upstream Wi-Fi profile: everything but its secret, which
+ * never reaches an argument list (see wifiSecretsFile). NetworkManager writes the keyfile itself, as
+ * root; onionboxd cannot (NetworkManager ignores a keyfile root does not own, and loading one from disk
+ * is root's alone). The SSID goes in as its UTF-8 bytes (nmcli takes the argument's bytes as they are;
+ * parseSsid made them from text); the cloned MAC is stable and random per network (its stable-id is per
+ * SSID); the secret's flags are 0, so NetworkManager keeps the passphrase the first activation is given.
  */
-export function renderWifiKeyfile(input: unknown): string {
-  return wifiKeyfile(validateUpstreamWifi(input));
-}
-
-/** The keyfile text of an already validated UpstreamWifi. */
-export function wifiKeyfile(w: UpstreamWifi): string {
+export function wifiProfileArgs(w: UpstreamWifi): string[] {
   const id = wifiProfileId(w.ssid);
   const security =
     w.keyMgmt === 'none' || !w.passphrase
       ? []
       : [
-          '',
-          '[wifi-security]',
-          `key-mgmt=${w.keyMgmt}`,
-          `psk=${w.passphrase.kind === 'psk' ? w.passphrase.value : keyfileString(w.passphrase.value)}`,
-          ...(w.keyMgmt === 'sae' ? ['pmf=3'] : []),
+          '802-11-wireless-security.key-mgmt',
+          w.keyMgmt,
+          '802-11-wireless-security.psk-flags',
+          '0',
+          ...(w.keyMgmt === 'sae' ? ['802-11-wireless-security.pmf', 'required'] : []),
         ];
-  return `${HEADER}${[
-    '[connection]',
-    `id=${id}`,
-    `uuid=${profileUuid(id)}`,
-    'type=wifi',
-    `interface-name=${w.interface}`,
-    'autoconnect=true',
-    `stable-id=${id}`,
-    '',
-    '[wifi]',
-    'mode=infrastructure',
-    `ssid=${[...w.ssid].map((b) => `${b};`).join('')}`,
-    `hidden=${w.hidden}`,
-    'cloned-mac-address=stable',
+  return [
+    'connection',
+    'add',
+    'type',
+    'wifi',
+    'con-name',
+    id,
+    'ifname',
+    w.interface,
+    'connection.autoconnect',
+    'yes',
+    'connection.stable-id',
+    id,
+    '802-11-wireless.mode',
+    'infrastructure',
+    '802-11-wireless.ssid',
+    w.ssid.toString('utf8'),
+    '802-11-wireless.hidden',
+    w.hidden ? 'yes' : 'no',
+    '802-11-wireless.cloned-mac-address',
+    'stable',
     ...security,
-    '',
-    ...WAN_IP_SECTIONS,
-  ].join('\n')}\n`;
+    ...WAN_IP_ARGS,
+  ];
+}
+
+/**
+ * The secret of the upstream Wi-Fi as nmcli's `passwd-file` reads it (null for an open network): one
+ * `setting.property:value` line. nmcli strips unescaped spaces at either end of the value and reads
+ * backslash escapes, so a backslash is written as two and a space as `\040`; every other printable
+ * ASCII character (all a passphrase may hold) stands for itself.
+ */
+export function wifiSecretsFile(w: UpstreamWifi): string | null {
+  if (w.keyMgmt === 'none' || !w.passphrase) return null;
+  const value = w.passphrase.value.replace(/\\/g, '\\\\').replace(/ /g, '\\040');
+  return `802-11-wireless-security.psk:${value}\n`;
 }

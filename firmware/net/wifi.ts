@@ -15,14 +15,18 @@
  * Our nmcli calls: argument arrays (no shell), `-t -e yes` (split on unescaped ':' then unescape),
  * `--rescan yes` for scans, `LC_ALL=C.UTF-8 LANGUAGE=` in the child's environment only, and both the
  * exit code and the output checked (nmcli prints "Secrets were required" on stdout, sometimes with exit
- * 0). The passphrase never reaches argv or a log: it goes into the profile's keyfile (mode 0600, written
- * atomically into NetworkManager's connection directory) which `nmcli connection load` reads.
+ * 0). The passphrase never reaches argv or a log: the profile is added without it, and the activation
+ * that follows hands it to NetworkManager through nmcli's `passwd-file` (a 0600 file in a private
+ * directory, removed at once), read by nmcli as its secret agent; NetworkManager keeps it in the keyfile
+ * it writes as root (the secret's flags are 0). onionboxd's user may do this only because NetworkManager
+ * runs with `auth-polkit=false` behind a D-Bus policy that admits root and that user alone (the image
+ * has no polkitd).
  */
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ObxError, obxError } from '../errors.js';
-import { atomicWriteFile } from '../lib/atomic-write.js';
 import { exec } from '../lib/exec.js';
 import { parseInterface } from './grammar.js';
 import {
@@ -34,7 +38,13 @@ import {
   SCAN_FIELDS,
   type ScanResult,
 } from './parse.js';
-import { validateUpstreamWifi, type WifiKeyMgmt, wifiKeyfile, wifiProfileId } from './render.js';
+import {
+  validateUpstreamWifi,
+  type WifiKeyMgmt,
+  wifiProfileArgs,
+  wifiProfileId,
+  wifiSecretsFile,
+} from './render.js';
 
 export interface NmcliResult {
   readonly code: number | null;
@@ -160,13 +170,12 @@ export function keyMgmtFor(security: string): WifiKeyMgmt {
 export interface NetworkManagerWanOptions extends NmcliOptions {
   /** The upstream Wi-Fi interface (the one NetworkManager manages), e.g. wlan1. */
   readonly interface: string;
-  /** Where NetworkManager reads keyfiles (default /etc/NetworkManager/system-connections). */
-  readonly connectionsDir?: string;
+  /** Where the passphrase's passwd-file is made for one activation (default: the OS's temporary
+   * directory, private to onionboxd's unit: PrivateTmp). */
+  readonly secretsDir?: string;
   /** Seconds nmcli waits for an activation. */
   readonly waitSeconds?: number;
 }
-
-export const NM_CONNECTIONS_DIR = '/etc/NetworkManager/system-connections';
 
 /** The WAN side as NetworkManager sees it. Constructing it does nothing; each method runs nmcli. */
 export class NetworkManagerWan {
@@ -191,8 +200,9 @@ export class NetworkManagerWan {
 
   /**
    * Joins a network: validates everything first, deletes stale profiles for it (ours, and one named
-   * after the SSID, whose missing key-mgmt breaks later joins), writes the keyfile (0600) and loads it,
-   * then activates it. On failure the new profile is removed again, so a wrong passphrase is not kept.
+   * after the SSID, whose missing key-mgmt breaks later joins), adds the profile without its secret,
+   * then activates it with the secret in a passwd-file. On failure the new profile is removed again, so a
+   * wrong passphrase is not kept.
    */
   async connect(req: JoinRequest): Promise<WanStatus> {
     const wifi = validateUpstreamWifi({
@@ -203,41 +213,44 @@ export class NetworkManagerWan {
       keyMgmt: req.keyMgmt,
     });
     const id = wifiProfileId(wifi.ssid);
-    const dir = this.#opts.connectionsDir ?? NM_CONNECTIONS_DIR;
-    const file = join(dir, `${id}.nmconnection`);
     await this.#deleteProfiles((c) => c.name === id || c.name === req.ssid);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await atomicWriteFile(file, wifiKeyfile(wifi), 0o600);
+    const secrets = wifiSecretsFile(wifi);
+    const dir = secrets === null ? null : await mkdtemp(join(this.#opts.secretsDir ?? tmpdir(), 'obx-nm-'));
     try {
-      await nmcli(['connection', 'load', file], this.#opts);
-      await nmcli(
-        [
-          '--wait',
-          String(this.#opts.waitSeconds ?? 45),
-          'connection',
-          'up',
-          'id',
-          id,
-          'ifname',
-          this.interface,
-        ],
-        this.#opts,
-      );
-    } catch (err) {
-      await this.#deleteProfiles((c) => c.name === id).catch(() => undefined);
-      await unlink(file).catch(() => undefined);
-      throw err;
+      const passwdFile = dir === null ? null : join(dir, 'passwd');
+      if (passwdFile !== null && secrets !== null) {
+        await writeFile(passwdFile, secrets, { mode: 0o600, flag: 'wx' });
+      }
+      await nmcli(wifiProfileArgs(wifi), this.#opts);
+      try {
+        await nmcli(
+          [
+            '--wait',
+            String(this.#opts.waitSeconds ?? 45),
+            'connection',
+            'up',
+            'id',
+            id,
+            'ifname',
+            this.interface,
+            ...(passwdFile === null ? [] : ['passwd-file', passwdFile]),
+          ],
+          this.#opts,
+        );
+      } catch (err) {
+        await this.#deleteProfiles((c) => c.name === id).catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      if (dir !== null) await rm(dir, { recursive: true, force: true });
     }
     return this.status();
   }
 
-  /** Forgets the network (profile and keyfile). */
+  /** Forgets the network (NetworkManager deletes the profile's keyfile with it). */
   async forget(ssid: string): Promise<void> {
     const id = wifiProfileId(validateUpstreamWifi({ interface: this.interface, ssid }).ssid);
     await this.#deleteProfiles((c) => c.name === id);
-    await unlink(join(this.#opts.connectionsDir ?? NM_CONNECTIONS_DIR, `${id}.nmconnection`)).catch(
-      () => undefined,
-    );
   }
 
   /** Disconnects the interface (through node-wifi: see the header). */

@@ -63,7 +63,6 @@ export function fakeNmcli(t: Test, world: FakeWorld) {
   const read = () => JSON.parse(readFileSync(state, 'utf8')) as FakeWorld & { calls?: FakeCall[] };
   return {
     dir,
-    connectionsDir: join(dir, 'system-connections'),
     read,
     calls: () => read().calls ?? [],
     update(fn: (w: FakeWorld) => void) {

@@ -6,122 +6,27 @@
  * Installer.InstallBundle; everyone else nothing; root everything. `onionbox` is played by `nobody`,
  * another local user by `daemon` (the policy's user name is the only thing changed).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { busCall, DBUS_POLICY_TOOLS, policyBus } from '../helpers/dbus-policy.js';
 import { rootSkipReason } from '../helpers/netns.js';
-import { tmpDir } from '../helpers/tmp.js';
 
-const execFileP = promisify(execFile);
 const POLICY = new URL('../../firmware/system/dbus-1/onionbox-rauc.conf', import.meta.url).pathname;
 const DEBIAN = new URL('../fixtures/update/debian-rauc-service.conf', import.meta.url).pathname;
-const skip = rootSkipReason(['dbus-daemon', 'dbus-test-tool', 'gdbus', 'runuser']);
+const skip = rootSkipReason(DBUS_POLICY_TOOLS);
 
-function busConfig(socket: string, includes: string[]): string {
-  return `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=${socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-${includes.map((f) => `  <include>${f}</include>`).join('\n')}
-</busconfig>
-`;
-}
-
-async function bus(t: Parameters<typeof tmpDir>[0], withOurs: boolean): Promise<string> {
-  const dir = tmpDir(t, 'obx-dbus-');
-  chmodSync(dir, 0o755);
-  const ours = join(dir, '20-onionbox-rauc.conf');
-  writeFileSync(ours, readFileSync(POLICY, 'utf8').replaceAll('user="onionbox"', 'user="nobody"'));
-  const socket = join(dir, 'bus');
-  const conf = join(dir, 'bus.conf');
-  writeFileSync(conf, busConfig(socket, withOurs ? [DEBIAN, ours] : [DEBIAN]));
-  const daemon: ChildProcess = spawn('dbus-daemon', ['--config-file', conf, '--nofork', '--nopidfile'], {
-    stdio: 'ignore',
-  });
-  t.teardown(() => {
-    daemon.kill('SIGTERM');
-  });
-  for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
-  const address = `unix:path=${socket}`;
-  const rauc = spawn('dbus-test-tool', ['echo', '--name=de.pengutronix.rauc', '--session'], {
-    env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: address },
-    stdio: 'ignore',
-  });
-  t.teardown(() => {
-    rauc.kill('SIGTERM');
-  });
-  // wait until the stand-in owns the name
-  for (let i = 0; i < 100; i++) {
-    const r = await call(
-      'root',
-      address,
-      'org.freedesktop.DBus',
-      '/org/freedesktop/DBus',
-      'org.freedesktop.DBus.NameHasOwner',
-      ['de.pengutronix.rauc'],
-    );
-    if (r.includes('true')) break;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  return address;
-}
-
-/** gdbus call as `user`: "()" (or the reply) when the bus let it through, the error text otherwise. */
-async function call(
-  user: string,
-  address: string,
-  dest: string,
-  path: string,
-  method: string,
-  args: string[],
-): Promise<string> {
-  try {
-    const { stdout } = await execFileP(
-      'runuser',
-      [
-        '-u',
-        user,
-        '--',
-        'env',
-        `DBUS_SESSION_BUS_ADDRESS=${address}`,
-        'gdbus',
-        'call',
-        '--session',
-        '--dest',
-        dest,
-        '--object-path',
-        path,
-        '--method',
-        method,
-        ...args,
-      ],
-      { timeout: 10_000 },
-    );
-    return stdout.trim();
-  } catch (err) {
-    return String((err as { stderr?: string }).stderr ?? err);
-  }
-}
+const bus = (t: Parameters<typeof policyBus>[0], withOurs: boolean) =>
+  policyBus(
+    t,
+    [
+      readFileSync(DEBIAN, 'utf8'),
+      ...(withOurs ? [readFileSync(POLICY, 'utf8').replaceAll('user="onionbox"', 'user="nobody"')] : []),
+    ],
+    'de.pengutronix.rauc',
+  );
 
 const rauc = (user: string, address: string, member: string, args: string[]) =>
-  call(user, address, 'de.pengutronix.rauc', '/', member, args);
+  busCall(user, address, 'de.pengutronix.rauc', '/', member, args);
 
 t.test(
   'onionbox may call exactly InstallBundle; other users nothing; root everything',

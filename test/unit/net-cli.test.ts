@@ -181,10 +181,6 @@ t.test('wifi scan|connect|status against the fake nmcli', async (t) => {
   const short = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase-file', `${dir}/missing`]);
   t.equal(short.code, 2);
   t.match(short.err, /ENOENT/);
-  process.env.ONIONBOX_NM_CONNECTIONS_DIR = fake.connectionsDir;
-  t.teardown(() => {
-    delete process.env.ONIONBOX_NM_CONNECTIONS_DIR;
-  });
   const wrong = `${dir}/wrong`;
   writeFileSync(wrong, 'not-the-passphrase\n');
   const refused = await cli(['wifi', 'connect', '--ssid', 'Home', '--passphrase-file', wrong]);

@@ -22,9 +22,11 @@ import {
   renderEthernetKeyfile,
   renderHostapd,
   renderNetworkManagerConf,
-  renderWifiKeyfile,
   validateAccessPoint,
+  validateUpstreamWifi,
+  wifiProfileArgs,
   wifiProfileId,
+  wifiSecretsFile,
 } from '../../firmware/net/render.js';
 
 function caught(fn: () => unknown): unknown {
@@ -79,13 +81,13 @@ t.test('golden files', async (t) => {
   golden(t, 'wan-ethernet.nmconnection', renderEthernetKeyfile({ interface: 'eth0' }));
   golden(
     t,
-    'wan-wifi.nmconnection',
-    renderWifiKeyfile({ interface: 'wlan1', ssid: 'Hotel: Lobby\\5G', passphrase: ' pass\\word#1 ' }),
+    'wan-wifi.add-args',
+    `${wifiProfileArgs(validateUpstreamWifi({ interface: 'wlan1', ssid: 'Hotel: Lobby\\5G', passphrase: ' pass\\word#1 ' })).join('\n')}\n`,
   );
   golden(
     t,
-    'wan-wifi-open.nmconnection',
-    renderWifiKeyfile({ interface: 'wlan1', ssid: 'Free', hidden: true }),
+    'wan-wifi-open.add-args',
+    `${wifiProfileArgs(validateUpstreamWifi({ interface: 'wlan1', ssid: 'Free', hidden: true })).join('\n')}\n`,
   );
 });
 
@@ -297,47 +299,81 @@ t.test('NetworkManager: chatter off, LAN unmanaged', async (t) => {
     'no list injection',
   );
   t.ok(caught(() => renderNetworkManagerConf({ unmanaged: 'wlan0' })));
-  for (const k of [
-    renderEthernetKeyfile({ interface: 'eth0' }),
-    renderWifiKeyfile({ interface: 'w', ssid: 'a' }),
+  const k = renderEthernetKeyfile({ interface: 'eth0' });
+  t.match(k, /^dhcp-send-hostname=false$/m);
+  t.match(k, /\[ipv6\]\nmethod=disabled/);
+  t.match(k, /^cloned-mac-address=stable$/m);
+  t.notMatch(k, /method=shared/, 'never shared (NAT, own DHCP and DNS)');
+  const w = wifiProfileArgs(validateUpstreamWifi({ interface: 'w', ssid: 'a' })).join(' ');
+  for (const pair of [
+    'ipv4.dhcp-send-hostname no',
+    'ipv6.method disabled',
+    '802-11-wireless.cloned-mac-address stable',
+    'ipv4.method auto',
   ]) {
-    t.match(k, /^dhcp-send-hostname=false$/m);
-    t.match(k, /\[ipv6\]\nmethod=disabled/);
-    t.match(k, /^cloned-mac-address=stable$/m);
-    t.notMatch(k, /method=shared/, 'never shared (NAT, own DHCP and DNS)');
+    t.ok(w.includes(pair), `Wi-Fi profile: ${pair}`);
   }
+  t.notMatch(w, /shared/, 'never shared (NAT, own DHCP and DNS)');
+  t.match(renderNetworkManagerConf({ unmanaged: [] }), /^auth-polkit=false$/m, 'no polkitd: D-Bus decides');
 });
 
-t.test('Wi-Fi keyfile: exact SSID bytes, escaped passphrase, per-network identity', async (t) => {
-  const k = renderWifiKeyfile({ interface: 'wlan1', ssid: 'a;b\n', passphrase: 'pass word\\x' });
-  t.match(k, /^ssid=97;59;98;10;$/m, 'byte list, even for ; and newline');
-  t.match(k, /^psk=pass\\sword\\\\x$/m, 'GKeyFile escapes');
-  t.equal(k.split('\n').filter((l) => l.startsWith('psk=')).length, 1);
-  const a = wifiProfileId(Buffer.from('Home'));
-  t.not(a, wifiProfileId(Buffer.from('Home2')), 'one profile (and MAC) per network');
-  t.match(
-    renderWifiKeyfile({ interface: 'w', ssid: 'Home', passphrase: 'x'.repeat(8) }),
-    new RegExp(`stable-id=${a}`),
-  );
-  const attacks: [string, Record<string, unknown>][] = [
-    ['passphrase newline', { passphrase: 'password\n[ipv4]' }],
-    ['open with passphrase', { keyMgmt: 'none', passphrase: 'password' }],
-    ['psk without passphrase', { keyMgmt: 'wpa-psk' }],
-    ['SSID NUL', { ssid: 'a\u0000' }],
-    ['SSID too long', { ssid: 'x'.repeat(33) }],
-    ['hidden not boolean', { hidden: 'yes' }],
-    ['keyMgmt unknown', { keyMgmt: 'wep', passphrase: 'password' }],
-  ];
-  for (const [name, patch] of attacks) {
-    t.ok(
-      isObxError(
-        caught(() => renderWifiKeyfile({ interface: 'wlan1', ssid: 'Home', ...patch })),
-        'NET_VALUE_INVALID',
-      ),
-      `${name}: refused`,
+t.test(
+  'Wi-Fi profile: exact SSID bytes, the secret only in the passwd-file, per-network identity',
+  async (t) => {
+    const w = validateUpstreamWifi({ interface: 'wlan1', ssid: 'a;b\n', passphrase: ' pass word\\x ' });
+    const args = wifiProfileArgs(w);
+    const ssid = args[args.indexOf('802-11-wireless.ssid') + 1];
+    t.same(Buffer.from(ssid ?? ''), Buffer.from('a;b\n'), 'the SSID bytes as they are, even ; and newline');
+    t.notOk(
+      args.some((a) => a.includes('pass')),
+      'the passphrase is no argument',
     );
-  }
-});
+    t.equal(args[args.indexOf('802-11-wireless-security.psk-flags') + 1], '0', 'NetworkManager keeps it');
+    t.equal(
+      wifiSecretsFile(w),
+      '802-11-wireless-security.psk:\\040pass\\040word\\\\x\\040\n',
+      'spaces and backslashes escaped as nmcli reads them',
+    );
+    t.equal(wifiSecretsFile(validateUpstreamWifi({ interface: 'w', ssid: 'Free' })), null, 'open: no secret');
+    const sae = validateUpstreamWifi({
+      interface: 'w',
+      ssid: 'S',
+      passphrase: 'x'.repeat(8),
+      keyMgmt: 'sae',
+    });
+    t.ok(
+      wifiProfileArgs(sae).join(' ').includes('802-11-wireless-security.pmf required'),
+      'SAE: PMF required',
+    );
+    const hexKey = validateUpstreamWifi({ interface: 'w', ssid: 'S', passphrase: 'AB'.repeat(32) });
+    t.equal(wifiSecretsFile(hexKey), `802-11-wireless-security.psk:${'ab'.repeat(32)}\n`, 'a raw key as is');
+    const a = wifiProfileId(Buffer.from('Home'));
+    t.not(a, wifiProfileId(Buffer.from('Home2')), 'one profile (and MAC) per network');
+    const home = wifiProfileArgs(
+      validateUpstreamWifi({ interface: 'w', ssid: 'Home', passphrase: 'x'.repeat(8) }),
+    );
+    t.equal(home[home.indexOf('connection.stable-id') + 1], a);
+    t.equal(home[home.indexOf('con-name') + 1], a);
+    const attacks: [string, Record<string, unknown>][] = [
+      ['passphrase newline', { passphrase: 'password\n[ipv4]' }],
+      ['open with passphrase', { keyMgmt: 'none', passphrase: 'password' }],
+      ['psk without passphrase', { keyMgmt: 'wpa-psk' }],
+      ['SSID NUL', { ssid: 'a\u0000' }],
+      ['SSID too long', { ssid: 'x'.repeat(33) }],
+      ['hidden not boolean', { hidden: 'yes' }],
+      ['keyMgmt unknown', { keyMgmt: 'wep', passphrase: 'password' }],
+    ];
+    for (const [name, patch] of attacks) {
+      t.ok(
+        isObxError(
+          caught(() => validateUpstreamWifi({ interface: 'wlan1', ssid: 'Home', ...patch })),
+          'NET_VALUE_INVALID',
+        ),
+        `${name}: refused`,
+      );
+    }
+  },
+);
 
 t.test('validateAccessPoint returns parsed, frozen values', async (t) => {
   const ap = validateAccessPoint(AP);

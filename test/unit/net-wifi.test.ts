@@ -4,7 +4,7 @@
  * network gone, NetworkManager not running, a stale profile's missing key-mgmt), the child-only
  * locale, and node-wifi contained (process.env restored after its require).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import t from 'tap';
 import { isObxError } from '../../firmware/errors.js';
 import { wifiProfileId } from '../../firmware/net/render.js';
@@ -45,7 +45,7 @@ function world(): FakeWorld {
         freq: 5220,
         signal: 54,
         security: 'WPA2 WPA3',
-        psk: 'lobby-guest-1',
+        psk: ' lobby\\guest 1 ',
       },
       { ssid: 'Free', bssid: 'AA:BB:CC:DD:EE:03', chan: 11, freq: 2462, signal: 41, security: '' },
       {
@@ -120,7 +120,7 @@ t.test('scan: forced rescan, exact SSIDs, child-only locale', async (t) => {
     if (saved === undefined) delete process.env.LANGUAGE;
     else process.env.LANGUAGE = saved;
   });
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
   t.same(fake.calls(), [], 'the constructor runs nothing');
   const list = await wan.scan();
   t.same(
@@ -140,42 +140,63 @@ t.test('scan: forced rescan, exact SSIDs, child-only locale', async (t) => {
   t.equal(process.env.LC_ALL, saved === undefined ? process.env.LC_ALL : process.env.LC_ALL);
 });
 
-t.test('connect: passphrase only in the 0600 keyfile, never in argv', async (t) => {
-  const fake = fakeNmcli(t, world());
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
-  const st = await wan.connect({ ssid: 'Home', passphrase: PASS });
-  t.equal(st.state, 'connected');
-  t.equal(st.address, '192.168.1.23/24');
-  t.equal(st.ssid, 'Home');
-  t.equal(st.signal, 82);
-  for (const c of fake.calls()) {
+t.test(
+  'connect: the profile without its secret, the passphrase only in a passwd-file, never in argv',
+  async (t) => {
+    const fake = fakeNmcli(t, world());
+    const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
+    const st = await wan.connect({ ssid: 'Home', passphrase: PASS });
+    t.equal(st.state, 'connected');
+    t.equal(st.address, '192.168.1.23/24');
+    t.equal(st.ssid, 'Home');
+    t.equal(st.signal, 82);
+    for (const c of fake.calls()) {
+      t.notOk(
+        c.argv.some((a) => a.includes('tr0ub4dor')),
+        `not in argv: ${c.argv.slice(0, 4).join(' ')}`,
+      );
+    }
+    const id = wifiProfileId(Buffer.from('Home'));
+    const add = fake.calls().find((c) => c.argv[0] === 'connection' && c.argv[1] === 'add');
+    t.ok(add, 'the profile is added through NetworkManager');
+    t.equal(add?.argv[add.argv.indexOf('con-name') + 1], id);
     t.notOk(
-      c.argv.some((a) => a.includes('tr0ub4dor')),
-      `not in argv: ${c.argv.slice(0, 4).join(' ')}`,
+      add?.argv.some((a) => a.endsWith('.psk')),
+      'no psk property in the add',
     );
-  }
-  const file = `${fake.connectionsDir}/${wifiProfileId(Buffer.from('Home'))}.nmconnection`;
-  t.equal(statSync(file).mode & 0o777, 0o600);
-  t.match(readFileSync(file, 'utf8'), /^psk=tr0ub4dor&3\\shorse$/m);
-  t.same(
-    fake.read().profiles?.map((p) => p.psk),
-    [PASS],
-    'NetworkManager read back exactly the passphrase (keyfile escaping round-trips)',
-  );
-  const s2 = await wan.connect({ ssid: 'Hotel: Lobby\\5G', passphrase: 'lobby-guest-1' });
-  t.equal(s2.ssid, 'Hotel: Lobby\\5G');
-  const open = await wan.connect({ ssid: 'Free' });
-  t.equal(open.ssid, 'Free', 'open network, no "undefined" passphrase anywhere');
-  t.notOk(fake.calls().some((c) => c.argv.includes('undefined')));
-  t.equal(fake.read().profiles?.length, 3, 'one profile per network');
-  await wan.forget('Free');
-  t.equal(fake.read().profiles?.length, 2, 'forget removes it');
-});
+    const up = fake.calls().find((c) => c.argv.includes('up'));
+    const pf = up?.argv[(up?.argv.indexOf('passwd-file') ?? -2) + 1];
+    t.ok(pf?.startsWith(fake.dir), 'the passwd-file is in the secrets directory');
+    t.notOk(pf && existsSync(pf), 'and removed after the activation');
+    t.same(
+      readdirSync(fake.dir).filter((f) => f.startsWith('obx-nm-')),
+      [],
+      'no directory left behind',
+    );
+    t.same(
+      fake.read().profiles?.map((p) => p.psk),
+      [PASS],
+      'NetworkManager got exactly the passphrase (passwd-file escaping round-trips) and keeps it',
+    );
+    t.notOk(
+      fake.calls().some((c) => c.argv.includes('load')),
+      'no keyfile loading (root only)',
+    );
+    const s2 = await wan.connect({ ssid: 'Hotel: Lobby\\5G', passphrase: ' lobby\\guest 1 ' });
+    t.equal(s2.ssid, 'Hotel: Lobby\\5G', 'spaces at both ends and a backslash survive the passwd-file');
+    const open = await wan.connect({ ssid: 'Free' });
+    t.equal(open.ssid, 'Free', 'open network, no "undefined" passphrase anywhere');
+    t.notOk(fake.calls().some((c) => c.argv.includes('undefined')));
+    t.equal(fake.read().profiles?.length, 3, 'one profile per network');
+    await wan.forget('Free');
+    t.equal(fake.read().profiles?.length, 2, 'forget removes it');
+  },
+);
 
 t.test('wrong passphrase (Secrets on stdout, exit 4 and exit 0): refused, nothing kept', async (t) => {
   for (const exit0 of [false, true]) {
     const fake = fakeNmcli(t, { ...world(), quirks: { secretsExit0: exit0 } });
-    const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+    const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
     const e = await caught(wan.connect({ ssid: 'Home', passphrase: 'wrong-passphrase' }));
     t.ok(isObxError(e, 'NET_WIFI_AUTH_FAILED'), `exit ${exit0 ? 0 : 4}: auth failed`);
     t.notMatch(String((e as Error).message), /wrong-passphrase/, 'the passphrase is not in the message');
@@ -185,7 +206,7 @@ t.test('wrong passphrase (Secrets on stdout, exit 4 and exit 0): refused, nothin
 
 t.test('network gone, hidden networks, NetworkManager not running, no device', async (t) => {
   const fake = fakeNmcli(t, world());
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
   fake.update((w) => {
     w.networks = w.networks.filter((n) => n.ssid !== 'Home');
   });
@@ -221,7 +242,7 @@ t.test('network gone, hidden networks, NetworkManager not running, no device', a
   fake.update((w) => {
     w.running = true;
   });
-  const other = new NetworkManagerWan({ interface: 'wlan9', connectionsDir: fake.connectionsDir });
+  const other = new NetworkManagerWan({ interface: 'wlan9', secretsDir: fake.dir });
   t.ok(isObxError(await caught(other.scan()), 'NET_WIFI_NOT_FOUND'), 'no such device (exit 10)');
 });
 
@@ -244,7 +265,7 @@ t.test('a stale profile (key-mgmt: property is missing) is deleted before joinin
   t.equal(direct.code, 4);
   t.match(direct.stderr, /key-mgmt: property is missing/, 'the fake reproduces the quirk');
   t.ok(isObxError(classifyNmcli(direct), 'NET_NMCLI_FAILED'));
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
   t.equal((await wan.connect({ ssid: 'Home', passphrase: PASS })).state, 'connected');
   t.same(
     fake.read().profiles?.map((p) => p.name),
@@ -255,7 +276,7 @@ t.test('a stale profile (key-mgmt: property is missing) is deleted before joinin
 
 t.test('bad input: refused before nmcli runs', async (t) => {
   const fake = fakeNmcli(t, world());
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
   for (const req of [
     { ssid: 'x'.repeat(33), passphrase: PASS },
     { ssid: 'Home', passphrase: 'short' },
@@ -272,7 +293,7 @@ t.test('bad input: refused before nmcli runs', async (t) => {
 t.test('disconnect goes through node-wifi, whose env clobbering is undone', async (t) => {
   const fake = fakeNmcli(t, world());
   const before = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL, LC_MESSAGES: process.env.LC_MESSAGES };
-  const wan = new NetworkManagerWan({ interface: 'wlan1', connectionsDir: fake.connectionsDir });
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
   await wan.connect({ ssid: 'Free' });
   await wan.disconnect();
   t.same(
