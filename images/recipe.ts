@@ -150,9 +150,10 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-reboot.path',
   // 15 minutes after boot, root rolls back a trial of a newly installed slot that was not marked good
   'onionbox-trial.timer',
-  // test only: both are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
+  // test only: all three are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
   'onionbox-selftest-early.service',
   'onionbox-selftest.service',
+  'onionbox-selftest-wifi.service',
 ];
 
 /**

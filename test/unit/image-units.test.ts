@@ -63,7 +63,11 @@ for (const [unit, want] of Object.entries(ROOT_UNITS)) {
 }
 
 t.test('the self-test is switched on by QEMU fw_cfg only', async (t) => {
-  for (const unit of ['onionbox-selftest-early.service', 'onionbox-selftest.service']) {
+  for (const unit of [
+    'onionbox-selftest-early.service',
+    'onionbox-selftest.service',
+    'onionbox-selftest-wifi.service',
+  ]) {
     const text = readFileSync(`${dir}${unit}`, 'utf8');
     const parsed = parseUnit(text);
     t.notOk(parsed.Unit?.ConditionKernelCommandLine, `${unit}: no kernel-argument switch`);
