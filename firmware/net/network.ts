@@ -26,7 +26,7 @@ import { removeLanAddress, setLanAddress } from './lan-link.js';
 import type { Lease } from './parse.js';
 import { DHCP_RUNTIME_DIR } from './render.js';
 import { leaseCidr, type WanLease, WanLeaseWatcher } from './wan-lease.js';
-import { NetworkManagerWan } from './wifi.js';
+import { findUpstreamWifi, NetworkManagerWan } from './wifi.js';
 
 export interface BoxNetworkOptions {
   config: ConfigStore;
@@ -68,7 +68,7 @@ export class BoxNetwork implements NetworkLike {
   #lease: WanLease | null = null;
   readonly #lanDhcp: LanDhcp;
   /** The Wi-Fi client and the LAN's leases, as the page's network commands use them. */
-  readonly #adapters: NetworkLike;
+  #adapters: NetworkLike;
   #accessPoint: AccessPoint | null = null;
   /** Where tor should listen after the next reconnect (a LAN address change). */
   #torLanAddress: string | undefined;
@@ -154,8 +154,25 @@ export class BoxNetwork implements NetworkLike {
     };
   }
 
-  scan(): Promise<WifiNetworkView[]> {
+  async scan(): Promise<WifiNetworkView[]> {
+    await this.#findWifi();
     return this.#adapters.scan();
+  }
+
+  /**
+   * The Wi-Fi client for the WAN when the configuration names none yet (a box on Ethernet whose owner
+   * plugs in a Wi-Fi adapter to join a network from the page): found through NetworkManager at the `lan`
+   * phase and again before a scan while there is none. The join then records it in the configuration.
+   */
+  async #findWifi(): Promise<void> {
+    if (this.#adapters.wifiInterface !== null) return;
+    const found = await findUpstreamWifi(this.#opts.config.get().network.lanInterface);
+    if (found === null || this.#adapters.wifiInterface !== null) return;
+    this.#adapters = networkAdapters({
+      wan: new NetworkManagerWan({ interface: found }),
+      lan: this.#lanDhcp,
+      sharedRadio: false,
+    });
   }
 
   join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView> {
@@ -194,6 +211,7 @@ export class BoxNetwork implements NetworkLike {
   /** The box's LAN address, the LAN's DHCP server, the access point when one is set up. Phase `lan`. */
   async startLan(): Promise<void> {
     const net = this.#opts.config.get().network;
+    await this.#findWifi();
     await setLanAddress(net.lanInterface, net.lanAddress, net.lanPrefix);
     await this.#lanDhcp.start();
     // The access point, when the owner has set one up (a box on Ethernet only has none).

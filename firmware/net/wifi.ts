@@ -167,6 +167,37 @@ export function keyMgmtFor(security: string): WifiKeyMgmt {
   return 'wpa-psk';
 }
 
+/**
+ * The Wi-Fi interface for the WAN when the configuration names none (pure): the first Wi-Fi device
+ * NetworkManager manages that is not the LAN's (the access point's radio is unmanaged: its name is in
+ * NetworkManager's unmanaged list). A name that is no valid interface name is passed over.
+ */
+export function pickUpstreamWifi(
+  devices: readonly { device: string; type: string; state: string }[],
+  lanInterface: string,
+): string | null {
+  for (const d of devices) {
+    if (d.type !== 'wifi' || d.state === 'unmanaged' || d.device === lanInterface) continue;
+    try {
+      return parseInterface(d.device);
+    } catch {}
+  }
+  return null;
+}
+
+/** pickUpstreamWifi over `nmcli device status`; null when there is none or nmcli cannot tell. */
+export async function findUpstreamWifi(
+  lanInterface: string,
+  opts: NmcliOptions = {},
+): Promise<string | null> {
+  try {
+    const text = await nmcliTerse('DEVICE,TYPE,STATE,CONNECTION', ['device', 'status'], opts);
+    return pickUpstreamWifi(parseDeviceStatus(text), lanInterface);
+  } catch {
+    return null;
+  }
+}
+
 export interface NetworkManagerWanOptions extends NmcliOptions {
   /** The upstream Wi-Fi interface (the one NetworkManager manages), e.g. wlan1. */
   readonly interface: string;

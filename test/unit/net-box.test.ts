@@ -12,6 +12,7 @@ import { BoxNetwork } from '../../firmware/net/network.js';
 import { unchangedClock } from '../helpers/clock.js';
 import { FakeFirewall } from '../helpers/fake-firewall.js';
 import { FakeNetwork } from '../helpers/fake-network.js';
+import { fakeNmcli } from '../helpers/fake-nmcli.js';
 import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -171,3 +172,41 @@ t.test('a box on its wired WAN shows that WAN and its address, not NET_UNAVAILAB
   });
   t.match(await none.wanStatus(), { interface: 'eth0', state: 'disconnected', address: null });
 });
+
+t.test(
+  'a Wi-Fi adapter NetworkManager manages becomes the Wi-Fi client before a scan (no config names one)',
+  async (t) => {
+    const dir = tmpDir(t);
+    const config = new ConfigStore(dir);
+    await config.load();
+    const fake = fakeNmcli(t, {
+      running: true,
+      devices: [
+        { device: 'eth0', type: 'ethernet', state: 'connected', connection: 'onionbox-wan-eth0' },
+        { device: 'wlan1', type: 'wifi', state: 'disconnected', connection: '' },
+      ],
+      networks: [
+        { ssid: 'Home', bssid: 'AA:BB:CC:DD:EE:01', chan: 6, freq: 2437, signal: 82, security: 'WPA2' },
+      ],
+    });
+    const network = new BoxNetwork({
+      config,
+      stateDir: dir,
+      log: pino({ level: 'silent' }),
+      peers: NO_PEERS,
+      interfaceAddresses: () => [],
+    });
+    t.equal(network.wifiInterface, null, 'nothing runs in the constructor');
+    t.same(fake.calls(), []);
+    t.same(
+      (await network.scan()).map((n) => n.ssid),
+      ['Home'],
+      'the scan found the adapter and ran on it',
+    );
+    t.equal(network.wifiInterface, 'wlan1');
+    fake.update((w) => {
+      w.devices = w.devices.filter((d) => d.type !== 'wifi');
+    });
+    t.equal(network.wifiInterface, 'wlan1', 'once found it stays (the join records it in the configuration)');
+  },
+);

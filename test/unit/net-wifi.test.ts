@@ -10,10 +10,12 @@ import { isObxError } from '../../firmware/errors.js';
 import { wifiProfileId } from '../../firmware/net/render.js';
 import {
   classifyNmcli,
+  findUpstreamWifi,
   keyMgmtFor,
   loadNodeWifi,
   NetworkManagerWan,
   nmcliEnv,
+  pickUpstreamWifi,
   runNmcli,
 } from '../../firmware/net/wifi.js';
 import { type FakeWorld, fakeNmcli } from '../helpers/fake-nmcli.js';
@@ -273,6 +275,48 @@ t.test('a stale profile (key-mgmt: property is missing) is deleted before joinin
     'the stale profile is gone, ours remains',
   );
 });
+
+t.test(
+  'the Wi-Fi client for the WAN when the configuration names none: found through NetworkManager',
+  async (t) => {
+    t.equal(
+      pickUpstreamWifi(
+        [
+          { device: 'eth0', type: 'ethernet', state: 'connected' },
+          { device: 'wlan0', type: 'wifi', state: 'unmanaged' },
+          { device: 'wlan1', type: 'wifi', state: 'disconnected' },
+        ],
+        'eth1',
+      ),
+      'wlan1',
+      "the managed radio, not the access point's (unmanaged)",
+    );
+    t.equal(
+      pickUpstreamWifi([{ device: 'wlan0', type: 'wifi', state: 'disconnected' }], 'wlan0'),
+      null,
+      "never the LAN's interface",
+    );
+    t.equal(
+      pickUpstreamWifi(
+        [
+          { device: 'wlan;x', type: 'wifi', state: 'disconnected' },
+          { device: 'wlan2', type: 'wifi', state: 'connected' },
+        ],
+        'eth1',
+      ),
+      'wlan2',
+      'a name that is no interface name is passed over',
+    );
+    t.equal(pickUpstreamWifi([{ device: 'eth0', type: 'ethernet', state: 'connected' }], 'eth1'), null);
+    const fake = fakeNmcli(t, world());
+    t.equal(await findUpstreamWifi('eth1'), 'wlan1', 'from nmcli device status (wlan0 is unmanaged)');
+    fake.update((w) => {
+      w.running = false;
+    });
+    t.equal(await findUpstreamWifi('eth1'), null, 'NetworkManager not running: none, no error');
+    t.equal(await findUpstreamWifi('eth1', { bin: '/nonexistent/nmcli' }), null, 'no nmcli: none');
+  },
+);
 
 t.test('bad input: refused before nmcli runs', async (t) => {
   const fake = fakeNmcli(t, world());
