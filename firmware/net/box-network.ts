@@ -20,7 +20,7 @@ import { netsOverlap, parseCidr, randomBssid } from './grammar.js';
 import type { LanDhcp } from './lan-dhcp.js';
 import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
-import { keyMgmtFor, type NetworkManagerWan } from './wifi.js';
+import { keyMgmtFor, type NetworkManagerWan, type WanStatus } from './wifi.js';
 
 /** What the page's network commands need of the box's network (BoxNetwork, firmware/net/network.ts). */
 export interface NetworkLike {
@@ -164,21 +164,48 @@ export function networkAdapters(opts: {
   sharedRadio: boolean;
 }): NetworkLike {
   const wan = opts.wan;
+  // The page's views carry exactly their fields: the page socket's reply schemas allow nothing else
+  // (NetworkManager's scan also has bssid and frequency, its status the profile's name).
+  const wanView = (s: WanStatus): WanView => ({
+    interface: s.interface,
+    type: s.type,
+    state: s.state,
+    address: s.address,
+    gateway: s.gateway,
+    ssid: s.ssid,
+    signal: s.signal,
+  });
   return {
     wifiInterface: wan?.interface ?? null,
     sharedRadio: opts.sharedRadio,
-    wanStatus: () => (wan ? wan.status() : Promise.reject(obxError('NET_UNAVAILABLE', 'no WAN adapter'))),
-    scan: async () =>
-      wan ? (await wan.scan()).map((r) => ({ ...r })) : Promise.reject(obxError('NET_UNAVAILABLE')),
-    join: (input) =>
-      wan
-        ? wan.connect({
-            ssid: input.ssid,
-            passphrase: input.passphrase,
-            hidden: input.hidden,
-            keyMgmt: input.keyMgmt,
-          })
-        : Promise.reject(obxError('NET_UNAVAILABLE')),
+    wanStatus: async () => {
+      if (!wan) throw obxError('NET_UNAVAILABLE', 'no WAN adapter');
+      return wanView(await wan.status());
+    },
+    scan: async () => {
+      if (!wan) throw obxError('NET_UNAVAILABLE');
+      return (await wan.scan()).map(
+        (r): WifiNetworkView => ({
+          ssid: r.ssid,
+          ssidHex: r.ssidHex,
+          signal: r.signal,
+          security: r.security,
+          channel: r.channel,
+          inUse: r.inUse,
+        }),
+      );
+    },
+    join: async (input) => {
+      if (!wan) throw obxError('NET_UNAVAILABLE');
+      return wanView(
+        await wan.connect({
+          ssid: input.ssid,
+          passphrase: input.passphrase,
+          hidden: input.hidden,
+          keyMgmt: input.keyMgmt,
+        }),
+      );
+    },
     leases: () => (opts.lan ? opts.lan.leases() : Promise.resolve([])),
   };
 }

@@ -136,7 +136,9 @@ export class BoxNetwork implements NetworkLike {
    */
   async wanStatus(): Promise<WanView> {
     const wanIf = this.current().wanInterface;
-    if (this.#adapters.wifiInterface === wanIf) return this.#adapters.wanStatus();
+    if (this.#adapters.wifiInterface === wanIf) {
+      return { ...(await this.#adapters.wanStatus()), dhcpServer: this.#lease?.serverId ?? null };
+    }
     const lease = this.#lease;
     const address =
       (lease ? leaseCidr(lease) : null) ??

@@ -4,6 +4,7 @@ import t from 'tap';
 import { SimBoard } from '../../board/sim/board.js';
 import { BoxController } from '../../firmware/box/controller.js';
 import { ConfigStore } from '../../firmware/config/store.js';
+import { checked, WEB_COMMANDS } from '../../firmware/control/web-protocol.js';
 import { isObxError } from '../../firmware/errors.js';
 import { EventBus } from '../../firmware/events.js';
 import { REDACT_PATHS } from '../../firmware/log.js';
@@ -204,6 +205,28 @@ t.test(
       'the scan found the adapter and ran on it',
     );
     t.equal(network.wifiInterface, 'wlan1');
+    // what goes over the page socket passes its reply schemas (NetworkManager's scan has more fields)
+    const scanned = await network.scan();
+    t.same(
+      checked(WEB_COMMANDS['web.wifiScan'].result, scanned, 'scan'),
+      scanned,
+      'the scan as the page gets it',
+    );
+    await config.update((c) => ({
+      ...c,
+      network: {
+        ...c.network,
+        wanInterface: 'wlan1',
+        upstreamWifi: { interface: 'wlan1', ssid: 'Home', hidden: false },
+      },
+    }));
+    const wan = await network.wanStatus();
+    t.same(
+      checked(WEB_COMMANDS['web.networkStatus'].result.properties.wan, wan, 'wan'),
+      wan,
+      'the Wi-Fi WAN as the page gets it',
+    );
+    t.match(wan, { interface: 'wlan1', type: 'wifi', dhcpServer: null });
     fake.update((w) => {
       w.devices = w.devices.filter((d) => d.type !== 'wifi');
     });
