@@ -322,21 +322,23 @@ const WAN_IP_SECTIONS = [
   'addr-gen-mode=stable-privacy',
 ];
 
-/** WAN_IP_SECTIONS as nmcli `connection add` arguments (the upstream Wi-Fi's profile). */
-const WAN_IP_ARGS = [
-  'ipv4.method',
-  'auto',
-  'ipv4.dhcp-send-hostname',
-  'no',
-  'ipv4.dhcp-client-id',
-  'mac',
-  'ipv4.ignore-auto-dns',
-  'yes',
-  'ipv6.method',
-  'disabled',
-  'ipv6.addr-gen-mode',
-  'stable-privacy',
-];
+/**
+ * WAN_IP_SECTIONS as nmcli `connection add` arguments (the upstream Wi-Fi's profile): `[ipv4]` +
+ * `method=auto` is `ipv4.method auto`, a keyfile boolean nmcli's yes or no.
+ */
+const WAN_IP_ARGS: readonly string[] = (() => {
+  const args: string[] = [];
+  let section = '';
+  for (const line of WAN_IP_SECTIONS) {
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header?.[1] !== undefined) section = header[1];
+    else if (line !== '') {
+      const [key, value] = line.split('=', 2) as [string, string];
+      args.push(`${section}.${key}`, value === 'true' ? 'yes' : value === 'false' ? 'no' : value);
+    }
+  }
+  return args;
+})();
 
 /** Keyfile for the WAN on Ethernet: DHCP without a hostname, no IPv6, a stable random cloned MAC. */
 export function renderEthernetKeyfile(input: unknown): string {
