@@ -103,7 +103,7 @@ export const Errors = Object.freeze({
   NET_UNAVAILABLE: spec('OBX_ERR_NET_UNAVAILABLE', 'This box has no network control', 503),
   NET_CHANGE_FAILED: spec(
     'OBX_ERR_NET_CHANGE_FAILED',
-    'The network change failed; the box stays closed with the old settings',
+    'The network change failed; the box goes back to the old settings',
     503,
   ),
   NET_CHANGE_BUSY: spec('OBX_ERR_NET_CHANGE_BUSY', 'Another network change is running', 409),

@@ -7,8 +7,9 @@
  *     watcher, LAN address, DHCP, access point, tor's and the page's listen address) -> reconnect
  *     (firewall `connecting`, tor proves a new circuit) -> commit (config) -> open (the machine routes
  *     again once tor is ready): the order of planNetworkChange (firmware/net/change.ts). A failing step
- *     leaves the box closed with a 'network' fault, the system put back to the old network as far as it
- *     goes, the old config kept.
+ *     closes the box with a 'network' fault and puts the system back to the old network; the old config
+ *     is kept. When every step back worked, the fault goes and the box reconnects tor over the old
+ *     network (`reconnecting`, then routing once tor is ready); when one did not, it stays closed.
  *   wanLease(cidr): a leased WAN subnet overlapping the LAN range closes the box with a 'wan' fault.
  *
  * The box owns close, reconnect's firewall mode and open (the state machine, through the reconciler);
@@ -71,6 +72,7 @@ export class NetworkChanger {
     const steps = planNetworkChange(current, wanted); // bad values throw here, nothing ran
     if (steps.length === 0) return { steps: [] };
     this.#changing = true;
+    let rolledBack = false;
     try {
       const done = await executeNetworkChange(steps, this.#handlers(system, wanted), log);
       core.input({ type: 'fault-cleared', source: 'network' });
@@ -83,10 +85,16 @@ export class NetworkChanger {
       core.input({ type: 'fault', source: 'network', message: why });
       core.input({ type: 'net-change', phase: null });
       await core.settled();
-      await this.#rollBack(system, wanted, current);
+      const back = await this.#rollBack(system, wanted, current);
+      if (back) {
+        // Every step is back: the box reopens the old network's way (tor reconnects in the background;
+        // the next change waits for it). Otherwise it stays closed with the fault.
+        this.#reconnectOld(system, current, why);
+        rolledBack = true;
+      }
       throw err;
     } finally {
-      this.#changing = false;
+      if (!rolledBack) this.#changing = false;
     }
   }
 
@@ -144,15 +152,23 @@ export class NetworkChanger {
     };
   }
 
-  /** After a failed change: the old network's system steps, each best effort (the box stays closed). */
-  async #rollBack(system: NetworkChangeSystem, wanted: NetworkShape, current: NetworkShape): Promise<void> {
-    const { log, reapply } = this.#deps;
+  /**
+   * After a failed change: the old network's system steps, each tried (the box stays closed). True when
+   * every one of them worked, so the system is the old network again.
+   */
+  async #rollBack(
+    system: NetworkChangeSystem,
+    wanted: NetworkShape,
+    current: NetworkShape,
+  ): Promise<boolean> {
+    const { log, reapply, record } = this.#deps;
     let back: ChangeStep[];
     try {
       back = planNetworkChange(wanted, current);
     } catch {
-      return;
+      return false;
     }
+    let ok = true;
     for (const step of back) {
       if (
         step.kind === 'close' ||
@@ -166,15 +182,55 @@ export class NetworkChanger {
         await handler(step);
         if (step.kind === 'firewall') await reapply();
       } catch (err) {
+        ok = false;
         log.error({ step: step.kind, err: describeError(err) }, 'network rollback step failed');
+        record(`network rollback failed at ${step.kind}: ${describeError(err)}; the box stays closed`);
       }
     }
-    // tor back on the old network, in the background (the box stays closed whatever it says)
-    system
-      .reconnect()
-      .catch((err: unknown) =>
-        log.error({ err: describeError(err) }, 'tor did not reconnect after the rollback'),
-      );
+    return ok;
+  }
+
+  /**
+   * The old network is back in place: the 'network' fault goes, and the box goes through a change's
+   * `reconnecting` phase on the old network (firewall `connecting` with the old names: tor may reach the
+   * WAN, the LAN gets nothing) while tor proves a fresh circuit over it; then the change is over and the
+   * machine routes once tor is ready, as on any boot (if tor is not ready yet, the box stays `connecting`
+   * until it is). Leaving the box closed for good instead would cut every device off over a failed
+   * change with no way back from the page (a Wi-Fi without internet behind it, say).
+   */
+  #reconnectOld(system: NetworkChangeSystem, current: NetworkShape, why: string): void {
+    const { core, log, record } = this.#deps;
+    // the phase first, then the fault away: never a moment with neither (tor may still say ready)
+    core.input({
+      type: 'net-change',
+      phase: 'reconnecting',
+      reason: `the change failed; back on WAN ${current.wanInterface}, reconnecting tor`,
+    });
+    core.input({ type: 'fault-cleared', source: 'network' });
+    const over = () => {
+      this.#changing = false; // before the machine hears of it: the next change may start at once
+      core.input({ type: 'net-change', phase: null });
+    };
+    void (async () => {
+      try {
+        await core.settled();
+        if (core.applied !== 'connecting' && core.applied !== 'killed') {
+          throw new Error(`the firewall holds ${core.applied ?? 'an unknown ruleset'}, not connecting`);
+        }
+        await system.reconnect();
+        record(`network change undone (${why}): back on WAN ${current.wanInterface}`);
+        over();
+      } catch (err) {
+        // The old network is in place and tor keeps trying over it: the box routes once tor is ready
+        // (another fault, if one closed the firewall meanwhile, keeps it closed on its own).
+        const e = describeError(err);
+        log.error({ err: e }, 'tor did not reconnect over the old network after the rollback');
+        record(
+          `network change undone (${why}): back on WAN ${current.wanInterface}, tor not ready yet (${e})`,
+        );
+        over();
+      }
+    })();
   }
 }
 

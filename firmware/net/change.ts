@@ -22,7 +22,8 @@
  *   open         the change is over: the state machine routes again once tor is ready
  *
  * The executor stops at the first failing step and reports which one; the caller (BoxController)
- * leaves the box closed with a 'network' fault and does not commit: the old config stays.
+ * closes the box with a 'network' fault, does not commit (the old config stays) and puts the old
+ * network back: it reopens over it once every step back worked (firmware/box/network-change.ts).
  */
 import type { NetworkConfig } from '../config/schema.js';
 import { obxError } from '../errors.js';

@@ -23,7 +23,14 @@ import { FakeNetwork } from '../helpers/fake-network.js';
 import { FakeTor, TOR_READY } from '../helpers/fake-tor.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
+/**
+ * `fail`: that step fails on the way to the new network (eth1); `failBack`: that step fails on the way
+ * back to the old one (eth0) after a failed change. `holdBack`: the way back's reconnect waits for it.
+ */
+async function changeSetup(
+  t: Test,
+  opts: { fail?: ChangeStepKind; failBack?: ChangeStepKind; holdBack?: Promise<void> } = {},
+) {
   const config = new ConfigStore(tmpDir(t));
   await config.load();
   const bus = new EventBus();
@@ -33,18 +40,21 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
   // each apply recorded with the WAN/LAN names the ruleset was rendered for (as the daemon's params)
   const firewall = new FakeFirewall({ renderedFor: () => `wan=${net.wanInterface} lan=${net.lanInterface}` });
   const calls: string[] = [];
+  // whether this step goes to the new network or back to the old one (the WAN is eth0 before the change)
+  const failing = (kind: ChangeStepKind, wan: string) =>
+    wan === 'eth0' ? opts.failBack === kind : opts.fail === kind;
   const step = (kind: ChangeStepKind) => async (s: ChangeStep) => {
     calls.push(
       `${kind}${'lanInterface' in s ? ` ${s.lanInterface}` : ''}${'wanInterface' in s ? ` ${s.wanInterface}` : ''}`,
     );
-    if (opts.fail === kind) throw new Error(`${kind} refused`);
+    if (failing(kind, 'wanInterface' in s ? s.wanInterface : 'eth1')) throw new Error(`${kind} refused`);
   };
   const system: NetworkChangeSystem = {
     current: () => net,
     firewall: async (s) => {
       calls.push('firewall');
+      if (failing('firewall', s.network.wanInterface)) throw new Error('firewall refused');
       net = { ...s.network };
-      if (opts.fail === 'firewall') throw new Error('firewall refused');
     },
     'wan-watch': step('wan-watch'),
     'lan-address': step('lan-address'),
@@ -53,9 +63,10 @@ async function changeSetup(t: Test, opts: { fail?: ChangeStepKind } = {}) {
     'tor-listen': step('tor-listen'),
     reconnect: async () => {
       calls.push(`reconnect (firewall ${firewall.applies.at(-1)})`);
-      if (opts.fail === 'reconnect') throw new Error('tor is not ready over the new network');
-      // tor proves a new circuit: not ready, then ready
+      // as the supervisor's networkChanged: every connection dropped (not ready), then a new circuit
       tor.report({ phase: 'bootstrapping', progress: 100, summary: 'new circuits', ready: false });
+      if (net.wanInterface === 'eth0' && opts.holdBack) await opts.holdBack;
+      if (failing('reconnect', net.wanInterface)) throw new Error('tor is not ready over the new network');
       tor.report(TOR_READY);
     },
     commit: async (wanted) => {
@@ -120,52 +131,116 @@ t.test('changeNetwork: bad input changes nothing and never closes the box', asyn
   t.equal(box.status().state, 'routing');
 });
 
-for (const fail of ['firewall', 'wan-watch', 'reconnect', 'commit'] as const) {
-  t.test(`changeNetwork: ${fail} fails -> closed, a clear error, the old config kept`, async (t) => {
-    const { box, config, firewall, calls, net } = await changeSetup(t, { fail });
-    const e = await failure(box.changeNetwork({ wanInterface: 'eth1' }));
-    t.ok(isObxError(e, 'NET_CHANGE_FAILED') && e.message.includes(`${fail}:`), String(e));
-    await box.settled();
-    t.equal(config.get().network.wanInterface, 'eth0', 'the stored WAN is the old one');
-    t.equal(box.status().state, 'error');
-    t.equal(box.status().firewallMode, 'lockdown');
-    t.match(box.status().explanation, new RegExp(`network: .*${fail}`));
-    t.notOk(
-      firewall.applies.some((a) => a.startsWith('routing')),
-      'never routing after the failure',
-    );
-    t.equal(net().wanInterface, 'eth0', 'the firewall renders the old names again');
-    t.match(firewall.applies.at(-1) ?? '', /^lockdown wan=eth0/, 'the last ruleset: closed, old names');
-    if (fail !== 'firewall') t.ok(calls.includes('wan-watch eth0'), 'the WAN watcher is back on eth0');
-    // a later change that works clears the fault
-    const ok = await changeSetup(t);
-    await ok.box.changeNetwork({ wanInterface: 'eth1' });
-    t.equal(ok.box.status().state, 'routing');
+/** Resolves once the diagnostics' recent events match `re` (polled: the events have no listener). */
+async function diagnosticsUntil(box: BoxController, re: RegExp): Promise<void> {
+  while (!re.test(await box.diagnostics())) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Resolves once the box's status satisfies `ok` (the rollback's reconnect runs in the background). */
+function statusUntil(box: BoxController, ok: (s: ReturnType<BoxController['status']>) => boolean) {
+  return new Promise<void>((resolve) => {
+    if (ok(box.status())) return resolve();
+    const off = box.onStatus((s) => {
+      if (ok(s)) {
+        off();
+        resolve();
+      }
+    });
   });
 }
 
-t.test('changeNetwork: one at a time', async (t) => {
-  const { box } = await changeSetup(t);
-  const first = box.changeNetwork({ wanInterface: 'eth1' });
-  t.ok(isObxError(await failure(box.changeNetwork({ wanInterface: 'eth2' })), 'NET_CHANGE_BUSY'));
-  await first;
-});
+for (const fail of ['firewall', 'wan-watch', 'reconnect', 'commit'] as const) {
+  t.test(`changeNetwork: ${fail} fails -> closed, the old network back, then routing over it`, async (t) => {
+    const { box, config, firewall, calls, net } = await changeSetup(t, { fail });
+    const e = await failure(box.changeNetwork({ wanInterface: 'eth1' }));
+    t.ok(isObxError(e, 'NET_CHANGE_FAILED') && e.message.includes(`${fail}:`), String(e));
+    t.equal(config.get().network.wanInterface, 'eth0', 'the stored WAN is the old one');
+    t.equal(net().wanInterface, 'eth0', 'the firewall renders the old names again');
+    if (fail !== 'firewall') t.ok(calls.includes('wan-watch eth0'), 'the WAN watcher is back on eth0');
+    await statusUntil(box, (s) => s.state === 'routing');
+    await box.settled();
+    const failedAt = firewall.applies.findIndex((a, i) => i > 0 && a === 'lockdown wan=eth0 lan=wlan0');
+    t.ok(failedAt > 0, `closed with the old names after the failure (${firewall.applies.join(', ')})`);
+    t.same(
+      firewall.applies.slice(failedAt),
+      ['lockdown wan=eth0 lan=wlan0', 'connecting wan=eth0 lan=wlan0', 'routing wan=eth0 lan=wlan0'],
+      'then tor reconnects over the old network under connecting, and only then routing',
+    );
+    t.notOk(
+      firewall.applies.some((a) => a.startsWith('routing wan=eth1')),
+      'never routing over the new network',
+    );
+    t.equal(calls.at(-1), 'reconnect (firewall connecting wan=eth0 lan=wlan0)', 'tor reconnected over eth0');
+    t.match(
+      await box.diagnostics(),
+      /network change undone .*back on WAN eth0/,
+      'the recent events say the change was undone',
+    );
+  });
+}
 
-t.test('changeNetwork: a failed change is cleared by the next one that works', async (t) => {
-  const { box, tor, system } = await changeSetup(t);
-  // the first attempt fails in the middle (a handler that throws once)
-  const original = system['wan-watch'];
-  system['wan-watch'] = async () => {
-    system['wan-watch'] = original;
-    throw new Error('no such device');
-  };
-  await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /no such device/);
+t.test('changeNetwork: a step back that fails keeps the box closed until a change works', async (t) => {
+  const { box, config, firewall, tor, system } = await changeSetup(t, {
+    fail: 'reconnect',
+    failBack: 'wan-watch',
+  });
+  await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /reconnect: tor is not ready/);
+  await box.settled();
+  t.equal(box.status().state, 'error');
   t.equal(box.status().firewallMode, 'lockdown');
+  t.match(box.status().explanation, /network: .*reconnect/);
+  t.match(
+    await box.diagnostics(),
+    /rollback failed at wan-watch.*stays closed/,
+    'the recent events name the step back that failed',
+  );
   tor.report(TOR_READY);
   await box.settled();
-  t.equal(box.status().firewallMode, 'lockdown', 'tor being ready does not reopen a failed change');
+  t.equal(box.status().firewallMode, 'lockdown', 'tor being ready does not reopen it');
+  t.notOk(
+    firewall.applies.some((a) => a.startsWith('routing')),
+    'never routing after the failure',
+  );
+  t.equal(config.get().network.wanInterface, 'eth0');
+  // a later change that works clears the fault
+  system.reconnect = async () => {
+    tor.report(TOR_READY);
+  };
+  system['wan-watch'] = async () => undefined;
   await box.changeNetwork({ wanInterface: 'eth1' });
   t.equal(box.status().firewallMode, 'routing');
+  t.equal(config.get().network.wanInterface, 'eth1');
+});
+
+t.test('changeNetwork: tor not ready over the old network either -> connecting until it is', async (t) => {
+  const { box, firewall, tor } = await changeSetup(t, { fail: 'reconnect', failBack: 'reconnect' });
+  await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /reconnect:/);
+  await diagnosticsUntil(box, /back on WAN eth0, tor not ready yet/);
+  await box.settled();
+  t.equal(box.status().state, 'connecting');
+  t.equal(firewall.applies.at(-1), 'connecting wan=eth0 lan=wlan0', 'tor may reach the WAN, the LAN nothing');
+  t.match(await box.diagnostics(), /back on WAN eth0, tor not ready yet/, 'the recent events say so');
+  tor.report(TOR_READY);
+  await box.settled();
+  t.equal(firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0', 'routing once tor is ready');
+});
+
+t.test('changeNetwork: the next change waits for the way back to finish', async (t) => {
+  let release: () => void = () => undefined;
+  const holdBack = new Promise<void>((r) => {
+    release = r;
+  });
+  const { box } = await changeSetup(t, { fail: 'reconnect', holdBack });
+  await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /reconnect:/);
+  await statusUntil(box, (s) => s.firewallMode === 'connecting');
+  t.equal(box.status().state, 'connecting', 'reconnecting over the old network');
+  t.ok(isObxError(await failure(box.changeNetwork({ wanInterface: 'eth2' })), 'NET_CHANGE_BUSY'));
+  release();
+  await diagnosticsUntil(box, /network change undone/);
+  t.ok(
+    isObxError(await failure(box.changeNetwork({ wanInterface: 'eth1' })), 'NET_CHANGE_FAILED'),
+    'free again',
+  );
 });
 
 t.test('wanLease: an overlapping WAN subnet closes the box until a lease no longer overlaps', async (t) => {
