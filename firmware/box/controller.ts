@@ -429,13 +429,34 @@ export class BoxController implements BoxApi {
     return net.wifiScan(this.#deps.network);
   }
 
-  /** Joins; when the Wi-Fi client is not the WAN yet, the WAN then moves to it (changeNetwork). */
+  /**
+   * Joins; when the Wi-Fi client is not the WAN yet, the WAN then moves to it (changeNetwork). If that
+   * move fails (tor cannot be reached over the new network: a captive portal, no internet behind it), the
+   * network is forgotten again: its profile would otherwise carry the default route (firmware/net/render.ts,
+   * WIFI_WAN_ROUTE_METRIC) away from the old WAN the box goes back to, now and at every boot.
+   */
   async joinWifi(input: JoinWifiInput): Promise<void> {
-    await net.joinWifi(this.#config, this.#deps.network, input);
-    const wifiIf = this.#deps.network?.wifiInterface ?? null;
-    const system = this.#deps.network?.change;
+    const network = this.#deps.network;
+    const before = this.#config.get().network.upstreamWifi;
+    await net.joinWifi(this.#config, network, input);
+    const wifiIf = network?.wifiInterface ?? null;
+    const system = network?.change;
     if (system && wifiIf !== null && system.current().wanInterface !== wifiIf) {
-      await this.changeNetwork({ wanInterface: wifiIf });
+      try {
+        await this.changeNetwork({ wanInterface: wifiIf });
+      } catch (err) {
+        await network
+          ?.forget(input.ssid)
+          .catch((e: unknown) =>
+            this.#deps.log.error(
+              { err: describeError(e) },
+              'could not forget the Wi-Fi network after a failed join',
+            ),
+          );
+        await this.#config.update((c) => ({ ...c, network: { ...c.network, upstreamWifi: before } }));
+        this.#record(`Wi-Fi join undone: the WAN did not move to ${wifiIf} (${describeError(err)})`);
+        throw err;
+      }
     }
   }
 

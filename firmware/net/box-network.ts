@@ -31,6 +31,8 @@ export interface NetworkLike {
   wanStatus(): Promise<WanView>;
   scan(): Promise<WifiNetworkView[]>;
   join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView>;
+  /** Deletes the box's profile for that network (NetworkManager disconnects it and drops its keyfile). */
+  forget(ssid: string): Promise<void>;
   leases(): Promise<Lease[]>;
   /** Renders and applies the access point (hostapd); absent in a stand-in without one. */
   applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
@@ -195,6 +197,10 @@ export function networkAdapters(opts: {
         }),
       );
     },
+    forget: async (ssid) => {
+      if (!wan) throw obxError('NET_UNAVAILABLE');
+      await wan.forget(ssid);
+    },
     join: async (input) => {
       if (!wan) throw obxError('NET_UNAVAILABLE');
       return wanView(
@@ -203,6 +209,8 @@ export function networkAdapters(opts: {
           passphrase: input.passphrase,
           hidden: input.hidden,
           keyMgmt: input.keyMgmt,
+          // the page's join: the WAN moves to this network next (BoxController.joinWifi)
+          asWan: true,
         }),
       );
     },

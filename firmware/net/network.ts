@@ -181,6 +181,10 @@ export class BoxNetwork implements NetworkLike {
     return this.#adapters.join(input);
   }
 
+  forget(ssid: string): Promise<void> {
+    return this.#adapters.forget(ssid);
+  }
+
   leases(): Promise<Lease[]> {
     return this.#adapters.leases();
   }

@@ -418,7 +418,7 @@ export function validateUpstreamWifi(input: unknown): UpstreamWifi {
  * parseSsid made them from text); the cloned MAC is stable and random per network (its stable-id is per
  * SSID); the secret's flags are 0, so NetworkManager keeps the passphrase the first activation is given.
  */
-export function wifiProfileArgs(w: UpstreamWifi): string[] {
+export function wifiProfileArgs(w: UpstreamWifi, opts: { asWan?: boolean } = {}): string[] {
   const id = wifiProfileId(w.ssid);
   const security =
     w.keyMgmt === 'none' || !w.passphrase
@@ -453,8 +453,15 @@ export function wifiProfileArgs(w: UpstreamWifi): string[] {
     'stable',
     ...security,
     ...WAN_IP_ARGS,
+    // `asWan` (the page's join: the WAN moves to this network next): while it is connected it carries the
+    // default route, also with the Ethernet profile up (metric 100): tor's connections must leave by the
+    // firewall's WAN. Without it (the `wifi` CLI) NetworkManager's Wi-Fi default, 600, keeps the route.
+    ...(opts.asWan === true ? ['ipv4.route-metric', String(WIFI_WAN_ROUTE_METRIC)] : []),
   ];
 }
+
+/** The upstream Wi-Fi's route metric: below the Ethernet WAN profile's (NetworkManager's 100 for Ethernet). */
+export const WIFI_WAN_ROUTE_METRIC = 50;
 
 /**
  * The secret of the upstream Wi-Fi as nmcli's `passwd-file` reads it (null for an open network): one

@@ -142,6 +142,8 @@ export interface JoinRequest {
   readonly hidden?: boolean;
   /** From the scan's SECURITY column (see keyMgmtFor); default wpa-psk with a passphrase, else none. */
   readonly keyMgmt?: WifiKeyMgmt;
+  /** The box's WAN moves to this network (the page's join): its profile carries the default route. */
+  readonly asWan?: boolean;
 }
 
 export interface WanStatus {
@@ -252,7 +254,7 @@ export class NetworkManagerWan {
       if (passwdFile !== null && secrets !== null) {
         await writeFile(passwdFile, secrets, { mode: 0o600, flag: 'wx' });
       }
-      await nmcli(wifiProfileArgs(wifi), this.#opts);
+      await nmcli(wifiProfileArgs(wifi, { asWan: req.asWan === true }), this.#opts);
       try {
         await nmcli(
           [

@@ -42,25 +42,28 @@ export const FAKE_NETWORKS: (WifiNetworkView & { passphrase: string | null })[] 
   { ssid: '', ssidHex: '', signal: 20, security: 'WPA2', channel: 1, inUse: false, passphrase: null },
 ];
 
+const ETHERNET_WAN: WanView = {
+  interface: 'eth0',
+  type: 'ethernet',
+  state: 'connected',
+  address: '192.168.1.23/24',
+  gateway: '192.168.1.1',
+  ssid: null,
+  signal: null,
+};
+
 export class FakeNetwork implements NetworkLike {
   readonly wifiInterface = 'wlan1';
   readonly sharedRadio: boolean;
   readonly joined: JoinWifiInput[] = [];
   readonly applied: AccessPointConfig[] = [];
+  readonly forgotten: string[] = [];
   hiddenNetworks: Record<string, string> = { 'Back Room': 'hidden-passphrase' };
   leasesNow: Lease[] = [
     { expires: 1_900_000_000, mac: '02:00:00:00:00:01', address: '10.42.0.23', hostname: 'kitchen-tablet' },
     { expires: 1_900_000_100, mac: '02:00:00:00:00:02', address: '10.42.0.24', hostname: '' },
   ];
-  #wan: WanView = {
-    interface: 'eth0',
-    type: 'ethernet',
-    state: 'connected',
-    address: '192.168.1.23/24',
-    gateway: '192.168.1.1',
-    ssid: null,
-    signal: null,
-  };
+  #wan: WanView = { ...ETHERNET_WAN };
 
   constructor(opts: { sharedRadio?: boolean } = {}) {
     this.sharedRadio = opts.sharedRadio ?? false;
@@ -102,6 +105,14 @@ export class FakeNetwork implements NetworkLike {
       signal: known.signal,
     };
     return { ...this.#wan };
+  }
+
+  /** Forgetting the network the WAN is on takes the WAN back to the cable (as NetworkManager would). */
+  async forget(ssid: string): Promise<void> {
+    this.forgotten.push(ssid);
+    if (this.#wan.ssid === ssid) {
+      this.#wan = { ...ETHERNET_WAN };
+    }
   }
 
   async leases(): Promise<Lease[]> {

@@ -78,6 +78,7 @@ async function changeSetup(
       }));
     },
   };
+  const network = Object.assign(new FakeNetwork(), { change: system });
   const box = new BoxController({
     config,
     bus,
@@ -88,14 +89,14 @@ async function changeSetup(
     simulate: true,
     clock: unchangedClock,
     retryMs: 60_000,
-    network: Object.assign(new FakeNetwork(), { change: system }),
+    network,
   });
   t.teardown(() => box.stop());
   await box.start();
   tor.report(TOR_READY);
   await box.settled();
   firewall.applies.length = 0;
-  return { box, config, tor, firewall, calls, system, net: () => net };
+  return { box, config, tor, firewall, calls, system, network, net: () => net };
 }
 
 t.test('changeNetwork: lockdown, lockdown with the new names, connecting, then routing', async (t) => {
@@ -241,6 +242,27 @@ t.test('changeNetwork: the next change waits for the way back to finish', async 
     isObxError(await failure(box.changeNetwork({ wanInterface: 'eth1' })), 'NET_CHANGE_FAILED'),
     'free again',
   );
+});
+
+t.test('joinWifi: the WAN moves to the Wi-Fi; a move that fails forgets the network again', async (t) => {
+  const home = { ssid: 'Home', passphrase: 'correct horse battery', hidden: false };
+  const ok = await changeSetup(t);
+  await ok.box.joinWifi(home);
+  t.equal(ok.config.get().network.wanInterface, 'wlan1', 'the WAN moved to the Wi-Fi client');
+  t.same(ok.config.get().network.upstreamWifi, { interface: 'wlan1', ssid: 'Home', hidden: false });
+  t.same(ok.network.forgotten, []);
+  t.equal(ok.box.status().state, 'routing');
+
+  // tor cannot be reached over that network: the box goes back to eth0 without it
+  const bad = await changeSetup(t, { fail: 'reconnect' });
+  const e = await failure(bad.box.joinWifi(home));
+  t.ok(isObxError(e, 'NET_CHANGE_FAILED'), String(e));
+  t.same(bad.network.forgotten, ['Home'], 'its profile is deleted (it would take the default route)');
+  t.equal(bad.config.get().network.upstreamWifi, null, 'and not recorded');
+  t.equal(bad.config.get().network.wanInterface, 'eth0');
+  t.match(await bad.box.diagnostics(), /Wi-Fi join undone: the WAN did not move to wlan1/);
+  await statusUntil(bad.box, (s) => s.state === 'routing');
+  t.equal(bad.firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0', 'routing over the cable again');
 });
 
 t.test('wanLease: an overlapping WAN subnet closes the box until a lease no longer overlaps', async (t) => {

@@ -82,7 +82,7 @@ t.test('golden files', async (t) => {
   golden(
     t,
     'wan-wifi.add-args',
-    `${wifiProfileArgs(validateUpstreamWifi({ interface: 'wlan1', ssid: 'Hotel: Lobby\\5G', passphrase: ' pass\\word#1 ' })).join('\n')}\n`,
+    `${wifiProfileArgs(validateUpstreamWifi({ interface: 'wlan1', ssid: 'Hotel: Lobby\\5G', passphrase: ' pass\\word#1 ' }), { asWan: true }).join('\n')}\n`,
   );
   golden(
     t,

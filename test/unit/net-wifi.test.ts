@@ -166,6 +166,12 @@ t.test(
       add?.argv.some((a) => a.endsWith('.psk')),
       'no psk property in the add',
     );
+    t.notOk(add?.argv.includes('ipv4.route-metric'), "the CLI's join keeps NetworkManager's Wi-Fi metric");
+    // the page's join: the WAN moves to it, so its profile takes the default route
+    await wan.connect({ ssid: 'Home', passphrase: PASS, asWan: true });
+    const adds = fake.calls().filter((c) => c.argv[0] === 'connection' && c.argv[1] === 'add');
+    const asWan = adds.at(-1)?.argv ?? [];
+    t.equal(asWan[asWan.indexOf('ipv4.route-metric') + 1], '50', 'asWan: metric 50, below Ethernet 100');
     const up = fake.calls().find((c) => c.argv.includes('up'));
     const pf = up?.argv[(up?.argv.indexOf('passwd-file') ?? -2) + 1];
     t.ok(pf?.startsWith(fake.dir), 'the passwd-file is in the secrets directory');
