@@ -297,6 +297,11 @@ export interface BoxNetworkApi {
   wifiScan(): Promise<WifiNetworkView[]>;
   /** Validates, joins (NetworkManager), then records the network in the config. */
   joinWifi(input: JoinWifiInput): Promise<void>;
+  /**
+   * Moves the WAN from the upstream Wi-Fi back to the cable port and forgets the Wi-Fi once tor works over
+   * the cable; if it does not, the box stays on (and goes back to) the Wi-Fi.
+   */
+  useCable(): Promise<void>;
   /** Validates and stores the access point's settings, then applies them. */
   setAccessPoint(input: AccessPointInput): Promise<void>;
 }

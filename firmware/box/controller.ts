@@ -460,6 +460,55 @@ export class BoxController implements BoxApi {
     }
   }
 
+  /**
+   * The WAN from the upstream Wi-Fi back to the cable: the Wi-Fi's connection goes down first (its
+   * profile's route metric would keep the default route: firmware/net/render.ts, WIFI_WAN_ROUTE_METRIC),
+   * then the WAN moves (changeNetwork). Once tor works over the cable the Wi-Fi is forgotten; if the move
+   * fails (no cable, nothing behind it), the Wi-Fi comes back up and the change's rollback reconnects tor
+   * over it.
+   */
+  async useCable(): Promise<void> {
+    const network = this.#deps.network;
+    const system = network?.change;
+    if (!network || !system) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
+    const wifi = this.#config.get().network.upstreamWifi;
+    const wanNow = system.current().wanInterface;
+    if (!wifi || wifi.interface !== wanNow) {
+      throw obxError('NET_VALUE_INVALID', `the WAN is ${wanNow}, not a Wi-Fi network`, {
+        details: { wan: 'The box does not use Wi-Fi for the internet now.' },
+      });
+    }
+    const cable = await network.findCable();
+    if (cable === null) {
+      throw obxError(
+        'NET_UNAVAILABLE',
+        'this box has no cable port for the internet (NetworkManager manages none)',
+      );
+    }
+    await network.deactivate(wifi.ssid);
+    try {
+      await this.changeNetwork({ wanInterface: cable });
+    } catch (err) {
+      await network
+        .activate(wifi.ssid)
+        .catch((e: unknown) =>
+          this.#deps.log.error(
+            { err: describeError(e) },
+            'could not bring the Wi-Fi back after a failed move',
+          ),
+        );
+      this.#record(`back to the cable failed: the WAN stays on ${wanNow} (${describeError(err)})`);
+      throw err;
+    }
+    await network
+      .forget(wifi.ssid)
+      .catch((e: unknown) =>
+        this.#deps.log.error({ err: describeError(e) }, 'could not forget the Wi-Fi network'),
+      );
+    await this.#config.update((c) => ({ ...c, network: { ...c.network, upstreamWifi: null } }));
+    this.#record(`WAN back on the cable (${cable}); the Wi-Fi network is forgotten`);
+  }
+
   setAccessPoint(input: AccessPointInput): Promise<void> {
     return net.setAccessPoint(this.#config, this.#deps.network, input);
   }

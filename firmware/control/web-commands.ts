@@ -71,6 +71,7 @@ const HANDLERS: Handlers = {
   'web.networkStatus': (box) => box.networkStatus(),
   'web.wifiScan': (box) => box.wifiScan(),
   'web.joinWifi': (box, a) => done(box.joinWifi(a)),
+  'web.useCable': (box) => done(box.useCable()),
   'web.setAccessPoint': (box, a) => done(box.setAccessPoint(a)),
   'web.sim.switch': (box, a) => done(sim(box).setSwitch(a.engaged)),
   'web.sim.press': (box, a) => done(sim(box).pressClaimButton(a.holdMs)),

@@ -360,6 +360,7 @@ export const WEB_COMMANDS = {
     ),
     Type.Null(),
   ),
+  'web.useCable': command(NoArgs, Type.Null()),
   'web.setAccessPoint': command(
     Type.Object(
       {

@@ -20,7 +20,7 @@ import { netsOverlap, parseCidr, randomBssid } from './grammar.js';
 import type { LanDhcp } from './lan-dhcp.js';
 import type { Lease } from './parse.js';
 import { validateAccessPoint } from './render.js';
-import { keyMgmtFor, type NetworkManagerWan, type WanStatus } from './wifi.js';
+import { findUpstreamCable, keyMgmtFor, type NetworkManagerWan, type WanStatus } from './wifi.js';
 
 /** What the page's network commands need of the box's network (BoxNetwork, firmware/net/network.ts). */
 export interface NetworkLike {
@@ -33,6 +33,11 @@ export interface NetworkLike {
   join(input: JoinWifiInput & { keyMgmt?: 'none' | 'wpa-psk' | 'sae' }): Promise<WanView>;
   /** Deletes the box's profile for that network (NetworkManager disconnects it and drops its keyfile). */
   forget(ssid: string): Promise<void>;
+  /** Takes that network's connection down, keeping its profile (activate() brings it back). */
+  deactivate(ssid: string): Promise<void>;
+  activate(ssid: string): Promise<void>;
+  /** The cable port NetworkManager manages for the WAN (not the LAN's), or null when there is none. */
+  findCable(): Promise<string | null>;
   leases(): Promise<Lease[]>;
   /** Renders and applies the access point (hostapd); absent in a stand-in without one. */
   applyAccessPoint?(ap: AccessPointConfig): Promise<void>;
@@ -162,6 +167,8 @@ export async function setAccessPoint(
 /** The Wi-Fi client and the LAN's leases as NetworkLike (BoxNetwork delegates its page commands here). */
 export function networkAdapters(opts: {
   wan: NetworkManagerWan | null;
+  /** The LAN's interface now (never taken for the WAN's cable). */
+  lanInterface: () => string;
   lan: LanDhcp | null;
   sharedRadio: boolean;
 }): NetworkLike {
@@ -201,6 +208,15 @@ export function networkAdapters(opts: {
       if (!wan) throw obxError('NET_UNAVAILABLE');
       await wan.forget(ssid);
     },
+    deactivate: async (ssid) => {
+      if (!wan) throw obxError('NET_UNAVAILABLE');
+      await wan.deactivate(ssid);
+    },
+    activate: async (ssid) => {
+      if (!wan) throw obxError('NET_UNAVAILABLE');
+      await wan.activate(ssid);
+    },
+    findCable: () => findUpstreamCable(opts.lanInterface()),
     join: async (input) => {
       if (!wan) throw obxError('NET_UNAVAILABLE');
       return wanView(

@@ -92,6 +92,7 @@ export class BoxNetwork implements NetworkLike {
     this.#adapters = networkAdapters({
       wan: net.upstreamWifi ? new NetworkManagerWan({ interface: net.upstreamWifi.interface }) : null,
       lan: this.#lanDhcp,
+      lanInterface: () => this.change.current().lanInterface,
       // Not detected yet (it needs the phy of both interfaces, `iw dev`): the page's warning shows only
       // for an adapter that reports it (the tests' FakeNetwork), never on a real box so far.
       sharedRadio: false,
@@ -173,6 +174,7 @@ export class BoxNetwork implements NetworkLike {
     this.#adapters = networkAdapters({
       wan: new NetworkManagerWan({ interface: found }),
       lan: this.#lanDhcp,
+      lanInterface: () => this.change.current().lanInterface,
       sharedRadio: false,
     });
   }
@@ -183,6 +185,18 @@ export class BoxNetwork implements NetworkLike {
 
   forget(ssid: string): Promise<void> {
     return this.#adapters.forget(ssid);
+  }
+
+  deactivate(ssid: string): Promise<void> {
+    return this.#adapters.deactivate(ssid);
+  }
+
+  activate(ssid: string): Promise<void> {
+    return this.#adapters.activate(ssid);
+  }
+
+  findCable(): Promise<string | null> {
+    return this.#adapters.findCable();
   }
 
   leases(): Promise<Lease[]> {

@@ -178,8 +178,27 @@ export function pickUpstreamWifi(
   devices: readonly { device: string; type: string; state: string }[],
   lanInterface: string,
 ): string | null {
+  return pickUpstream(devices, lanInterface, 'wifi');
+}
+
+/**
+ * The cable port for the WAN: the first Ethernet device NetworkManager manages that is not the LAN's (the
+ * image's WAN profile is for it; a LAN on Ethernet is unmanaged). Pure.
+ */
+export function pickUpstreamCable(
+  devices: readonly { device: string; type: string; state: string }[],
+  lanInterface: string,
+): string | null {
+  return pickUpstream(devices, lanInterface, 'ethernet');
+}
+
+function pickUpstream(
+  devices: readonly { device: string; type: string; state: string }[],
+  lanInterface: string,
+  type: 'wifi' | 'ethernet',
+): string | null {
   for (const d of devices) {
-    if (d.type !== 'wifi' || d.state === 'unmanaged' || d.device === lanInterface) continue;
+    if (d.type !== type || d.state === 'unmanaged' || d.device === lanInterface) continue;
     try {
       return parseInterface(d.device);
     } catch {}
@@ -192,9 +211,25 @@ export async function findUpstreamWifi(
   lanInterface: string,
   opts: NmcliOptions = {},
 ): Promise<string | null> {
+  return findUpstream(lanInterface, pickUpstreamWifi, opts);
+}
+
+/** pickUpstreamCable over `nmcli device status`; null when there is none or nmcli cannot tell. */
+export async function findUpstreamCable(
+  lanInterface: string,
+  opts: NmcliOptions = {},
+): Promise<string | null> {
+  return findUpstream(lanInterface, pickUpstreamCable, opts);
+}
+
+async function findUpstream(
+  lanInterface: string,
+  pick: typeof pickUpstreamWifi,
+  opts: NmcliOptions,
+): Promise<string | null> {
   try {
     const text = await nmcliTerse('DEVICE,TYPE,STATE,CONNECTION', ['device', 'status'], opts);
-    return pickUpstreamWifi(parseDeviceStatus(text), lanInterface);
+    return pick(parseDeviceStatus(text), lanInterface);
   } catch {
     return null;
   }
@@ -282,8 +317,37 @@ export class NetworkManagerWan {
 
   /** Forgets the network (NetworkManager deletes the profile's keyfile with it). */
   async forget(ssid: string): Promise<void> {
-    const id = wifiProfileId(validateUpstreamWifi({ interface: this.interface, ssid }).ssid);
+    const id = this.#profileId(ssid);
     await this.#deleteProfiles((c) => c.name === id);
+  }
+
+  /**
+   * Takes the network's connection down and keeps its profile (and the secret NetworkManager stores):
+   * the default route goes back to the cable while the WAN moves there, and activate() can undo it.
+   */
+  async deactivate(ssid: string): Promise<void> {
+    await nmcli(['connection', 'down', 'id', this.#profileId(ssid)], this.#opts);
+  }
+
+  /** Brings the network's stored profile up again (NetworkManager has its secret). */
+  async activate(ssid: string): Promise<void> {
+    await nmcli(
+      [
+        '--wait',
+        String(this.#opts.waitSeconds ?? 45),
+        'connection',
+        'up',
+        'id',
+        this.#profileId(ssid),
+        'ifname',
+        this.interface,
+      ],
+      this.#opts,
+    );
+  }
+
+  #profileId(ssid: string): string {
+    return wifiProfileId(validateUpstreamWifi({ interface: this.interface, ssid }).ssid);
   }
 
   /** Disconnects the interface (through node-wifi: see the header). */

@@ -58,6 +58,11 @@ export class FakeNetwork implements NetworkLike {
   readonly joined: JoinWifiInput[] = [];
   readonly applied: AccessPointConfig[] = [];
   readonly forgotten: string[] = [];
+  /** forget, deactivate and activate, in order, each with its SSID. */
+  readonly wifiCalls: string[] = [];
+  /** What findCable() answers (the cable port NetworkManager manages). */
+  cable: string | null = 'eth0';
+  #joinedWifi: WanView | null = null;
   hiddenNetworks: Record<string, string> = { 'Back Room': 'hidden-passphrase' };
   leasesNow: Lease[] = [
     { expires: 1_900_000_000, mac: '02:00:00:00:00:01', address: '10.42.0.23', hostname: 'kitchen-tablet' },
@@ -104,15 +109,36 @@ export class FakeNetwork implements NetworkLike {
       ssid: input.ssid,
       signal: known.signal,
     };
+    this.#joinedWifi = { ...this.#wan };
     return { ...this.#wan };
   }
 
   /** Forgetting the network the WAN is on takes the WAN back to the cable (as NetworkManager would). */
   async forget(ssid: string): Promise<void> {
     this.forgotten.push(ssid);
-    if (this.#wan.ssid === ssid) {
-      this.#wan = { ...ETHERNET_WAN };
+    this.wifiCalls.push(`forget ${ssid}`);
+    if (this.#wan.ssid === ssid) this.#wan = { ...ETHERNET_WAN };
+    if (this.#joinedWifi?.ssid === ssid) this.#joinedWifi = null;
+  }
+
+  /** As nmcli: only an active connection can be taken down; its profile stays. */
+  async deactivate(ssid: string): Promise<void> {
+    this.wifiCalls.push(`deactivate ${ssid}`);
+    if (this.#wan.ssid !== ssid) {
+      throw obxError('NET_NMCLI_FAILED', `Error: '${ssid}' is not an active connection.`);
     }
+    this.#wan = { ...ETHERNET_WAN };
+  }
+
+  async activate(ssid: string): Promise<void> {
+    this.wifiCalls.push(`activate ${ssid}`);
+    if (this.#joinedWifi?.ssid !== ssid)
+      throw obxError('NET_NMCLI_FAILED', `Error: unknown connection '${ssid}'.`);
+    this.#wan = { ...this.#joinedWifi };
+  }
+
+  async findCable(): Promise<string | null> {
+    return this.cable;
   }
 
   async leases(): Promise<Lease[]> {

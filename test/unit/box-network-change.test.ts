@@ -262,7 +262,43 @@ t.test('joinWifi: the WAN moves to the Wi-Fi; a move that fails forgets the netw
   t.equal(bad.config.get().network.wanInterface, 'eth0');
   t.match(await bad.box.diagnostics(), /Wi-Fi join undone: the WAN did not move to wlan1/);
   await statusUntil(bad.box, (s) => s.state === 'routing');
+  await bad.box.settled();
   t.equal(bad.firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0', 'routing over the cable again');
+});
+
+t.test('useCable: the Wi-Fi down, the WAN to the cable, the Wi-Fi forgotten once tor works', async (t) => {
+  const home = { ssid: 'Home', passphrase: 'correct horse battery', hidden: false };
+  const { box, config, network, firewall } = await changeSetup(t);
+  const notWifi = await failure(box.useCable());
+  t.ok(isObxError(notWifi, 'NET_VALUE_INVALID'), 'refused while the WAN is the cable');
+  await box.joinWifi(home);
+  network.cable = null;
+  t.ok(isObxError(await failure(box.useCable()), 'NET_UNAVAILABLE'), 'refused without a cable port');
+  t.same(network.wifiCalls, [], 'nothing was taken down');
+  network.cable = 'eth0';
+  await box.useCable();
+  t.same(network.wifiCalls, ['deactivate Home', 'forget Home'], 'down before the move, forgotten after');
+  t.equal(config.get().network.wanInterface, 'eth0');
+  t.equal(config.get().network.upstreamWifi, null);
+  t.equal(firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0');
+  t.match(await box.diagnostics(), /WAN back on the cable \(eth0\)/);
+});
+
+t.test('useCable: tor not reachable over the cable -> back on the Wi-Fi, which is kept', async (t) => {
+  const home = { ssid: 'Home', passphrase: 'correct horse battery', hidden: false };
+  // reconnecting over eth0 fails (the fake's failBack: a step towards eth0)
+  const { box, config, network, firewall } = await changeSetup(t, { failBack: 'reconnect' });
+  await box.joinWifi(home);
+  t.equal(config.get().network.wanInterface, 'wlan1');
+  const e = await failure(box.useCable());
+  t.ok(isObxError(e, 'NET_CHANGE_FAILED'), String(e));
+  t.same(network.wifiCalls, ['deactivate Home', 'activate Home'], 'the Wi-Fi is brought back, not forgotten');
+  t.equal(config.get().network.wanInterface, 'wlan1');
+  t.same(config.get().network.upstreamWifi, { interface: 'wlan1', ssid: 'Home', hidden: false });
+  await statusUntil(box, (s) => s.state === 'routing');
+  await box.settled();
+  t.equal(firewall.applies.at(-1), 'routing wan=wlan1 lan=wlan0', 'routing over the Wi-Fi again');
+  t.match(await box.diagnostics(), /back to the cable failed: the WAN stays on wlan1/);
 });
 
 t.test('wanLease: an overlapping WAN subnet closes the box until a lease no longer overlaps', async (t) => {

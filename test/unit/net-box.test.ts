@@ -120,7 +120,7 @@ t.test('without network adapters', async (t) => {
 });
 
 t.test('networkAdapters without adapters, and the log redacts passphrases', async (t) => {
-  const n = networkAdapters({ wan: null, lan: null, sharedRadio: false });
+  const n = networkAdapters({ wan: null, lan: null, sharedRadio: false, lanInterface: () => 'wlan0' });
   t.equal(n.wifiInterface, null);
   t.same(await n.leases(), []);
   t.ok(isObxError(await n.wanStatus().catch((e) => e), 'NET_UNAVAILABLE'));

@@ -10,11 +10,13 @@ import { isObxError } from '../../firmware/errors.js';
 import { wifiProfileId } from '../../firmware/net/render.js';
 import {
   classifyNmcli,
+  findUpstreamCable,
   findUpstreamWifi,
   keyMgmtFor,
   loadNodeWifi,
   NetworkManagerWan,
   nmcliEnv,
+  pickUpstreamCable,
   pickUpstreamWifi,
   runNmcli,
 } from '../../firmware/net/wifi.js';
@@ -201,6 +203,36 @@ t.test(
   },
 );
 
+t.test('deactivate keeps the profile and its secret; activate brings it back without one', async (t) => {
+  const fake = fakeNmcli(t, world());
+  const wan = new NetworkManagerWan({ interface: 'wlan1', secretsDir: fake.dir });
+  await wan.connect({ ssid: 'Home', passphrase: PASS, asWan: true });
+  await wan.deactivate('Home');
+  t.equal((await wan.status()).state, 'disconnected', 'down');
+  t.same(
+    fake.read().profiles?.map((p) => p.psk),
+    [PASS],
+    'the profile and its secret stay with NetworkManager',
+  );
+  const again = await caught(wan.deactivate('Home'));
+  t.ok(isObxError(again), `an inactive connection cannot be taken down: ${String(again)}`);
+  const before = fake.calls().length;
+  await wan.activate('Home');
+  const st = await wan.status();
+  t.equal(st.state, 'connected');
+  t.equal(st.ssid, 'Home');
+  const up = fake
+    .calls()
+    .slice(before)
+    .find((c) => c.argv.includes('up'));
+  t.same(
+    up?.argv,
+    ['--wait', '45', 'connection', 'up', 'id', wifiProfileId(Buffer.from('Home')), 'ifname', 'wlan1'],
+    'by the profile id, no passwd-file: NetworkManager has the secret',
+  );
+  t.ok(isObxError(await caught(wan.activate('Elsewhere'))), 'an unknown network cannot be brought up');
+});
+
 t.test('wrong passphrase (Secrets on stdout, exit 4 and exit 0): refused, nothing kept', async (t) => {
   for (const exit0 of [false, true]) {
     const fake = fakeNmcli(t, { ...world(), quirks: { secretsExit0: exit0 } });
@@ -314,8 +346,22 @@ t.test(
       'a name that is no interface name is passed over',
     );
     t.equal(pickUpstreamWifi([{ device: 'eth0', type: 'ethernet', state: 'connected' }], 'eth1'), null);
+    t.equal(
+      pickUpstreamCable(
+        [
+          { device: 'eth1', type: 'ethernet', state: 'unmanaged' },
+          { device: 'wlan1', type: 'wifi', state: 'connected' },
+          { device: 'eth0', type: 'ethernet', state: 'unavailable' },
+        ],
+        'eth1',
+      ),
+      'eth0',
+      "the cable port: managed Ethernet, not the LAN's, plugged in or not",
+    );
+    t.equal(pickUpstreamCable([{ device: 'eth0', type: 'ethernet', state: 'connected' }], 'eth0'), null);
     const fake = fakeNmcli(t, world());
     t.equal(await findUpstreamWifi('eth1'), 'wlan1', 'from nmcli device status (wlan0 is unmanaged)');
+    t.equal(await findUpstreamCable('wlan0'), 'eth0', 'the cable port from nmcli device status');
     fake.update((w) => {
       w.running = false;
     });

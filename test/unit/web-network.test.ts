@@ -90,6 +90,16 @@ t.test(
     t.notMatch(configText(h), /correct horse/, 'the upstream passphrase is not in the config');
     const page = await c.get('/network?done=wifi-joined');
     t.match(page.body, /id="wan-ssid">Home, signal 82 %/);
+    t.match(
+      page.body,
+      /<form method="post" action="\/network\/use-cable" id="use-cable">/,
+      'a way back to the cable',
+    );
+    t.match(
+      page.body,
+      /id="use-cable">\s*<input type="hidden" name="_csrf" value="[^"]+">/,
+      'with its CSRF token',
+    );
     const hidden = await c.post(
       '/network/join',
       { ssid: 'Back Room', passphrase: 'hidden-passphrase' },
@@ -193,4 +203,20 @@ t.test('CSRF and a box without network control', async (t) => {
   );
   t.equal(join.statusCode, 503);
   t.match(join.body, /id="problem"[^>]*>OBX_ERR_NET_UNAVAILABLE/);
+  const cable = await c2.post('/network/use-cable', {}, '/network');
+  t.equal(cable.statusCode, 503, 'use the cable: refused by a box without network control');
+  t.match(cable.body, /id="problem"[^>]*>OBX_ERR_NET_UNAVAILABLE/);
+});
+
+t.test('use the cable: CSRF, then refused while the WAN is not a Wi-Fi network', async (t) => {
+  const { h, c } = await setup(t);
+  const page = await c.get('/network');
+  t.notMatch(page.body, /id="use-cable"/, 'no such form while the box is on its cable');
+  const forged = await c.post('/network/use-cable', { _csrf: 'forged' });
+  t.equal(forged.statusCode, 403);
+  // the harness's box has network adapters but no change system: the controller says so
+  const r = await c.post('/network/use-cable', {}, '/network');
+  t.equal(r.statusCode, 503);
+  t.match(r.body, /id="problem"[^>]*>OBX_ERR_NET_UNAVAILABLE/);
+  t.same(h.box.network?.wifiCalls, [], 'nothing was taken down');
 });

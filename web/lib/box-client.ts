@@ -66,6 +66,7 @@ const SLOW: ReadonlySet<WebCommand> = new Set([
   'web.runLeakTest',
   'web.applyTorSettings',
   'web.joinWifi',
+  'web.useCable',
   'web.setAccessPoint',
   'web.wifiScan',
   'web.newIdentity',
@@ -277,6 +278,10 @@ export class BoxClient implements PageApi {
       passphrase: input.passphrase,
       hidden: input.hidden,
     });
+  }
+
+  async useCable(): Promise<void> {
+    await this.#call('web.useCable', {});
   }
 
   async setAccessPoint(input: AccessPointInput): Promise<void> {

@@ -108,6 +108,8 @@ const DONE: Record<string, string> = {
   logout: 'Logged out.',
   'wifi-joined':
     'Joined. The box now reaches the internet through this Wi-Fi network; Tor reconnects over it.',
+  cable:
+    'The box now reaches the internet through its cable, and has forgotten the Wi-Fi network. Tor is connected over the cable.',
   'ap-saved': 'Access point settings saved. Devices reconnect with the new name or passphrase.',
   'update-checking': 'Checking for an update through Tor. This page shows the result in a moment.',
   'update-installing': 'The update is being fetched and installed; the box restarts when it is written.',

@@ -127,6 +127,18 @@ export async function networkRoutes(app: FastifyInstance, { ctx }: PluginOpts): 
     return reply.redirect('/network?done=wifi-joined', 303);
   });
 
+  app.post('/network/use-cable', csrf, async (req, reply) => {
+    try {
+      await ctx.box.useCable();
+    } catch (err) {
+      const { errors, problem } = refusal(err);
+      const why = problem ?? Object.values(errors)[0] ?? 'The box could not move to the cable.';
+      return networkPage(reply, ctx, { problem: why }, problem ? 503 : 400);
+    }
+    req.log.info('the WAN moved back to the cable');
+    return reply.redirect('/network?done=cable', 303);
+  });
+
   app.post('/network/access-point', csrf, async (req, reply) => {
     const checked = checkAccessPoint(req.body);
     if (!checked.ok) {
