@@ -411,6 +411,11 @@ export class BoxController implements BoxApi {
 
   // --- networking (firmware/net/box-network.ts, firmware/box/network-change.ts) ---
 
+  /** A WAN/LAN change runs, its way back after a failure included (the connection assist waits meanwhile). */
+  networkChanging(): boolean {
+    return this.#netChange.changing;
+  }
+
   /** Changes the WAN and/or LAN through the state machine (firmware/box/network-change.ts). */
   changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }> {
     return this.#netChange.change(input);

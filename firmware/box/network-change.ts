@@ -62,6 +62,11 @@ export class NetworkChanger {
     this.#deps = deps;
   }
 
+  /** A change runs (its way back to the old network included). */
+  get changing(): boolean {
+    return this.#changing;
+  }
+
   /** See the top of this file; returns the steps that ran. */
   async change(input: NetworkChangeInput): Promise<{ steps: string[] }> {
     const { system, core, log, record } = this.#deps;

@@ -35,7 +35,11 @@ export function assistPhase(deps: {
         tor: deps.tor,
         config: deps.config,
         wan: {
-          link: () => carrier(network.current().wanInterface),
+          // While the box changes its WAN or LAN (and while it goes back after a failed change), tor's
+          // stall is the change's to judge (its own timeout and rollback), not a blocked Tor's: the assist
+          // waits as for a missing link, and starts over on whichever network the box ends up on. Before,
+          // a change slower than the stall window made it try bridges in the middle of the change.
+          link: async () => !box.networkChanging() && (await carrier(network.current().wanInterface)),
           lease: () => network.wanLeased(),
         },
         builtins: () => assistBuiltins(testNetwork?.builtinBridges),

@@ -235,9 +235,11 @@ t.test('changeNetwork: the next change waits for the way back to finish', async 
   await t.rejects(box.changeNetwork({ wanInterface: 'eth1' }), /reconnect:/);
   await statusUntil(box, (s) => s.firewallMode === 'connecting');
   t.equal(box.status().state, 'connecting', 'reconnecting over the old network');
+  t.equal(box.networkChanging(), true, 'the way back counts as part of the change (the assist waits)');
   t.ok(isObxError(await failure(box.changeNetwork({ wanInterface: 'eth2' })), 'NET_CHANGE_BUSY'));
   release();
   await diagnosticsUntil(box, /network change undone/);
+  t.equal(box.networkChanging(), false, 'over');
   t.ok(
     isObxError(await failure(box.changeNetwork({ wanInterface: 'eth1' })), 'NET_CHANGE_FAILED'),
     'free again',
