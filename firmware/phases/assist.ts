@@ -4,7 +4,7 @@
  * bridges and telling the page and the OLED what it makes of tor's connecting. Its built-in bridge lines
  * are the release's (firmware/tor/builtin-bridges.ts), or a test network's own when it names some (data,
  * as its authorities are). Moat is asked first (firmware/tor/moat-ask.ts): onionboxd writes the job
- * (<state dir>/moat/job.json), onionbox-moat.service answers as tor's uid in its runtime directory
+ * (<state dir>/moat-job.json), onionbox-moat.service answers as tor's uid in its runtime directory
  * (%t/onionbox-moat/answer.json), and the firewall's Moat window is open only meanwhile. Its endpoint is
  * Tor Browser's, or a test network's own.
  */
@@ -45,7 +45,7 @@ export function assistPhase(deps: {
   const moat = async () =>
     moatParts(
       await askMoat(assistJob(endpoint), {
-        jobFile: join(deps.stateDir, 'moat', 'job.json'),
+        jobFile: join(deps.stateDir, 'moat-job.json'),
         answerFile: join(deps.runDir ?? '/run', 'onionbox-moat', 'answer.json'),
         window: (open) => deps.relays.moatWindow(open),
       }),

@@ -323,12 +323,21 @@ export class ConnectionAssist {
         const { candidates, skipped } = this.#deps.builtins();
         let moat: MoatParts = { country: [], defaults: [], notes: [] };
         if (this.#deps.moat) {
+          const asked = this.#now();
           try {
             moat = await this.#deps.moat();
           } catch (err) {
             moat.notes.push(describeError(err));
           }
-          if (moat.notes.length > 0) log?.info({ notes: moat.notes }, 'connection assist: Moat');
+          log?.info(
+            {
+              ms: this.#now() - asked,
+              country: moat.country.length,
+              defaults: moat.defaults.length,
+              notes: moat.notes,
+            },
+            'connection assist: Moat asked',
+          );
           if (moat.country.length + moat.defaults.length === 0)
             skipped.unshift({ step: 'moat', reason: MOAT_FAILED_WHY });
         }

@@ -6,7 +6,7 @@
  * firewall's opening for it is tor's uid's (firmware/tor/transports.ts: `MOAT_NEEDS`), only while a job
  * runs.
  *
- *   onionboxd   writes the job (/var/lib/onionbox/moat/job.json: an id, the endpoint, the requests),
+ *   onionboxd   writes the job (/var/lib/onionbox/moat-job.json: an id, the endpoint, the requests),
  *               opens the window, waits for the answer with that id, closes the window, and validates
  *               every answer (moat.ts: one schema, then the bridge grammar) before anything reaches torrc
  *   the unit    `onionbox moat ask`: checks the job (its own schema), runs lyrebird's meek_lite client,
