@@ -159,6 +159,9 @@ export function assistJob(endpoint: MoatEndpoint, country?: string): MoatJob {
   };
 }
 
+/** How long one Moat request may take through meek_lite (a TLS handshake that never gets an answer ends here). */
+export const MOAT_REQUEST_MS = 45_000;
+
 /** The unit's side: runs a job (lyrebird's meek_lite, one request after another) and returns its answer. */
 export async function runMoatJob(
   job: MoatJob,
@@ -173,18 +176,26 @@ export async function runMoatJob(
       stateDir: opts.stateDir,
       ...(opts.lyrebirdArgs ? { args: opts.lyrebirdArgs } : {}),
     });
+    // a request that could not get through (meek_lite, TLS, no answer in time): the next ones would fail
+    // the same way, so they are not sent (the job ends sooner, and with it the firewall's window)
+    let failed: string | null = null;
     for (const r of job.requests) {
+      if (failed !== null) {
+        results.push({ kind: r.kind, error: `not sent: ${failed}`.slice(0, 500) });
+        continue;
+      }
       try {
         const request = moatRequest(r.kind as MoatKind, { country: r.country });
         const res = await moatFetch({
           endpoint,
           socksPort: meek.port,
           request,
-          timeoutMs: opts.timeoutMs ?? 60_000,
+          timeoutMs: opts.timeoutMs ?? MOAT_REQUEST_MS,
         });
         results.push({ kind: r.kind, status: res.status, body: res.body });
       } catch (err) {
-        results.push({ kind: r.kind, error: describeError(err).slice(0, 500) });
+        failed = describeError(err).slice(0, 400);
+        results.push({ kind: r.kind, error: failed });
       }
     }
   } catch (err) {
