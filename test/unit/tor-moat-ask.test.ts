@@ -123,8 +123,8 @@ t.test(
       },
     });
     // the unit: sees the job, answers it
-    await new Promise((r) => setTimeout(r, 50));
-    t.same(events, ['open'], 'open while waiting');
+    while (!existsSync(jobFile)) await new Promise((r) => setTimeout(r, 10));
+    t.same(events, ['open'], 'open before the job is there, and while waiting');
     const seen = parseMoatJob(readFileSync(jobFile, 'utf8'));
     t.equal(seen.id, job.id, 'the job as written');
     writeFileSync(
