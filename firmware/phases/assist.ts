@@ -42,12 +42,15 @@ export function assistPhase(deps: {
   const builtinOf = (transport: string): readonly string[] =>
     testNetwork?.builtinBridges?.filter((l) => l.startsWith(`${transport} `)) ??
     (transport === 'obfs4' ? BUILTIN_BRIDGES.obfs4 : []);
+  // stopping the phase ends a wait for Moat at once (and with it the firewall's window)
+  let stopping = new AbortController();
   const moat = async () =>
     moatParts(
       await askMoat(assistJob(endpoint), {
         jobFile: join(deps.stateDir, 'moat-job.json'),
         answerFile: join(deps.runDir ?? '/run', 'onionbox-moat', 'answer.json'),
         window: (open) => deps.relays.moatWindow(open),
+        signal: stopping.signal,
       }),
       builtinOf,
     );
@@ -55,6 +58,7 @@ export function assistPhase(deps: {
   return {
     name: 'assist',
     start: async () => {
+      stopping = new AbortController();
       const a = new ConnectionAssist({
         bus: deps.bus,
         tor: deps.tor,
@@ -75,6 +79,7 @@ export function assistPhase(deps: {
     },
     stop: async () => {
       box.attachAssist(null);
+      stopping.abort();
       await assist?.stop();
       assist = null;
     },

@@ -216,6 +216,8 @@ export interface MoatAskerDeps {
   window(open: boolean): Promise<void>;
   timeoutMs?: number;
   pollMs?: number;
+  /** Stops the wait (onionboxd stopping): the window closes and this rejects at once. */
+  signal?: AbortSignal;
 }
 
 export async function askMoat(job: MoatJob, deps: MoatAskerDeps): Promise<MoatJobAnswer> {
@@ -227,6 +229,7 @@ export async function askMoat(job: MoatJob, deps: MoatAskerDeps): Promise<MoatJo
     const deadline = Date.now() + (deps.timeoutMs ?? 150_000);
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, deps.pollMs ?? 500));
+      if (deps.signal?.aborted) throw obxError('TOR_MOAT_FAILED', 'stopped while waiting for Moat');
       const text = await readFile(deps.answerFile, 'utf8').catch(() => '');
       const answer = text === '' ? null : parseMoatJobAnswer(text, job.id);
       if (answer) return answer;

@@ -149,5 +149,24 @@ t.test(
       { code: 'OBX_ERR_TOR_MOAT_FAILED' },
     );
     t.same(events, ['open', 'close'], 'no answer: closed all the same');
+
+    events.length = 0;
+    const stop = new AbortController();
+    const waiting = askMoat(assistJob(MOAT_ENDPOINT), {
+      jobFile,
+      answerFile,
+      pollMs: 10,
+      signal: stop.signal,
+      window: async (open) => {
+        events.push(open ? 'open' : 'close');
+      },
+    });
+    stop.abort();
+    await t.rejects(
+      waiting,
+      { code: 'OBX_ERR_TOR_MOAT_FAILED', message: /stopped/ },
+      'stopping ends the wait',
+    );
+    t.same(events, ['open', 'close'], 'and closes the window');
   },
 );
