@@ -221,8 +221,9 @@ export interface MoatAskerDeps {
 }
 
 export async function askMoat(job: MoatJob, deps: MoatAskerDeps): Promise<MoatJobAnswer> {
-  await deps.window(true);
   try {
+    // inside the try: an opening that failed half-way is closed again all the same
+    await deps.window(true);
     await mkdir(dirname(deps.jobFile), { recursive: true, mode: 0o755 });
     // readable by the unit's user (debian-tor): nothing in it is a secret
     await atomicWriteFile(deps.jobFile, `${JSON.stringify(job)}\n`, 0o644);
