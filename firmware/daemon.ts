@@ -180,7 +180,20 @@ export class Daemon {
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
       // why tor does not connect (no network, clock, blocked) and, when blocked, a bridge found by itself
-      await this.#run(assistPhase({ config, bus, tor, network, box, testNetwork, log }));
+      await this.#run(
+        assistPhase({
+          config,
+          bus,
+          tor,
+          network,
+          box,
+          testNetwork,
+          relays,
+          stateDir,
+          runDir: this.#opts.runDir,
+          log,
+        }),
+      );
       const updates = await this.#run(
         updatePhase({
           config,

@@ -69,6 +69,12 @@ export const Errors = Object.freeze({
     500,
   ),
   TOR_CHECK_FAILED: spec('OBX_ERR_TOR_CHECK_FAILED', 'The "is this Tor?" check failed', 502),
+  TOR_MOAT_FAILED: spec(
+    'OBX_ERR_TOR_MOAT_FAILED',
+    "Moat (the Tor Project's bridge service) did not answer",
+    502,
+  ),
+  TOR_MOAT_ANSWER_INVALID: spec('OBX_ERR_TOR_MOAT_ANSWER_INVALID', "Moat's answer was refused", 502),
   CLOCK_INVALID: spec('OBX_ERR_CLOCK_INVALID', 'Time rejected', 400),
   // firewall
   FIREWALL_INVALID_PARAMS: spec('OBX_ERR_FIREWALL_INVALID_PARAMS', 'Firewall parameters are not valid', 400),

@@ -142,6 +142,8 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   // restart dnsmasq's and hostapd's units when onionboxd writes their configuration (issue 23)
   'onionbox-dnsmasq.path',
   'onionbox-hostapd.path',
+  // the connection assist's Moat client, as tor's user, when onionboxd writes a job (issue 21)
+  'onionbox-moat.path',
   // WantedBy=onionboxd.service: starts after onionboxd has written the torrc
   'onionbox-tor.service',
   'onionbox-firstboot.service',

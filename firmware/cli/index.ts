@@ -9,6 +9,7 @@ import { boardHandoverCommand, boardPressCommand, boardSwitchCommand } from './b
 import { firewallCommands } from './firewall.js';
 import { fwCfgHandoverCommand } from './fw-cfg.js';
 import { leakTestCommand } from './leak-test.js';
+import { moatAskCommand } from './moat.js';
 import { NET_COMMANDS } from './net.js';
 import { readSimInfo, SIM_COMMANDS } from './sim.js';
 import { SLOT_COMMANDS } from './slot.js';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...firewallCommands,
   leakTestCommand,
   ...TOR_COMMANDS,
+  moatAskCommand,
   ...NET_COMMANDS,
   ...WIFI_COMMANDS,
   ...UPDATE_COMMANDS,

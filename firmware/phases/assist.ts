@@ -3,8 +3,12 @@
  * firmware/tor/assist-runner.ts) fed by tor's events, the WAN's link and lease and a timer, driving tor's
  * bridges and telling the page and the OLED what it makes of tor's connecting. Its built-in bridge lines
  * are the release's (firmware/tor/builtin-bridges.ts), or a test network's own when it names some (data,
- * as its authorities are).
+ * as its authorities are). Moat is asked first (firmware/tor/moat-ask.ts): onionboxd writes the job
+ * (<state dir>/moat-job.json), onionbox-moat.service answers as tor's uid in its runtime directory
+ * (%t/onionbox-moat/answer.json), and the firewall's Moat window is open only meanwhile. Its endpoint is
+ * Tor Browser's, or a test network's own.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BoxController } from '../box/controller.js';
 import type { ConfigStore } from '../config/store.js';
@@ -12,7 +16,10 @@ import type { EventBus } from '../events.js';
 import type { Phase } from '../lib/service.js';
 import type { BoxNetwork } from '../net/network.js';
 import { ConnectionAssist, carrier } from '../tor/assist-runner.js';
-import { assistBuiltins } from '../tor/builtin-bridges.js';
+import { assistBuiltins, BUILTIN_BRIDGES } from '../tor/builtin-bridges.js';
+import { MOAT_ENDPOINT } from '../tor/moat.js';
+import { askMoat, assistJob, moatParts } from '../tor/moat-ask.js';
+import type { RelaySet } from '../tor/relay-set.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
 import type { TestNetwork } from '../tor/test-network.js';
 
@@ -23,13 +30,35 @@ export function assistPhase(deps: {
   network: BoxNetwork;
   box: BoxController;
   testNetwork: TestNetwork | undefined;
+  relays: RelaySet;
+  stateDir: string;
+  /** systemd's runtime root (%t): where onionbox-moat.service writes its answer. */
+  runDir?: string | undefined;
   log: Logger;
 }): Phase<ConnectionAssist> {
   const { box, network, testNetwork } = deps;
+  const endpoint = testNetwork?.moat ?? MOAT_ENDPOINT;
+  // Moat's "use your built-in lines": this box's (the test network's when it names some)
+  const builtinOf = (transport: string): readonly string[] =>
+    testNetwork?.builtinBridges?.filter((l) => l.startsWith(`${transport} `)) ??
+    (transport === 'obfs4' ? BUILTIN_BRIDGES.obfs4 : []);
+  // stopping the phase ends a wait for Moat at once (and with it the firewall's window)
+  let stopping = new AbortController();
+  const moat = async () =>
+    moatParts(
+      await askMoat(assistJob(endpoint), {
+        jobFile: join(deps.stateDir, 'moat-job.json'),
+        answerFile: join(deps.runDir ?? '/run', 'onionbox-moat', 'answer.json'),
+        window: (open) => deps.relays.moatWindow(open),
+        signal: stopping.signal,
+      }),
+      builtinOf,
+    );
   let assist: ConnectionAssist | null = null;
   return {
     name: 'assist',
     start: async () => {
+      stopping = new AbortController();
       const a = new ConnectionAssist({
         bus: deps.bus,
         tor: deps.tor,
@@ -42,7 +71,8 @@ export function assistPhase(deps: {
           link: async () => !box.networkChanging() && (await carrier(network.current().wanInterface)),
           lease: () => network.wanLeased(),
         },
-        builtins: () => assistBuiltins(testNetwork?.builtinBridges),
+        builtins: () => assistBuiltins(testNetwork?.builtinBridges, { moat: true }),
+        moat,
         show: (view) => box.setAssist(view),
         log: deps.log.child({ component: 'assist' }),
       });
@@ -53,6 +83,7 @@ export function assistPhase(deps: {
     },
     stop: async () => {
       box.attachAssist(null);
+      stopping.abort();
       await assist?.stop();
       assist = null;
     },

@@ -17,8 +17,10 @@
  *   probe-internet    answered from the WAN facts (a link and a lease). The box sends nothing to test the
  *                     internet: tor's own connections are the only traffic it may make. Moat's check over
  *                     meek is not built, so "offline" past the modem is not told apart from "blocked".
- *   fetch-candidates  the built-in lines of the transports that can connect (obfs4), with the steps
- *                     left out and why (Moat; snowflake): the page shows them.
+ *   fetch-candidates  Moat first, when the box has its client (moat-ask.ts: settings for the country, then
+ *                     Moat's defaults, over meek_lite as tor's uid), then the built-in lines of the
+ *                     transports that can connect (obfs4), in that order (assist.ts tryList), with the
+ *                     steps left out and why (Moat that gave nothing; snowflake): the page shows them.
  *   use-bridges       tor runs with the candidate's lines (TorSupervisor.trySettings: verified, the relay
  *                     set widened first, no wait, no rollback); the machine times it out.
  *   keep              the setting is stored (tor's bridges and `assist.found`, one atomic write of
@@ -51,6 +53,8 @@ import {
   stepAssist,
   tryList,
 } from './assist.js';
+import { MOAT_FAILED_WHY } from './builtin-bridges.js';
+import type { MoatParts } from './moat-ask.js';
 
 /** How often the timer feeds the machine (and re-reads the WAN's link and lease). */
 export const TICK_MS = 5000;
@@ -100,6 +104,11 @@ export interface ConnectionAssistDeps {
   wan: AssistWan;
   /** The built-in part of the try-list (firmware/tor/builtin-bridges.ts assistBuiltins). */
   builtins(): { candidates: { transport: string; lines: string[] }[]; skipped: AssistSkip[] };
+  /**
+   * Moat's part of the try-list (moat-ask.ts): settings for the country, then the defaults, every line
+   * validated. Absent: the box has no Moat client. A failure (or nothing usable) leaves Moat out, with why.
+   */
+  moat?: () => Promise<MoatParts>;
   /** What the page and the OLED show. */
   show(output: AssistOutput): void;
   now?: () => number;
@@ -312,7 +321,28 @@ export class ConnectionAssist {
         return;
       case 'fetch-candidates': {
         const { candidates, skipped } = this.#deps.builtins();
-        this.#feed({ type: 'candidates', at: this.#now(), list: tryList({ builtin: candidates }), skipped });
+        let moat: MoatParts = { country: [], defaults: [], notes: [] };
+        if (this.#deps.moat) {
+          const asked = this.#now();
+          try {
+            moat = await this.#deps.moat();
+          } catch (err) {
+            moat.notes.push(describeError(err));
+          }
+          log?.info(
+            {
+              ms: this.#now() - asked,
+              country: moat.country.length,
+              defaults: moat.defaults.length,
+              notes: moat.notes,
+            },
+            'connection assist: Moat asked',
+          );
+          if (moat.country.length + moat.defaults.length === 0)
+            skipped.unshift({ step: 'moat', reason: MOAT_FAILED_WHY });
+        }
+        const list = tryList({ country: moat.country, defaults: moat.defaults, builtin: candidates });
+        this.#feed({ type: 'candidates', at: this.#now(), list, skipped });
         return;
       }
       case 'use-bridges': {

@@ -51,18 +51,27 @@ export const LEFT_OUT_WHY: Readonly<Record<string, string>> = Object.freeze({
     'The built-in snowflake bridges are not tried: snowflake has not connected end to end on the box yet.',
 });
 
-/** Why Moat (the Tor Project's bridge service for a country) is not asked: it is not built yet. */
+/** Why Moat (the Tor Project's bridge service for a country) is not asked: the box has no Moat client. */
 export const MOAT_SKIPPED_WHY =
-  'Asking the Tor Project which bridges work in your country (Moat) is not built into the box yet: ' +
-  'it tries the bridges it ships with.';
+  'Asking the Tor Project which bridges work in your country (Moat) is not available here: ' +
+  'the box tries the bridges it ships with.';
+
+/** Why Moat's answer gave nothing to try (it did not answer, or named nothing the box can use). */
+export const MOAT_FAILED_WHY =
+  "The Tor Project's bridge service (Moat) could not be asked, or named no bridge the box can use: " +
+  'the box tries the bridges it ships with.';
 
 /**
  * The built-in part of the try-list: one setting per transport the assist tries (obfs4 today), and the
- * steps left out with their reasons (Moat, transports that cannot connect). `lines` replaces the
+ * steps left out with their reasons (Moat, when the box has no Moat client; transports that cannot
+ * connect). `lines` replaces the
  * release's list (a test network's own bridges, given as data); every line passes the grammar or this
  * throws.
  */
-export function assistBuiltins(lines?: readonly string[]): {
+export function assistBuiltins(
+  lines?: readonly string[],
+  opts: { moat?: boolean } = {},
+): {
   candidates: { transport: string; lines: string[] }[];
   skipped: { step: 'moat' | 'transport'; reason: string }[];
 } {
@@ -73,9 +82,9 @@ export function assistBuiltins(lines?: readonly string[]): {
           transport,
           lines: lines.filter((l) => parseBridgeLine(l).transport === transport),
         }));
-  const skipped: { step: 'moat' | 'transport'; reason: string }[] = [
-    { step: 'moat', reason: MOAT_SKIPPED_WHY },
-  ];
+  const skipped: { step: 'moat' | 'transport'; reason: string }[] = opts.moat
+    ? []
+    : [{ step: 'moat', reason: MOAT_SKIPPED_WHY }];
   const candidates: { transport: string; lines: string[] }[] = [];
   for (const g of groups) {
     if (ASSIST_TRANSPORTS.includes(g.transport)) candidates.push(g);

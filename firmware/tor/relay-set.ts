@@ -23,7 +23,14 @@ import { isHostAddress, type RelayEndpoint, validateRelays } from '../firewall/p
 import { parseRelayEndpoints } from '../firewall/relays.js';
 import { builtinDirsFromBinary, dirsFromTorrcLines, torrcNamesDirs } from './dirs.js';
 import { parseBridgeLine } from './grammar.js';
-import { dialsBridgeAddress, NO_TRANSPORT_NEEDS, type TransportNeeds, transportNeeds } from './transports.js';
+import {
+  dialsBridgeAddress,
+  MOAT_NEEDS,
+  mergeNeeds,
+  NO_TRANSPORT_NEEDS,
+  type TransportNeeds,
+  transportNeeds,
+} from './transports.js';
 
 /**
  * The bridges' endpoints (IPv4 only: IPv6 never leaves the box). Lines were validated when stored. Only
@@ -74,6 +81,8 @@ export class RelaySet {
   #consensus: RelayEndpoint[] = [];
   #current: RelayEndpoint[] = [];
   #needs: TransportNeeds = NO_TRANSPORT_NEEDS;
+  /** The connection assist asks Moat now (onionbox-moat.service runs): its openings are added. */
+  #moat = false;
   #rulesChanged: (() => Promise<void>) | null = null;
 
   readonly #opts: RelaySetOptions;
@@ -81,9 +90,19 @@ export class RelaySet {
     this.#opts = opts;
   }
 
-  /** What the configured transports need beyond the set (firewall's transport openings). */
+  /** What the configured transports (and a running Moat job) need beyond the set (firewall's openings). */
   transportNeeds(): TransportNeeds {
-    return this.#needs;
+    return this.#moat ? mergeNeeds(this.#needs, MOAT_NEEDS) : this.#needs;
+  }
+
+  /**
+   * Opens (true) or closes (false) the Moat window: tor's uid's openings for onionbox-moat.service, which
+   * runs as that uid. The whole ruleset again when that changes the rules (resolves once it is loaded).
+   */
+  async moatWindow(open: boolean): Promise<void> {
+    const before = this.transportNeeds();
+    this.#moat = open;
+    if (!sameNeeds(before, this.transportNeeds()) && this.#rulesChanged) await this.#rulesChanged();
   }
 
   /**
@@ -127,9 +146,9 @@ export class RelaySet {
   /** New settings (before tor reloads with them): their bridges replace the previous ones. */
   settingsChanged(settings: TorConfig): Promise<void> {
     this.#bridges = bridgeEndpoints(settings);
-    const needs = transportNeeds(settings);
-    const changed = !sameNeeds(needs, this.#needs);
-    this.#needs = needs;
+    const before = this.transportNeeds();
+    this.#needs = transportNeeds(settings);
+    const changed = !sameNeeds(before, this.transportNeeds());
     const relays = this.#compose();
     // new transport openings are rules, not set elements: the whole ruleset (which carries the set)
     if (changed && this.#rulesChanged) return this.#rulesChanged();

@@ -7,6 +7,9 @@
  *   { "torrc": ["TestingTorNetwork 1", "DirAuthority ...", ...], "checkUrl": "http://web.sim.test/api/ip",
  *     "builtinBridges": ["obfs4 198.18.0.20:4430 FINGERPRINT cert=... iat-mode=0"] }
  *
+ * `moat` (optional, `{service, url, front}`) stands in for Tor Browser's Moat endpoint (the test network's
+ * meek reflector and mock Moat), as the authorities stand in for tor's.
+ *
  * `builtinBridges` (optional) stands in for the release's built-in bridge lines
  * (firmware/tor/builtin-bridges.ts), as the authorities stand in for tor's: the connection assist's
  * last resort on that network. Each line must pass the bridge grammar.
@@ -18,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { obxError } from '../errors.js';
 import { checkUrl } from './check.js';
 import { parseBridgeLine } from './grammar.js';
+import { checkMoatEndpoint, type MoatEndpoint } from './moat.js';
 import { checkExtraLine } from './torrc.js';
 
 export interface TestNetwork {
@@ -25,6 +29,8 @@ export interface TestNetwork {
   checkUrl?: string | undefined;
   /** The network's own built-in bridge lines (the connection assist's last resort there). */
   builtinBridges?: readonly string[] | undefined;
+  /** The network's own Moat (its meek reflector and front, its Moat service). */
+  moat?: MoatEndpoint | undefined;
 }
 
 export function parseTestNetwork(text: string): TestNetwork {
@@ -39,7 +45,7 @@ export function parseTestNetwork(text: string): TestNetwork {
   }
   const o = doc as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (k !== 'torrc' && k !== 'checkUrl' && k !== 'builtinBridges')
+    if (k !== 'torrc' && k !== 'checkUrl' && k !== 'builtinBridges' && k !== 'moat')
       throw obxError('TOR_VALUE_INVALID', `test network: unknown key ${k.slice(0, 40)}`);
   }
   if (!Array.isArray(o.torrc) || o.torrc.length === 0 || o.torrc.length > 100) {
@@ -69,8 +75,10 @@ export function parseTestNetwork(text: string): TestNetwork {
       }),
     );
   }
+  const moat = o.moat === undefined ? undefined : checkMoatEndpoint(o.moat);
   return Object.freeze({
     torrc,
+    ...(moat !== undefined ? { moat } : {}),
     ...(builtinBridges !== undefined ? { builtinBridges } : {}),
     ...(o.checkUrl !== undefined ? { checkUrl: checkUrl(o.checkUrl as string) } : {}),
   });

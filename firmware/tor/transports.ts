@@ -30,6 +30,19 @@ export const NO_TRANSPORT_NEEDS: Readonly<TransportNeeds> = Object.freeze({
   udp: false,
 });
 
+/**
+ * What the connection assist's Moat client needs while it runs (onionbox-moat.service, tor's uid): DNS
+ * to the WAN's resolver for the front's name, TCP 443 to the front (meek_lite dials the front on the
+ * url='s port, 443). Only while a job runs (RelaySet.moatWindow).
+ */
+export const MOAT_NEEDS: Readonly<TransportNeeds> = Object.freeze({ dns: true, tcpPorts: [443], udp: false });
+
+/** Both needs at once (the configured transports' and the Moat window's). Pure. */
+export function mergeNeeds(a: TransportNeeds, b: TransportNeeds): TransportNeeds {
+  const ports = [...new Set([...a.tcpPorts, ...b.tcpPorts])].sort((x, y) => x - y);
+  return { dns: a.dns || b.dns, tcpPorts: ports, udp: a.udp || b.udp };
+}
+
 /** Transports that reach their bridge at the line's own address (it goes into the relay set). */
 export function dialsBridgeAddress(t: Transport): boolean {
   return t === 'vanilla' || t === 'obfs4';

@@ -10,7 +10,10 @@
  *               once the censor has dropped the box's tor: from that call to the first fetch
  *   obfs4-found censored, no bridge configured: the connection assist notices the stall, tries its built-in
  *               lines (the world names the obfs4 bridge as the test network's), stores the one that routes
- *               (`npm start -- --censored` as it is)
+ *               (`npm start -- --censored` before Moat)
+ *   moat-found  censored, no bridge configured and no built-in line the world can reach: the assist asks
+ *               the world's Moat over meek_lite (onionbox-moat.service), whose answer names the obfs4
+ *               bridge (`npm start -- --censored` as it is); the Moat step's own time from onionboxd's log
  *
  * For each: world start to the LAN device's first `curl http://web.sim.test/ip` answered through tor
  * (split: the world's parts, the first fetch), the box's tor from its unit's start (empty data directory)
@@ -19,7 +22,7 @@
  * through tor. BENCH_CENSORED_RUNS (default 1) fresh worlds per variant; BENCH_CENSORED_VARIANTS picks
  * variants (comma separated). Needs root.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +34,7 @@ import type { BenchResult, BenchSuite } from './types.js';
 
 const DOWNLOAD_BYTES = 8 * 2 ** 20;
 
-type Variant = 'direct' | 'obfs4' | 'webtunnel' | 'obfs4-later' | 'obfs4-found';
+type Variant = 'direct' | 'obfs4' | 'webtunnel' | 'obfs4-later' | 'obfs4-found' | 'moat-found';
 
 async function waitRouting(w: World, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
@@ -120,7 +123,8 @@ async function run(variant: Variant): Promise<BenchResult[]> {
     prefix: 'obxbenchc',
     dir,
     censored,
-    obfs4Bridge: variant === 'obfs4' || variant === 'obfs4-later' || variant === 'obfs4-found',
+    obfs4Bridge: variant !== 'direct' && variant !== 'webtunnel',
+    moat: variant === 'moat-found',
     webtunnelBridge: variant === 'webtunnel',
     // the owner's line is measured alone: the box's own find (obfs4-found) must not race it
     ...(variant === 'obfs4-later' ? { builtinBridge: false } : {}),
@@ -158,6 +162,12 @@ async function run(variant: Variant): Promise<BenchResult[]> {
     parts[variant === 'obfs4-later' ? 'tor.bridges call to routing' : "box tor's start to routing"] =
       bootstrap;
     parts['routing to the first LAN fetch'] = fetched - Math.max(routing, up);
+    if (variant === 'moat-found') {
+      const asked = /"ms":(\d+),"country":\d+.*"msg":"connection assist: Moat asked"/.exec(
+        readFileSync(join(dir, 'onionboxd.log'), 'utf8'),
+      );
+      parts['the Moat step (window, job, meek_lite, answers)'] = Number(asked?.[1] ?? Number.NaN);
+    }
     const mibs = await throughput(world);
     const what = {
       direct: 'uncensored, no bridge (baseline)',
@@ -165,9 +175,10 @@ async function run(variant: Variant): Promise<BenchResult[]> {
       webtunnel: 'censored, webtunnel bridge configured',
       'obfs4-later': "censored, the owner's obfs4 line after start",
       'obfs4-found': 'censored, no bridge configured (the box finds the obfs4 bridge by itself)',
+      'moat-found': 'censored, no bridge configured (the box asks Moat over meek_lite for its bridge)',
     }[variant];
     // finding a bridge waits for tor to stall first (STALL_MS, 75 s): its own goals
-    const found = variant === 'obfs4-found';
+    const found = variant === 'obfs4-found' || variant === 'moat-found';
     const total = fetched - from;
     return [
       {
@@ -214,7 +225,7 @@ export const censoredSuite: BenchSuite = {
     const runs = Number(process.env.BENCH_CENSORED_RUNS ?? 1);
     const out: BenchResult[] = [];
     for (let i = 0; i < runs; i++) {
-      for (const v of ['direct', 'obfs4', 'webtunnel', 'obfs4-later', 'obfs4-found'] as const) {
+      for (const v of ['direct', 'obfs4', 'webtunnel', 'obfs4-later', 'obfs4-found', 'moat-found'] as const) {
         if (only && !only.includes(v)) continue;
         out.push(...(await run(v)));
       }

@@ -863,64 +863,80 @@ async function testPki(
   address: string,
   host: string,
 ): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  return testCert(dir, 'front', [
+    `IP:${address}`,
+    'DNS:webtunnel.sim.test',
+    ...(host !== address && host !== 'webtunnel.sim.test' ? [`DNS:${host}`] : []),
+  ]);
+}
+
+/**
+ * A certificate named `name` for the subject alternative names `sans` (`DNS:x`, `IP:a`), signed by the
+ * test CA in `dir/pki` (made on first use, then shared by every certificate of that directory).
+ */
+export async function testCert(
+  dir: string,
+  name: string,
+  sans: readonly string[],
+): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new Error(`privnet: bad certificate name ${name}`);
   const pki = join(dir, 'pki');
   await mkdir(pki, { recursive: true, mode: 0o711 });
   const f = (n: string) => join(pki, n);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  if (!existsSync(f('ca.pem'))) {
+    await execFileP('openssl', [
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.pem'),
+      '-days',
+      '30',
+      '-subj',
+      '/CN=onionbox privnet test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+  }
+  const cn = (sans.find((x) => x.startsWith('DNS:')) ?? `DNS:${name}`).slice(4);
   await execFileP('openssl', [
     'req',
-    '-x509',
     ...ec,
     '-keyout',
-    f('ca.key'),
+    f(`${name}.key`),
     '-out',
-    f('ca.pem'),
-    '-days',
-    '30',
+    f(`${name}.csr`),
     '-subj',
-    '/CN=onionbox privnet test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await execFileP('openssl', [
-    'req',
-    ...ec,
-    '-keyout',
-    f('front.key'),
-    '-out',
-    f('front.csr'),
-    '-subj',
-    '/CN=webtunnel.sim.test',
+    `/CN=${cn}`,
   ]);
   await writeFile(
-    f('front.ext'),
-    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=${[
-      `IP:${address}`,
-      'DNS:webtunnel.sim.test',
-      ...(host !== address && host !== 'webtunnel.sim.test' ? [`DNS:${host}`] : []),
-    ].join(',')}\n`,
+    f(`${name}.ext`),
+    `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(',')}\n`,
   );
   await execFileP('openssl', [
     'x509',
     '-req',
     '-in',
-    f('front.csr'),
+    f(`${name}.csr`),
     '-CA',
     f('ca.pem'),
     '-CAkey',
     f('ca.key'),
     '-CAcreateserial',
     '-out',
-    f('front.pem'),
+    f(`${name}.pem`),
     '-days',
     '30',
     '-extfile',
-    f('front.ext'),
+    f(`${name}.ext`),
   ]);
   await chmod(f('ca.pem'), 0o644);
-  return { caFile: f('ca.pem'), certFile: f('front.pem'), keyFile: f('front.key') };
+  return { caFile: f('ca.pem'), certFile: f(`${name}.pem`), keyFile: f(`${name}.key`) };
 }
 
 const OBFS4_CERT = /^[A-Za-z0-9+/]{70}(==)?$/;

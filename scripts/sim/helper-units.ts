@@ -33,13 +33,21 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseUnitLines } from './unit-file.js';
-import { mapPath, planUnit, type RunningUnit, startUnit, type UnitPlan, type UnitSpawn } from './units.js';
+import {
+  mapPath,
+  planUnit,
+  type RunningUnit,
+  replaceProgram,
+  startUnit,
+  type UnitPlan,
+  type UnitSpawn,
+} from './units.js';
 
 const UNIT_DIR = fileURLToPath(new URL('../../firmware/system/systemd/', import.meta.url));
 
 export interface HelperUnitOptions {
-  /** dnsmasq or hostapd: onionbox-NAME.path and onionbox-NAME.service */
-  name: 'dnsmasq' | 'hostapd';
+  /** dnsmasq, hostapd or moat: onionbox-NAME.path and onionbox-NAME.service */
+  name: 'dnsmasq' | 'hostapd' | 'moat';
   /** Unit path prefix -> world path, e.g. { '/var/lib/onionbox': stateDir, '/run': runDir }. */
   pathMap: Record<string, string>;
   /** How a process of the unit starts (the world's tracked spawn); default: spawned here. */
@@ -50,6 +58,13 @@ export interface HelperUnitOptions {
   logFile?: string | undefined;
   /** Another program in place of ExecStart's (a test's fake hostapd). */
   binary?: string | undefined;
+  /**
+   * The firmware from source in place of the built one: ExecStart's argv up to and including the
+   * argument ending in `marker` (e.g. dist/firmware/cli/main.js) replaced by `argv`.
+   */
+  program?: { marker: string; argv: string[] } | undefined;
+  /** Extra environment for the service's processes (the world's test CA for the Moat client). */
+  env?: Record<string, string> | undefined;
   /** Where the credentials go (made here, removed at stop(); default: a new directory in /tmp). */
   credentialsDir?: string | undefined;
 }
@@ -127,6 +142,8 @@ export class HelperUnit {
       specifiers: { d: this.#credDir },
     });
     if (opts.binary) this.#plan.main.argv[0] = opts.binary;
+    if (opts.program)
+      this.#plan.main = replaceProgram(this.#plan.main, opts.program.marker, opts.program.argv);
     const type = svc.Type?.at(-1) ?? 'simple';
     if (type !== 'simple' && type !== 'forking') throw new Error(`helper-units: Type=${type} not emulated`);
     this.#forking = type === 'forking';
@@ -209,7 +226,11 @@ export class HelperUnit {
       chmodSync(this.#credDir, 0o500);
     }
     this.#starts++;
-    const running = startUnit(this.#plan, this.#opts.spawn ?? ((n, a, e) => this.#spawn(n, a, e)));
+    const running = startUnit(
+      this.#plan,
+      this.#opts.spawn ?? ((n, a, e) => this.#spawn(n, a, e)),
+      this.#opts.env,
+    );
     this.#running = running;
     await running.started;
   }

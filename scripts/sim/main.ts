@@ -14,10 +14,11 @@
  *
  * `--censored`: the internet censors (scripts/sim/censor.ts): TCP to every relay's ORPort and DirPort is
  * dropped, bridges are not blocked, and the private network runs an obfs4 bridge and a webtunnel bridge
- * (behind a TLS front with a test CA) whose lines are printed.
- * The box has no bridge in its settings: its connection assist notices that tor is blocked and tries its
- * built-in bridge lines, which in this world name the obfs4 bridge (the test network's `builtinBridges`),
- * stores the one that routes, and a LAN device's fetch through it is printed. `--configure-bridge` starts
+ * (behind a TLS front with a test CA) whose lines are printed, and a meek reflector with a mock Moat
+ * behind it (front.sim.test:443).
+ * The box has no bridge in its settings: its connection assist notices that tor is blocked and asks Moat
+ * over meek_lite (onionbox-moat.service, as tor's user), whose answer names the obfs4 bridge, tries it,
+ * stores it once it routes, and a LAN device's fetch through it is printed. `--configure-bridge` starts
  * the box with the obfs4 line already in its settings instead.
  *
  * Usage: tsx scripts/sim/main.ts [--dir .onionbox-sim] [--work DIR] [--port 8080] [--bridge]
@@ -245,7 +246,7 @@ async function main(): Promise<number> {
 
   try {
     say(
-      `building the world: namespaces, the modem, the private Tor network${censored ? ' (behind a censoring ISP, with an obfs4 and a webtunnel bridge)' : ''}, the box, a LAN device`,
+      `building the world: namespaces, the modem, the private Tor network${censored ? ' (behind a censoring ISP, with an obfs4 and a webtunnel bridge and Moat over meek)' : ''}, the box, a LAN device`,
     );
     world = await buildWorld({
       prefix,
@@ -256,6 +257,7 @@ async function main(): Promise<number> {
       obfs4Bridge: values.bridge === true || censored,
       webtunnelBridge: censored,
       censored,
+      moat: censored,
       ...(configureBridge
         ? {
             boxConfig: (privnet) => {
@@ -302,9 +304,11 @@ async function main(): Promise<number> {
         "the internet censors: TCP to every relay's ORPort and DirPort is dropped, bridges are not blocked",
       );
       say(
-        'the box has no bridge: its connection assist should notice that Tor is blocked and try its built-in',
+        'the box has no bridge: its connection assist should notice that Tor is blocked, ask Moat over meek',
       );
-      say('bridge lines by itself (in this world, the obfs4 bridge above); this takes a minute or two');
+      say(
+        '(the mock Moat of this world names the obfs4 bridge above) and try that; this takes a minute or two',
+      );
     } else if (censored) {
       say('the internet censors; the box has the obfs4 bridge in its settings');
     }

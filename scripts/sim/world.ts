@@ -43,7 +43,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
-import { type Privnet, startPrivnet } from '../privnet/index.js';
+import { type Privnet, startPrivnet, testCert } from '../privnet/index.js';
 import { onionServiceTorrc } from '../privnet/onion-service.js';
 import {
   CENSOR_TABLE,
@@ -92,6 +92,8 @@ export const ADDR = Object.freeze({
   dns: '198.18.0.53',
   /** The box's address on its second WAN link (worlds with `secondWan`). */
   boxWan2: '198.18.0.3',
+  /** The meek reflector's TLS front, with the mock Moat behind it (worlds with `moat`). */
+  meekFront: '198.18.0.19',
 });
 export const EXIT_ADDR = ADDR.privnet[5] as string;
 export const WEB_ADDR = ADDR.privnet[6] as string;
@@ -99,6 +101,17 @@ export const HOSTNAME = 'web.sim.test';
 /** The webtunnel bridge's TLS front: its line's `url=` names this host, which the modem's resolver answers. */
 export const WEBTUNNEL_HOST = 'webtunnel.sim.test';
 export const WEBTUNNEL_ADDR = ADDR.privnet[8] as string;
+/**
+ * Moat in this world (`moat`): meek_lite's front by name (the modem's resolver answers it), the reflector
+ * the HTTP Host names, and the mock Moat's own name inside the tunnel. Stands in for Tor Browser's
+ * endpoint (firmware/tor/moat.ts MOAT_ENDPOINT) as the test network's `moat`.
+ */
+export const MOAT_FRONT_HOST = 'front.sim.test';
+export const MOAT_SIM_ENDPOINT = Object.freeze({
+  service: 'https://moat.sim.test/moat',
+  url: 'https://meek.sim.test/',
+  front: MOAT_FRONT_HOST,
+});
 export const BOX_WAN_IF = 'eth0';
 export const BOX_LAN_IF = 'wlan0';
 export const LAN_IF = 'eth0';
@@ -142,6 +155,15 @@ export interface WorldOptions {
    * the owner's own line, without the box's find racing it).
    */
   builtinBridge?: boolean;
+  /**
+   * Moat over meek_lite (issue 21): a meek reflector with a mock Moat behind it (scripts/privnet/
+   * meek-moat.ts) on 198.18.0.19:443, named front.sim.test by the modem's resolver, behind a TLS
+   * certificate of a test CA the box's Moat client (onionbox-moat.service) trusts through its environment
+   * (SSL_CERT_FILE for lyrebird, NODE_EXTRA_CA_CERTS for node): the one difference from a Pi. Moat's
+   * settings, defaults and builtin answers name the obfs4 bridge (needs `obfs4Bridge`); the test network
+   * names this Moat and no built-in lines of its own (the release's, which this world cannot reach).
+   */
+  moat?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -355,6 +377,7 @@ export function modemArgs(o: {
     '--log-facility=-',
     `--address=/${HOSTNAME}/${WEB_ADDR}`,
     `--address=/${WEBTUNNEL_HOST}/${WEBTUNNEL_ADDR}`,
+    `--address=/${MOAT_FRONT_HOST}/${ADDR.meekFront}`,
     // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
     '--address=/#/',
     `--dhcp-range=${ADDR.boxWan},${o.lastAddress ?? ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
@@ -432,6 +455,7 @@ function worldSteps(opts: WorldOptions): Step[] {
       ? [staticLanDevice, timing('box links (static WAN)')]
       : [waitForWanLease, timing('box WAN lease (DHCP)')]),
     privateTorNetworkReady,
+    ...(opts.moat ? [startMeekMoat] : []),
     // the ISP censors before the box's first packet to a relay
     ...(opts.censored ? [censorOn] : []),
     timing('private Tor network'),
@@ -467,6 +491,8 @@ interface Build {
   opts: WorldOptions;
   prefix: string;
   dir: string;
+  /** `moat` worlds: the meek front's and mock Moat's test CA, where debian-tor can read it. */
+  moatCa?: string;
   log: (line: string) => void;
   netns: { inet: string; box: string; lan: string };
   /** `secondWan` worlds */
@@ -744,7 +770,7 @@ async function addressTheInternet(b: Build): Promise<void> {
   // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
   // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
   await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', inetIf]);
-  for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR)]) {
+  for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR), ADDR.meekFront]) {
     await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', inetIf]);
   }
   for (const l of b.second ? [INET_BRIDGE, INET_IF, INET2_IF] : [INET_IF]) {
@@ -868,6 +894,53 @@ async function privateTorNetworkReady(b: Build): Promise<void> {
   b.privnet = await b.privnetStarting;
 }
 
+/**
+ * The meek reflector and the mock Moat behind it (WorldOptions.moat), in the internet namespace: its
+ * certificates from a test CA of its own, its answers naming the obfs4 bridge.
+ */
+async function startMeekMoat(b: Build): Promise<void> {
+  const bridge = b.privnet?.obfs4Bridge;
+  if (!bridge) throw new Error('sim: moat needs the obfs4 bridge (obfs4Bridge)');
+  const dir = join(b.dir, 'meek');
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const front = await testCert(dir, 'front', [`DNS:${MOAT_FRONT_HOST}`, 'DNS:meek.sim.test']);
+  const moat = await testCert(dir, 'moat', ['DNS:moat.sim.test']);
+  const setting = {
+    settings: [{ bridges: { type: 'obfs4', source: 'bridgedb', bridge_strings: [bridge.line] } }],
+  };
+  const answers = join(dir, 'answers.json');
+  writeFileSync(
+    answers,
+    JSON.stringify({ settings: setting, defaults: setting, builtin: { obfs4: [bridge.line] } }),
+  );
+  // where the box's Moat client (debian-tor) can read the CA
+  const ca = join(b.dir, 'moat-test-ca.pem');
+  writeFileSync(ca, readFileSync(front.caFile), { mode: 0o644 });
+  b.moatCa = ca;
+  const script = join(ROOT, 'scripts/privnet/meek-moat.ts');
+  const t = track(b, 'meek-moat', b.netns.inet, process.execPath, [
+    '--import',
+    import.meta.resolve('tsx'),
+    script,
+    '--host',
+    ADDR.meekFront,
+    '--port',
+    '443',
+    '--cert',
+    front.certFile,
+    '--key',
+    front.keyFile,
+    '--moat-cert',
+    moat.certFile,
+    '--moat-key',
+    moat.keyFile,
+    '--answers',
+    answers,
+  ]);
+  await waitForLog(t, /LISTENING 443/, 60_000);
+  b.log(`meek reflector and mock Moat on ${ADDR.meekFront}:443 (${MOAT_FRONT_HOST})`);
+}
+
 /** The censoring ISP, on from the start (WorldOptions.censored). */
 async function censorOn(b: Build): Promise<void> {
   await setCensor(b, true);
@@ -935,7 +1008,7 @@ async function startOnionboxd(b: Build): Promise<void> {
   const testNetwork = join(b.dir, 'test-network.json');
   // behind the censor, the network's obfs4 bridge stands in for the release's built-in lines (data the
   // box reads as a real box reads its own; the release's would dial addresses this world does not have)
-  const builtin = opts.builtinBridge ?? opts.censored === true;
+  const builtin = opts.builtinBridge ?? (opts.censored === true && opts.moat !== true);
   const builtinBridges = builtin && privnet.obfs4Bridge ? [privnet.obfs4Bridge.line] : undefined;
   writeFileSync(
     testNetwork,
@@ -944,6 +1017,7 @@ async function startOnionboxd(b: Build): Promise<void> {
         torrc: privnet.clientTorrcLines,
         checkUrl: `http://${HOSTNAME}/api/ip`,
         ...(builtinBridges ? { builtinBridges } : {}),
+        ...(opts.moat ? { moat: MOAT_SIM_ENDPOINT } : {}),
       },
       null,
       2,
@@ -959,6 +1033,23 @@ async function startOnionboxd(b: Build): Promise<void> {
   });
   dnsmasq.start();
   b.cleanups.push(() => dnsmasq.stop());
+  // the connection assist's Moat client, as tor's user, when onionboxd writes a job (issue 21)
+  const moat = new HelperUnit({
+    name: 'moat',
+    pathMap: simPathMap(b),
+    spawn: (name, argv, env) => track(b, name, b.netns.box, argv[0] ?? '', argv.slice(1), env),
+    ...(opts.daemonCommand
+      ? {
+          program: {
+            marker: 'dist/firmware/cli/main.js',
+            argv: opts.daemonCommand.map((a) => a.replace(/firmware\/main\.ts$/, 'firmware/cli/main.ts')),
+          },
+        }
+      : {}),
+    ...(b.moatCa ? { env: { SSL_CERT_FILE: b.moatCa, NODE_EXTRA_CA_CERTS: b.moatCa } } : {}),
+  });
+  moat.start();
+  b.cleanups.push(() => moat.stop());
   // as systemd starts it: onionboxd.service's command line, user, capabilities and directories
   const plan = planUnit(readFileSync(join(UNIT_DIR, 'onionboxd.service'), 'utf8'), {
     name: 'onionboxd',

@@ -202,10 +202,10 @@ t.test(
     await waitOut(run, /a LAN device (fetched|could not fetch)/, 600_000, dir);
     const out = run.out();
     t.comment(out);
-    t.match(out, /the box says: Your internet provider seems to block Tor\. Trying a bridge \(1 of 1\)/);
+    t.match(out, /the box says: Your internet provider seems to block Tor\. Trying a bridge \(1 of 2\)/);
     t.match(out, /the box says: Connected through a obfs4 bridge the box found\./);
     t.match(out, /the box is routing after \d+\.\d s/);
-    const found = /the box found its bridge by itself \(builtin\) and stored it: (.*)$/m.exec(out)?.[1];
+    const found = /the box found its bridge by itself \(moat-country\) and stored it: (.*)$/m.exec(out)?.[1];
     t.equal(found, line, 'the bridge it found is the printed obfs4 bridge');
     const stored = JSON.parse(readFileSync(join(info.box.stateDir, 'config.json'), 'utf8')) as {
       tor: { useBridges: boolean; bridges: string[] };

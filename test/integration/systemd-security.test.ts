@@ -47,6 +47,37 @@ t.test('onionbox-tor.service: systemd-analyze scores it at most 3.0', async (t) 
   t.equal(r.code, 0, 'systemd-analyze passes the threshold');
 });
 
+const MOAT_UNIT = fileURLToPath(
+  new URL('../../firmware/system/systemd/onionbox-moat.service', import.meta.url),
+);
+
+t.test(
+  "onionbox-moat.service: scored at most 1.5; tor's user, no capability, tor's private resolv.conf",
+  async (t) => {
+    const r = await analyze([
+      'security',
+      '--offline=true',
+      `--threshold=${THRESHOLD}`,
+      '--no-pager',
+      MOAT_UNIT,
+    ]);
+    const score = Number(/Overall exposure level for onionbox-moat\.service: ([0-9.]+)/.exec(r.out)?.[1]);
+    t.ok(score <= 1.5, `exposure ${score} (measured 1.1)`);
+    t.equal(r.code, 0, 'systemd-analyze passes the threshold');
+    const svc = parseUnit(readFileSync(MOAT_UNIT, 'utf8')).Service ?? {};
+    t.same(
+      svc.User,
+      ['debian-tor'],
+      "tor's uid: the firewall's rules for tor's transports are the ones that apply",
+    );
+    t.same(svc.CapabilityBoundingSet, []);
+    t.same(svc.AmbientCapabilities, []);
+    t.same(svc.Restart, ['no'], 'one job per start');
+    t.same(svc.BindReadOnlyPaths, ['/run/onionbox/tor-resolv.conf:/etc/resolv.conf']);
+    t.same(svc.RuntimeDirectoryMode, ['0750'], "the answer: debian-tor's group (onionboxd) only");
+  },
+);
+
 t.test(
   'onionbox-tor.service: debian-tor, no capability, restarted always, its socket directory private',
   async (t) => {

@@ -12,7 +12,7 @@ import { inRanges, NOT_PUBLIC, notPublicRanges, validateParams } from '../../fir
 import { type FirewallMode, type FirewallParams, renderRuleset } from '../../firmware/firewall/render.js';
 import { parseDhcp4, renderResolvConf } from '../../firmware/net/wan-lease.js';
 import { bridgeEndpoints, RelaySet } from '../../firmware/tor/relay-set.js';
-import { transportNeeds, transportOpenings } from '../../firmware/tor/transports.js';
+import { MOAT_NEEDS, transportNeeds, transportOpenings } from '../../firmware/tor/transports.js';
 import { SAMPLE } from '../fixtures/firewall/sample.js';
 import { TRANSPORT_LINES } from '../helpers/bridge.js';
 import { chainBody } from '../helpers/nft-script.js';
@@ -233,4 +233,54 @@ t.test('the relay set owns the transports: a change of needs reloads the whole r
   t.same([published.length, reapplied], [2, 1], 'same needs: the set only');
   await set.settingsChanged(torWith(VARIANTS.snowflake ?? [], false));
   t.same([published.length, reapplied], [2, 2], 'bridges off: the openings close');
+});
+
+t.test("the Moat window: tor's uid's DNS and TCP 443 only while a Moat job runs (golden)", async (t) => {
+  let reapplied = 0;
+  const set = new RelaySet({
+    torrcLines: [
+      'DirAuthority test orport=5000 no-v2 198.18.0.10:7000 0123456789ABCDEF0123456789ABCDEF01234567',
+    ],
+    dataDir: '/nonexistent',
+    publish: async () => undefined,
+  });
+  await set.seed(torWith([]));
+  set.onRulesChanged(async () => {
+    reapplied++;
+  });
+  const closed = renderRuleset('connecting', {
+    ...SAMPLE,
+    transports: transportOpenings(set.transportNeeds(), [RESOLVER]),
+  });
+  t.notMatch(closed, /th dport 53 accept/, 'closed: no DNS for anyone');
+  await set.moatWindow(true);
+  t.equal(reapplied, 1, 'opening loads the whole ruleset');
+  t.same(set.transportNeeds(), MOAT_NEEDS);
+  const open = renderRuleset('connecting', {
+    ...SAMPLE,
+    transports: transportOpenings(set.transportNeeds(), [RESOLVER]),
+  });
+  const file = new URL('../fixtures/firewall/moat-window.nft', import.meta.url);
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, open);
+  t.equal(open, readFileSync(file, 'utf8'), 'matches test/fixtures/firewall/moat-window.nft');
+  const out = chainBody(open, 'wan_out').filter((r) => r.startsWith('meta skuid 102 ') && !/@/.test(r));
+  t.same(
+    out,
+    [
+      `meta skuid 102 ip daddr { ${RESOLVER} } meta l4proto { tcp, udp } th dport 53 accept`,
+      `meta skuid 102 ip daddr != { ${notPublicRanges(SAMPLE.lanAddr, SAMPLE.lanPrefix).join(', ')} } tcp dport { 443 } accept`,
+    ],
+    "tor's uid only: DNS to the WAN's resolver, TCP 443 to public addresses",
+  );
+  await set.moatWindow(true);
+  t.equal(reapplied, 1, 'already open: nothing again');
+  await set.moatWindow(false);
+  t.equal(reapplied, 2, 'closing loads the whole ruleset again');
+  t.same(set.transportNeeds(), { dns: false, tcpPorts: [], udp: false }, 'closed again');
+  // with meek_lite configured, the window adds nothing: no reload either way
+  await set.settingsChanged(torWith(VARIANTS.meek_lite ?? []));
+  const n = reapplied;
+  await set.moatWindow(true);
+  await set.moatWindow(false);
+  t.equal(reapplied, n, 'the same openings already stand: no reload');
 });

@@ -18,7 +18,8 @@ import {
   ownBridgesOf,
   TICK_MS,
 } from '../../firmware/tor/assist-runner.js';
-import { assistBuiltins, MOAT_SKIPPED_WHY } from '../../firmware/tor/builtin-bridges.js';
+import { assistBuiltins, MOAT_FAILED_WHY, MOAT_SKIPPED_WHY } from '../../firmware/tor/builtin-bridges.js';
+import type { MoatParts } from '../../firmware/tor/moat-ask.js';
 import { parseEvent, parseTranscript } from '../../firmware/tor/protocol.js';
 import { parseTestNetwork } from '../../firmware/tor/test-network.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -88,6 +89,8 @@ async function world(
     refuse?: (s: TorConfig) => string | null;
     link?: boolean;
     lease?: boolean;
+    /** Moat's part of the try-list (absent: the box has no Moat client). */
+    moat?: () => Promise<MoatParts>;
   } = {},
 ) {
   const dir = tmpDir(t);
@@ -115,9 +118,10 @@ async function world(
     wan: { link: async () => wan.link, lease: () => wan.lease },
     builtins: () =>
       groups === undefined
-        ? assistBuiltins(opts.builtins ?? [LINE1, SNOW])
+        ? assistBuiltins(opts.builtins ?? [LINE1, SNOW], { moat: opts.moat !== undefined })
         : { candidates: groups.map((lines) => ({ transport: 'obfs4', lines })), skipped: [] },
     show: (o) => shown.push(o),
+    ...(opts.moat ? { moat: opts.moat } : {}),
     now: () => now,
     timer: {
       every: (ms, fn) => {
@@ -409,6 +413,16 @@ t.test("a test network's own built-in bridges: data, checked by the bridge gramm
     'the assist tries its obfs4 lines only',
   );
   t.equal(parseTestNetwork(JSON.stringify(base)).builtinBridges, undefined, 'optional');
+  const moat = {
+    service: 'https://moat.sim.test/moat',
+    url: 'https://meek.sim.test/',
+    front: 'front.sim.test',
+  };
+  t.same(parseTestNetwork(JSON.stringify({ ...base, moat })).moat, moat, "the network's own Moat");
+  t.throws(() => parseTestNetwork(JSON.stringify({ ...base, moat: { ...moat, front: 'a;b' } })), {
+    code: 'OBX_ERR_TOR_VALUE_INVALID',
+    message: /moat front/,
+  });
   t.throws(
     () => parseTestNetwork(JSON.stringify({ ...base, builtinBridges: ['obfs4 1.2.3.4:1 X\nUseBridges 0'] })),
     { code: 'OBX_ERR_TOR_VALUE_INVALID', message: /builtinBridges\[0\]/ },
@@ -428,4 +442,62 @@ t.test("a test network's own built-in bridges: data, checked by the bridge gramm
     assistBuiltins().skipped.map((s) => s.step),
     ['moat', 'transport'],
   );
+});
+
+t.test("Moat first: the country's settings, then its defaults, then the built-in lines", async (t) => {
+  const COUNTRY = LINE1.replace('cert=', 'cert=C');
+  const DEFAULT = LINE1.replace('cert=', 'cert=D');
+  let asked = 0;
+  const w = await world(t, {
+    moat: async () => {
+      asked++;
+      return {
+        country: [{ transport: 'obfs4', lines: [COUNTRY] }],
+        defaults: [
+          { transport: 'obfs4', lines: [DEFAULT] },
+          { transport: 'obfs4', lines: [COUNTRY] },
+        ],
+        notes: [],
+      };
+    },
+  });
+  w.tor.line(WARN_TIMEOUT);
+  await w.settled();
+  t.equal(asked, 1, 'Moat asked once the box knows Tor is blocked');
+  t.equal(w.assist.state.phase, 'trying');
+  t.same(
+    w.assist.state.candidates.map((c) => [c.source, c.lines]),
+    [
+      ['moat-country', [COUNTRY]],
+      ['moat-defaults', [DEFAULT]],
+      ['builtin', [LINE1]],
+    ],
+    'the same setting from two places is tried once, at the first',
+  );
+  t.same(w.tor.tried[0]?.bridges, [COUNTRY], "the country's setting first");
+  t.notOk(w.last()?.skipped.includes(MOAT_SKIPPED_WHY), 'Moat is not left out');
+  t.equal(w.last()?.words, 'Your internet provider seems to block Tor. Trying a bridge (1 of 3)...');
+  await w.advance(TRY_MS);
+  t.same(w.tor.tried[1]?.bridges, [DEFAULT], 'then the defaults');
+  w.tor.ready();
+  await w.settled();
+  t.equal(w.assist.state.phase, 'connected');
+  t.same(w.config.get().tor.bridges, [DEFAULT], 'stored');
+  t.equal(w.config.get().assist?.found?.source, 'moat-defaults');
+});
+
+t.test('Moat that fails or names nothing: the built-in lines, and the page says why', async (t) => {
+  for (const moat of [
+    async (): Promise<MoatParts> => {
+      throw new Error('no answer from onionbox-moat.service in time');
+    },
+    async (): Promise<MoatParts> => ({ country: [], defaults: [], notes: ['settings: Moat says 404'] }),
+  ]) {
+    const w = await world(t, { moat });
+    w.tor.line(WARN_TIMEOUT);
+    await w.settled();
+    t.equal(w.assist.state.phase, 'trying');
+    t.same(w.tor.tried[0]?.bridges, [LINE1], 'the built-in line');
+    t.ok(w.last()?.skipped.includes(MOAT_FAILED_WHY), 'Moat gave nothing, with why');
+  }
 });

@@ -81,7 +81,7 @@ for (const ipc of [false, true]) {
       res.body,
       /<p id="assist" data-live="assist">Your internet provider seems to block Tor\. Trying a bridge \(1 of 1\)\.\.\.<\/p>/,
     );
-    t.match(res.body, /Moat\) is not built into the box yet/, 'the skipped Moat step, with why');
+    t.match(res.body, /Moat\) is not available here/, 'the skipped Moat step, with why');
     t.match(res.body, /snowflake bridges are not tried/, 'the skipped snowflake lines, with why');
     t.notMatch(res.body, /action="\/assist\/consent"/, 'nothing to ask: no own bridges');
     t.match(res.body, /<meta http-equiv="refresh"|data-reload/, 'reloads by itself without JavaScript');

@@ -1,0 +1,173 @@
+/**
+ * A meek reflector and server in one, with a mock Moat behind it (test code, its own process so it can run
+ * inside a namespace with `ip netns exec`), for the box's Moat client over lyrebird's meek_lite:
+ *
+ *   front    TLS on --host:--port with a certificate of the private network's test CA (its names: the
+ *            front and the reflector), what the censor sees; inside, meek's HTTP protocol: each POST
+ *            carries `X-Session-Id`, its body is the client's next upstream bytes, the answer's body the
+ *            bytes the upstream sent meanwhile (empty when none came within a short wait). A session is
+ *            one TCP connection to the upstream, closed after 120 s without a request.
+ *   upstream a mock Moat: HTTPS (the test CA's certificate for --moat-host) answering
+ *            POST /moat/circumvention/settings and /defaults and GET|POST /moat/circumvention/builtin with
+ *            the JSON in --answers FILE ({"settings": {...}, "defaults": {...}, "builtin": {...}}), as
+ *            rdsys's Moat does. Every request is printed: `MOAT <METHOD> <PATH> <BODY>`.
+ *
+ * Prints `LISTENING <port>` once bound; exits when its stdin closes (its harness is gone).
+ * Usage: meek-moat.ts --host ADDR --port N --cert FILE --key FILE --moat-cert FILE --moat-key FILE
+ *        --answers FILE
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { connect, type Socket } from 'node:net';
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (v === undefined) {
+    process.stderr.write(`meek-moat: --${name} is required\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const answers = JSON.parse(readFileSync(arg('answers'), 'utf8')) as Record<string, unknown>;
+
+// --- the mock Moat (upstream of the meek server) ---
+function readBody(req: IncomingMessage, max = 1 << 20): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) req.destroy(new Error('too long'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const moat = createHttpsServer(
+  { cert: readFileSync(arg('moat-cert')), key: readFileSync(arg('moat-key')) },
+  (req, res) => {
+    void readBody(req).then((body) => {
+      process.stdout.write(`MOAT ${req.method} ${req.url} ${body.toString('utf8').replace(/\s+/g, ' ')}\n`);
+      const m = /^\/moat\/circumvention\/(settings|defaults|builtin)$/.exec(req.url ?? '');
+      const kind = m?.[1];
+      const allowed = kind === 'builtin' ? ['GET', 'POST'] : ['POST'];
+      if (!kind || !allowed.includes(req.method ?? '') || answers[kind] === undefined) {
+        res.writeHead(404, { 'Content-Type': 'application/vnd.api+json' });
+        res.end(JSON.stringify({ errors: [{ code: 404, detail: 'not found' }] }));
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/vnd.api+json' });
+      res.end(JSON.stringify(answers[kind]));
+    });
+  },
+);
+
+// --- the meek server ---
+interface Session {
+  upstream: Socket;
+  pending: Buffer[];
+  closed: boolean;
+  lastSeen: number;
+  wake: (() => void) | null;
+}
+const sessions = new Map<string, Session>();
+let moatPort = 0;
+
+function session(id: string): Session {
+  const found = sessions.get(id);
+  if (found) return found;
+  const upstream = connect(moatPort, '127.0.0.1');
+  const s: Session = { upstream, pending: [], closed: false, lastSeen: Date.now(), wake: null };
+  upstream.on('data', (c: Buffer) => {
+    s.pending.push(c);
+    s.wake?.();
+  });
+  const close = () => {
+    s.closed = true;
+    s.wake?.();
+  };
+  upstream.on('close', close);
+  upstream.on('error', close);
+  sessions.set(id, s);
+  return s;
+}
+
+/** Waits up to `ms` for upstream bytes, then a moment more so one answer carries what came together. */
+async function collect(s: Session, ms: number): Promise<Buffer> {
+  if (s.pending.length === 0 && !s.closed) {
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      s.wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+    s.wake = null;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return Buffer.concat(s.pending.splice(0));
+}
+
+async function meek(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const id = req.headers['x-session-id'];
+  if (req.method !== 'POST' || typeof id !== 'string' || !/^[A-Za-z0-9+/=_-]{1,100}$/.test(id)) {
+    res.writeHead(400);
+    res.end();
+    return;
+  }
+  const body = await readBody(req, 1 << 16);
+  if (process.env.MEEK_DEBUG) process.stderr.write(`meek: ${id} up ${body.length}\n`);
+  const s = session(id);
+  s.lastSeen = Date.now();
+  if (body.length > 0 && !s.closed) s.upstream.write(body);
+  const down = await collect(s, 50);
+  if (s.closed && down.length === 0) {
+    sessions.delete(id);
+    res.writeHead(404);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+  res.end(down);
+}
+
+const stale = setInterval(() => {
+  for (const [id, s] of sessions) {
+    if (Date.now() - s.lastSeen > 120_000) {
+      s.upstream.destroy();
+      sessions.delete(id);
+    }
+  }
+}, 10_000);
+stale.unref();
+
+const front = createHttpsServer(
+  { cert: readFileSync(arg('cert')), key: readFileSync(arg('key')), minVersion: 'TLSv1.2' },
+  (req, res) => {
+    meek(req, res).catch(() => {
+      res.destroy();
+    });
+  },
+);
+front.on('tlsClientError', (err) => {
+  if (process.env.MEEK_DEBUG) process.stderr.write(`meek: TLS ${err.message}\n`);
+});
+front.on('connection', () => {
+  if (process.env.MEEK_DEBUG) process.stderr.write('meek: connection\n');
+});
+
+moat.listen(0, '127.0.0.1', () => {
+  moatPort = (moat.address() as AddressInfo).port;
+  front.listen(Number(arg('port')), arg('host'), () => {
+    const a = front.address();
+    process.stdout.write(`LISTENING ${a && typeof a === 'object' ? a.port : 0}\n`);
+  });
+});
+process.stdin.resume();
+process.stdin.once('end', () => process.exit(0));
