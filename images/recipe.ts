@@ -284,7 +284,8 @@ export const NODE_MODULES_PRUNE: readonly string[] = [
  * Kernel module directories (under lib/modules/VERSION/kernel/) a Raspberry Pi 3/4/400/Zero 2 W never
  * loads: other SoCs' drivers, GPUs, sound, InfiniBand, big-iron storage and network cards, media.
  * What stays: bcm2835/brcmstb, USB, MMC, brcmfmac, the netfilter modules nft needs, virtio (the
- * emulated boot test) and the file systems the box uses.
+ * emulated boot test), the file systems the box uses, and device-mapper (drivers/md, 1.2 MB: RAUC opens
+ * a `verity` bundle with dm-verity; without it no update can install).
  */
 export const REMOVE_MODULE_DIRS: readonly string[] = [
   'sound',
@@ -293,7 +294,6 @@ export const REMOVE_MODULE_DIRS: readonly string[] = [
   'drivers/infiniband',
   'drivers/ata',
   'drivers/nvme',
-  'drivers/md',
   'drivers/target',
   'drivers/isdn',
   'drivers/staging',
