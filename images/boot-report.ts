@@ -20,7 +20,7 @@ export interface SerialReport {
   doneAt: number | undefined;
 }
 
-const LINE = /OBX-SELFTEST ([a-z0-9-]+) (PASS|FAIL) t=([0-9.]+) ?(.*)$/;
+const LINE = /OBX-SELFTEST ([a-z0-9.-]+) (PASS|FAIL) t=([0-9.]+) ?(.*)$/;
 const DONE = /OBX-SELFTEST DONE t=([0-9.]+)/;
 
 /** Reads what the self-test printed; other console output (kernel, systemd) is ignored. */

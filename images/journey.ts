@@ -25,6 +25,7 @@ import {
   leasedAddress,
   uniquePrefix,
   type World,
+  type WorldOptions,
 } from '../scripts/sim/world.js';
 import { parsePcap } from './boot-report.js';
 import { wanNotTorOrDhcp, wanSummary } from './journey-report.js';
@@ -54,8 +55,12 @@ export interface Journey {
 }
 
 /** Builds the world around the image and starts the WAN capture on its tap; QEMU is the caller's. */
-export async function startJourney(dir: string, log: (l: string) => void): Promise<Journey> {
-  const world = await buildWorld({ prefix: uniquePrefix(), dir, box: 'external', log });
+export async function startJourney(
+  dir: string,
+  log: (l: string) => void,
+  options: Pick<WorldOptions, 'updates'> = {},
+): Promise<Journey> {
+  const world = await buildWorld({ prefix: uniquePrefix(), dir, box: 'external', log, ...options });
   try {
     const testNetworkFile = join(dir, 'fw-cfg-test-network.json');
     writeFileSync(

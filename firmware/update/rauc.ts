@@ -164,7 +164,9 @@ export class RaucDbusInstaller implements Installer {
           '--method',
           `${RAUC_INSTALLER}.InstallBundle`,
           path,
-          '{}',
+          // typed: gdbus cannot give an empty `{}` a type, sends it as a string, and RAUC refuses the call
+          // ("Type of message, (ss), does not match expected type (sa{sv})", seen in the emulated image)
+          '@a{sv} {}',
         ],
         { timeoutMs: 60_000 },
       );

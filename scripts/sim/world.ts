@@ -194,9 +194,10 @@ export interface WorldOptions {
    * Updates (issue 20): a release server in the internet namespace (`serverDir`'s files on WEB_ADDR:8081)
    * behind an onion service of the private Tor network (its tor in the internet namespace too, its keys
    * prepared in `onionDir` by makeOnionKeys, so the box's configuration can name it), and the box's image
-   * release files (`releaseDir`: release.json, release-keys/) given to onionboxd as --release-dir.
+   * release files (`releaseDir`: release.json, release-keys/) given to onionboxd as --release-dir (an
+   * external box has its own in its image).
    */
-  updates?: { serverDir: string; onionDir: string; releaseDir: string };
+  updates?: { serverDir: string; onionDir: string; releaseDir?: string };
 }
 
 /** Where the simulated release server listens (its onion service's HiddenServicePort points here). */
@@ -431,6 +432,8 @@ function worldSteps(opts: WorldOptions): Step[] {
       privateTorNetworkReady,
       ...(opts.censored ? [censorOn] : []),
       timing('private Tor network'),
+      // the emulated image's update test: the release server and its onion service (images/update-test.ts)
+      ...(opts.updates ? [startUpdateServer, timing('update server and its onion service')] : []),
     ];
   }
   return [
@@ -1061,7 +1064,7 @@ async function startOnionboxd(b: Build): Promise<void> {
       // systemd's runtime root (%t) in the world: where dnsmasq's and hostapd's units keep their files
       '--run-dir',
       join(b.dir, 'runroot'),
-      ...(opts.updates ? ['--release-dir', opts.updates.releaseDir] : []),
+      ...(opts.updates?.releaseDir ? ['--release-dir', opts.updates.releaseDir] : []),
     ],
   });
   if (opts.daemonCommand) plan.main = replaceProgram(plan.main, 'dist/firmware/main.js', opts.daemonCommand);

@@ -33,7 +33,7 @@ t.test(
   { skip, timeout: 60_000 },
   async (t) => {
     const address = await bus(t, true);
-    const bundle = ['/var/lib/onionbox/updates/b.raucb', '{}'];
+    const bundle = ['/var/lib/onionbox/updates/b.raucb', '@a{sv} {}'];
     t.equal(await rauc('nobody', address, 'de.pengutronix.rauc.Installer.InstallBundle', bundle), '()');
     for (const [member, args] of [
       ['de.pengutronix.rauc.Installer.Install', ['/x']],

@@ -67,6 +67,7 @@ t.test('the self-test is switched on by QEMU fw_cfg only', async (t) => {
     'onionbox-selftest-early.service',
     'onionbox-selftest.service',
     'onionbox-selftest-wifi.service',
+    'onionbox-selftest-update.service',
   ]) {
     const text = readFileSync(`${dir}${unit}`, 'utf8');
     const parsed = parseUnit(text);

@@ -97,7 +97,7 @@ t.test('install: InstallBundle with the path, progress followed, done at Complet
     '--method',
     'de.pengutronix.rauc.Installer.InstallBundle',
     '/data/updates/b.raucb',
-    '{}',
+    '@a{sv} {}',
   ]);
   t.match(
     readFileSync(join(dir, 'monitor-args'), 'utf8'),
