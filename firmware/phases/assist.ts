@@ -64,11 +64,7 @@ export function assistPhase(deps: {
         tor: deps.tor,
         config: deps.config,
         wan: {
-          // While the box changes its WAN or LAN (and while it goes back after a failed change), tor's
-          // stall is the change's to judge (its own timeout and rollback), not a blocked Tor's: the assist
-          // waits as for a missing link, and starts over on whichever network the box ends up on. Before,
-          // a change slower than the stall window made it try bridges in the middle of the change.
-          link: async () => !box.networkChanging() && (await carrier(network.current().wanInterface)),
+          link: assistLink(box, () => carrier(network.current().wanInterface)),
           lease: () => network.wanLeased(),
         },
         builtins: () => assistBuiltins(testNetwork?.builtinBridges, { moat: true }),
@@ -88,4 +84,18 @@ export function assistPhase(deps: {
       assist = null;
     },
   };
+}
+
+/**
+ * The WAN's link as the connection assist sees it. While the box changes its WAN or LAN (and while it goes
+ * back after a failed change), tor's stall is the change's to judge (its own timeout and rollback), not a
+ * blocked Tor's: the assist waits as for a missing link, and starts over on whichever network the box ends
+ * up on. Before, a change slower than the stall window (to a Wi-Fi with a link and a lease but no internet)
+ * made it try bridges in the middle of the change.
+ */
+export function assistLink(
+  box: { networkChanging(): boolean },
+  carrierNow: () => Promise<boolean>,
+): () => Promise<boolean> {
+  return async () => !box.networkChanging() && (await carrierNow());
 }
