@@ -291,20 +291,7 @@ export class NetworkManagerWan {
       }
       await nmcli(wifiProfileArgs(wifi, { asWan: req.asWan === true }), this.#opts);
       try {
-        await nmcli(
-          [
-            '--wait',
-            String(this.#opts.waitSeconds ?? 45),
-            'connection',
-            'up',
-            'id',
-            id,
-            'ifname',
-            this.interface,
-            ...(passwdFile === null ? [] : ['passwd-file', passwdFile]),
-          ],
-          this.#opts,
-        );
+        await this.#up(id, passwdFile);
       } catch (err) {
         await this.#deleteProfiles((c) => c.name === id).catch(() => undefined);
         throw err;
@@ -331,6 +318,11 @@ export class NetworkManagerWan {
 
   /** Brings the network's stored profile up again (NetworkManager has its secret). */
   async activate(ssid: string): Promise<void> {
+    await this.#up(this.#profileId(ssid), null);
+  }
+
+  /** `nmcli connection up` for the box's profile on this interface, with the secret's passwd-file if any. */
+  async #up(id: string, passwdFile: string | null): Promise<void> {
     await nmcli(
       [
         '--wait',
@@ -338,9 +330,10 @@ export class NetworkManagerWan {
         'connection',
         'up',
         'id',
-        this.#profileId(ssid),
+        id,
         'ifname',
         this.interface,
+        ...(passwdFile === null ? [] : ['passwd-file', passwdFile]),
       ],
       this.#opts,
     );
