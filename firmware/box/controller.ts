@@ -416,8 +416,23 @@ export class BoxController implements BoxApi {
     return this.#netChange.changing;
   }
 
-  /** Changes the WAN and/or LAN through the state machine (firmware/box/network-change.ts). */
+  /**
+   * Changes the WAN and/or LAN through the state machine (firmware/box/network-change.ts). A WAN move away
+   * from the upstream Wi-Fi (`onionbox net set --wan eth0` while on Wi-Fi) goes the way useCable goes: the
+   * Wi-Fi's connection down first, otherwise its route metric keeps the default route and tor can never
+   * leave by the new WAN.
+   */
   changeNetwork(input: NetworkChangeInput): Promise<{ steps: string[] }> {
+    const wifi = this.#config.get().network.upstreamWifi;
+    const wanNow = this.#deps.network?.change?.current().wanInterface;
+    if (
+      wifi &&
+      wifi.interface === wanNow &&
+      input.wanInterface !== undefined &&
+      input.wanInterface !== wanNow
+    ) {
+      return this.#offWifi(wifi.ssid, wanNow, input);
+    }
     return this.#netChange.change(input);
   }
 
@@ -490,28 +505,42 @@ export class BoxController implements BoxApi {
         'this box has no cable port for the internet (NetworkManager manages none)',
       );
     }
-    await network.deactivate(wifi.ssid);
+    await this.#offWifi(wifi.ssid, wanNow, { wanInterface: cable });
+  }
+
+  /**
+   * The WAN from the upstream Wi-Fi (ssid, on wanNow) to another port: the Wi-Fi down, the change, then
+   * the Wi-Fi forgotten once tor works over the new WAN, or brought back up when the change failed (its
+   * rollback reconnects tor over it).
+   */
+  async #offWifi(ssid: string, wanNow: string, input: NetworkChangeInput): Promise<{ steps: string[] }> {
+    const network = this.#deps.network;
+    if (!network) throw obxError('NET_UNAVAILABLE', 'this box cannot change its network');
+    const to = input.wanInterface ?? wanNow;
+    await network.deactivate(ssid);
+    let result: { steps: string[] };
     try {
-      await this.changeNetwork({ wanInterface: cable });
+      result = await this.#netChange.change(input);
     } catch (err) {
       await network
-        .activate(wifi.ssid)
+        .activate(ssid)
         .catch((e: unknown) =>
           this.#deps.log.error(
             { err: describeError(e) },
             'could not bring the Wi-Fi back after a failed move',
           ),
         );
-      this.#record(`back to the cable failed: the WAN stays on ${wanNow} (${describeError(err)})`);
+      this.#record(`moving the WAN to ${to} failed: the WAN stays on ${wanNow} (${describeError(err)})`);
       throw err;
     }
     await network
-      .forget(wifi.ssid)
+      .forget(ssid)
       .catch((e: unknown) =>
         this.#deps.log.error({ err: describeError(e) }, 'could not forget the Wi-Fi network'),
       );
     await this.#config.update((c) => ({ ...c, network: { ...c.network, upstreamWifi: null } }));
-    this.#record(`WAN back on the cable (${cable}); the Wi-Fi network is forgotten`);
+    this.#record(`WAN moved from the Wi-Fi to ${to}; the Wi-Fi network is forgotten`);
+    return result;
   }
 
   setAccessPoint(input: AccessPointInput): Promise<void> {

@@ -283,7 +283,7 @@ t.test('useCable: the Wi-Fi down, the WAN to the cable, the Wi-Fi forgotten once
   t.equal(config.get().network.wanInterface, 'eth0');
   t.equal(config.get().network.upstreamWifi, null);
   t.equal(firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0');
-  t.match(await box.diagnostics(), /WAN back on the cable \(eth0\)/);
+  t.match(await box.diagnostics(), /WAN moved from the Wi-Fi to eth0; the Wi-Fi network is forgotten/);
 });
 
 t.test('useCable: tor not reachable over the cable -> back on the Wi-Fi, which is kept', async (t) => {
@@ -300,8 +300,30 @@ t.test('useCable: tor not reachable over the cable -> back on the Wi-Fi, which i
   await statusUntil(box, (s) => s.state === 'routing');
   await box.settled();
   t.equal(firewall.applies.at(-1), 'routing wan=wlan1 lan=wlan0', 'routing over the Wi-Fi again');
-  t.match(await box.diagnostics(), /back to the cable failed: the WAN stays on wlan1/);
+  t.match(await box.diagnostics(), /moving the WAN to eth0 failed: the WAN stays on wlan1/);
 });
+
+t.test(
+  'changeNetwork away from the Wi-Fi WAN (onionbox net set --wan eth0) takes the Wi-Fi down first',
+  async (t) => {
+    const home = { ssid: 'Home', passphrase: 'correct horse battery', hidden: false };
+    const { box, config, network, firewall } = await changeSetup(t);
+    await box.joinWifi(home);
+    // a LAN-only change leaves the Wi-Fi alone
+    await box.changeNetwork({ lanAddress: '10.43.0.1', lanPrefix: 24 });
+    t.same(network.wifiCalls, [], 'the Wi-Fi untouched by a LAN change');
+    const r = await box.changeNetwork({ wanInterface: 'eth0' });
+    t.ok(r.steps.length > 0, 'the change ran');
+    t.same(network.wifiCalls, ['deactivate Home', 'forget Home'], 'down before the move, forgotten after');
+    t.equal(config.get().network.wanInterface, 'eth0');
+    t.equal(config.get().network.upstreamWifi, null);
+    t.equal(firewall.applies.at(-1), 'routing wan=eth0 lan=wlan0');
+    // on the cable, a move elsewhere is an ordinary change
+    network.wifiCalls.length = 0;
+    await box.changeNetwork({ wanInterface: 'eth1' });
+    t.same(network.wifiCalls, [], 'no Wi-Fi to take down');
+  },
+);
 
 t.test('wanLease: an overlapping WAN subnet closes the box until a lease no longer overlaps', async (t) => {
   const { box, firewall } = await changeSetup(t);
