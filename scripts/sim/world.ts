@@ -12,7 +12,8 @@
  *   /ip` answers the address it saw), and the modem: dnsmasq answering names under sim.test (the exit
  *   resolves through it; so does the box's lyrebird, for the webtunnel front's name) and leasing the box
  *   its WAN address, with itself as DNS server, for 2 minutes, so renewals happen while the
- *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay;
+ *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay, and
+ *   a meek reflector (front.sim.test, .19) with a mock Moat (moat.sim.test, .20) behind it;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
@@ -168,6 +169,9 @@ export interface WorldOptions {
    * (SSL_CERT_FILE for lyrebird, NODE_EXTRA_CA_CERTS for node): the one difference from a Pi. Moat's
    * settings, defaults and builtin answers name the obfs4 bridge (needs `obfs4Bridge`); the test network
    * names this Moat and no built-in lines of its own (the release's, which this world cannot reach).
+   * The mock Moat itself also listens on the simulated internet (moat.sim.test, 198.18.0.20:443), where
+   * the private network's exit reaches it: a routing box refreshes its built-in lines there through tor
+   * (onionboxd trusts the test CA through NODE_EXTRA_CA_CERTS). Its builtin answer adds one bad line.
    */
   moat?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
