@@ -58,6 +58,7 @@ import type { Phase } from './lib/service.js';
 import type { BoxNetwork } from './net/network.js';
 import { assistPhase } from './phases/assist.js';
 import { boxPhase } from './phases/box.js';
+import { builtinPhase } from './phases/builtin.js';
 import { controlPhase } from './phases/control.js';
 import { firewallParams, firewallPhase } from './phases/firewall.js';
 import { lanPhase, networkPhase, wanLeasePhase } from './phases/network.js';
@@ -65,6 +66,7 @@ import { platformPhase } from './phases/platform.js';
 import { relayFollowPhase, relaySeedPhase, torCheck, torSetupPhase, torStartPhase } from './phases/tor.js';
 import { type Updates, updatePhase } from './phases/update.js';
 import { pageSocketPhase } from './phases/web.js';
+import type { BuiltinRefresher } from './tor/builtin-refresher.js';
 import type { RelaySet } from './tor/relay-set.js';
 import type { TestNetwork } from './tor/test-network.js';
 import { slotPhase } from './update/slot.js';
@@ -105,6 +107,7 @@ export class Daemon {
   #relays: RelaySet | null = null;
   #network: BoxNetwork | null = null;
   #updates: Updates | null = null;
+  #builtin: BuiltinRefresher | null = null;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -146,6 +149,7 @@ export class Daemon {
       testNetwork: this.#opts.testNetwork !== undefined,
       update: this.#updates ? updateSummary(this.#updates.status()) : 'not started',
       assist: box?.assist?.words ?? 'not started',
+      builtinBridges: this.#builtin?.status().summary ?? 'not started',
     };
   }
 
@@ -179,6 +183,9 @@ export class Daemon {
       await this.#run(lanPhase({ network }));
       await this.#run(torStartPhase({ tor, log }));
       await this.#run(relayFollowPhase({ tor, relays, bus, log }));
+      // the built-in bridge lines: the stored ones refreshed over tor once the box routes (issue 21)
+      const refreshed = await this.#run(builtinPhase({ box, testNetwork, stateDir, log }));
+      this.#builtin = refreshed;
       // why tor does not connect (no network, clock, blocked) and, when blocked, a bridge found by itself
       await this.#run(
         assistPhase({
@@ -189,6 +196,7 @@ export class Daemon {
           box,
           testNetwork,
           relays,
+          refreshed,
           stateDir,
           runDir: this.#opts.runDir,
           log,
@@ -238,6 +246,7 @@ export class Daemon {
     this.#box = null;
     this.#network = null;
     this.#updates = null;
+    this.#builtin = null;
   }
 
   /** Starts one phase; once started, stop() stops it (in reverse order). */

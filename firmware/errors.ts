@@ -75,6 +75,16 @@ export const Errors = Object.freeze({
     502,
   ),
   TOR_MOAT_ANSWER_INVALID: spec('OBX_ERR_TOR_MOAT_ANSWER_INVALID', "Moat's answer was refused", 502),
+  TOR_BUILTIN_REFRESH_FAILED: spec(
+    'OBX_ERR_TOR_BUILTIN_REFRESH_FAILED',
+    'The built-in bridge lines could not be refreshed over Tor',
+    502,
+  ),
+  TOR_BUILTIN_STORE_INVALID: spec(
+    'OBX_ERR_TOR_BUILTIN_STORE_INVALID',
+    'The stored built-in bridge lines are not valid',
+    500,
+  ),
   CLOCK_INVALID: spec('OBX_ERR_CLOCK_INVALID', 'Time rejected', 400),
   // firewall
   FIREWALL_INVALID_PARAMS: spec('OBX_ERR_FIREWALL_INVALID_PARAMS', 'Firewall parameters are not valid', 400),

@@ -246,6 +246,11 @@ export class BoxController implements BoxApi {
     return this.#owner.isClaimed();
   }
 
+  /** One line for the box's event log (the diagnostics' recent events), from another part of onionboxd. */
+  record(line: string): void {
+    this.#record(line);
+  }
+
   onStatus(listener: (status: BoxStatus) => void): () => void {
     return this.#view.onStatus(listener);
   }

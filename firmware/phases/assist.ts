@@ -2,8 +2,8 @@
  * onionboxd's `assist` phase: the connection assist (firmware/tor/assist.ts, the pure machine; its adapter
  * firmware/tor/assist-runner.ts) fed by tor's events, the WAN's link and lease and a timer, driving tor's
  * bridges and telling the page and the OLED what it makes of tor's connecting. Its built-in bridge lines
- * are the release's (firmware/tor/builtin-bridges.ts), or a test network's own when it names some (data,
- * as its authorities are). Moat is asked first (firmware/tor/moat-ask.ts): onionboxd writes the job
+ * are the ones last refreshed over tor (phase `builtin`), else the release's (firmware/tor/builtin-bridges.ts);
+ * a test network's own win when it names some (data, as its authorities are). Moat is asked first (firmware/tor/moat-ask.ts): onionboxd writes the job
  * (<state dir>/moat-job.json), onionbox-moat.service answers as tor's uid in its runtime directory
  * (%t/onionbox-moat/answer.json), and the firewall's Moat window is open only meanwhile. Its endpoint is
  * Tor Browser's, or a test network's own.
@@ -17,6 +17,7 @@ import type { Phase } from '../lib/service.js';
 import type { BoxNetwork } from '../net/network.js';
 import { ConnectionAssist, carrier } from '../tor/assist-runner.js';
 import { assistBuiltins, BUILTIN_BRIDGES } from '../tor/builtin-bridges.js';
+import { builtinLinesForAssist, type StoredBuiltin } from '../tor/builtin-refresh.js';
 import { MOAT_ENDPOINT } from '../tor/moat.js';
 import { askMoat, assistJob, moatParts } from '../tor/moat-ask.js';
 import type { RelaySet } from '../tor/relay-set.js';
@@ -31,6 +32,8 @@ export function assistPhase(deps: {
   box: BoxController;
   testNetwork: TestNetwork | undefined;
   relays: RelaySet;
+  /** The built-in lines refreshed over tor (null: the release's). */
+  refreshed: { current(): StoredBuiltin | null };
   stateDir: string;
   /** systemd's runtime root (%t): where onionbox-moat.service writes its answer. */
   runDir?: string | undefined;
@@ -38,9 +41,12 @@ export function assistPhase(deps: {
 }): Phase<ConnectionAssist> {
   const { box, network, testNetwork } = deps;
   const endpoint = testNetwork?.moat ?? MOAT_ENDPOINT;
-  // Moat's "use your built-in lines": this box's (the test network's when it names some)
+  // this box's built-in lines: the test network's when it names some, else the ones refreshed over tor,
+  // else the release's
+  const builtinLines = () => builtinLinesForAssist(testNetwork?.builtinBridges, deps.refreshed.current());
+  // Moat's "use your built-in lines"
   const builtinOf = (transport: string): readonly string[] =>
-    testNetwork?.builtinBridges?.filter((l) => l.startsWith(`${transport} `)) ??
+    builtinLines()?.filter((l) => l.startsWith(`${transport} `)) ??
     (transport === 'obfs4' ? BUILTIN_BRIDGES.obfs4 : []);
   // stopping the phase ends a wait for Moat at once (and with it the firewall's window)
   let stopping = new AbortController();
@@ -67,7 +73,7 @@ export function assistPhase(deps: {
           link: assistLink(box, () => carrier(network.current().wanInterface)),
           lease: () => network.wanLeased(),
         },
-        builtins: () => assistBuiltins(testNetwork?.builtinBridges, { moat: true }),
+        builtins: () => assistBuiltins(builtinLines(), { moat: true }),
         moat,
         show: (view) => box.setAssist(view),
         log: deps.log.child({ component: 'assist' }),

@@ -10,11 +10,13 @@
  *   upstream a mock Moat: HTTPS (the test CA's certificate for --moat-host) answering
  *            POST /moat/circumvention/settings and /defaults and GET|POST /moat/circumvention/builtin with
  *            the JSON in --answers FILE ({"settings": {...}, "defaults": {...}, "builtin": {...}}), as
- *            rdsys's Moat does. Every request is printed: `MOAT <METHOD> <PATH> <BODY>`.
+ *            rdsys's Moat does. Every request is printed: `MOAT <METHOD> <PATH> <BODY> from <ADDR>`.
  *
+ * With --moat-public ADDR:PORT the mock Moat also listens there (HTTPS, the same answers): the Moat a box
+ * reaches through tor's exit once it routes, to refresh its built-in lines.
  * Prints `LISTENING <port>` once bound; exits when its stdin closes (its harness is gone).
  * Usage: meek-moat.ts --host ADDR --port N --cert FILE --key FILE --moat-cert FILE --moat-key FILE
- *        --answers FILE
+ *        --answers FILE [--moat-public ADDR:PORT]
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -49,24 +51,32 @@ function readBody(req: IncomingMessage, max = 1 << 20): Promise<Buffer> {
   });
 }
 
-const moat = createHttpsServer(
-  { cert: readFileSync(arg('moat-cert')), key: readFileSync(arg('moat-key')) },
-  (req, res) => {
-    void readBody(req).then((body) => {
-      process.stdout.write(`MOAT ${req.method} ${req.url} ${body.toString('utf8').replace(/\s+/g, ' ')}\n`);
-      const m = /^\/moat\/circumvention\/(settings|defaults|builtin)$/.exec(req.url ?? '');
-      const kind = m?.[1];
-      const allowed = kind === 'builtin' ? ['GET', 'POST'] : ['POST'];
-      if (!kind || !allowed.includes(req.method ?? '') || answers[kind] === undefined) {
-        res.writeHead(404, { 'Content-Type': 'application/vnd.api+json' });
-        res.end(JSON.stringify({ errors: [{ code: 404, detail: 'not found' }] }));
-        return;
-      }
-      res.writeHead(200, { 'Content-Type': 'application/vnd.api+json' });
-      res.end(JSON.stringify(answers[kind]));
-    });
-  },
-);
+function moatHandler(req: IncomingMessage, res: ServerResponse): void {
+  void readBody(req).then((body) => {
+    const text = body.toString('utf8').replace(/\s+/g, ' ');
+    process.stdout.write(`MOAT ${req.method} ${req.url} ${text} from ${req.socket.remoteAddress ?? '?'}\n`);
+    const m = /^\/moat\/circumvention\/(settings|defaults|builtin)$/.exec(req.url ?? '');
+    const kind = m?.[1];
+    const allowed = kind === 'builtin' ? ['GET', 'POST'] : ['POST'];
+    if (!kind || !allowed.includes(req.method ?? '') || answers[kind] === undefined) {
+      res.writeHead(404, { 'Content-Type': 'application/vnd.api+json' });
+      res.end(JSON.stringify({ errors: [{ code: 404, detail: 'not found' }] }));
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/vnd.api+json' });
+    res.end(JSON.stringify(answers[kind]));
+  });
+}
+const moatTls = { cert: readFileSync(arg('moat-cert')), key: readFileSync(arg('moat-key')) };
+const moat = createHttpsServer(moatTls, moatHandler);
+// the same Moat on a public address of the simulated internet (--moat-public ADDR:PORT), for a box that
+// asks it through tor (the exit connects there) once it routes: the built-in lines' refresh
+const publicAt = process.argv.indexOf('--moat-public');
+const moatPublic = publicAt >= 0 ? /^([0-9.]+):([0-9]+)$/.exec(process.argv[publicAt + 1] ?? '') : null;
+if (publicAt >= 0 && !moatPublic) {
+  process.stderr.write('meek-moat: --moat-public must be ADDR:PORT\n');
+  process.exit(2);
+}
 
 // --- the meek server ---
 interface Session {
@@ -164,10 +174,14 @@ front.on('connection', () => {
 
 moat.listen(0, '127.0.0.1', () => {
   moatPort = (moat.address() as AddressInfo).port;
-  front.listen(Number(arg('port')), arg('host'), () => {
-    const a = front.address();
-    process.stdout.write(`LISTENING ${a && typeof a === 'object' ? a.port : 0}\n`);
-  });
+  const listening = () =>
+    front.listen(Number(arg('port')), arg('host'), () => {
+      const a = front.address();
+      process.stdout.write(`LISTENING ${a && typeof a === 'object' ? a.port : 0}\n`);
+    });
+  if (moatPublic)
+    createHttpsServer(moatTls, moatHandler).listen(Number(moatPublic[2]), moatPublic[1], listening);
+  else listening();
 });
 process.stdin.resume();
 process.stdin.once('end', () => process.exit(0));

@@ -12,7 +12,8 @@
  *   /ip` answers the address it saw), and the modem: dnsmasq answering names under sim.test (the exit
  *   resolves through it; so does the box's lyrebird, for the webtunnel front's name) and leasing the box
  *   its WAN address, with itself as DNS server, for 2 minutes, so renewals happen while the
- *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay;
+ *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay, and
+ *   a meek reflector (front.sim.test, .19) with a mock Moat (moat.sim.test, .20) behind it;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
@@ -94,6 +95,8 @@ export const ADDR = Object.freeze({
   boxWan2: '198.18.0.3',
   /** The meek reflector's TLS front, with the mock Moat behind it (worlds with `moat`). */
   meekFront: '198.18.0.19',
+  /** The mock Moat itself, moat.sim.test (worlds with `moat`): what tor's exit reaches once the box routes. */
+  moat: '198.18.0.20',
 });
 export const EXIT_ADDR = ADDR.privnet[5] as string;
 export const WEB_ADDR = ADDR.privnet[6] as string;
@@ -107,8 +110,12 @@ export const WEBTUNNEL_ADDR = ADDR.privnet[8] as string;
  * endpoint (firmware/tor/moat.ts MOAT_ENDPOINT) as the test network's `moat`.
  */
 export const MOAT_FRONT_HOST = 'front.sim.test';
+/** The mock Moat's own name (MOAT_SIM_ENDPOINT's service): the modem's resolver answers it for the exit. */
+export const MOAT_HOST = 'moat.sim.test';
+/** A line the mock Moat's `builtin` answer carries that the bridge grammar refuses (the box drops it). */
+export const MOAT_BAD_BUILTIN_LINE = 'obfs4 198.18.0.17:4430 NOT-A-FINGERPRINT cert=x iat-mode=0';
 export const MOAT_SIM_ENDPOINT = Object.freeze({
-  service: 'https://moat.sim.test/moat',
+  service: `https://${MOAT_HOST}/moat`,
   url: 'https://meek.sim.test/',
   front: MOAT_FRONT_HOST,
 });
@@ -162,6 +169,9 @@ export interface WorldOptions {
    * (SSL_CERT_FILE for lyrebird, NODE_EXTRA_CA_CERTS for node): the one difference from a Pi. Moat's
    * settings, defaults and builtin answers name the obfs4 bridge (needs `obfs4Bridge`); the test network
    * names this Moat and no built-in lines of its own (the release's, which this world cannot reach).
+   * The mock Moat itself also listens on the simulated internet (moat.sim.test, 198.18.0.20:443), where
+   * the private network's exit reaches it: a routing box refreshes its built-in lines there through tor
+   * (onionboxd trusts the test CA through NODE_EXTRA_CA_CERTS). Its builtin answer adds one bad line.
    */
   moat?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
@@ -379,6 +389,7 @@ export function modemArgs(o: {
     `--address=/${HOSTNAME}/${WEB_ADDR}`,
     `--address=/${WEBTUNNEL_HOST}/${WEBTUNNEL_ADDR}`,
     `--address=/${MOAT_FRONT_HOST}/${ADDR.meekFront}`,
+    `--address=/${MOAT_HOST}/${ADDR.moat}`,
     // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
     '--address=/#/',
     `--dhcp-range=${ADDR.boxWan},${o.lastAddress ?? ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
@@ -773,7 +784,13 @@ async function addressTheInternet(b: Build): Promise<void> {
   // The exit's address first: it becomes the subnet's primary address, which the kernel uses as the
   // source of the exit's connections to the (local) HTTP server, so the server sees the exit's address.
   await ip(['-n', netns.inet, 'addr', 'add', `${EXIT_ADDR}/24`, 'dev', inetIf]);
-  for (const a of [ADDR.modem, ADDR.dns, ...ADDR.privnet.filter((x) => x !== EXIT_ADDR), ADDR.meekFront]) {
+  for (const a of [
+    ADDR.modem,
+    ADDR.dns,
+    ...ADDR.privnet.filter((x) => x !== EXIT_ADDR),
+    ADDR.meekFront,
+    ADDR.moat,
+  ]) {
     await ip(['-n', netns.inet, 'addr', 'add', `${a}/24`, 'dev', inetIf]);
   }
   for (const l of b.second ? [INET_BRIDGE, INET_IF, INET2_IF] : [INET_IF]) {
@@ -907,14 +924,19 @@ async function startMeekMoat(b: Build): Promise<void> {
   const dir = join(b.dir, 'meek');
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   const front = await testCert(dir, 'front', [`DNS:${MOAT_FRONT_HOST}`, 'DNS:meek.sim.test']);
-  const moat = await testCert(dir, 'moat', ['DNS:moat.sim.test']);
+  const moat = await testCert(dir, 'moat', [`DNS:${MOAT_HOST}`]);
   const setting = {
     settings: [{ bridges: { type: 'obfs4', source: 'bridgedb', bridge_strings: [bridge.line] } }],
   };
   const answers = join(dir, 'answers.json');
   writeFileSync(
     answers,
-    JSON.stringify({ settings: setting, defaults: setting, builtin: { obfs4: [bridge.line] } }),
+    // builtin: the network's bridge (not one of the release's lines) and one line the grammar refuses
+    JSON.stringify({
+      settings: setting,
+      defaults: setting,
+      builtin: { obfs4: [bridge.line, MOAT_BAD_BUILTIN_LINE] },
+    }),
   );
   // where the box's Moat client (debian-tor) can read the CA
   const ca = join(b.dir, 'moat-test-ca.pem');
@@ -939,6 +961,9 @@ async function startMeekMoat(b: Build): Promise<void> {
     moat.keyFile,
     '--answers',
     answers,
+    // Moat itself on the simulated internet, as bridges.torproject.org is: reached through tor's exit
+    '--moat-public',
+    `${ADDR.moat}:443`,
   ]);
   await waitForLog(t, /LISTENING 443/, 60_000);
   b.log(`meek reflector and mock Moat on ${ADDR.meekFront}:443 (${MOAT_FRONT_HOST})`);
@@ -1078,6 +1103,8 @@ async function startOnionboxd(b: Build): Promise<void> {
     {
       ...opts.daemonEnv,
       ...runnerEnv(),
+      // the mock Moat's test CA (the built-in lines' refresh over tor): the one difference from a Pi
+      ...(b.moatCa ? { NODE_EXTRA_CA_CERTS: b.moatCa } : {}),
       PATH: `${SIM_BIN}:${SYSTEMD_PATH}`,
       OBX_SIM_WAN_LEASE: b.leaseFile,
     },
