@@ -20,7 +20,7 @@ t.test('onionboxd refuses to start on an unreadable config and says why', async 
   const r = spawnSync(process.execPath, [...nodeTsArgs(), `${root}firmware/main.ts`, '--state-dir', dir], {
     encoding: 'utf8',
     env: { ...process.env, CI: 'true' },
-    timeout: 20_000,
+    timeout: 90_000,
   });
   t.equal(r.status, 1);
   t.match(r.stdout, /OBX_ERR_CONFIG_UNREADABLE/);
@@ -35,7 +35,7 @@ t.test(
       [...nodeTsArgs(), `${root}firmware/main.ts`, '--simulate', '--state-dir', tmpDir(t)],
       {
         encoding: 'utf8',
-        timeout: 20_000,
+        timeout: 90_000,
       },
     );
     t.equal(r.status, 2);
@@ -50,7 +50,7 @@ t.test('a bad test-network file: clear error, exit 2, nothing touched', async (t
   const r = spawnSync(
     process.execPath,
     [...nodeTsArgs(), `${root}firmware/main.ts`, '--state-dir', dir, '--test-network', file],
-    { encoding: 'utf8', timeout: 20_000 },
+    { encoding: 'utf8', timeout: 90_000 },
   );
   t.equal(r.status, 2);
   t.match(r.stderr, /OBX_ERR_TOR_VALUE_INVALID/);

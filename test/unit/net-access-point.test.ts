@@ -95,7 +95,10 @@ t.test('access point lifecycle', { skip }, async (t) => {
     .filter((l, i, all) => l !== all[i - 1]);
   t.equal(tail[0], 'iw reg set US');
   t.equal(tail[1], 'start wlan0 US 13');
-  t.same(tail.slice(-2), ['iw reg set DE', 'start wlan0 DE 6'], 'then the last working ones');
+  // (under load a start that systemd's Restart= began before `iw reg set DE` may log after it)
+  const regBack = tail.indexOf('iw reg set DE', 2);
+  t.ok(regBack > 1, 'the country back to DE after the refused start');
+  t.equal(tail.at(-1), 'start wlan0 DE 6', 'then the last working ones');
 
   await ap.update({ ...AP, channel: 44, security: 'wpa2-wpa3' });
   t.match(
