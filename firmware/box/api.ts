@@ -89,6 +89,8 @@ export interface BoxStatus {
   alert?: string | undefined;
   /** What the connection assist makes of tor's connecting (firmware/tor/assist.ts), once it runs. */
   assist?: AssistView;
+  /** Where the built-in bridge lines come from and when they were refreshed (phase `builtin`), once it runs. */
+  builtinBridges?: string;
 }
 
 /** The connection assist's state in words, for the page (no JavaScript needed) and the OLED. */

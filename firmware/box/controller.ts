@@ -261,6 +261,12 @@ export class BoxController implements BoxApi {
     this.#render();
   }
 
+  /** Where the built-in bridge lines come from, in the page's words (phase `builtin`). */
+  setBuiltinBridges(words: string | null): void {
+    this.#view.builtinBridges(words);
+    this.#render();
+  }
+
   /** The connection assist, for the owner's consent (phase `assist`). */
   attachAssist(assist: { consent(): boolean } | null): void {
     this.#assist = assist;

@@ -39,6 +39,7 @@ export class BoxView {
   #alert: string | undefined;
   #updateWarning: string | null = null;
   #assist: (AssistView & { oled: string }) | null = null;
+  #builtinBridges: string | null = null;
   readonly #listeners = new Listeners<BoxStatus>((err) => {
     this.#deps.log.error({ err: describeError(err) }, 'status listener failed');
   });
@@ -64,6 +65,11 @@ export class BoxView {
   /** The connection assist's state (firmware/tor/assist-runner.ts): the page's words and the OLED's line. */
   assist(view: (AssistView & { oled: string }) | null): void {
     this.#assist = view;
+  }
+
+  /** The built-in bridge lines' source in words (firmware/tor/builtin-refresh.ts builtinPageWords). */
+  builtinBridges(words: string | null): void {
+    this.#builtinBridges = words;
   }
 
   /** A sentence the page's status carries from now on (`alert`). */
@@ -94,6 +100,7 @@ export class BoxView {
       at: now(),
       ...(this.#alert !== undefined ? { alert: this.#alert } : {}),
       ...(this.#assist !== null ? { assist: pageAssist(this.#assist) } : {}),
+      ...(this.#builtinBridges !== null ? { builtinBridges: this.#builtinBridges } : {}),
     };
   }
 

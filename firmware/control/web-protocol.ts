@@ -82,6 +82,8 @@ export const BoxStatusSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    // where the built-in bridge lines come from (issue 21)
+    builtinBridges: Type.Optional(Str()),
   },
   { additionalProperties: false },
 );

@@ -39,6 +39,7 @@ export function builtinPhase(deps: {
         routing: () => deps.box.status().state === 'routing',
         ...(deps.now ? { now: deps.now } : {}),
         changed: (line) => deps.box.record(line),
+        statusChanged: () => deps.box.setBuiltinBridges(r.status().pageWords),
         log: deps.log.child({ component: 'builtin' }),
       });
       await r.start();
@@ -51,6 +52,7 @@ export function builtinPhase(deps: {
       off = null;
       await refresher?.stop();
       refresher = null;
+      deps.box.setBuiltinBridges(null);
     },
   };
 }

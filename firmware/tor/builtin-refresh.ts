@@ -185,6 +185,25 @@ export function builtinCounts(stored: StoredBuiltin | null): Record<string, numb
   return out;
 }
 
+/**
+ * The settings page's sentence (a household's words, minutes not seconds): where the built-in lines come
+ * from and when they were last refreshed; a failed refresh only as "could not be refreshed" (the status
+ * line and the log say why).
+ */
+export function builtinPageWords(stored: StoredBuiltin | null, lastError?: string | null): string {
+  const counts = Object.entries(builtinCounts(stored))
+    .map(([t, n]) => `${n} ${t}`)
+    .join(', ');
+  const head =
+    stored === null
+      ? `Built-in bridges in use: the ones this software came with (${counts}); not refreshed through Tor yet.`
+      : `Built-in bridges in use: refreshed through Tor on ${stored.refreshedAt
+          .toISOString()
+          .slice(0, 16)
+          .replace('T', ' ')} UTC (${counts}).`;
+  return lastError ? `${head} The last refresh did not work; the box tries again later.` : head;
+}
+
 /** The status line: where the built-in lines come from, when they were refreshed, how many per transport. */
 export function builtinSummary(stored: StoredBuiltin | null, lastError?: string | null): string {
   const counts = Object.entries(builtinCounts(stored))

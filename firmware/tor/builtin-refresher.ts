@@ -15,6 +15,7 @@ import type { Connect } from '../update/socks5.js';
 import {
   builtinCounts,
   builtinFromAnswer,
+  builtinPageWords,
   builtinSummary,
   parseStoredBuiltin,
   refreshDecision,
@@ -39,6 +40,8 @@ export interface BuiltinRefresherDeps {
   now?: () => Date;
   /** Told when the stored lines change (the box's event log). */
   changed?: (line: string) => void;
+  /** Told after start and after every refresh, worked or not (the page's words: status()). */
+  statusChanged?: () => void;
   log: Logger;
 }
 
@@ -49,6 +52,8 @@ export interface BuiltinStatus {
   lastError: string | null;
   nextAt: string | null;
   summary: string;
+  /** The settings page's sentence. */
+  pageWords: string;
 }
 
 export class BuiltinRefresher {
@@ -84,6 +89,7 @@ export class BuiltinRefresher {
       lastError: this.#lastError,
       nextAt: this.#nextAt?.toISOString() ?? null,
       summary: builtinSummary(this.#stored, this.#lastError),
+      pageWords: builtinPageWords(this.#stored, this.#lastError),
     };
   }
 
@@ -91,6 +97,7 @@ export class BuiltinRefresher {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#stored = await this.#load();
+    this.#d.statusChanged?.();
     this.poke();
   }
 
@@ -161,6 +168,7 @@ export class BuiltinRefresher {
         'built-in bridge lines: refresh failed; the lines in use stay',
       );
     }
+    this.#d.statusChanged?.();
   }
 
   async #load(): Promise<StoredBuiltin | null> {

@@ -88,8 +88,12 @@ if (!existsSync(CHROMIUM)) {
     await page.waitForSelector('text=guardian (DE)');
     await shot(page, 'status-routing');
 
-    // settings: each form invalid, then valid
+    // settings: each form invalid, then valid (with the words the built-in refresh gives the page)
+    box.controller.setBuiltinBridges(
+      'Built-in bridges in use: refreshed through Tor on 2026-12-07 21:40 UTC (11 obfs4, 2 snowflake).',
+    );
     await page.click('nav >> text=Settings');
+    t.match(await page.textContent('#builtin-bridges'), /refreshed through Tor on 2026-12-07 21:40 UTC/);
     await shot(page, 'settings');
     await page.check('input[name=useBridges]');
     await page.fill('#bridges-lines', `${BRIDGE}\nnot\ta bridge`);

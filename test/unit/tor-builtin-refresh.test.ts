@@ -13,6 +13,7 @@ import {
   builtinCounts,
   builtinFromAnswer,
   builtinLinesForAssist,
+  builtinPageWords,
   builtinSummary,
   parseStoredBuiltin,
   REFRESH_INTERVAL_MS,
@@ -133,6 +134,18 @@ t.test('the status words: when refreshed, how many per transport', async (t) => 
   const stored = { refreshedAt: T0, lines: { obfs4: [OBFS4, OBFS4_B] } };
   t.equal(builtinSummary(stored), 'refreshed over Tor 2026-12-07T10:00:00.000Z (obfs4 2)');
   t.match(builtinSummary(stored, 'OBX_ERR_X: y'), /; last refresh failed: OBX_ERR_X: y$/);
+  // the settings page's sentence: minutes, the count first, no error code
+  t.match(
+    builtinPageWords(null),
+    /^Built-in bridges in use: the ones this software came with \(\d+ obfs4, 2 snowflake\); not refreshed through Tor yet\.$/,
+  );
+  t.equal(
+    builtinPageWords(stored),
+    'Built-in bridges in use: refreshed through Tor on 2026-12-07 10:00 UTC (2 obfs4).',
+  );
+  const failed = builtinPageWords(stored, 'OBX_ERR_X: y');
+  t.match(failed, /\(2 obfs4\)\. The last refresh did not work; the box tries again later\.$/);
+  t.notMatch(failed, /OBX_ERR/, 'no error code for a household');
 });
 
 t.test('the adapter: waits for routing, stores atomically, keeps the lines on failure', async (t) => {
@@ -152,11 +165,14 @@ t.test('the adapter: waits for routing, stores atomically, keeps the lines on fa
     routing: () => routing,
     now: () => now,
     changed: (l) => events.push(l),
+    statusChanged: () => words.push(r.status().pageWords),
     log: quiet,
   });
+  const words: string[] = [];
   t.teardown(() => r.stop());
   await r.start();
   t.equal(fetches, 0, 'nothing fetched before routing');
+  t.match(words, [/the ones this software came with/], 'the page hears the source at start');
   t.equal(r.status().source, 'release');
   routing = true;
   await r.refresh();
@@ -176,6 +192,11 @@ t.test('the adapter: waits for routing, stores atomically, keeps the lines on fa
   t.same(parseStoredBuiltin(readFileSync(file, 'utf8')).lines, { obfs4: [OBFS4_B] }, 'the file too');
   t.match(r.status().lastError, /OBX_ERR_TOR_BUILTIN_REFRESH_FAILED/);
   t.match(r.status().summary, /last refresh failed/);
+  t.match(
+    words,
+    [/came with/, /refreshed through Tor on 2026-12-07 10:00 UTC \(1 obfs4\)\.$/, /did not work/],
+    'and after each refresh, worked or not',
+  );
   await r.stop();
 
   // the next boot reads the stored file

@@ -144,4 +144,24 @@ for (const ipc of [false, true]) {
     await c.post('/settings/blocked-here', {}, '/settings');
     t.equal(h.box.config.get().assist?.blockedHere, false, 'an unticked box turns it off');
   });
+
+  t.test(`where the built-in bridges come from, on the settings page (${how})`, async (t) => {
+    const { h, c } = await setup(t, ipc, false);
+    const wait = async (want: string | undefined) => {
+      while (h.api.status().builtinBridges !== want) await new Promise((r) => setTimeout(r, 5));
+    };
+    t.notMatch((await c.get('/settings')).body, /id="builtin-bridges"/, 'nothing before the refresher runs');
+    const words = 'Built-in bridges in use: refreshed through Tor on 2026-12-07 10:00 UTC (2 obfs4) <b>.';
+    h.box.controller.setBuiltinBridges(words);
+    await wait(words);
+    const body = (await c.get('/settings')).body;
+    t.match(
+      body,
+      /<p id="builtin-bridges"><small>Built-in bridges in use: refreshed through Tor on 2026-12-07 10:00 UTC \(2 obfs4\) &lt;b&gt;\.<\/small><\/p>/,
+      'said, escaped',
+    );
+    h.box.controller.setBuiltinBridges(null);
+    await wait(undefined);
+    t.notMatch((await c.get('/settings')).body, /id="builtin-bridges"/, 'gone with the refresher');
+  });
 }

@@ -54,6 +54,7 @@ async function settingsPage(reply: FastifyReply, ctx: WebContext, state: Setting
       problem: state.problem ?? null,
       flash: state.flash ?? null,
       minLength: MIN_PASSWORD_LENGTH,
+      builtinBridges: ctx.box.status().builtinBridges ?? null,
       assist: {
         blockedHere: assist.blockedHere,
         foundInUse:
