@@ -21,27 +21,33 @@
  *   tsx images/boot-test.ts [--keep]   (root; qemu-system-arm and qemu-utils installed)
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parsePcap, parseSerial, wanLeaks, wanLeaseAddress } from './boot-report.js';
 import { checkManifest, parseImageManifest, parseSs, socketAllowed } from './check.js';
-import { failEarly, holdPowerButton, type Qemu, Report, requireTools, sleep, startQemu } from './harness.js';
+import {
+  builtImage,
+  failEarly,
+  holdPowerButton,
+  MEM_MB,
+  type Qemu,
+  Report,
+  requireTools,
+  sleep,
+  startQemu,
+} from './harness.js';
 import { journeyAfterBoot, lanLease, startJourney, wanPageAnswers } from './journey.js';
 import { formatStepTimes } from './journey-report.js';
 
 const execFileP = promisify(execFile);
-const repo = resolve(new URL('..', import.meta.url).pathname);
-const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
-const name = `onionbox-${version}-arm64`;
+const { out, name, img, uboot } = builtImage();
 const LAN_BOX = '10.42.0.1';
 const PROBE_TARGET = '198.51.100.7'; // TEST-NET-2: never a relay, never reachable
 const MODEM = '198.18.0.1'; // the world's modem: on the WAN's subnet, never reachable from the LAN
 const BOOT_TIMEOUT_S = Number(process.env.ONIONBOX_IMAGE_BOOT_TIMEOUT ?? 2700);
-const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 
 const report = new Report();
 const record = (name: string, pass: boolean, detail: string) => report.record(name, pass, detail);
@@ -71,8 +77,6 @@ async function main(): Promise<void> {
     ['dnsmasq', 'dnsmasq-base'],
     ['tor', 'tor'],
   ]);
-  const img = join(out, `${name}.img`);
-  const uboot = join(out, `${name}.u-boot-qemu.bin`);
   for (const f of [img, uboot]) {
     if (!existsSync(f)) fail(`${f} is missing: build the image first (npm run image)`);
   }

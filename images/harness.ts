@@ -8,10 +8,30 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Journey } from './journey.js';
 
 const execFileP = promisify(execFile);
+
+/** The built image's files: ONIONBOX_IMAGE_OUT (default images/out), named by package.json's version. */
+export function builtImage(): { out: string; name: string; img: string; uboot: string; manifest: string } {
+  const repo = resolve(new URL('..', import.meta.url).pathname);
+  const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string })
+    .version;
+  const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
+  const name = `onionbox-${version}-arm64`;
+  return {
+    out,
+    name,
+    img: join(out, `${name}.img`),
+    uboot: join(out, `${name}.u-boot-qemu.bin`),
+    manifest: join(out, `${name}.manifest.json`),
+  };
+}
+
+/** The guest's memory in MB: ONIONBOX_IMAGE_MEM (default 1024; 512 is the Zero 2 W's). */
+export const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -62,6 +82,15 @@ export async function requireTools(
       failEarly(test, `${tool} is missing: apt-get install ${pkg} (or run images/setup)`);
     }
   }
+}
+
+/** The box's own diagnostics (its OBX-DIAG console lines, the last `max`), for a failed run's output. */
+export function diagnostics(serial: string, max = 150): string[] {
+  return serial
+    .split('\n')
+    .filter((l) => l.includes('OBX-DIAG'))
+    .slice(-max)
+    .map((l) => `| ${l.replace(/\r$/, '')}`);
 }
 
 export interface QemuOptions {

@@ -27,25 +27,30 @@
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { EXIT_ADDR } from '../scripts/sim/world.js';
-import { parsePcap, parseSerial, type SelftestLine } from './boot-report.js';
-import { failEarly, type Qemu, Report, requireTools, sleep, startQemu } from './harness.js';
-import { type Journey, lanFetch, startJourney } from './journey.js';
-import { wanNotTorOrDhcp, wanSummary } from './journey-report.js';
+import { parseSerial, type SelftestLine } from './boot-report.js';
+import {
+  builtImage,
+  diagnostics,
+  failEarly,
+  MEM_MB,
+  type Qemu,
+  Report,
+  requireTools,
+  sleep,
+  startQemu,
+} from './harness.js';
+import { type Journey, lanFetch, startJourney, wanOnlyTorCheck } from './journey.js';
 import { bootAttempts, fallbackByCounterProblems, killMoments, lastMilestone } from './rollback-report.js';
 import { uniqueChecks } from './update-report.js';
 
 const TEST = 'image:rollback-test';
 const execFileP = promisify(execFile);
-const repo = resolve(new URL('..', import.meta.url).pathname);
-const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
-const name = `onionbox-${version}-arm64`;
-const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
+const { out, name, img, uboot } = builtImage();
 /** One boot's limit (a first boot to routing takes 3-6 minutes under TCG). */
 const BOOT_TIMEOUT_S = Number(process.env.ONIONBOX_ROLLBACK_BOOT_TIMEOUT ?? 2400);
 const KILLS = Number(process.env.ONIONBOX_ROLLBACK_KILLS ?? 3);
@@ -359,8 +364,6 @@ async function main(): Promise<void> {
     ['dhclient', 'isc-dhcp-client'],
     ['tor', 'tor'],
   ]);
-  const img = join(out, `${name}.img`);
-  const uboot = join(out, `${name}.u-boot-qemu.bin`);
   for (const f of [img, uboot]) if (!existsSync(f)) failEarly(TEST, `${f} is missing: build the image first`);
   const dir = await mkdtemp(join(tmpdir(), 'onionbox-rollback-test-'));
   await chmod(dir, 0o711); // the world's tors (debian-tor) traverse it
@@ -378,29 +381,15 @@ async function main(): Promise<void> {
     ctx = { dir, uboot, img, j: journey, leased: false, consoles: [] };
     if (only !== 'kill') await panicScenario(ctx);
     if (only !== 'panic') await killScenario(ctx);
-    if (existsSync(journey.wanPcap)) {
-      const p = parsePcap(await readFile(journey.wanPcap));
-      const bad = wanNotTorOrDhcp(p, journey.world.privnet.relayEndpoints());
-      record(
-        "the image's WAN carried only ARP, DHCP and TCP to relays through every boot",
-        bad.length === 0 && p.frames > 0,
-        bad.join('; ') || wanSummary(p),
-      );
-    } else record("the image's WAN capture", false, 'no pcap');
+    const wan = wanOnlyTorCheck(journey, 'through every boot');
+    record(wan.name, wan.pass, wan.detail);
     log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   } finally {
     if (ctx) {
       const file = join(out, `${name}.rollback-serial.log`);
       await writeFile(file, ctx.consoles.join('\n')).catch(() => undefined);
       log(`serial consoles: ${file}`);
-      if (report.failed()) {
-        for (const l of ctx.consoles
-          .join('\n')
-          .split('\n')
-          .filter((l) => l.includes('OBX-DIAG'))
-          .slice(-150))
-          log(`| ${l.replace(/\r$/, '')}`);
-      }
+      if (report.failed()) for (const l of diagnostics(ctx.consoles.join('\n'))) log(l);
     }
     await cleanup();
   }

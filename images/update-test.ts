@@ -26,16 +26,25 @@
  *   squashfs-tools; a built image in ONIONBOX_IMAGE_OUT, default images/out)
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { makeOnionKeys } from '../scripts/privnet/onion-service.js';
-import { parsePcap, parseSerial } from './boot-report.js';
-import { failEarly, type Qemu, Report, requireTools, sleep, startQemu } from './harness.js';
-import { lanFetch, startJourney } from './journey.js';
-import { wanNotTorOrDhcp, wanSummary } from './journey-report.js';
+import { parseSerial } from './boot-report.js';
+import {
+  builtImage,
+  diagnostics,
+  failEarly,
+  MEM_MB,
+  type Qemu,
+  Report,
+  requireTools,
+  sleep,
+  startQemu,
+} from './harness.js';
+import { lanFetch, startJourney, wanOnlyTorCheck } from './journey.js';
 import {
   bootedSlots,
   type FetchSample,
@@ -46,11 +55,8 @@ import {
 } from './update-report.js';
 
 const execFileP = promisify(execFile);
+const { out, name, img, uboot } = builtImage();
 const repo = resolve(new URL('..', import.meta.url).pathname);
-const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
-const name = `onionbox-${version}-arm64`;
-const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 const TIMEOUT_S = Number(process.env.ONIONBOX_UPDATE_TEST_TIMEOUT ?? 7200);
 /** The trial watchdog's timer in this test (15 minutes in the image): a routed boot takes 3-4 minutes here. */
 const TRIAL_MINUTES = 7;
@@ -122,8 +128,6 @@ async function main(): Promise<void> {
     ['tcpdump', 'tcpdump'],
     ['tor', 'tor'],
   ]);
-  const img = join(out, `${name}.img`);
-  const uboot = join(out, `${name}.u-boot-qemu.bin`);
   for (const f of [img, uboot]) if (!existsSync(f)) fail(`${f} is missing: build the image first`);
 
   const dir = await mkdtemp(join(tmpdir(), 'onionbox-update-test-'));
@@ -367,23 +371,10 @@ async function main(): Promise<void> {
           : 'none closed'
       }`,
     );
-    if (existsSync(j.wanPcap)) {
-      const p = parsePcap(await readFile(j.wanPcap));
-      const bad = wanNotTorOrDhcp(p, j.world.privnet.relayEndpoints());
-      record(
-        "the image's WAN carried only ARP, DHCP and TCP to relays through every update",
-        bad.length === 0 && p.frames > 0,
-        bad.join('; ') || wanSummary(p),
-      );
-    } else record("the image's WAN capture", false, 'no pcap');
+    const wan = wanOnlyTorCheck(j, 'through every update');
+    record(wan.name, wan.pass, wan.detail);
     log(`total ${elapsed().toFixed(1)} s`);
-    if (report.failed()) {
-      for (const l of text
-        .split('\n')
-        .filter((l) => l.includes('OBX-DIAG'))
-        .slice(-150))
-        log(`| ${l.replace(/\r$/, '')}`);
-    }
+    if (report.failed()) for (const l of diagnostics(text)) log(l);
   } finally {
     await cleanup();
   }
