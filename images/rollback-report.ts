@@ -99,7 +99,7 @@ export function lastMilestone(serial: string): string {
     [/onionbox-firstboot: /, 'the first boot grows the card'],
     [/OBX-SELFTEST lockdown-before-links/, 'the boot lockdown'],
     [/OBX-SELFTEST rollback-boot /, 'the self-test'],
-    [/OBX-SELFTEST rollback-secret /, "onionboxd's first start"],
+    [/OBX-SELFTEST rollback-secret /, "the box's secret checked"],
     [/OBX-SELFTEST rollback-routing PASS/, 'routing'],
     [/OBX-SELFTEST rollback-marked-good PASS/, 'marked good'],
     [/OBX-SELFTEST rollback-setting-made PASS/, "the owner's setting made"],
