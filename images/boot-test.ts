@@ -20,39 +20,37 @@
  *
  *   tsx images/boot-test.ts [--keep]   (root; qemu-system-arm and qemu-utils installed)
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parsePcap, parseSerial, wanLeaks, wanLeaseAddress } from './boot-report.js';
 import { checkManifest, parseImageManifest, parseSs, socketAllowed } from './check.js';
+import {
+  builtImage,
+  failEarly,
+  holdPowerButton,
+  MEM_MB,
+  type Qemu,
+  Report,
+  requireTools,
+  sleep,
+  startQemu,
+} from './harness.js';
 import { journeyAfterBoot, lanLease, startJourney, wanPageAnswers } from './journey.js';
 import { formatStepTimes } from './journey-report.js';
 
 const execFileP = promisify(execFile);
-const repo = resolve(new URL('..', import.meta.url).pathname);
-const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
-const name = `onionbox-${version}-arm64`;
+const { out, name, img, uboot } = builtImage();
 const LAN_BOX = '10.42.0.1';
 const PROBE_TARGET = '198.51.100.7'; // TEST-NET-2: never a relay, never reachable
 const MODEM = '198.18.0.1'; // the world's modem: on the WAN's subnet, never reachable from the LAN
 const BOOT_TIMEOUT_S = Number(process.env.ONIONBOX_IMAGE_BOOT_TIMEOUT ?? 2700);
-const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 
-interface Result {
-  name: string;
-  pass: boolean;
-  detail: string;
-}
-const results: Result[] = [];
-function record(name: string, pass: boolean, detail: string): void {
-  results.push({ name, pass, detail });
-  process.stdout.write(`${pass ? 'ok' : 'not ok'} ${results.length} - ${name}: ${detail}\n`);
-}
+const report = new Report();
+const record = (name: string, pass: boolean, detail: string) => report.record(name, pass, detail);
 
 async function run(cmd: string, args: string[], allowFail = false): Promise<{ stdout: string; ok: boolean }> {
   try {
@@ -65,37 +63,12 @@ async function run(cmd: string, args: string[], allowFail = false): Promise<{ st
 }
 let LAN_NS = '';
 const inNs = (args: string[], allowFail = true) => run('ip', ['netns', 'exec', LAN_NS, ...args], allowFail);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Holds QEMU virt's power button: each `system_powerdown` raises PL061 line 3 for 100 ms (QEMU's gpio-key)
- * and restarts that time, so one every 30 ms keeps the line high for `ms`; then it falls by itself.
- */
-async function holdPowerButton(socketPath: string, ms: number): Promise<void> {
-  const sock = connect(socketPath);
-  await new Promise<void>((ok, no) => {
-    sock.once('connect', ok);
-    sock.once('error', no);
-  });
-  sock.on('data', () => undefined); // the monitor's echo and prompts
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    sock.write('system_powerdown\n');
-    await sleep(30);
-  }
-  sock.end();
-}
-
-function fail(message: string): never {
-  process.stderr.write(`image:test: ${message}\n`);
-  process.stdout.write('0 passed, 1 failed\n');
-  process.exit(1);
-}
+const fail = (message: string): never => failEarly('image:test', message);
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('run as root (it makes network namespaces and tap devices)');
   if (!Number.isInteger(MEM_MB) || MEM_MB < 256 || MEM_MB > 4096) fail('ONIONBOX_IMAGE_MEM: 256-4096 (MB)');
-  for (const [tool, pkg] of [
+  await requireTools('image:test', [
     ['qemu-system-aarch64', 'qemu-system-arm'],
     ['qemu-img', 'qemu-utils'],
     ['curl', 'curl'],
@@ -103,12 +76,7 @@ async function main(): Promise<void> {
     ['dhclient', 'isc-dhcp-client'],
     ['dnsmasq', 'dnsmasq-base'],
     ['tor', 'tor'],
-  ]) {
-    const r = await run('sh', ['-c', `command -v ${tool}`], true);
-    if (!r.ok) fail(`${tool} is missing: apt-get install ${pkg} (or run images/setup)`);
-  }
-  const img = join(out, `${name}.img`);
-  const uboot = join(out, `${name}.u-boot-qemu.bin`);
+  ]);
   for (const f of [img, uboot]) {
     if (!existsSync(f)) fail(`${f} is missing: build the image first (npm run image)`);
   }
@@ -125,14 +93,10 @@ async function main(): Promise<void> {
   const overlay = join(dir, 'overlay.qcow2');
   const serial = join(dir, 'serial.log');
   const monitor = join(dir, 'monitor.sock');
-  let qemu: ChildProcess | null = null;
+  let qemu: Qemu | null = null;
   let journey: Awaited<ReturnType<typeof startJourney>> | null = null;
   const cleanup = async () => {
-    if (qemu?.pid !== undefined && qemu.exitCode === null) {
-      process.kill(qemu.pid, 'SIGTERM');
-      await sleep(1000);
-      if (qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL');
-    }
+    await qemu?.stop();
     await journey?.stop().catch(() => undefined);
     if (!process.argv.includes('--keep')) await rm(dir, { recursive: true, force: true });
     else process.stdout.write(`# kept ${dir}\n`);
@@ -147,53 +111,28 @@ async function main(): Promise<void> {
     const j = journey;
     LAN_NS = j.lanNs;
     process.stdout.write(`# the world is up in ${((Date.now() - tw) / 1000).toFixed(1)} s\n`);
-    const args = [
-      'netns',
-      'exec',
-      j.qemuNs,
-      'qemu-system-aarch64',
-      '-M',
-      'virt,acpi=off',
-      '-cpu',
-      'cortex-a72',
-      '-smp',
-      '2',
-      '-m',
-      String(MEM_MB),
-      '-accel',
-      'tcg,thread=multi',
-      // U-Boot, then the image's boot.scr (the kernel command line is the script's, as on a Pi)
-      '-bios',
-      uboot,
-      '-fw_cfg',
-      'name=opt/onionbox/selftest,string=1',
-      '-drive',
-      `if=none,id=hd,file=${overlay},format=qcow2`,
-      '-device',
-      'virtio-blk-pci,drive=hd',
-      // WAN and LAN: taps in the world's box namespace; the test network as firmware data (fw_cfg)
-      ...j.qemuArgs,
-      '-display',
-      'none',
-      '-monitor',
-      `unix:${monitor},server=on,wait=off`,
-      '-serial',
-      `file:${serial}`,
-    ];
     const t0 = Date.now();
-    qemu = spawn('nice', ['-n', '10', 'ip', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    qemu = startQemu({
+      journey: j,
+      uboot,
+      overlay,
+      serial,
+      monitor,
+      memMb: MEM_MB,
+      fwCfg: { 'opt/onionbox/selftest': '1' },
+    });
     const elapsed = () => ((Date.now() - t0) / 1000).toFixed(1);
     let leasing: Promise<void> | null = null;
     let leaseError = '';
 
-    const readSerial = () => (existsSync(serial) ? readFileSync(serial, 'utf8') : '');
+    const readSerial = qemu.readSerial;
     let pageAt: string | undefined;
     let wanPageAnswered = false;
     let probed = false;
     let held = false;
     const deadline = t0 + BOOT_TIMEOUT_S * 1000;
     const seen = new Set<string>();
-    while (Date.now() < deadline && qemu.exitCode === null) {
+    while (Date.now() < deadline && qemu.running()) {
       const rep = parseSerial(readSerial());
       for (const c of rep.checks) {
         if (!seen.has(c.check)) {
@@ -249,18 +188,17 @@ async function main(): Promise<void> {
     }
     // the journey: the first fetch through tor, the kill switch on the LAN device, the WAN capture
     const booted = parseSerial(readSerial());
-    const journeyRun =
-      qemu.exitCode === null
-        ? await journeyAfterBoot(
-            j,
-            {
-              elapsed: () => (Date.now() - t0) / 1000,
-              holdPowerButton: (ms) => holdPowerButton(monitor, ms),
-              log: (l) => process.stdout.write(`# [${elapsed()} s] ${l}\n`),
-            },
-            600,
-          )
-        : { results: [], firstFetchAt: undefined };
+    const journeyRun = qemu.running()
+      ? await journeyAfterBoot(
+          j,
+          {
+            elapsed: () => (Date.now() - t0) / 1000,
+            holdPowerButton: (ms) => holdPowerButton(monitor, ms),
+            log: (l) => process.stdout.write(`# [${elapsed()} s] ${l}\n`),
+          },
+          600,
+        )
+      : { results: [], firstFetchAt: undefined };
     if (leaseError !== '') process.stdout.write(`# LAN lease: ${leaseError}\n`);
     const rep = parseSerial(readSerial());
     const total = elapsed();
@@ -343,7 +281,7 @@ async function main(): Promise<void> {
     const serialText = readSerial();
     await writeFile(join(out, `${name}.serial.log`), serialText);
     process.stdout.write(`# serial console: ${join(out, `${name}.serial.log`)}\n`);
-    if (results.some((r) => !r.pass)) {
+    if (report.failed()) {
       const diag = serialText.split('\n').filter((l) => l.includes('OBX-DIAG') || /FAILED|Failed/.test(l));
       const tail = diag.length > 0 ? diag.slice(-200) : serialText.split('\n').slice(-60);
       for (const l of tail) process.stdout.write(`# | ${l.replace(/\r$/, '')}\n`);
@@ -351,9 +289,7 @@ async function main(): Promise<void> {
   } finally {
     await cleanup();
   }
-  const passed = results.filter((r) => r.pass).length;
-  process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
-  process.exit(results.length - passed === 0 ? 0 : 1);
+  process.exit(report.summary());
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

@@ -130,6 +130,18 @@ export async function wanPageAnswers(j: Journey): Promise<boolean> {
   return r.ok && /^[1-5][0-9][0-9]$/.test(r.stdout.trim());
 }
 
+/** Every frame the image sent on its WAN (`during`: through what) is ARP, DHCP or TCP to a relay. */
+export function wanOnlyTorCheck(j: Journey, during: string): JourneyResult {
+  if (!existsSync(j.wanPcap)) return { name: "the image's WAN capture", pass: false, detail: 'no pcap' };
+  const p = parsePcap(readFileSync(j.wanPcap));
+  const bad = wanNotTorOrDhcp(p, j.world.privnet.relayEndpoints());
+  return {
+    name: `the image's WAN carried only ARP, DHCP and TCP to relays ${during}`,
+    pass: bad.length === 0 && p.frames > 0,
+    detail: bad.join('; ') || wanSummary(p),
+  };
+}
+
 /** The LAN device's lease address, once it has one. */
 export function lanLease(j: Journey): string | null {
   return leasedAddress(join(j.world.dir, 'lan-lease.env'));

@@ -152,12 +152,14 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-reboot.path',
   // 15 minutes after boot, root rolls back a trial of a newly installed slot that was not marked good
   'onionbox-trial.timer',
-  // test only: all four are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
-  // (the update part also needs opt/onionbox/selftest-update: npm run image:test -- --update)
+  // test only: all five are skipped unless QEMU hands the guest the fw_cfg item opt/onionbox/selftest
+  // (the update part also needs opt/onionbox/selftest-update: npm run image:update-test; the rollback
+  // part opt/onionbox/selftest-rollback: npm run image:rollback-test)
   'onionbox-selftest-early.service',
   'onionbox-selftest.service',
   'onionbox-selftest-wifi.service',
   'onionbox-selftest-update.service',
+  'onionbox-selftest-rollback.service',
 ];
 
 /**

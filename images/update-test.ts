@@ -25,16 +25,26 @@
  *   tsx images/update-test.ts [--keep]   (root; qemu-system-arm, qemu-utils, rauc, minisign, openssl,
  *   squashfs-tools; a built image in ONIONBOX_IMAGE_OUT, default images/out)
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { makeOnionKeys } from '../scripts/privnet/onion-service.js';
-import { parsePcap, parseSerial } from './boot-report.js';
-import { lanFetch, startJourney } from './journey.js';
-import { wanNotTorOrDhcp, wanSummary } from './journey-report.js';
+import { parseSerial } from './boot-report.js';
+import {
+  builtImage,
+  diagnostics,
+  failEarly,
+  MEM_MB,
+  type Qemu,
+  Report,
+  requireTools,
+  sleep,
+  startQemu,
+} from './harness.js';
+import { lanFetch, startJourney, wanOnlyTorCheck } from './journey.js';
 import {
   bootedSlots,
   type FetchSample,
@@ -45,22 +55,15 @@ import {
 } from './update-report.js';
 
 const execFileP = promisify(execFile);
+const { out, name, img, uboot } = builtImage();
 const repo = resolve(new URL('..', import.meta.url).pathname);
-const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const out = resolve(process.env.ONIONBOX_IMAGE_OUT ?? join(repo, 'images/out'));
-const name = `onionbox-${version}-arm64`;
-const MEM_MB = Number(process.env.ONIONBOX_IMAGE_MEM ?? 1024);
 const TIMEOUT_S = Number(process.env.ONIONBOX_UPDATE_TEST_TIMEOUT ?? 7200);
 /** The trial watchdog's timer in this test (15 minutes in the image): a routed boot takes 3-4 minutes here. */
 const TRIAL_MINUTES = 7;
 
-const results: { name: string; pass: boolean; detail: string }[] = [];
-function record(name: string, pass: boolean, detail: string): void {
-  results.push({ name, pass, detail });
-  process.stdout.write(`${pass ? 'ok' : 'not ok'} ${results.length} - ${name}: ${detail}\n`);
-}
+const report = new Report();
+const record = (name: string, pass: boolean, detail: string) => report.record(name, pass, detail);
 const log = (l: string) => process.stdout.write(`# ${l}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   const r = await execFileP(cmd, args, {
@@ -71,11 +74,7 @@ async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promis
   return r.stdout;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`image:update-test: ${message}\n`);
-  process.stdout.write('0 passed, 1 failed\n');
-  process.exit(1);
-}
+const fail = (message: string): never => failEarly('image:update-test', message);
 
 /** Slot A's place in the image (sfdisk's JSON: its second partition). */
 async function slotA(img: string): Promise<{ offset: number; size: number }> {
@@ -119,7 +118,7 @@ function bump(v: string, n: number): string {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('run as root (loop mounts, network namespaces, tap devices)');
-  for (const [tool, pkg] of [
+  await requireTools('image:update-test', [
     ['qemu-system-aarch64', 'qemu-system-arm'],
     ['qemu-img', 'qemu-utils'],
     ['rauc', 'rauc'],
@@ -128,25 +127,15 @@ async function main(): Promise<void> {
     ['mksquashfs', 'squashfs-tools'],
     ['tcpdump', 'tcpdump'],
     ['tor', 'tor'],
-  ]) {
-    await run('sh', ['-c', `command -v ${tool}`]).catch(() =>
-      fail(`${tool} is missing: apt-get install ${pkg}`),
-    );
-  }
-  const img = join(out, `${name}.img`);
-  const uboot = join(out, `${name}.u-boot-qemu.bin`);
+  ]);
   for (const f of [img, uboot]) if (!existsSync(f)) fail(`${f} is missing: build the image first`);
 
   const dir = await mkdtemp(join(tmpdir(), 'onionbox-update-test-'));
   await chmod(dir, 0o711); // the world's tors (debian-tor) traverse it
-  let qemu: ChildProcess | null = null;
+  let qemu: Qemu | null = null;
   let journey: Awaited<ReturnType<typeof startJourney>> | null = null;
   const cleanup = async () => {
-    if (qemu?.pid !== undefined && qemu.exitCode === null) {
-      process.kill(qemu.pid, 'SIGTERM');
-      await sleep(1000);
-      if (qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL');
-    }
+    await qemu?.stop();
     await journey?.stop().catch(() => undefined);
     if (!process.argv.includes('--keep')) await rm(dir, { recursive: true, force: true });
     else log(`kept ${dir}`);
@@ -286,48 +275,19 @@ async function main(): Promise<void> {
     // 5. the box
     const t0 = Date.now();
     const elapsed = () => (Date.now() - t0) / 1000;
-    qemu = spawn(
-      'nice',
-      [
-        '-n',
-        '10',
-        'ip',
-        'netns',
-        'exec',
-        j.qemuNs,
-        'qemu-system-aarch64',
-        '-M',
-        'virt,acpi=off',
-        '-cpu',
-        'cortex-a72',
-        '-smp',
-        '2',
-        '-m',
-        String(MEM_MB),
-        '-accel',
-        'tcg,thread=multi',
-        '-bios',
-        uboot,
-        '-fw_cfg',
-        'name=opt/onionbox/selftest,string=1',
-        '-fw_cfg',
-        `name=opt/onionbox/selftest-update,string=${v.v1} ${v.v2} ${v.v3}`,
-        '-fw_cfg',
-        `name=opt/onionbox/selftest-update-onion,string=http://${onion}/`,
-        '-fw_cfg',
-        `name=opt/onionbox/selftest-trial-minutes,string=${TRIAL_MINUTES}`,
-        '-drive',
-        `if=none,id=hd,file=${overlay},format=qcow2`,
-        '-device',
-        'virtio-blk-pci,drive=hd',
-        ...j.qemuArgs,
-        '-display',
-        'none',
-        '-serial',
-        `file:${serial}`,
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
-    );
+    qemu = startQemu({
+      journey: j,
+      uboot,
+      overlay,
+      serial,
+      memMb: MEM_MB,
+      fwCfg: {
+        'opt/onionbox/selftest': '1',
+        'opt/onionbox/selftest-update': `${v.v1} ${v.v2} ${v.v3}`,
+        'opt/onionbox/selftest-update-onion': `http://${onion}/`,
+        'opt/onionbox/selftest-trial-minutes': String(TRIAL_MINUTES),
+      },
+    });
     // the releases are made while the box boots (it asks the onion service again until v2 is there); v3 is
     // published only when the box, on v2, says so
     const v3Made = (async () => {
@@ -336,7 +296,7 @@ async function main(): Promise<void> {
       await makeRelease('v3', v.v3);
     })();
     v3Made.catch((err: unknown) => log(`making the releases failed: ${String(err)}`));
-    const readSerial = () => (existsSync(serial) ? readFileSync(serial, 'utf8') : '');
+    const readSerial = qemu.readSerial;
     const samples: FetchSample[] = [];
     let fetching: Promise<void> | null = null;
     let stopFetching = false;
@@ -344,7 +304,7 @@ async function main(): Promise<void> {
     let shown = 0;
     let v2KeptAt: number | null = null;
     const deadline = t0 + TIMEOUT_S * 1000;
-    while (Date.now() < deadline && qemu.exitCode === null) {
+    while (Date.now() < deadline && qemu.running()) {
       const text = readSerial();
       const checks = uniqueChecks(parseSerial(text).checks);
       for (const c of checks.slice(shown)) {
@@ -411,29 +371,14 @@ async function main(): Promise<void> {
           : 'none closed'
       }`,
     );
-    if (existsSync(j.wanPcap)) {
-      const p = parsePcap(await readFile(j.wanPcap));
-      const bad = wanNotTorOrDhcp(p, j.world.privnet.relayEndpoints());
-      record(
-        "the image's WAN carried only ARP, DHCP and TCP to relays through every update",
-        bad.length === 0 && p.frames > 0,
-        bad.join('; ') || wanSummary(p),
-      );
-    } else record("the image's WAN capture", false, 'no pcap');
+    const wan = wanOnlyTorCheck(j, 'through every update');
+    record(wan.name, wan.pass, wan.detail);
     log(`total ${elapsed().toFixed(1)} s`);
-    if (results.some((r) => !r.pass)) {
-      for (const l of text
-        .split('\n')
-        .filter((l) => l.includes('OBX-DIAG'))
-        .slice(-150))
-        log(`| ${l.replace(/\r$/, '')}`);
-    }
+    if (report.failed()) for (const l of diagnostics(text)) log(l);
   } finally {
     await cleanup();
   }
-  const passed = results.filter((r) => r.pass).length;
-  process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
-  process.exit(results.length - passed === 0 ? 0 : 1);
+  process.exit(report.summary());
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

@@ -68,6 +68,7 @@ t.test('the self-test is switched on by QEMU fw_cfg only', async (t) => {
     'onionbox-selftest.service',
     'onionbox-selftest-wifi.service',
     'onionbox-selftest-update.service',
+    'onionbox-selftest-rollback.service',
   ]) {
     const text = readFileSync(`${dir}${unit}`, 'utf8');
     const parsed = parseUnit(text);
