@@ -168,6 +168,8 @@ export class ConnectionAssist {
   #link = true;
   #lease = true;
   #wasReady = false;
+  /** Settings being applied now (#use): tor's status speaks of the previous ones meanwhile. */
+  #applying = 0;
   #stopped = true;
 
   constructor(deps: ConnectionAssistDeps) {
@@ -190,12 +192,7 @@ export class ConnectionAssist {
         if (a?.type === 'bootstrap' && a.progress >= 100) this.#feed({ ...a, progress: 99 });
         else if (a) this.#feed(a);
       }),
-      bus.on('tor:status', 'assist', (s: TorStatus) => {
-        if (s.ready && !this.#wasReady)
-          this.#feed({ type: 'bootstrap', at: this.#now(), progress: 100, severity: 'NOTICE' });
-        else if (!s.ready && this.#wasReady) this.#feed({ type: 'lost', at: this.#now() });
-        this.#wasReady = s.ready;
-      }),
+      bus.on('tor:status', 'assist', (s: TorStatus) => this.#torStatus(s)),
       bus.on('clock:set', 'assist', () => {
         const wasWrong = this.#state.phase === 'clock-wrong';
         this.#feed({ type: 'clock-set', at: this.#now() });
@@ -248,6 +245,20 @@ export class ConnectionAssist {
       q = this.#queue;
       await q;
     } while (q !== this.#queue);
+  }
+
+  /**
+   * tor's readiness, as routing gained or lost. Not while a setting is being applied: tor's status then
+   * still speaks of the previous setting (tor verifies and reloads for a second or more), and a "ready"
+   * of the previous setting must not count as the new candidate's (it would be kept and stored). Once
+   * the setting is applied, the status is read again (#use).
+   */
+  #torStatus(s: TorStatus): void {
+    if (this.#applying > 0) return;
+    if (s.ready && !this.#wasReady)
+      this.#feed({ type: 'bootstrap', at: this.#now(), progress: 100, severity: 'NOTICE' });
+    else if (!s.ready && this.#wasReady) this.#feed({ type: 'lost', at: this.#now() });
+    this.#wasReady = s.ready;
   }
 
   #now(): number {
@@ -370,7 +381,15 @@ export class ConnectionAssist {
 
   /** tor runs with `settings`; refused while trying candidate `index`: the machine moves on at once. */
   async #use(settings: TorConfig, index: number | null): Promise<void> {
-    const r = await this.#deps.tor.trySettings(settings);
+    this.#applying++;
+    let r: true | string;
+    try {
+      r = await this.#deps.tor.trySettings(settings);
+    } finally {
+      this.#applying--;
+      // what tor says now is about this setting (a reload makes it not ready until it proves itself)
+      if (this.#applying === 0) this.#torStatus(this.#deps.tor.status());
+    }
     if (r === true) return;
     this.#deps.log?.warn({ reason: r }, 'connection assist: tor refused a bridge setting');
     if (index !== null) this.#feed({ type: 'try-failed', at: this.#now(), index });

@@ -39,6 +39,8 @@ class EdgeTor {
   kept = 0;
   retries = 0;
   refuse: (s: TorConfig) => string | null = () => null;
+  /** Runs while a setting is applied, after tor took it and before its reload (tor verifies meanwhile). */
+  whileApplying: (s: TorConfig) => void = () => undefined;
   #status: TorStatus = { phase: 'bootstrapping', progress: 0, summary: 'Starting', ready: false };
   constructor(
     readonly bus: EventBus,
@@ -51,6 +53,8 @@ class EdgeTor {
     if (refused !== null) return refused;
     this.tried.push(s);
     this.settings = s;
+    this.whileApplying(s);
+    await Promise.resolve();
     this.report({ phase: 'bootstrapping', progress: 0, summary: 'reloading', ready: false });
     return true;
   }
@@ -231,6 +235,34 @@ t.test('blocked, no own bridges: the built-in obfs4 lines, kept once tor routes,
   t.same(reread.get().tor.bridges, [LINE1]);
   t.equal(ownBridgesOf(reread.get().tor, reread.get().assist ?? { blockedHere: false, found: null }), false);
 });
+
+t.test(
+  "a ready of the previous setting while a candidate is applied is not the candidate's: not kept",
+  async (t) => {
+    const w = await world(t, { groups: [[LINE1], [LINE2]], assist: { blockedHere: true, found: null } });
+    await w.settled();
+    t.equal(w.assist.state.phase, 'trying');
+    t.same(w.tor.tried.at(-1)?.bridges, [LINE1]);
+    // the first setting reaches routing just as its time runs out and the second is being applied:
+    // tor's ready speaks of LINE1 while tor already holds LINE2 (the supervisor's settings)
+    w.tor.whileApplying = (s) => {
+      if (s.bridges.includes(LINE2)) w.tor.ready();
+    };
+    await w.advance(TRY_MS);
+    t.same(w.tor.tried.at(-1)?.bridges, [LINE2], 'the second setting is applied');
+    t.equal(w.assist.state.phase, 'trying', "still trying: the ready was the previous setting's");
+    t.equal(w.assist.state.index, 1);
+    t.equal(w.tor.kept, 0, 'nothing kept');
+    t.same(w.config.get().tor.bridges, [], 'nothing stored');
+    t.equal(w.config.get().assist?.found ?? null, null);
+    // the second setting proves itself: kept
+    w.tor.ready();
+    await w.settled();
+    t.equal(w.assist.state.phase, 'connected');
+    t.same(w.config.get().tor.bridges, [LINE2]);
+    t.equal(w.tor.kept, 1);
+  },
+);
 
 t.test('one timeout per setting; a setting tor refuses is skipped at once', async (t) => {
   const w = await world(t, { builtins: [LINE1, LINE2], assist: { blockedHere: true, found: null } });
