@@ -1,10 +1,12 @@
 /**
- * TypeBox check results as field path -> message (the first message per path, at most 20 paths), and the
- * one-line summary of such problems that errors carry. Shared by the configuration document
- * (firmware/config/validate.ts) and the update manifest (firmware/update/manifest.ts).
+ * TypeBox check results as field path -> message (the first message per path, at most 20 paths), the
+ * one-line summary of such problems that errors carry, and the one way a JSON text is read against its
+ * schema (parseJsonChecked). Shared by the configuration document, the update manifest and records, and
+ * Moat's answers and files.
  */
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 import type { TypeCheck } from '@sinclair/typebox/compiler';
+import { type ErrorName, obxError } from '../errors.js';
 
 export function schemaProblems<T extends TSchema>(
   compiled: TypeCheck<T>,
@@ -25,4 +27,31 @@ export function problemSummary(problems: Readonly<Record<string, string>>): stri
     .slice(0, 3)
     .map((f) => `${f} ${problems[f]}`)
     .join('; ');
+}
+
+/**
+ * A JSON text checked against its compiled schema, or OBX_ERR_<name> thrown: longer than maxBytes
+ * (refused before parsing), "not JSON", or the first three problems (all of them in the error's details).
+ * `what` prefixes each message when the error names more than one kind of document.
+ */
+export function parseJsonChecked<T extends TSchema>(
+  text: string,
+  compiled: TypeCheck<T>,
+  name: ErrorName,
+  opts: { maxBytes?: number; what?: string } = {},
+): Static<T> {
+  const prefix = opts.what === undefined ? '' : `${opts.what}: `;
+  if (opts.maxBytes !== undefined && Buffer.byteLength(text) > opts.maxBytes)
+    throw obxError(name, `${prefix}longer than ${opts.maxBytes} bytes`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw obxError(name, `${prefix}not JSON`, { cause: err });
+  }
+  if (!compiled.Check(doc)) {
+    const problems = schemaProblems(compiled, doc);
+    throw obxError(name, `${prefix}${problemSummary(problems)}`, { details: problems });
+  }
+  return doc;
 }

@@ -12,7 +12,7 @@
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { isObxError, obxError } from '../errors.js';
-import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { parseJsonChecked } from '../lib/schema-problems.js';
 import { BUILTIN_BRIDGES } from './builtin-bridges.js';
 import { parseBridgeLine } from './grammar.js';
 import { parseMoatBuiltin } from './moat.js';
@@ -63,16 +63,7 @@ export function serializeBuiltin(s: StoredBuiltin): string {
  * ignores the file and uses the release's lines).
  */
 export function parseStoredBuiltin(text: string): StoredBuiltin {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw obxError('TOR_BUILTIN_STORE_INVALID', 'not JSON');
-  }
-  if (!storedCheck.Check(doc)) {
-    const problems = schemaProblems(storedCheck, doc);
-    throw obxError('TOR_BUILTIN_STORE_INVALID', problemSummary(problems), { details: problems });
-  }
+  const doc = parseJsonChecked(text, storedCheck, 'TOR_BUILTIN_STORE_INVALID');
   const at = new Date(doc.refreshedAt);
   if (Number.isNaN(at.getTime())) throw obxError('TOR_BUILTIN_STORE_INVALID', 'refreshedAt is not a date');
   const lines: Record<string, string[]> = {};

@@ -23,7 +23,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { describeError, obxError } from '../errors.js';
 import { atomicWriteFile } from '../lib/atomic-write.js';
-import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { parseJsonChecked } from '../lib/schema-problems.js';
 import {
   checkMoatEndpoint,
   type MoatEndpoint,
@@ -85,14 +85,7 @@ const answerCheck = TypeCompiler.Compile(MoatJobAnswerSchema);
 
 /** A job file's text checked (its schema, the endpoint's grammar). Throws OBX_ERR_TOR_VALUE_INVALID. */
 export function parseMoatJob(text: string): MoatJob {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw obxError('TOR_VALUE_INVALID', 'moat job is not JSON');
-  }
-  if (!jobCheck.Check(doc))
-    throw obxError('TOR_VALUE_INVALID', `moat job: ${problemSummary(schemaProblems(jobCheck, doc))}`);
+  const doc = parseJsonChecked(text, jobCheck, 'TOR_VALUE_INVALID', { what: 'moat job' });
   checkMoatEndpoint(doc.endpoint);
   return doc;
 }

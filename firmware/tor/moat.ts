@@ -21,7 +21,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { obxError } from '../errors.js';
-import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { parseJsonChecked } from '../lib/schema-problems.js';
 import { formatBridgeLine, httpsUrlProblem, isHostName, parseBridgeLine, parseCountry } from './grammar.js';
 
 /** Where Moat is and how meek_lite reaches it. */
@@ -204,19 +204,7 @@ export function parseMoatBuiltin(
 }
 
 function parseMoatJson(text: string): MoatAnswer {
-  if (Buffer.byteLength(text) > MOAT_ANSWER_MAX_BYTES)
-    throw obxError('TOR_MOAT_ANSWER_INVALID', `longer than ${MOAT_ANSWER_MAX_BYTES} bytes`);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw obxError('TOR_MOAT_ANSWER_INVALID', 'not JSON');
-  }
-  if (!compiled.Check(doc)) {
-    const problems = schemaProblems(compiled, doc);
-    throw obxError('TOR_MOAT_ANSWER_INVALID', problemSummary(problems), { details: problems });
-  }
-  return doc;
+  return parseJsonChecked(text, compiled, 'TOR_MOAT_ANSWER_INVALID', { maxBytes: MOAT_ANSWER_MAX_BYTES });
 }
 
 /** The lines of one setting that pass the grammar and are of its transport, as the grammar prints them. */

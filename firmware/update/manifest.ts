@@ -7,7 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type ErrorName, obxError } from '../errors.js';
-import { problemSummary, schemaProblems } from '../lib/schema-problems.js';
+import { parseJsonChecked, problemSummary, schemaProblems } from '../lib/schema-problems.js';
 
 export const MANIFEST_FORMAT = 1 as const;
 
@@ -66,15 +66,7 @@ export function manifestProblems(doc: unknown): Record<string, string> {
 /** Parses the (already signature-checked) manifest bytes, or throws OBX_ERR_UPDATE_MANIFEST_INVALID. */
 export function parseManifest(bytes: Uint8Array | string): Readonly<Manifest> {
   const text = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8');
-  if (Buffer.byteLength(text) > MANIFEST_MAX_BYTES) {
-    throw obxError('UPDATE_MANIFEST_INVALID', `longer than ${MANIFEST_MAX_BYTES} bytes`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw obxError('UPDATE_MANIFEST_INVALID', 'not JSON', { cause: err });
-  }
+  const doc = parseJsonChecked(text, compiled, 'UPDATE_MANIFEST_INVALID', { maxBytes: MANIFEST_MAX_BYTES });
   const problems = manifestProblems(doc);
   if (Object.keys(problems).length > 0) {
     throw obxError('UPDATE_MANIFEST_INVALID', problemSummary(problems), { details: problems });

@@ -23,6 +23,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { obxError } from '../errors.js';
+import { parseJsonChecked } from '../lib/schema-problems.js';
 
 /**
  * Minutes after boot at which a trial that was not marked good is rolled back (onionbox-trial.timer,
@@ -116,23 +117,9 @@ export interface RootSlots {
  * rootfs, with a bootname) are kept. Throws OBX_ERR_UPDATE_SLOT_STATUS_INVALID with what is wrong.
  */
 export function parseRaucStatus(text: string): RootSlots {
-  if (text.length > RAUC_STATUS_MAX_BYTES) {
-    throw obxError('UPDATE_SLOT_STATUS_INVALID', `longer than ${RAUC_STATUS_MAX_BYTES} bytes`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw obxError('UPDATE_SLOT_STATUS_INVALID', `not JSON: ${(err as Error).message}`);
-  }
-  if (!raucStatusCheck.Check(doc)) {
-    const first = [...raucStatusCheck.Errors(doc)][0];
-    throw obxError(
-      'UPDATE_SLOT_STATUS_INVALID',
-      `${first?.path || '/'}: ${first?.message ?? 'does not match the expected shape'}`,
-    );
-  }
-  const status = doc as Static<typeof RaucStatusSchema>;
+  const status = parseJsonChecked(text, raucStatusCheck, 'UPDATE_SLOT_STATUS_INVALID', {
+    maxBytes: RAUC_STATUS_MAX_BYTES,
+  });
   if (status.booted === null || !new RegExp(BOOTNAME).test(status.booted)) {
     throw obxError(
       'UPDATE_SLOT_STATUS_INVALID',
@@ -200,23 +187,9 @@ export const EMPTY_GOOD_RECORD: GoodRecord = Object.freeze({ format: 1, slots: O
 
 /** The record file's text checked; throws OBX_ERR_UPDATE_GOOD_RECORD_INVALID. */
 export function parseGoodRecord(text: string): GoodRecord {
-  if (text.length > GOOD_RECORD_MAX_BYTES) {
-    throw obxError('UPDATE_GOOD_RECORD_INVALID', `longer than ${GOOD_RECORD_MAX_BYTES} bytes`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw obxError('UPDATE_GOOD_RECORD_INVALID', `not JSON: ${(err as Error).message}`);
-  }
-  if (!goodRecordCheck.Check(doc)) {
-    const first = [...goodRecordCheck.Errors(doc)][0];
-    throw obxError(
-      'UPDATE_GOOD_RECORD_INVALID',
-      `${first?.path || '/'}: ${first?.message ?? 'does not match the expected shape'}`,
-    );
-  }
-  const record = doc as GoodRecord;
+  const record: GoodRecord = parseJsonChecked(text, goodRecordCheck, 'UPDATE_GOOD_RECORD_INVALID', {
+    maxBytes: GOOD_RECORD_MAX_BYTES,
+  });
   const odd = Object.keys(record.slots).find((k) => !new RegExp(BOOTNAME).test(k));
   if (odd !== undefined) {
     throw obxError('UPDATE_GOOD_RECORD_INVALID', `/slots: not a slot's boot name: ${JSON.stringify(odd)}`);
