@@ -2,7 +2,9 @@
  * `npm run release -- --rootfs IMAGE --board BOARD [...]`: builds the RAUC bundle of a built image's root
  * slot (./rauc-bundle.ts: verity format, CMS-signed with the release certificate and key from
  * --cert/--rauc-key or ONIONBOX_RAUC_CERT_FILE/ONIONBOX_RAUC_KEY_FILE) as
- * `onionbox-BOARD-VERSION.raucb` in --out, then signs its update manifest.
+ * `BOARD-VERSION.raucb` in --out (`onionbox-BOARD-VERSION.raucb` when the board string does not name
+ * onionbox already: `onionbox-rpi-arm64-0.1.1.raucb`, not `onionbox-onionbox-...`), then signs its update
+ * manifest.
  * `npm run release -- --bundle FILE --board BOARD [...]`: only the manifest, for a bundle built before.
  * The manifest is FILE.manifest.json beside the bundle (or in --out) with its minisign signature
  * (.minisig), in minisign's format (`minisign -V -p KEY.pub -m manifest.json` accepts it).
@@ -126,7 +128,7 @@ export async function signRelease(argv: readonly string[], env: NodeJS.ProcessEn
     }
     await outsideCheckout(raucKey, 'the RAUC signing key');
     const out = values.out ?? dirname(values.rootfs);
-    values.bundle = join(out, `onionbox-${values.board}-${version}.raucb`);
+    values.bundle = join(out, bundleFileName(values.board, version));
     await buildRaucBundle({
       rootfs: values.rootfs,
       out: values.bundle,
@@ -171,4 +173,9 @@ if (process.argv[1] && resolve(process.argv[1]) === new URL(import.meta.url).pat
     process.stderr.write(`release: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   }
+}
+
+/** The bundle's file name: the board string (which names onionbox, or gets the word in front) and the version. */
+export function bundleFileName(board: string, version: string): string {
+  return `${board.startsWith('onionbox') ? board : `onionbox-${board}`}-${version}.raucb`;
 }

@@ -13,7 +13,7 @@ import t from 'tap';
 import { parseManifest } from '../../firmware/update/manifest.js';
 import { parsePublicKey, verifyMinisign } from '../../firmware/update/minisign.js';
 import { raucInfo, renderRaucManifest } from '../../scripts/release/rauc-bundle.js';
-import { signRelease } from '../../scripts/release/sign-manifest.js';
+import { bundleFileName, signRelease } from '../../scripts/release/sign-manifest.js';
 
 const fixture = (name: string) => new URL(`../fixtures/update/${name}`, import.meta.url);
 const keyText = readFileSync(fixture('test-current.key'), 'utf8');
@@ -113,7 +113,7 @@ t.test(
         ONIONBOX_RAUC_KEY_FILE: release.key,
       },
     );
-    const bundle = join(dir, 'onionbox-onionbox-test-1.2.0.raucb');
+    const bundle = join(dir, 'onionbox-test-1.2.0.raucb');
     t.equal(signed.manifestPath, `${bundle}.manifest.json`);
     const info = await raucInfo(bundle, release.conf);
     t.ok(info.ok, info.ok ? 'rauc info accepts it' : info.text);
@@ -125,7 +125,7 @@ t.test(
     verifyMinisign(bytes, readFileSync(signed.signaturePath, 'utf8'), { keys: [pub] });
     const m = parseManifest(bytes);
     t.equal(m.bundle.sha256, createHash('sha256').update(readFileSync(bundle)).digest('hex'));
-    t.equal(m.bundle.name, 'onionbox-onionbox-test-1.2.0.raucb');
+    t.equal(m.bundle.name, 'onionbox-test-1.2.0.raucb');
 
     // a box that trusts another certificate refuses it; so does one without check-purpose=codesign
     const foreign = throwawayCa(dir, 'foreign');
@@ -159,4 +159,9 @@ t.test('the RAUC key comes from a file outside the checkout; both must be given'
     /RAUC signing key .* inside the repository/,
   );
   await t.rejects(signRelease([...args, '--bundle', rootfs], { ONIONBOX_RELEASE_KEY: keyText }), /usage/);
+});
+
+t.test("the bundle's file name names onionbox once", async (t) => {
+  t.equal(bundleFileName('onionbox-rpi-arm64', '0.1.1'), 'onionbox-rpi-arm64-0.1.1.raucb');
+  t.equal(bundleFileName('rpi3', '1.0.0'), 'onionbox-rpi3-1.0.0.raucb');
 });
