@@ -203,7 +203,13 @@ export function moatBuiltinFetch(endpoint: MoatEndpoint, connect: Connect): () =
   const url = moatUrl(endpoint.service, moatRequest('builtin').path);
   return async () => {
     try {
-      const body = await fetchSmall({ url, connect, maxBytes: MOAT_ANSWER_MAX_BYTES, timeoutMs: 120_000 });
+      const body = await fetchSmall({
+        url,
+        connect,
+        maxBytes: MOAT_ANSWER_MAX_BYTES,
+        timeoutMs: 120_000,
+        userAgent: BUILTIN_SOCKS_USERNAME,
+      });
       return body.toString('utf8');
     } catch (err) {
       if (isObxError(err, 'TOR_BUILTIN_REFRESH_FAILED')) throw err;

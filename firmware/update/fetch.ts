@@ -13,6 +13,8 @@ export interface FetchSmallOptions {
   readonly maxBytes: number;
   /** The whole fetch, connect included (default 120 s: onion services are slow to reach). */
   readonly timeoutMs?: number;
+  /** What the request calls itself (default `onionbox-update`; each caller its own, as its SOCKS username). */
+  readonly userAgent?: string;
 }
 
 export async function fetchSmall(options: FetchSmallOptions): Promise<Buffer> {
@@ -38,7 +40,7 @@ export async function fetchSmall(options: FetchSmallOptions): Promise<Buffer> {
             Host: url.host,
             'Accept-Encoding': 'identity',
             Connection: 'close',
-            'User-Agent': 'onionbox-update',
+            'User-Agent': options.userAgent ?? 'onionbox-update',
           },
           createConnection: () => s,
         });

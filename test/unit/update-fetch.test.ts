@@ -38,8 +38,26 @@ const fetch = (url: URL, over: { connect?: Connect; timeoutMs?: number; maxBytes
   fetchSmall({ url, connect: over.connect ?? loopbackConnect, maxBytes: over.maxBytes ?? 1024, ...over });
 
 t.test('a good answer arrives whole', async (t) => {
-  const url = await http(t, (res) => res.end('{"version": "1.1.0"}'));
+  const agents: (string | undefined)[] = [];
+  const port = await listen(
+    t,
+    createServer((req, res) => {
+      agents.push(req.headers['user-agent']);
+      res.end('{"version": "1.1.0"}');
+    }),
+  );
+  const url = new URL(`http://updatesxyz.onion:${port}/onionbox-rpi3.manifest.json`);
   t.equal((await fetch(url)).toString(), '{"version": "1.1.0"}');
+  t.equal(
+    (await fetchSmall({ url, connect: loopbackConnect, maxBytes: 1024, userAgent: 'onionbox-builtin' }))
+      .length,
+    20,
+  );
+  t.same(
+    agents,
+    ['onionbox-update', 'onionbox-builtin'],
+    "the updater's name unless the caller gives its own",
+  );
 });
 
 t.test('refusals are named, with the URL, and return nothing', async (t) => {
