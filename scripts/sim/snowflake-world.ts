@@ -45,7 +45,7 @@ export const SNOWFLAKE_RELAY_URL = `ws://${SNOWFLAKE_RELAY_HOST}/`;
 /** Tor Browser's snowflake bridge fingerprint: the broker would choose the relay by it (this one has one). */
 export const SNOWFLAKE_FINGERPRINT = '2B280B23E1107BB62ABFC40DDCC8824814F80A72';
 /** The box's line, as Tor Browser's built-in ones are shaped (a placeholder address, url=, fronts=, ice=). */
-export const SNOWFLAKE_SIM_LINE = `snowflake 192.0.2.3:80 ${SNOWFLAKE_FINGERPRINT} fingerprint=${SNOWFLAKE_FINGERPRINT} url=https://${SNOWFLAKE_BROKER_HOST}/ fronts=${SNOWFLAKE_FRONT_HOST} ice=stun:${SNOWFLAKE_STUN_HOST}:3478`;
+export const SNOWFLAKE_SIM_LINE = `snowflake 192.0.2.3:80 ${SNOWFLAKE_FINGERPRINT} fingerprint=${SNOWFLAKE_FINGERPRINT} url=https://${SNOWFLAKE_BROKER_HOST}/ fronts=${SNOWFLAKE_FRONT_HOST} ice=stun:${SNOWFLAKE_STUN_HOST}:3478 utls-imitate=hellorandomizedalpn`;
 /** The first 8 bytes a snowflake client sends on a new data channel: turbotunnel's token. */
 export const TURBOTUNNEL_TOKEN_HEX = '1293605d278175f5';
 

@@ -14,6 +14,8 @@
  *   its WAN address, with itself as DNS server, for 2 minutes, so renewals happen while the
  *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay, and
  *   a meek reflector (front.sim.test, .19) with a mock Moat (moat.sim.test, .20) behind it;
+ *   optionally snowflake's test broker (.21), coturn (.22), a relay endpoint (.23) and Debian's
+ *   snowflake-proxy in a namespace of its own (<p>-sfp, 198.18.1.2): scripts/sim/snowflake-world.ts;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private

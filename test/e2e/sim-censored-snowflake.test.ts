@@ -80,6 +80,8 @@ t.test(
   { skip, timeout: 600_000 },
   async (t) => {
     const dir = tmpDir(t);
+    const t0 = Date.now();
+    const since = () => `${((Date.now() - t0) / 1000).toFixed(1)} s after the world began`;
     const world = await startWorld(t, {
       prefix: uniquePrefix(),
       dir,
@@ -98,14 +100,18 @@ t.test(
     const brokerLog = () => readFileSync(sf.brokerLog, 'utf8');
 
     // the firewall opened what snowflake needs, for tor's uid only
-    const udpOpening = /meta skuid (\d+) ip daddr != \{[^}]*\} udp dport != \{ 53, 123 \} accept/;
+    const udpOpening =
+      /meta skuid (\d+) ip daddr != \{[^}]*\} ip saddr != 10\.42\.0\.0\/24 udp dport != \{ 53, 123 \} accept/;
     const rules = await until(
       "the firewall's snowflake opening",
       async () =>
         udpOpening.exec(await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox'])),
       60_000,
     );
-    t.ok(rules, "UDP to public addresses but ports 53 and 123 opened, for tor's uid only");
+    t.ok(
+      rules,
+      "UDP to public addresses but ports 53 and 123, never from the LAN's address, for tor's uid only",
+    );
 
     // 1-2: the client's offer reached the broker, fronted, from the box's WAN address
     const client = await until(
@@ -116,6 +122,7 @@ t.test(
         ),
       240_000,
     );
+    t.comment(`the offer at the broker ${since()}`);
     t.equal(client[1], ADDR.boxWan, "the offer came from the box's WAN address");
     t.equal(client[2], SNOWFLAKE_FRONT_HOST, 'TLS went to the front (SNI)');
     t.equal(client[3], SNOWFLAKE_BROKER_HOST, 'the request inside named the broker (domain fronting)');
@@ -171,6 +178,12 @@ t.test(
       "tor's TLS handshake at the relay",
       async () => (/^RELAY TLS-CLIENT-HELLO in message \d+/m.test(brokerLog()) ? brokerLog() : null),
       60_000,
+    );
+    t.comment(`tor's TLS ClientHello at the relay ${since()}`);
+    t.match(
+      relay,
+      /^RELAY TLS-CLIENT-HELLO in message \d+ at byte \d+$/m,
+      "tor's TLS handshake in the client's bytes",
     );
     t.match(
       relay,
