@@ -20,7 +20,7 @@
  * counts and drops.
  */
 import type { FirewallMode, FirewallParams } from './params.js';
-import { notPublicRanges, validateParams } from './params.js';
+import { networkOf, notPublicRanges, validateParams } from './params.js';
 
 export type { FirewallMode, FirewallParams, RelayEndpoint } from './params.js';
 
@@ -118,7 +118,12 @@ export function buildRuleset(mode: FirewallMode, params: FirewallParams): Rulese
     txIn.push(`ct state established ct direction reply ip saddr != ${notPublic} tcp sport ${ports} accept`);
   }
   if (tx?.udp) {
-    txOut.push(`meta skuid ${p.torUid} ip daddr != ${notPublic} udp dport != { 53, 123 } accept`);
+    // never from the LAN's address: snowflake's ICE agent binds a socket to every local address, and one
+    // bound to the LAN's would send out of the WAN with that source (seen in sim-censored-snowflake)
+    const lanNet = `${networkOf(p.lanAddr, p.lanPrefix)}/${p.lanPrefix}`;
+    txOut.push(
+      `meta skuid ${p.torUid} ip daddr != ${notPublic} ip saddr != ${lanNet} udp dport != { 53, 123 } accept`,
+    );
     txIn.push(`ct state established ct direction reply ip saddr != ${notPublic} meta l4proto udp accept`);
   }
   wanReplies.push(...txIn);

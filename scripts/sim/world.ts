@@ -14,6 +14,8 @@
  *   its WAN address, with itself as DNS server, for 2 minutes, so renewals happen while the
  *   world runs; optionally a censoring ISP (scripts/sim/censor.ts) that drops TCP to every relay, and
  *   a meek reflector (front.sim.test, .19) with a mock Moat (moat.sim.test, .20) behind it;
+ *   optionally snowflake's test broker (.21), coturn (.22), a relay endpoint (.23) and Debian's
+ *   snowflake-proxy in a namespace of its own (<p>-sfp, 198.18.1.2): scripts/sim/snowflake-world.ts;
  * - the box: the boot lockdown ruleset is loaded before any link exists (as the image's unit does), the
  *   box's sysctls from firmware/system/60-onionbox.conf, then a real DHCP client (dhclient) on the WAN,
  *   then onionboxd itself, started as on a Pi but with the simulated board, and pointed at the private
@@ -56,6 +58,7 @@ import {
 } from './censor.js';
 import { wireExternalBox } from './external-box.js';
 import { HelperUnit } from './helper-units.js';
+import { type SnowflakeWorld, snowflakeModemAddresses, startSnowflakeWorld } from './snowflake-world.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
 const execFileP = promisify(execFile);
@@ -174,6 +177,13 @@ export interface WorldOptions {
    * (onionboxd trusts the test CA through NODE_EXTRA_CA_CERTS). Its builtin answer adds one bad line.
    */
   moat?: boolean;
+  /**
+   * Snowflake as far as Debian's packages go (issue 21, scripts/sim/snowflake-world.ts): a test broker
+   * (HTTPS, a test CA the box's tor trusts through SSL_CERT_FILE), coturn as STUN server, Debian's
+   * snowflake-proxy in a namespace of its own and a relay endpoint that records what arrives. No
+   * snowflake server exists in Debian: a box with the line gets as far as the relay, never bootstraps.
+   */
+  snowflake?: boolean;
   /** tcpdump on the modem's side of the box's WAN link from before the first link is up. */
   capture?: boolean;
   /** How to start onionboxd: the argv before its own flags (default: node on the built dist/). */
@@ -234,6 +244,8 @@ export interface World {
   timings: Timings;
   /** The censoring ISP (on from the start with `censored`; any world can turn it on later). */
   censor: Censor;
+  /** Worlds with `snowflake`: the broker, STUN server, proxy and relay, their logs and the box's line. */
+  snowflake: SnowflakeWorld | null;
   /** The pcap file when capturing. */
   captureFile: string | null;
   /** Every capture, by the box interface whose wire it watches (eth0, and eth1 with `secondWan`). */
@@ -390,6 +402,7 @@ export function modemArgs(o: {
     `--address=/${WEBTUNNEL_HOST}/${WEBTUNNEL_ADDR}`,
     `--address=/${MOAT_FRONT_HOST}/${ADDR.meekFront}`,
     `--address=/${MOAT_HOST}/${ADDR.moat}`,
+    ...snowflakeModemAddresses(),
     // every other name under sim.test, and everything else: no such domain (never forwarded anywhere)
     '--address=/#/',
     `--dhcp-range=${ADDR.boxWan},${o.lastAddress ?? ADDR.boxWan},255.255.255.0,${o.leaseSeconds}s`,
@@ -470,6 +483,7 @@ function worldSteps(opts: WorldOptions): Step[] {
       : [waitForWanLease, timing('box WAN lease (DHCP)')]),
     privateTorNetworkReady,
     ...(opts.moat ? [startMeekMoat] : []),
+    ...(opts.snowflake ? [startSnowflake] : []),
     // the ISP censors before the box's first packet to a relay
     ...(opts.censored ? [censorOn] : []),
     timing('private Tor network'),
@@ -507,6 +521,8 @@ interface Build {
   dir: string;
   /** `moat` worlds: the meek front's and mock Moat's test CA, where debian-tor can read it. */
   moatCa?: string;
+  /** `snowflake` worlds */
+  snowflake?: SnowflakeWorld;
   log: (line: string) => void;
   netns: { inet: string; box: string; lan: string };
   /** `secondWan` worlds */
@@ -969,6 +985,24 @@ async function startMeekMoat(b: Build): Promise<void> {
   b.log(`meek reflector and mock Moat on ${ADDR.meekFront}:443 (${MOAT_FRONT_HOST})`);
 }
 
+/** Snowflake's broker, STUN server, proxy and relay (WorldOptions.snowflake; scripts/sim/snowflake-world.ts). */
+async function startSnowflake(b: Build): Promise<void> {
+  b.snowflake = await startSnowflakeWorld(
+    {
+      prefix: b.prefix,
+      dir: b.dir,
+      inetNs: b.netns.inet,
+      inetIf: b.inetIf,
+      track: (name, ns, cmd, args, env) => track(b, name, ns, cmd, args, env),
+      waitForLog: (t, re, ms) => waitForLog(t as Tracked, re, ms),
+      cleanup: (fn) => b.cleanups.push(fn),
+      stopNamespace: stopNamespaceProcesses,
+      log: b.log,
+    },
+    ROOT,
+  );
+}
+
 /** The censoring ISP, on from the start (WorldOptions.censored). */
 async function censorOn(b: Build): Promise<void> {
   await setCensor(b, true);
@@ -1116,9 +1150,14 @@ async function startOnionboxd(b: Build): Promise<void> {
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
   // the webtunnel front's test CA, where debian-tor can read it (the private network's directory is 0700)
   const torEnv: Record<string, string> = {};
-  if (privnet.webtunnelBridge) {
-    const ca = join(b.dir, 'webtunnel-test-ca.pem');
-    writeFileSync(ca, readFileSync(privnet.webtunnelBridge.caFile), { mode: 0o644 });
+  // (and the snowflake broker's, in one bundle: SSL_CERT_FILE names one file)
+  const torCas = [
+    ...(privnet.webtunnelBridge ? [readFileSync(privnet.webtunnelBridge.caFile, 'utf8')] : []),
+    ...(b.snowflake ? [readFileSync(b.snowflake.caFile, 'utf8')] : []),
+  ];
+  if (torCas.length > 0) {
+    const ca = join(b.dir, 'tor-test-cas.pem');
+    writeFileSync(ca, torCas.join(''), { mode: 0o644 });
     torEnv.SSL_CERT_FILE = ca;
   }
   // tor's own unit, ordered after onionboxd's readiness (it reads the torrc onionboxd wrote): as
@@ -1225,6 +1264,7 @@ function worldOf(b: Build): World {
     netns: b.netns,
     privnet,
     boxStateDir: b.boxStateDir,
+    snowflake: b.snowflake ?? null,
     censor: {
       blocked: censoredEndpoints(privnet),
       active: () => b.censoring,

@@ -122,6 +122,13 @@ t.test('every transport in every mode: tor uid only, public only, DNS to the res
         );
       }
       for (const r of udp) t.match(r, 'udp dport != { 53, 123 } accept', `${name} ${mode}: never UDP 53/123`);
+      for (const r of udp) {
+        t.match(
+          r,
+          'ip saddr != 10.200.0.0/24 ',
+          `${name} ${mode}: never UDP from the LAN's address (ICE binds it)`,
+        );
+      }
       t.notMatch(s, /skuid 102 (?!ip daddr)/, `${name} ${mode}: every tor rule names its destinations`);
       // LAN side unchanged by transports
       t.same(
