@@ -9,7 +9,8 @@
  * The WAN capture holds DNS to the lease's resolver and TCP to the front's port 443, nothing else: not the
  * line's placeholder address, not one packet towards a blocked relay. The firewall is the one every
  * meek_lite line gets (firmware/tor/transports.ts); the world's one difference from a Pi is the test CA
- * in tor's unit's SSL_CERT_FILE.
+ * in tor's unit's SSL_CERT_FILE (one file with the webtunnel front's, which this world also runs, as
+ * `npm start -- --censored` does).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,6 +40,7 @@ const skip = rootSkipReason([
   'dhclient',
   'curl',
   'lyrebird',
+  'webtunnel-server',
   'openssl',
 ]);
 
@@ -54,6 +56,8 @@ t.test(
       dir,
       capture: true,
       obfs4Bridge: true,
+      // as `npm start -- --censored` has it: tor's SSL_CERT_FILE then holds both fronts' test CAs
+      webtunnelBridge: true,
       censored: true,
       moat: true,
       boxConfig: (privnet) => {
@@ -85,6 +89,8 @@ t.test(
     t.match(torrc, /^UseBridges 1$/m);
     t.match(torrc, new RegExp(`^Bridge ${line.replace(/[+/.]/g, '\\$&')}$`, 'm'), 'the stored line');
     t.match(torrc, /^ClientTransportPlugin \S*meek_lite\S* exec \/usr\/bin\/lyrebird$/m);
+    const cas = readFileSync(join(dir, 'tor-test-ca.pem'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? [];
+    t.equal(cas.length, 2, "tor's unit trusts the webtunnel front's and the meek front's test CAs");
     const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
     t.match(kernel, /tcp dport (\{ )?443/, "the firewall opens TCP 443 for tor's uid (meek_lite)");
     t.notMatch(kernel, /192\.0\.2\.20/, 'the placeholder address is not in the relay set');
