@@ -89,7 +89,7 @@ t.test(
     t.match(torrc, /^UseBridges 1$/m);
     t.match(torrc, new RegExp(`^Bridge ${line.replace(/[+/.]/g, '\\$&')}$`, 'm'), 'the stored line');
     t.match(torrc, /^ClientTransportPlugin \S*meek_lite\S* exec \/usr\/bin\/lyrebird$/m);
-    const cas = readFileSync(join(dir, 'tor-test-ca.pem'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? [];
+    const cas = readFileSync(join(dir, 'tor-test-cas.pem'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? [];
     t.equal(cas.length, 2, "tor's unit trusts the webtunnel front's and the meek front's test CAs");
     const kernel = await world.exec(world.netns.box, 'nft', ['list', 'table', 'inet', 'onionbox']);
     t.match(kernel, /tcp dport (\{ )?443/, "the firewall opens TCP 443 for tor's uid (meek_lite)");
