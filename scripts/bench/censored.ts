@@ -6,6 +6,8 @@
  *   direct      no censor, no bridge: the baseline (tor straight to the relays)
  *   obfs4       censored, the obfs4 bridge's line in the box's settings before it starts
  *   webtunnel   censored, the webtunnel bridge's line in its settings (TLS front, test CA)
+ *   meek        censored, a meek_lite line in its settings: the world's meek front (test CA) hands each
+ *               meek session to the obfs4 bridge's ORPort (scripts/sim/meek-bridge.ts)
  *   obfs4-later censored, no bridge at start; the owner's line (`tor.bridges`, as `onionbox tor bridges`)
  *               once the censor has dropped the box's tor: from that call to the first fetch
  *   obfs4-found censored, no bridge configured: the connection assist notices the stall, tries its built-in
@@ -29,12 +31,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { ipcCall, socketPath } from '../../firmware/control/socket.js';
 import type { Privnet } from '../privnet/index.js';
-import { buildWorld, HOSTNAME, WEB_ADDR, type World, type WorldOptions } from '../sim/world.js';
+import { meekBridgeLine } from '../sim/meek-bridge.js';
+import {
+  buildWorld,
+  HOSTNAME,
+  MOAT_FRONT_HOST,
+  WEB_ADDR,
+  type World,
+  type WorldOptions,
+} from '../sim/world.js';
 import type { BenchResult, BenchSuite } from './types.js';
 
 const DOWNLOAD_BYTES = 8 * 2 ** 20;
 
-type Variant = 'direct' | 'obfs4' | 'webtunnel' | 'obfs4-later' | 'obfs4-found' | 'moat-found';
+type Variant = 'direct' | 'obfs4' | 'webtunnel' | 'meek' | 'obfs4-later' | 'obfs4-found' | 'moat-found';
 
 async function waitRouting(w: World, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
@@ -124,12 +134,15 @@ async function run(variant: Variant): Promise<BenchResult[]> {
     dir,
     censored,
     obfs4Bridge: variant !== 'direct' && variant !== 'webtunnel',
-    moat: variant === 'moat-found',
+    moat: variant === 'moat-found' || variant === 'meek',
     webtunnelBridge: variant === 'webtunnel',
     // the owner's line is measured alone: the box's own find (obfs4-found) must not race it
     ...(variant === 'obfs4-later' ? { builtinBridge: false } : {}),
     ...(variant === 'obfs4' ? { boxConfig: withBridge((p) => p.obfs4Bridge?.line) } : {}),
     ...(variant === 'webtunnel' ? { boxConfig: withBridge((p) => p.webtunnelBridge?.line) } : {}),
+    ...(variant === 'meek'
+      ? { boxConfig: withBridge((p) => p.obfs4Bridge && meekBridgeLine(p.obfs4Bridge, MOAT_FRONT_HOST)) }
+      : {}),
   });
   const world = await building.catch((err: unknown) => {
     routed?.stop();
@@ -173,6 +186,7 @@ async function run(variant: Variant): Promise<BenchResult[]> {
       direct: 'uncensored, no bridge (baseline)',
       obfs4: 'censored, obfs4 bridge configured',
       webtunnel: 'censored, webtunnel bridge configured',
+      meek: 'censored, meek_lite bridge configured',
       'obfs4-later': "censored, the owner's obfs4 line after start",
       'obfs4-found': 'censored, no bridge configured (the box finds the obfs4 bridge by itself)',
       'moat-found': 'censored, no bridge configured (the box asks Moat over meek_lite for its bridge)',
@@ -225,7 +239,16 @@ export const censoredSuite: BenchSuite = {
     const runs = Number(process.env.BENCH_CENSORED_RUNS ?? 1);
     const out: BenchResult[] = [];
     for (let i = 0; i < runs; i++) {
-      for (const v of ['direct', 'obfs4', 'webtunnel', 'obfs4-later', 'obfs4-found', 'moat-found'] as const) {
+      const variants = [
+        'direct',
+        'obfs4',
+        'webtunnel',
+        'meek',
+        'obfs4-later',
+        'obfs4-found',
+        'moat-found',
+      ] as const;
+      for (const v of variants) {
         if (only && !only.includes(v)) continue;
         out.push(...(await run(v)));
       }

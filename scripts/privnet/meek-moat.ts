@@ -3,11 +3,14 @@
  * inside a namespace with `ip netns exec`), for the box's Moat client over lyrebird's meek_lite:
  *
  *   front    TLS on --host:--port with a certificate of the private network's test CA (its names: the
- *            front and the reflector), what the censor sees; inside, meek's HTTP protocol: each POST
- *            carries `X-Session-Id`, its body is the client's next upstream bytes, the answer's body the
- *            bytes the upstream sent meanwhile (empty when none came within a short wait). A session is
- *            one TCP connection to the upstream, closed after 120 s without a request.
- *   upstream a mock Moat: HTTPS (the test CA's certificate for --moat-host) answering
+ *            front and the reflector), what the censor sees; inside, meek's HTTP protocol
+ *            (./meek-server.ts): each POST carries `X-Session-Id`, its body is the client's next upstream
+ *            bytes, the answer's body the bytes the upstream sent meanwhile. A session is one TCP
+ *            connection to the upstream its Host names, closed after 120 s without a request.
+ *   bridge   with --bridge ADDR:PORT --bridge-host NAME: sessions whose Host is NAME (the reflector a
+ *            meek_lite bridge line's `url=` names) go to that address, a bridge's ORPort: the box's tor
+ *            reaches the private network's bridge through meek, as through a real meek bridge's CDN.
+ *   moat     every other Host: a mock Moat, HTTPS (the test CA's certificate for --moat-host) answering
  *            POST /moat/circumvention/settings and /defaults and GET|POST /moat/circumvention/builtin with
  *            the JSON in --answers FILE ({"settings": {...}, "defaults": {...}, "builtin": {...}}), as
  *            rdsys's Moat does. Every request is printed: `MOAT <METHOD> <PATH> <BODY> from <ADDR>`.
@@ -16,13 +19,14 @@
  * reaches through tor's exit once it routes, to refresh its built-in lines.
  * Prints `LISTENING <port>` once bound; exits when its stdin closes (its harness is gone).
  * Usage: meek-moat.ts --host ADDR --port N --cert FILE --key FILE --moat-cert FILE --moat-key FILE
- *        --answers FILE [--moat-public ADDR:PORT]
+ *        --answers FILE [--moat-public ADDR:PORT] [--bridge ADDR:PORT --bridge-host NAME]
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import { MeekServer } from './meek-server.js';
 
 function arg(name: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,91 +82,29 @@ if (publicAt >= 0 && !moatPublic) {
   process.exit(2);
 }
 
-// --- the meek server ---
-interface Session {
-  upstream: Socket;
-  pending: Buffer[];
-  closed: boolean;
-  lastSeen: number;
-  wake: (() => void) | null;
-}
-const sessions = new Map<string, Session>();
+// --- the meek server: one per front, each session's upstream chosen by the reflector's name (Host) ---
 let moatPort = 0;
-
-function session(id: string): Session {
-  const found = sessions.get(id);
-  if (found) return found;
-  const upstream = connect(moatPort, '127.0.0.1');
-  const s: Session = { upstream, pending: [], closed: false, lastSeen: Date.now(), wake: null };
-  upstream.on('data', (c: Buffer) => {
-    s.pending.push(c);
-    s.wake?.();
-  });
-  const close = () => {
-    s.closed = true;
-    s.wake?.();
-  };
-  upstream.on('close', close);
-  upstream.on('error', close);
-  sessions.set(id, s);
-  return s;
+const bridgeAt = process.argv.indexOf('--bridge');
+const bridge = bridgeAt >= 0 ? /^([0-9.]+):([0-9]+)$/.exec(process.argv[bridgeAt + 1] ?? '') : null;
+if (bridgeAt >= 0 && !bridge) {
+  process.stderr.write('meek-moat: --bridge must be ADDR:PORT\n');
+  process.exit(2);
 }
-
-/** Waits up to `ms` for upstream bytes, then a moment more so one answer carries what came together. */
-async function collect(s: Session, ms: number): Promise<Buffer> {
-  if (s.pending.length === 0 && !s.closed) {
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      s.wake = () => {
-        clearTimeout(t);
-        r();
-      };
-    });
-    s.wake = null;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return Buffer.concat(s.pending.splice(0));
-}
-
-async function meek(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const id = req.headers['x-session-id'];
-  if (req.method !== 'POST' || typeof id !== 'string' || !/^[A-Za-z0-9+/=_-]{1,100}$/.test(id)) {
-    res.writeHead(400);
-    res.end();
-    return;
-  }
-  const body = await readBody(req, 1 << 16);
-  if (process.env.MEEK_DEBUG) process.stderr.write(`meek: ${id} up ${body.length}\n`);
-  const s = session(id);
-  s.lastSeen = Date.now();
-  if (body.length > 0 && !s.closed) s.upstream.write(body);
-  const down = await collect(s, 50);
-  if (s.closed && down.length === 0) {
-    sessions.delete(id);
-    res.writeHead(404);
-    res.end();
-    return;
-  }
-  res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
-  res.end(down);
-}
-
-const stale = setInterval(() => {
-  for (const [id, s] of sessions) {
-    if (Date.now() - s.lastSeen > 120_000) {
-      s.upstream.destroy();
-      sessions.delete(id);
-    }
-  }
-}, 10_000);
-stale.unref();
+const bridgeHost = bridge ? arg('bridge-host').toLowerCase() : null;
+const server = new MeekServer({
+  upstreamFor: (host) => {
+    if (bridge && host === bridgeHost) return () => connect(Number(bridge[2]), bridge[1]);
+    return () => connect(moatPort, '127.0.0.1');
+  },
+  // per session, not per request: `meek: session opened for HOST (N now)`, closed, expired, refused
+  log: (line) => process.stdout.write(`${line}\n`),
+});
+server.start();
 
 const front = createHttpsServer(
   { cert: readFileSync(arg('cert')), key: readFileSync(arg('key')), minVersion: 'TLSv1.2' },
   (req, res) => {
-    meek(req, res).catch(() => {
-      res.destroy();
-    });
+    void server.handle(req, res);
   },
 );
 front.on('tlsClientError', (err) => {

@@ -15,7 +15,8 @@
  * `--censored`: the internet censors (scripts/sim/censor.ts): TCP to every relay's ORPort and DirPort is
  * dropped, bridges are not blocked, and the private network runs an obfs4 bridge and a webtunnel bridge
  * (behind a TLS front with a test CA) whose lines are printed, and a meek reflector with a mock Moat
- * behind it (front.sim.test:443).
+ * behind it (front.sim.test:443), which also serves a meek_lite bridge (the obfs4 bridge's ORPort behind
+ * the reflector meek-bridge.sim.test; its line is printed too).
  * The box has no bridge in its settings: its connection assist notices that tor is blocked and asks Moat
  * over meek_lite (onionbox-moat.service, as tor's user), whose answer names the obfs4 bridge, tries it,
  * stores it once it routes, and a LAN device's fetch through it is printed. `--configure-bridge` starts
@@ -33,7 +34,15 @@ import { parseArgs } from 'node:util';
 import { processAlive } from '../../firmware/cli/sim.js';
 import { defaultConfig } from '../../firmware/config/schema.js';
 import { ipcCall, socketPath } from '../../firmware/control/socket.js';
-import { buildWorld, HOSTNAME, namespacesOf, stopNamespaceProcesses, type World } from './world.js';
+import { meekBridgeLine } from './meek-bridge.js';
+import {
+  buildWorld,
+  HOSTNAME,
+  MOAT_FRONT_HOST,
+  namespacesOf,
+  stopNamespaceProcesses,
+  type World,
+} from './world.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -291,6 +300,10 @@ async function main(): Promise<number> {
         say(
           "                 (behind a TLS front whose test CA the box's tor trusts in this simulator only)",
         );
+      }
+      if (censored && bridge) {
+        say(`a meek_lite bridge: ${meekBridgeLine(bridge, MOAT_FRONT_HOST)}`);
+        say('                 (the obfs4 bridge again, reached through the meek front; test CA as above)');
       }
       say(`logs:            ${work}/*.log      Ctrl-C stops everything`);
     };

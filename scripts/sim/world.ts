@@ -58,6 +58,7 @@ import {
 } from './censor.js';
 import { wireExternalBox } from './external-box.js';
 import { HelperUnit } from './helper-units.js';
+import { meekBridgeArgs } from './meek-bridge.js';
 import { type SnowflakeWorld, snowflakeModemAddresses, startSnowflakeWorld } from './snowflake-world.js';
 import { planUnit, type RunningUnit, replaceProgram, SYSTEMD_PATH, startUnit } from './units.js';
 
@@ -980,6 +981,8 @@ async function startMeekMoat(b: Build): Promise<void> {
     // Moat itself on the simulated internet, as bridges.torproject.org is: reached through tor's exit
     '--moat-public',
     `${ADDR.moat}:443`,
+    // and a meek_lite bridge: the obfs4 bridge's ORPort behind a second reflector name (./meek-bridge.ts)
+    ...meekBridgeArgs(bridge),
   ]);
   await waitForLog(t, /LISTENING 443/, 60_000);
   b.log(`meek reflector and mock Moat on ${ADDR.meekFront}:443 (${MOAT_FRONT_HOST})`);
@@ -1148,11 +1151,13 @@ async function startOnionboxd(b: Build): Promise<void> {
   b.daemon = b.tracked.findLast((x) => x.name === 'onionboxd') ?? null;
   if (!b.daemon) throw new Error('sim: onionboxd did not start');
   await waitForLog(b.daemon, /"msg":"onionboxd ready"/, 180_000);
-  // the webtunnel front's test CA, where debian-tor can read it (the private network's directory is 0700)
+  // the webtunnel front's, the meek front's and the snowflake broker's test CAs in one bundle
+  // (SSL_CERT_FILE names one file), where debian-tor can read it (the private network's directory is
+  // 0700): lyrebird in tor's unit trusts them, the one difference from a Pi
   const torEnv: Record<string, string> = {};
-  // (and the snowflake broker's, in one bundle: SSL_CERT_FILE names one file)
   const torCas = [
     ...(privnet.webtunnelBridge ? [readFileSync(privnet.webtunnelBridge.caFile, 'utf8')] : []),
+    ...(b.moatCa ? [readFileSync(b.moatCa, 'utf8')] : []),
     ...(b.snowflake ? [readFileSync(b.snowflake.caFile, 'utf8')] : []),
   ];
   if (torCas.length > 0) {
