@@ -6,7 +6,7 @@
  * a test network's own win when it names some (data, as its authorities are). Moat is asked first (firmware/tor/moat-ask.ts): onionboxd writes the job
  * (<state dir>/moat-job.json), onionbox-moat.service answers as tor's uid in its runtime directory
  * (%t/onionbox-moat/answer.json), and the firewall's Moat window is open only meanwhile. Its endpoint is
- * Tor Browser's, or a test network's own.
+ * Tor Browser's, or a test network's own; a test network that names none has no Moat (nothing is asked).
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,7 +18,7 @@ import type { BoxNetwork } from '../net/network.js';
 import { ConnectionAssist, carrier } from '../tor/assist-runner.js';
 import { assistBuiltins, BUILTIN_BRIDGES } from '../tor/builtin-bridges.js';
 import { builtinLinesForAssist, type StoredBuiltin } from '../tor/builtin-refresh.js';
-import { MOAT_ENDPOINT } from '../tor/moat.js';
+import { MOAT_ENDPOINT, type MoatEndpoint } from '../tor/moat.js';
 import { askMoat, assistJob, moatParts } from '../tor/moat-ask.js';
 import type { RelaySet } from '../tor/relay-set.js';
 import type { TorSupervisor } from '../tor/supervisor.js';
@@ -40,7 +40,9 @@ export function assistPhase(deps: {
   log: Logger;
 }): Phase<ConnectionAssist> {
   const { box, network, testNetwork } = deps;
-  const endpoint = testNetwork?.moat ?? MOAT_ENDPOINT;
+  // a private test network's own Moat, or none (its tor cannot reach Tor Browser's): then the try-list
+  // says Moat is not available here and starts with the built-in lines
+  const endpoint = testNetwork ? testNetwork.moat : MOAT_ENDPOINT;
   // this box's built-in lines: the test network's when it names some, else the ones refreshed over tor,
   // else the release's
   const builtinLines = () => builtinLinesForAssist(testNetwork?.builtinBridges, deps.refreshed.current());
@@ -50,7 +52,7 @@ export function assistPhase(deps: {
     (transport === 'obfs4' ? BUILTIN_BRIDGES.obfs4 : []);
   // stopping the phase ends a wait for Moat at once (and with it the firewall's window)
   let stopping = new AbortController();
-  const moat = async () =>
+  const askWith = async (endpoint: MoatEndpoint) =>
     moatParts(
       await askMoat(assistJob(endpoint), {
         jobFile: join(deps.stateDir, 'moat-job.json'),
@@ -73,8 +75,8 @@ export function assistPhase(deps: {
           link: assistLink(box, () => carrier(network.current().wanInterface)),
           lease: () => network.wanLeased(),
         },
-        builtins: () => assistBuiltins(builtinLines(), { moat: true }),
-        moat,
+        builtins: () => assistBuiltins(builtinLines(), { moat: endpoint !== undefined }),
+        ...(endpoint ? { moat: () => askWith(endpoint) } : {}),
         show: (view) => box.setAssist(view),
         log: deps.log.child({ component: 'assist' }),
       });

@@ -29,13 +29,16 @@ export function builtinPhase(deps: {
   return {
     name: 'builtin',
     start: async () => {
-      const endpoint = deps.testNetwork?.moat ?? MOAT_ENDPOINT;
+      // a private test network's own Moat, or none (its tor cannot reach Tor Browser's)
+      const endpoint = deps.testNetwork ? deps.testNetwork.moat : MOAT_ENDPOINT;
       const r = new BuiltinRefresher({
         file: join(deps.stateDir, BUILTIN_FILE),
-        fetch: moatBuiltinFetch(
-          endpoint,
-          torConnect({ socksPort: TOR_PORTS.socks, username: BUILTIN_SOCKS_USERNAME }),
-        ),
+        fetch: endpoint
+          ? moatBuiltinFetch(
+              endpoint,
+              torConnect({ socksPort: TOR_PORTS.socks, username: BUILTIN_SOCKS_USERNAME }),
+            )
+          : null,
         routing: () => deps.box.status().state === 'routing',
         ...(deps.now ? { now: deps.now } : {}),
         changed: (line) => deps.box.record(line),

@@ -33,8 +33,11 @@ const MAX_SLEEP_MS = 60 * 60_000;
 export interface BuiltinRefresherDeps {
   /** The stored file (<state dir>/builtin-bridges.json). */
   file: string;
-  /** One GET of Moat's builtin answer through tor: its text. */
-  fetch: () => Promise<string>;
+  /**
+   * One GET of Moat's builtin answer through tor: its text. null: there is no Moat to ask (a private test
+   * network that names none): the stored or the release's lines are used and nothing is fetched.
+   */
+  fetch: (() => Promise<string>) | null;
   /** tor routes (ready, the firewall routing). */
   routing: () => boolean;
   now?: () => Date;
@@ -98,6 +101,8 @@ export class BuiltinRefresher {
     this.#stopped = false;
     this.#stored = await this.#load();
     this.#d.statusChanged?.();
+    if (this.#d.fetch === null)
+      this.#d.log.info('built-in bridge lines: no Moat to ask in this network; they are not refreshed');
     this.poke();
   }
 
@@ -110,7 +115,7 @@ export class BuiltinRefresher {
 
   /** Looks at the schedule now (the box's state changed, or the timer woke): refreshes when due. */
   poke(): void {
-    if (this.#stopped || this.#busy) return;
+    if (this.#stopped || this.#busy || this.#d.fetch === null) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const now = this.#now();
@@ -147,6 +152,8 @@ export class BuiltinRefresher {
     const at = this.#now();
     this.#lastAttempt = at;
     try {
+      if (this.#d.fetch === null)
+        throw obxError('TOR_BUILTIN_REFRESH_FAILED', 'no Moat to ask in this network');
       const text = await this.#d.fetch();
       const { stored, dropped } = builtinFromAnswer(text, at);
       await atomicWriteFile(this.#d.file, serializeBuiltin(stored), 0o600);

@@ -84,6 +84,12 @@ t.test(
       60_000,
     );
     t.equal(seen.trim(), EXIT_ADDR);
+    // this test network names no Moat: neither the assist nor the refresh asks one (Tor Browser's is out
+    // of the private network's reach), and the refresh says why once
+    const daemonLog = readFileSync(join(dir, 'onionboxd.log'), 'utf8');
+    t.notMatch(daemonLog, /connection assist: Moat asked/, 'the assist did not ask a Moat');
+    t.match(daemonLog, /no Moat to ask in this network/);
+    t.notMatch(daemonLog, /built-in bridge lines: refresh failed/, 'no refresh tried');
 
     await world.stop();
     const tcp = parsePcap(readFileSync(world.captureFile ?? '')).filter(

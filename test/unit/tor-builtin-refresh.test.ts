@@ -206,6 +206,28 @@ t.test('the adapter: waits for routing, stores atomically, keeps the lines on fa
   await next.stop();
 });
 
+t.test('no Moat to ask (a test network without one): nothing fetched, the stored lines used', async (t) => {
+  const dir = tmpDir(t);
+  const file = join(dir, BUILTIN_FILE);
+  writeFileSync(file, serializeBuiltin(builtinFromAnswer(JSON.stringify({ obfs4: [OBFS4_B] }), T0).stored));
+  const logged: string[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void logged.push(s) });
+  const r = new BuiltinRefresher({ file, fetch: null, routing: () => true, log });
+  t.teardown(() => r.stop());
+  await r.start();
+  r.poke();
+  t.same(r.current()?.lines, { obfs4: [OBFS4_B] }, 'the stored lines are used');
+  t.equal(r.status().nextAt, null, 'no refresh planned');
+  t.equal(logged.filter((l) => /no Moat to ask/.test(l)).length, 1, 'said once, at start');
+  await r.refresh();
+  t.match(
+    r.status().lastError,
+    /OBX_ERR_TOR_BUILTIN_REFRESH_FAILED.*no Moat/,
+    'a refresh asked for says why',
+  );
+  t.same(parseStoredBuiltin(readFileSync(file, 'utf8')).lines, { obfs4: [OBFS4_B] }, 'the file unchanged');
+});
+
 t.test('the adapter: poke refreshes once routing; a corrupt file at start is ignored', async (t) => {
   const dir = tmpDir(t);
   const file = join(dir, BUILTIN_FILE);
