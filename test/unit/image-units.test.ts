@@ -19,6 +19,10 @@ const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
     caps: ['CAP_DAC_OVERRIDE', 'CAP_SYS_ADMIN', 'CAP_SYS_RESOURCE'],
     threshold: 30,
   },
+  'onionbox-relayout.service': {
+    caps: ['CAP_DAC_OVERRIDE', 'CAP_SYS_ADMIN'],
+    threshold: 30,
+  },
   'onionbox-selftest-early.service': {
     caps: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_NET_ADMIN'],
     threshold: 30,
