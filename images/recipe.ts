@@ -253,6 +253,15 @@ export const REMOVE_PATHS: readonly string[] = [
   'root/.cache',
   'tmp/*',
   'var/tmp/*',
+  // the Pi's boot firmware (21 MB): the build copies it to the FAT partition, the only place the Pi's
+  // boot ROM reads it; nothing on the box copies it again (a read-only slot never runs raspi-firmware's
+  // kernel hooks, and an update writes a slot, never the FAT), so the slot's copy was never read
+  'usr/lib/raspi-firmware/*',
+  // klibc's utilities (2.5 MB) exist for mkinitramfs; the initrd is built, a read-only slot never rebuilds it
+  'usr/lib/klibc/bin/*',
+  // corepack (3.5 MB) fetches package managers (yarn, pnpm); the box runs node, never a package manager
+  'usr/share/nodejs/corepack',
+  'usr/bin/corepack',
   // udev's hardware database (13 MB): names and quirks for keyboards, mice, sensors; a box needs none
   'usr/lib/udev/hwdb.bin',
   'usr/lib/udev/hwdb.d/*',
