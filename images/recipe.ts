@@ -25,8 +25,8 @@ export const DATA_LABEL = 'ONIONDATA';
  */
 export const BOOT_PARTITION_MB = 64;
 export const SLOT_MB = 1024;
-export const SLOT_HEADROOM_MB = 16;
-export const SLOT_HEADROOM_PERCENT = 5;
+export const SLOT_HEADROOM_MB = 8;
+export const SLOT_HEADROOM_PERCENT = 2;
 export const DATA_IMAGE_MB = 32;
 /** The MBR's disk identifier, the same on every box: RAUC names the slots /dev/disk/by-partuuid/6f6e6962-0N. */
 export const DISK_ID = '0x6f6e6962';
@@ -262,6 +262,8 @@ export const REMOVE_PATHS: readonly string[] = [
   // corepack (3.5 MB) fetches package managers (yarn, pnpm); the box runs node, never a package manager
   'usr/share/nodejs/corepack',
   'usr/bin/corepack',
+  // TypeScript's declarations of Debian's node modules (2 MB): node never reads a .d.ts
+  'usr/share/nodejs/@types',
   // udev's hardware database (13 MB): names and quirks for keyboards, mice, sensors; a box needs none
   'usr/lib/udev/hwdb.bin',
   'usr/lib/udev/hwdb.d/*',
