@@ -150,7 +150,13 @@ export function renderFstab(o: Pick<BootOptions, 'rootLabel' | 'bootLabel'>): st
   return [
     '# Onionbox file systems. The root (slot A or B) is mounted read-only from the kernel command line.',
     '# <file system>        <mount point>                            <type> <options>                                        <dump> <pass>',
-    row(`LABEL=${o.bootLabel}`, '/boot/firmware', 'vfat', `rw,noatime,nosuid,nodev,noexec,umask=0077,${wait}`, 2),
+    row(
+      `LABEL=${o.bootLabel}`,
+      '/boot/firmware',
+      'vfat',
+      `rw,noatime,nosuid,nodev,noexec,umask=0077,${wait}`,
+      2,
+    ),
     row(`LABEL=${DATA_LABEL}`, '/data', 'ext4', `rw,noatime,nosuid,nodev,noexec,${wait}`, 2),
     ...DATA_BINDS.map((b) =>
       row(`/data/${b.dir}`, `/${b.mountPoint}`, 'none', 'bind,x-systemd.requires-mounts-for=/data', 0),

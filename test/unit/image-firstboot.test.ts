@@ -56,7 +56,7 @@ function layout(...args: string[]): { out: string; status: number | null; err: s
 
 const MiB = 2048; // sectors
 const SLOT = SLOT_MB * MiB;
-// the flashed image: FAT at 4 MiB (64 MiB), slot A after it sized to its file system, data 32 MiB after A
+// the flashed image: FAT at 4 MiB (64 MiB), slot A after it sized to its file system, data after A
 const astart = 68 * MiB;
 const a = 452 * MiB;
 const dstart = astart + a;
@@ -77,18 +77,31 @@ t.test('slot A grows to a whole slot, data follows it, slot B ends the card', as
   t.equal((dnew ?? 0) + (dnewSize ?? 0), bstart, 'data ends where B begins');
 });
 
-t.test('a card too small for both slots and 256 MiB of data keeps the flashed layout and says why', async (t) => {
-  // exactly the flashed image: no room at all
-  t.match(layout(String(dstart + dsize), String(astart), String(a), String(dstart), String(dsize)).out, /^none /);
-  // room for two slots but not for 256 MiB of data
-  t.match(
-    layout(String(astart + 2 * SLOT + 100 * MiB), String(astart), String(a), String(dstart), String(dsize)).out,
-    /^none .*256 MiB/,
-  );
-  // just enough
-  const ok = layout(String(astart + 2 * SLOT + 256 * MiB + 8192), String(astart), String(a), String(dstart), String(dsize));
-  t.match(ok.out, /^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$/);
-});
+t.test(
+  'a card too small for both slots and 256 MiB of data keeps the flashed layout and says why',
+  async (t) => {
+    // exactly the flashed image: no room at all
+    t.match(
+      layout(String(dstart + dsize), String(astart), String(a), String(dstart), String(dsize)).out,
+      /^none /,
+    );
+    // room for two slots but not for 256 MiB of data
+    t.match(
+      layout(String(astart + 2 * SLOT + 100 * MiB), String(astart), String(a), String(dstart), String(dsize))
+        .out,
+      /^none .*256 MiB/,
+    );
+    // just enough
+    const ok = layout(
+      String(astart + 2 * SLOT + 256 * MiB + 8192),
+      String(astart),
+      String(a),
+      String(dstart),
+      String(dsize),
+    );
+    t.match(ok.out, /^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$/);
+  },
+);
 
 t.test('a layout the copy could damage is refused', async (t) => {
   const disk = 31116288;
@@ -98,8 +111,20 @@ t.test('a layout the copy could damage is refused', async (t) => {
     layout(String(disk), String(astart), String(big), String(astart + big), String(dsize)).out,
     /^none .*overlaps/,
   );
-  t.match(layout(String(disk), String(astart), String(SLOT + 4 * MiB), String(astart + SLOT + 4 * MiB), String(dsize)).out, /^none .*larger than a slot/);
-  t.match(layout(String(disk), String(astart), String(a), String(astart), String(dsize)).out, /^none .*not after slot A/);
+  t.match(
+    layout(
+      String(disk),
+      String(astart),
+      String(SLOT + 4 * MiB),
+      String(astart + SLOT + 4 * MiB),
+      String(dsize),
+    ).out,
+    /^none .*larger than a slot/,
+  );
+  t.match(
+    layout(String(disk), String(astart), String(a), String(astart), String(dsize)).out,
+    /^none .*not after slot A/,
+  );
   // an image laid out the old way (slot A a whole slot already): data stays, only B and the grow
   const old = layout(String(disk), String(astart), String(SLOT), String(astart + SLOT), String(dsize));
   t.equal(old.out.split(' ')[1], String(astart + SLOT));
