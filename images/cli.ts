@@ -81,6 +81,8 @@ const lists: Record<string, readonly string[]> = {
   layout: [
     `BOOT_SIZE_MB ${recipe.BOOT_PARTITION_MB}`,
     `SLOT_MB ${recipe.SLOT_MB}`,
+    `SLOT_HEADROOM_MB ${recipe.SLOT_HEADROOM_MB}`,
+    `SLOT_HEADROOM_PERCENT ${recipe.SLOT_HEADROOM_PERCENT}`,
     `DATA_IMAGE_MB ${recipe.DATA_IMAGE_MB}`,
     `DISK_ID ${recipe.DISK_ID}`,
     `ROOT_LABEL ${recipe.ROOT_LABEL}`,

@@ -17,10 +17,16 @@ export const DATA_LABEL = 'ONIONDATA';
 /**
  * The A/B layout on the SD card (MBR, FAT first for the Pi's firmware): 1 FAT (firmware, U-Boot, boot.scr,
  * onionbox.env), 2 slot A, 3 slot B (made at first boot at the card's end), 4 data (in the image right after
- * slot A, grown at first boot). A slot's size is fixed: an update writes a whole slot into the other one.
+ * slot A, moved and grown at first boot). On the card a slot's partition is SLOT_MB: an update writes a
+ * release's whole slot image, as large as its file system, into the other one. In the flashed image slot A's
+ * partition is only as large as its file system (its files plus SLOT_HEADROOM_MB and SLOT_HEADROOM_PERCENT);
+ * the first boot grows that partition entry to SLOT_MB (images/system/onionbox-firstboot, whose SLOT must
+ * equal SLOT_MB).
  */
 export const BOOT_PARTITION_MB = 64;
 export const SLOT_MB = 1024;
+export const SLOT_HEADROOM_MB = 8;
+export const SLOT_HEADROOM_PERCENT = 2;
 export const DATA_IMAGE_MB = 32;
 /** The MBR's disk identifier, the same on every box: RAUC names the slots /dev/disk/by-partuuid/6f6e6962-0N. */
 export const DISK_ID = '0x6f6e6962';
@@ -146,6 +152,8 @@ export const ENABLED_BY_IMAGE: readonly string[] = [
   'onionbox-moat.path',
   // WantedBy=onionboxd.service: starts after onionboxd has written the torrc
   'onionbox-tor.service',
+  // the first boot's two steps: the table before /data is mounted, the data file system's grow after
+  'onionbox-relayout.service',
   'onionbox-firstboot.service',
   'onionbox-mark-good.path',
   // the restart after an installed update, asked for by onionboxd through /run/onionbox (no polkitd)
@@ -245,6 +253,17 @@ export const REMOVE_PATHS: readonly string[] = [
   'root/.cache',
   'tmp/*',
   'var/tmp/*',
+  // the Pi's boot firmware (21 MB): the build copies it to the FAT partition, the only place the Pi's
+  // boot ROM reads it; nothing on the box copies it again (a read-only slot never runs raspi-firmware's
+  // kernel hooks, and an update writes a slot, never the FAT), so the slot's copy was never read
+  'usr/lib/raspi-firmware/*',
+  // klibc's utilities (2.5 MB) exist for mkinitramfs; the initrd is built, a read-only slot never rebuilds it
+  'usr/lib/klibc/bin/*',
+  // corepack (3.5 MB) fetches package managers (yarn, pnpm); the box runs node, never a package manager
+  'usr/share/nodejs/corepack',
+  'usr/bin/corepack',
+  // TypeScript's declarations of Debian's node modules (2 MB): node never reads a .d.ts
+  'usr/share/nodejs/@types',
   // udev's hardware database (13 MB): names and quirks for keyboards, mice, sensors; a box needs none
   'usr/lib/udev/hwdb.bin',
   'usr/lib/udev/hwdb.d/*',

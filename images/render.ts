@@ -129,6 +129,9 @@ export function renderCmdlineTxt(o: BootOptions): string {
   return `${cmdlineArgs(o).join(' ')}\n`;
 }
 
+/** How long systemd waits for the FAT and data partitions to appear (fstab x-systemd.device-timeout=). */
+export const DEVICE_TIMEOUT_S = 300;
+
 /**
  * /etc/fstab. No line for the root: U-Boot's script names the slot (root=PARTUUID=...) and mounts it `ro`,
  * and nothing remounts it writable. The FAT partition (U-Boot's slot states, written by RAUC through
@@ -139,13 +142,22 @@ export function renderFstab(o: Pick<BootOptions, 'rootLabel' | 'bootLabel'>): st
   check(o.rootLabel, LABEL, 'root label');
   check(o.bootLabel, LABEL, 'boot label');
   check(DATA_LABEL, LABEL, 'data label');
+  // systemd waits 90 s for a device by default; a first boot under heavy load (emulated, or a slow card
+  // while the first boot moves the data partition) once took longer and fell into emergency mode
+  const wait = `x-systemd.device-timeout=${DEVICE_TIMEOUT_S}s`;
   const row = (what: string, where: string, type: string, opts: string, pass: number) =>
     `${what.padEnd(23)} ${where.padEnd(40)} ${type.padEnd(6)} ${opts.padEnd(48)} 0 ${pass}`;
   return [
     '# Onionbox file systems. The root (slot A or B) is mounted read-only from the kernel command line.',
     '# <file system>        <mount point>                            <type> <options>                                        <dump> <pass>',
-    row(`LABEL=${o.bootLabel}`, '/boot/firmware', 'vfat', 'rw,noatime,nosuid,nodev,noexec,umask=0077', 2),
-    row(`LABEL=${DATA_LABEL}`, '/data', 'ext4', 'rw,noatime,nosuid,nodev,noexec', 2),
+    row(
+      `LABEL=${o.bootLabel}`,
+      '/boot/firmware',
+      'vfat',
+      `rw,noatime,nosuid,nodev,noexec,umask=0077,${wait}`,
+      2,
+    ),
+    row(`LABEL=${DATA_LABEL}`, '/data', 'ext4', `rw,noatime,nosuid,nodev,noexec,${wait}`, 2),
     ...DATA_BINDS.map((b) =>
       row(`/data/${b.dir}`, `/${b.mountPoint}`, 'none', 'bind,x-systemd.requires-mounts-for=/data', 0),
     ),

@@ -36,12 +36,16 @@ else
 	setenv obx_console "console=tty0 console=ttyS1,115200"
 	setenv obx_board_args ""
 fi
-# our own load addresses, the same layout on both boards (the kernel image is about 40 MB, the initrd
-# under 64 MB; a Zero 2 W has 512 MB, U-Boot sits at its top)
+# our own load addresses, the same layout on both boards (the kernel image is about 40 MB unpacked, the
+# initrd under 64 MB; a Zero 2 W has 512 MB, U-Boot sits at its top). A slot's /boot/vmlinuz is
+# gzip-compressed (about 13 MB instead of 38): booti unpacks it into the scratch area at
+# kernel_comp_addr_r (after the initrd's 64 MB) and moves it to where it was loaded; an uncompressed one
+# (a slot written by an older release) boots as it is.
 setexpr obx_env_addr ${obx_ram} + 0x03000000
 setexpr obx_fdt_addr ${obx_ram} + 0x03800000
 setexpr obx_kernel_addr ${obx_ram} + 0x04000000
 setexpr obx_initrd_addr ${obx_ram} + 0x08000000
+setexpr kernel_comp_addr_r ${obx_ram} + 0x0C000000
 
 setenv obx_save 'env export -c -s ${obx_envsize} ${obx_env_addr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT && fatwrite ${devtype} ${devnum}:1 ${obx_env_addr} ${obx_envfile} ${obx_envsize}'
 
@@ -103,7 +107,7 @@ fi
 
 setenv obx_partuuid
 part uuid ${devtype} ${devnum}:${obx_part} obx_partuuid
-if test -n "${obx_partuuid}" && ext4load ${devtype} ${devnum}:${obx_part} ${obx_kernel_addr} /boot/vmlinuz && ext4load ${devtype} ${devnum}:${obx_part} ${obx_initrd_addr} /boot/initrd.img; then
+if test -n "${obx_partuuid}" && ext4load ${devtype} ${devnum}:${obx_part} ${obx_kernel_addr} /boot/vmlinuz && setenv kernel_comp_size ${filesize} && ext4load ${devtype} ${devnum}:${obx_part} ${obx_initrd_addr} /boot/initrd.img; then
 	setenv obx_initrd_size ${filesize}
 	# the slot's own device tree for this board (U-Boot's rpi code names it in fdtfile); else the one
 	# the firmware (Pi) or QEMU handed to U-Boot

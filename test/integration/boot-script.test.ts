@@ -19,6 +19,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import t from 'tap';
 
 const exec = promisify(execFile);
@@ -42,7 +43,8 @@ function psciImage(fn: 'reset' | 'off'): Buffer {
   return b;
 }
 
-type Slot = 'reset' | 'off' | 'missing';
+/** 'gzip-off': the powering-off Image gzip-compressed, as the image ships /boot/vmlinuz. */
+type Slot = 'reset' | 'off' | 'gzip-off' | 'missing';
 const MiB = 2048;
 
 async function disk(dir: string, slots: { A: Slot; B: Slot }, env: string | 'torn'): Promise<string> {
@@ -89,7 +91,11 @@ async function disk(dir: string, slots: { A: Slot; B: Slot }, env: string | 'tor
     const root = join(dir, `slot${name}`);
     await mkdir(join(root, 'boot'), { recursive: true });
     if (slots[name] !== 'missing') {
-      await writeFile(join(root, 'boot/vmlinuz'), psciImage(slots[name] as 'reset' | 'off'));
+      const slot = slots[name];
+      await writeFile(
+        join(root, 'boot/vmlinuz'),
+        slot === 'gzip-off' ? gzipSync(psciImage('off')) : psciImage(slot === 'reset' ? 'reset' : 'off'),
+      );
       await writeFile(join(root, 'boot/initrd.img'), Buffer.alloc(512, 1));
     }
     await exec('mke2fs', ['-q', '-t', 'ext4', '-d', root, join(dir, `slot${name}.ext4`), '8M']);
@@ -236,6 +242,14 @@ t.test('real U-Boot runs the image boot script', { timeout: 1_800_000 }, async (
       r.lines.join('\n'),
     );
     t.same(choices(r.lines), ['B2']);
+  });
+
+  await t.test("a gzip-compressed kernel is unpacked by U-Boot's booti and boots", async (t) => {
+    const img = await disk(join(base, 'gzip'), { A: 'gzip-off', B: 'reset' }, flashed);
+    const r = await boot(img);
+    t.same(choices(r.lines), ['A2'], r.lines.join('\n'));
+    t.ok(r.off, 'slot A ran from its compressed Image (it powered the machine off)');
+    t.notOk(r.lines.some((l) => /could not be loaded or booted/.test(l)));
   });
 
   await t.test('a torn onionbox.env gives the defaults: A first, three tries each', async (t) => {

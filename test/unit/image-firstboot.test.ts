@@ -1,10 +1,13 @@
 /**
  * The first-boot script's pure parts: which disk and partition number a device is, for the device names a
  * Pi (SD card, USB disk) and the emulator (virtio) give it, and where slot B and the grown data partition
- * go on a card of a given size. Runs the script itself.
+ * go on a card of a given size: slot A's entry grown to a whole slot, the data partition moved after it
+ * (never onto itself), slot B at the end. Runs the script itself.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { SLOT_MB } from '../../images/recipe.js';
 
 const script = new URL('../../images/system/onionbox-firstboot', import.meta.url).pathname;
 
@@ -52,46 +55,96 @@ function layout(...args: string[]): { out: string; status: number | null; err: s
 }
 
 const MiB = 2048; // sectors
+const SLOT = SLOT_MB * MiB;
+// the flashed image: FAT at 4 MiB (64 MiB), slot A after it sized to its file system, data after A
+const astart = 68 * MiB;
+const a = 452 * MiB;
+const dstart = astart + a;
+const dsize = 32 * MiB;
 
-t.test('slot B at the end of the card, as large as A; data fills the space between', async (t) => {
-  // a 16 GB card (as sold: 15.9 GB), slot A 1024 MiB at 68 MiB, data 32 MiB after it
-  const disk = 31116288;
-  const a = 1024 * MiB;
-  const dstart = 68 * MiB + a;
-  const r = layout(String(disk), String(a), String(dstart), String(32 * MiB));
-  t.equal(r.status, 0);
-  const [bstart, bsize, dsize] = r.out.split(' ').map(Number);
-  t.equal(bsize, a, 'B is exactly as large as A');
+t.test('slot A grows to a whole slot, data follows it, slot B ends the card', async (t) => {
+  const disk = 31116288; // a 16 GB card as sold (15.9 GB)
+  const r = layout(String(disk), String(astart), String(a), String(dstart), String(dsize));
+  t.equal(r.status, 0, r.err);
+  const [anew, dnew, dnewSize, bstart, bsize] = r.out.split(' ').map(Number);
+  t.equal(anew, SLOT, "slot A's entry is a whole slot (images/recipe.ts SLOT_MB)");
+  t.equal(bsize, SLOT, 'B is a whole slot too');
+  t.equal(dnew, astart + SLOT, 'data starts where the grown slot A ends');
+  t.ok((dnew ?? 0) >= dstart + dsize, 'the copy never writes over the flashed data partition');
   t.equal((bstart ?? 0) % 8192, 0, 'B starts 4 MiB aligned');
-  t.ok((bstart ?? 0) + a <= disk, 'B ends on the card');
-  t.ok(disk - ((bstart ?? 0) + a) < 8192, 'less than 4 MiB wasted at the end');
-  t.equal((dstart ?? 0) + (dsize ?? 0), bstart, 'data ends where B begins');
+  t.ok((bstart ?? 0) + SLOT <= disk, 'B ends on the card');
+  t.ok(disk - ((bstart ?? 0) + SLOT) < 8192, 'less than 4 MiB wasted at the end');
+  t.equal((dnew ?? 0) + (dnewSize ?? 0), bstart, 'data ends where B begins');
 });
 
-t.test('a card too small for B keeps A alone and says why', async (t) => {
-  const a = 1024 * MiB;
-  const dstart = 68 * MiB + a;
-  // exactly the flashed image: no room at all
-  t.match(layout(String(dstart + 32 * MiB), String(a), String(dstart), String(32 * MiB)).out, /^none /);
-  // room for B but not for 256 MiB of data
+t.test(
+  'a card too small for both slots and 256 MiB of data keeps the flashed layout and says why',
+  async (t) => {
+    // exactly the flashed image: no room at all
+    t.match(
+      layout(String(dstart + dsize), String(astart), String(a), String(dstart), String(dsize)).out,
+      /^none /,
+    );
+    // room for two slots but not for 256 MiB of data
+    t.match(
+      layout(String(astart + 2 * SLOT + 100 * MiB), String(astart), String(a), String(dstart), String(dsize))
+        .out,
+      /^none .*256 MiB/,
+    );
+    // just enough
+    const ok = layout(
+      String(astart + 2 * SLOT + 256 * MiB + 8192),
+      String(astart),
+      String(a),
+      String(dstart),
+      String(dsize),
+    );
+    t.match(ok.out, /^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$/);
+  },
+);
+
+t.test('a layout the copy could damage is refused', async (t) => {
+  const disk = 31116288;
+  // a slot A so large that the data partition after it reaches into its place after a whole slot
+  const big = SLOT - 16 * MiB;
   t.match(
-    layout(String(dstart + a + 100 * MiB), String(a), String(dstart), String(32 * MiB)).out,
-    /^none .*256 MiB/,
+    layout(String(disk), String(astart), String(big), String(astart + big), String(dsize)).out,
+    /^none .*overlaps/,
   );
-  // just enough
-  const ok = layout(String(dstart + a + 256 * MiB + 8192), String(a), String(dstart), String(32 * MiB));
-  t.match(ok.out, /^[0-9]+ [0-9]+ [0-9]+$/);
+  t.match(
+    layout(
+      String(disk),
+      String(astart),
+      String(SLOT + 4 * MiB),
+      String(astart + SLOT + 4 * MiB),
+      String(dsize),
+    ).out,
+    /^none .*larger than a slot/,
+  );
+  t.match(
+    layout(String(disk), String(astart), String(a), String(astart), String(dsize)).out,
+    /^none .*not after slot A/,
+  );
+  // an image laid out the old way (slot A a whole slot already): data stays, only B and the grow
+  const old = layout(String(disk), String(astart), String(SLOT), String(astart + SLOT), String(dsize));
+  t.equal(old.out.split(' ')[1], String(astart + SLOT));
 });
 
 t.test('numbers only', async (t) => {
   for (const bad of [
-    ['', '1', '2', '3'],
-    ['1; reboot', '1', '2', '3'],
-    ['-5', '1', '2', '3'],
-    ['1', '2', '3', '0x10'],
+    ['', '1', '2', '3', '4'],
+    ['1; reboot', '1', '2', '3', '4'],
+    ['-5', '1', '2', '3', '4'],
+    ['1', '2', '3', '4', '0x10'],
+    ['1', '2', '3', '4'],
   ]) {
     const r = layout(...bad);
     t.equal(r.status, 1, JSON.stringify(bad));
     t.match(r.err, /is not a sector count/);
   }
+});
+
+t.test("the script's slot size is the recipe's", async (t) => {
+  const text = readFileSync(script, 'utf8');
+  t.match(text, new RegExp(`^SLOT=\\$\\(\\(${SLOT_MB} \\* 2048\\)\\)`, 'm'));
 });

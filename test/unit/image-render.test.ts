@@ -123,6 +123,8 @@ t.test(
     t.match(lines[1]?.[3] ?? '', /nosuid/);
     t.match(lines[1]?.[3] ?? '', /nodev/);
     t.match(lines[1]?.[3] ?? '', /noexec/);
+    // both partitions are waited for longer than systemd's 90 s default (a slow first boot)
+    for (const l of [lines[0], lines[1]]) t.match(l?.[3] ?? '', /(^|,)x-systemd\.device-timeout=300s(,|$)/);
     const binds = lines.filter((f) => f[2] === 'none');
     t.same(
       binds.map((f) => [f[0], f[1]]),

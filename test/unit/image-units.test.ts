@@ -14,10 +14,16 @@ import { ENABLED_BY_IMAGE } from '../../images/recipe.js';
 import { parseUnit, parseUnitLines } from '../../scripts/sim/unit-file.js';
 
 const dir = new URL('../../images/system/', import.meta.url).pathname;
-const ROOT_UNITS: Record<string, { caps: string[]; threshold: number }> = {
+const ROOT_UNITS: Record<string, { caps: string[]; threshold: number; noPrivateTmp?: string }> = {
   'onionbox-firstboot.service': {
     caps: ['CAP_DAC_OVERRIDE', 'CAP_SYS_ADMIN', 'CAP_SYS_RESOURCE'],
     threshold: 30,
+  },
+  'onionbox-relayout.service': {
+    caps: ['CAP_DAC_OVERRIDE', 'CAP_SYS_ADMIN'],
+    threshold: 30,
+    // it runs before local-fs-pre.target; PrivateTmp= orders a unit after /var/tmp's mount (a cycle)
+    noPrivateTmp: 'before the mounts',
   },
   'onionbox-selftest-early.service': {
     caps: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_NET_ADMIN'],
@@ -49,7 +55,10 @@ for (const [unit, want] of Object.entries(ROOT_UNITS)) {
     const svc = parseUnit(readFileSync(`${dir}${unit}`, 'utf8')).Service ?? {};
     t.same(svc.NoNewPrivileges, ['yes']);
     t.same(svc.ProtectSystem, ['strict']);
-    t.same(svc.PrivateTmp, ['yes']);
+    if (want.noPrivateTmp) {
+      t.notOk(svc.PrivateTmp, `no PrivateTmp= (${want.noPrivateTmp})`);
+      t.same(svc.ProtectSystem, ['strict'], 'so /tmp and /var/tmp are read-only to it');
+    } else t.same(svc.PrivateTmp, ['yes']);
     t.same(svc.ProtectHome, ['yes']);
     t.same([...(svc.CapabilityBoundingSet ?? [])].sort(), want.caps, 'only the capabilities it uses');
     t.notOk(svc.User, 'root (its job needs it) but with the bounding set above');
