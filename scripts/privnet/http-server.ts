@@ -16,16 +16,9 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
+import { requiredArg } from './args.js';
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
-  if (v === undefined) {
-    process.stderr.write(`http-server: --${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const arg = (name: string): string => requiredArg('http-server', name);
 
 const host = arg('host');
 const port = Number(arg('port'));

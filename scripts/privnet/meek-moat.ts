@@ -26,17 +26,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { requiredArg } from './args.js';
 import { MeekServer } from './meek-server.js';
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
-  if (v === undefined) {
-    process.stderr.write(`meek-moat: --${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const arg = (name: string): string => requiredArg('meek-moat', name);
 
 const answers = JSON.parse(readFileSync(arg('answers'), 'utf8')) as Record<string, unknown>;
 

@@ -19,6 +19,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { requiredArg } from './args.js';
 import {
   clientAnswer,
   clientError,
@@ -37,15 +38,7 @@ import {
   wsFrame,
 } from './snowflake-protocol.js';
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
-  if (v === undefined) {
-    process.stderr.write(`snowflake-broker: --${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const arg = (name: string): string => requiredArg('snowflake-broker', name);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const relayURL = arg('relay-url');

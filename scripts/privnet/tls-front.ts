@@ -10,16 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createServer } from 'node:tls';
+import { requiredArg } from './args.js';
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
-  if (v === undefined) {
-    process.stderr.write(`tls-front: --${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const arg = (name: string): string => requiredArg('tls-front', name);
 
 const backend = /^([0-9.]{7,15}):([0-9]{1,5})$/.exec(arg('backend'));
 if (!backend?.[1] || !backend[2]) {

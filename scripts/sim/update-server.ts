@@ -6,17 +6,10 @@
  *   node update-server.ts --host ADDR --port PORT --dir DIR
  */
 import { createServer } from 'node:http';
+import { requiredArg } from '../privnet/args.js';
 import { serveReleaseFile } from './release-handler.js';
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
-  if (v === undefined) {
-    process.stderr.write(`update-server: --${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const arg = (name: string): string => requiredArg('update-server', name);
 
 const dir = arg('dir');
 const server = createServer((req, res) => {
